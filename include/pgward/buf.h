@@ -1,0 +1,47 @@
+/* A byte buffer for one direction of a session, in the manner of pgbouncer's sbuf:
+ * bytes are read in at `end`, scanned message by message, and written out as one range.
+ *   [start, scan)  decided: to be written to the other side as it is
+ *   [scan, end)    read but not yet decided
+ * Rare paths (a denied message, an injected error) cut or insert bytes in place, so the
+ * common path never copies a message. */
+#ifndef PGWARD_BUF_H
+#define PGWARD_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pw_buf {
+	uint8_t *data;
+	size_t cap, start, scan, end;
+	size_t base_cap; /* capacity to shrink back to after a large message */
+};
+
+int pw_buf_init(struct pw_buf *b, size_t cap);
+void pw_buf_free(struct pw_buf *b);
+static inline size_t pw_buf_pending(const struct pw_buf *b)
+{
+	return b->scan - b->start;
+}
+static inline size_t pw_buf_unscanned(const struct pw_buf *b)
+{
+	return b->end - b->scan;
+}
+static inline size_t pw_buf_space(const struct pw_buf *b)
+{
+	return b->cap - b->end;
+}
+/* Move the live bytes [start, end) to the front. */
+void pw_buf_compact(struct pw_buf *b);
+/* Make room so that `need` bytes starting at scan fit in the buffer (compacting, then
+ * growing). Returns 0 or -1 on allocation failure. */
+int pw_buf_reserve_at_scan(struct pw_buf *b, size_t need);
+/* Remove n unscanned bytes at scan. */
+void pw_buf_cut(struct pw_buf *b, size_t n);
+/* Insert bytes at scan and mark them decided (scan advances past them). */
+int pw_buf_insert(struct pw_buf *b, const void *p, size_t n);
+/* Append bytes at end (used while a session is in its start-up phases). */
+int pw_buf_append(struct pw_buf *b, const void *p, size_t n);
+/* Called when everything written: reset offsets, shrink an oversized buffer back. */
+void pw_buf_settle(struct pw_buf *b);
+
+#endif

@@ -1,0 +1,23 @@
+/* Cancel keys. Clients get the upstream's real process ID (pg_backend_pid() and the
+ * isolation tester depend on it) but a secret key of pgwardd's own; a CancelRequest that
+ * arrives on any worker is mapped back to the upstream and its real key here. */
+#ifndef PGWARD_CANCEL_H
+#define PGWARD_CANCEL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct pw_cancel_target {
+	struct sockaddr_storage addr; /* upstream address (AF_INET, AF_INET6 or AF_UNIX) */
+	socklen_t addrlen;
+	uint32_t pid;
+	uint32_t real_key;
+};
+
+/* Register a session's upstream key; returns the key to give the client. */
+uint32_t pw_cancel_register(const struct pw_cancel_target *t);
+void pw_cancel_unregister(uint32_t pid, uint32_t our_key);
+/* Look up; returns 0 and fills *t, or -1 when unknown. */
+int pw_cancel_lookup(uint32_t pid, uint32_t our_key, struct pw_cancel_target *t);
+
+#endif

@@ -1,0 +1,106 @@
+/* pgwardd's configuration: one JSON file (jansson), loaded whole and immutable once built.
+ * A reload builds a new struct pw_config and swaps it in; sessions keep a reference to the
+ * one they started with (pw_config_ref/unref), so nothing is ever mutated under a reader. */
+#ifndef PGWARD_CONFIG_H
+#define PGWARD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <limits.h>
+
+#include "pgward/auth.h"
+#include "pgward/log.h"
+
+#define PW_NAME_MAX 64	/* PostgreSQL's NAMEDATALEN */
+#define PW_HOST_MAX 256
+
+enum pw_sslmode {
+	PW_SSL_DISABLE,
+	PW_SSL_PREFER,
+	PW_SSL_REQUIRE,
+	PW_SSL_VERIFY_CA,
+	PW_SSL_VERIFY_FULL,
+};
+
+struct pw_listen {
+	bool is_unix;
+	char host[PW_HOST_MAX]; /* TCP: numeric address or name ("127.0.0.1", "::1", "*") */
+	int port;
+	char unix_path[108];	/* unix: the socket file's path */
+	int unix_mode;		/* unix: permission bits, default 0777 as PostgreSQL */
+};
+
+struct pw_upstream {
+	char name[PW_NAME_MAX];
+	char host[PW_HOST_MAX];	   /* TCP host (empty when unix_dir is set) */
+	int port;		   /* default 5432 */
+	char unix_dir[PATH_MAX];   /* socket directory: connects to <dir>/.s.PGSQL.<port> */
+	char database[PW_NAME_MAX]; /* empty: use the client's database */
+	char user[PW_NAME_MAX];
+	char password[1024];	   /* read from password_file at load time (trailing \n cut) */
+	bool has_password;
+	enum pw_sslmode sslmode;   /* default prefer */
+	char ca_file[PATH_MAX];	   /* needed for verify-ca / verify-full */
+	bool allow_cleartext;	   /* cleartext password without TLS; default false */
+	int connect_timeout_ms;	   /* default 10000 */
+};
+
+enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD };
+
+struct pw_identity {
+	char name[PW_NAME_MAX];
+	/* fnmatch(3) globs on the startup packet; empty string means "any". */
+	char match_user[PW_NAME_MAX];
+	char match_database[PW_NAME_MAX];
+	char match_application_name[PW_NAME_MAX];
+	enum pw_client_auth auth;
+	struct pw_scram_verifier verifier; /* when auth == PASSWORD */
+	int upstream;			   /* index into pw_config.upstreams */
+};
+
+struct pw_config {
+	char path[PATH_MAX];
+	int workers;			/* default: number of online CPUs */
+	enum pw_log_level log_level;	/* default info */
+	int shutdown_grace_ms;		/* default 30000 */
+	char control_socket[108];	/* optional; empty = none */
+
+	struct pw_listen *listen;
+	int n_listen;
+
+	bool tls_enabled;		/* tls.cert and tls.key given */
+	char tls_cert[PATH_MAX];
+	char tls_key[PATH_MAX];
+
+	struct pw_upstream *upstreams;
+	int n_upstreams;
+
+	struct pw_identity *identities;
+	int n_identities;
+
+	/* limits */
+	size_t max_message_bytes;   /* default 1 GiB: any protocol message, either side */
+	size_t max_statement_bytes; /* default 1 MiB: Query/Parse text held for inspection */
+	size_t max_bind_bytes;	    /* default 64 MiB: Bind held for inspection */
+	size_t max_startup_bytes;   /* default 10000 (PostgreSQL's MAX_STARTUP_PACKET_LENGTH) */
+	int auth_timeout_ms;	    /* default 60000: client must finish startup+auth in this */
+
+	int refcount; /* atomic; see pw_config_ref */
+};
+
+/* Load and validate. On error returns -1 and writes "FILE: JSON.PATH: what was expected"
+ * into err; nothing is allocated then. The result has refcount 1. */
+int pw_config_load(const char *path, struct pw_config **out, char *err, size_t errlen);
+/* Same, from a string (path is used only in messages). */
+int pw_config_load_string(const char *text, const char *path, struct pw_config **out, char *err,
+			  size_t errlen);
+struct pw_config *pw_config_ref(struct pw_config *c);
+void pw_config_unref(struct pw_config *c);
+
+/* First identity whose globs all match, or NULL. app may be NULL (treated as ""). */
+const struct pw_identity *pw_config_match(const struct pw_config *c, const char *user,
+					  const char *database, const char *app);
+
+const char *pw_sslmode_name(enum pw_sslmode m);
+
+#endif

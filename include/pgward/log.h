@@ -1,0 +1,23 @@
+/* One line per event on stderr, with a level. Thread-safe: each line is one write(2). */
+#ifndef PGWARD_LOG_H
+#define PGWARD_LOG_H
+
+enum pw_log_level { PW_LOG_DEBUG, PW_LOG_INFO, PW_LOG_WARN, PW_LOG_ERROR };
+
+void pw_log_set_level(enum pw_log_level lvl);
+enum pw_log_level pw_log_get_level(void);
+/* "debug", "info", "warn", "error"; returns 0 or -1. */
+int pw_log_parse_level(const char *s, enum pw_log_level *out);
+const char *pw_log_level_name(enum pw_log_level lvl);
+void pw_log(enum pw_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define pw_debug(...)                                                                              \
+	do {                                                                                       \
+		if (pw_log_get_level() <= PW_LOG_DEBUG)                                            \
+			pw_log(PW_LOG_DEBUG, __VA_ARGS__);                                         \
+	} while (0)
+#define pw_info(...)  pw_log(PW_LOG_INFO, __VA_ARGS__)
+#define pw_warn(...)  pw_log(PW_LOG_WARN, __VA_ARGS__)
+#define pw_error(...) pw_log(PW_LOG_ERROR, __VA_ARGS__)
+
+#endif

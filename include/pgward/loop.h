@@ -1,0 +1,48 @@
+/* Worker threads: one epoll loop each (edge-triggered sockets, level-triggered listeners),
+ * SO_REUSEPORT TCP listeners of their own, a shared unix-socket listener (EPOLLEXCLUSIVE).
+ * A session lives on the worker that accepted it. */
+#ifndef PGWARD_LOOP_H
+#define PGWARD_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgward/config.h"
+
+struct pw_session;
+
+/* What an epoll event points at. */
+enum pw_ev_kind { PW_EV_LISTENER, PW_EV_WAKE, PW_EV_CLIENT, PW_EV_UPSTREAM };
+struct pw_ev {
+	enum pw_ev_kind kind;
+	int fd;
+	struct pw_session *s;
+};
+
+struct pw_worker {
+	int idx;
+	int epfd;
+	struct pw_ev wake; /* eventfd: shutdown and other nudges from the main thread */
+	struct pw_ev *listeners;
+	int n_listeners;
+	struct pw_session *sessions; /* doubly linked list of live sessions */
+	int n_sessions;
+	struct pw_session *dead;     /* closed during this epoll batch, freed after it */
+	bool stopping;
+	uint64_t stop_deadline_ms;
+	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
+	uint64_t accepted, cancels;
+};
+
+/* Start the workers (count from cfg), binding every listener. Returns 0 or -1 (logged). */
+int pw_loop_start(const struct pw_config *cfg);
+/* Ask every worker to stop accepting and drain within grace_ms. */
+void pw_loop_stop(int grace_ms);
+/* Wait for the workers to end and close the listeners. */
+void pw_loop_join(void);
+
+/* For sessions: register a socket with the worker's epoll (edge-triggered, in+out). */
+int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev);
+uint64_t pw_now_ms(void);
+
+#endif

@@ -1,0 +1,22 @@
+/* One client connection and its upstream: the protocol state machine and the pump. */
+#ifndef PGWARD_SESSION_H
+#define PGWARD_SESSION_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "pgward/loop.h"
+
+/* Take over an accepted client socket. */
+void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+/* An epoll event for one of the session's sockets. */
+void pw_session_event(struct pw_ev *ev, uint32_t events);
+/* Periodic check: start-up deadlines, graceful stop. */
+void pw_session_tick(struct pw_session *s);
+/* Close now (stop deadline passed), telling the client why. */
+void pw_session_terminate(struct pw_session *s, const char *why);
+/* Free sessions closed during the last epoll batch. */
+void pw_session_reap(struct pw_worker *w);
+struct pw_session *pw_session_next(struct pw_session *s);
+
+#endif

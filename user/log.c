@@ -1,0 +1,69 @@
+/* Logging: one line per event on stderr, written with a single write(2) so that lines from
+ * different threads never interleave. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgward/log.h"
+
+/* Set once at start-up and on reload; a torn read of an int is impossible, and a stale level
+ * for one line is harmless, so a plain volatile is enough here. */
+static volatile int log_level = PW_LOG_INFO;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void pw_log_set_level(enum pw_log_level lvl)
+{
+	log_level = lvl;
+}
+
+enum pw_log_level pw_log_get_level(void)
+{
+	return (enum pw_log_level)log_level;
+}
+
+const char *pw_log_level_name(enum pw_log_level lvl)
+{
+	return (unsigned)lvl < 4 ? level_names[lvl] : "?";
+}
+
+int pw_log_parse_level(const char *s, enum pw_log_level *out)
+{
+	for (int i = 0; i < 4; i++) {
+		if (strcmp(s, level_names[i]) == 0) {
+			*out = (enum pw_log_level)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void pw_log(enum pw_log_level lvl, const char *fmt, ...)
+{
+	if ((int)lvl < log_level)
+		return;
+	char line[2048];
+	struct timespec ts;
+	struct tm tm;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec, ts.tv_nsec / 1000000, pw_log_level_name(lvl));
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	/* one event, one line: control characters from peers cannot forge a new line */
+	for (size_t i = (size_t)n; i < len; i++)
+		if ((unsigned char)line[i] < 0x20)
+			line[i] = ' ';
+	line[len++] = '\n';
+	ssize_t w = write(STDERR_FILENO, line, len);
+	(void)w;
+}

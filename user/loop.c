@@ -1,0 +1,287 @@
+/* Worker threads and their epoll loops. See include/pgward/loop.h. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pgward/log.h"
+#include "pgward/loop.h"
+#include "pgward/session.h"
+
+#define MAX_EVENTS 256
+
+/* Owned by the main thread: set before the workers start, read-only while they run. */
+static struct pw_worker *workers;
+static pthread_t *threads;
+static int n_workers;
+static struct pw_ev *unix_listeners; /* shared by every worker (EPOLLEXCLUSIVE) */
+static int n_unix;
+static char (*unix_paths)[108];
+
+uint64_t pw_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev)
+{
+	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				.data.ptr = ev};
+	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev->fd, &e);
+}
+
+static int tcp_listener(const struct pw_listen *l)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
+			*res = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", l->port);
+	const char *host = strcmp(l->host, "*") == 0 ? NULL : l->host;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		pw_error("listen %s:%d: %s", l->host, l->port, gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* each worker binds its own socket: the kernel spreads connections, no shared accept */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+fail:
+	pw_error("listen %s:%d: %s", l->host, l->port, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return -1;
+}
+
+static int unix_listener(const struct pw_listen *l)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	snprintf(un.sun_path, sizeof(un.sun_path), "%s", l->unix_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	/* a stale socket file from a previous run: remove it only if nobody answers there */
+	struct stat sb;
+	if (lstat(un.sun_path, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&un, sizeof(un)) == 0) {
+			close(probe);
+			errno = EADDRINUSE;
+			goto fail;
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(un.sun_path);
+	}
+	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0)
+		goto fail;
+	chmod(un.sun_path, (mode_t)l->unix_mode);
+	if (listen(fd, 4096) < 0)
+		goto fail;
+	return fd;
+fail:
+	pw_error("listen %s: %s", l->unix_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static void accept_some(struct pw_worker *w, int lfd)
+{
+	for (int i = 0; i < 64 && !w->stopping; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				pw_warn("worker %d: accept: %s", w->idx, strerror(errno));
+			return;
+		}
+		w->accepted++;
+		pw_session_accept(w, fd, (struct sockaddr *)&ss, sl);
+	}
+}
+
+static void begin_stop(struct pw_worker *w, int grace_ms)
+{
+	uint64_t deadline = pw_now_ms() + (uint64_t)grace_ms;
+	if (w->stopping) {
+		/* a second stop request shortens the grace period */
+		if (deadline < w->stop_deadline_ms)
+			w->stop_deadline_ms = deadline;
+		return;
+	}
+	w->stopping = true;
+	w->stop_deadline_ms = deadline;
+	for (int i = 0; i < w->n_listeners; i++) {
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
+		close(w->listeners[i].fd);
+	}
+	w->n_listeners = 0;
+	for (int i = 0; i < n_unix; i++)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, unix_listeners[i].fd, NULL);
+	pw_info("worker %d: stopping, %d session(s) have %d ms to finish", w->idx, w->n_sessions,
+		grace_ms);
+}
+
+static int stop_grace_ms = 0; /* written by pw_loop_stop before the wake-up, read after */
+
+static void *worker_main(void *arg)
+{
+	struct pw_worker *w = arg;
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t next_tick = 0;
+	for (;;) {
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
+		w->now_ms = pw_now_ms();
+		for (int i = 0; i < n; i++) {
+			struct pw_ev *ev = evs[i].data.ptr;
+			switch (ev->kind) {
+			case PW_EV_LISTENER:
+				accept_some(w, ev->fd);
+				break;
+			case PW_EV_WAKE: {
+				uint64_t v;
+				if (read(ev->fd, &v, sizeof(v)) < 0)
+					break;
+				begin_stop(w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
+				break;
+			}
+			default:
+				pw_session_event(ev, evs[i].events);
+				break;
+			}
+		}
+		pw_session_reap(w);
+		if (w->now_ms >= next_tick || w->stopping) {
+			next_tick = w->now_ms + 1000;
+			for (struct pw_session *s = w->sessions, *nx; s; s = nx) {
+				nx = pw_session_next(s);
+				if (w->stopping && w->now_ms >= w->stop_deadline_ms)
+					pw_session_terminate(
+						s, "terminating connection due to administrator command");
+				else
+					pw_session_tick(s);
+			}
+			pw_session_reap(w);
+		}
+		if (w->stopping && w->n_sessions == 0)
+			break;
+	}
+	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests)", w->idx,
+		(unsigned long long)w->accepted, (unsigned long long)w->cancels);
+	close(w->epfd);
+	close(w->wake.fd);
+	return NULL;
+}
+
+int pw_loop_start(const struct pw_config *cfg)
+{
+	n_workers = cfg->workers;
+	workers = calloc((size_t)n_workers, sizeof(*workers));
+	threads = calloc((size_t)n_workers, sizeof(*threads));
+	unix_listeners = calloc((size_t)cfg->n_listen + 1, sizeof(*unix_listeners));
+	unix_paths = calloc((size_t)cfg->n_listen + 1, sizeof(*unix_paths));
+	if (!workers || !threads || !unix_listeners || !unix_paths)
+		return -1;
+	for (int i = 0; i < cfg->n_listen; i++) {
+		if (!cfg->listen[i].is_unix)
+			continue;
+		int fd = unix_listener(&cfg->listen[i]);
+		if (fd < 0)
+			return -1;
+		unix_listeners[n_unix] = (struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
+		snprintf(unix_paths[n_unix], sizeof(unix_paths[0]), "%s", cfg->listen[i].unix_path);
+		n_unix++;
+		pw_info("listening on %s", cfg->listen[i].unix_path);
+	}
+	for (int wi = 0; wi < n_workers; wi++) {
+		struct pw_worker *w = &workers[wi];
+		w->idx = wi;
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->wake = (struct pw_ev){.kind = PW_EV_WAKE, .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+		w->listeners = calloc((size_t)cfg->n_listen + 1, sizeof(*w->listeners));
+		if (w->epfd < 0 || w->wake.fd < 0 || !w->listeners)
+			return -1;
+		struct epoll_event e = {.events = EPOLLIN, .data.ptr = &w->wake};
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.fd, &e);
+		for (int i = 0; i < cfg->n_listen; i++) {
+			if (cfg->listen[i].is_unix)
+				continue;
+			int fd = tcp_listener(&cfg->listen[i]);
+			if (fd < 0)
+				return -1;
+			w->listeners[w->n_listeners] =
+				(struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
+			e = (struct epoll_event){.events = EPOLLIN,
+						 .data.ptr = &w->listeners[w->n_listeners]};
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+			w->n_listeners++;
+			if (wi == 0)
+				pw_info("listening on %s:%d", cfg->listen[i].host, cfg->listen[i].port);
+		}
+		for (int i = 0; i < n_unix; i++) {
+			/* one shared socket: wake one worker per connection, not all of them */
+			e = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE,
+						 .data.ptr = &unix_listeners[i]};
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, unix_listeners[i].fd, &e);
+		}
+	}
+	for (int wi = 0; wi < n_workers; wi++) {
+		if (pthread_create(&threads[wi], NULL, worker_main, &workers[wi]) != 0) {
+			pw_error("cannot start worker %d", wi);
+			return -1;
+		}
+	}
+	pw_info("%d worker(s) running", n_workers);
+	return 0;
+}
+
+void pw_loop_stop(int grace_ms)
+{
+	__atomic_store_n(&stop_grace_ms, grace_ms, __ATOMIC_RELEASE);
+	for (int i = 0; i < n_workers; i++) {
+		uint64_t one = 1;
+		if (write(workers[i].wake.fd, &one, sizeof(one)) < 0)
+			pw_warn("cannot wake worker %d", i);
+	}
+}
+
+void pw_loop_join(void)
+{
+	for (int i = 0; i < n_workers; i++)
+		pthread_join(threads[i], NULL);
+	for (int i = 0; i < n_unix; i++) {
+		close(unix_listeners[i].fd);
+		unlink(unix_paths[i]);
+	}
+	for (int i = 0; i < n_workers; i++)
+		free(workers[i].listeners);
+	free(workers);
+	free(threads);
+	free(unix_listeners);
+	free(unix_paths);
+}

@@ -1,0 +1,175 @@
+/* pgwardd: the enforcer daemon. Main thread: configuration, signals, workers. */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgward/config.h"
+#include "pgward/log.h"
+#include "pgward/loop.h"
+#include "pgward/runtime.h"
+
+#define PGWARD_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL]\n"
+		   "       pgwardd --version\n"
+		   "\n"
+		   "  -c, --config FILE     configuration (JSON), see README.md\n"
+		   "  -t, --check           validate the configuration and exit\n"
+		   "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
+		   "\n"
+		   "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
+		   "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
+		   "shutdown_grace_seconds; a second SIGTERM closes everything at once.\n");
+}
+
+static bool same_listen(const struct pw_config *a, const struct pw_config *b)
+{
+	if (a->n_listen != b->n_listen || a->workers != b->workers)
+		return false;
+	for (int i = 0; i < a->n_listen; i++) {
+		const struct pw_listen *x = &a->listen[i], *y = &b->listen[i];
+		if (x->is_unix != y->is_unix || x->port != y->port || strcmp(x->host, y->host) ||
+		    strcmp(x->unix_path, y->unix_path))
+			return false;
+	}
+	return true;
+}
+
+static void *join_workers(void *arg)
+{
+	(void)arg;
+	pw_loop_join();
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0}};
+	const char *path = NULL, *level = NULL;
+	bool check = false;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:tl:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'l':
+			level = optarg;
+			break;
+		case 'V':
+			printf("pgwardd %s\n", PGWARD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	enum pw_log_level forced = PW_LOG_INFO;
+	if (level && pw_log_parse_level(level, &forced) < 0) {
+		fprintf(stderr, "pgwardd: unknown log level \"%s\"\n", level);
+		return 2;
+	}
+
+	char err[1024];
+	struct pw_runtime *rt = pw_runtime_load(path, err, sizeof(err));
+	if (!rt) {
+		fprintf(stderr, "pgwardd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: OK (%d listener(s), %d upstream(s), %d identit%s)\n", path,
+		       rt->cfg->n_listen, rt->cfg->n_upstreams, rt->cfg->n_identities,
+		       rt->cfg->n_identities == 1 ? "y" : "ies");
+		pw_runtime_unref(rt);
+		return 0;
+	}
+	pw_log_set_level(level ? forced : rt->cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* signals are taken synchronously by this thread; workers never see them */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	pw_runtime_publish(pw_runtime_ref(rt));
+	if (pw_loop_start(rt->cfg) < 0) {
+		pw_error("start-up failed");
+		return 1;
+	}
+	pw_info("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
+	struct pw_config *running = pw_config_ref(rt->cfg);
+	pw_runtime_unref(rt);
+
+	int stops = 0;
+	for (;;) {
+		int sig = sigwaitinfo(&set, NULL);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (sig == SIGHUP) {
+			if (stops)
+				continue;
+			struct pw_runtime *nrt = pw_runtime_load(path, err, sizeof(err));
+			if (!nrt) {
+				pw_error("reload failed, keeping the current configuration: %s", err);
+				continue;
+			}
+			if (!same_listen(running, nrt->cfg))
+				pw_warn("reload: listeners and workers change only on restart");
+			pw_log_set_level(level ? forced : nrt->cfg->log_level);
+			pw_runtime_publish(nrt);
+			pw_info("configuration reloaded from %s", path);
+			continue;
+		}
+		if (stops++ == 0) {
+			pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			pw_loop_stop(running->shutdown_grace_ms);
+			/* the workers end by themselves; a second signal cuts the grace short */
+			pthread_t joiner;
+			pthread_sigmask(SIG_BLOCK, &set, NULL);
+			if (pthread_create(&joiner, NULL, join_workers, NULL) == 0) {
+				/* wait for either the joiner or another signal */
+				for (;;) {
+					struct timespec ts = {0, 100 * 1000000};
+					sig = sigtimedwait(&set, NULL, &ts);
+					if (sig == SIGTERM || sig == SIGINT) {
+						pw_info("second stop signal: closing all sessions now");
+						pw_loop_stop(0);
+					}
+					if (pthread_tryjoin_np(joiner, NULL) == 0)
+						break;
+				}
+			}
+			break;
+		}
+	}
+	pw_config_unref(running);
+	pw_runtime_publish(NULL);
+	pw_info("pgwardd stopped");
+	return 0;
+}

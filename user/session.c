@@ -1,0 +1,1473 @@
+/* The session: a client connection, its upstream connection, and the state machine between
+ * them. Start-up (SSL negotiation, client authentication, upstream login) is handled message
+ * by message; once established, bytes are pumped as ranges through two direction buffers
+ * while a scanner walks the message headers, so that the inspection hook sees every
+ * Query/Parse/Bind and nothing else is copied or re-encoded. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+#include "pgward/auth.h"
+#include "pgward/buf.h"
+#include "pgward/cancel.h"
+#include "pgward/inspect.h"
+#include "pgward/log.h"
+#include "pgward/proto.h"
+#include "pgward/runtime.h"
+#include "pgward/session.h"
+#include "pgward/tls.h"
+
+#define BUF_SIZE     (64 * 1024)
+#define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
+#define MAX_INJECT   8
+
+enum state {
+	ST_STARTUP,	/* waiting for the client's first packet */
+	ST_CLIENT_TLS,	/* TLS handshake with the client */
+	ST_SASL_INIT,	/* sent AuthenticationSASL, waiting for SASLInitialResponse */
+	ST_SASL_CONT,	/* sent SASLContinue, waiting for SASLResponse */
+	ST_UP_CONNECT,	/* connecting to the upstream */
+	ST_UP_SSLREQ,	/* sent SSLRequest upstream, waiting for S/N */
+	ST_UP_TLS,	/* TLS handshake with the upstream */
+	ST_UP_AUTH,	/* sent StartupMessage upstream, answering its authentication */
+	ST_READY,	/* established: pumping */
+	ST_CANCEL,	/* forwarding a CancelRequest to an upstream */
+	ST_CLOSING,	/* flushing a last message to the client */
+};
+
+struct sock {
+	struct pw_ev ev;
+	SSL *ssl;
+	bool rd, wr; /* readiness as last reported (edge-triggered) */
+	bool eof;
+};
+
+struct inject {
+	uint64_t at; /* ordinal of the ReadyForQuery it precedes */
+	char sqlstate[6];
+	char message[512];
+};
+
+struct pw_session {
+	struct pw_session *prev, *next;
+	struct pw_worker *w;
+	struct pw_runtime *rt;
+	uint64_t serial;
+	enum state state;
+	bool closed;
+	uint64_t deadline_ms;
+	char peer[64];
+
+	struct sock cl, up;
+	struct pw_buf cbuf; /* client -> upstream */
+	struct pw_buf ubuf; /* upstream -> client */
+
+	/* start-up */
+	uint8_t *startup; /* copy of the client's StartupMessage (params point into it) */
+	size_t startup_len;
+	struct pw_startup st;
+	const char *user, *database;
+	const struct pw_identity *id;
+	const struct pw_upstream *ups;
+	int ups_idx;
+	struct pw_scram_server scram_s;
+	struct pw_scram_client scram_c;
+	bool up_tls;
+
+	/* established */
+	size_t c_remaining; /* bytes of the current client message still to pass or drop */
+	bool c_dropping;
+	bool c_discard;	    /* a Parse/Bind was denied: drop everything up to Sync */
+	struct pw_deny pending_deny; /* the error to give at that Sync */
+	bool c_terminated;  /* client sent Terminate */
+	size_t u_remaining;
+	uint64_t rfq_owed;  /* ReadyForQuery messages the upstream owes us, in total */
+	uint64_t rfq_seen;
+	uint32_t syncs_since_exec;
+	bool copy_in;
+	bool u_error_in_group;
+	char tx_status;
+	struct inject inj[MAX_INJECT];
+	int inj_head, inj_n;
+
+	uint32_t be_pid, our_key;
+	bool key_registered;
+	struct pw_cancel_target cancel; /* the upstream's address, for the cancel map */
+	uint8_t cancel_pkt[16];
+};
+
+static uint64_t serial_counter; /* atomic */
+
+struct pw_session *pw_session_next(struct pw_session *s)
+{
+	return s->next;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* socket I/O, plain or TLS                                                              */
+
+enum { IO_WOULDBLOCK = 0, IO_EOF = -1, IO_ERR = -2 };
+
+static ssize_t sock_read(struct sock *k, uint8_t *p, size_t n)
+{
+	if (k->ssl) {
+		int r = SSL_read(k->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n));
+		if (r > 0)
+			return r;
+		int e = SSL_get_error(k->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			k->rd = false;
+			return IO_WOULDBLOCK;
+		}
+		ERR_clear_error();
+		return e == SSL_ERROR_ZERO_RETURN ? IO_EOF : IO_ERR;
+	}
+	ssize_t r = read(k->ev.fd, p, n);
+	if (r > 0) {
+		/* edge-triggered: a short read drained the socket, new data raises a new edge */
+		if ((size_t)r < n)
+			k->rd = false;
+		return r;
+	}
+	if (r == 0)
+		return IO_EOF;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		k->rd = false;
+		return IO_WOULDBLOCK;
+	}
+	if (errno == EINTR)
+		return IO_WOULDBLOCK;
+	return IO_ERR;
+}
+
+static ssize_t sock_write(struct sock *k, const uint8_t *p, size_t n)
+{
+	if (k->ssl) {
+		int r = SSL_write(k->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n));
+		if (r > 0)
+			return r;
+		int e = SSL_get_error(k->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			k->wr = false;
+			return IO_WOULDBLOCK;
+		}
+		ERR_clear_error();
+		return IO_ERR;
+	}
+	ssize_t r = send(k->ev.fd, p, n, MSG_NOSIGNAL);
+	if (r >= 0) {
+		if ((size_t)r < n)
+			k->wr = false;
+		return r;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		k->wr = false;
+		return IO_WOULDBLOCK;
+	}
+	if (errno == EINTR)
+		return IO_WOULDBLOCK;
+	return IO_ERR;
+}
+
+/* Read what fits into b. Returns bytes read (>0), IO_WOULDBLOCK, IO_EOF or IO_ERR. */
+static ssize_t fill(struct sock *k, struct pw_buf *b)
+{
+	if (pw_buf_space(b) < 1024 && b->start > 0)
+		pw_buf_compact(b);
+	if (!pw_buf_space(b))
+		return IO_WOULDBLOCK;
+	ssize_t r = sock_read(k, b->data + b->end, pw_buf_space(b));
+	if (r > 0)
+		b->end += (size_t)r;
+	else if (r == IO_EOF)
+		k->eof = true;
+	return r;
+}
+
+/* Write the decided bytes of b. Returns bytes written, IO_WOULDBLOCK or IO_ERR. */
+static ssize_t drain(struct sock *k, struct pw_buf *b)
+{
+	size_t n = pw_buf_pending(b);
+	if (!n)
+		return 0;
+	ssize_t r = sock_write(k, b->data + b->start, n);
+	if (r > 0) {
+		b->start += (size_t)r;
+		pw_buf_settle(b);
+	}
+	return r;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* life cycle                                                                            */
+
+static void session_close(struct pw_session *s, const char *why)
+{
+	if (s->closed)
+		return;
+	s->closed = true;
+	if (why)
+		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer, why);
+	struct sock *ks[2] = {&s->cl, &s->up};
+	for (int i = 0; i < 2; i++) {
+		struct sock *k = ks[i];
+		if (k->ssl) {
+			if (!k->eof)
+				SSL_shutdown(k->ssl); /* best effort close_notify */
+			SSL_free(k->ssl);
+			k->ssl = NULL;
+		}
+		if (k->ev.fd >= 0) {
+			close(k->ev.fd); /* also removes it from epoll */
+			k->ev.fd = -1;
+		}
+	}
+	if (s->key_registered)
+		pw_cancel_unregister(s->be_pid, s->our_key);
+	s->key_registered = false;
+	/* unlink from the live list, park on the dead list until the epoll batch is done */
+	struct pw_worker *w = s->w;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	w->n_sessions--;
+	s->next = w->dead;
+	s->prev = NULL;
+	w->dead = s;
+}
+
+void pw_session_reap(struct pw_worker *w)
+{
+	while (w->dead) {
+		struct pw_session *s = w->dead;
+		w->dead = s->next;
+		pw_buf_free(&s->cbuf);
+		pw_buf_free(&s->ubuf);
+		free(s->startup);
+		if (s->rt)
+			pw_runtime_unref(s->rt);
+		free(s);
+	}
+}
+
+/* Send a FATAL to the client and close once it is written. */
+static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
+		msg);
+	/* drop whatever the client still had to receive that is not yet decided */
+	s->ubuf.end = s->ubuf.scan;
+	if (s->cl.ev.fd < 0 || pw_msg_error(&s->ubuf, 'E', "FATAL", sqlstate, msg, NULL) < 0) {
+		session_close(s, msg);
+		return;
+	}
+	/* the upstream, if any, has no more business here */
+	if (s->up.ev.fd >= 0) {
+		if (s->up.ssl) {
+			SSL_free(s->up.ssl);
+			s->up.ssl = NULL;
+		}
+		close(s->up.ev.fd);
+		s->up.ev.fd = -1;
+	}
+	s->state = ST_CLOSING;
+}
+
+static struct pw_session *session_new(struct pw_worker *w)
+{
+	struct pw_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (pw_buf_init(&s->cbuf, BUF_SIZE) < 0 || pw_buf_init(&s->ubuf, BUF_SIZE) < 0) {
+		pw_buf_free(&s->cbuf);
+		free(s);
+		return NULL;
+	}
+	s->w = w;
+	s->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED);
+	s->cl.ev = (struct pw_ev){.kind = PW_EV_CLIENT, .fd = -1, .s = s};
+	s->up.ev = (struct pw_ev){.kind = PW_EV_UPSTREAM, .fd = -1, .s = s};
+	s->tx_status = 'I';
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->n_sessions++;
+	return s;
+}
+
+static void format_peer(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(out, len, "%s:%u", host, ntohs(a->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(out, len, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		snprintf(out, len, "unix");
+	}
+}
+
+static void run(struct pw_session *s);
+
+void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	(void)len;
+	struct pw_session *s = session_new(w);
+	if (!s) {
+		close(fd);
+		return;
+	}
+	s->rt = pw_runtime_current();
+	format_peer(peer, s->peer, sizeof(s->peer));
+	s->cl.ev.fd = fd;
+	s->cl.rd = s->cl.wr = true;
+	if (peer->sa_family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	s->deadline_ms = w->now_ms + (uint64_t)s->rt->cfg->auth_timeout_ms;
+	if (pw_worker_watch(w, &s->cl.ev) < 0) {
+		session_close(s, "epoll");
+		return;
+	}
+	pw_debug("session %llu %s: accepted on worker %d", (unsigned long long)s->serial, s->peer,
+		 w->idx);
+	run(s);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* upstream connection                                                                   */
+
+static int resolve_upstream(const struct pw_upstream *u, struct pw_cancel_target *t)
+{
+	memset(&t->addr, 0, sizeof(t->addr));
+	if (u->unix_dir[0]) {
+		struct sockaddr_un *un = (void *)&t->addr;
+		un->sun_family = AF_UNIX;
+		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", u->unix_dir,
+				 u->port);
+		if (n < 0 || (size_t)n >= sizeof(un->sun_path))
+			return -1;
+		t->addrlen = sizeof(*un);
+		return 0;
+	}
+	struct sockaddr_in *a4 = (void *)&t->addr;
+	struct sockaddr_in6 *a6 = (void *)&t->addr;
+	if (inet_pton(AF_INET, u->host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)u->port);
+		t->addrlen = sizeof(*a4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, u->host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)u->port);
+		t->addrlen = sizeof(*a6);
+		return 0;
+	}
+	/* A name: resolved synchronously (from /etc/hosts in practice); numeric addresses in
+	 * the configuration keep DNS off the worker threads. */
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
+	char port[8];
+	snprintf(port, sizeof(port), "%d", u->port);
+	if (getaddrinfo(u->host, port, &hints, &res) != 0)
+		return -1;
+	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
+	t->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int open_nonblocking(const struct pw_cancel_target *t)
+{
+	int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (t->addr.ss_family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) < 0 &&
+	    errno != EINPROGRESS && errno != EAGAIN) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void upstream_connect(struct pw_session *s)
+{
+	const struct pw_upstream *u = s->ups;
+	if (resolve_upstream(u, &s->cancel) < 0) {
+		fatal(s, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
+		      u->unix_dir[0] ? u->unix_dir : u->host);
+		return;
+	}
+	int fd = open_nonblocking(&s->cancel);
+	if (fd < 0) {
+		fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s", u->name,
+		      strerror(errno));
+		return;
+	}
+	s->up.ev.fd = fd;
+	s->up.rd = false;
+	s->up.wr = false;
+	s->state = ST_UP_CONNECT;
+	s->deadline_ms = s->w->now_ms + (uint64_t)u->connect_timeout_ms;
+	if (pw_worker_watch(s->w, &s->up.ev) < 0)
+		fatal(s, "08001", "pgward: cannot watch the upstream connection");
+}
+
+/* Build and queue the StartupMessage for the upstream: the client's parameters, with the
+ * user (and, if configured, the database) replaced by the upstream's. */
+static int send_upstream_startup(struct pw_session *s)
+{
+	uint8_t pkt[16384];
+	size_t off = 8;
+	const char *db = s->ups->database[0] ? s->ups->database : s->database;
+	bool have_db = false;
+#define PUT(str)                                                                                   \
+	do {                                                                                       \
+		size_t l_ = strlen(str) + 1;                                                       \
+		if (off + l_ + 1 > sizeof(pkt))                                                    \
+			return -1;                                                                 \
+		memcpy(pkt + off, str, l_);                                                        \
+		off += l_;                                                                         \
+	} while (0)
+	for (int i = 0; i < s->st.n; i++) {
+		const char *k = s->st.key[i], *v = s->st.val[i];
+		if (strcmp(k, "user") == 0)
+			v = s->ups->user;
+		else if (strcmp(k, "database") == 0) {
+			v = db;
+			have_db = true;
+		}
+		PUT(k);
+		PUT(v);
+	}
+	if (!have_db) {
+		PUT("database");
+		PUT(db);
+	}
+#undef PUT
+	pkt[off++] = 0;
+	pw_put_be32(pkt, (uint32_t)off);
+	pw_put_be32(pkt + 4, s->st.version);
+	return pw_buf_insert(&s->cbuf, pkt, off);
+}
+
+static void upstream_ready_to_login(struct pw_session *s)
+{
+	if (send_upstream_startup(s) < 0) {
+		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
+		return;
+	}
+	s->state = ST_UP_AUTH;
+}
+
+static void upstream_start_tls(struct pw_session *s)
+{
+	SSL *ssl = SSL_new(s->rt->upstream_tls[s->ups_idx]);
+	if (!ssl || SSL_set_fd(ssl, s->up.ev.fd) != 1 || pw_tls_upstream_prepare(ssl, s->ups) < 0) {
+		SSL_free(ssl);
+		fatal(s, "08001", "pgward: cannot set up TLS to upstream \"%s\"", s->ups->name);
+		return;
+	}
+	s->up.ssl = ssl;
+	s->up_tls = true;
+	s->state = ST_UP_TLS;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* client start-up                                                                       */
+
+static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
+{
+	struct pw_cancel_target t;
+	s->w->cancels++;
+	if (pw_cancel_lookup(pid, key, &t) < 0) {
+		/* as the server does: no answer, just close */
+		pw_info("session %llu %s: cancel request for unknown key (pid %u)",
+			(unsigned long long)s->serial, s->peer, pid);
+		session_close(s, "unknown cancel key");
+		return;
+	}
+	/* the client is done: the server never answers a CancelRequest */
+	if (s->cl.ssl) {
+		SSL_free(s->cl.ssl);
+		s->cl.ssl = NULL;
+	}
+	close(s->cl.ev.fd);
+	s->cl.ev.fd = -1;
+	int fd = open_nonblocking(&t);
+	if (fd < 0) {
+		session_close(s, "cancel: cannot connect upstream");
+		return;
+	}
+	pw_put_be32(s->cancel_pkt, 16);
+	pw_put_be32(s->cancel_pkt + 4, PW_CANCEL_REQUEST);
+	pw_put_be32(s->cancel_pkt + 8, t.pid);
+	pw_put_be32(s->cancel_pkt + 12, t.real_key);
+	s->up.ev.fd = fd;
+	s->state = ST_CANCEL;
+	s->deadline_ms = s->w->now_ms + 10000;
+	if (pw_worker_watch(s->w, &s->up.ev) < 0)
+		session_close(s, "cancel: epoll");
+	pw_info("session %llu %s: forwarding cancel request for pid %u",
+		(unsigned long long)s->serial, s->peer, pid);
+}
+
+static bool is_replication(const char *v)
+{
+	static const char *const on[] = {"true", "on", "yes", "1", "database"};
+	if (!v)
+		return false;
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
+		if (strcasecmp(v, on[i]) == 0)
+			return true;
+	return false;
+}
+
+static void after_client_auth(struct pw_session *s)
+{
+	upstream_connect(s);
+}
+
+/* A complete StartupMessage (body after the version) is in s->startup. */
+static void handle_startup_message(struct pw_session *s)
+{
+	const char *why;
+	if (pw_startup_parse(s->startup + 8, s->startup_len - 8, &s->st, &why) < 0) {
+		fatal(s, "08P01", "pgward: invalid startup packet: %s", why);
+		return;
+	}
+	s->st.version = pw_be32(s->startup + 4);
+	s->user = pw_startup_get(&s->st, "user");
+	if (!s->user || !s->user[0]) {
+		fatal(s, "28000", "no PostgreSQL user name specified in startup packet");
+		return;
+	}
+	s->database = pw_startup_get(&s->st, "database");
+	if (!s->database || !s->database[0])
+		s->database = s->user;
+	if (is_replication(pw_startup_get(&s->st, "replication"))) {
+		fatal(s, "0A000",
+		      "pgward: replication connections are not supported through pgward");
+		return;
+	}
+	const struct pw_config *cfg = s->rt->cfg;
+	const char *app = pw_startup_get(&s->st, "application_name");
+	s->id = pw_config_match(cfg, s->user, s->database, app);
+	if (!s->id) {
+		fatal(s, "28000",
+		      "pgward: no identity matches user \"%s\", database \"%s\", "
+		      "application_name \"%s\"",
+		      s->user, s->database, app ? app : "");
+		return;
+	}
+	s->ups_idx = s->id->upstream;
+	s->ups = &cfg->upstreams[s->ups_idx];
+	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s",
+		(unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
+		s->ups->name);
+	if (s->id->auth == PW_CLIENT_AUTH_TRUST) {
+		after_client_auth(s);
+		return;
+	}
+	static const char mech[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
+	if (pw_msg_auth(&s->ubuf, PW_AUTH_REQ_SASL, mech, sizeof(mech)) < 0) {
+		session_close(s, "oom");
+		return;
+	}
+	s->state = ST_SASL_INIT;
+}
+
+/* Process the client's packets before the session is established. Returns true when
+ * something was consumed (the caller loops). */
+static bool client_startup_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->cbuf;
+	const struct pw_config *cfg = s->rt->cfg;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < 8)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p), code = pw_be32(p + 4);
+	if (len < 8 || len > cfg->max_startup_bytes) {
+		fatal(s, "08P01", "invalid length of startup packet (%u)", len);
+		return false;
+	}
+	if (avail < len) {
+		if (pw_buf_reserve_at_scan(b, len) < 0)
+			session_close(s, "oom");
+		return false;
+	}
+	if (code == PW_SSL_REQUEST || code == PW_GSSENC_REQUEST) {
+		if (len != 8) {
+			fatal(s, "08P01", "invalid length of encryption request packet");
+			return false;
+		}
+		if (s->cl.ssl) {
+			fatal(s, "08P01", "pgward: encryption requested twice");
+			return false;
+		}
+		pw_buf_cut(b, 8);
+		bool yes = code == PW_SSL_REQUEST && s->rt->client_tls;
+		if (yes && pw_buf_unscanned(b) > 0) {
+			/* bytes that arrived before the handshake could be injected by a man in
+			 * the middle; PostgreSQL refuses them too (CVE-2021-23214) */
+			fatal(s, "08P01", "received unencrypted data after SSL request");
+			return false;
+		}
+		uint8_t ans = yes ? 'S' : 'N';
+		if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
+			session_close(s, "cannot answer SSL request");
+			return false;
+		}
+		if (yes) {
+			s->cl.ssl = SSL_new(s->rt->client_tls);
+			if (!s->cl.ssl || SSL_set_fd(s->cl.ssl, s->cl.ev.fd) != 1) {
+				session_close(s, "SSL_new");
+				return false;
+			}
+			s->state = ST_CLIENT_TLS;
+		}
+		return true;
+	}
+	if (code == PW_CANCEL_REQUEST) {
+		if (len != 16) {
+			fatal(s, "08P01", "invalid length of cancel request packet");
+			return false;
+		}
+		start_cancel(s, pw_be32(p + 8), pw_be32(p + 12));
+		return false;
+	}
+	if (code >> 16 != 3) {
+		fatal(s, "0A000",
+		      "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		      code >> 16, code & 0xffff);
+		return false;
+	}
+	s->startup = malloc(len);
+	if (!s->startup) {
+		session_close(s, "oom");
+		return false;
+	}
+	memcpy(s->startup, p, len);
+	s->startup_len = len;
+	pw_buf_cut(b, len);
+	handle_startup_message(s);
+	return true;
+}
+
+/* SASLInitialResponse / SASLResponse from the client. */
+static bool client_sasl_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->cbuf;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < PW_HDR)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p + 1);
+	if (p[0] != 'p') {
+		fatal(s, "08P01", "expected SASL response, got message type %d", p[0]);
+		return false;
+	}
+	if (len < 4 || len > AUTH_MSG_MAX) {
+		fatal(s, "08P01", "invalid SASL response length %u", len);
+		return false;
+	}
+	if (avail < (size_t)len + 1)
+		return false;
+	const uint8_t *body = p + PW_HDR;
+	size_t blen = len - 4;
+	char out[PW_SCRAM_MSG_MAX], err[256];
+	size_t outlen = 0;
+	int rc;
+	if (s->state == ST_SASL_INIT) {
+		const uint8_t *z = memchr(body, 0, blen);
+		if (!z || (size_t)(z - body) + 5 > blen) {
+			fatal(s, "08P01", "malformed SASLInitialResponse");
+			return false;
+		}
+		if (strcmp((const char *)body, "SCRAM-SHA-256") != 0) {
+			fatal(s, "28000",
+			      "client selected an invalid SASL authentication mechanism");
+			return false;
+		}
+		size_t off = (size_t)(z - body) + 1;
+		int32_t dlen = (int32_t)pw_be32(body + off);
+		off += 4;
+		if (dlen < 0 || (size_t)dlen != blen - off) {
+			fatal(s, "08P01", "malformed SASLInitialResponse");
+			return false;
+		}
+		rc = pw_scram_server_first(&s->scram_s, &s->id->verifier, body + off, (size_t)dlen,
+					   NULL, out, sizeof(out), &outlen, err, sizeof(err));
+	} else {
+		rc = pw_scram_server_final(&s->scram_s, body, blen, out, sizeof(out), &outlen, err,
+					   sizeof(err));
+	}
+	pw_buf_cut(b, (size_t)len + 1);
+	if (rc == PW_AUTH_FAIL) {
+		pw_info("session %llu %s: password authentication failed for user \"%s\": %s",
+			(unsigned long long)s->serial, s->peer, s->user, err);
+		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
+		return false;
+	}
+	if (rc != PW_AUTH_OK) {
+		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
+			s->peer, err);
+		fatal(s, "08P01", "invalid SASL message: %s", err);
+		return false;
+	}
+	if (s->state == ST_SASL_INIT) {
+		pw_msg_auth(&s->ubuf, PW_AUTH_REQ_SASL_CONT, out, outlen);
+		s->state = ST_SASL_CONT;
+		return true;
+	}
+	pw_msg_auth(&s->ubuf, PW_AUTH_REQ_SASL_FIN, out, outlen);
+	after_client_auth(s);
+	return true;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* upstream authentication                                                               */
+
+static void upstream_fail(struct pw_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void upstream_fail(struct pw_session *s, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pw_warn("session %llu %s: upstream \"%s\": %s", (unsigned long long)s->serial, s->peer,
+		s->ups->name, msg);
+	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
+}
+
+static void register_cancel_key(struct pw_session *s, uint8_t *msg)
+{
+	s->cancel.pid = pw_be32(msg + 5);
+	s->cancel.real_key = pw_be32(msg + 9);
+	if (s->key_registered)
+		pw_cancel_unregister(s->be_pid, s->our_key);
+	s->be_pid = s->cancel.pid;
+	s->our_key = pw_cancel_register(&s->cancel);
+	s->key_registered = true;
+	pw_put_be32(msg + 9, s->our_key);
+}
+
+/* One authentication exchange message from the upstream. Returns true when consumed. */
+static bool upstream_auth_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->ubuf;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < PW_HDR)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p + 1);
+	if (len < 4 || len > AUTH_MSG_MAX) {
+		upstream_fail(s, "invalid message length %u during authentication", len);
+		return false;
+	}
+	if (avail < (size_t)len + 1)
+		return false;
+	const uint8_t *body = p + PW_HDR;
+	size_t blen = len - 4;
+	const struct pw_upstream *u = s->ups;
+	char out[PW_SCRAM_MSG_MAX + 64], err[256];
+	size_t outlen;
+
+	switch (p[0]) {
+	case 'E': {
+		/* the server's own FATAL (wrong database, too many connections...): the client
+		 * gets it as it is, the log says which upstream */
+		const char *m = pw_error_field(body, blen, 'M');
+		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
+			(unsigned long long)s->serial, s->peer, u->name, m ? m : "?");
+		b->scan += (size_t)len + 1;
+		b->end = b->scan;
+		s->state = ST_CLOSING;
+		return false;
+	}
+	case 'v': /* NegotiateProtocolVersion: the client must see it */
+	case 'N':
+		b->scan += (size_t)len + 1;
+		return true;
+	case 'R':
+		break;
+	default:
+		upstream_fail(s, "unexpected message type '%c' during authentication", p[0]);
+		return false;
+	}
+	if (blen < 4) {
+		upstream_fail(s, "short authentication request");
+		return false;
+	}
+	uint32_t code = pw_be32(body);
+	switch (code) {
+	case PW_AUTH_REQ_OK:
+		/* forwarded as it is: from here the upstream's bytes go to the client */
+		b->scan += (size_t)len + 1;
+		s->state = ST_READY;
+		s->deadline_ms = 0;
+		return true;
+	case PW_AUTH_REQ_CLEARTEXT:
+		if (!s->up_tls && !u->allow_cleartext) {
+			upstream_fail(s, "server asks for a cleartext password over an unencrypted "
+					 "connection (set allow_cleartext to permit it)");
+			return false;
+		}
+		if (!u->has_password) {
+			upstream_fail(s, "server asks for a password and none is configured");
+			return false;
+		}
+		pw_buf_cut(b, (size_t)len + 1);
+		return pw_msg_raw(&s->cbuf, 'p', u->password, strlen(u->password) + 1) == 0;
+	case PW_AUTH_REQ_MD5:
+		if (blen != 8) {
+			upstream_fail(s, "malformed MD5 request");
+			return false;
+		}
+		if (!u->has_password) {
+			upstream_fail(s, "server asks for a password and none is configured");
+			return false;
+		}
+		pw_md5_password(u->user, u->password, body + 4, out);
+		pw_buf_cut(b, (size_t)len + 1);
+		return pw_msg_raw(&s->cbuf, 'p', out, 36) == 0;
+	case PW_AUTH_REQ_SASL: {
+		bool scram = false;
+		for (size_t i = 4; i < blen && body[i];) {
+			const char *m = (const char *)body + i;
+			size_t ml = strnlen(m, blen - i);
+			if (strcmp(m, "SCRAM-SHA-256") == 0)
+				scram = true; /* never -PLUS: no channel binding across our hop */
+			i += ml + 1;
+		}
+		if (!scram) {
+			upstream_fail(s, "server offers no SASL mechanism pgward supports");
+			return false;
+		}
+		if (!u->has_password) {
+			upstream_fail(s, "server asks for a password and none is configured");
+			return false;
+		}
+		if (pw_scram_client_first(&s->scram_c, NULL, out, sizeof(out), &outlen) != 0) {
+			upstream_fail(s, "SCRAM client-first failed");
+			return false;
+		}
+		pw_buf_cut(b, (size_t)len + 1);
+		uint8_t msg[PW_SCRAM_MSG_MAX + 32];
+		static const char mech[] = "SCRAM-SHA-256";
+		memcpy(msg, mech, sizeof(mech));
+		pw_put_be32(msg + sizeof(mech), (uint32_t)outlen);
+		memcpy(msg + sizeof(mech) + 4, out, outlen);
+		return pw_msg_raw(&s->cbuf, 'p', msg, sizeof(mech) + 4 + outlen) == 0;
+	}
+	case PW_AUTH_REQ_SASL_CONT:
+		if (pw_scram_client_final(&s->scram_c, u->password, body + 4, blen - 4, out,
+					  sizeof(out), &outlen, err, sizeof(err)) != PW_AUTH_OK) {
+			upstream_fail(s, "SCRAM exchange failed: %s", err);
+			return false;
+		}
+		pw_buf_cut(b, (size_t)len + 1);
+		return pw_msg_raw(&s->cbuf, 'p', out, outlen) == 0;
+	case PW_AUTH_REQ_SASL_FIN:
+		if (pw_scram_client_verify(&s->scram_c, body + 4, blen - 4, err, sizeof(err)) !=
+		    PW_AUTH_OK) {
+			upstream_fail(s, "server signature does not verify: %s", err);
+			return false;
+		}
+		pw_buf_cut(b, (size_t)len + 1);
+		return true;
+	default:
+		upstream_fail(s, "unsupported authentication method %u", code);
+		return false;
+	}
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* established: the scanners                                                             */
+
+static void queue_injection(struct pw_session *s, const struct pw_deny *d)
+{
+	struct inject *in = &s->inj[(s->inj_head + s->inj_n) % MAX_INJECT];
+	in->at = s->rfq_owed; /* the ReadyForQuery answering the Sync just forwarded */
+	memcpy(in->sqlstate, d->sqlstate, sizeof(in->sqlstate));
+	snprintf(in->message, sizeof(in->message), "%s", d->message);
+	s->inj_n++;
+}
+
+/* Deny the client message at scan (total bytes, of which `have` are in the buffer). */
+static void deny_message(struct pw_session *s, uint8_t type, size_t total, const struct pw_deny *d)
+{
+	struct pw_buf *b = &s->cbuf;
+	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
+		d->sqlstate, d->message);
+	if (type == 'Q') {
+		/* the Query becomes a Sync: the server answers ReadyForQuery in order, and the
+		 * error is put in front of it on the way back */
+		b->data[b->scan] = 'S';
+		pw_put_be32(b->data + b->scan + 1, 4);
+		b->scan += PW_HDR;
+		s->rfq_owed++;
+		s->syncs_since_exec = 0;
+		queue_injection(s, d);
+		total -= PW_HDR;
+	} else {
+		s->c_discard = true;
+		s->pending_deny = *d;
+	}
+	size_t have = pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total;
+	pw_buf_cut(b, have);
+	s->c_remaining = total - have;
+	s->c_dropping = s->c_remaining > 0;
+}
+
+/* Walk the client's messages. Returns false when the session was closed. */
+static bool scan_client(struct pw_session *s)
+{
+	struct pw_buf *b = &s->cbuf;
+	const struct pw_config *cfg = s->rt->cfg;
+	while (pw_buf_unscanned(b)) {
+		if (s->c_remaining) {
+			size_t n = pw_buf_unscanned(b);
+			if (n > s->c_remaining)
+				n = s->c_remaining;
+			if (s->c_dropping)
+				pw_buf_cut(b, n);
+			else
+				b->scan += n;
+			s->c_remaining -= n;
+			continue;
+		}
+		s->c_dropping = false;
+		if (s->c_terminated) {
+			/* nothing is read after Terminate */
+			b->end = b->scan;
+			break;
+		}
+		if (pw_buf_unscanned(b) < PW_HDR) {
+			pw_buf_reserve_at_scan(b, PW_HDR);
+			break;
+		}
+		uint8_t *p = b->data + b->scan;
+		uint8_t t = p[0];
+		uint32_t len = pw_be32(p + 1);
+		if (!pw_frontend_type_valid(t)) {
+			fatal(s, "08P01", "invalid frontend message type %d", t);
+			return false;
+		}
+		if (len < 4 || len > cfg->max_message_bytes) {
+			fatal(s, "08P01", "invalid message length %u for message type '%c'", len, t);
+			return false;
+		}
+		size_t total = (size_t)len + 1;
+		if (s->c_discard) {
+			if (t != 'S') {
+				s->c_dropping = true;
+				s->c_remaining = total;
+				continue;
+			}
+			/* the Sync that ends the discarded group: the server answers it, our error
+			 * goes before that answer */
+			s->c_discard = false;
+			s->rfq_owed++;
+			s->syncs_since_exec = 0;
+			queue_injection(s, &s->pending_deny);
+			s->c_remaining = total;
+			continue;
+		}
+		switch (t) {
+		case 'Q':
+		case 'P':
+		case 'B': {
+			if (s->inj_n == MAX_INJECT)
+				return true; /* wait for the queued errors to go out */
+			size_t limit = t == 'B' ? cfg->max_bind_bytes : cfg->max_statement_bytes;
+			struct pw_deny d;
+			if (total > limit + PW_HDR + 64) {
+				snprintf(d.sqlstate, sizeof(d.sqlstate), "54000");
+				snprintf(d.message, sizeof(d.message),
+					 "pgward: %s message of %zu bytes exceeds limits.%s (%zu)",
+					 t == 'B' ? "Bind" : t == 'P' ? "Parse" : "Query", total,
+					 t == 'B' ? "max_bind_bytes" : "max_statement_bytes", limit);
+				deny_message(s, t, total, &d);
+				continue;
+			}
+			if (pw_buf_unscanned(b) < total) {
+				if (pw_buf_reserve_at_scan(b, total) < 0) {
+					fatal(s, "53200", "pgward: out of memory");
+					return false;
+				}
+				return true; /* wait for the whole message */
+			}
+			struct pw_stmt m = {.type = t, .body = p + PW_HDR, .len = len - 4};
+			const char *body = (const char *)m.body, *end = body + m.len;
+			const char *z;
+			if (t == 'Q') {
+				if (!(z = memchr(body, 0, m.len))) {
+					fatal(s, "08P01", "invalid Query message: unterminated string");
+					return false;
+				}
+				m.sql = body;
+				m.sql_len = (size_t)(z - body);
+			} else {
+				/* Parse: name, query; Bind: portal, statement */
+				const char *z2;
+				if (!(z = memchr(body, 0, m.len)) ||
+				    !(z2 = memchr(z + 1, 0, (size_t)(end - z - 1)))) {
+					fatal(s, "08P01", "invalid %s message: unterminated string",
+					      t == 'P' ? "Parse" : "Bind");
+					return false;
+				}
+				m.name = body;
+				if (t == 'P') {
+					m.sql = z + 1;
+					m.sql_len = (size_t)(z2 - z - 1);
+				} else {
+					m.stmt = z + 1;
+				}
+			}
+			struct pw_caller who = {.identity = s->id, .user = s->user,
+						.database = s->database};
+			if (pw_inspect(&who, &m, &d) == PW_DENY) {
+				deny_message(s, t, total, &d);
+				continue;
+			}
+			if (t == 'Q') {
+				s->rfq_owed++;
+				s->syncs_since_exec = 0;
+			}
+			b->scan += total;
+			continue;
+		}
+		case 'S':
+			s->rfq_owed++;
+			s->syncs_since_exec++;
+			break;
+		case 'F':
+			s->rfq_owed++;
+			s->syncs_since_exec = 0;
+			break;
+		case 'E':
+			s->syncs_since_exec = 0;
+			break;
+		case 'd':
+		case 'c':
+		case 'f':
+			if (!s->copy_in) {
+				/* the server ignores Sync while in COPY IN: the Syncs a client
+				 * pipelined after the Execute that started the COPY get no answer */
+				s->copy_in = true;
+				s->rfq_owed -= s->syncs_since_exec;
+				s->syncs_since_exec = 0;
+			}
+			if (t != 'd')
+				s->copy_in = false;
+			break;
+		case 'X':
+			s->c_terminated = true;
+			break;
+		}
+		size_t n = pw_buf_unscanned(b);
+		if (n > total)
+			n = total;
+		b->scan += n;
+		s->c_remaining = total - n;
+	}
+	return true;
+}
+
+/* Walk the upstream's messages. Returns false when the session was closed. */
+static bool scan_upstream(struct pw_session *s)
+{
+	struct pw_buf *b = &s->ubuf;
+	while (pw_buf_unscanned(b)) {
+		if (s->u_remaining) {
+			size_t n = pw_buf_unscanned(b);
+			if (n > s->u_remaining)
+				n = s->u_remaining;
+			b->scan += n;
+			s->u_remaining -= n;
+			continue;
+		}
+		if (pw_buf_unscanned(b) < PW_HDR + 1) {
+			pw_buf_reserve_at_scan(b, PW_HDR + 8);
+			break;
+		}
+		uint8_t *p = b->data + b->scan;
+		uint32_t len = pw_be32(p + 1);
+		if (len < 4) {
+			fatal(s, "08P01", "pgward: upstream sent an invalid message length");
+			return false;
+		}
+		size_t total = (size_t)len + 1;
+		switch (p[0]) {
+		case 'K':
+			if (len != 12) {
+				fatal(s, "08P01", "pgward: upstream sent a malformed BackendKeyData");
+				return false;
+			}
+			if (pw_buf_unscanned(b) < total) {
+				pw_buf_reserve_at_scan(b, total);
+				return true;
+			}
+			register_cancel_key(s, p);
+			break;
+		case 'Z':
+			if (len != 5) {
+				fatal(s, "08P01", "pgward: upstream sent a malformed ReadyForQuery");
+				return false;
+			}
+			if (pw_buf_unscanned(b) < total) {
+				pw_buf_reserve_at_scan(b, total);
+				return true;
+			}
+			s->tx_status = (char)p[5];
+			s->rfq_seen++;
+			if (s->inj_n && s->inj[s->inj_head].at <= s->rfq_seen) {
+				struct inject *in = &s->inj[s->inj_head];
+				/* when the server already failed this group it discarded the rest,
+				 * our message included: one error, as the server would give */
+				if (in->at == s->rfq_seen && !s->u_error_in_group &&
+				    pw_msg_error(b, 'E', "ERROR", in->sqlstate, in->message, NULL) < 0) {
+					fatal(s, "53200", "pgward: out of memory");
+					return false;
+				}
+				s->inj_head = (s->inj_head + 1) % MAX_INJECT;
+				s->inj_n--;
+				p = b->data + b->scan;
+			}
+			s->u_error_in_group = false;
+			break;
+		case 'E':
+			s->u_error_in_group = true;
+			break;
+		}
+		size_t n = pw_buf_unscanned(b);
+		if (n > total)
+			n = total;
+		b->scan += n;
+		s->u_remaining = total - n;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the pump                                                                              */
+
+static int handshake(struct pw_session *s, struct sock *k, bool server)
+{
+	ERR_clear_error();
+	int r = server ? SSL_accept(k->ssl) : SSL_connect(k->ssl);
+	if (r == 1)
+		return 1;
+	int e = SSL_get_error(k->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		k->rd = false;
+		return 0;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		k->wr = false;
+		return 0;
+	}
+	char buf[256];
+	pw_tls_error(buf, sizeof(buf));
+	if (server) {
+		pw_info("session %llu %s: TLS handshake failed: %s", (unsigned long long)s->serial,
+			s->peer, buf);
+		session_close(s, "TLS handshake failed");
+	} else {
+		long v = SSL_get_verify_result(k->ssl);
+		upstream_fail(s, "TLS handshake failed: %s%s%s", buf,
+			      v != X509_V_OK ? ": " : "",
+			      v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+	}
+	return -1;
+}
+
+/* Everything the session can do without blocking, until nothing moves. */
+static void run(struct pw_session *s)
+{
+	for (int rounds = 0; !s->closed && rounds < 64; rounds++) {
+		bool moved = false;
+		ssize_t r;
+
+		/* writes first: they free buffer space */
+		if (s->cl.ev.fd >= 0 && s->cl.wr && pw_buf_pending(&s->ubuf) &&
+		    s->state != ST_CLIENT_TLS) {
+			r = drain(&s->cl, &s->ubuf);
+			if (r == IO_ERR) {
+				session_close(s, "client write error");
+				return;
+			}
+			moved |= r > 0;
+		}
+		if (s->state == ST_CLOSING) {
+			if (!pw_buf_pending(&s->ubuf))
+				session_close(s, NULL);
+			return;
+		}
+		if (s->up.ev.fd >= 0 && s->up.wr && pw_buf_pending(&s->cbuf) &&
+		    s->state >= ST_UP_AUTH && s->state != ST_CANCEL) {
+			r = drain(&s->up, &s->cbuf);
+			if (r == IO_ERR) {
+				fatal(s, "08006", "pgward: connection to upstream \"%s\" lost",
+				      s->ups->name);
+				continue;
+			}
+			moved |= r > 0;
+		}
+
+		switch (s->state) {
+		case ST_STARTUP:
+		case ST_SASL_INIT:
+		case ST_SASL_CONT:
+			if (s->cl.rd) {
+				r = fill(&s->cl, &s->cbuf);
+				if (r < 0) {
+					session_close(s, "client went away during start-up");
+					return;
+				}
+				moved |= r > 0;
+			}
+			while (!s->closed && (s->state == ST_STARTUP || s->state == ST_SASL_INIT ||
+					      s->state == ST_SASL_CONT)) {
+				bool step = s->state == ST_STARTUP ? client_startup_step(s)
+								    : client_sasl_step(s);
+				if (!step)
+					break;
+				moved = true;
+			}
+			break;
+		case ST_CLIENT_TLS:
+			r = handshake(s, &s->cl, true);
+			if (r < 0)
+				return;
+			if (r == 1) {
+				s->state = ST_STARTUP;
+				s->cl.rd = true;
+				moved = true;
+			}
+			break;
+		case ST_UP_CONNECT:
+		case ST_CANCEL: {
+			if (!s->up.wr && !s->up.rd)
+				break;
+			int err = 0;
+			socklen_t el = sizeof(err);
+			getsockopt(s->up.ev.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err) {
+				if (s->state == ST_CANCEL) {
+					session_close(s, "cancel: upstream connect failed");
+					return;
+				}
+				fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s",
+				      s->ups->name, strerror(err));
+				continue;
+			}
+			if (s->state == ST_CANCEL) {
+				ssize_t w = send(s->up.ev.fd, s->cancel_pkt, 16, MSG_NOSIGNAL);
+				if (w == 16 || (w < 0 && errno != EAGAIN)) {
+					session_close(s, "cancel forwarded");
+					return;
+				}
+				s->up.wr = false;
+				break;
+			}
+			if (s->cancel.addr.ss_family != AF_UNIX &&
+			    s->ups->sslmode != PW_SSL_DISABLE) {
+				uint8_t req[8];
+				pw_put_be32(req, 8);
+				pw_put_be32(req + 4, PW_SSL_REQUEST);
+				if (send(s->up.ev.fd, req, 8, MSG_NOSIGNAL) != 8) {
+					fatal(s, "08001", "pgward: cannot write to upstream \"%s\"",
+					      s->ups->name);
+					continue;
+				}
+				s->state = ST_UP_SSLREQ;
+				s->up.rd = true;
+			} else {
+				upstream_ready_to_login(s);
+			}
+			moved = true;
+			break;
+		}
+		case ST_UP_SSLREQ: {
+			if (!s->up.rd)
+				break;
+			uint8_t c;
+			ssize_t n = recv(s->up.ev.fd, &c, 1, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				s->up.rd = false;
+				break;
+			}
+			if (n != 1 || (c != 'S' && c != 'N')) {
+				upstream_fail(s, "bad answer to SSL request");
+				continue;
+			}
+			if (c == 'S')
+				upstream_start_tls(s);
+			else if (s->ups->sslmode >= PW_SSL_REQUIRE) {
+				upstream_fail(s, "server does not support SSL, but sslmode is %s",
+					      pw_sslmode_name(s->ups->sslmode));
+				continue;
+			} else
+				upstream_ready_to_login(s);
+			moved = true;
+			break;
+		}
+		case ST_UP_TLS:
+			r = handshake(s, &s->up, false);
+			if (r < 0)
+				continue;
+			if (r == 1) {
+				upstream_ready_to_login(s);
+				s->up.rd = s->up.wr = true;
+				moved = true;
+			}
+			break;
+		case ST_UP_AUTH:
+			if (s->up.rd) {
+				r = fill(&s->up, &s->ubuf);
+				if (r < 0) {
+					upstream_fail(s, "connection closed during authentication");
+					continue;
+				}
+				moved |= r > 0;
+			}
+			while (!s->closed && s->state == ST_UP_AUTH && upstream_auth_step(s))
+				moved = true;
+			if (s->state == ST_READY)
+				moved = true;
+			break;
+		case ST_READY:
+			/* client -> upstream */
+			if (s->cl.rd && !s->cl.eof && !s->c_terminated) {
+				r = fill(&s->cl, &s->cbuf);
+				if (r == IO_ERR) {
+					session_close(s, "client read error");
+					return;
+				}
+				moved |= r > 0;
+			}
+			if (pw_buf_unscanned(&s->cbuf) && !scan_client(s))
+				continue;
+			/* upstream -> client */
+			if (s->up.rd && !s->up.eof) {
+				r = fill(&s->up, &s->ubuf);
+				if (r == IO_ERR) {
+					session_close(s, "upstream read error");
+					return;
+				}
+				moved |= r > 0;
+			}
+			if (pw_buf_unscanned(&s->ubuf) && !scan_upstream(s))
+				continue;
+			/* ends: after an EOF or Terminate, flush what is decided, then close */
+			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf)) {
+				session_close(s, s->c_terminated ? "client terminated"
+								  : "client closed");
+				return;
+			}
+			if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
+				session_close(s, "upstream closed");
+				return;
+			}
+			if (s->w->stopping && s->tx_status == 'I' && s->rfq_seen == s->rfq_owed &&
+			    !pw_buf_pending(&s->cbuf) && !pw_buf_unscanned(&s->cbuf) &&
+			    !pw_buf_pending(&s->ubuf) && !pw_buf_unscanned(&s->ubuf)) {
+				fatal(s, "57P01",
+				      "terminating connection due to administrator command");
+				continue;
+			}
+			break;
+		default:
+			break;
+		}
+		if (!moved)
+			break;
+	}
+}
+
+void pw_session_event(struct pw_ev *ev, uint32_t events)
+{
+	struct pw_session *s = ev->s;
+	if (s->closed)
+		return;
+	struct sock *k = ev->kind == PW_EV_CLIENT ? &s->cl : &s->up;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		k->rd = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		k->wr = true;
+	if (k->ssl) /* TLS reads can need writes and the other way round */
+		k->rd = k->wr = true;
+	run(s);
+}
+
+void pw_session_tick(struct pw_session *s)
+{
+	if (s->closed)
+		return;
+	if (s->deadline_ms && s->w->now_ms > s->deadline_ms && s->state != ST_READY) {
+		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
+			session_close(s, "timeout");
+		else if (s->state >= ST_UP_CONNECT)
+			fatal(s, "08001", "pgward: timeout connecting to upstream \"%s\"",
+			      s->ups->name);
+		else
+			fatal(s, "08006", "canceling authentication due to timeout");
+		return;
+	}
+	if (s->w->stopping)
+		run(s); /* an idle session ends now */
+}
+
+void pw_session_terminate(struct pw_session *s, const char *why)
+{
+	if (s->closed)
+		return;
+	if (s->state == ST_READY || s->state < ST_UP_CONNECT) {
+		fatal(s, "57P01", "%s", why);
+		run(s);
+	}
+	session_close(s, why);
+}
