@@ -2,29 +2,37 @@
 # Fetch the PostgreSQL source matching the installed server and build the
 # upstream test drivers pgward's transparency suites need.
 #
-#   scripts/pgsrc.sh              fetch + unpack + build (skips what is done)
-#   scripts/pgsrc.sh --print-env  same, then print shell assignments:
-#                                   eval "$(scripts/pgsrc.sh --print-env)"
+#   scripts/pgsrc.sh                fetch + unpack + build (skips what is done)
+#   scripts/pgsrc.sh --print-env    same, then print shell assignments:
+#                                     eval "$(scripts/pgsrc.sh --print-env)"
 #   scripts/pgsrc.sh --build-tools  also build pg_regress, pg_isolation_regress
-#                                 and isolationtester from source (configure
-#                                 route) instead of using the ones Debian ships
+#                                   and isolationtester from source instead of
+#                                   using the ones Debian ships (same version)
+#   scripts/pgsrc.sh --build-psql   build psql from source even when the source
+#                                   is the installed version
 #
-# Source: Debian's source package of the installed postgresql-NN (same
-# version), downloaded with `apt-get source --download-only` through a private
-# apt configuration under $PGWARD_CACHE/apt, whose deb-src entries are derived
-# from the system's own apt sources (the system apt configuration and state
-# are only read, never changed).  Unpacked with dpkg-source (Debian patches
-# applied, as in the installed binaries) into
-# ${PGWARD_CACHE:-/var/cache/pgward}/postgresql-<upstream version>.
+# Printed variables: PGSRC_DIR PGSRC_VERSION PGSRC_INSTALLED_VERSION PG_BINDIR
+# PG_REGRESS PG_REGRESS_BINDIR (give to pg_regress --bindir: the psql to use)
+# PG_ISOLATION_REGRESS ISOLATIONTESTER LIBPQ_PIPELINE REGRESS_DLPATH
+#
+# Source: Debian's source package of the installed postgresql-NN, downloaded
+# with `apt-get source --download-only` through a private apt configuration
+# under $PGWARD_CACHE/apt whose deb-src entries are derived from the system's
+# own apt sources (the system's apt configuration and state are only read).
+# When the mirror lacks that exact version's files (security updates' sources
+# may be missing), the newest older 15.x that it has is used, with a warning,
+# and psql of that version is built for pg_regress (see build_psql).
+# Unpacked with dpkg-source (Debian patches applied, like the installed
+# binaries) into ${PGWARD_CACHE:-/var/cache/pgward}/postgresql-<upstream>.
 #
 # Built against the installed server with PGXS (postgresql-server-dev-NN):
-#   libpq_pipeline                 src/test/modules/libpq_pipeline
-#   regress.so autoinc.so refint.so in one --dlpath directory
-# pg_regress, pg_isolation_regress and isolationtester are the ones Debian
-# ships in the PGXS tree (same version), unless missing or --build-tools.
+#   libpq_pipeline                  src/test/modules/libpq_pipeline
+#   regress.so autoinc.so refint.so in $PGSRC_DIR/pgward-dlpath (--dlpath)
+# pg_regress, pg_isolation_regress and isolationtester: Debian's, from the
+# PGXS tree (postgresql-client-NN), unless missing or --build-tools.
 #
-# Environment: PGWARD_CACHE (cache root), PG_MAJOR (default 15),
-# PG_CONFIG (default /usr/lib/postgresql/$PG_MAJOR/bin/pg_config).
+# Environment: PGWARD_CACHE (cache root), PG_MAJOR (default 15), PG_CONFIG
+# (default /usr/lib/postgresql/$PG_MAJOR/bin/pg_config), PGSRC_JOBS.
 set -euo pipefail
 
 PG_MAJOR=${PG_MAJOR:-15}
@@ -301,29 +309,70 @@ build_dlpath() {
 	printf '%s\n' "$value" >"$stamp"
 }
 
-# pg_regress / pg_isolation_regress / isolationtester from source: configure
-# (no optional features: none of these programs uses them), then only the
-# two test directories and what they depend on (libpq, pgport, pgcommon).
+# Configure the source tree once, with no optional feature the client-side
+# test programs need (OpenSSL: so they can connect with TLS), and generate
+# the catalog headers frontend programs include.
+configure_tree() {
+	local stamp=$SRC/.pgward-configured value
+	value=$(build_stamp_value configure)
+	if up_to_date "$stamp" "$value"; then
+		return 0
+	fi
+	log "configuring the source tree"
+	(
+		cd "$SRC"
+		./configure -q --without-readline --without-icu --without-zlib --without-llvm \
+			--with-openssl --with-system-tzdata=/usr/share/zoneinfo \
+			--bindir="$("$PG_CONFIG" --bindir)" CFLAGS=-O1 >"$SRC/pgward-configure.log" 2>&1
+	) || {
+		tail -n 40 "$SRC/pgward-configure.log" >&2
+		die "configure failed (log: $SRC/pgward-configure.log)"
+	}
+	make -s -j"$JOBS" -C "$SRC/src/backend" generated-headers >&2 || die "generating headers failed"
+	printf '%s\n' "$value" >"$stamp"
+}
+
+# psql of the source's version, for pg_regress: the regression scripts are
+# written for their own psql (e.g. psql 15.19+ skips the inline data of a
+# COPY FROM STDIN that failed; older scripts rely on the opposite), so when
+# the source is not the installed version its psql must run them.  It links
+# against the system's libpq at run time.
+build_psql() {
+	local stamp=$SRC/src/bin/psql/.pgward-built value
+	value=$(build_stamp_value psql)
+	if up_to_date "$stamp" "$value" && [[ -x $SRC/src/bin/psql/psql ]]; then
+		return 0
+	fi
+	configure_tree
+	log "building psql $(upstream_of "$(cut -d' ' -f2 "$SRC/.pgward-source")") for pg_regress"
+	make -s -j"$JOBS" -C "$SRC/src/bin/psql" >&2 || die "building psql failed"
+	printf '%s\n' "$value" >"$stamp"
+}
+
+# pg_regress / pg_isolation_regress / isolationtester from source.
 build_tools_from_source() {
 	local stamp=$SRC/.pgward-tools-built value
 	value=$(build_stamp_value tools)
 	if up_to_date "$stamp" "$value" && [[ -x $SRC/src/test/isolation/isolationtester ]]; then
 		return 0
 	fi
-	log "configuring the source tree (for pg_regress / isolation tools)"
-	(
-		cd "$SRC"
-		./configure -q --without-readline --without-icu --without-zlib --without-llvm \
-			--with-system-tzdata=/usr/share/zoneinfo \
-			--bindir="$("$PG_CONFIG" --bindir)" >"$SRC/pgward-configure.log" 2>&1
-	) || {
-		tail -n 40 "$SRC/pgward-configure.log" >&2
-		die "configure failed (log: $SRC/pgward-configure.log)"
-	}
+	configure_tree
 	log "building pg_regress, pg_isolation_regress, isolationtester"
 	make -s -j"$JOBS" -C "$SRC/src/test/regress" pg_regress >&2 || die "building pg_regress failed"
 	make -s -j"$JOBS" -C "$SRC/src/test/isolation" all >&2 || die "building isolation tools failed"
 	printf '%s\n' "$value" >"$stamp"
+}
+
+# The directory whose psql pg_regress runs (its --bindir).
+locate_psql() {
+	local srcver
+	srcver=$(cut -d' ' -f2 "$SRC/.pgward-source")
+	if [[ $BUILD_PSQL -eq 1 || $(upstream_of "$srcver") != "$(upstream_of "$INSTALLED")" ]]; then
+		build_psql
+		PG_REGRESS_BINDIR=$SRC/src/bin/psql
+	else
+		PG_REGRESS_BINDIR=$("$PG_CONFIG" --bindir)
+	fi
 }
 
 locate_tools() {
@@ -355,7 +404,9 @@ fix_permissions() {
 print_env() {
 	printf 'PGSRC_VERSION=%q\n' "$(cut -d' ' -f2 "$SRC/.pgward-source")"
 	printf 'PGSRC_DIR=%q\n' "$SRC"
+	printf 'PGSRC_INSTALLED_VERSION=%q\n' "$INSTALLED"
 	printf 'PG_BINDIR=%q\n' "$("$PG_CONFIG" --bindir)"
+	printf 'PG_REGRESS_BINDIR=%q\n' "$PG_REGRESS_BINDIR"
 	printf 'PG_REGRESS=%q\n' "$PG_REGRESS"
 	printf 'PG_ISOLATION_REGRESS=%q\n' "$PG_ISOLATION_REGRESS"
 	printf 'ISOLATIONTESTER=%q\n' "$ISOLATIONTESTER"
@@ -364,16 +415,18 @@ print_env() {
 }
 
 usage() {
-	sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 main() {
 	local print=0 arg
 	BUILD_TOOLS=0
+	BUILD_PSQL=0
 	for arg in "$@"; do
 		case $arg in
 		--print-env) print=1 ;;
 		--build-tools) BUILD_TOOLS=1 ;;
+		--build-psql) BUILD_PSQL=1 ;;
 		-h | --help)
 			usage
 			return 0
@@ -387,6 +440,7 @@ main() {
 	read -r srcpkg want < <(dpkg-query -W -f '${source:Package} ${source:Version}\n' "$PKG" 2>/dev/null) ||
 		die "$PKG is not installed (scripts/deps.sh)"
 	[[ -n $want ]] || die "$PKG is not installed (scripts/deps.sh)"
+	INSTALLED=$want
 
 	mkdir -p "$CACHE"
 	# one pgsrc.sh at a time per cache
@@ -397,6 +451,7 @@ main() {
 	build_libpq_pipeline
 	build_dlpath
 	locate_tools
+	locate_psql
 	fix_permissions
 
 	if [[ $print -eq 1 ]]; then

@@ -155,7 +155,7 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	uint64_t next_tick = 0;
 	for (;;) {
-		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, 1000);
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, w->ready ? 0 : 1000);
 		w->now_ms = pw_now_ms();
 		for (int i = 0; i < n; i++) {
 			struct pw_ev *ev = evs[i].data.ptr;
@@ -175,6 +175,7 @@ static void *worker_main(void *arg)
 				break;
 			}
 		}
+		pw_session_run_ready(w);
 		pw_session_reap(w);
 		if (w->now_ms >= next_tick || w->stopping) {
 			next_tick = w->now_ms + 1000;

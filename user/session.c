@@ -66,6 +66,8 @@ struct inject {
 
 struct pw_session {
 	struct pw_session *prev, *next;
+	struct pw_session *next_ready; /* on the worker's ready list (queued) */
+	bool queued;
 	struct pw_worker *w;
 	struct pw_runtime *rt;
 	uint64_t serial;
@@ -241,6 +243,13 @@ static void session_close(struct pw_session *s, const char *why)
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->key_registered = false;
+	if (s->queued) {
+		struct pw_session **pp = &s->w->ready;
+		while (*pp != s)
+			pp = &(*pp)->next_ready;
+		*pp = s->next_ready;
+		s->queued = false;
+	}
 	/* unlink from the live list, park on the dead list until the epoll batch is done */
 	struct pw_worker *w = s->w;
 	if (s->prev)
@@ -847,6 +856,7 @@ static bool upstream_auth_step(struct pw_session *s)
 		b->scan += (size_t)len + 1;
 		s->state = ST_READY;
 		s->deadline_ms = 0;
+		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
 		return true;
 	case PW_AUTH_REQ_CLEARTEXT:
 		if (!s->up_tls && !u->allow_cleartext) {
@@ -1227,7 +1237,8 @@ static int handshake(struct pw_session *s, struct sock *k, bool server)
 /* Everything the session can do without blocking, until nothing moves. */
 static void run(struct pw_session *s)
 {
-	for (int rounds = 0; !s->closed && rounds < 64; rounds++) {
+	int rounds;
+	for (rounds = 0; !s->closed && rounds < 64; rounds++) {
 		bool moved = false;
 		ssize_t r;
 
@@ -1424,7 +1435,28 @@ static void run(struct pw_session *s)
 			break;
 		}
 		if (!moved)
-			break;
+			return;
+	}
+	/* still moving after many rounds: give the other sessions a turn, and come back after
+	 * the next epoll batch (edge-triggered: no new event would wake us for data already
+	 * waiting in the socket) */
+	if (!s->closed && !s->queued) {
+		s->queued = true;
+		s->next_ready = s->w->ready;
+		s->w->ready = s;
+	}
+}
+
+void pw_session_run_ready(struct pw_worker *w)
+{
+	struct pw_session *s = w->ready;
+	w->ready = NULL;
+	while (s) {
+		struct pw_session *nx = s->next_ready;
+		s->queued = false;
+		s->next_ready = NULL;
+		run(s);
+		s = nx;
 	}
 }
 

@@ -28,6 +28,7 @@ struct pw_worker {
 	struct pw_session *sessions; /* doubly linked list of live sessions */
 	int n_sessions;
 	struct pw_session *dead;     /* closed during this epoll batch, freed after it */
+	struct pw_session *ready;    /* yielded with work left: run again after the batch */
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */

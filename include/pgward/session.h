@@ -15,6 +15,8 @@ void pw_session_event(struct pw_ev *ev, uint32_t events);
 void pw_session_tick(struct pw_session *s);
 /* Close now (stop deadline passed), telling the client why. */
 void pw_session_terminate(struct pw_session *s, const char *why);
+/* Run the sessions that yielded with work left (see run()). */
+void pw_session_run_ready(struct pw_worker *w);
 /* Free sessions closed during the last epoll batch. */
 void pw_session_reap(struct pw_worker *w);
 struct pw_session *pw_session_next(struct pw_session *s);

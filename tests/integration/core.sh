@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# pgwardd core, end to end: a throwaway PostgreSQL 15, pgwardd in front of it, real clients
+# (psql, libpq, pgbench) through it. Prints "ok - ..." / "not ok - ..." per check.
+# Environment: BUILD (default build), PGWARD_SUITES=0 skips the regression/isolation/pipeline
+# differential (tests/integration/suites.sh), which is on by default.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD = /* ]] || BUILD=$top/$BUILD
+PGTEST=$BUILD/tests/pgtest
+
+# shellcheck source=../../scripts/pgtmp.sh
+source "$top/scripts/pgtmp.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+trap pw_cleanup EXIT
+PGTMP_QUIET=1 pgtmp_start core >/dev/null || { echo "not ok - throwaway cluster did not start"; exit 1; }
+W=$PGTMP_DIR/pgward
+mkdir -p "$W"
+pgtmp_cert "$W" pgwardd localhost "DNS:localhost,IP:127.0.0.1" >/dev/null
+PORT=$(pw_free_port)
+APP_PW=app-secret-$$
+APP_VERIFIER=$(printf '%s\n' "$APP_PW" | "$BUILD/pgwardctl" scram verifier)
+
+write_config() { # $1 = file, $2 = extra limits json
+	cat >"$1" <<EOF
+{
+  "workers": 2,
+  "log_level": "info",
+  "shutdown_grace_seconds": 10,
+  "listen": [{"host": "127.0.0.1", "port": $PORT}, {"unix": "$W/.s.PGSQL.$PORT"}],
+  "tls": {"cert": "$W/pgwardd.crt", "key": "$W/pgwardd.key"},
+  "upstreams": {
+    "main":        {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "verify-full",
+                    "ca_file": "$PGTMP_CA"},
+    "plain":       {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"},
+    "md5":         {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "pgward_md5",
+                    "password_file": "$PGTMP_DIR/pgward_md5.pw", "sslmode": "disable"},
+    "clear_tls":   {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "pgward_clear",
+                    "password_file": "$PGTMP_DIR/pgward_clear.pw", "sslmode": "require"},
+    "clear_plain": {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "pgward_clear",
+                    "password_file": "$PGTMP_DIR/pgward_clear.pw", "sslmode": "disable"},
+    "badca":       {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "verify-full",
+                    "ca_file": "$W/pgwardd.crt"},
+    "unix":        {"unix_dir": "$PGTMP_SOCKDIR", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw"}
+  },
+  "identities": [
+    {"name": "app", "match": {"user": "app"}, "auth": "password",
+     "scram_verifier": "$APP_VERIFIER", "upstream": "main"},
+    {"name": "via-md5", "match": {"application_name": "via-md5"}, "auth": "trust", "upstream": "md5"},
+    {"name": "via-clear-tls", "match": {"application_name": "via-clear-tls"}, "auth": "trust", "upstream": "clear_tls"},
+    {"name": "via-clear-plain", "match": {"application_name": "via-clear-plain"}, "auth": "trust", "upstream": "clear_plain"},
+    {"name": "via-badca", "match": {"application_name": "via-badca"}, "auth": "trust", "upstream": "badca"},
+    {"name": "via-unix", "match": {"application_name": "via-unix"}, "auth": "trust", "upstream": "unix"},
+    {"name": "nobody", "match": {"user": "nobody*"}, "auth": "password",
+     "scram_verifier": "$APP_VERIFIER", "upstream": "main"},
+    {"name": "superuser", "match": {"user": "postgres"}, "auth": "trust", "upstream": "main"}
+  ]${2:-}
+}
+EOF
+}
+CONF=$W/pgwardd.json
+write_config "$CONF"
+pw_start_pgwardd "$CONF" "$W/pgwardd.log" || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }
+
+export PGPASSWORD= PGSSLMODE=prefer PGCONNECT_TIMEOUT=10
+CI="host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
+UCI="host=$W port=$PORT user=postgres dbname=postgres"
+
+# --- psql -------------------------------------------------------------------------------
+check "psql over TCP" test "$(psql "$CI" -Atc 'SELECT 40 + 2')" = 42
+check "psql over the unix socket" test "$(psql "$UCI" -Atc 'SELECT current_user')" = postgres
+check "TLS to pgwardd with sslmode=require" \
+	bash -c "psql '$CI sslmode=require' -Atc 'SELECT 1' && psql '$CI sslmode=require' -c '\\conninfo' | grep -q 'SSL connection (protocol: TLSv1.[23]'"
+check "TLS to pgwardd with sslmode=verify-full" \
+	test "$(psql "host=localhost port=$PORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGTMP_CA" -Atc 'SELECT 7')" = 7
+check "verify-full fails against the wrong name" \
+	bash -c "! psql 'host=127.0.0.2 port=$PORT user=postgres dbname=postgres sslmode=verify-full sslrootcert=$PGTMP_CA' -Atc 'SELECT 1' 2>/dev/null"
+check "upstream over TLS verify-full (ssl_is_used on the server)" \
+	test "$(psql "$CI" -Atc 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')" = t
+
+# \copy in and out, byte for byte
+seq 1 50000 | awk '{printf "%d\tname %d\t%s\n", $1, $1, ($1 % 7 == 0) ? "\\N" : "x\\ty"}' >"$W/in.tsv"
+psql "$CI" -q -c 'DROP TABLE IF EXISTS cp' -c 'CREATE TABLE cp(a int, b text, c text)' >/dev/null
+check "psql \\copy in" psql "$CI" -q -c "\\copy cp FROM '$W/in.tsv'"
+check "psql \\copy out is byte-identical" bash -c "psql '$CI' -q -c \"\\copy (SELECT * FROM cp ORDER BY a) TO '$W/out.tsv'\" && cmp '$W/in.tsv' '$W/out.tsv'"
+
+# client SCRAM authentication against the configured verifier
+check "client SCRAM login with the right password" \
+	test "$(PGPASSWORD=$APP_PW psql "host=127.0.0.1 port=$PORT user=app dbname=postgres" -Atc 'SELECT session_user')" = postgres
+out=$(PGPASSWORD=wrong psql "host=127.0.0.1 port=$PORT user=app dbname=postgres" -Atc 'SELECT 1' 2>&1)
+check "wrong password refused with 28P01" \
+	bash -c "grep -q 'password authentication failed for user \"app\"' <<<'$out' && grep -q 'FATAL 28P01' '$W/pgwardd.log'"
+out=$(psql "host=127.0.0.1 port=$PORT user=stranger dbname=postgres" -Atc 'SELECT 1' 2>&1)
+check "no identity: FATAL names what was seen" grep -q 'no identity matches user "stranger"' <<<"$out"
+
+# upstream authentication methods
+check "upstream MD5 login" test "$(psql "$CI application_name=via-md5" -Atc 'SELECT current_user')" = pgward_md5
+check "upstream cleartext password over TLS" test "$(psql "$CI application_name=via-clear-tls" -Atc 'SELECT current_user')" = pgward_clear
+out=$(psql "$CI application_name=via-clear-plain" -Atc 'SELECT 1' 2>&1)
+check "upstream cleartext over plain TCP refused" grep -q 'allow_cleartext' <<<"$out"
+out=$(psql "$CI application_name=via-badca" -Atc 'SELECT 1' 2>&1)
+check "upstream verify-full with the wrong CA refused" grep -q 'TLS handshake failed' <<<"$out"
+check "upstream over a unix socket" test "$(psql "$CI application_name=via-unix" -Atc "SELECT coalesce(inet_client_addr()::text, 'local')")" = local
+check "startup options pass through" test "$(psql "$CI options='-c search_path=pg_catalog,public -c work_mem=3MB'" -Atc 'SHOW work_mem')" = 3MB
+
+# --- libpq ------------------------------------------------------------------------------
+for t in extended pipeline cancel notify; do
+	run_tap "$PGTEST" "$t" "$CI"
+done
+run_tap "$PGTEST" copy "$CI" 100000
+run_tap "$PGTEST" limit "$CI" 1048576
+run_tap "$PGTEST" malformed "$CI" 127.0.0.1 "$PORT" postgres postgres
+check "pgwardd memory stays small after 64 MiB and 200 MB messages (VmHWM $(pw_hwm_kb) kB)" \
+	test "$(pw_hwm_kb)" -lt 200000
+
+# --- pgbench ------------------------------------------------------------------------------
+check "pgbench -i" pgbench -i -q -s 2 "$CI"
+for m in simple extended prepared; do
+	check "pgbench -M $m, 8 clients" pgbench -n -M "$m" -c 8 -j 2 -t 300 "$CI"
+done
+check "pgbench -C (a connection per transaction)" pgbench -n -C -S -c 4 -j 2 -t 100 "$CI"
+check "pgbench over TLS, 8 clients" pgbench -n -S -c 8 -j 2 -t 500 "$CI sslmode=require"
+
+# --- reload ---------------------------------------------------------------------------------
+cp "$CONF" "$W/good.json"
+echo '{ "workers": ' >"$CONF"
+kill -HUP "$PGWARDD_PID"
+check "SIGHUP with a bad file keeps the old configuration" \
+	pw_wait_log "$W/pgwardd.log" 'reload failed, keeping the current configuration'
+check "still serving after a bad reload" test "$(psql "$CI" -Atc 'SELECT 1')" = 1
+write_config "$CONF" ', "limits": {"max_statement_bytes": 100}'
+kill -HUP "$PGWARDD_PID"
+pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+out=$(psql "$CI" -Atc "SELECT '$(printf 'x%.0s' {1..200})'" 2>&1)
+check "SIGHUP applies a good file to new sessions" grep -q 'max_statement_bytes' <<<"$out"
+cp "$W/good.json" "$CONF"
+kill -HUP "$PGWARDD_PID"
+
+# --- the transparency oracle ----------------------------------------------------------------
+if [[ ${PGWARD_SUITES:-1} != 0 ]]; then
+	"$here/suites.sh" --direct "127.0.0.1:$PGTMP_PORT" --proxy "127.0.0.1:$PORT" \
+		--user postgres --password-file "$PGTMP_DIR/postgres.pw"
+	rc=$?
+	[[ $rc -eq 0 ]] || echo "not ok - suites.sh exited $rc"
+fi
+
+# --- graceful stop ----------------------------------------------------------------------------
+psql "$CI" -Atc 'SELECT pg_sleep(2), 1' >"$W/slow.out" 2>&1 &
+slow=$!
+psql "$CI" >/dev/null 2>&1 <<<"SELECT pg_sleep(30);" &
+sleep 0.5
+kill -TERM "$PGWARDD_PID"
+sleep 0.3
+check "after SIGTERM no new connections are accepted" bash -c "! psql '$CI' -Atc 'SELECT 1' 2>/dev/null"
+wait "$slow"
+check "a running query finishes during the grace period" grep -q '|1' "$W/slow.out"
+t0=$(date +%s)
+kill -TERM "$PGWARDD_PID"
+wait "$PGWARDD_PID"
+check "a second SIGTERM ends the grace period at once" test $(($(date +%s) - t0)) -lt 5
+check "the unix socket file is removed" test ! -e "$W/.s.PGSQL.$PORT"
+finish
