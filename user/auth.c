@@ -3,6 +3,7 @@
  * allocation here (OpenSSL may allocate internally for its own contexts). */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -148,6 +149,49 @@ static int salted_password(const char *password, const uint8_t *salt, size_t sal
 	if (PKCS5_PBKDF2_HMAC(pw, (int)pwlen, salt, (int)salt_len, iterations, EVP_sha256(),
 			      PW_SCRAM_KEY_LEN, out) != 1)
 		return -1;
+	return 0;
+}
+
+/* Logging in upstream costs a PBKDF2 of `iterations` HMACs (about a millisecond at 4096),
+ * and the server's salt and iteration count for a role do not change between logins: each
+ * worker keeps the last few SaltedPasswords, keyed by a hash of (password, salt, iterations).
+ * Thread-local, so no locks; it holds nothing the configuration does not already hold. */
+#define SALT_CACHE 8
+static __thread struct {
+	uint8_t key[PW_SCRAM_KEY_LEN];
+	uint8_t salted[PW_SCRAM_KEY_LEN];
+	bool used;
+} salt_cache[SALT_CACHE];
+static __thread unsigned salt_cache_next;
+
+static int salted_password_cached(const char *password, const uint8_t *salt, size_t salt_len,
+				  int iterations, uint8_t out[PW_SCRAM_KEY_LEN])
+{
+	uint8_t key[PW_SCRAM_KEY_LEN];
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int kl = 0;
+	uint32_t it = (uint32_t)iterations;
+	uint32_t pl = (uint32_t)strlen(password);
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, &pl, sizeof(pl)) == 1 &&
+		 EVP_DigestUpdate(md, password, pl) == 1 &&
+		 EVP_DigestUpdate(md, &it, sizeof(it)) == 1 &&
+		 EVP_DigestUpdate(md, salt, salt_len) == 1 && EVP_DigestFinal_ex(md, key, &kl) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok)
+		return salted_password(password, salt, salt_len, iterations, out);
+	for (int i = 0; i < SALT_CACHE; i++) {
+		if (salt_cache[i].used && CRYPTO_memcmp(salt_cache[i].key, key, sizeof(key)) == 0) {
+			memcpy(out, salt_cache[i].salted, PW_SCRAM_KEY_LEN);
+			return 0;
+		}
+	}
+	if (salted_password(password, salt, salt_len, iterations, out) < 0)
+		return -1;
+	unsigned slot = salt_cache_next++ % SALT_CACHE;
+	memcpy(salt_cache[slot].key, key, sizeof(key));
+	memcpy(salt_cache[slot].salted, out, PW_SCRAM_KEY_LEN);
+	salt_cache[slot].used = true;
 	return 0;
 }
 
@@ -689,7 +733,8 @@ int pw_scram_client_final(struct pw_scram_client *c, const char *password,
 		set_err(err, errlen, "SCRAM: AuthMessage too long");
 		return PW_AUTH_PROTOCOL;
 	}
-	if (salted_password(password, salt, (size_t)salt_len, iterations, c->salted_password) < 0 ||
+	if (salted_password_cached(password, salt, (size_t)salt_len, iterations,
+				   c->salted_password) < 0 ||
 	    hmac256(c->salted_password, client_key_label, strlen(client_key_label), ck) < 0 ||
 	    sha256(ck, sizeof(ck), stored) < 0 ||
 	    hmac256(stored, c->auth_message, (size_t)n, sig) < 0) {
