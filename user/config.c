@@ -520,6 +520,9 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	                                   "ca_file",
 	                                   "allow_cleartext",
 	                                   "connect_timeout_seconds",
+	                                   "reuse_connections",
+	                                   "pool_idle_timeout_seconds",
+	                                   "pool_max_idle",
 	                                   NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], pwfile[PATH_MAX];
 	long long port;
@@ -534,6 +537,8 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	u->port = 5432;
 	u->sslmode = PW_SSL_PREFER;
 	u->connect_timeout_ms = 10000;
+	u->pool_idle_timeout_ms = 60000;
+	u->pool_max_idle = 32;
 
 	rc_host = get_str(x, o, jp, "host", u->host, sizeof(u->host), F_NONEMPTY);
 	if (rc_host < 0)
@@ -599,8 +604,16 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	}
 
 	if (get_bool(x, o, jp, "allow_cleartext", &u->allow_cleartext) < 0 ||
-	    get_ms(x, o, jp, "connect_timeout_seconds", 0.001, &u->connect_timeout_ms) < 0)
+	    get_ms(x, o, jp, "connect_timeout_seconds", 0.001, &u->connect_timeout_ms) < 0 ||
+	    get_bool(x, o, jp, "reuse_connections", &u->reuse_connections) < 0 ||
+	    get_ms(x, o, jp, "pool_idle_timeout_seconds", 0.001, &u->pool_idle_timeout_ms) < 0)
 		return -1;
+	long long max_idle;
+	rc = get_int(x, o, jp, "pool_max_idle", 1, 100000, 0, &max_idle);
+	if (rc < 0)
+		return -1;
+	if (rc)
+		u->pool_max_idle = (int)max_idle;
 	return 0;
 }
 

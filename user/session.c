@@ -49,6 +49,8 @@ enum state {
 	ST_READY,	/* established: pumping */
 	ST_CANCEL,	/* forwarding a CancelRequest to an upstream */
 	ST_CLOSING,	/* flushing a last message to the client */
+	ST_POOL_RESET,	/* client gone: DISCARD ALL sent upstream, waiting for its answer */
+	ST_POOL_IDLE,	/* parked upstream connection, waiting for the next client */
 };
 
 struct sock {
@@ -112,9 +114,19 @@ struct pw_session {
 	bool key_registered;
 	struct pw_cancel_target cancel; /* the upstream's address, for the cancel map */
 	uint8_t cancel_pkt[16];
+
+	/* connection reuse (upstream.reuse_connections) */
+	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
+	size_t up_startup_len;
+	uint8_t *preamble;   /* AuthenticationOk .. ReadyForQuery as first sent to the client */
+	size_t preamble_len, preamble_cap, preamble_k_off;
+	bool capturing;
+	struct pw_session *next_pool;
+	uint64_t parked_ms;
 };
 
 static uint64_t serial_counter; /* atomic */
+static void pool_remove(struct pw_session *s);
 
 struct pw_session *pw_session_next(struct pw_session *s)
 {
@@ -224,6 +236,8 @@ static void session_close(struct pw_session *s, const char *why)
 	if (s->closed)
 		return;
 	s->closed = true;
+	if (s->state == ST_POOL_IDLE)
+		pool_remove(s);
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer, why);
 	struct sock *ks[2] = {&s->cl, &s->up};
@@ -272,6 +286,8 @@ void pw_session_reap(struct pw_worker *w)
 		pw_buf_free(&s->cbuf);
 		pw_buf_free(&s->ubuf);
 		free(s->startup);
+		free(s->up_startup);
+		free(s->preamble);
 		if (s->rt)
 			pw_runtime_unref(s->rt);
 		free(s);
@@ -462,7 +478,7 @@ static void upstream_connect(struct pw_session *s)
 
 /* Build and queue the StartupMessage for the upstream: the client's parameters, with the
  * user (and, if configured, the database) replaced by the upstream's. */
-static int send_upstream_startup(struct pw_session *s)
+static int build_upstream_startup(struct pw_session *s)
 {
 	uint8_t pkt[16384];
 	size_t off = 8;
@@ -495,16 +511,176 @@ static int send_upstream_startup(struct pw_session *s)
 	pkt[off++] = 0;
 	pw_put_be32(pkt, (uint32_t)off);
 	pw_put_be32(pkt + 4, s->st.version);
-	return pw_buf_insert(&s->cbuf, pkt, off);
+	free(s->up_startup);
+	if (!(s->up_startup = malloc(off)))
+		return -1;
+	memcpy(s->up_startup, pkt, off);
+	s->up_startup_len = off;
+	return 0;
 }
+
+static void register_cancel_key(struct pw_session *s, uint8_t *msg);
+static void rekey(struct pw_session *s, uint8_t *msg);
 
 static void upstream_ready_to_login(struct pw_session *s)
 {
-	if (send_upstream_startup(s) < 0) {
-		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
+	if (pw_buf_insert(&s->cbuf, s->up_startup, s->up_startup_len) < 0) {
+		fatal(s, "53200", "pgward: out of memory");
 		return;
 	}
 	s->state = ST_UP_AUTH;
+}
+
+/* ---- connection reuse ---- */
+
+static bool preamble_add(struct pw_session *s, const uint8_t *p, size_t n)
+{
+	if (s->preamble_len + n > s->preamble_cap) {
+		size_t cap = (s->preamble_len + n) * 2 + 256;
+		if (cap > 65536)
+			return false; /* an unusual start-up: just do not reuse this one */
+		uint8_t *q = realloc(s->preamble, cap);
+		if (!q)
+			return false;
+		s->preamble = q;
+		s->preamble_cap = cap;
+	}
+	memcpy(s->preamble + s->preamble_len, p, n);
+	s->preamble_len += n;
+	return true;
+}
+
+static void pool_remove(struct pw_session *s)
+{
+	struct pw_session **pp = &s->w->pool;
+	while (*pp && *pp != s)
+		pp = &(*pp)->next_pool;
+	if (*pp) {
+		*pp = s->next_pool;
+		s->w->n_pool--;
+	}
+	s->next_pool = NULL;
+}
+
+/* Can the upstream connection outlive this client? Only at a clean boundary: nothing in
+ * flight either way, outside any transaction, start-up captured. */
+static bool reusable(const struct pw_session *s)
+{
+	return s->ups && s->ups->reuse_connections && s->state == ST_READY && !s->capturing &&
+	       s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
+	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->inj_n && !s->copy_in &&
+	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
+	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !s->w->stopping &&
+	       s->w->n_pool < s->ups->pool_max_idle;
+}
+
+/* The client is gone: reset the upstream connection and park it. */
+static void park(struct pw_session *s)
+{
+	if (s->cl.ssl) {
+		SSL_free(s->cl.ssl);
+		s->cl.ssl = NULL;
+	}
+	if (s->cl.ev.fd >= 0)
+		close(s->cl.ev.fd);
+	s->cl.ev.fd = -1;
+	if (s->key_registered)
+		pw_cancel_unregister(s->be_pid, s->our_key);
+	s->key_registered = false;
+	s->cbuf.start = s->cbuf.scan = s->cbuf.end = 0;
+	s->ubuf.start = s->ubuf.scan = s->ubuf.end = 0;
+	static const char q[] = "DISCARD ALL";
+	s->u_error_in_group = false;
+	s->rfq_owed = s->rfq_seen + 1;
+	s->state = ST_POOL_RESET;
+	s->deadline_ms = s->w->now_ms + 10000;
+	if (pw_msg_raw(&s->cbuf, 'Q', q, sizeof(q)) < 0)
+		session_close(s, "oom");
+}
+
+/* The answer to DISCARD ALL: drop it all, park on a clean ReadyForQuery. */
+static bool pool_reset_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->ubuf;
+	if (pw_buf_unscanned(b) < PW_HDR)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p + 1);
+	if (len < 4 || len > AUTH_MSG_MAX) {
+		session_close(s, "pool: bad message during reset");
+		return false;
+	}
+	if (pw_buf_unscanned(b) < (size_t)len + 1) {
+		pw_buf_reserve_at_scan(b, (size_t)len + 1);
+		return false;
+	}
+	uint8_t t = p[0], st = p[5];
+	pw_buf_cut(b, (size_t)len + 1);
+	if (t == 'E')
+		s->u_error_in_group = true;
+	if (t != 'Z')
+		return true;
+	if (s->u_error_in_group || st != 'I') {
+		session_close(s, "pool: reset failed");
+		return false;
+	}
+	s->rfq_seen = s->rfq_owed;
+	s->state = ST_POOL_IDLE;
+	s->parked_ms = s->w->now_ms;
+	s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->pool_idle_timeout_ms;
+	s->next_pool = s->w->pool;
+	s->w->pool = s;
+	s->w->n_pool++;
+	pw_debug("pool: parked upstream connection (pid %u) of \"%s\"", s->be_pid, s->ups->name);
+	return false;
+}
+
+/* A parked connection with the same upstream and the same StartupMessage, taken over by s. */
+static bool adopt(struct pw_session *s)
+{
+	struct pw_session *o = s->w->pool;
+	while (o && !(o->rt == s->rt && o->ups_idx == s->ups_idx &&
+		      o->up_startup_len == s->up_startup_len &&
+		      memcmp(o->up_startup, s->up_startup, s->up_startup_len) == 0))
+		o = o->next_pool;
+	if (!o)
+		return false;
+	pool_remove(o);
+	s->up.ev.fd = o->up.ev.fd;
+	s->up.ssl = o->up.ssl;
+	s->up.rd = s->up.wr = true;
+	o->up.ev.fd = -1;
+	o->up.ssl = NULL;
+	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+				.data.ptr = &s->up.ev};
+	if (epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->up.ev.fd, &e) < 0) {
+		close(s->up.ev.fd);
+		s->up.ev.fd = -1;
+		session_close(o, "pool: epoll");
+		return false;
+	}
+	s->up_tls = o->up_tls;
+	s->cancel = o->cancel;
+	s->preamble = o->preamble;
+	s->preamble_len = o->preamble_len;
+	s->preamble_cap = o->preamble_cap;
+	s->preamble_k_off = o->preamble_k_off;
+	o->preamble = NULL;
+	session_close(o, NULL);
+	/* the client sees the start-up the first client saw, with a cancel key of its own */
+	if (pw_buf_insert(&s->ubuf, s->preamble, s->preamble_len) < 0) {
+		fatal(s, "53200", "pgward: out of memory");
+		return true;
+	}
+	/* s->cancel holds the parked connection's real pid and key */
+	rekey(s, s->ubuf.data + s->ubuf.scan - s->preamble_len + s->preamble_k_off);
+	s->state = ST_READY;
+	s->deadline_ms = 0;
+	s->rfq_owed = s->rfq_seen = 1;
+	s->tx_status = 'I';
+	pw_debug("session %llu %s: reusing upstream connection (pid %u)",
+		 (unsigned long long)s->serial, s->peer, s->be_pid);
+	return true;
 }
 
 static void upstream_start_tls(struct pw_session *s)
@@ -572,6 +748,12 @@ static bool is_replication(const char *v)
 
 static void after_client_auth(struct pw_session *s)
 {
+	if (build_upstream_startup(s) < 0) {
+		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
+		return;
+	}
+	if (s->ups->reuse_connections && adopt(s))
+		return;
 	upstream_connect(s);
 }
 
@@ -790,10 +972,10 @@ static void upstream_fail(struct pw_session *s, const char *fmt, ...)
 	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
 }
 
-static void register_cancel_key(struct pw_session *s, uint8_t *msg)
+/* Give the client a cancel key of its own for s->cancel (pid, real key), written into the
+ * BackendKeyData at msg. */
+static void rekey(struct pw_session *s, uint8_t *msg)
 {
-	s->cancel.pid = pw_be32(msg + 5);
-	s->cancel.real_key = pw_be32(msg + 9);
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->be_pid = s->cancel.pid;
@@ -802,6 +984,14 @@ static void register_cancel_key(struct pw_session *s, uint8_t *msg)
 	pw_put_be32(msg + 9, s->our_key);
 }
 
+static void register_cancel_key(struct pw_session *s, uint8_t *msg)
+{
+	/* msg is a BackendKeyData as the upstream sent it: remember its real key, register a
+	 * key of our own, and put that in the message the client will see */
+	s->cancel.pid = pw_be32(msg + 5);
+	s->cancel.real_key = pw_be32(msg + 9);
+	rekey(s, msg);
+}
 /* One authentication exchange message from the upstream. Returns true when consumed. */
 static bool upstream_auth_step(struct pw_session *s)
 {
@@ -857,6 +1047,8 @@ static bool upstream_auth_step(struct pw_session *s)
 		s->state = ST_READY;
 		s->deadline_ms = 0;
 		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
+		if (u->reuse_connections)
+			s->capturing = preamble_add(s, p, (size_t)len + 1);
 		return true;
 	case PW_AUTH_REQ_CLEARTEXT:
 		if (!s->up_tls && !u->allow_cleartext) {
@@ -1115,6 +1307,11 @@ static bool scan_client(struct pw_session *s)
 			break;
 		case 'X':
 			s->c_terminated = true;
+			if (s->ups->reuse_connections) {
+				/* held back: the upstream connection may serve the next client */
+				pw_buf_cut(b, pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total);
+				return true;
+			}
 			break;
 		}
 		size_t n = pw_buf_unscanned(b);
@@ -1150,6 +1347,11 @@ static bool scan_upstream(struct pw_session *s)
 			return false;
 		}
 		size_t total = (size_t)len + 1;
+		if (s->capturing && pw_buf_unscanned(b) < total) {
+			/* start-up messages are small: keep each whole for the reuse preamble */
+			pw_buf_reserve_at_scan(b, total);
+			return true;
+		}
 		switch (p[0]) {
 		case 'K':
 			if (len != 12) {
@@ -1191,6 +1393,16 @@ static bool scan_upstream(struct pw_session *s)
 		case 'E':
 			s->u_error_in_group = true;
 			break;
+		}
+		if (s->capturing) {
+			if (p[0] == 'K')
+				s->preamble_k_off = s->preamble_len;
+			if (!preamble_add(s, p, total) || p[0] == 'E') {
+				s->preamble_len = s->preamble_k_off = 0;
+				s->capturing = false;
+			}
+			if (p[0] == 'Z')
+				s->capturing = false;
 		}
 		size_t n = pw_buf_unscanned(b);
 		if (n > total)
@@ -1415,6 +1627,11 @@ static void run(struct pw_session *s)
 				continue;
 			/* ends: after an EOF or Terminate, flush what is decided, then close */
 			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf)) {
+				if (reusable(s)) {
+					park(s);
+					moved = true;
+					break;
+				}
 				session_close(s, s->c_terminated ? "client terminated"
 								  : "client closed");
 				return;
@@ -1429,6 +1646,29 @@ static void run(struct pw_session *s)
 				fatal(s, "57P01",
 				      "terminating connection due to administrator command");
 				continue;
+			}
+			break;
+		case ST_POOL_RESET:
+			if (s->up.rd) {
+				r = fill(&s->up, &s->ubuf);
+				if (r < 0) {
+					session_close(s, "pool: upstream closed during reset");
+					return;
+				}
+				moved |= r > 0;
+			}
+			while (!s->closed && s->state == ST_POOL_RESET && pool_reset_step(s))
+				moved = true;
+			break;
+		case ST_POOL_IDLE:
+			if (s->up.rd) {
+				/* a parked connection has nothing to say: a FATAL from an
+				 * administrator, or EOF. Either way it is done. */
+				r = fill(&s->up, &s->ubuf);
+				if (r != IO_WOULDBLOCK) {
+					session_close(s, "pool: parked upstream connection ended");
+					return;
+				}
 			}
 			break;
 		default:
@@ -1479,6 +1719,11 @@ void pw_session_tick(struct pw_session *s)
 {
 	if (s->closed)
 		return;
+	if ((s->state == ST_POOL_IDLE || s->state == ST_POOL_RESET) &&
+	    (s->w->stopping || s->w->now_ms > s->deadline_ms)) {
+		session_close(s, "pool: idle timeout");
+		return;
+	}
 	if (s->deadline_ms && s->w->now_ms > s->deadline_ms && s->state != ST_READY) {
 		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
 			session_close(s, "timeout");

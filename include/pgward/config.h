@@ -43,6 +43,13 @@ struct pw_upstream {
 	char ca_file[PATH_MAX];	   /* needed for verify-ca / verify-full */
 	bool allow_cleartext;	   /* cleartext password without TLS; default false */
 	int connect_timeout_ms;	   /* default 10000 */
+	/* Session pooling: when a client leaves while its upstream connection is idle, the
+	 * connection is reset (DISCARD ALL) and parked for the next client with the same
+	 * startup parameters, saving a backend start. Off by default: a fresh backend per
+	 * client is the transparent choice. */
+	bool reuse_connections;
+	int pool_idle_timeout_ms;  /* default 60000: a parked connection is closed after this */
+	int pool_max_idle;	   /* default 32, per worker */
 };
 
 enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD };

@@ -29,6 +29,8 @@ struct pw_worker {
 	int n_sessions;
 	struct pw_session *dead;     /* closed during this epoll batch, freed after it */
 	struct pw_session *ready;    /* yielded with work left: run again after the batch */
+	struct pw_session *pool;     /* parked upstream connections (reuse_connections) */
+	int n_pool;
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */

@@ -47,6 +47,9 @@ write_config() { # $1 = file, $2 = extra limits json
     "badca":       {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
                     "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "verify-full",
                     "ca_file": "$W/pgwardd.crt"},
+    "pooled":      {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "require",
+                    "reuse_connections": true, "pool_idle_timeout_seconds": 30},
     "unix":        {"unix_dir": "$PGTMP_SOCKDIR", "port": $PGTMP_PORT, "user": "postgres",
                     "password_file": "$PGTMP_DIR/postgres.pw"}
   },
@@ -57,6 +60,7 @@ write_config() { # $1 = file, $2 = extra limits json
     {"name": "via-clear-tls", "match": {"application_name": "via-clear-tls"}, "auth": "trust", "upstream": "clear_tls"},
     {"name": "via-clear-plain", "match": {"application_name": "via-clear-plain"}, "auth": "trust", "upstream": "clear_plain"},
     {"name": "via-badca", "match": {"application_name": "via-badca"}, "auth": "trust", "upstream": "badca"},
+    {"name": "via-pool", "match": {"application_name": "via-pool"}, "auth": "trust", "upstream": "pooled"},
     {"name": "via-unix", "match": {"application_name": "via-unix"}, "auth": "trust", "upstream": "unix"},
     {"name": "nobody", "match": {"user": "nobody*"}, "auth": "password",
      "scram_verifier": "$APP_VERIFIER", "upstream": "main"},
@@ -110,6 +114,20 @@ check "upstream verify-full with the wrong CA refused" grep -q 'TLS handshake fa
 check "upstream over a unix socket" test "$(psql "$CI application_name=via-unix" -Atc "SELECT coalesce(inet_client_addr()::text, 'local')")" = local
 check "startup options pass through" test "$(psql "$CI options='-c search_path=pg_catalog,public -c work_mem=3MB'" -Atc 'SHOW work_mem')" = 3MB
 
+# connection reuse: a parked upstream connection serves the next client, reset to a clean state
+PCI="$CI application_name=via-pool"
+p1=$(psql "$PCI" -Atc "SET work_mem = '7MB'; CREATE TEMP TABLE tt(x int); PREPARE p AS SELECT 1; SELECT pg_advisory_lock(42); LISTEN chan; SELECT pg_backend_pid()" | tail -1)
+out=$(psql "$PCI" -At -c "SELECT pg_backend_pid()" -c "SHOW work_mem" \
+	-c "SELECT count(*) FROM pg_prepared_statements" -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'" \
+	-c "SELECT count(*) FROM pg_listening_channels()" -c "SELECT to_regclass('pg_temp.tt') IS NULL" | tr '\n' ' ')
+check "reuse: the next client gets the parked backend ($p1)" test "${out%% *}" = "$p1"
+check "reuse: session state is reset (GUC, prepared, advisory lock, LISTEN, temp table): $out" \
+	test "${out#* }" = "4MB 0 0 0 t "
+psql "$PCI" >/dev/null 2>&1 <<<"BEGIN; SELECT pg_backend_pid(); \\q"
+check "reuse: a client that leaves inside a transaction does not park its backend" \
+	test "$(psql "$PCI" -Atc 'SELECT pg_backend_pid()')" != "$p1"
+run_tap "$PGTEST" cancel "$PCI"
+
 # --- libpq ------------------------------------------------------------------------------
 for t in extended pipeline cancel notify; do
 	run_tap "$PGTEST" "$t" "$CI"
@@ -126,6 +144,7 @@ for m in simple extended prepared; do
 	check "pgbench -M $m, 8 clients" pgbench -n -M "$m" -c 8 -j 2 -t 300 "$CI"
 done
 check "pgbench -C (a connection per transaction)" pgbench -n -C -S -c 4 -j 2 -t 100 "$CI"
+check "reuse: pgbench -C through parked connections" pgbench -n -C -S -c 4 -j 2 -t 200 "$PCI"
 check "pgbench over TLS, 8 clients" pgbench -n -S -c 8 -j 2 -t 500 "$CI sslmode=require"
 
 # --- reload ---------------------------------------------------------------------------------

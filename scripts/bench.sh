@@ -1,0 +1,404 @@
+#!/usr/bin/env bash
+# pgward benchmark: pgbench against PostgreSQL directly, through pgbouncer and through
+# pgwardd, on one throwaway cluster (scripts/pgtmp.sh).  Not a test: it prints a table
+# (and writes it as JSON to $BUILD/bench.json).
+#
+# Every round runs each workload against each target back to back; the table shows the
+# median over the rounds.  Environment:
+#   BUILD               build directory holding pgwardd (default build)
+#   BENCH_ROUNDS        rounds (default 3)
+#   BENCH_SECONDS       seconds per pgbench run (default 10)
+#   BENCH_SCALE         pgbench scale (default 10)
+#   BENCH_TARGETS       targets to run, space or comma separated (default: all of
+#                       direct pgbouncer pgwardd, plus the BENCH_EXTRA_PGWARDD ones)
+#   BENCH_EXTRA_PGWARDD more pgwardd variants, one a line: "NAME JSON-OBJECT"; the object
+#                       is merged into the base configuration (objects key by key, the
+#                       rest replaced; the upstream is "pg", the identity "bench") and
+#                       the variant runs as target "pgwardd-NAME", e.g.
+#                         BENCH_EXTRA_PGWARDD='1worker {"workers": 1}'
+#
+# Adding a target kind: write target_KIND NAME [ARG] that starts it (once) and sets
+# T_CONN[NAME] (libpq conninfo for pgbench), T_PIDS[NAME] (pids whose CPU time counts as
+# proxy CPU; empty for none) and T_NOTE[NAME], then list it in candidate_targets.
+#
+# Exit status: 0 when every run succeeded, 1 when some run failed (its row says so),
+# 2 on bad usage.  Everything started here is stopped on exit.
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD == /* ]] || BUILD=$top/$BUILD
+export BUILD
+
+ROUNDS=${BENCH_ROUNDS:-3}
+SECS=${BENCH_SECONDS:-10}
+SCALE=${BENCH_SCALE:-10}
+
+# shellcheck source=pgtmp.sh
+source "$top/scripts/pgtmp.sh"
+# shellcheck source=lib-pgwardd.sh
+source "$top/scripts/lib-pgwardd.sh"
+
+# Workloads: label and pgbench arguments (besides -n -T SECS and the conninfo).
+W_LABEL=("-S simple, 1 client" "-S simple, 8 clients" "-S prepared, 1 client"
+	"-S prepared, 8 clients" "-S -C, 8 clients")
+W_ARGS=("-S -c 1 -j 1" "-S -c 8 -j 2" "-S -M prepared -c 1 -j 1"
+	"-S -M prepared -c 8 -j 2" "-S -C -c 8 -j 2")
+
+declare -A T_CONN=() T_PIDS=() T_NOTE=()
+TARGETS=()
+BOUNCER_PID=""
+WORK=""
+CLK_TCK=$(getconf CLK_TCK)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() {
+	printf 'bench: error: %s\n' "$*" >&2
+	exit 1
+}
+
+cleanup() {
+	if [[ -n $BOUNCER_PID ]]; then
+		kill -INT "$BOUNCER_PID" 2>/dev/null || true # SIGINT: pgbouncer's "safe shutdown"
+		local i
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$BOUNCER_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$BOUNCER_PID" 2>/dev/null || true
+		wait "$BOUNCER_PID" 2>/dev/null || true
+		BOUNCER_PID=""
+	fi
+	pgw_stop_all
+}
+
+conninfo() { # port
+	printf 'host=127.0.0.1 port=%s user=postgres dbname=postgres sslmode=disable' "$1"
+}
+
+# Run a command as the cluster's OS user when root (pgbouncer refuses to run as root).
+# setpriv execs, so the pid of a background job is the command's own pid.
+as_pg_user() {
+	if [[ $EUID -eq 0 ]]; then
+		exec setpriv --reuid="${PGTMP_OS_USER:-postgres}" --regid="${PGTMP_OS_USER:-postgres}" \
+			--init-groups -- "$@"
+	fi
+	exec "$@"
+}
+
+# --- targets ---------------------------------------------------------------------------
+
+target_direct() { # NAME
+	T_CONN[$1]=$(conninfo "$PGTMP_PORT")
+	T_PIDS[$1]=""
+	T_NOTE[$1]="PostgreSQL over TCP 127.0.0.1, SCRAM (password from a pgpass file)"
+}
+
+target_pgbouncer() { # NAME
+	command -v pgbouncer >/dev/null || die "pgbouncer is not installed (scripts/deps.sh)"
+	local dir=$WORK/pgbouncer port user=${PGTMP_OS_USER:-postgres}
+	port=$(pgw_free_port)
+	mkdir -p "$dir"
+	(umask 077 && printf '"postgres" "%s"\n' "$(cat "$PGTMP_DIR/postgres.pw")" >"$dir/users.txt")
+	cat >"$dir/pgbouncer.ini" <<-EOF
+		; written by pgward scripts/bench.sh
+		[databases]
+		postgres = host=127.0.0.1 port=$PGTMP_PORT dbname=postgres user=postgres
+
+		[pgbouncer]
+		listen_addr = 127.0.0.1
+		listen_port = $port
+		unix_socket_dir =
+		pool_mode = session
+		; clients: trust, as pgwardd's bench identity; the server login uses the
+		; plain-text password of auth_file (SCRAM toward PostgreSQL)
+		auth_type = trust
+		auth_file = $dir/users.txt
+		max_client_conn = 1000
+		default_pool_size = 100
+		max_db_connections = 0
+		client_tls_sslmode = disable
+		server_tls_sslmode = disable
+		ignore_startup_parameters = extra_float_digits
+		log_connections = 0
+		log_disconnections = 0
+		stats_period = 600
+		logfile = $dir/pgbouncer.log
+		pidfile = $dir/pgbouncer.pid
+	EOF
+	if [[ $EUID -eq 0 ]]; then
+		chown -R "$user:" "$dir"
+	fi
+	(cd "$dir" && as_pg_user pgbouncer -q "$dir/pgbouncer.ini") >"$dir/stderr.log" 2>&1 &
+	BOUNCER_PID=$!
+	if ! pgw_wait_listen "$port" "$BOUNCER_PID" 10; then
+		cat "$dir/stderr.log" "$dir/pgbouncer.log" >&2 2>/dev/null || true
+		die "pgbouncer did not start"
+	fi
+	T_CONN[$1]=$(conninfo "$port")
+	T_PIDS[$1]=$BOUNCER_PID
+	T_NOTE[$1]="$(pgbouncer --version | head -n 1), pool_mode=session, client auth trust; single-threaded (one process)"
+}
+
+target_pgwardd() { # NAME [MERGE_JSON]
+	local name=$1 merge=${2:-} port conf
+	port=$(pgw_free_port)
+	conf=$WORK/$name.json
+	pgw_write_config "$conf" "$port" postgres "$PGTMP_DIR/postgres.pw" \
+		'{"name": "bench", "match": {"user": "postgres"}, "auth": "trust", "upstream": "pg"}' \
+		'{"workers": 2, "log_level": "warn"}' ${merge:+"$merge"} ||
+		die "cannot write the pgwardd configuration for $name"
+	pgw_start "$conf" "$WORK/$name.log" "$port" || die "pgwardd ($name) did not start"
+	T_CONN[$name]=$(conninfo "$port")
+	T_PIDS[$name]=$PGW_PID
+	T_NOTE[$name]="$("$BUILD/pgwardd" --version), $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$conf") worker thread(s), client auth trust, upstream SCRAM${merge:+; merged: $merge}"
+}
+
+# Prints "NAME KIND [ARG]" for every target this run knows about, in run order.
+candidate_targets() {
+	printf '%s\n' "direct direct" "pgbouncer pgbouncer" "pgwardd pgwardd"
+	local line name spec
+	while IFS= read -r line; do
+		[[ $line =~ ^[[:space:]]*$ ]] && continue
+		name=${line%%[[:space:]]*}
+		spec=${line#"$name"}
+		[[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "BENCH_EXTRA_PGWARDD: bad name '$name'"
+		printf '%s\n' "pgwardd-$name pgwardd $spec"
+	done <<<"${BENCH_EXTRA_PGWARDD:-}"
+}
+
+start_targets() {
+	local wanted=() line name kind arg found w
+	if [[ -n ${BENCH_TARGETS:-} ]]; then
+		read -ra wanted <<<"${BENCH_TARGETS//,/ }"
+	fi
+	local cands
+	cands=$(candidate_targets)
+	for w in "${wanted[@]}"; do
+		awk -v w="$w" '$1 == w { found = 1 } END { exit !found }' <<<"$cands" || {
+			log "unknown target '$w' (known: $(cut -d' ' -f1 <<<"$cands" | tr '\n' ' '))"
+			exit 2
+		}
+	done
+	while IFS= read -r line; do
+		read -r name kind arg <<<"$line"
+		if ((${#wanted[@]})); then
+			found=0
+			for w in "${wanted[@]}"; do
+				[[ $w == "$name" ]] && found=1
+			done
+			((found)) || continue
+		fi
+		log "starting target $name"
+		"target_$kind" "$name" "$arg"
+		TARGETS+=("$name")
+	done <<<"$cands"
+}
+
+# --- measuring -------------------------------------------------------------------------
+
+# Sum of utime+stime (clock ticks) of the given pids; fields 14 and 15 of /proc/PID/stat,
+# counted after the ")" that ends the command name.
+cpu_ticks() {
+	local pid sum=0 rest f
+	for pid in "$@"; do
+		rest=$(<"/proc/$pid/stat") || die "process $pid is gone"
+		rest=${rest##*) }
+		read -ra f <<<"$rest"
+		# after "comm)" the fields start at field 3 (state): utime is f[11], stime f[12]
+		sum=$((sum + f[11] + f[12]))
+	done
+	printf '%s\n' "$sum"
+}
+
+median() { # values...
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2];
+		      else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+declare -A R_TPS=() R_LAT=() R_CPU=() R_FAIL=()
+FAILED=0
+
+# run_one WORKLOAD_INDEX TARGET ROUND
+run_one() {
+	local wi=$1 t=$2 round=$3 key="$1|$2" out rc=0 args pids=() before after txns tps lat cpu
+	read -ra args <<<"${W_ARGS[$wi]}"
+	read -ra pids <<<"${T_PIDS[$t]}"
+	((${#pids[@]})) && before=$(cpu_ticks "${pids[@]}")
+	out=$(timeout $((SECS * 3 + 60)) pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
+	((${#pids[@]})) && after=$(cpu_ticks "${pids[@]}")
+	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' <<<"$out")
+	if [[ " ${args[*]} " == *" -C "* ]]; then
+		# with -C the connection set-up is the point: the rate including it
+		tps=$(sed -n 's/^tps = \([0-9.]*\) (including .*/\1/p' <<<"$out")
+	else
+		tps=$(sed -n 's/^tps = \([0-9.]*\) (\(without initial\|excluding\) .*/\1/p' <<<"$out")
+	fi
+	if ((rc != 0)) || [[ -z $txns || -z $tps || -z $lat || $txns == 0 ]] ||
+		! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
+		log "FAILED: ${W_LABEL[$wi]} via $t (exit $rc):"
+		tail -n 8 <<<"$out" | sed 's/^/bench:   /' >&2
+		R_FAIL[$key]=1
+		FAILED=1
+		return 0
+	fi
+	R_TPS[$key]+=" $tps"
+	R_LAT[$key]+=" $lat"
+	if ((${#pids[@]})); then
+		cpu=$(awk -v d=$((after - before)) -v hz="$CLK_TCK" -v n="$txns" 'BEGIN { printf "%.3f", d * 1e6 / hz / n }')
+		R_CPU[$key]+=" $cpu"
+	fi
+	log "$(printf 'round %d/%d  %-24s %-16s %10.0f tps  %7.3f ms%s' "$round" "$ROUNDS" \
+		"${W_LABEL[$wi]}" "$t" "$tps" "$lat" "${cpu:+  $cpu µs CPU/txn}")"
+}
+
+# --- report ----------------------------------------------------------------------------
+
+machine_info() {
+	echo "# pgward benchmark, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "# machine:   $(nproc) CPU(s), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)," \
+		"$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+	echo "# kernel:    $(uname -srm)"
+	echo "# server:    $(pgtmp_psql -Atc 'SELECT version()')"
+	echo "# settings:  $(pgtmp_psql -Atc "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name)
+		FROM pg_settings WHERE name IN ('shared_buffers', 'max_connections', 'fsync', 'synchronous_commit')")"
+	echo "# client:    $(pgbench --version)"
+	echo "# rounds:    $ROUNDS x $SECS s per run, median reported; pgbench scale $SCALE; all targets on this machine"
+	echo "#"
+	echo "# targets:"
+	local t wi
+	for t in "${TARGETS[@]}"; do
+		printf '#   %-16s %s\n' "$t" "${T_NOTE[$t]}"
+		printf '#   %-16s conninfo: %s\n' "" "${T_CONN[$t]}"
+	done
+	echo "#"
+	echo "# commands (CONNINFO = the target's conninfo above):"
+	echo "#   pgbench -i -s $SCALE -q '$(conninfo "$PGTMP_PORT")'"
+	for wi in "${!W_ARGS[@]}"; do
+		printf '#   %-24s pgbench -n -T %s %s CONNINFO\n' "${W_LABEL[$wi]}:" "$SECS" "${W_ARGS[$wi]}"
+	done
+	echo
+}
+
+# Prints the table and writes the JSON rows.
+report() {
+	local json=$BUILD/bench.json wi t key tps lat cpu cpu_s ratio added d_tps d_lat first=1
+	local fmt='%-24s %-16s %10s %9s %8s %10s %10s\n'
+	# shellcheck disable=SC2059 # the format is ours
+	printf "$fmt" "workload" "target" "TPS" "lat (ms)" "vs dir" "+lat (µs)" "CPU µs/tx"
+	printf '%s\n' "$(printf '%.0s-' {1..93})"
+	mkdir -p "$BUILD"
+	{
+		echo "["
+		for wi in "${!W_ARGS[@]}"; do
+			d_tps="" d_lat=""
+			if [[ -n ${R_TPS["$wi|direct"]:-} ]]; then
+				# shellcheck disable=SC2086 # word splitting of the value lists on purpose
+				d_tps=$(median ${R_TPS["$wi|direct"]})
+				# shellcheck disable=SC2086
+				d_lat=$(median ${R_LAT["$wi|direct"]})
+			fi
+			for t in "${TARGETS[@]}"; do
+				key="$wi|$t"
+				if [[ -n ${R_FAIL[$key]:-} || -z ${R_TPS[$key]:-} ]]; then
+					# shellcheck disable=SC2059
+					printf "$fmt" "${W_LABEL[$wi]}" "$t" "FAILED" "-" "-" "-" "-" >&3
+					((first)) || echo ","
+					first=0
+					printf '  {"workload": "%s", "pgbench_args": "%s", "target": "%s", "failed": true}' \
+						"${W_LABEL[$wi]}" "${W_ARGS[$wi]}" "$t"
+					continue
+				fi
+				# shellcheck disable=SC2086
+				tps=$(median ${R_TPS[$key]})
+				# shellcheck disable=SC2086
+				lat=$(median ${R_LAT[$key]})
+				cpu="" cpu_s="-" ratio="" added=""
+				if [[ -n ${R_CPU[$key]:-} ]]; then
+					# shellcheck disable=SC2086
+					cpu=$(median ${R_CPU[$key]})
+					cpu_s=$(printf '%.1f' "$cpu")
+				fi
+				if [[ -n $d_tps && $t != direct ]]; then
+					ratio=$(awk -v a="$tps" -v b="$d_tps" 'BEGIN { printf "%.3f", a / b }')
+					added=$(awk -v a="$lat" -v b="$d_lat" 'BEGIN { printf "%.1f", (a - b) * 1000 }')
+				fi
+				# shellcheck disable=SC2059
+				printf "$fmt" "${W_LABEL[$wi]}" "$t" "$(printf '%.0f' "$tps")" "$(printf '%.3f' "$lat")" \
+					"${ratio:--}" "${added:--}" "$cpu_s" >&3
+				((first)) || echo ","
+				first=0
+				printf '  {"workload": "%s", "pgbench_args": "%s", "target": "%s", "tps": %.3f, "latency_ms": %.4f, "tps_ratio_to_direct": %s, "latency_added_us": %s, "proxy_cpu_us_per_txn": %s, "rounds": %d, "seconds": %d, "tps_runs": [%s]}' \
+					"${W_LABEL[$wi]}" "${W_ARGS[$wi]}" "$t" "$tps" "$lat" "${ratio:-null}" "${added:-null}" \
+					"${cpu:-null}" "$ROUNDS" "$SECS" "$(sed 's/^ //; s/ /, /g' <<<"${R_TPS[$key]}")"
+			done
+		done
+		echo
+		echo "]"
+	} 3>&1 >"$json.tmp"
+	mv "$json.tmp" "$json"
+	echo
+	echo "# TPS: median of the rounds; for -C rows the rate including connection set-up."
+	echo "# vs dir: TPS / direct TPS.  +lat: median latency minus direct's, in µs per transaction."
+	echo "# CPU µs/tx: utime+stime of the proxy process (all its threads) over the run, from"
+	echo "#   /proc/PID/stat ($CLK_TCK ticks/s), divided by the transactions of the run."
+	echo "# pgbouncer is single-threaded (one process, at most one core); pgwardd runs worker threads."
+	echo "# -C: direct and pgwardd open a new PostgreSQL backend (and SCRAM login) per connection;"
+	echo "#   pgbouncer's session pool hands out a pooled server connection instead."
+	echo "# pgbench, the proxies and PostgreSQL share the machine's $(nproc) CPU(s)."
+	echo "# JSON: $json"
+}
+
+main() {
+	[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || {
+		log "BENCH_ROUNDS must be a positive integer"
+		exit 2
+	}
+	[[ $SECS =~ ^[1-9][0-9]*$ ]] || {
+		log "BENCH_SECONDS must be a positive integer"
+		exit 2
+	}
+	command -v pgbench >/dev/null || die "pgbench not found (scripts/deps.sh)"
+	[[ -x $BUILD/pgwardd ]] || die "$BUILD/pgwardd not found (run make)"
+
+	trap cleanup EXIT
+	trap 'cleanup; exit 130' INT
+	trap 'cleanup; exit 143' TERM
+	PGTMP_CONF=$'shared_buffers = 256MB\nmax_connections = 300\nautovacuum = off' \
+		PGTMP_QUIET=1 pgtmp_start bench || die "the throwaway cluster did not start"
+	WORK=$PGTMP_DIR/bench
+	mkdir -p "$WORK"
+
+	# the direct target logs in with the superuser password, from a pgpass file
+	unset PGPASSWORD PGSERVICE PGSSLMODE PGHOST PGPORT PGUSER PGDATABASE PGOPTIONS
+	(umask 077 && printf '127.0.0.1:%s:*:postgres:%s\n' "$PGTMP_PORT" "$(cat "$PGTMP_DIR/postgres.pw")" >"$WORK/pgpass")
+	export PGPASSFILE=$WORK/pgpass
+
+	log "pgbench -i -s $SCALE"
+	pgbench -i -s "$SCALE" -q "$(conninfo "$PGTMP_PORT")" >"$WORK/init.log" 2>&1 || {
+		cat "$WORK/init.log" >&2
+		die "pgbench -i failed"
+	}
+	pgtmp_psql -qc 'VACUUM ANALYZE' >/dev/null
+
+	start_targets
+	((${#TARGETS[@]})) || die "no targets"
+	machine_info
+
+	local round wi t
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for wi in "${!W_ARGS[@]}"; do
+			for t in "${TARGETS[@]}"; do
+				run_one "$wi" "$t" "$round"
+				sleep 0.5 # let exiting backends go before the next run
+			done
+		done
+	done
+	report
+	return "$FAILED"
+}
+
+main "$@"
