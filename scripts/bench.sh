@@ -73,8 +73,8 @@ cleanup() {
 	pgw_stop_all
 }
 
-conninfo() { # port
-	printf 'host=127.0.0.1 port=%s user=postgres dbname=postgres sslmode=disable' "$1"
+conninfo() { # port [user]
+	printf 'host=127.0.0.1 port=%s user=%s dbname=postgres sslmode=disable' "$1" "${2:-postgres}"
 }
 
 # Run a command as the cluster's OS user when root (pgbouncer refuses to run as root).
@@ -89,10 +89,20 @@ as_pg_user() {
 
 # --- targets ---------------------------------------------------------------------------
 
+# The baseline: PostgreSQL over TCP with client authentication "trust", as the proxies'
+# clients get, so that every target's clients pay the same for logging in.  A role of its
+# own (pg_hba: host all bench 127.0.0.1/32 trust) keeps the proxies' upstream logins SCRAM.
 target_direct() { # NAME
+	T_CONN[$1]=$(conninfo "$PGTMP_PORT" bench)
+	T_PIDS[$1]=""
+	T_NOTE[$1]="PostgreSQL over TCP 127.0.0.1, role bench, client auth trust"
+}
+
+# What a client connecting straight to PostgreSQL with a password pays (not run by default).
+target_direct_scram() { # NAME
 	T_CONN[$1]=$(conninfo "$PGTMP_PORT")
 	T_PIDS[$1]=""
-	T_NOTE[$1]="PostgreSQL over TCP 127.0.0.1, SCRAM (password from a pgpass file)"
+	T_NOTE[$1]="PostgreSQL over TCP 127.0.0.1, role postgres, SCRAM (password from a pgpass file)"
 }
 
 target_pgbouncer() { # NAME
@@ -155,21 +165,22 @@ target_pgwardd() { # NAME [MERGE_JSON]
 	T_NOTE[$name]="$("$BUILD/pgwardd" --version), $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$conf") worker thread(s), client auth trust, upstream SCRAM${merge:+; merged: $merge}"
 }
 
-# Prints "NAME KIND [ARG]" for every target this run knows about, in run order.
+# Prints "NAME KIND DEFAULT [ARG]" for every target this run knows about, in run order;
+# DEFAULT 1: run unless BENCH_TARGETS says otherwise.
 candidate_targets() {
-	printf '%s\n' "direct direct" "pgbouncer pgbouncer" "pgwardd pgwardd"
+	printf '%s\n' "direct direct 1" "direct-scram direct_scram 0" "pgbouncer pgbouncer 1" "pgwardd pgwardd 1"
 	local line name spec
 	while IFS= read -r line; do
 		[[ $line =~ ^[[:space:]]*$ ]] && continue
 		name=${line%%[[:space:]]*}
 		spec=${line#"$name"}
 		[[ $name =~ ^[A-Za-z0-9_.-]+$ ]] || die "BENCH_EXTRA_PGWARDD: bad name '$name'"
-		printf '%s\n' "pgwardd-$name pgwardd $spec"
+		printf '%s\n' "pgwardd-$name pgwardd 1 $spec"
 	done <<<"${BENCH_EXTRA_PGWARDD:-}"
 }
 
 start_targets() {
-	local wanted=() line name kind arg found w
+	local wanted=() line name kind default arg found w
 	if [[ -n ${BENCH_TARGETS:-} ]]; then
 		read -ra wanted <<<"${BENCH_TARGETS//,/ }"
 	fi
@@ -182,8 +193,10 @@ start_targets() {
 		}
 	done
 	while IFS= read -r line; do
-		read -r name kind arg <<<"$line"
-		if ((${#wanted[@]})); then
+		read -r name kind default arg <<<"$line"
+		if ((${#wanted[@]} == 0)); then
+			((default)) || continue
+		else
 			found=0
 			for w in "${wanted[@]}"; do
 				[[ $w == "$name" ]] && found=1
@@ -223,13 +236,16 @@ FAILED=0
 
 # run_one WORKLOAD_INDEX TARGET ROUND
 run_one() {
-	local wi=$1 t=$2 round=$3 key="$1|$2" out rc=0 args pids=() before after txns tps lat cpu
+	local wi=$1 t=$2 round=$3 key="$1|$2" out rc=0 args pids=() before after txns tps lat cpu clients
 	read -ra args <<<"${W_ARGS[$wi]}"
 	read -ra pids <<<"${T_PIDS[$t]}"
 	((${#pids[@]})) && before=$(cpu_ticks "${pids[@]}")
 	out=$(timeout $((SECS * 3 + 60)) pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
 	((${#pids[@]})) && after=$(cpu_ticks "${pids[@]}")
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+	# pgbench's "latency average" is clients / tps, printed to the µs; recomputed here
+	# from the tps line at full precision
+	clients=$(sed -n 's/^number of clients: \([0-9]*\)$/\1/p' <<<"$out")
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' <<<"$out")
 	if [[ " ${args[*]} " == *" -C "* ]]; then
 		# with -C the connection set-up is the point: the rate including it
@@ -237,7 +253,7 @@ run_one() {
 	else
 		tps=$(sed -n 's/^tps = \([0-9.]*\) (\(without initial\|excluding\) .*/\1/p' <<<"$out")
 	fi
-	if ((rc != 0)) || [[ -z $txns || -z $tps || -z $lat || $txns == 0 ]] ||
+	if ((rc != 0)) || [[ -z $txns || -z $tps || -z $lat || -z $clients || $txns == 0 ]] ||
 		! grep -q '^number of failed transactions: 0 ' <<<"$out"; then
 		log "FAILED: ${W_LABEL[$wi]} via $t (exit $rc):"
 		tail -n 8 <<<"$out" | sed 's/^/bench:   /' >&2
@@ -245,6 +261,7 @@ run_one() {
 		FAILED=1
 		return 0
 	fi
+	lat=$(awk -v c="$clients" -v t="$tps" 'BEGIN { printf "%.6f", 1000 * c / t }')
 	R_TPS[$key]+=" $tps"
 	R_LAT[$key]+=" $lat"
 	if ((${#pids[@]})); then
@@ -342,12 +359,15 @@ report() {
 	mv "$json.tmp" "$json"
 	echo
 	echo "# TPS: median of the rounds; for -C rows the rate including connection set-up."
-	echo "# vs dir: TPS / direct TPS.  +lat: median latency minus direct's, in µs per transaction."
+	echo "# lat: clients / TPS (pgbench's \"latency average\"), per transaction, median."
+	echo "# vs dir: TPS / direct TPS.  +lat: latency minus direct's, in µs per transaction."
 	echo "# CPU µs/tx: utime+stime of the proxy process (all its threads) over the run, from"
 	echo "#   /proc/PID/stat ($CLK_TCK ticks/s), divided by the transactions of the run."
 	echo "# pgbouncer is single-threaded (one process, at most one core); pgwardd runs worker threads."
-	echo "# -C: direct and pgwardd open a new PostgreSQL backend (and SCRAM login) per connection;"
-	echo "#   pgbouncer's session pool hands out a pooled server connection instead."
+	echo "# Client auth is trust for every target (direct: role bench via pg_hba); the proxies log"
+	echo "#   in upstream as postgres with SCRAM."
+	echo "# -C: direct and pgwardd start a new PostgreSQL backend per client connection (pgwardd"
+	echo "#   also logs in upstream with SCRAM); pgbouncer's session pool reuses server connections."
 	echo "# pgbench, the proxies and PostgreSQL share the machine's $(nproc) CPU(s)."
 	echo "# JSON: $json"
 }
@@ -382,7 +402,20 @@ main() {
 		cat "$WORK/init.log" >&2
 		die "pgbench -i failed"
 	}
-	pgtmp_psql -qc 'VACUUM ANALYZE' >/dev/null
+	pgtmp_psql -q -v ON_ERROR_STOP=1 >/dev/null <<-'SQL' || die "setting up role bench failed"
+		VACUUM ANALYZE;
+		CREATE ROLE bench LOGIN;
+		GRANT SELECT ON ALL TABLES IN SCHEMA public TO bench;
+	SQL
+	{ echo 'host all bench 127.0.0.1/32 trust' && cat "$PGTMP_DATA/pg_hba.conf"; } >"$WORK/pg_hba.conf"
+	cat "$WORK/pg_hba.conf" >"$PGTMP_DATA/pg_hba.conf"
+	pgtmp_psql -qAtc 'SELECT pg_reload_conf()' >/dev/null
+	local i
+	for ((i = 0; i < 50; i++)); do
+		pgbench -n -S -t 1 "$(conninfo "$PGTMP_PORT" bench)" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	((i < 50)) || die "the trust login for role bench does not work"
 
 	start_targets
 	((${#TARGETS[@]})) || die "no targets"
