@@ -9,8 +9,11 @@
 #   BENCH_ROUNDS        rounds (default 3)
 #   BENCH_SECONDS       seconds per pgbench run (default 10)
 #   BENCH_SCALE         pgbench scale (default 10)
-#   BENCH_TARGETS       targets to run, space or comma separated (default: all of
-#                       direct pgbouncer pgwardd, plus the BENCH_EXTRA_PGWARDD ones)
+#   BENCH_TARGETS       targets to run, space or comma separated, in the fixed order
+#                       direct direct-scram pgbouncer pgwardd pgwardd-NAME...  (default:
+#                       all but direct-scram).  direct: PostgreSQL with client auth trust
+#                       (role bench), like the proxies' clients; direct-scram: as user
+#                       postgres with SCRAM, what a password login costs a direct client
 #   BENCH_EXTRA_PGWARDD more pgwardd variants, one a line: "NAME JSON-OBJECT"; the object
 #                       is merged into the base configuration (objects key by key, the
 #                       rest replaced; the upstream is "pg", the identity "bench") and
@@ -46,7 +49,7 @@ W_LABEL=("-S simple, 1 client" "-S simple, 8 clients" "-S prepared, 1 client"
 W_ARGS=("-S -c 1 -j 1" "-S -c 8 -j 2" "-S -M prepared -c 1 -j 1"
 	"-S -M prepared -c 8 -j 2" "-S -C -c 8 -j 2")
 
-declare -A T_CONN=() T_PIDS=() T_NOTE=()
+declare -A T_CONN=() T_PIDS=() T_NOTE=() T_LOG=()
 TARGETS=()
 BOUNCER_PID=""
 WORK=""
@@ -148,6 +151,7 @@ target_pgbouncer() { # NAME
 	fi
 	T_CONN[$1]=$(conninfo "$port")
 	T_PIDS[$1]=$BOUNCER_PID
+	T_LOG[$1]=$dir/pgbouncer.log
 	T_NOTE[$1]="$(pgbouncer --version | head -n 1), pool_mode=session, client auth trust; single-threaded (one process)"
 }
 
@@ -162,6 +166,7 @@ target_pgwardd() { # NAME [MERGE_JSON]
 	pgw_start "$conf" "$WORK/$name.log" "$port" || die "pgwardd ($name) did not start"
 	T_CONN[$name]=$(conninfo "$port")
 	T_PIDS[$name]=$PGW_PID
+	T_LOG[$name]=$WORK/$name.log
 	T_NOTE[$name]="$("$BUILD/pgwardd" --version), $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$conf") worker thread(s), client auth trust, upstream SCRAM${merge:+; merged: $merge}"
 }
 
@@ -216,7 +221,7 @@ start_targets() {
 cpu_ticks() {
 	local pid sum=0 rest f
 	for pid in "$@"; do
-		rest=$(<"/proc/$pid/stat") || die "process $pid is gone"
+		rest=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
 		rest=${rest##*) }
 		read -ra f <<<"$rest"
 		# after "comm)" the fields start at field 3 (state): utime is f[11], stime f[12]
@@ -234,14 +239,28 @@ median() { # values...
 declare -A R_TPS=() R_LAT=() R_CPU=() R_FAIL=()
 FAILED=0
 
+proxy_gone() { # target
+	log "FAILED: a process of target $1 (pid ${T_PIDS[$1]}) is gone; the end of its log:"
+	tail -n 20 "${T_LOG[$1]:-/dev/null}" 2>/dev/null | sed 's/^/bench:   /' >&2 || true
+}
+
 # run_one WORKLOAD_INDEX TARGET ROUND
 run_one() {
-	local wi=$1 t=$2 round=$3 key="$1|$2" out rc=0 args pids=() before after txns tps lat cpu clients
+	local wi=$1 t=$2 round=$3 key="$1|$2" out="" rc=0 args pids=() before after txns tps lat cpu clients
 	read -ra args <<<"${W_ARGS[$wi]}"
 	read -ra pids <<<"${T_PIDS[$t]}"
-	((${#pids[@]})) && before=$(cpu_ticks "${pids[@]}")
-	out=$(timeout $((SECS * 3 + 60)) pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
-	((${#pids[@]})) && after=$(cpu_ticks "${pids[@]}")
+	before=0 after=0
+	if ((${#pids[@]})) && ! before=$(cpu_ticks "${pids[@]}"); then
+		proxy_gone "$t"
+		rc=-1
+	fi
+	if ((rc == 0)); then
+		out=$(timeout $((SECS * 3 + 60)) pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
+		if ((${#pids[@]})) && ! after=$(cpu_ticks "${pids[@]}"); then
+			proxy_gone "$t"
+			rc=-1
+		fi
+	fi
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 	# pgbench's "latency average" is clients / tps, printed to the µs; recomputed here
 	# from the tps line at full precision

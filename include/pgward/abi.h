@@ -1,0 +1,101 @@
+/* The contract between the kernel programs (bpf/pgward.bpf.c) and pgwardd: map layouts and
+ * the records they exchange. Included by both sides, so only fixed-width types, no pointers,
+ * explicit padding. Bump PW_ABI_VERSION on any change: a pinned object of another version is
+ * replaced, never reused. */
+#ifndef PGWARD_ABI_H
+#define PGWARD_ABI_H
+
+#ifndef __bpf__
+#include <linux/types.h>
+#endif
+
+#define PW_ABI_VERSION	 1
+#define PW_MAX_ANCESTORS 8
+#define PW_COMM_LEN	 16
+#define PW_MAX_SCOPE	 256
+#define PW_MAX_PORTS	 64
+#define PW_MAX_CONNS	 65536
+
+/* config map (array, one entry) */
+#define PW_FAIL_CLOSED 0
+#define PW_FAIL_OPEN   1
+struct pw_bpf_config {
+	__u32 abi_version;
+	__u32 fail_mode;	   /* PW_FAIL_CLOSED / PW_FAIL_OPEN */
+	__u64 heartbeat_ns;	   /* CLOCK_MONOTONIC of pgwardd's last heartbeat */
+	__u64 heartbeat_timeout_ns; /* stale after this: enforcer considered dead */
+	__u32 mark;		   /* SO_MARK on pgwardd's own sockets: never steered */
+	__u32 enforcer_tgid;	   /* pgwardd's pid: never steered either */
+	__u32 listen4_addr;	   /* network order */
+	__u16 listen4_port;	   /* network order */
+	__u16 listen6_port;	   /* network order; 0 = no IPv6 listener */
+	__u32 listen6_addr[4];	   /* network order */
+	__u32 fastpath;		   /* sockmap redirect between agent and pgwardd */
+	__u32 pad;
+};
+
+/* tuple map key: the agent's connection as pgwardd sees it after accept() */
+struct pw_conn_key {
+	__u64 netns_cookie;
+	__u32 family; /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is folded to AF_INET) */
+	__u16 agent_port;    /* host order */
+	__u16 enforcer_port; /* host order */
+	__u32 agent_addr[4]; /* network order; IPv4 in [0] */
+	__u32 enforcer_addr[4];
+};
+
+/* what the kernel knew at connect time */
+struct pw_conn_info {
+	__u64 cgroup_id;
+	__u64 netns_cookie;
+	__u64 connect_ns;      /* CLOCK_MONOTONIC */
+	__u64 task_start_ns;   /* start_boottime of the calling thread group leader */
+	__u32 pid;	       /* thread id */
+	__u32 tgid;	       /* process id */
+	__u32 uid, gid;
+	__u32 family;	       /* of the original destination, folded like the key */
+	__u16 orig_port;       /* network order */
+	__u16 n_ancestors;
+	__u32 orig_addr[4];    /* network order */
+	char comm[PW_COMM_LEN];
+	__u32 anc_pid[PW_MAX_ANCESTORS];
+	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN];
+};
+
+/* ring buffer events */
+enum pw_event_type {
+	PW_EV_REDIRECT = 1, /* a connect was steered into pgwardd */
+	PW_EV_REFUSED = 2,  /* fail-closed: the enforcer is not alive */
+	PW_EV_BYPASS = 3,   /* fail-open: the connect went direct */
+};
+struct pw_event {
+	__u32 type;
+	__u32 pad;
+	struct pw_conn_info info;
+};
+
+/* per-CPU counters (array index) */
+enum pw_counter {
+	PW_CNT_REDIRECTS,
+	PW_CNT_SKIPS,	  /* in scope and port, but our own socket (mark) */
+	PW_CNT_REFUSALS,  /* fail-closed refusals */
+	PW_CNT_BYPASSES,  /* fail-open direct connects */
+	PW_CNT_RB_DROPS,  /* ring buffer full */
+	PW_CNT_TUPLE_MISS, /* sockops found no record (user side counts accept misses) */
+	PW_CNT_FASTPATH_REDIRECTS,
+	PW_CNT_FASTPATH_FALLBACKS,
+	PW_CNT_MAX,
+};
+
+/* sockhash key for the fast path: a socket by its own view of the 4-tuple */
+struct pw_sock_key {
+	__u32 family;
+	__u32 local_port;  /* host order */
+	__u32 remote_port; /* host order */
+	__u32 pad;
+	__u32 local_addr[4];
+	__u32 remote_addr[4];
+	__u64 netns_cookie;
+};
+
+#endif
