@@ -13,7 +13,8 @@ endif
 CFLAGS_OURS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 \
 	-fstack-protector-strong -D_GNU_SOURCE -Iinclude -I$(BUILD) -pthread -MMD -MP $(SANFLAGS)
 LDFLAGS_OURS := -pthread $(SANFLAGS)
-LIBS := -lssl -lcrypto -ljansson
+LIBS := -lbpf -lelf -lz -lssl -lcrypto -ljansson
+BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/s390x/s390/')
 
 MAINS    := user/pgwardd.c user/pgwardctl.c
 CTL_SRCS := $(wildcard user/ctl_*.c)
@@ -26,6 +27,16 @@ TOOL_SRCS := $(wildcard tests/integration/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/pgwardd $(BUILD)/pgwardctl
+
+# Kernel programs: clang -target bpf, CO-RE against vmlinux.h, embedded via a skeleton.
+$(BUILD)/bpf/pgward.bpf.o: bpf/pgward.bpf.c include/pgward/abi.h vmlinux.h
+	@mkdir -p $(dir $@)
+	clang -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -I. -Iinclude -Wall -Werror -c $< -o $@
+
+$(BUILD)/pgward.skel.h: $(BUILD)/bpf/pgward.bpf.o
+	bpftool gen skeleton $< name pgward > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/loader.o: $(BUILD)/pgward.skel.h
 
 $(BUILD)/obj/%.o: user/%.c
 	@mkdir -p $(dir $@)

@@ -184,23 +184,24 @@ candidate_targets() {
 	done <<<"${BENCH_EXTRA_PGWARDD:-}"
 }
 
-start_targets() {
-	local wanted=() line name kind default arg found w
+# Sets SELECTED to the "NAME KIND DEFAULT [ARG]" lines to run; exits 2 on an unknown name.
+SELECTED=()
+select_targets() {
+	local wanted=() line name found w cands
 	if [[ -n ${BENCH_TARGETS:-} ]]; then
 		read -ra wanted <<<"${BENCH_TARGETS//,/ }"
 	fi
-	local cands
 	cands=$(candidate_targets)
 	for w in "${wanted[@]}"; do
 		awk -v w="$w" '$1 == w { found = 1 } END { exit !found }' <<<"$cands" || {
-			log "unknown target '$w' (known: $(cut -d' ' -f1 <<<"$cands" | tr '\n' ' '))"
+			log "unknown target '$w' (known: $(cut -d' ' -f1 <<<"$cands" | paste -sd' '))"
 			exit 2
 		}
 	done
 	while IFS= read -r line; do
-		read -r name kind default arg <<<"$line"
+		read -r name _ <<<"$line"
 		if ((${#wanted[@]} == 0)); then
-			((default)) || continue
+			[[ $(cut -d' ' -f3 <<<"$line") == 1 ]] || continue
 		else
 			found=0
 			for w in "${wanted[@]}"; do
@@ -208,10 +209,22 @@ start_targets() {
 			done
 			((found)) || continue
 		fi
+		SELECTED+=("$line")
+	done <<<"$cands"
+	((${#SELECTED[@]})) || {
+		log "no targets selected"
+		exit 2
+	}
+}
+
+start_targets() {
+	local line name kind arg
+	for line in "${SELECTED[@]}"; do
+		read -r name kind _ arg <<<"$line"
 		log "starting target $name"
 		"target_$kind" "$name" "$arg"
 		TARGETS+=("$name")
-	done <<<"$cands"
+	done
 }
 
 # --- measuring -------------------------------------------------------------------------
@@ -299,7 +312,7 @@ machine_info() {
 		"$(awk '/MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 	echo "# kernel:    $(uname -srm)"
 	echo "# server:    $(pgtmp_psql -Atc 'SELECT version()')"
-	echo "# settings:  $(pgtmp_psql -Atc "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ' ' ORDER BY name)
+	echo "# settings:  $(pgtmp_psql -Atc "SELECT string_agg(name || '=' || current_setting(name), ' ' ORDER BY name)
 		FROM pg_settings WHERE name IN ('shared_buffers', 'max_connections', 'fsync', 'synchronous_commit')")"
 	echo "# client:    $(pgbench --version)"
 	echo "# rounds:    $ROUNDS x $SECS s per run, median reported; pgbench scale $SCALE; all targets on this machine"
@@ -403,6 +416,7 @@ main() {
 	command -v pgbench >/dev/null || die "pgbench not found (scripts/deps.sh)"
 	[[ -x $BUILD/pgwardd ]] || die "$BUILD/pgwardd not found (run make)"
 
+	select_targets
 	trap cleanup EXIT
 	trap 'cleanup; exit 130' INT
 	trap 'cleanup; exit 143' TERM
@@ -437,7 +451,6 @@ main() {
 	((i < 50)) || die "the trust login for role bench does not work"
 
 	start_targets
-	((${#TARGETS[@]})) || die "no targets"
 	machine_info
 
 	local round wi t

@@ -11,6 +11,8 @@
 #   pgtmp_stop [DIR]            stop a cluster and delete its directory
 #                               (default: the current one, $PGTMP_DIR)
 #   pgtmp_stop_all              stop every cluster this shell started
+#   pgtmp_use DIR               make another running cluster the current one
+#                               (re-exports PGTMP_* from DIR/env)
 #
 # Exported after pgtmp_start (the "current" cluster; several clusters may run
 # at once, each in its own directory on its own port; $PGTMP_DIR/env holds
@@ -40,6 +42,8 @@
 # set) that stops every cluster this shell started.  Nothing here touches
 # /var/lib/postgresql or the distribution's clusters.
 # The functions work under `set -euo pipefail` and do not change shell options.
+# Call pgtmp_start in the shell that uses the cluster (not inside $(...): the
+# exports and the trap would stay in that subshell).
 
 # "PID:DIR" of the clusters started from this shell (PID: the (sub)shell that
 # started it, so a subshell's trap never stops its parent's clusters).
@@ -347,10 +351,19 @@ pgtmp_start() {
 		pgtmp_stop "$dir"
 		return 1
 	fi
-	# shellcheck source=/dev/null
-	source "$dir/env"
-	export PGTMP_DIR PGTMP_PORT PGTMP_HOST PGTMP_SOCKDIR PGTMP_CA PGTMP_PGBIN PGTMP_DATA PGTMP_LOG PGTMP_NAME
+	pgtmp_use "$dir" || return 1
 	pgtmp__log "cluster '$name' up: port $PGTMP_PORT, dir $PGTMP_DIR"
+}
+
+# pgtmp_use DIR: make the cluster in DIR the current one.
+pgtmp_use() {
+	if [[ -z ${1:-} || ! -f $1/env || ! -f $1/.pgtmp ]]; then
+		pgtmp__err "pgtmp_use: ${1:-(none)} is not a running pgtmp cluster directory"
+		return 1
+	fi
+	# shellcheck source=/dev/null
+	source "$1/env"
+	export PGTMP_DIR PGTMP_PORT PGTMP_HOST PGTMP_SOCKDIR PGTMP_CA PGTMP_PGBIN PGTMP_DATA PGTMP_LOG PGTMP_NAME
 }
 
 # pgtmp_stop [DIR]: immediate shutdown, then remove the directory.

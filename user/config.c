@@ -3,6 +3,7 @@
  * find the offending value at once; unknown keys are errors so that typos never fall back to
  * defaults silently, and no string is ever truncated to fit its buffer. */
 #include <ctype.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -658,7 +659,12 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 {
 	static const char *const keys[] = {"name",           "match",    "auth",
 	                                   "scram_verifier", "upstream", NULL};
-	static const char *const match_keys[] = {"user", "database", "application_name", NULL};
+	static const char *const match_keys[] = {"user",	      "database",
+						 "application_name", "cgroup",
+						 "exe",		      "comm",
+						 "ancestor_comm",    "ancestor_exe",
+						 "uid",		      "gid",
+						 NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], upstream[PW_NAME_MAX];
 	int auth = 0, rc;
 
@@ -686,8 +692,34 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		    get_str(x, m, sub, "database", id->match_database, sizeof(id->match_database),
 		            0) < 0 ||
 		    get_str(x, m, sub, "application_name", id->match_application_name,
-		            sizeof(id->match_application_name), 0) < 0)
+		            sizeof(id->match_application_name), 0) < 0 ||
+		    get_str(x, m, sub, "cgroup", id->match_cgroup, sizeof(id->match_cgroup), 0) < 0 ||
+		    get_str(x, m, sub, "exe", id->match_exe, sizeof(id->match_exe), 0) < 0 ||
+		    get_str(x, m, sub, "comm", id->match_comm, sizeof(id->match_comm), 0) < 0 ||
+		    get_str(x, m, sub, "ancestor_comm", id->match_ancestor_comm,
+		            sizeof(id->match_ancestor_comm), 0) < 0 ||
+		    get_str(x, m, sub, "ancestor_exe", id->match_ancestor_exe,
+		            sizeof(id->match_ancestor_exe), 0) < 0)
 			return -1;
+		long long v;
+		id->match_uid = id->match_gid = -1;
+		if ((rc = get_int(x, m, sub, "uid", 0, 4294967294LL, 0, &v)) < 0)
+			return -1;
+		if (rc)
+			id->match_uid = v;
+		if ((rc = get_int(x, m, sub, "gid", 0, 4294967294LL, 0, &v)) < 0)
+			return -1;
+		if (rc)
+			id->match_gid = v;
+		id->needs_kernel = id->match_cgroup[0] || id->match_exe[0] || id->match_comm[0] ||
+		                   id->match_ancestor_comm[0] || id->match_ancestor_exe[0] ||
+		                   id->match_uid >= 0 || id->match_gid >= 0;
+		if (id->needs_kernel && !c->redirect.enabled)
+			return fail(x, sub,
+			            "kernel facts (cgroup, exe, comm, ancestor_*, uid, gid) need the "
+			            "\"redirect\" section");
+	} else {
+		id->match_uid = id->match_gid = -1;
 	}
 
 	if (get_enum(x, e, jp, "auth", auth_names, N_ELEMS(auth_names), F_REQUIRED, &auth) < 0)
@@ -712,6 +744,11 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		            "\"password\"");
 	}
 
+	if (c->redirect.enabled && !member(e, "upstream")) {
+		/* steered sessions: the upstream whose address is the original destination */
+		id->upstream = -1;
+		return 0;
+	}
 	if (get_str(x, e, jp, "upstream", upstream, sizeof(upstream), F_REQUIRED | F_NONEMPTY) <
 	    0) {
 		/* a name too long for the buffer cannot name an upstream either: report that */
@@ -794,6 +831,104 @@ static int parse_limits(struct ctx *x, const json_t *root, struct pw_config *c)
 	return 0;
 }
 
+static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c)
+{
+	static const char *const keys[] = {"cgroups",	 "ports",	 "fail_mode",
+					   "fastpath",	 "heartbeat_timeout_seconds",
+					   "mark",	 "pin_path",	 "listen4",
+					   "listen4_port", "listen6",	 "listen6_port",
+					   NULL};
+	static const char *const fail_names[] = {"closed", "open"};
+	struct pw_redirect *r = &c->redirect;
+	char sub[JPATH_MAX], q[QUOTE_MAX];
+	int rc;
+	const char *jp = "$.redirect";
+	json_t *o = get_container(x, root, "$", "redirect", false, false, &rc);
+	if (rc)
+		return -1;
+	if (!o)
+		return 0;
+	if (check_keys(x, o, jp, keys))
+		return -1;
+	r->enabled = true;
+	r->heartbeat_timeout_ms = 1000;
+	r->mark = 0x70677764; /* "pgwd" */
+	snprintf(r->pin_path, sizeof(r->pin_path), "/sys/fs/bpf/pgward");
+	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");
+	snprintf(r->listen6, sizeof(r->listen6), "::1");
+	r->listen4_port = 15432;
+
+	json_t *cg = member(o, "cgroups");
+	if (!cg)
+		return missing(x, o, "$.redirect.cgroups", "cgroups",
+			       "an array of cgroup v2 directories to steer");
+	if (!json_is_array(cg) || json_array_size(cg) == 0 ||
+	    json_array_size(cg) > PW_MAX_REDIRECT_CGROUPS)
+		return fail(x, "$.redirect.cgroups", "expected an array of 1 to %d paths",
+			    PW_MAX_REDIRECT_CGROUPS);
+	for (size_t i = 0; i < json_array_size(cg); i++) {
+		json_t *v = json_array_get(cg, i);
+		path_index(sub, "$.redirect.cgroups", i);
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) >= PATH_MAX)
+			return fail(x, sub, "expected a cgroup v2 directory path");
+		snprintf(r->cgroups[r->n_cgroups++], PATH_MAX, "%s", json_string_value(v));
+		struct stat st;
+		if (stat(json_string_value(v), &st) != 0 || !S_ISDIR(st.st_mode))
+			return fail(x, sub, "cgroup %s does not exist",
+				    quote(q, json_string_value(v)));
+	}
+	json_t *ports = member(o, "ports");
+	if (ports) {
+		if (!json_is_array(ports) || json_array_size(ports) == 0 ||
+		    json_array_size(ports) > PW_MAX_REDIRECT_PORTS)
+			return fail(x, "$.redirect.ports", "expected an array of 1 to %d ports",
+				    PW_MAX_REDIRECT_PORTS);
+		for (size_t i = 0; i < json_array_size(ports); i++) {
+			json_t *v = json_array_get(ports, i);
+			path_index(sub, "$.redirect.ports", i);
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 65535)
+				return fail(x, sub, "expected a port from 1 to 65535");
+			r->ports[r->n_ports++] = (int)json_integer_value(v);
+		}
+	} else {
+		r->ports[r->n_ports++] = 5432;
+	}
+	int fm = 0;
+	long long v;
+	if (get_enum(x, o, jp, "fail_mode", fail_names, 2, 0, &fm) < 0 ||
+	    get_bool(x, o, jp, "fastpath", &r->fastpath) < 0 ||
+	    get_ms(x, o, jp, "heartbeat_timeout_seconds", 0.01, &r->heartbeat_timeout_ms) < 0 ||
+	    get_str(x, o, jp, "pin_path", r->pin_path, sizeof(r->pin_path), F_NONEMPTY) < 0 ||
+	    get_str(x, o, jp, "listen4", r->listen4, sizeof(r->listen4), F_NONEMPTY) < 0 ||
+	    get_str(x, o, jp, "listen6", r->listen6, sizeof(r->listen6), 0) < 0)
+		return -1;
+	r->fail_open = fm == 1;
+	if ((rc = get_int(x, o, jp, "mark", 1, 4294967295LL, 0, &v)) < 0)
+		return -1;
+	if (rc)
+		r->mark = (unsigned)v;
+	if ((rc = get_int(x, o, jp, "listen4_port", 1, 65535, 0, &v)) < 0)
+		return -1;
+	if (rc)
+		r->listen4_port = (int)v;
+	r->listen6_port = r->listen4_port;
+	if ((rc = get_int(x, o, jp, "listen6_port", 1, 65535, 0, &v)) < 0)
+		return -1;
+	if (rc)
+		r->listen6_port = (int)v;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, r->listen4, &a4) != 1)
+		return fail(x, "$.redirect.listen4", "expected a numeric IPv4 address, got %s",
+			    quote(q, r->listen4));
+	if (r->listen6[0] && inet_pton(AF_INET6, r->listen6, &a6) != 1)
+		return fail(x, "$.redirect.listen6", "expected a numeric IPv6 address, got %s",
+			    quote(q, r->listen6));
+	return 0;
+}
+
 static int default_workers(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -811,6 +946,7 @@ static int parse_root(struct ctx *x, const json_t *root, struct pw_config *c)
 	                                   "upstreams",
 	                                   "identities",
 	                                   "limits",
+	                                   "redirect",
 	                                   NULL};
 	long long n;
 	enum pw_log_level lvl = PW_LOG_INFO;
@@ -843,7 +979,7 @@ static int parse_root(struct ctx *x, const json_t *root, struct pw_config *c)
 	            0) < 0)
 		return -1;
 	if (parse_listen(x, root, c) || parse_tls(x, root, c) || parse_upstreams(x, root, c) ||
-	    parse_identities(x, root, c) || parse_limits(x, root, c))
+	    parse_redirect(x, root, c) || parse_identities(x, root, c) || parse_limits(x, root, c))
 		return -1;
 	return 0;
 }
@@ -1003,13 +1139,66 @@ static bool glob_ok(const char *glob, const char *s)
 const struct pw_identity *pw_config_match(const struct pw_config *c, const char *user,
                                           const char *database, const char *app)
 {
+	return pw_config_match_facts(c, user, database, app, NULL);
+}
+
+static bool any_glob(const char *glob, const char *const *vals, int n)
+{
+	if (!glob[0])
+		return true;
+	for (int i = 0; i < n; i++)
+		if (vals[i] && fnmatch(glob, vals[i], 0) == 0)
+			return true;
+	return false;
+}
+
+const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const char *user,
+						const char *database, const char *app,
+						const struct pw_facts *f)
+{
 	for (int i = 0; i < c->n_identities; i++) {
 		const struct pw_identity *id = &c->identities[i];
-		if (glob_ok(id->match_user, user) && glob_ok(id->match_database, database) &&
-		    glob_ok(id->match_application_name, app))
+		if (!glob_ok(id->match_user, user) || !glob_ok(id->match_database, database) ||
+		    !glob_ok(id->match_application_name, app))
+			continue;
+		if (!id->needs_kernel)
+			return id;
+		/* kernel facts: only what the kernel told us about a steered connection */
+		if (!f)
+			continue;
+		if (glob_ok(id->match_cgroup, f->cgroup) && glob_ok(id->match_exe, f->exe) &&
+		    glob_ok(id->match_comm, f->comm) &&
+		    (id->match_uid < 0 || id->match_uid == f->uid) &&
+		    (id->match_gid < 0 || id->match_gid == f->gid) &&
+		    any_glob(id->match_ancestor_comm, f->anc_comm, f->n_ancestors) &&
+		    any_glob(id->match_ancestor_exe, f->anc_exe, f->n_ancestors))
 			return id;
 	}
 	return NULL;
+}
+
+int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst)
+{
+	for (int i = 0; i < c->n_upstreams; i++) {
+		const struct pw_upstream *u = &c->upstreams[i];
+		if (u->unix_dir[0])
+			continue;
+		if (dst->sa_family == AF_INET) {
+			const struct sockaddr_in *a = (const void *)dst;
+			struct in_addr x;
+			if (inet_pton(AF_INET, u->host, &x) == 1 && x.s_addr == a->sin_addr.s_addr &&
+			    ntohs(a->sin_port) == u->port)
+				return i;
+		} else if (dst->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *a = (const void *)dst;
+			struct in6_addr x;
+			if (inet_pton(AF_INET6, u->host, &x) == 1 &&
+			    memcmp(&x, &a->sin6_addr, sizeof(x)) == 0 &&
+			    ntohs(a->sin6_port) == u->port)
+				return i;
+		}
+	}
+	return -1;
 }
 
 const char *pw_sslmode_name(enum pw_sslmode m)

@@ -109,7 +109,7 @@ fail:
 	return -1;
 }
 
-static void accept_some(struct pw_worker *w, int lfd)
+static void accept_some(struct pw_worker *w, int lfd, bool steered)
 {
 	for (int i = 0; i < 64 && !w->stopping; i++) {
 		struct sockaddr_storage ss;
@@ -121,7 +121,7 @@ static void accept_some(struct pw_worker *w, int lfd)
 			return;
 		}
 		w->accepted++;
-		pw_session_accept(w, fd, (struct sockaddr *)&ss, sl);
+		pw_session_accept(w, fd, (struct sockaddr *)&ss, sl, steered);
 	}
 }
 
@@ -161,7 +161,7 @@ static void *worker_main(void *arg)
 			struct pw_ev *ev = evs[i].data.ptr;
 			switch (ev->kind) {
 			case PW_EV_LISTENER:
-				accept_some(w, ev->fd);
+				accept_some(w, ev->fd, ev->steered);
 				break;
 			case PW_EV_WAKE: {
 				uint64_t v;
@@ -192,8 +192,9 @@ static void *worker_main(void *arg)
 		if (w->stopping && w->n_sessions == 0)
 			break;
 	}
-	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests)", w->idx,
-		(unsigned long long)w->accepted, (unsigned long long)w->cancels);
+	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses)",
+		w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,
+		(unsigned long long)w->tuple_misses);
 	close(w->epfd);
 	close(w->wake.fd);
 	return NULL;
@@ -224,7 +225,7 @@ int pw_loop_start(const struct pw_config *cfg)
 		w->idx = wi;
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->wake = (struct pw_ev){.kind = PW_EV_WAKE, .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-		w->listeners = calloc((size_t)cfg->n_listen + 1, sizeof(*w->listeners));
+		w->listeners = calloc((size_t)cfg->n_listen + 3, sizeof(*w->listeners));
 		if (w->epfd < 0 || w->wake.fd < 0 || !w->listeners)
 			return -1;
 		struct epoll_event e = {.events = EPOLLIN, .data.ptr = &w->wake};
@@ -243,6 +244,27 @@ int pw_loop_start(const struct pw_config *cfg)
 			w->n_listeners++;
 			if (wi == 0)
 				pw_info("listening on %s:%d", cfg->listen[i].host, cfg->listen[i].port);
+		}
+		if (cfg->redirect.enabled) {
+			/* where the kernel steers agents' connections: identity from the kernel */
+			struct pw_listen rl[2] = {{.port = cfg->redirect.listen4_port},
+						  {.port = cfg->redirect.listen6_port}};
+			snprintf(rl[0].host, sizeof(rl[0].host), "%s", cfg->redirect.listen4);
+			snprintf(rl[1].host, sizeof(rl[1].host), "%s", cfg->redirect.listen6);
+			for (int i = 0; i < (cfg->redirect.listen6[0] ? 2 : 1); i++) {
+				int fd = tcp_listener(&rl[i]);
+				if (fd < 0)
+					return -1;
+				w->listeners[w->n_listeners] = (struct pw_ev){
+					.kind = PW_EV_LISTENER, .fd = fd, .steered = true};
+				e = (struct epoll_event){.events = EPOLLIN,
+							 .data.ptr = &w->listeners[w->n_listeners]};
+				epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
+				w->n_listeners++;
+				if (wi == 0)
+					pw_info("listening on %s:%d for steered connections",
+						rl[i].host, rl[i].port);
+			}
 		}
 		for (int i = 0; i < n_unix; i++) {
 			/* one shared socket: wake one worker per connection, not all of them */

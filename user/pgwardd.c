@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/loader.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/runtime.h"
@@ -17,12 +18,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL]\n"
+	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL] [--keep-pinned]\n"
+		   "       pgwardd --uninstall [--config FILE]\n"
 		   "       pgwardd --version\n"
 		   "\n"
 		   "  -c, --config FILE     configuration (JSON), see README.md\n"
 		   "  -t, --check           validate the configuration and exit\n"
 		   "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
+		   "  -k, --keep-pinned     on stop, leave the eBPF programs attached and pinned\n"
+		   "                        (fail-closed until the next pgwardd takes them over)\n"
+		   "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit\n"
 		   "\n"
 		   "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
 		   "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
@@ -54,12 +59,19 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
 		{"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	   {NULL, 0, NULL, 0}};
+		{"help", no_argument, NULL, 'h'},	   {"keep-pinned", no_argument, NULL, 'k'},
+		{"uninstall", no_argument, NULL, 'u'},	   {NULL, 0, NULL, 0}};
 	const char *path = NULL, *level = NULL;
-	bool check = false;
+	bool check = false, keep_pinned = false, uninstall = false;
 	int c;
-	while ((c = getopt_long(argc, argv, "c:tl:Vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:tl:Vhku", opts, NULL)) != -1) {
 		switch (c) {
+		case 'k':
+			keep_pinned = true;
+			break;
+		case 'u':
+			uninstall = true;
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -79,6 +91,20 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (uninstall && optind == argc) {
+		char e[512];
+		const char *pin = "/sys/fs/bpf/pgward";
+		struct pw_config *ucfg = NULL;
+		if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 && ucfg->redirect.enabled)
+			pin = ucfg->redirect.pin_path;
+		int rc = pw_loader_uninstall(pin, e, sizeof(e));
+		if (rc < 0)
+			fprintf(stderr, "pgwardd: uninstall: %s\n", e);
+		else
+			printf("pgwardd: nothing of pgward left under %s\n", pin);
+		pw_config_unref(ucfg);
+		return rc < 0 ? 1 : 0;
 	}
 	if (!path || optind != argc) {
 		usage(stderr);
@@ -119,6 +145,13 @@ int main(int argc, char **argv)
 		pw_error("start-up failed");
 		return 1;
 	}
+	if (rt->cfg->redirect.enabled &&
+	    pw_loader_start(rt->cfg, (uint32_t)getpid(), err, sizeof(err)) < 0) {
+		pw_error("eBPF redirect: %s", err);
+		pw_loop_stop(0);
+		pw_loop_join();
+		return 1;
+	}
 	pw_info("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
 	struct pw_config *running = pw_config_ref(rt->cfg);
 	pw_runtime_unref(rt);
@@ -141,6 +174,14 @@ int main(int argc, char **argv)
 			}
 			if (!same_listen(running, nrt->cfg))
 				pw_warn("reload: listeners and workers change only on restart");
+			if (running->redirect.enabled != nrt->cfg->redirect.enabled)
+				pw_warn("reload: the redirect section changes only on restart");
+			else if (nrt->cfg->redirect.enabled &&
+				 pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
+				pw_error("reload failed, keeping the current configuration: %s", err);
+				pw_runtime_unref(nrt);
+				continue;
+			}
 			pw_log_set_level(level ? forced : nrt->cfg->log_level);
 			pw_runtime_publish(nrt);
 			pw_info("configuration reloaded from %s", path);
@@ -148,6 +189,10 @@ int main(int argc, char **argv)
 		}
 		if (stops++ == 0) {
 			pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			/* the kernel side goes first: no new agent is steered into a pgwardd that
+			 * no longer accepts (unless kept pinned for a restart, fail-closed) */
+			if (running->redirect.enabled)
+				pw_loader_stop(keep_pinned);
 			pw_loop_stop(running->shutdown_grace_ms);
 			/* the workers end by themselves; a second signal cuts the grace short */
 			pthread_t joiner;

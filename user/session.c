@@ -26,7 +26,9 @@
 #include "pgward/auth.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
+#include "pgward/identity.h"
 #include "pgward/inspect.h"
+#include "pgward/loader.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
 #include "pgward/runtime.h"
@@ -114,6 +116,11 @@ struct pw_session {
 	bool key_registered;
 	struct pw_cancel_target cancel; /* the upstream's address, for the cancel map */
 	uint8_t cancel_pkt[16];
+
+	/* steered through the eBPF redirect: what the kernel recorded */
+	bool steered;
+	bool kernel_miss;
+	struct pw_kernel_facts *kf;
 
 	/* connection reuse (upstream.reuse_connections) */
 	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
@@ -288,6 +295,7 @@ void pw_session_reap(struct pw_worker *w)
 		free(s->startup);
 		free(s->up_startup);
 		free(s->preamble);
+		free(s->kf);
 		if (s->rt)
 			pw_runtime_unref(s->rt);
 		free(s);
@@ -365,7 +373,46 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t len)
 
 static void run(struct pw_session *s);
 
-void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len)
+/* A steered connection: find the kernel's record of it by the tuple as this side sees it. */
+static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
+{
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	struct pw_conn_key k = {0};
+	socklen_t cl = sizeof(k.netns_cookie);
+	s->kernel_miss = true;
+	if (getsockname(s->cl.ev.fd, (struct sockaddr *)&local, &ll) < 0 ||
+	    getsockopt(s->cl.ev.fd, SOL_SOCKET, SO_NETNS_COOKIE, &k.netns_cookie, &cl) < 0)
+		return;
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)peer, *l = (const void *)&local;
+		k.family = AF_INET;
+		k.agent_addr[0] = p->sin_addr.s_addr;
+		k.agent_port = ntohs(p->sin_port);
+		k.enforcer_addr[0] = l->sin_addr.s_addr;
+		k.enforcer_port = ntohs(l->sin_port);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)peer, *l = (const void *)&local;
+		k.family = AF_INET6;
+		memcpy(k.agent_addr, &p->sin6_addr, 16);
+		memcpy(k.enforcer_addr, &l->sin6_addr, 16);
+		k.agent_port = ntohs(p->sin6_port);
+		k.enforcer_port = ntohs(l->sin6_port);
+	} else {
+		return;
+	}
+	struct pw_conn_info info;
+	if (pw_loader_take(&k, &info) < 0)
+		return;
+	s->kf = malloc(sizeof(*s->kf));
+	if (!s->kf)
+		return;
+	pw_identity_from_kernel(&info, s->kf);
+	s->kernel_miss = false;
+}
+
+void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		       bool steered)
 {
 	(void)len;
 	struct pw_session *s = session_new(w);
@@ -382,6 +429,12 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	s->deadline_ms = w->now_ms + (uint64_t)s->rt->cfg->auth_timeout_ms;
+	s->steered = steered;
+	if (steered) {
+		kernel_lookup(s, peer);
+		if (s->kernel_miss)
+			w->tuple_misses++;
+	}
 	if (pw_worker_watch(w, &s->cl.ev) < 0) {
 		session_close(s, "epoll");
 		return;
@@ -434,11 +487,16 @@ static int resolve_upstream(const struct pw_upstream *u, struct pw_cancel_target
 	return 0;
 }
 
-static int open_nonblocking(const struct pw_cancel_target *t)
+static int open_nonblocking(const struct pw_cancel_target *t, unsigned mark)
 {
 	int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
+	/* the loop guard: the kernel programs never steer a socket carrying our mark */
+	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
+		close(fd);
+		return -1;
+	}
 	if (t->addr.ss_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -453,6 +511,11 @@ static int open_nonblocking(const struct pw_cancel_target *t)
 	return fd;
 }
 
+static unsigned upstream_mark(const struct pw_session *s)
+{
+	return s->rt->cfg->redirect.enabled ? s->rt->cfg->redirect.mark : 0;
+}
+
 static void upstream_connect(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
@@ -461,7 +524,7 @@ static void upstream_connect(struct pw_session *s)
 		      u->unix_dir[0] ? u->unix_dir : u->host);
 		return;
 	}
-	int fd = open_nonblocking(&s->cancel);
+	int fd = open_nonblocking(&s->cancel, upstream_mark(s));
 	if (fd < 0) {
 		fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s", u->name,
 		      strerror(errno));
@@ -717,7 +780,7 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 	}
 	close(s->cl.ev.fd);
 	s->cl.ev.fd = -1;
-	int fd = open_nonblocking(&t);
+	int fd = open_nonblocking(&t, upstream_mark(s));
 	if (fd < 0) {
 		session_close(s, "cancel: cannot connect upstream");
 		return;
@@ -781,19 +844,62 @@ static void handle_startup_message(struct pw_session *s)
 	}
 	const struct pw_config *cfg = s->rt->cfg;
 	const char *app = pw_startup_get(&s->st, "application_name");
-	s->id = pw_config_match(cfg, s->user, s->database, app);
+	char who[1024] = "";
+	if (s->steered) {
+		if (s->kernel_miss) {
+			/* steered, yet the kernel has no record: never guess who this is */
+			fatal(s, "28000",
+			      "pgward: connection not identified by the kernel (no record for "
+			      "%s)",
+			      s->peer);
+			return;
+		}
+		pw_identity_describe(s->kf, who, sizeof(who));
+		s->id = pw_config_match_facts(cfg, s->user, s->database, app, &s->kf->view);
+	} else {
+		s->id = pw_config_match(cfg, s->user, s->database, app);
+	}
 	if (!s->id) {
 		fatal(s, "28000",
 		      "pgward: no identity matches user \"%s\", database \"%s\", "
-		      "application_name \"%s\"",
-		      s->user, s->database, app ? app : "");
+		      "application_name \"%s\"%s%s",
+		      s->user, s->database, app ? app : "", who[0] ? "; caller: " : "", who);
 		return;
 	}
 	s->ups_idx = s->id->upstream;
+	if (s->ups_idx < 0 && s->steered) {
+		struct sockaddr_storage dst = {0};
+		if (s->kf->info.family == AF_INET) {
+			struct sockaddr_in *a = (void *)&dst;
+			a->sin_family = AF_INET;
+			a->sin_addr.s_addr = s->kf->info.orig_addr[0];
+			a->sin_port = s->kf->info.orig_port;
+		} else {
+			struct sockaddr_in6 *a = (void *)&dst;
+			a->sin6_family = AF_INET6;
+			memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
+			a->sin6_port = s->kf->info.orig_port;
+		}
+		s->ups_idx = pw_config_upstream_for(cfg, (struct sockaddr *)&dst);
+		if (s->ups_idx < 0) {
+			char d[80];
+			format_peer((struct sockaddr *)&dst, d, sizeof(d));
+			fatal(s, "28000", "pgward: no upstream is configured for %s, the address "
+					  "the client dialled",
+			      d);
+			return;
+		}
+	} else if (s->ups_idx < 0) {
+		fatal(s, "28000",
+		      "pgward: identity %s takes its upstream from the address a steered client "
+		      "dialled, and this connection was not steered",
+		      s->id->name);
+		return;
+	}
 	s->ups = &cfg->upstreams[s->ups_idx];
-	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s",
+	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s",
 		(unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
-		s->ups->name);
+		s->ups->name, who[0] ? " caller: " : "", who);
 	if (s->id->auth == PW_CLIENT_AUTH_TRUST) {
 		after_client_auth(s);
 		return;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <limits.h>
+#include <sys/socket.h>
 
 #include "pgward/auth.h"
 #include "pgward/log.h"
@@ -54,15 +55,47 @@ struct pw_upstream {
 
 enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD };
 
+#define PW_MAX_REDIRECT_CGROUPS 32
+#define PW_MAX_REDIRECT_PORTS	32
+
+/* Transparent interception (the eBPF redirect). */
+struct pw_redirect {
+	bool enabled;				/* the "redirect" section is present */
+	char cgroups[PW_MAX_REDIRECT_CGROUPS][PATH_MAX]; /* cgroup v2 directories in scope */
+	int n_cgroups;
+	int ports[PW_MAX_REDIRECT_PORTS];	/* destination ports steered; default 5432 */
+	int n_ports;
+	bool fail_open;				/* default false: fail closed */
+	bool fastpath;				/* sockmap agent<->pgwardd; default false */
+	int heartbeat_timeout_ms;		/* default 1000 */
+	unsigned mark;				/* SO_MARK of pgwardd's sockets; default 0x70677764 */
+	char pin_path[PATH_MAX];		/* default /sys/fs/bpf/pgward */
+	/* where steered connections land: pgwardd's own listeners for them */
+	char listen4[64];			/* default "127.0.0.1" */
+	int listen4_port;			/* default 15432 */
+	char listen6[64];			/* default "::1"; empty = no IPv6 */
+	int listen6_port;			/* default: listen4_port */
+};
+
 struct pw_identity {
 	char name[PW_NAME_MAX];
 	/* fnmatch(3) globs on the startup packet; empty string means "any". */
 	char match_user[PW_NAME_MAX];
 	char match_database[PW_NAME_MAX];
 	char match_application_name[PW_NAME_MAX];
+	/* kernel facts (steered connections only); a missing key matches anything. */
+	char match_cgroup[PATH_MAX];	   /* glob on the cgroup v2 path below the mount */
+	char match_exe[PATH_MAX];	   /* glob on the executable's path */
+	char match_comm[PW_NAME_MAX];	   /* glob on the thread's comm */
+	char match_ancestor_comm[PW_NAME_MAX]; /* glob: any ancestor's comm */
+	char match_ancestor_exe[PATH_MAX];     /* glob: any ancestor's executable */
+	long long match_uid;		   /* -1 = any */
+	long long match_gid;		   /* -1 = any */
+	bool needs_kernel;		   /* any kernel fact set: only steered sessions match */
 	enum pw_client_auth auth;
 	struct pw_scram_verifier verifier; /* when auth == PASSWORD */
-	int upstream;			   /* index into pw_config.upstreams */
+	int upstream;			   /* index into pw_config.upstreams; -1 = the upstream
+					    * matching the steered connection's destination */
 };
 
 struct pw_config {
@@ -85,6 +118,8 @@ struct pw_config {
 	struct pw_identity *identities;
 	int n_identities;
 
+	struct pw_redirect redirect;
+
 	/* limits */
 	size_t max_message_bytes;   /* default 1 GiB: any protocol message, either side */
 	size_t max_statement_bytes; /* default 1 MiB: Query/Parse text held for inspection */
@@ -104,9 +139,26 @@ int pw_config_load_string(const char *text, const char *path, struct pw_config *
 struct pw_config *pw_config_ref(struct pw_config *c);
 void pw_config_unref(struct pw_config *c);
 
-/* First identity whose globs all match, or NULL. app may be NULL (treated as ""). */
+/* First identity whose globs all match, or NULL. app may be NULL (treated as "").
+ * Identities that need kernel facts never match here (see pw_config_match_facts). */
 const struct pw_identity *pw_config_match(const struct pw_config *c, const char *user,
 					  const char *database, const char *app);
+
+/* What the kernel told us about a steered connection's caller. */
+struct pw_facts {
+	const char *cgroup;  /* path below the cgroup2 mount, "/" rooted */
+	const char *exe;     /* may be "" when unreadable */
+	const char *comm;
+	long long uid, gid;
+	int n_ancestors;
+	const char *anc_comm[8];
+	const char *anc_exe[8]; /* may be "" */
+};
+const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const char *user,
+						const char *database, const char *app,
+						const struct pw_facts *f);
+/* The upstream whose host:port is this destination (numeric compare), or -1. */
+int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst);
 
 const char *pw_sslmode_name(enum pw_sslmode m);
 

@@ -16,6 +16,7 @@ enum pw_ev_kind { PW_EV_LISTENER, PW_EV_WAKE, PW_EV_CLIENT, PW_EV_UPSTREAM };
 struct pw_ev {
 	enum pw_ev_kind kind;
 	int fd;
+	bool steered; /* listener: connections arrive through the eBPF redirect */
 	struct pw_session *s;
 };
 
@@ -34,7 +35,7 @@ struct pw_worker {
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
-	uint64_t accepted, cancels;
+	uint64_t accepted, cancels, tuple_misses;
 };
 
 /* Start the workers (count from cfg), binding every listener. Returns 0 or -1 (logged). */

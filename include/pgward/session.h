@@ -8,7 +8,8 @@
 #include "pgward/loop.h"
 
 /* Take over an accepted client socket. */
-void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len);
+void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
+		       bool steered);
 /* An epoll event for one of the session's sockets. */
 void pw_session_event(struct pw_ev *ev, uint32_t events);
 /* Periodic check: start-up deadlines, graceful stop. */

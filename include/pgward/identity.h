@@ -1,0 +1,31 @@
+/* Identity of a steered connection's caller, from what the kernel recorded at connect time
+ * (pid, uid, gid, comm, cgroup id, ancestry) plus what can be read safely afterwards: the
+ * cgroup's path and the executable, checked against the process start time so that a
+ * recycled pid cannot impersonate the caller. */
+#ifndef PGWARD_IDENTITY_H
+#define PGWARD_IDENTITY_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "pgward/abi.h"
+#include "pgward/config.h"
+
+struct pw_kernel_facts {
+	struct pw_conn_info info;
+	char cgroup[PATH_MAX]; /* below the cgroup2 mount, "/"-rooted; "" if unresolvable */
+	char exe[PATH_MAX];    /* "" if the process is gone or was replaced */
+	char comm[PW_COMM_LEN + 1];
+	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN + 1];
+	char anc_exe[PW_MAX_ANCESTORS][256];
+	bool exe_verified;     /* the pid still named the process that connected */
+	struct pw_facts view;  /* pointers into the above, for pw_config_match_facts */
+};
+
+/* Fill f from the kernel record. Never fails: what cannot be read stays "" (and so cannot
+ * match a glob that needs it). */
+void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f);
+/* One line for logs and refusals: "pid 12 uid 1000 exe /usr/bin/psql cgroup /agents/a". */
+void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len);
+
+#endif

@@ -1,0 +1,54 @@
+/* The user-space side of the eBPF redirect: loads bpf/pgward.bpf.c (via its skeleton), fills
+ * the maps from the "redirect" config section, attaches the programs to the cgroups in scope,
+ * pins everything under redirect.pin_path so that a restarted pgwardd takes over without a
+ * window, keeps the heartbeat the programs check, and logs what they report.
+ *
+ * One loader per process. start/update/stop/uninstall are called from one thread (pgwardd's
+ * main thread); lookup/forget/counters may be called from any thread while it runs. */
+#ifndef PGWARD_LOADER_H
+#define PGWARD_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pgward/abi.h"
+#include "pgward/config.h"
+
+#define PW_LOADER_DEFAULT_PIN "/sys/fs/bpf/pgward"
+
+/* Load the programs (or take over pinned ones), fill the maps, attach, pin. A compatible pin
+ * set left by an earlier pgwardd (pw_loader_stop(true), or a crash) is adopted: its maps keep
+ * their contents and its links are switched to the new programs in place, so agents are never
+ * left unsteered. An incompatible set is replaced (with a warning naming the difference).
+ * Returns 0 or -1 with err set; err names the cgroup path that does not exist, or the missing
+ * capability. */
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err,
+		    size_t errlen);
+/* Reload: update scope (attaching to new cgroups, detaching from dropped ones), ports, fail
+ * mode, heartbeat timeout, mark, listeners and the fastpath flag. 0 or -1 with err set. */
+int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen);
+/* Tuple map lookup for an accepted connection (thread-safe: one bpf syscall). 0 found, -1
+ * miss (or not started). */
+int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out);
+/* Also delete the entry once read (the session owns the facts from now on). */
+void pw_loader_forget(const struct pw_conn_key *k);
+/* lookup + forget in one syscall. 0 found, -1 miss. */
+int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out);
+/* Sum of the per-CPU counters (all zero when not started). */
+void pw_loader_counters(uint64_t out[PW_CNT_MAX]);
+/* Is the loader running (started and not stopped)? */
+bool pw_loader_running(void);
+/* Stop: unless keep_pinned, detach every link and unpin everything. Stops the threads. With
+ * keep_pinned the links and maps stay; the heartbeat stops, so the programs see it go stale and
+ * (fail-closed) refuse agents' connects until a new pgwardd takes the pins over. */
+void pw_loader_stop(bool keep_pinned);
+/* pgwardd --uninstall: remove every pin under pin_path (detaching links). A missing or empty
+ * pin_path is fine. 0 or -1 with err set. */
+int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen);
+
+/* Optional: called on the ring-buffer thread for each event, after it is logged. Set it
+ * before pw_loader_start and leave it alone while the loader runs. */
+extern void (*pw_loader_on_event)(const struct pw_event *ev);
+
+#endif

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# The eBPF redirect end to end, as root: a throwaway cgroup v2 directory, a throwaway
+# PostgreSQL on 127.0.0.1 (and ::1) standing in for the remote database, pgwardd with a
+# "redirect" section, and real clients (psql, python3) whose connection strings name the
+# database directly. As root these tests run; elsewhere they are skipped loudly.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD = /* ]] || BUILD=$top/$BUILD
+source "$top/scripts/pgtmp.sh"
+source "$top/tests/integration/lib.sh"
+
+if [[ $EUID -ne 0 ]]; then
+	echo "# SKIP: the eBPF redirect tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN)" >&2
+	echo "ok - bpf tests skipped: not root"
+	exit 0
+fi
+
+CGROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+if [[ -z $CGROOT ]]; then
+	mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && CGROOT=/sys/fs/cgroup
+fi
+CGNAME=pgward-test-$$
+CG=$CGROOT/$CGNAME
+PIN=/sys/fs/bpf/pgward-test-$$
+cleanup_cg() {
+	pw_cleanup
+	if [[ -d $CG ]]; then
+		# move anything left back to the root and remove the directory
+		while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null; done <"$CG/cgroup.procs"
+		rmdir "$CG" 2>/dev/null
+	fi
+	"$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
+	rm -rf "$PIN"
+}
+trap cleanup_cg EXIT
+mkdir -p "$CG"
+
+PGTMP_QUIET=1 PGTMP_LISTEN='127.0.0.1,::1' pgtmp_start bpf >/dev/null || { echo "not ok - cluster did not start"; exit 1; }
+W=$PGTMP_DIR/pgward
+mkdir -p "$W"
+PORT=$(pw_free_port)
+SPORT=$(pw_free_port)
+DB=$PGTMP_PORT
+CONF=$W/pgwardd.json
+PSQL=$PGTMP_PGBIN/psql
+
+write_config() { # $1 fail mode
+	cat >"$CONF" <<EOF
+{
+  "workers": 2,
+  "log_level": "info",
+  "shutdown_grace_seconds": 2,
+  "listen": [{"host": "127.0.0.1", "port": $PORT}],
+  "upstreams": {
+    "db4": {"host": "127.0.0.1", "port": $DB, "user": "postgres",
+            "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"},
+    "db6": {"host": "::1", "port": $DB, "user": "postgres",
+            "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}
+  },
+  "redirect": {"cgroups": ["$CG"], "ports": [$DB], "fail_mode": "$1",
+               "heartbeat_timeout_seconds": 0.3, "pin_path": "$PIN",
+               "listen4": "127.0.0.1", "listen4_port": $SPORT, "listen6": "::1"},
+  "identities": [
+    {"name": "nobody-agent", "match": {"uid": 65534, "cgroup": "/$CGNAME"}, "auth": "trust"},
+    {"name": "py-psql", "match": {"ancestor_comm": "python3", "comm": "psql"}, "auth": "trust"},
+    {"name": "agent", "match": {"cgroup": "/$CGNAME", "exe": "/usr/lib/postgresql/*/bin/psql"}, "auth": "trust"},
+    {"name": "agent-any", "match": {"cgroup": "/$CGNAME", "application_name": "raw"}, "auth": "trust"},
+    {"name": "explicit", "match": {"user": "postgres"}, "auth": "trust", "upstream": "db4"}
+  ]
+}
+EOF
+}
+
+# run CMD... inside the throwaway cgroup
+in_cg() {
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CG" "$@"
+}
+
+write_config closed
+pw_start_pgwardd "$CONF" "$W/pgwardd.log" || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }
+
+DIRECT4="host=127.0.0.1 port=$DB user=postgres dbname=postgres sslmode=disable"
+DIRECT6="host=::1 port=$DB user=postgres dbname=postgres sslmode=disable"
+
+# 1. the unchanged connection string lands in pgwardd, which logs in with what it holds
+out=$(in_cg "$PSQL" "$DIRECT4" -Atc 'SELECT 1' 2>&1)
+check "in the cgroup: psql with the database's address lands in pgwardd ($out)" test "$out" = 1
+check "pgwardd saw the caller: pid, uid 0, exe, cgroup, ancestry" \
+	pw_wait_log "$W/pgwardd.log" "identity=agent upstream=db4 caller: pid [0-9]* uid 0 gid 0 comm psql exe /usr/lib/postgresql/15/bin/psql cgroup /$CGNAME ancestors bash"
+out=$(psql "$DIRECT4" -Atc 'SELECT 1' 2>&1)
+check "outside the cgroup: the same string goes straight to the database (which wants a password)" \
+	grep -q 'password' <<<"$out"
+
+# 2. getpeername tells the agent the address it dialled
+gp=$(in_cg python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', $DB))
+print('%s:%d' % s.getpeername())")
+check "getpeername returns the dialled address ($gp)" test "$gp" = "127.0.0.1:$DB"
+
+# 3. IPv6 and IPv4-mapped
+out=$(in_cg "$PSQL" "$DIRECT6" -Atc "SELECT 6" 2>&1)
+check "IPv6 (::1) is steered ($out)" test "$out" = 6
+gp=$(in_cg python3 -c "
+import socket
+s = socket.socket(socket.AF_INET6)
+s.connect(('::ffff:127.0.0.1', $DB))
+print('%s:%d' % s.getpeername()[:2])")
+check "IPv4-mapped IPv6 is steered and getpeername keeps the mapped address ($gp)" test "$gp" = "::ffff:127.0.0.1:$DB"
+out=$(in_cg "$PSQL" "host=::ffff:127.0.0.1 port=$DB user=postgres dbname=postgres sslmode=disable" -Atc "SELECT 4" 2>&1)
+check "psql over an IPv4-mapped address works through pgwardd ($out)" test "$out" = 4
+
+# 4. identities on kernel facts
+out=$(in_cg setpriv --reuid=65534 --regid=65534 --clear-groups "$PSQL" "$DIRECT4" -Atc "SELECT current_user" 2>&1)
+check "uid match: a client running as nobody gets identity nobody-agent ($out)" \
+	bash -c "test '$out' = postgres && grep -q 'identity=nobody-agent.*uid 65534' '$W/pgwardd.log'"
+out=$(in_cg bash -c "python3 -c \"import subprocess; subprocess.run(['$PSQL', '$DIRECT4', '-Atc', 'SELECT 3'])\"" 2>&1)
+check "ancestry match: bash -> python3 -> psql gets identity py-psql ($out)" \
+	bash -c "test '$out' = 3 && grep -q 'identity=py-psql.*ancestors python3([0-9]*)<-bash' '$W/pgwardd.log'"
+out=$(in_cg python3 -c "
+import socket, struct
+s = socket.create_connection(('127.0.0.1', $DB))
+p = b'user\\0nobody2\\0\\0'
+s.sendall(struct.pack('!II', 8 + len(p), 196608) + p)
+print(s.recv(4096))" 2>&1)
+check "no identity: FATAL 28000 names what the kernel saw" grep -q 'no identity matches.*caller: pid' <<<"$out"
+
+# 5. many concurrent steered connections, each identified
+cat >"$W/many.py" <<EOF
+import socket, struct, sys, threading
+N = 200
+ok = [False] * N
+def one(i):
+    try:
+        s = socket.create_connection(('127.0.0.1', $DB), timeout=20)
+        params = b'user\0postgres\0database\0postgres\0application_name\0raw\0\0'
+        s.sendall(struct.pack('!II', 8 + len(params), 196608) + params)
+        buf = b''
+        while not b'Z\0\0\0\5' in buf:
+            d = s.recv(65536)
+            if not d: break
+            buf += d
+        s.sendall(b'Q\0\0\0\x0eSELECT 1;\0')
+        while buf.count(b'Z\0\0\0\5') < 2:
+            d = s.recv(65536)
+            if not d: break
+            buf += d
+        ok[i] = buf.count(b'Z\0\0\0\5') >= 2
+        barrier.wait()
+        s.close()
+    except Exception as e:
+        print(e, file=sys.stderr)
+barrier = threading.Barrier(N, timeout=60)
+ts = [threading.Thread(target=one, args=(i,)) for i in range(N)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(sum(ok))
+EOF
+n=$(in_cg python3 "$W/many.py" 2>/dev/null)
+check "200 concurrent steered connections all served and identified ($n)" test "$n" = 200
+check "zero tuple misses so far" bash -c "! grep -q 'not identified by the kernel' '$W/pgwardd.log'"
+
+# 6. explicit clients of the listener keep working beside the redirect
+out=$(psql "host=127.0.0.1 port=$PORT user=postgres dbname=postgres sslmode=disable" -Atc 'SELECT 2' 2>&1)
+check "the explicit listener still serves ($out)" test "$out" = 2
+
+# 7. fail-closed: pgwardd gone (links stay pinned), connects are refused at once
+kill -9 "$PGWARDD_PID"
+wait "$PGWARDD_PID" 2>/dev/null
+sleep 0.5 # the heartbeat goes stale
+res=$(in_cg python3 -c "
+import socket, time
+t = time.monotonic()
+try:
+    socket.create_connection(('127.0.0.1', $DB), timeout=5); print('connected')
+except ConnectionRefusedError:
+    print('refused %.1f' % ((time.monotonic() - t) * 1000))")
+check "fail-closed: with pgwardd dead a steered connect is refused ($res ms)" \
+	python3 -c "import sys; w = '$res'.split(); sys.exit(not (w[0] == 'refused' and float(w[1]) < 100))"
+check "pgwardd --uninstall removes every pin" bash -c "'$BUILD/pgwardd' --uninstall --config '$CONF' && test ! -e '$PIN'"
+check "after uninstall the cgroup has no program attached" bash -c "! bpftool cgroup show '$CG' | grep -q connect4"
+
+# 8. fail-open: pgwardd gone, connects go direct
+write_config open
+pw_start_pgwardd "$CONF" "$W/pgwardd.log" || echo "not ok - pgwardd did not restart"
+kill -9 "$PGWARDD_PID"
+wait "$PGWARDD_PID" 2>/dev/null
+sleep 0.5
+out=$(in_cg "$PSQL" "$DIRECT4" -Atc 'SELECT 1' 2>&1)
+check "fail-open: with pgwardd dead the connect goes straight to the database" grep -q 'password' <<<"$out"
+"$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
+
+# 9. a normal stop leaves nothing attached or pinned
+write_config closed
+pw_start_pgwardd "$CONF" "$W/pgwardd.log" || echo "not ok - pgwardd did not restart"
+kill -TERM "$PGWARDD_PID"
+wait "$PGWARDD_PID"
+check "after a normal stop nothing is pinned" test ! -e "$PIN"
+check "after a normal stop nothing is attached to the cgroup" bash -c "! bpftool cgroup show '$CG' | grep -q ."
+finish

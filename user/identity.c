@@ -1,0 +1,145 @@
+/* Kernel facts about a steered connection's caller. See include/pgward/identity.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pgward/identity.h"
+
+/* The cgroup v2 id is the directory's kernfs node id; open_by_handle_at() resolves it to the
+ * directory without walking the tree. The mount fd and the mount's path are opened once. */
+static int cgroup_mount_fd = -2; /* set once under pthread_once semantics below */
+static char cgroup_mount[PATH_MAX];
+
+static void find_cgroup_mount(void)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	char dev[256], dir[PATH_MAX], type[64];
+	cgroup_mount_fd = -1;
+	if (!f)
+		return;
+	while (fscanf(f, "%255s %4095s %63s %*[^\n]\n", dev, dir, type) == 3) {
+		if (strcmp(type, "cgroup2") == 0) {
+			snprintf(cgroup_mount, sizeof(cgroup_mount), "%s", dir);
+			cgroup_mount_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void cgroup_path(unsigned long long id, char *out, size_t len)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, find_cgroup_mount);
+	out[0] = 0;
+	if (cgroup_mount_fd < 0)
+		return;
+	struct {
+		struct file_handle fh;
+		unsigned long long id;
+	} h = {.fh = {.handle_bytes = sizeof(unsigned long long), .handle_type = 0xfe}};
+	/* FILEID_KERNFS */
+	h.id = id;
+	int fd = open_by_handle_at(cgroup_mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char link[64], path[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof(path) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	path[n] = 0;
+	size_t ml = strlen(cgroup_mount);
+	if (strncmp(path, cgroup_mount, ml) == 0)
+		snprintf(out, len, "%s", path[ml] ? path + ml : "/");
+}
+
+/* start_boottime (ns) -> /proc/PID/stat field 22 (clock ticks since boot) */
+static bool start_time_matches(int pid, unsigned long long start_ns)
+{
+	char p[64], buf[1024];
+	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* comm may hold spaces and parentheses: fields start after the last ')' */
+	char *s = strrchr(buf, ')');
+	if (!s)
+		return false;
+	unsigned long long ticks = 0;
+	int field = 2;
+	for (char *tok = strtok(s + 1, " "); tok; tok = strtok(NULL, " ")) {
+		if (++field == 22) {
+			ticks = strtoull(tok, NULL, 10);
+			break;
+		}
+	}
+	long hz = sysconf(_SC_CLK_TCK);
+	unsigned long long want = start_ns / (1000000000ULL / (unsigned long long)hz);
+	return ticks == want || ticks + 1 == want || ticks == want + 1; /* rounding */
+}
+
+static void read_exe(int pid, char *out, size_t len)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/exe", pid);
+	ssize_t n = readlink(p, out, len - 1);
+	out[n > 0 ? n : 0] = 0;
+}
+
+void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->info = *info;
+	memcpy(f->comm, info->comm, PW_COMM_LEN);
+	cgroup_path(info->cgroup_id, f->cgroup, sizeof(f->cgroup));
+
+	/* pin the process with a pidfd, check it is the one that connected, read its exe, and
+	 * check the pidfd still refers to a live process: no window for a recycled pid */
+	int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)info->tgid, 0);
+	if (pidfd >= 0) {
+		if (start_time_matches((int)info->tgid, info->task_start_ns)) {
+			read_exe((int)info->tgid, f->exe, sizeof(f->exe));
+			if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0)
+				f->exe_verified = f->exe[0] != 0;
+			else
+				f->exe[0] = 0;
+		}
+		close(pidfd);
+	}
+	int n = info->n_ancestors > PW_MAX_ANCESTORS ? PW_MAX_ANCESTORS : info->n_ancestors;
+	for (int i = 0; i < n; i++) {
+		memcpy(f->anc_comm[i], info->anc_comm[i], PW_COMM_LEN);
+		/* ancestors' executables are read now, best effort (they may have exited) */
+		read_exe((int)info->anc_pid[i], f->anc_exe[i], sizeof(f->anc_exe[i]));
+		f->view.anc_comm[i] = f->anc_comm[i];
+		f->view.anc_exe[i] = f->anc_exe[i];
+	}
+	f->view.n_ancestors = n;
+	f->view.cgroup = f->cgroup;
+	f->view.exe = f->exe;
+	f->view.comm = f->comm;
+	f->view.uid = info->uid;
+	f->view.gid = info->gid;
+}
+
+void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len)
+{
+	int off = snprintf(out, len, "pid %u uid %u gid %u comm %s exe %s cgroup %s",
+			   f->info.tgid, f->info.uid, f->info.gid, f->comm,
+			   f->exe[0] ? f->exe : "?", f->cgroup[0] ? f->cgroup : "?");
+	for (int i = 0; i < f->view.n_ancestors && off > 0 && (size_t)off < len; i++)
+		off += snprintf(out + off, len - (size_t)off, "%s%s(%u)", i ? "<-" : " ancestors ",
+				f->anc_comm[i], f->info.anc_pid[i]);
+}

@@ -1,0 +1,1411 @@
+/* The eBPF redirect's user-space side (see include/pgward/loader.h).
+ *
+ * Pin layout under redirect.pin_path (bpffs only holds BPF objects, so the pin set describes
+ * itself: the config map's abi_version plus every map's type and sizes):
+ *	<pin>/maps/<map name>		every map of bpf/pgward.bpf.c
+ *	<pin>/links/<prog>-<cgroup id>	one cgroup link per program and cgroup
+ * The sk_msg program hangs off the pinned sockhash (libbpf 1.1 has no link for it).
+ *
+ * Takeover without a window: a restarted pgwardd reuses the pinned maps (their contents stay
+ * valid: in-flight tuples, socket storage, the sockhash) and switches each pinned link to its
+ * new program with BPF_LINK_UPDATE, which is atomic. A link that cannot be switched gets a
+ * new link next to it first (cgroup links stack), and only then is the old one detached. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <mntent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pgward.skel.h"
+#include "pgward/loader.h"
+#include "pgward/log.h"
+
+#define BPFFS_MAGIC   0xcafe4a11
+#define CGROUP2_MAGIC 0x63677270
+#define BPFFS_ROOT    "/sys/fs/bpf"
+
+#define DEFAULT_PORT	     5432
+#define DEFAULT_HEARTBEAT_MS 1000
+#define MIN_HEARTBEAT_PERIOD 10 /* ms */
+
+/* the programs attached per cgroup, and the attach type that identifies a pinned link */
+enum { CG_CONNECT4, CG_CONNECT6, CG_GETPEER4, CG_GETPEER6, CG_SOCKOPS, N_CG_PROGS };
+static const struct {
+	const char *name;
+	enum bpf_attach_type type;
+} cg_progs[N_CG_PROGS] = {
+	[CG_CONNECT4] = {"pw_connect4", BPF_CGROUP_INET4_CONNECT},
+	[CG_CONNECT6] = {"pw_connect6", BPF_CGROUP_INET6_CONNECT},
+	[CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
+	[CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
+	[CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
+};
+
+/* a cgroup the programs go on: a scope cgroup gets all of them, pgwardd's own cgroup (fast
+ * path, when it is not in scope) only sockops */
+struct cg_target {
+	char path[PATH_MAX];
+	uint64_t id;
+	bool in_scope;
+};
+#define MAX_TARGETS (PW_MAX_REDIRECT_CGROUPS + 1)
+#define MAX_LINKS   (MAX_TARGETS * N_CG_PROGS)
+
+struct cg_link {
+	struct bpf_link *link;
+	uint64_t cgid;
+	int prog; /* CG_* */
+	char pin[PATH_MAX];
+};
+
+/* A pinned link found at start-up. */
+struct old_link {
+	struct bpf_link *link; /* NULL: not a link we can open; only its pin is removed */
+	char path[PATH_MAX];
+	uint64_t cgid;
+	enum bpf_attach_type type;
+	bool claimed; /* switched to a new program and kept */
+};
+
+/* The loader is a per-process singleton. Everything in here except the fields marked otherwise
+ * is touched only by the thread calling start/update/stop (pgwardd's main thread); the
+ * heartbeat thread uses bcfg/stopping under lock, the event thread only rb and rb_stop. */
+static struct {
+	bool running;
+	struct pgward *skel;
+	char pin[PATH_MAX];
+	struct cg_target targets[MAX_TARGETS];
+	int n_targets;
+	struct cg_link links[MAX_LINKS];
+	int n_links;
+	bool sk_msg_attached;
+	int ncpu;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	  /* CLOCK_MONOTONIC; wakes the heartbeat thread to stop */
+	bool stopping;		  /* under lock */
+	struct pw_bpf_config bcfg; /* under lock: the config map's value, kept in memory */
+	int config_fd;
+	unsigned period_ms;	  /* under lock */
+	bool hb_failed;		  /* heartbeat thread only: log a failing update once */
+	pthread_t hb_thread;
+
+	struct ring_buffer *rb;
+	atomic_bool rb_stop;
+	pthread_t rb_thread;
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .config_fd = -1};
+
+/* Read by session threads with no lock (one bpf syscall each): set before pw_loader_start
+ * returns, reset to -1 first thing in pw_loader_stop, so a late reader gets a miss rather than
+ * a lookup on a closed descriptor (short of racing stop itself, which pgwardd does not do). */
+static atomic_int conns_fd = -1;
+static atomic_int counters_fd = -1;
+
+/* Set by the embedding program before start and only read afterwards (header contract). */
+void (*pw_loader_on_event)(const struct pw_event *ev);
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* snprintf for paths: false when it does not fit (callers have bounded their inputs) */
+static bool pathf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static bool pathf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	return n >= 0 && (size_t)n < len;
+}
+
+/* libbpf 1.x returns NULL/negative and sets errno; keep a non-zero code for messages */
+static int errno_or(int fallback)
+{
+	return errno ? errno : fallback;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	char line[1024];
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	if (n < 0)
+		return 0;
+	size_t len = strlen(line);
+	while (len && line[len - 1] == '\n')
+		line[--len] = '\0';
+	if (level == LIBBPF_WARN)
+		pw_warn("libbpf: %s", line);
+	else
+		pw_debug("libbpf: %s", line);
+	return n;
+}
+
+/* ---- preconditions: capabilities, cgroups, bpffs ---- */
+
+static int check_caps(char *err, size_t errlen)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} need[] = {{39, "CAP_BPF"}, {12, "CAP_NET_ADMIN"}, {38, "CAP_PERFMON"}, {21, "CAP_SYS_ADMIN"}};
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	memset(data, 0, sizeof(data));
+	if (syscall(SYS_capget, &hdr, data) < 0) {
+		seterr(err, errlen, "capget: %s", strerror(errno));
+		return -1;
+	}
+	char missing[128] = "";
+	size_t off = 0;
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		int c = need[i].cap;
+		if (data[c / 32].effective & (1u << (c % 32)))
+			continue;
+		off += snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? " " : "",
+				need[i].name);
+	}
+	if (off) {
+		seterr(err, errlen,
+		       "pgwardd needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN "
+		       "(missing: %s)",
+		       missing);
+		return -1;
+	}
+	return 0;
+}
+
+/* The cgroup v2 id of a directory: its kernfs node id, which the file handle carries (and
+ * which is also the inode number on 64-bit). */
+static int cgroup_id(const char *path, uint64_t *id, char *err, size_t errlen)
+{
+	struct stat st;
+	struct statfs sf;
+	if (stat(path, &st) < 0) {
+		seterr(err, errlen, "cgroup %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "cgroup %s: not a directory", path);
+		return -1;
+	}
+	if (statfs(path, &sf) < 0 || (unsigned long)sf.f_type != CGROUP2_MAGIC) {
+		seterr(err, errlen, "cgroup %s: not a cgroup v2 directory", path);
+		return -1;
+	}
+	union {
+		struct file_handle fh;
+		char space[sizeof(struct file_handle) + 16];
+	} h;
+	int mount_id;
+	h.fh.handle_bytes = 16;
+	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) == 0 &&
+	    h.fh.handle_bytes == sizeof(uint64_t))
+		memcpy(id, h.fh.f_handle, sizeof(*id));
+	else
+		*id = st.st_ino;
+	return 0;
+}
+
+/* "<cgroup2 mount><path from /proc/self/cgroup>", or -1 */
+static int self_cgroup(char *out, size_t len)
+{
+	char rel[PATH_MAX] = "", mnt[PATH_MAX] = "";
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	if (!f)
+		return -1;
+	char line[PATH_MAX + 16];
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			pathf(rel, sizeof(rel), "%s", line + 3);
+			break;
+		}
+	}
+	fclose(f);
+	FILE *m = setmntent("/proc/self/mounts", "re");
+	if (!m)
+		return -1;
+	struct mntent *e;
+	while ((e = getmntent(m))) {
+		if (strcmp(e->mnt_type, "cgroup2") == 0) {
+			snprintf(mnt, sizeof(mnt), "%s", e->mnt_dir);
+			break;
+		}
+	}
+	endmntent(m);
+	if (!rel[0] || !mnt[0])
+		return -1;
+	if (strcmp(rel, "/") == 0)
+		rel[0] = '\0';
+	if ((size_t)snprintf(out, len, "%s%s", mnt, rel) >= len)
+		return -1;
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static bool on_bpffs(const char *path)
+{
+	struct statfs sf;
+	return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == BPFFS_MAGIC;
+}
+
+static int prepare_pin_dir(const char *pin, char *err, size_t errlen)
+{
+	size_t rl = strlen(BPFFS_ROOT);
+	if (strncmp(pin, BPFFS_ROOT, rl) == 0 && (pin[rl] == '/' || !pin[rl]) &&
+	    !on_bpffs(BPFFS_ROOT)) {
+		if (mkdir(BPFFS_ROOT, 0700) < 0 && errno != EEXIST) {
+			seterr(err, errlen, "mkdir %s: %s", BPFFS_ROOT, strerror(errno));
+			return -1;
+		}
+		if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700") < 0) {
+			seterr(err, errlen, "mounting bpffs on %s: %s", BPFFS_ROOT,
+			       strerror(errno));
+			return -1;
+		}
+		pw_info("mounted bpffs on %s", BPFFS_ROOT);
+	}
+	char sub[PATH_MAX];
+	for (int i = 0; i < 2; i++) {
+		pathf(sub, sizeof(sub), "%s/%s", pin, i ? "links" : "maps");
+		if (mkdir_p(sub, 0700) < 0) {
+			seterr(err, errlen, "creating %s: %s", sub, strerror(errno));
+			return -1;
+		}
+	}
+	if (!on_bpffs(pin)) {
+		seterr(err, errlen, "pin path %s is not on a bpf filesystem", pin);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the config map and the two set-like maps ---- */
+
+static void resolve(const struct pw_config *cfg, const char **pin, int *hb_ms)
+{
+	const struct pw_redirect *r = &cfg->redirect;
+	*pin = r->pin_path[0] ? r->pin_path : PW_LOADER_DEFAULT_PIN;
+	*hb_ms = r->heartbeat_timeout_ms > 0 ? r->heartbeat_timeout_ms : DEFAULT_HEARTBEAT_MS;
+}
+
+static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bpf_config *out,
+			char *err, size_t errlen)
+{
+	const struct pw_redirect *r = &cfg->redirect;
+	const char *pin;
+	int hb_ms;
+	resolve(cfg, &pin, &hb_ms);
+	memset(out, 0, sizeof(*out));
+	out->abi_version = PW_ABI_VERSION;
+	out->fail_mode = r->fail_open ? PW_FAIL_OPEN : PW_FAIL_CLOSED;
+	out->heartbeat_timeout_ns = (uint64_t)hb_ms * 1000000ull;
+	out->mark = r->mark;
+	out->enforcer_tgid = tgid;
+	out->fastpath = r->fastpath ? 1 : 0;
+
+	const char *l4 = r->listen4[0] ? r->listen4 : "127.0.0.1";
+	struct in_addr a4;
+	if (inet_pton(AF_INET, l4, &a4) != 1) {
+		seterr(err, errlen, "redirect listen4 \"%s\" is not an IPv4 address", l4);
+		return -1;
+	}
+	if (r->listen4_port <= 0 || r->listen4_port > 65535) {
+		seterr(err, errlen, "redirect listen4 port %d is out of range", r->listen4_port);
+		return -1;
+	}
+	out->listen4_addr = a4.s_addr;
+	out->listen4_port = htons((uint16_t)r->listen4_port);
+	if (r->listen6[0]) {
+		struct in6_addr a6;
+		int port = r->listen6_port ? r->listen6_port : r->listen4_port;
+		if (inet_pton(AF_INET6, r->listen6, &a6) != 1) {
+			seterr(err, errlen, "redirect listen6 \"%s\" is not an IPv6 address",
+			       r->listen6);
+			return -1;
+		}
+		if (port <= 0 || port > 65535) {
+			seterr(err, errlen, "redirect listen6 port %d is out of range", port);
+			return -1;
+		}
+		memcpy(out->listen6_addr, &a6, sizeof(a6));
+		out->listen6_port = htons((uint16_t)port);
+	}
+	return 0;
+}
+
+static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, char *err,
+		       size_t errlen)
+{
+	const struct pw_redirect *r = &cfg->redirect;
+	*n = 0;
+	if (r->n_ports <= 0) {
+		ports[(*n)++] = DEFAULT_PORT;
+		return 0;
+	}
+	for (int i = 0; i < r->n_ports && i < PW_MAX_REDIRECT_PORTS; i++) {
+		if (r->ports[i] <= 0 || r->ports[i] > 65535) {
+			seterr(err, errlen, "redirect port %d is out of range", r->ports[i]);
+			return -1;
+		}
+		ports[(*n)++] = (uint16_t)r->ports[i];
+	}
+	return 0;
+}
+
+/* Every scope cgroup (deduplicated by id), then pgwardd's own cgroup for the fast path. */
+static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *n, char *err,
+			 size_t errlen)
+{
+	const struct pw_redirect *r = &cfg->redirect;
+	*n = 0;
+	if (r->n_cgroups <= 0) {
+		seterr(err, errlen, "redirect: no cgroups in scope");
+		return -1;
+	}
+	for (int i = 0; i < r->n_cgroups && i < PW_MAX_REDIRECT_CGROUPS; i++) {
+		uint64_t id;
+		if (cgroup_id(r->cgroups[i], &id, err, errlen) < 0)
+			return -1;
+		bool dup = false;
+		for (int j = 0; j < *n; j++)
+			dup |= t[j].id == id;
+		if (dup)
+			continue;
+		snprintf(t[*n].path, sizeof(t[*n].path), "%s", r->cgroups[i]);
+		t[*n].id = id;
+		t[*n].in_scope = true;
+		(*n)++;
+	}
+	if (!r->fastpath)
+		return 0;
+	char self[PATH_MAX];
+	uint64_t id;
+	if (self_cgroup(self, sizeof(self)) < 0) {
+		seterr(err, errlen, "fastpath: cannot find pgwardd's own cgroup v2 directory");
+		return -1;
+	}
+	if (cgroup_id(self, &id, err, errlen) < 0)
+		return -1;
+	for (int j = 0; j < *n; j++)
+		if (t[j].id == id)
+			return 0;
+	snprintf(t[*n].path, sizeof(t[*n].path), "%s", self);
+	t[*n].id = id;
+	t[*n].in_scope = false;
+	(*n)++;
+	return 0;
+}
+
+/* Make a hash map with __u8 values hold exactly these keys: add first, then drop the rest, so
+ * a key in both the old and the new set is never missing. */
+static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
+{
+	const char *kp = keys;
+	uint8_t one = 1;
+	for (int i = 0; i < n; i++)
+		if (bpf_map_update_elem(fd, kp + i * ksz, &one, BPF_ANY) < 0)
+			return -errno_or(EIO);
+	char *stale = calloc(max ? max : 1, ksz);
+	if (!stale)
+		return -ENOMEM;
+	char cur[16], next[16];
+	int ns = 0;
+	void *prev = NULL;
+	while (ns < (int)max && bpf_map_get_next_key(fd, prev, next) == 0) {
+		bool keep = false;
+		for (int i = 0; i < n && !keep; i++)
+			keep = memcmp(kp + i * ksz, next, ksz) == 0;
+		if (!keep)
+			memcpy(stale + ns++ * ksz, next, ksz);
+		memcpy(cur, next, ksz);
+		prev = cur;
+	}
+	for (int i = 0; i < ns; i++)
+		bpf_map_delete_elem(fd, stale + i * ksz);
+	free(stale);
+	return 0;
+}
+
+static int sync_scope(const struct cg_target *t, int n)
+{
+	uint64_t ids[MAX_TARGETS];
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (t[i].in_scope)
+			ids[k++] = t[i].id;
+	return sync_set(bpf_map__fd(L.skel->maps.pw_scope), ids, k, sizeof(ids[0]), PW_MAX_SCOPE);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* caller holds L.lock */
+static int write_config_locked(void)
+{
+	uint32_t zero = 0;
+	L.bcfg.heartbeat_ns = now_ns();
+	if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
+		return -errno_or(EIO);
+	return 0;
+}
+
+static unsigned period_of(const struct pw_bpf_config *c)
+{
+	uint64_t p = c->heartbeat_timeout_ns / 4 / 1000000ull;
+	return p < MIN_HEARTBEAT_PERIOD ? MIN_HEARTBEAT_PERIOD : (unsigned)p;
+}
+
+/* ---- threads ---- */
+
+static void *heartbeat_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&L.lock);
+	while (!L.stopping) {
+		int rc = write_config_locked();
+		if (rc < 0 && !L.hb_failed)
+			pw_warn("eBPF heartbeat: updating the config map: %s", strerror(-rc));
+		L.hb_failed = rc < 0;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)L.period_ms * 1000000ull;
+		ts.tv_sec += (time_t)(ns / 1000000000ull);
+		ts.tv_nsec = (long)(ns % 1000000000ull);
+		while (!L.stopping && pthread_cond_timedwait(&L.cond, &L.lock, &ts) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&L.lock);
+	return NULL;
+}
+
+static const char *event_name(uint32_t type)
+{
+	switch (type) {
+	case PW_EV_REDIRECT:
+		return "redirect";
+	case PW_EV_REFUSED:
+		return "refused";
+	case PW_EV_BYPASS:
+		return "bypass";
+	}
+	return "event";
+}
+
+static void format_dst(const struct pw_conn_info *in, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	if (in->family == AF_INET6) {
+		inet_ntop(AF_INET6, in->orig_addr, a, sizeof(a));
+		snprintf(out, len, "[%s]:%u", a, ntohs(in->orig_port));
+	} else {
+		inet_ntop(AF_INET, in->orig_addr, a, sizeof(a));
+		snprintf(out, len, "%s:%u", a, ntohs(in->orig_port));
+	}
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	if (size < sizeof(struct pw_event))
+		return 0;
+	const struct pw_event *ev = data;
+	const struct pw_conn_info *in = &ev->info;
+	char dst[INET6_ADDRSTRLEN + 16], anc[PW_MAX_ANCESTORS * (PW_COMM_LEN + 16)] = "";
+	format_dst(in, dst, sizeof(dst));
+	size_t off = 0;
+	for (int i = 0; i < in->n_ancestors && i < PW_MAX_ANCESTORS; i++)
+		off += snprintf(anc + off, sizeof(anc) - off, "%s%.*s(%u)", i ? "<-" : "",
+				PW_COMM_LEN, in->anc_comm[i], in->anc_pid[i]);
+	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%.*s cgroup=%" PRIu64
+		" dst=%s ancestors=%s",
+		event_name(ev->type), in->pid, in->tgid, in->uid, in->gid, PW_COMM_LEN, in->comm,
+		(uint64_t)in->cgroup_id, dst, anc[0] ? anc : "-");
+	if (pw_loader_on_event)
+		pw_loader_on_event(ev);
+	return 0;
+}
+
+static void *events_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&L.rb_stop)) {
+		int n = ring_buffer__poll(L.rb, 100);
+		if (n < 0 && n != -EINTR) {
+			pw_warn("eBPF events: ring buffer poll: %s", strerror(-n));
+			struct timespec ts = {0, 100 * 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* Threads of ours take no signals: pgwardd waits for them synchronously. */
+static int spawn(pthread_t *t, void *(*fn)(void *))
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(t, NULL, fn, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* ---- links ---- */
+
+static struct bpf_program *prog_of(int p)
+{
+	switch (p) {
+	case CG_CONNECT4:
+		return L.skel->progs.pw_connect4;
+	case CG_CONNECT6:
+		return L.skel->progs.pw_connect6;
+	case CG_GETPEER4:
+		return L.skel->progs.pw_getpeername4;
+	case CG_GETPEER6:
+		return L.skel->progs.pw_getpeername6;
+	default:
+		return L.skel->progs.pw_sockops;
+	}
+}
+
+static bool target_wants(const struct cg_target *t, int p)
+{
+	return t->in_scope || p == CG_SOCKOPS;
+}
+
+static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, size_t errlen)
+{
+	int fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		seterr(err, errlen, "cgroup %s: %s", t->path, strerror(errno));
+		return NULL;
+	}
+	errno = 0;
+	struct bpf_link *l = bpf_program__attach_cgroup(prog_of(p), fd);
+	int e = errno_or(EINVAL);
+	close(fd);
+	if (!l)
+		seterr(err, errlen, "attaching %s to cgroup %s: %s", cg_progs[p].name, t->path,
+		       strerror(e));
+	return l;
+}
+
+/* Pin at <pin>/links/<prog>-<cgid>, or next to it while an old link still holds that name
+ * (fix_names renames it once the old one is gone). */
+static int pin_link(struct cg_link *cl, char *err, size_t errlen)
+{
+	pathf(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin, cg_progs[cl->prog].name,
+		 cl->cgid);
+	if (bpf_link__pin(cl->link, cl->pin) == 0)
+		return 0;
+	size_t len = strlen(cl->pin);
+	pathf(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
+	if (bpf_link__pin(cl->link, cl->pin) == 0)
+		return 0;
+	seterr(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
+	return -1;
+}
+
+static void fix_names(void)
+{
+	for (int i = 0; i < L.n_links; i++) {
+		struct cg_link *cl = &L.links[i];
+		char *tilde = strrchr(cl->pin, '~');
+		if (!tilde || strchr(tilde, '/'))
+			continue;
+		char want[PATH_MAX];
+		snprintf(want, sizeof(want), "%.*s", (int)(tilde - cl->pin), cl->pin);
+		if (access(want, F_OK) == 0 || rename(cl->pin, want) < 0)
+			continue;
+		snprintf(cl->pin, sizeof(cl->pin), "%s", want);
+	}
+}
+
+/* detach in the kernel (even if someone else holds an fd), unpin, close */
+static void drop_link(struct bpf_link *l, const char *pin)
+{
+	if (l)
+		bpf_link__detach(l);
+	if (pin && pin[0])
+		unlink(pin);
+	if (l)
+		bpf_link__destroy(l);
+}
+
+static int open_old_links(const char *pin, struct old_link **out, int *n)
+{
+	char dir[PATH_MAX];
+	pathf(dir, sizeof(dir), "%s/links", pin);
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -1;
+	struct dirent *de;
+	int cap = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			struct old_link *nl = realloc(*out, (size_t)cap * sizeof(**out));
+			if (!nl)
+				break;
+			*out = nl;
+		}
+		struct old_link *o = &(*out)[(*n)++];
+		memset(o, 0, sizeof(*o));
+		if (!pathf(o->path, sizeof(o->path), "%s/%s", dir, de->d_name)) {
+			(*n)--;
+			continue;
+		}
+		errno = 0;
+		o->link = bpf_link__open(o->path);
+		if (!o->link)
+			continue;
+		struct bpf_link_info info;
+		uint32_t len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(bpf_link__fd(o->link), &info, &len) == 0 &&
+		    info.type == BPF_LINK_TYPE_CGROUP) {
+			o->cgid = info.cgroup.cgroup_id;
+			o->type = (enum bpf_attach_type)info.cgroup.attach_type;
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+static void close_old_links(struct old_link *o, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (o[i].link && !o[i].claimed)
+			bpf_link__destroy(o[i].link); /* closes our fd; the pin keeps it attached */
+	free(o);
+}
+
+static void destroy_links_from(int first)
+{
+	for (int i = L.n_links - 1; i >= first; i--)
+		drop_link(L.links[i].link, L.links[i].pin);
+	L.n_links = first;
+}
+
+/* ---- maps: compatibility, reuse, pins ---- */
+
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void appendf(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t off = strlen(buf);
+	if (off + 2 >= len)
+		return;
+	if (off)
+		off += snprintf(buf + off, len - off, "; ");
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+}
+
+/* Is a pin set there, and does it fit this build? 0: nothing pinned, 1: every map pinned and
+ * compatible, -1: something pinned that does not fit (why says what). */
+static int pinned_maps_state(const char *pin, char *why, size_t whylen)
+{
+	struct bpf_map *map;
+	int present = 0;
+	char missing[256] = "";
+	why[0] = '\0';
+	bpf_object__for_each_map(map, L.skel->obj)
+	{
+		if (bpf_map__is_internal(map))
+			continue;
+		char path[PATH_MAX];
+		const char *name = bpf_map__name(map);
+		pathf(path, sizeof(path), "%s/maps/%s", pin, name);
+		int fd = bpf_obj_get(path);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				appendf(missing, sizeof(missing), "%s", name);
+			else
+				appendf(why, whylen, "map %s: %s", name, strerror(errno));
+			continue;
+		}
+		present++;
+		struct bpf_map_info info;
+		uint32_t len = sizeof(info);
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
+			appendf(why, whylen, "map %s: %s", name, strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (info.type != bpf_map__type(map))
+			appendf(why, whylen, "map %s: type %u, want %u", name, info.type,
+				bpf_map__type(map));
+		if (info.key_size != bpf_map__key_size(map))
+			appendf(why, whylen, "map %s: key size %u, want %u", name, info.key_size,
+				bpf_map__key_size(map));
+		if (info.value_size != bpf_map__value_size(map))
+			appendf(why, whylen, "map %s: value size %u, want %u", name,
+				info.value_size, bpf_map__value_size(map));
+		if (info.max_entries != bpf_map__max_entries(map))
+			appendf(why, whylen, "map %s: max_entries %u, want %u", name,
+				info.max_entries, bpf_map__max_entries(map));
+		if (info.map_flags != bpf_map__map_flags(map))
+			appendf(why, whylen, "map %s: flags %#x, want %#x", name, info.map_flags,
+				bpf_map__map_flags(map));
+		if (map == L.skel->maps.pw_config &&
+		    info.value_size == sizeof(struct pw_bpf_config)) {
+			struct pw_bpf_config c;
+			uint32_t zero = 0;
+			if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
+				appendf(why, whylen, "map %s: unreadable", name);
+			else if (c.abi_version != PW_ABI_VERSION)
+				appendf(why, whylen, "abi_version %u, want %u", c.abi_version,
+					PW_ABI_VERSION);
+		}
+		close(fd);
+	}
+	if (!present && !why[0])
+		return 0;
+	if (missing[0])
+		appendf(why, whylen, "missing map(s): %s", missing);
+	return why[0] ? -1 : 1;
+}
+
+static int reuse_pinned_maps(const char *pin, char *err, size_t errlen)
+{
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, L.skel->obj)
+	{
+		if (bpf_map__is_internal(map))
+			continue;
+		char path[PATH_MAX];
+		pathf(path, sizeof(path), "%s/maps/%s", pin, bpf_map__name(map));
+		int fd = bpf_obj_get(path);
+		if (fd < 0) {
+			seterr(err, errlen, "opening pinned map %s: %s", path, strerror(errno));
+			return -1;
+		}
+		int rc = bpf_map__reuse_fd(map, fd);
+		close(fd); /* reuse_fd keeps its own duplicate */
+		if (rc < 0) {
+			seterr(err, errlen, "reusing pinned map %s: %s", path, strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Remove whatever is pinned in <dir> (links are detached first); -1 if something stays. */
+static int clear_dir(const char *dir, bool links, char *err, size_t errlen)
+{
+	DIR *d = opendir(dir);
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char path[PATH_MAX];
+		if (!pathf(path, sizeof(path), "%s/%s", dir, de->d_name)) {
+			seterr(err, errlen, "%s/%s: name too long", dir, de->d_name);
+			rc = -1;
+			continue;
+		}
+		if (links) {
+			struct bpf_link *l = bpf_link__open(path);
+			if (l) {
+				bpf_link__detach(l);
+				bpf_link__destroy(l);
+			}
+		}
+		if (unlink(path) < 0 && errno != ENOENT) {
+			seterr(err, errlen, "removing %s: %s", path, strerror(errno));
+			rc = -1;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static int pin_fresh_maps(const char *pin, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	pathf(dir, sizeof(dir), "%s/maps", pin);
+	if (clear_dir(dir, false, err, errlen) < 0)
+		return -1;
+	struct bpf_map *map;
+	bpf_object__for_each_map(map, L.skel->obj)
+	{
+		if (bpf_map__is_internal(map))
+			continue;
+		char path[PATH_MAX];
+		pathf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
+		int rc = bpf_map__pin(map, path);
+		if (rc < 0) {
+			seterr(err, errlen, "pinning map %s: %s", path, strerror(-rc));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int attach_sk_msg(char *err, size_t errlen)
+{
+	if (L.sk_msg_attached)
+		return 0;
+	if (bpf_prog_attach(bpf_program__fd(L.skel->progs.pw_sk_msg),
+			    bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
+		seterr(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
+		return -1;
+	}
+	L.sk_msg_attached = true; /* detached with bpf_prog_detach2 on stop(false) */
+	return 0;
+}
+
+/* ---- start ---- */
+
+static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen);
+
+static void teardown_skel(void)
+{
+	pgward__destroy(L.skel);
+	L.skel = NULL;
+	L.config_fd = -1;
+}
+
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err,
+		    size_t errlen)
+{
+	const char *pin;
+	int hb_ms;
+	uint16_t ports[PW_MAX_REDIRECT_PORTS];
+	int n_ports;
+	struct pw_bpf_config bcfg;
+	char why[1024];
+
+	if (L.running) {
+		seterr(err, errlen, "the eBPF loader is already running");
+		return -1;
+	}
+	resolve(cfg, &pin, &hb_ms);
+	if (check_caps(err, errlen) < 0)
+		return -1;
+	libbpf_set_print(libbpf_print);
+	if (build_targets(cfg, L.targets, &L.n_targets, err, errlen) < 0 ||
+	    build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
+	    build_config(cfg, enforcer_tgid, &bcfg, err, errlen) < 0)
+		return -1;
+	if (strlen(pin) + 64 >= sizeof(L.pin)) {
+		seterr(err, errlen, "pin path %s is too long", pin);
+		return -1;
+	}
+	snprintf(L.pin, sizeof(L.pin), "%s", pin);
+	if (prepare_pin_dir(pin, err, errlen) < 0)
+		return -1;
+	L.ncpu = libbpf_num_possible_cpus();
+	if (L.ncpu <= 0) {
+		seterr(err, errlen, "cannot count the possible CPUs");
+		return -1;
+	}
+
+	errno = 0;
+	L.skel = pgward__open();
+	if (!L.skel) {
+		seterr(err, errlen, "opening the BPF object: %s", strerror(errno_or(EINVAL)));
+		return -1;
+	}
+	int state = pinned_maps_state(pin, why, sizeof(why));
+	bool adopt = state == 1;
+	if (state < 0)
+		pw_warn("eBPF: the pin set at %s does not fit this pgwardd (%s): replacing it", pin,
+			why);
+	if (adopt && reuse_pinned_maps(pin, err, errlen) < 0) {
+		teardown_skel();
+		return -1;
+	}
+	int rc = pgward__load(L.skel);
+	if (rc < 0) {
+		seterr(err, errlen, "loading the BPF programs: %s", strerror(-rc));
+		teardown_skel();
+		return -1;
+	}
+	L.config_fd = bpf_map__fd(L.skel->maps.pw_config);
+
+	/* the config (with a fresh heartbeat) goes in before any program is attached */
+	pthread_mutex_lock(&L.lock);
+	L.bcfg = bcfg;
+	L.period_ms = period_of(&bcfg);
+	L.stopping = false;
+	L.hb_failed = false;
+	rc = write_config_locked();
+	pthread_mutex_unlock(&L.lock);
+	if (rc == 0)
+		rc = sync_scope(L.targets, L.n_targets);
+	if (rc == 0)
+		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
+			      PW_MAX_PORTS);
+	if (rc < 0) {
+		seterr(err, errlen, "filling the BPF maps: %s", strerror(-rc));
+		teardown_skel();
+		return -1;
+	}
+	if (!adopt && pin_fresh_maps(pin, err, errlen) < 0) {
+		teardown_skel();
+		return -1;
+	}
+
+	struct old_link *old;
+	int n_old;
+	if (open_old_links(pin, &old, &n_old) < 0) {
+		seterr(err, errlen, "reading %s/links: %s", pin, strerror(errno));
+		teardown_skel();
+		return -1;
+	}
+	L.n_links = 0;
+	L.sk_msg_attached = false;
+	rc = apply_links(old, n_old, err, errlen);
+	close_old_links(old, n_old);
+	if (rc == 0 && bcfg.fastpath)
+		rc = attach_sk_msg(err, errlen);
+	if (rc < 0) {
+		destroy_links_from(0);
+		teardown_skel();
+		return -1;
+	}
+
+	errno = 0;
+	L.rb = ring_buffer__new(bpf_map__fd(L.skel->maps.pw_events), on_event, NULL, NULL);
+	if (!L.rb)
+		pw_warn("eBPF events: ring buffer: %s (events are not logged)",
+			strerror(errno_or(EINVAL)));
+	atomic_store(&L.rb_stop, false);
+	if (L.rb && spawn(&L.rb_thread, events_main) != 0) {
+		ring_buffer__free(L.rb);
+		L.rb = NULL;
+		pw_warn("eBPF events: cannot start the event thread");
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&L.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (spawn(&L.hb_thread, heartbeat_main) != 0) {
+		/* without a heartbeat the programs refuse within the timeout: do not pretend */
+		seterr(err, errlen, "cannot start the heartbeat thread");
+		if (L.rb) {
+			atomic_store(&L.rb_stop, true);
+			pthread_join(L.rb_thread, NULL);
+			ring_buffer__free(L.rb);
+			L.rb = NULL;
+		}
+		pthread_cond_destroy(&L.cond);
+		destroy_links_from(0);
+		teardown_skel();
+		return -1;
+	}
+
+	atomic_store(&counters_fd, bpf_map__fd(L.skel->maps.pw_counters));
+	atomic_store(&conns_fd, bpf_map__fd(L.skel->maps.pw_conns));
+	L.running = true;
+	int n_scope = 0;
+	for (int i = 0; i < L.n_targets; i++)
+		n_scope += L.targets[i].in_scope;
+	pw_info("eBPF redirect: %d cgroup(s) in scope, %d port(s), fail-%s, fastpath %s, "
+		"%d link(s) pinned at %s (%s)",
+		n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
+		bcfg.fastpath ? "on" : "off", L.n_links, pin,
+		adopt ? "took over the pinned maps" : "fresh maps");
+	return 0;
+}
+
+/* Give every wanted (cgroup, program) pair a link: switch a matching pinned one to the new
+ * program in place, else attach a new one; then detach and unpin every old link left over.
+ * New links exist before any old one goes, so no connect slips through unsteered. */
+static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen)
+{
+	struct {
+		int target, prog, old; /* old: index into old[], or -1 */
+	} want[MAX_LINKS];
+	int n_want = 0;
+	for (int t = 0; t < L.n_targets; t++) {
+		for (int p = 0; p < N_CG_PROGS; p++) {
+			if (!target_wants(&L.targets[t], p))
+				continue;
+			int match = -1;
+			for (int o = 0; o < n_old && match < 0; o++)
+				if (old[o].link && !old[o].claimed &&
+				    old[o].cgid == L.targets[t].id &&
+				    old[o].type == cg_progs[p].type)
+					match = o;
+			if (match >= 0)
+				old[match].claimed = true;
+			want[n_want].target = t;
+			want[n_want].prog = p;
+			want[n_want++].old = match;
+		}
+	}
+	/* new links first: they are the step most likely to fail, and failing here changes
+	 * nothing for whoever holds the old pins */
+	for (int i = 0; i < n_want; i++) {
+		if (want[i].old >= 0)
+			continue;
+		struct cg_link *cl = &L.links[L.n_links];
+		memset(cl, 0, sizeof(*cl));
+		cl->link = attach_one(want[i].prog, &L.targets[want[i].target], err, errlen);
+		if (!cl->link)
+			goto fail;
+		cl->cgid = L.targets[want[i].target].id;
+		cl->prog = want[i].prog;
+		L.n_links++;
+		if (pin_link(cl, err, errlen) < 0)
+			goto fail;
+	}
+	for (int i = 0; i < n_want; i++) {
+		int o = want[i].old;
+		if (o < 0)
+			continue;
+		struct cg_link *cl = &L.links[L.n_links];
+		memset(cl, 0, sizeof(*cl));
+		cl->cgid = L.targets[want[i].target].id;
+		cl->prog = want[i].prog;
+		int rc = bpf_link__update_program(old[o].link, prog_of(want[i].prog));
+		if (rc == 0) {
+			cl->link = old[o].link;
+			snprintf(cl->pin, sizeof(cl->pin), "%s", old[o].path);
+			L.n_links++;
+			continue;
+		}
+		pw_warn("eBPF: switching %s to the new %s: %s; attaching anew", old[o].path,
+			cg_progs[want[i].prog].name, strerror(-rc));
+		old[o].claimed = false;
+		cl->link = attach_one(want[i].prog, &L.targets[want[i].target], err, errlen);
+		if (!cl->link)
+			goto fail;
+		L.n_links++;
+		if (pin_link(cl, err, errlen) < 0)
+			goto fail;
+	}
+	for (int o = 0; o < n_old; o++) {
+		if (old[o].claimed)
+			continue;
+		drop_link(old[o].link, old[o].path);
+		old[o].link = NULL;
+	}
+	fix_names();
+	return 0;
+fail:
+	/* links switched in place stay switched (they run the same code); new ones go */
+	for (int i = L.n_links - 1; i >= 0; i--) {
+		bool adopted = false;
+		for (int o = 0; o < n_old; o++)
+			adopted |= old[o].claimed && old[o].link == L.links[i].link;
+		if (!adopted)
+			drop_link(L.links[i].link, L.links[i].pin);
+	}
+	L.n_links = 0;
+	for (int o = 0; o < n_old; o++)
+		old[o].claimed = false; /* the caller closes our fds; their pins stay */
+	return -1;
+}
+
+/* ---- update ---- */
+
+int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
+{
+	if (!L.running) {
+		seterr(err, errlen, "the eBPF loader is not running");
+		return -1;
+	}
+	struct cg_target targets[MAX_TARGETS];
+	int n_targets;
+	uint16_t ports[PW_MAX_REDIRECT_PORTS];
+	int n_ports;
+	struct pw_bpf_config bcfg;
+	const char *pin;
+	int hb_ms;
+
+	/* everything that can be wrong in the new config is found before anything changes */
+	resolve(cfg, &pin, &hb_ms);
+	if (strcmp(pin, L.pin) != 0)
+		pw_warn("reload: the pin path changes only on restart (keeping %s)", L.pin);
+	pthread_mutex_lock(&L.lock);
+	uint32_t tgid = L.bcfg.enforcer_tgid;
+	pthread_mutex_unlock(&L.lock);
+	if (build_targets(cfg, targets, &n_targets, err, errlen) < 0 ||
+	    build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
+	    build_config(cfg, tgid, &bcfg, err, errlen) < 0)
+		return -1;
+
+	/* new cgroups get their links before they enter the scope map; dropped ones leave the
+	 * scope map before their links go */
+	int first_new = L.n_links;
+	for (int t = 0; t < n_targets; t++) {
+		for (int p = 0; p < N_CG_PROGS; p++) {
+			if (!target_wants(&targets[t], p))
+				continue;
+			bool have = false;
+			for (int i = 0; i < L.n_links && !have; i++)
+				have = L.links[i].cgid == targets[t].id && L.links[i].prog == p;
+			if (have)
+				continue;
+			struct cg_link *cl = &L.links[L.n_links];
+			memset(cl, 0, sizeof(*cl));
+			cl->link = attach_one(p, &targets[t], err, errlen);
+			if (!cl->link) {
+				destroy_links_from(first_new);
+				return -1;
+			}
+			cl->cgid = targets[t].id;
+			cl->prog = p;
+			L.n_links++;
+			if (pin_link(cl, err, errlen) < 0) {
+				destroy_links_from(first_new);
+				return -1;
+			}
+		}
+	}
+	if (bcfg.fastpath && attach_sk_msg(err, errlen) < 0) {
+		destroy_links_from(first_new);
+		return -1;
+	}
+
+	pthread_mutex_lock(&L.lock);
+	bcfg.heartbeat_ns = L.bcfg.heartbeat_ns;
+	L.bcfg = bcfg;
+	L.period_ms = period_of(&bcfg);
+	int rc = write_config_locked();
+	pthread_cond_signal(&L.cond); /* a shorter period takes effect now */
+	pthread_mutex_unlock(&L.lock);
+	if (rc == 0)
+		rc = sync_scope(targets, n_targets);
+	if (rc == 0)
+		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
+			      PW_MAX_PORTS);
+	if (rc < 0) {
+		seterr(err, errlen, "updating the BPF maps: %s", strerror(-rc));
+		return -1;
+	}
+
+	int kept = 0;
+	for (int i = 0; i < L.n_links; i++) {
+		bool keep = false;
+		for (int t = 0; t < n_targets && !keep; t++)
+			keep = targets[t].id == L.links[i].cgid &&
+			       target_wants(&targets[t], L.links[i].prog);
+		if (keep)
+			L.links[kept++] = L.links[i];
+		else
+			drop_link(L.links[i].link, L.links[i].pin);
+	}
+	L.n_links = kept;
+	fix_names();
+	memcpy(L.targets, targets, sizeof(targets[0]) * (size_t)n_targets);
+	L.n_targets = n_targets;
+	int n_scope = 0;
+	for (int i = 0; i < n_targets; i++)
+		n_scope += targets[i].in_scope;
+	pw_info("eBPF redirect updated: %d cgroup(s) in scope, %d port(s), fail-%s, fastpath %s",
+		n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
+		bcfg.fastpath ? "on" : "off");
+	return 0;
+}
+
+/* ---- lookups from session threads ---- */
+
+int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out)
+{
+	int fd = atomic_load(&conns_fd);
+	if (fd < 0)
+		return -1;
+	return bpf_map_lookup_elem(fd, k, out) == 0 ? 0 : -1;
+}
+
+void pw_loader_forget(const struct pw_conn_key *k)
+{
+	int fd = atomic_load(&conns_fd);
+	if (fd >= 0)
+		bpf_map_delete_elem(fd, k);
+}
+
+int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out)
+{
+	int fd = atomic_load(&conns_fd);
+	if (fd < 0)
+		return -1;
+	return bpf_map_lookup_and_delete_elem(fd, k, out) == 0 ? 0 : -1;
+}
+
+void pw_loader_counters(uint64_t out[PW_CNT_MAX])
+{
+	memset(out, 0, sizeof(uint64_t) * PW_CNT_MAX);
+	int fd = atomic_load(&counters_fd);
+	if (fd < 0 || L.ncpu <= 0)
+		return;
+	uint64_t *v = calloc((size_t)L.ncpu, sizeof(*v));
+	if (!v)
+		return;
+	for (uint32_t i = 0; i < PW_CNT_MAX; i++) {
+		if (bpf_map_lookup_elem(fd, &i, v) < 0)
+			continue;
+		for (int c = 0; c < L.ncpu; c++)
+			out[i] += v[c];
+	}
+	free(v);
+}
+
+bool pw_loader_running(void)
+{
+	return L.running;
+}
+
+/* ---- stop, uninstall ---- */
+
+void pw_loader_stop(bool keep_pinned)
+{
+	if (!L.running)
+		return;
+	atomic_store(&conns_fd, -1);
+	atomic_store(&counters_fd, -1);
+
+	pthread_mutex_lock(&L.lock);
+	L.stopping = true;
+	pthread_cond_signal(&L.cond);
+	pthread_mutex_unlock(&L.lock);
+	pthread_join(L.hb_thread, NULL);
+	pthread_cond_destroy(&L.cond);
+	if (L.rb) {
+		atomic_store(&L.rb_stop, true);
+		pthread_join(L.rb_thread, NULL);
+		ring_buffer__free(L.rb);
+		L.rb = NULL;
+	}
+
+	if (keep_pinned) {
+		for (int i = 0; i < L.n_links; i++)
+			bpf_link__destroy(L.links[i].link); /* our fd only: the pin stays */
+		pw_info("eBPF redirect: left pinned at %s for the next pgwardd (heartbeat "
+			"stopped)",
+			L.pin);
+	} else {
+		destroy_links_from(0);
+		if (L.sk_msg_attached &&
+		    bpf_prog_detach2(bpf_program__fd(L.skel->progs.pw_sk_msg),
+				     bpf_map__fd(L.skel->maps.pw_sockhash),
+				     BPF_SK_MSG_VERDICT) < 0)
+			pw_warn("eBPF: detaching pw_sk_msg: %s", strerror(errno));
+		char err[512];
+		if (pw_loader_uninstall(L.pin, err, sizeof(err)) < 0)
+			pw_warn("eBPF: cleaning %s: %s", L.pin, err);
+		else
+			pw_info("eBPF redirect: detached and unpinned");
+	}
+	L.n_links = 0;
+	L.sk_msg_attached = false;
+	teardown_skel();
+	L.running = false;
+}
+
+int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
+{
+	const char *pin = pin_path && pin_path[0] ? pin_path : PW_LOADER_DEFAULT_PIN;
+	struct stat st;
+	if (stat(pin, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		seterr(err, errlen, "%s: %s", pin, strerror(errno));
+		return -1;
+	}
+	if (strlen(pin) + 64 >= PATH_MAX) {
+		seterr(err, errlen, "pin path %s is too long", pin);
+		return -1;
+	}
+	/* never remove files from anything but bpffs, whatever the config says */
+	if (!S_ISDIR(st.st_mode) || !on_bpffs(pin)) {
+		seterr(err, errlen, "%s is not a directory on a bpf filesystem", pin);
+		return -1;
+	}
+	char dir[PATH_MAX];
+	int rc = 0;
+	/* links first: once they are gone nothing uses the maps */
+	pathf(dir, sizeof(dir), "%s/links", pin);
+	rc |= clear_dir(dir, true, err, errlen);
+	if (rmdir(dir) < 0 && errno != ENOENT) {
+		seterr(err, errlen, "removing %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	pathf(dir, sizeof(dir), "%s/maps", pin);
+	rc |= clear_dir(dir, false, err, errlen);
+	if (rmdir(dir) < 0 && errno != ENOENT) {
+		seterr(err, errlen, "removing %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	/* the default location is ours alone; a configured one may be bpffs's root: keep it */
+	if (strcmp(pin, BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
+		seterr(err, errlen, "removing %s: %s", pin, strerror(errno));
+		rc = -1;
+	}
+	return rc ? -1 : 0;
+}
