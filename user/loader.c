@@ -43,7 +43,7 @@
 #define CGROUP2_MAGIC 0x63677270
 #define BPFFS_ROOT    "/sys/fs/bpf"
 
-#define DEFAULT_PORT	     5432
+#define DEFAULT_PORT         5432
 #define DEFAULT_HEARTBEAT_MS 1000
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
 
@@ -53,11 +53,11 @@ static const struct {
 	const char *name;
 	enum bpf_attach_type type;
 } cg_progs[N_CG_PROGS] = {
-	[CG_CONNECT4] = {"pw_connect4", BPF_CGROUP_INET4_CONNECT},
-	[CG_CONNECT6] = {"pw_connect6", BPF_CGROUP_INET6_CONNECT},
-	[CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
-	[CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
-	[CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
+    [CG_CONNECT4] = {"pw_connect4", BPF_CGROUP_INET4_CONNECT},
+    [CG_CONNECT6] = {"pw_connect6", BPF_CGROUP_INET6_CONNECT},
+    [CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
+    [CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
+    [CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
 };
 
 /* a cgroup the programs go on: a scope cgroup gets all of them, pgwardd's own cgroup (fast
@@ -98,15 +98,15 @@ static struct {
 	struct cg_link links[MAX_LINKS];
 	int n_links;
 	bool sk_msg_attached;
-	int ncpu;
+	int ncpu; /* set before start returns; read by pw_loader_counters from any thread */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	  /* CLOCK_MONOTONIC; wakes the heartbeat thread to stop */
-	bool stopping;		  /* under lock */
+	pthread_cond_t cond;       /* CLOCK_MONOTONIC; wakes the heartbeat thread to stop */
+	bool stopping;             /* under lock */
 	struct pw_bpf_config bcfg; /* under lock: the config map's value, kept in memory */
 	int config_fd;
-	unsigned period_ms;	  /* under lock */
-	bool hb_failed;		  /* heartbeat thread only: log a failing update once */
+	unsigned period_ms; /* under lock */
+	bool hb_failed;     /* heartbeat thread only: log a failing update once */
 	pthread_t hb_thread;
 
 	struct ring_buffer *rb;
@@ -124,7 +124,7 @@ static atomic_int counters_fd = -1;
 void (*pw_loader_on_event)(const struct pw_event *ev);
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -137,7 +137,7 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 
 /* snprintf for paths: false when it does not fit (callers have bounded their inputs) */
 static bool pathf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static bool pathf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -178,7 +178,8 @@ static int check_caps(char *err, size_t errlen)
 	static const struct {
 		int cap;
 		const char *name;
-	} need[] = {{39, "CAP_BPF"}, {12, "CAP_NET_ADMIN"}, {38, "CAP_PERFMON"}, {21, "CAP_SYS_ADMIN"}};
+	} need[] = {
+	    {39, "CAP_BPF"}, {12, "CAP_NET_ADMIN"}, {38, "CAP_PERFMON"}, {21, "CAP_SYS_ADMIN"}};
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 	memset(data, 0, sizeof(data));
@@ -193,7 +194,7 @@ static int check_caps(char *err, size_t errlen)
 		if (data[c / 32].effective & (1u << (c % 32)))
 			continue;
 		off += snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? " " : "",
-				need[i].name);
+		                need[i].name);
 	}
 	if (off) {
 		seterr(err, errlen,
@@ -340,7 +341,7 @@ static void resolve(const struct pw_config *cfg, const char **pin, int *hb_ms)
 }
 
 static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bpf_config *out,
-			char *err, size_t errlen)
+                        char *err, size_t errlen)
 {
 	const struct pw_redirect *r = &cfg->redirect;
 	const char *pin;
@@ -385,7 +386,7 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 }
 
 static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, char *err,
-		       size_t errlen)
+                       size_t errlen)
 {
 	const struct pw_redirect *r = &cfg->redirect;
 	*n = 0;
@@ -405,7 +406,7 @@ static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, cha
 
 /* Every scope cgroup (deduplicated by id), then pgwardd's own cgroup for the fast path. */
 static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *n, char *err,
-			 size_t errlen)
+                         size_t errlen)
 {
 	const struct pw_redirect *r = &cfg->redirect;
 	*n = 0;
@@ -526,8 +527,9 @@ static void *heartbeat_main(void *arg)
 		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)L.period_ms * 1000000ull;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
-		while (!L.stopping && pthread_cond_timedwait(&L.cond, &L.lock, &ts) != ETIMEDOUT)
-			;
+		/* woken early (stop, or a new period from update): just beat again sooner */
+		if (!L.stopping)
+			pthread_cond_timedwait(&L.cond, &L.lock, &ts);
 	}
 	pthread_mutex_unlock(&L.lock);
 	return NULL;
@@ -570,11 +572,10 @@ static int on_event(void *ctx, void *data, size_t size)
 	size_t off = 0;
 	for (int i = 0; i < in->n_ancestors && i < PW_MAX_ANCESTORS; i++)
 		off += snprintf(anc + off, sizeof(anc) - off, "%s%.*s(%u)", i ? "<-" : "",
-				PW_COMM_LEN, in->anc_comm[i], in->anc_pid[i]);
-	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%.*s cgroup=%" PRIu64
-		" dst=%s ancestors=%s",
-		event_name(ev->type), in->pid, in->tgid, in->uid, in->gid, PW_COMM_LEN, in->comm,
-		(uint64_t)in->cgroup_id, dst, anc[0] ? anc : "-");
+		                PW_COMM_LEN, in->anc_comm[i], in->anc_pid[i]);
+	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%.*s cgroup=%" PRIu64 " dst=%s ancestors=%s",
+	        event_name(ev->type), in->pid, in->tgid, in->uid, in->gid, PW_COMM_LEN, in->comm,
+	        (uint64_t)in->cgroup_id, dst, anc[0] ? anc : "-");
 	if (pw_loader_on_event)
 		pw_loader_on_event(ev);
 	return 0;
@@ -650,7 +651,7 @@ static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, 
 static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 {
 	pathf(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin, cg_progs[cl->prog].name,
-		 cl->cgid);
+	      cl->cgid);
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	size_t len = strlen(cl->pin);
@@ -658,6 +659,7 @@ static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	seterr(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
+	cl->pin[0] = '\0'; /* not ours: never unlink it */
 	return -1;
 }
 
@@ -749,7 +751,7 @@ static void destroy_links_from(int first)
 /* ---- maps: compatibility, reuse, pins ---- */
 
 static void appendf(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void appendf(char *buf, size_t len, const char *fmt, ...)
 {
 	size_t off = strlen(buf);
@@ -764,9 +766,12 @@ static void appendf(char *buf, size_t len, const char *fmt, ...)
 }
 
 /* Is a pin set there, and does it fit this build? 0: nothing pinned, 1: every map pinned and
- * compatible, -1: something pinned that does not fit (why says what). */
-static int pinned_maps_state(const char *pin, char *why, size_t whylen)
+ * compatible, -1: something pinned that does not fit (why says what). *pinned gets the pinned
+ * config when it has this layout (abi_version 0 otherwise). */
+static int pinned_maps_state(const char *pin, char *why, size_t whylen,
+                             struct pw_bpf_config *pinned)
 {
+	memset(pinned, 0, sizeof(*pinned));
 	struct bpf_map *map;
 	int present = 0;
 	char missing[256] = "";
@@ -797,19 +802,19 @@ static int pinned_maps_state(const char *pin, char *why, size_t whylen)
 		}
 		if (info.type != bpf_map__type(map))
 			appendf(why, whylen, "map %s: type %u, want %u", name, info.type,
-				bpf_map__type(map));
+			        bpf_map__type(map));
 		if (info.key_size != bpf_map__key_size(map))
 			appendf(why, whylen, "map %s: key size %u, want %u", name, info.key_size,
-				bpf_map__key_size(map));
+			        bpf_map__key_size(map));
 		if (info.value_size != bpf_map__value_size(map))
 			appendf(why, whylen, "map %s: value size %u, want %u", name,
-				info.value_size, bpf_map__value_size(map));
+			        info.value_size, bpf_map__value_size(map));
 		if (info.max_entries != bpf_map__max_entries(map))
 			appendf(why, whylen, "map %s: max_entries %u, want %u", name,
-				info.max_entries, bpf_map__max_entries(map));
+			        info.max_entries, bpf_map__max_entries(map));
 		if (info.map_flags != bpf_map__map_flags(map))
 			appendf(why, whylen, "map %s: flags %#x, want %#x", name, info.map_flags,
-				bpf_map__map_flags(map));
+			        bpf_map__map_flags(map));
 		if (map == L.skel->maps.pw_config &&
 		    info.value_size == sizeof(struct pw_bpf_config)) {
 			struct pw_bpf_config c;
@@ -818,7 +823,9 @@ static int pinned_maps_state(const char *pin, char *why, size_t whylen)
 				appendf(why, whylen, "map %s: unreadable", name);
 			else if (c.abi_version != PW_ABI_VERSION)
 				appendf(why, whylen, "abi_version %u, want %u", c.abi_version,
-					PW_ABI_VERSION);
+				        PW_ABI_VERSION);
+			else
+				*pinned = c;
 		}
 		close(fd);
 	}
@@ -917,7 +924,7 @@ static int attach_sk_msg(char *err, size_t errlen)
 	if (L.sk_msg_attached)
 		return 0;
 	if (bpf_prog_attach(bpf_program__fd(L.skel->progs.pw_sk_msg),
-			    bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
+	                    bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
 		seterr(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
 		return -1;
 	}
@@ -926,6 +933,68 @@ static int attach_sk_msg(char *err, size_t errlen)
 }
 
 /* ---- start ---- */
+
+/* Is another pgwardd still heartbeating into this pin set? Taking it over would leave two
+ * enforcers fighting over one config map. (stop(true) marks the heartbeat stale, a crashed one
+ * is not alive, a hung one goes stale after its timeout.) */
+static bool pinned_owner_alive(const struct pw_bpf_config *c, uint32_t self)
+{
+	if (c->abi_version != PW_ABI_VERSION || !c->heartbeat_ns || !c->enforcer_tgid ||
+	    c->enforcer_tgid == self)
+		return false;
+	uint64_t now = now_ns();
+	if (now - c->heartbeat_ns > c->heartbeat_timeout_ns)
+		return false;
+	return kill((pid_t)c->enforcer_tgid, 0) == 0 || errno != ESRCH;
+}
+
+static void stop_threads(void)
+{
+	pthread_mutex_lock(&L.lock);
+	L.stopping = true;
+	pthread_cond_signal(&L.cond);
+	pthread_mutex_unlock(&L.lock);
+	pthread_join(L.hb_thread, NULL);
+	pthread_cond_destroy(&L.cond);
+	if (L.rb) {
+		atomic_store(&L.rb_stop, true);
+		pthread_join(L.rb_thread, NULL);
+		ring_buffer__free(L.rb);
+		L.rb = NULL;
+	}
+}
+
+static int start_threads(char *err, size_t errlen)
+{
+	errno = 0;
+	L.rb = ring_buffer__new(bpf_map__fd(L.skel->maps.pw_events), on_event, NULL, NULL);
+	if (!L.rb)
+		pw_warn("eBPF events: ring buffer: %s (events are not logged)",
+		        strerror(errno_or(EINVAL)));
+	atomic_store(&L.rb_stop, false);
+	if (L.rb && spawn(&L.rb_thread, events_main) != 0) {
+		ring_buffer__free(L.rb);
+		L.rb = NULL;
+		pw_warn("eBPF events: cannot start the event thread (events are not logged)");
+	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&L.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (spawn(&L.hb_thread, heartbeat_main) == 0)
+		return 0;
+	/* without a heartbeat the programs would refuse within the timeout: do not pretend */
+	seterr(err, errlen, "cannot start the heartbeat thread");
+	if (L.rb) {
+		atomic_store(&L.rb_stop, true);
+		pthread_join(L.rb_thread, NULL);
+		ring_buffer__free(L.rb);
+		L.rb = NULL;
+	}
+	pthread_cond_destroy(&L.cond);
+	return -1;
+}
 
 static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen);
 
@@ -936,8 +1005,7 @@ static void teardown_skel(void)
 	L.config_fd = -1;
 }
 
-int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err,
-		    size_t errlen)
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen)
 {
 	const char *pin;
 	int hb_ms;
@@ -977,11 +1045,19 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		seterr(err, errlen, "opening the BPF object: %s", strerror(errno_or(EINVAL)));
 		return -1;
 	}
-	int state = pinned_maps_state(pin, why, sizeof(why));
+	struct pw_bpf_config pinned;
+	int state = pinned_maps_state(pin, why, sizeof(why), &pinned);
 	bool adopt = state == 1;
+	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
+		seterr(err, errlen,
+		       "the pin set at %s belongs to a running pgwardd (pid %u, heartbeat fresh)",
+		       pin, pinned.enforcer_tgid);
+		teardown_skel();
+		return -1;
+	}
 	if (state < 0)
 		pw_warn("eBPF: the pin set at %s does not fit this pgwardd (%s): replacing it", pin,
-			why);
+		        why);
 	if (adopt && reuse_pinned_maps(pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
@@ -1006,7 +1082,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		rc = sync_scope(L.targets, L.n_targets);
 	if (rc == 0)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
-			      PW_MAX_PORTS);
+		              PW_MAX_PORTS);
 	if (rc < 0) {
 		seterr(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
@@ -1017,6 +1093,13 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 	}
 
+	/* everything that can fail goes before the links are touched: whoever holds the old
+	 * pins keeps them intact until then */
+	L.sk_msg_attached = false;
+	if (bcfg.fastpath && attach_sk_msg(err, errlen) < 0) {
+		teardown_skel();
+		return -1;
+	}
 	struct old_link *old;
 	int n_old;
 	if (open_old_links(pin, &old, &n_old) < 0) {
@@ -1024,45 +1107,16 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	L.n_links = 0;
-	L.sk_msg_attached = false;
-	rc = apply_links(old, n_old, err, errlen);
-	close_old_links(old, n_old);
-	if (rc == 0 && bcfg.fastpath)
-		rc = attach_sk_msg(err, errlen);
-	if (rc < 0) {
-		destroy_links_from(0);
+	if (start_threads(err, errlen) < 0) {
+		close_old_links(old, n_old);
 		teardown_skel();
 		return -1;
 	}
-
-	errno = 0;
-	L.rb = ring_buffer__new(bpf_map__fd(L.skel->maps.pw_events), on_event, NULL, NULL);
-	if (!L.rb)
-		pw_warn("eBPF events: ring buffer: %s (events are not logged)",
-			strerror(errno_or(EINVAL)));
-	atomic_store(&L.rb_stop, false);
-	if (L.rb && spawn(&L.rb_thread, events_main) != 0) {
-		ring_buffer__free(L.rb);
-		L.rb = NULL;
-		pw_warn("eBPF events: cannot start the event thread");
-	}
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&L.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (spawn(&L.hb_thread, heartbeat_main) != 0) {
-		/* without a heartbeat the programs refuse within the timeout: do not pretend */
-		seterr(err, errlen, "cannot start the heartbeat thread");
-		if (L.rb) {
-			atomic_store(&L.rb_stop, true);
-			pthread_join(L.rb_thread, NULL);
-			ring_buffer__free(L.rb);
-			L.rb = NULL;
-		}
-		pthread_cond_destroy(&L.cond);
-		destroy_links_from(0);
+	L.n_links = 0;
+	rc = apply_links(old, n_old, err, errlen);
+	close_old_links(old, n_old);
+	if (rc < 0) {
+		stop_threads();
 		teardown_skel();
 		return -1;
 	}
@@ -1074,10 +1128,10 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	for (int i = 0; i < L.n_targets; i++)
 		n_scope += L.targets[i].in_scope;
 	pw_info("eBPF redirect: %d cgroup(s) in scope, %d port(s), fail-%s, fastpath %s, "
-		"%d link(s) pinned at %s (%s)",
-		n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
-		bcfg.fastpath ? "on" : "off", L.n_links, pin,
-		adopt ? "took over the pinned maps" : "fresh maps");
+	        "%d link(s) pinned at %s (%s)",
+	        n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
+	        bcfg.fastpath ? "on" : "off", L.n_links, pin,
+	        adopt ? "took over the pinned maps" : "fresh maps");
 	return 0;
 }
 
@@ -1139,7 +1193,7 @@ static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen
 			continue;
 		}
 		pw_warn("eBPF: switching %s to the new %s: %s; attaching anew", old[o].path,
-			cg_progs[want[i].prog].name, strerror(-rc));
+		        cg_progs[want[i].prog].name, strerror(-rc));
 		old[o].claimed = false;
 		cl->link = attach_one(want[i].prog, &L.targets[want[i].target], err, errlen);
 		if (!cl->link)
@@ -1243,7 +1297,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		rc = sync_scope(targets, n_targets);
 	if (rc == 0)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
-			      PW_MAX_PORTS);
+		              PW_MAX_PORTS);
 	if (rc < 0) {
 		seterr(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;
@@ -1268,8 +1322,8 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	for (int i = 0; i < n_targets; i++)
 		n_scope += targets[i].in_scope;
 	pw_info("eBPF redirect updated: %d cgroup(s) in scope, %d port(s), fail-%s, fastpath %s",
-		n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
-		bcfg.fastpath ? "on" : "off");
+	        n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
+	        bcfg.fastpath ? "on" : "off");
 	return 0;
 }
 
@@ -1329,32 +1383,27 @@ void pw_loader_stop(bool keep_pinned)
 		return;
 	atomic_store(&conns_fd, -1);
 	atomic_store(&counters_fd, -1);
-
-	pthread_mutex_lock(&L.lock);
-	L.stopping = true;
-	pthread_cond_signal(&L.cond);
-	pthread_mutex_unlock(&L.lock);
-	pthread_join(L.hb_thread, NULL);
-	pthread_cond_destroy(&L.cond);
-	if (L.rb) {
-		atomic_store(&L.rb_stop, true);
-		pthread_join(L.rb_thread, NULL);
-		ring_buffer__free(L.rb);
-		L.rb = NULL;
-	}
+	stop_threads();
 
 	if (keep_pinned) {
+		/* stale at once rather than after the timeout: this pgwardd accepts no more, and
+		 * the next one can tell that nobody owns the pins */
+		pthread_mutex_lock(&L.lock);
+		L.bcfg.heartbeat_ns = 0;
+		uint32_t zero = 0;
+		if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
+			pw_warn("eBPF: marking the heartbeat stale: %s", strerror(errno));
+		pthread_mutex_unlock(&L.lock);
 		for (int i = 0; i < L.n_links; i++)
 			bpf_link__destroy(L.links[i].link); /* our fd only: the pin stays */
 		pw_info("eBPF redirect: left pinned at %s for the next pgwardd (heartbeat "
-			"stopped)",
-			L.pin);
+		        "stopped)",
+		        L.pin);
 	} else {
 		destroy_links_from(0);
 		if (L.sk_msg_attached &&
 		    bpf_prog_detach2(bpf_program__fd(L.skel->progs.pw_sk_msg),
-				     bpf_map__fd(L.skel->maps.pw_sockhash),
-				     BPF_SK_MSG_VERDICT) < 0)
+		                     bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT) < 0)
 			pw_warn("eBPF: detaching pw_sk_msg: %s", strerror(errno));
 		char err[512];
 		if (pw_loader_uninstall(L.pin, err, sizeof(err)) < 0)
@@ -1402,7 +1451,7 @@ int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 		seterr(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
-	/* the default location is ours alone; a configured one may be bpffs's root: keep it */
+	/* the pin directory goes too, unless it was configured as bpffs's mount point itself */
 	if (strcmp(pin, BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
 		seterr(err, errlen, "removing %s: %s", pin, strerror(errno));
 		rc = -1;

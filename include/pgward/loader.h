@@ -23,8 +23,7 @@
  * left unsteered. An incompatible set is replaced (with a warning naming the difference).
  * Returns 0 or -1 with err set; err names the cgroup path that does not exist, or the missing
  * capability. */
-int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err,
-		    size_t errlen);
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen);
 /* Reload: update scope (attaching to new cgroups, detaching from dropped ones), ports, fail
  * mode, heartbeat timeout, mark, listeners and the fastpath flag. 0 or -1 with err set. */
 int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen);
