@@ -1047,6 +1047,16 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	}
 	struct pw_bpf_config pinned;
 	int state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+	/* a restart may start us while the previous pgwardd is still handing over (it marks
+	 * the heartbeat stale when it stops): give it a few seconds before refusing */
+	for (int i = 0; i < 50 && state == 1 && pinned_owner_alive(&pinned, enforcer_tgid); i++) {
+		if (i == 0)
+			pw_info("eBPF: the pin set at %s is still owned by pid %u: waiting for it "
+			        "to stop",
+			        pin, pinned.enforcer_tgid);
+		usleep(100 * 1000);
+		state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+	}
 	bool adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
 		seterr(err, errlen,

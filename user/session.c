@@ -102,6 +102,7 @@ struct pw_session {
 	bool c_discard;	    /* a Parse/Bind was denied: drop everything up to Sync */
 	struct pw_deny pending_deny; /* the error to give at that Sync */
 	bool c_terminated;  /* client sent Terminate */
+	bool up_shut;	    /* the client's end was passed on to the upstream */
 	size_t u_remaining;
 	uint64_t rfq_owed;  /* ReadyForQuery messages the upstream owes us, in total */
 	uint64_t rfq_seen;
@@ -1732,15 +1733,23 @@ static void run(struct pw_session *s)
 			if (pw_buf_unscanned(&s->ubuf) && !scan_upstream(s))
 				continue;
 			/* ends: after an EOF or Terminate, flush what is decided, then close */
-			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf)) {
+			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf) &&
+			    !s->up_shut) {
 				if (reusable(s)) {
 					park(s);
 					moved = true;
 					break;
 				}
-				session_close(s, s->c_terminated ? "client terminated"
-								  : "client closed");
-				return;
+				/* pass the client's end on and keep relaying: the server answers
+				 * what it already has, then closes, as it would for the client
+				 * itself (a half-closed client still reads) */
+				s->up_shut = true;
+				if (!s->up.ssl)
+					shutdown(s->up.ev.fd, SHUT_WR);
+				else
+					SSL_shutdown(s->up.ssl);
+				s->deadline_ms = s->w->now_ms + 10000;
+				moved = true;
 			}
 			if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
 				session_close(s, "upstream closed");
@@ -1828,6 +1837,10 @@ void pw_session_tick(struct pw_session *s)
 	if ((s->state == ST_POOL_IDLE || s->state == ST_POOL_RESET) &&
 	    (s->w->stopping || s->w->now_ms > s->deadline_ms)) {
 		session_close(s, "pool: idle timeout");
+		return;
+	}
+	if (s->state == ST_READY && s->up_shut && s->w->now_ms > s->deadline_ms) {
+		session_close(s, "upstream did not close after the client left");
 		return;
 	}
 	if (s->deadline_ms && s->w->now_ms > s->deadline_ms && s->state != ST_READY) {
