@@ -678,16 +678,21 @@ int main(void)
 	cfd = bpf_obj_get(path);
 	struct pw_bpf_config pc;
 	uint32_t zero = 0;
+	bool wrote = cfd >= 0 && bpf_map_lookup_elem(cfd, &zero, &pc) == 0 && pc.heartbeat_ns == 0;
 	fflush(stdout);
 	pid_t owner = fork();
 	if (owner == 0) {
-		pause();
-		_exit(0);
+		/* a live owner keeps its heartbeat fresh (start() waits a while for a stale one) */
+		pc.enforcer_tgid = (uint32_t)getpid();
+		for (;;) {
+			pc.heartbeat_ns = mono_ns();
+			bpf_map_update_elem(cfd, &zero, &pc, BPF_ANY);
+			usleep(20 * 1000);
+		}
 	}
-	bool wrote = cfd >= 0 && bpf_map_lookup_elem(cfd, &zero, &pc) == 0 && pc.heartbeat_ns == 0;
-	pc.heartbeat_ns = mono_ns();
-	pc.enforcer_tgid = (uint32_t)owner;
-	wrote = wrote && bpf_map_update_elem(cfd, &zero, &pc, BPF_ANY) == 0;
+	sleep_ms(50);
+	wrote = wrote && bpf_map_lookup_elem(cfd, &zero, &pc) == 0 &&
+		pc.enforcer_tgid == (uint32_t)owner;
 	CHECK(wrote, "stop(true) marked the heartbeat stale; faked a live owner (pid %d)", owner);
 	err[0] = '\0';
 	rc = pw_loader_start(cfg, (uint32_t)getpid(), err, sizeof(err));
