@@ -40,6 +40,14 @@ struct {
 } pw_ports SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PW_MAX_DSTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pw_dst_key);
+	__type(value, __u8);
+} pw_dsts SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
@@ -151,7 +159,7 @@ static __always_inline void emit(__u32 type, const struct pw_conn_info *info)
 
 /* Decide for one connect(); fills *info. Returns 1 to steer, 0 to leave alone, -1 to refuse. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 port_host,
-				  struct pw_bpf_config **cfgp)
+				  struct pw_bpf_config **cfgp, __u32 family, const __u32 *addr)
 {
 	if (ctx->type != SOCK_STREAM)
 		return 0;
@@ -161,6 +169,18 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 port_host,
 	if (!cfg || cfg->abi_version != PW_ABI_VERSION)
 		return 0; /* not configured yet: pgwardd fills the config before attaching */
 	*cfgp = cfg;
+	if (cfg->dst_filter) {
+		/* only the configured destination networks are steered */
+		struct pw_dst_key k = {.prefixlen = 32 + 128, .family = bpf_htonl(family)};
+		k.addr[0] = addr[0];
+		if (family == AF_INET6) {
+			k.addr[1] = addr[1];
+			k.addr[2] = addr[2];
+			k.addr[3] = addr[3];
+		}
+		if (!bpf_map_lookup_elem(&pw_dsts, &k))
+			return 0;
+	}
 	struct bpf_sock *sk = ctx->sk;
 	if (!sk)
 		return 0;
@@ -213,7 +233,8 @@ int pw_connect4(struct bpf_sock_addr *ctx)
 	__u64 cgid;
 	if (!in_scope(&cgid))
 		return 1;
-	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg);
+	__u32 dst4[4] = {ctx->user_ip4, 0, 0, 0};
+	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg, AF_INET, dst4);
 	if (d == 0 || !cfg)
 		return 1;
 	struct pw_conn_info info = {};
@@ -243,11 +264,14 @@ int pw_connect6(struct bpf_sock_addr *ctx)
 	__u64 cgid;
 	if (!in_scope(&cgid))
 		return 1;
-	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg);
-	if (d == 0 || !cfg)
-		return 1;
 	__u32 a[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
 	bool mapped = v4mapped(a);
+	/* one call site: the verifier wants ctx fields read at constant offsets */
+	__u32 d4[4] = {a[3], 0, 0, 0};
+	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg, mapped ? AF_INET : AF_INET6,
+		       mapped ? d4 : a);
+	if (d == 0 || !cfg)
+		return 1;
 	if (d > 0 && !mapped && !cfg->listen6_port)
 		d = -1; /* no IPv6 listener to steer to: refusing beats a silent bypass */
 	struct pw_conn_info info = {};

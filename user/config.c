@@ -837,7 +837,7 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 					   "fastpath",	 "heartbeat_timeout_seconds",
 					   "mark",	 "pin_path",	 "listen4",
 					   "listen4_port", "listen6",	 "listen6_port",
-					   NULL};
+					   "destinations", NULL};
 	static const char *const fail_names[] = {"closed", "open"};
 	struct pw_redirect *r = &c->redirect;
 	char sub[JPATH_MAX], q[QUOTE_MAX];
@@ -918,6 +918,40 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 		return -1;
 	if (rc)
 		r->listen6_port = (int)v;
+	json_t *dsts = member(o, "destinations");
+	if (dsts) {
+		if (!json_is_array(dsts) || json_array_size(dsts) > PW_MAX_REDIRECT_PORTS)
+			return fail(x, "$.redirect.destinations", "expected an array of at most %d "
+				    "CIDRs", PW_MAX_REDIRECT_PORTS);
+		for (size_t i = 0; i < json_array_size(dsts); i++) {
+			json_t *d = json_array_get(dsts, i);
+			path_index(sub, "$.redirect.destinations", i);
+			char net[64], *slash;
+			unsigned char tmp[16];
+			long bits = -1;
+			if (json_is_string(d) && json_string_length(d) < sizeof(net)) {
+				snprintf(net, sizeof(net), "%s", json_string_value(d));
+				if ((slash = strchr(net, '/'))) {
+					*slash = 0;
+					char *end;
+					bits = strtol(slash + 1, &end, 10);
+					if (*end || end == slash + 1)
+						bits = -1;
+				}
+				bool v6 = strchr(net, ':') != NULL;
+				if (!slash)
+					bits = v6 ? 128 : 32;
+				if (inet_pton(v6 ? AF_INET6 : AF_INET, net, tmp) != 1 || bits < 0 ||
+				    bits > (v6 ? 128 : 32))
+					bits = -1;
+			}
+			if (bits < 0)
+				return fail(x, sub, "expected a CIDR such as \"10.0.0.0/8\" or "
+					    "\"fd00::/8\"");
+			snprintf(r->destinations[r->n_destinations++], 64, "%s",
+				 json_string_value(d));
+		}
+	}
 	struct in_addr a4;
 	struct in6_addr a6;
 	if (inet_pton(AF_INET, r->listen4, &a4) != 1)

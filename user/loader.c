@@ -354,6 +354,7 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 	out->mark = r->mark;
 	out->enforcer_tgid = tgid;
 	out->fastpath = r->fastpath ? 1 : 0;
+	out->dst_filter = r->n_destinations > 0;
 
 	const char *l4 = r->listen4[0] ? r->listen4 : "127.0.0.1";
 	struct in_addr a4;
@@ -460,7 +461,7 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 	char *stale = calloc(max ? max : 1, ksz);
 	if (!stale)
 		return -ENOMEM;
-	char cur[16], next[16];
+	char cur[32], next[32]; /* the largest key: struct pw_dst_key */
 	int ns = 0;
 	void *prev = NULL;
 	while (ns < (int)max && bpf_map_get_next_key(fd, prev, next) == 0) {
@@ -476,6 +477,43 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 		bpf_map_delete_elem(fd, stale + i * ksz);
 	free(stale);
 	return 0;
+}
+
+/* The destination filter's trie keys from the configured CIDRs. */
+static int build_dsts(const struct pw_config *cfg, struct pw_dst_key *keys, int *n, char *err,
+		      size_t errlen)
+{
+	*n = 0;
+	for (int i = 0; i < cfg->redirect.n_destinations && i < PW_MAX_DSTS; i++) {
+		char net[64];
+		snprintf(net, sizeof(net), "%s", cfg->redirect.destinations[i]);
+		char *slash = strchr(net, '/');
+		bool v6 = strchr(net, ':') != NULL;
+		int bits = v6 ? 128 : 32;
+		if (slash) {
+			*slash = 0;
+			bits = atoi(slash + 1);
+		}
+		struct pw_dst_key *k = &keys[(*n)++];
+		memset(k, 0, sizeof(*k));
+		k->family = htonl(v6 ? AF_INET6 : AF_INET);
+		k->prefixlen = 32 + (uint32_t)bits;
+		if (inet_pton(v6 ? AF_INET6 : AF_INET, net, k->addr) != 1) {
+			seterr(err, errlen, "redirect destination \"%s\" is not a CIDR",
+			       cfg->redirect.destinations[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int sync_dsts(const struct pw_config *cfg, char *err, size_t errlen)
+{
+	struct pw_dst_key keys[PW_MAX_DSTS];
+	int n;
+	if (build_dsts(cfg, keys, &n, err, errlen) < 0)
+		return -EINVAL;
+	return sync_set(bpf_map__fd(L.skel->maps.pw_dsts), keys, n, sizeof(keys[0]), PW_MAX_DSTS);
 }
 
 static int sync_scope(const struct cg_target *t, int n)
@@ -1093,6 +1131,8 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	if (rc == 0)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
+	if (rc == 0)
+		rc = sync_dsts(cfg, err, errlen);
 	if (rc < 0) {
 		seterr(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
@@ -1308,6 +1348,8 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	if (rc == 0)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
+	if (rc == 0)
+		rc = sync_dsts(cfg, err, errlen);
 	if (rc < 0) {
 		seterr(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;
@@ -1352,6 +1394,32 @@ void pw_loader_forget(const struct pw_conn_key *k)
 	int fd = atomic_load(&conns_fd);
 	if (fd >= 0)
 		bpf_map_delete_elem(fd, k);
+}
+
+/* Kept open for the process's life: a worker may be using the number at any time. */
+static int pre_conns_fd = -1;
+
+void pw_loader_preopen(const struct pw_config *cfg)
+{
+	/* A pgwardd taking a pinned set over accepts steered connections before its own
+	 * programs are in place; the kernel records them in the pinned tuple map, so read that. */
+	char path[PATH_MAX + 32];
+	const char *pin = cfg->redirect.pin_path[0] ? cfg->redirect.pin_path : PW_LOADER_DEFAULT_PIN;
+	snprintf(path, sizeof(path), "%s/maps/pw_conns", pin);
+	int fd = bpf_obj_get(path);
+	if (fd < 0)
+		return;
+	struct bpf_map_info info = {0};
+	__u32 len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 ||
+	    info.key_size != sizeof(struct pw_conn_key) ||
+	    info.value_size != sizeof(struct pw_conn_info)) {
+		close(fd);
+		return;
+	}
+	pre_conns_fd = fd;
+	int none = -1;
+	atomic_compare_exchange_strong(&conns_fd, &none, fd);
 }
 
 int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out)

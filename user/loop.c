@@ -125,6 +125,8 @@ static void accept_some(struct pw_worker *w, int lfd, bool steered)
 	}
 }
 
+static int not_accepting;     /* workers that have closed their listeners (atomic) */
+
 static void begin_stop(struct pw_worker *w, int grace_ms)
 {
 	uint64_t deadline = pw_now_ms() + (uint64_t)grace_ms;
@@ -136,6 +138,7 @@ static void begin_stop(struct pw_worker *w, int grace_ms)
 	}
 	w->stopping = true;
 	w->stop_deadline_ms = deadline;
+	__atomic_add_fetch(&not_accepting, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < w->n_listeners; i++) {
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->listeners[i].fd, NULL);
 		close(w->listeners[i].fd);
@@ -291,6 +294,10 @@ void pw_loop_stop(int grace_ms)
 		if (write(workers[i].wake.fd, &one, sizeof(one)) < 0)
 			pw_warn("cannot wake worker %d", i);
 	}
+	/* return once no worker accepts any more (the caller may then take the eBPF side
+	 * down without a session being accepted in between) */
+	for (int i = 0; i < 1000 && __atomic_load_n(&not_accepting, __ATOMIC_ACQUIRE) < n_workers; i++)
+		usleep(1000);
 }
 
 void pw_loop_join(void)

@@ -141,6 +141,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	pw_runtime_publish(pw_runtime_ref(rt));
+	if (rt->cfg->redirect.enabled)
+		pw_loader_preopen(rt->cfg);
 	if (pw_loop_start(rt->cfg) < 0) {
 		pw_error("start-up failed");
 		return 1;
@@ -189,11 +191,11 @@ int main(int argc, char **argv)
 		}
 		if (stops++ == 0) {
 			pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-			/* the kernel side goes first: no new agent is steered into a pgwardd that
-			 * no longer accepts (unless kept pinned for a restart, fail-closed) */
+			pw_loop_stop(running->shutdown_grace_ms);
+			/* nothing is accepted any more: now the kernel side (kept pinned and
+			 * fail-closed for the next pgwardd, or detached) */
 			if (running->redirect.enabled)
 				pw_loader_stop(keep_pinned);
-			pw_loop_stop(running->shutdown_grace_ms);
 			/* the workers end by themselves; a second signal cuts the grace short */
 			pthread_t joiner;
 			pthread_sigmask(SIG_BLOCK, &set, NULL);

@@ -9,12 +9,13 @@
 #include <linux/types.h>
 #endif
 
-#define PW_ABI_VERSION	 1
+#define PW_ABI_VERSION	 2
 #define PW_MAX_ANCESTORS 8
 #define PW_COMM_LEN	 16
 #define PW_MAX_SCOPE	 256
 #define PW_MAX_PORTS	 64
 #define PW_MAX_CONNS	 65536
+#define PW_MAX_DSTS	 64
 
 /* config map (array, one entry) */
 #define PW_FAIL_CLOSED 0
@@ -31,7 +32,15 @@ struct pw_bpf_config {
 	__u16 listen6_port;	   /* network order; 0 = no IPv6 listener */
 	__u32 listen6_addr[4];	   /* network order */
 	__u32 fastpath;		   /* sockmap redirect between agent and pgwardd */
-	__u32 pad;
+	__u32 dst_filter;	   /* steer only destinations in pw_dsts */
+};
+
+/* destination filter (LPM trie): prefix over family then address, so one trie holds both
+ * families; prefixlen = 32 + the CIDR's length */
+struct pw_dst_key {
+	__u32 prefixlen;
+	__u32 family;  /* network order, part of the prefix */
+	__u32 addr[4]; /* network order; IPv4 in [0] */
 };
 
 /* tuple map key: the agent's connection as pgwardd sees it after accept() */

@@ -75,6 +75,9 @@ struct pw_redirect {
 	int listen4_port;			/* default 15432 */
 	char listen6[64];			/* default "::1"; empty = no IPv6 */
 	int listen6_port;			/* default: listen4_port */
+	/* optional: steer only these destination networks ("10.0.0.0/8", "fd00::/8") */
+	char destinations[PW_MAX_REDIRECT_PORTS][64];
+	int n_destinations;
 };
 
 struct pw_identity {

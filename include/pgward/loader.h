@@ -34,6 +34,9 @@ int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out);
 void pw_loader_forget(const struct pw_conn_key *k);
 /* lookup + forget in one syscall. 0 found, -1 miss. */
 int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out);
+/* Before start: read a compatible pinned tuple map, for connections accepted during a
+ * takeover. */
+void pw_loader_preopen(const struct pw_config *cfg);
 /* Sum of the per-CPU counters (all zero when not started). */
 void pw_loader_counters(uint64_t out[PW_CNT_MAX]);
 /* Is the loader running (started and not stopped)? */

@@ -28,6 +28,7 @@ cleanup_cg() {
 		rmdir "$CG" 2>/dev/null
 	fi
 	"$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
+	rm -rf "$PIN" # the config may be gone already (pgtmp's trap removes its directory)
 }
 trap cleanup_cg EXIT
 mkdir -p "$CG"
@@ -124,9 +125,12 @@ sleep 2
 old=$PGWARDD_PID
 kill -TERM "$old"
 pw_start_pgwardd "$CONF" "$W/pgwardd2.log" || echo "not ok - the new pgwardd did not start"
+pw_wait_log "$W/pgwardd2.log" 'eBPF redirect: ' 10
 wait "$old" 2>/dev/null
 check "restart: the new pgwardd took the pinned programs over" bash -c "grep -q 'took over the pinned maps' '$W/pgwardd2.log' || { grep -v debug '$W/pgwardd2.log' | tail -5 >&2; false; }"
 wait "$loader"
 check "restart under load: connections kept succeeding ($(wc -l <"$W/load.ok"))" test "$(wc -l <"$W/load.ok")" -gt 10
+check "restart under load: no steered connection went unidentified" \
+	bash -c "! grep -h -B3 'not identified by the kernel' '$W/pgwardd.log' '$W/pgwardd2.log' >&2"
 check "restart under load: no connection bypassed pgwardd" bash -c "! grep -qi password '$W/load.err'"
 finish

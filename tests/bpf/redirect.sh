@@ -192,6 +192,23 @@ out=$(in_cg "$PSQL" "$DIRECT4" -Atc 'SELECT 1' 2>&1)
 check "fail-open: with pgwardd dead the connect goes straight to the database" grep -q 'password' <<<"$out"
 "$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
 
+# 9. a destination filter: only the listed networks are steered
+write_config closed
+python3 - "$CONF" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["redirect"]["destinations"] = ["127.0.0.2/32"]
+json.dump(c, open(sys.argv[1], "w"))
+PY
+pw_start_pgwardd "$CONF" "$W/pgwardd.log" || echo "not ok - pgwardd did not restart"
+out=$(in_cg "$PSQL" "$DIRECT4" -Atc 'SELECT 1' 2>&1)
+check "destinations: 127.0.0.1 is outside the filter and goes direct" grep -q 'password' <<<"$out"
+out=$(in_cg "$PSQL" "host=127.0.0.2 port=$DB user=postgres dbname=postgres sslmode=disable" -Atc 'SELECT 1' 2>&1)
+check "destinations: 127.0.0.2 is steered (and has no upstream configured)" \
+	grep -q 'no upstream is configured for 127.0.0.2' <<<"$out"
+kill -TERM "$PGWARDD_PID"
+wait "$PGWARDD_PID"
+
 # 9. a normal stop leaves nothing attached or pinned
 write_config closed
 pw_start_pgwardd "$CONF" "$W/pgwardd.log" || echo "not ok - pgwardd did not restart"

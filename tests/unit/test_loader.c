@@ -226,7 +226,8 @@ static int pinned_links(uint32_t *ids, uint32_t *progs, int max)
 static int pinned_map_ids(uint32_t *ids, int max)
 {
 	static const char *const names[] = {"pw_sk_info", "pw_conns", "pw_sockhash", "pw_config",
-	                                    "pw_scope",   "pw_ports", "pw_events",   "pw_counters"};
+	                                    "pw_scope",   "pw_ports", "pw_events",   "pw_counters",
+	                                    "pw_dsts"};
 	int n = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < max; i++)
 		if ((ids[n] = pinned_map_id(names[i])))
@@ -620,7 +621,7 @@ int main(void)
 	char links[PATH_MAX + 8];
 	snprintf(links, sizeof(links), "%s/links", pin);
 	CHECK(count_entries(links) == 5, "five links pinned (%d)", count_entries(links));
-	CHECK(count_entries(maps) == 8, "eight maps pinned (%d)", count_entries(maps));
+	CHECK(count_entries(maps) == 9, "nine maps pinned (%d)", count_entries(maps));
 
 	check_redirect("steered", ORIG_PORT);
 	for (int i = 0; i < 100 && atomic_load(&ev_redirects) == 0; i++)
@@ -667,7 +668,7 @@ int main(void)
 	int n_links = pinned_links(link_ids, prog_ids, 16);
 	pw_loader_stop(true);
 	CHECK(!pw_loader_running(), "stopped, pins kept");
-	CHECK(scope_attached(1) && count_entries(links) == 5 && count_entries(maps) == 8,
+	CHECK(scope_attached(1) && count_entries(links) == 5 && count_entries(maps) == 9,
 	      "stop(true) leaves the links attached and everything pinned");
 	sleep_ms(HEARTBEAT_MS + 100);
 	int ms = check_refused("stale heartbeat (fail-closed)", true, ORIG_PORT);
@@ -739,13 +740,13 @@ int main(void)
 	      (unsigned long long)(cnt[PW_CNT_FASTPATH_REDIRECTS] - fp0));
 
 	/* uninstall a kept pin set: links detached, nothing left */
-	uint32_t map_ids[8];
-	int n_maps = pinned_map_ids(map_ids, 8);
+	uint32_t map_ids[16];
+	int n_maps = pinned_map_ids(map_ids, 16);
 	pw_loader_stop(true);
 	err[0] = '\0';
 	CHECK(pw_loader_uninstall(pin, err, sizeof(err)) == 0, "uninstall a kept pin set (%s)",
 	      err);
-	CHECK(n_maps == 8 && maps_gone(map_ids, n_maps), "uninstall: the kernel freed every map");
+	CHECK(n_maps == 9 && maps_gone(map_ids, n_maps), "uninstall: the kernel freed every map");
 	CHECK(scope_attached(0) && attached(cg_self, BPF_CGROUP_SOCK_OPS) == 0 &&
 	          access(pin, F_OK) < 0,
 	      "uninstall: nothing attached or pinned");
@@ -755,8 +756,8 @@ int main(void)
 	CHECK(rc == 0, "fresh start (%s)", err);
 	if (rc == 0)
 		check_redirect("fresh", ORIG_PORT);
-	n_maps = pinned_map_ids(map_ids, 8);
-	CHECK(n_maps == 8, "fresh start: 8 maps pinned");
+	n_maps = pinned_map_ids(map_ids, 16);
+	CHECK(n_maps == 9, "fresh start: 9 maps pinned");
 	pw_loader_stop(false);
 	CHECK(maps_gone(map_ids, n_maps), "stop(false): the kernel freed every map (no leak)");
 	CHECK(access(pin, F_OK) < 0 && errno == ENOENT, "stop(false) leaves nothing at %s", pin);
