@@ -49,7 +49,8 @@ W_LABEL=("-S simple, 1 client" "-S simple, 8 clients" "-S prepared, 1 client"
 W_ARGS=("-S -c 1 -j 1" "-S -c 8 -j 2" "-S -M prepared -c 1 -j 1"
 	"-S -M prepared -c 8 -j 2" "-S -C -c 8 -j 2")
 
-declare -A T_CONN=() T_PIDS=() T_NOTE=() T_LOG=()
+declare -A T_CONN=() T_PIDS=() T_NOTE=() T_LOG=() T_PREFIX=()
+BENCH_CGROUPS=()
 TARGETS=()
 BOUNCER_PID=""
 WORK=""
@@ -74,6 +75,12 @@ cleanup() {
 		BOUNCER_PID=""
 	fi
 	pgw_stop_all
+	local cg root
+	root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+	for cg in "${BENCH_CGROUPS[@]}"; do
+		while read -r p; do echo "$p" >"$root/cgroup.procs" 2>/dev/null; done <"$cg/cgroup.procs" 2>/dev/null
+		rmdir "$cg" 2>/dev/null || true
+	done
 }
 
 conninfo() { # port [user]
@@ -170,10 +177,44 @@ target_pgwardd() { # NAME [MERGE_JSON]
 	T_NOTE[$name]="$("$BUILD/pgwardd" --version), $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["workers"])' "$conf") worker thread(s), client auth trust, upstream SCRAM${merge:+; merged: $merge}"
 }
 
+# pgwardd on the steered path: pgbench runs inside a throwaway cgroup with the database's own
+# address in its connection string, and the eBPF redirect brings it to pgwardd. ARG: the
+# fast path (sockmap) on or off. Root only.
+target_steered() { # NAME on|off
+	local name=$1 fp=false port sport conf root cg
+	[[ ${2:-off} == on ]] && fp=true
+	root=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+	[[ -n $root ]] || die "no cgroup2 mount for the steered targets"
+	cg=$root/pgward-bench-$$-$name
+	mkdir -p "$cg"
+	BENCH_CGROUPS+=("$cg")
+	printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" && exec "$@"\n' "$cg" >"$WORK/in-$name"
+	chmod +x "$WORK/in-$name"
+	port=$(pgw_free_port)
+	sport=$(pgw_free_port)
+	conf=$WORK/$name.json
+	pgw_write_config "$conf" "$port" postgres "$PGTMP_DIR/postgres.pw" \
+		'{"name": "bench", "match": {"cgroup": "/'"${cg#"$root"/}"'"}, "auth": "trust"}' \
+		'{"workers": 2, "log_level": "warn", "upstreams": {"pg": {"reuse_connections": true}}}' \
+		'{"redirect": {"cgroups": ["'"$cg"'"], "ports": ['"$PGTMP_PORT"'], "fastpath": '"$fp"', "pin_path": "/sys/fs/bpf/pgward-bench-'"$$-$name"'", "listen4_port": '"$sport"', "listen6": ""}}' ||
+		die "cannot write the pgwardd configuration for $name"
+	pgw_start "$conf" "$WORK/$name.log" "$port" || die "pgwardd ($name) did not start"
+	T_CONN[$name]=$(conninfo "$PGTMP_PORT")
+	T_PREFIX[$name]=$WORK/in-$name
+	T_PIDS[$name]=$PGW_PID
+	T_LOG[$name]=$WORK/$name.log
+	T_NOTE[$name]="pgwardd on the steered path (eBPF redirect from a cgroup, the database's address in the connection string), fast path $2, reuse_connections"
+}
+
 # Prints "NAME KIND DEFAULT [ARG]" for every target this run knows about, in run order;
 # DEFAULT 1: run unless BENCH_TARGETS says otherwise.
 candidate_targets() {
-	printf '%s\n' "direct direct 1" "direct-scram direct_scram 0" "pgbouncer pgbouncer 1" "pgwardd pgwardd 1"
+	local root=0
+	[[ $EUID -eq 0 ]] && root=1
+	printf '%s\n' "direct direct 1" "direct-scram direct_scram 0" "pgbouncer pgbouncer 1" \
+		"pgwardd pgwardd 1" \
+		'pgwardd-reuse pgwardd 1 {"upstreams": {"pg": {"reuse_connections": true}}}' \
+		"steered steered $root off" "steered-fastpath steered $root on"
 	local line name spec
 	while IFS= read -r line; do
 		[[ $line =~ ^[[:space:]]*$ ]] && continue
@@ -268,7 +309,9 @@ run_one() {
 		rc=-1
 	fi
 	if ((rc == 0)); then
-		out=$(timeout $((SECS * 3 + 60)) pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
+		local prefix=()
+		[[ -n ${T_PREFIX[$t]:-} ]] && prefix=("${T_PREFIX[$t]}")
+		out=$(timeout $((SECS * 3 + 60)) "${prefix[@]}" pgbench -n -T "$SECS" "${args[@]}" "${T_CONN[$t]}" 2>&1) || rc=$?
 		if ((${#pids[@]})) && ! after=$(cpu_ticks "${pids[@]}"); then
 			proxy_gone "$t"
 			rc=-1
@@ -400,6 +443,9 @@ report() {
 	echo "#   in upstream as postgres with SCRAM."
 	echo "# -C: direct and pgwardd start a new PostgreSQL backend per client connection (pgwardd"
 	echo "#   also logs in upstream with SCRAM); pgbouncer's session pool reuses server connections."
+	echo "#   pgwardd-reuse and the steered rows park and reuse them too (reuse_connections)."
+	echo "# steered: pgbench in a cgroup dials the database itself; the eBPF redirect brings it"
+	echo "#   to pgwardd (fastpath: sockmap between pgbench and pgwardd)."
 	echo "# pgbench, the proxies and PostgreSQL share the machine's $(nproc) CPU(s)."
 	echo "# JSON: $json"
 }
