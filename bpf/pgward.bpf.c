@@ -372,6 +372,20 @@ static __always_inline void sock_key(struct bpf_sock_ops *skops, struct pw_sock_
 	__builtin_memcpy(k->remote_addr, r, sizeof(r));
 }
 
+/* The agent socket's tuple map key: the tuple as pgwardd will see it after accept(). */
+static __always_inline void conn_key(struct bpf_sock_ops *skops, struct pw_conn_key *key)
+{
+	struct pw_sock_key k;
+	sock_key(skops, &k);
+	__builtin_memset(key, 0, sizeof(*key));
+	key->netns_cookie = k.netns_cookie;
+	key->family = k.family;
+	key->agent_port = (__u16)k.local_port;
+	key->enforcer_port = (__u16)k.remote_port;
+	__builtin_memcpy(key->agent_addr, k.local_addr, sizeof(key->agent_addr));
+	__builtin_memcpy(key->enforcer_addr, k.remote_addr, sizeof(key->enforcer_addr));
+}
+
 static __always_inline bool is_enforcer_port(struct pw_bpf_config *cfg, __u32 port_host)
 {
 	return port_host == bpf_ntohs(cfg->listen4_port) ||
@@ -394,15 +408,8 @@ int pw_sockops(struct bpf_sock_ops *skops)
 		struct pw_conn_info *info = bpf_sk_storage_get(&pw_sk_info, sk, 0, 0);
 		if (!info)
 			return 1;
-		struct pw_sock_key sk_k;
-		sock_key(skops, &sk_k);
-		struct pw_conn_key key = {};
-		key.netns_cookie = sk_k.netns_cookie;
-		key.family = sk_k.family;
-		key.agent_port = (__u16)sk_k.local_port;
-		key.enforcer_port = (__u16)sk_k.remote_port;
-		__builtin_memcpy(key.agent_addr, sk_k.local_addr, sizeof(key.agent_addr));
-		__builtin_memcpy(key.enforcer_addr, sk_k.remote_addr, sizeof(key.enforcer_addr));
+		struct pw_conn_key key;
+		conn_key(skops, &key);
 		if (bpf_map_update_elem(&pw_conns, &key, info, BPF_ANY) != 0)
 			count(PW_CNT_TUPLE_MISS);
 		bpf_sock_ops_cb_flags_set(skops, BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -430,15 +437,8 @@ int pw_sockops(struct bpf_sock_ops *skops)
 	}
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == TCP_CLOSE) {
-			struct pw_sock_key k;
-			sock_key(skops, &k);
-			struct pw_conn_key key = {};
-			key.netns_cookie = k.netns_cookie;
-			key.family = k.family;
-			key.agent_port = (__u16)k.local_port;
-			key.enforcer_port = (__u16)k.remote_port;
-			__builtin_memcpy(key.agent_addr, k.local_addr, sizeof(key.agent_addr));
-			__builtin_memcpy(key.enforcer_addr, k.remote_addr, sizeof(key.enforcer_addr));
+			struct pw_conn_key key;
+			conn_key(skops, &key);
 			bpf_map_delete_elem(&pw_conns, &key);
 		}
 		return 1;

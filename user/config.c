@@ -852,6 +852,7 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 		return -1;
 	r->enabled = true;
 	r->heartbeat_timeout_ms = 1000;
+	r->fastpath = true; /* it wins every row of make bench (README) */
 	r->mark = 0x70677764; /* "pgwd" */
 	snprintf(r->pin_path, sizeof(r->pin_path), "/sys/fs/bpf/pgward");
 	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");

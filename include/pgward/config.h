@@ -66,7 +66,7 @@ struct pw_redirect {
 	int ports[PW_MAX_REDIRECT_PORTS];	/* destination ports steered; default 5432 */
 	int n_ports;
 	bool fail_open;				/* default false: fail closed */
-	bool fastpath;				/* sockmap agent<->pgwardd; default false */
+	bool fastpath;				/* sockmap agent<->pgwardd; default true */
 	int heartbeat_timeout_ms;		/* default 1000 */
 	unsigned mark;				/* SO_MARK of pgwardd's sockets; default 0x70677764 */
 	char pin_path[PATH_MAX];		/* default /sys/fs/bpf/pgward */

@@ -10,28 +10,10 @@ BUILD=${BUILD:-build}
 [[ $BUILD = /* ]] || BUILD=$top/$BUILD
 source "$top/scripts/pgtmp.sh"
 source "$top/tests/integration/lib.sh"
+source "$here/lib.sh"
 
-if [[ $EUID -ne 0 ]]; then
-	echo "# SKIP: the eBPF fast path tests need root" >&2
-	echo "ok - bpf fast path tests skipped: not root"
-	exit 0
-fi
-CGROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
-CGNAME=pgward-fp-$$
-CG=$CGROOT/$CGNAME
-PIN=/sys/fs/bpf/pgward-fp-$$
-cleanup_cg() {
-	pw_cleanup
-	sleep 0.2
-	if [[ -d $CG ]]; then
-		while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null; done <"$CG/cgroup.procs"
-		rmdir "$CG" 2>/dev/null
-	fi
-	"$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
-	rm -rf "$PIN" # the config may be gone already (pgtmp's trap removes its directory)
-}
-trap cleanup_cg EXIT
-mkdir -p "$CG"
+bpf_setup fp
+
 PGTMP_QUIET=1 pgtmp_start fp >/dev/null || { echo "not ok - cluster did not start"; exit 1; }
 W=$PGTMP_DIR/pgward
 mkdir -p "$W"
@@ -47,16 +29,12 @@ cat >"$CONF" <<EOF
   "listen": [{"host": "127.0.0.1", "port": $PORT}],
   "upstreams": {"db": {"host": "127.0.0.1", "port": $DB, "user": "postgres",
                        "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}},
-  "redirect": {"cgroups": ["$CG"], "ports": [$DB], "fastpath": true, "pin_path": "$PIN",
+  "redirect": {"cgroups": ["$CG"], "ports": [$DB], "pin_path": "$PIN",
                "heartbeat_timeout_seconds": 0.5, "listen4": "127.0.0.1", "listen4_port": $SPORT,
                "listen6": ""},
   "identities": [{"name": "agent", "match": {"cgroup": "/$CGNAME"}, "auth": "trust"}]
 }
 EOF
-# in_cg CMD...: run CMD inside the throwaway cgroup (a script, so timeout can run it too)
-printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" && exec "$@"\n' "$CG" >"$W/in_cg"
-chmod +x "$W/in_cg"
-in_cg() { "$W/in_cg" "$@"; }
 pw_start_pgwardd "$CONF" "$W/pgwardd.log" --keep-pinned || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }
 CI="host=127.0.0.1 port=$DB user=postgres dbname=postgres sslmode=disable"
 counter() { # fast path redirect counter, summed over CPUs
@@ -74,9 +52,9 @@ check "fast path: psql through the steered path" test "$(in_cg psql "$CI" -Atc '
 fp=$(counter 6)
 check "fast path: the sockmap carried the traffic ($fp messages redirected)" test "${fp:-0}" -gt 0
 for t in extended pipeline cancel notify; do
-	run_tap "$W/in_cg" "$BUILD/tests/pgtest" "$t" "$CI"
+	run_tap "$IN_CG" "$BUILD/tests/pgtest" "$t" "$CI"
 done
-run_tap "$W/in_cg" "$BUILD/tests/pgtest" copy "$CI" 20000
+run_tap "$IN_CG" "$BUILD/tests/pgtest" copy "$CI" 20000
 check "fast path: pgbench -i" in_cg pgbench -i -q -s 1 "$CI"
 for m in simple extended prepared; do
 	check "fast path: pgbench -M $m, 8 clients" in_cg pgbench -n -M "$m" -c 8 -j 2 -t 200 "$CI"
@@ -87,7 +65,7 @@ check "fast path: pgbench -C" in_cg pgbench -n -C -S -c 4 -j 2 -t 100 "$CI"
 { head -c 100000000 /dev/zero | tr '\0' 'x' | fold -w 1000; echo; } >"$W/big.txt"
 in_cg psql "$CI" -qc 'CREATE TABLE big(t text)' >/dev/null
 check "fast path: 100 MB COPY in" in_cg psql "$CI" -qc "\\copy big FROM '$W/big.txt'"
-check "fast path: 100 MB COPY out is identical" bash -c "'$W/in_cg' psql '$CI' -qc \"\\\\copy big TO '$W/big.out'\" && cmp '$W/big.txt' '$W/big.out'"
+check "fast path: 100 MB COPY out is identical" bash -c "'$IN_CG' psql '$CI' -qc \"\\\\copy big TO '$W/big.out'\" && cmp '$W/big.txt' '$W/big.out'"
 
 # half-close: the client shuts its write side after the query and must still read everything
 hc=$(in_cg python3 -c "

@@ -10,32 +10,9 @@ BUILD=${BUILD:-build}
 [[ $BUILD = /* ]] || BUILD=$top/$BUILD
 source "$top/scripts/pgtmp.sh"
 source "$top/tests/integration/lib.sh"
+source "$here/lib.sh"
 
-if [[ $EUID -ne 0 ]]; then
-	echo "# SKIP: the eBPF redirect tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN)" >&2
-	echo "ok - bpf tests skipped: not root"
-	exit 0
-fi
-
-CGROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
-if [[ -z $CGROOT ]]; then
-	mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && CGROOT=/sys/fs/cgroup
-fi
-CGNAME=pgward-test-$$
-CG=$CGROOT/$CGNAME
-PIN=/sys/fs/bpf/pgward-test-$$
-cleanup_cg() {
-	pw_cleanup
-	if [[ -d $CG ]]; then
-		# move anything left back to the root and remove the directory
-		while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null; done <"$CG/cgroup.procs"
-		rmdir "$CG" 2>/dev/null
-	fi
-	"$BUILD/pgwardd" --uninstall --config "$CONF" >/dev/null 2>&1
-	rm -rf "$PIN"
-}
-trap cleanup_cg EXIT
-mkdir -p "$CG"
+bpf_setup redirect
 
 PGTMP_QUIET=1 PGTMP_LISTEN='127.0.0.1,::1' pgtmp_start bpf >/dev/null || { echo "not ok - cluster did not start"; exit 1; }
 W=$PGTMP_DIR/pgward
@@ -59,7 +36,7 @@ write_config() { # $1 fail mode
     "db6": {"host": "::1", "port": $DB, "user": "postgres",
             "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}
   },
-  "redirect": {"cgroups": ["$CG"], "ports": [$DB], "fail_mode": "$1",
+  "redirect": {"cgroups": ["$CG"], "ports": [$DB], "fail_mode": "$1", "fastpath": false,
                "heartbeat_timeout_seconds": 0.3, "pin_path": "$PIN",
                "listen4": "127.0.0.1", "listen4_port": $SPORT, "listen6": "::1"},
   "identities": [
@@ -71,11 +48,6 @@ write_config() { # $1 fail mode
   ]
 }
 EOF
-}
-
-# run CMD... inside the throwaway cgroup
-in_cg() {
-	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CG" "$@"
 }
 
 # 0. the object passes this kernel's verifier on its own, program by program (bpftool)
