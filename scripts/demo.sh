@@ -41,6 +41,10 @@ agent_conn() {
 
 cleanup() {
 	pgw_stop_all
+	if [[ -n ${CG:-} && -d $CG ]]; then
+		while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null; done <"$CG/cgroup.procs"
+		rmdir "$CG" 2>/dev/null || true
+	fi
 }
 
 setup_cluster() {
@@ -96,8 +100,22 @@ setup_pgwardd() {
 	tls=$(printf '{"tls": {"cert": "%s", "key": "%s"},
 		"upstreams": {"pg": {"sslmode": "verify-full", "ca_file": "%s"}}}' \
 		"$W/pgwardd.crt" "$W/pgwardd.key" "$PGTMP_CA")
+	local redirect='{}'
+	CG=""
+	if [[ $EUID -eq 0 ]]; then
+		# the agents' cgroup: every connect from it to PostgreSQL's port goes to pgwardd
+		CGROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
+		CG=$CGROOT/pgward-demo-$$
+		mkdir -p "$CG"
+		local steered
+		steered=$(printf '{"name": "agent-in-cgroup", "match": {"user": "agent", "cgroup": "/%s"},
+			"auth": "password", "scram_verifier": "%s"}' "${CG#"$CGROOT"/}" "$verifier")
+		redirect=$(printf '{"redirect": {"cgroups": ["%s"], "ports": [%s], "pin_path": "/sys/fs/bpf/pgward-demo-%s",
+			"listen4_port": %s, "listen6": ""}, "identities": [%s, %s]}' \
+			"$CG" "$PGTMP_PORT" "$$" "$(pgw_free_port)" "$steered" "$identity")
+	fi
 	pgw_write_config "$W/pgwardd.json" "$PORT" app_owner "$W/app_owner.pw" "$identity" \
-		'{"log_level": "info"}' "$tls" || die "writing the configuration failed"
+		'{"log_level": "info"}' "$tls" "$redirect" || die "writing the configuration failed"
 	indent <"$W/pgwardd.json"
 
 	say "Starting pgwardd on 127.0.0.1:$PORT (TLS toward the agent and toward PostgreSQL)"
@@ -164,6 +182,30 @@ cancel() {
 	grep -q 'canceling statement due to user request' "$W/cancel.out" || die "the query was not canceled"
 }
 
+# The main job: an agent that knows nothing of pgwardd, dialling PostgreSQL itself.
+steered_agent() {
+	if [[ -z $CG ]]; then
+		say "(not root: skipping the eBPF redirect part of the demo)"
+		return 0
+	fi
+	local direct="host=127.0.0.1 port=$PGTMP_PORT user=agent dbname=postgres"
+	say "An agent in cgroup ${CG#"$CGROOT"} dials PostgreSQL itself: $direct"
+	echo "    (the eBPF programs attached to that cgroup steer the connection into pgwardd)"
+	printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" && exec "$@"\n' "$CG" >"$W/in-cgroup"
+	chmod +x "$W/in-cgroup"
+	PGPASSWORD=$AGENT_PW "$W/in-cgroup" psql "$direct" -X -c \
+		"SELECT current_user, count(*) AS orders FROM orders" 2>&1 | indent
+	say "The agent still sees the address it dialled (getpeername), and pgwardd knows who called:"
+	"$W/in-cgroup" python3 -c "
+import socket
+s = socket.create_connection(('127.0.0.1', $PGTMP_PORT))
+print('    getpeername() = %s:%d' % s.getpeername())"
+	pw_wait_log_line 'identity=agent-in-cgroup' || die "pgwardd did not log the steered session"
+	grep 'identity=agent-in-cgroup' "$LOG" | head -n 1 | indent
+	say "Outside the cgroup the same string reaches PostgreSQL, where the agent has no role:"
+	PGPASSWORD=$AGENT_PW psql "$direct" -X -c 'SELECT 1' 2>&1 | indent || true
+}
+
 show_log() {
 	say "pgwardd's log for these sessions (log_level info):"
 	pw_wait_log_line 'forwarding cancel request' || true
@@ -192,9 +234,10 @@ main() {
 	agent_session
 	refusals
 	cancel
+	steered_agent
 	show_log
 	say "Done in $((SECONDS - t0)) s; stopping pgwardd and removing the cluster."
-	say "Next: per-identity statement policy (which statements an agent may run) and an eBPF redirect that sends connections to PostgreSQL through pgwardd."
+	say "Next: per-identity statement policy (which statements an agent may run), masking and the audit trail."
 }
 
 main "$@"
