@@ -315,9 +315,11 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	va_end(ap);
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
 		msg);
-	/* drop whatever the client still had to receive that is not yet decided */
+	/* drop whatever the client still had to receive that is not yet decided; in the
+	 * middle of a message the client could not read an error any more: just close */
 	s->ubuf.end = s->ubuf.scan;
-	if (s->cl.ev.fd < 0 || pw_msg_error(&s->ubuf, 'E', "FATAL", sqlstate, msg, NULL) < 0) {
+	if (s->cl.ev.fd < 0 || (s->state == ST_READY && s->u_remaining) ||
+	    pw_msg_error(&s->ubuf, 'E', "FATAL", sqlstate, msg, NULL) < 0) {
 		session_close(s, msg);
 		return;
 	}
