@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "pgward/auth.h"
+#include "pgward/log.h"
 
 #define SCRAM_PREFIX  "SCRAM-SHA-256$"
 #define DEFAULT_SALT  16
@@ -24,20 +25,6 @@ enum { CLI_INIT = 0, CLI_SENT_FIRST = 1, CLI_SENT_FINAL = 2, CLI_VERIFIED = 3, C
 /* Server states 0..2 are documented in the header; a failed exchange is parked at -1 so that
  * it can neither be resumed nor be mistaken for "done". */
 enum { SRV_INIT = 0, SRV_SENT_FIRST = 1, SRV_DONE = 2, SRV_FAILED = -1 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int pw_ct_equal(const void *a, const void *b, size_t n)
 {
@@ -304,12 +291,12 @@ int pw_scram_parse_verifier(const char *text, struct pw_scram_verifier *v, char 
 	int n;
 
 	if (!text || !v) {
-		set_err(err, errlen, "no verifier");
+		pw_errf(err, errlen, "no verifier");
 		return -1;
 	}
 	memset(v, 0, sizeof(*v));
 	if (strncmp(text, SCRAM_PREFIX, strlen(SCRAM_PREFIX)) != 0) {
-		set_err(err, errlen, "verifier does not start with " SCRAM_PREFIX);
+		pw_errf(err, errlen, "verifier does not start with " SCRAM_PREFIX);
 		return -1;
 	}
 	p = text + strlen(SCRAM_PREFIX);
@@ -317,16 +304,16 @@ int pw_scram_parse_verifier(const char *text, struct pw_scram_verifier *v, char 
 	dollar = colon ? strchr(colon + 1, '$') : NULL;
 	colon2 = dollar ? strchr(dollar + 1, ':') : NULL;
 	if (!colon2) {
-		set_err(err, errlen, "verifier is not <iter>:<salt>$<stored>:<server>");
+		pw_errf(err, errlen, "verifier is not <iter>:<salt>$<stored>:<server>");
 		return -1;
 	}
 	if (parse_iterations(p, (size_t)(colon - p), &v->iterations) < 0) {
-		set_err(err, errlen, "bad iteration count in verifier");
+		pw_errf(err, errlen, "bad iteration count in verifier");
 		goto fail;
 	}
 	n = b64_decode(colon + 1, (size_t)(dollar - colon - 1), v->salt, sizeof(v->salt));
 	if (n < 1) {
-		set_err(err, errlen, "bad salt in verifier (empty, not base64 or over %d bytes)",
+		pw_errf(err, errlen, "bad salt in verifier (empty, not base64 or over %d bytes)",
 			PW_SCRAM_MAX_SALT);
 		goto fail;
 	}
@@ -334,14 +321,14 @@ int pw_scram_parse_verifier(const char *text, struct pw_scram_verifier *v, char 
 	/* Decode into a slightly larger buffer so an over-long key is reported, not clipped. */
 	n = b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), key, sizeof(key));
 	if (n != PW_SCRAM_KEY_LEN) {
-		set_err(err, errlen, "bad StoredKey in verifier (need %d bytes of base64)",
+		pw_errf(err, errlen, "bad StoredKey in verifier (need %d bytes of base64)",
 			PW_SCRAM_KEY_LEN);
 		goto fail;
 	}
 	memcpy(v->stored_key, key, PW_SCRAM_KEY_LEN);
 	n = b64_decode(colon2 + 1, strlen(colon2 + 1), key, sizeof(key));
 	if (n != PW_SCRAM_KEY_LEN) {
-		set_err(err, errlen, "bad ServerKey in verifier (need %d bytes of base64)",
+		pw_errf(err, errlen, "bad ServerKey in verifier (need %d bytes of base64)",
 			PW_SCRAM_KEY_LEN);
 		goto fail;
 	}
@@ -412,18 +399,18 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 	if (outlen)
 		*outlen = 0;
 	if (!s || !v || !out || !outlen) {
-		set_err(err, errlen, "SCRAM: missing argument");
+		pw_errf(err, errlen, "SCRAM: missing argument");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (s->state != SRV_INIT) {
-		set_err(err, errlen, "SCRAM: client-first-message out of order");
+		pw_errf(err, errlen, "SCRAM: client-first-message out of order");
 		s->state = SRV_FAILED;
 		return PW_AUTH_PROTOCOL;
 	}
 	s->v = v;
 	s->state = SRV_FAILED; /* until we get through */
 	if (copy_msg(msg, sizeof(msg), client_first, len) < 0) {
-		set_err(err, errlen, "SCRAM: client-first-message too long or contains NUL");
+		pw_errf(err, errlen, "SCRAM: client-first-message too long or contains NUL");
 		return PW_AUTH_PROTOCOL;
 	}
 
@@ -431,21 +418,21 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 	p = msg;
 	flag = *p;
 	if (flag == 'p') {
-		set_err(err, errlen,
+		pw_errf(err, errlen,
 			"SCRAM: client requires channel binding, which is not offered");
 		return PW_AUTH_PROTOCOL;
 	}
 	if ((flag != 'n' && flag != 'y') || p[1] != ',') {
-		set_err(err, errlen, "SCRAM: malformed gs2 header");
+		pw_errf(err, errlen, "SCRAM: malformed gs2 header");
 		return PW_AUTH_PROTOCOL;
 	}
 	p += 2;
 	if (*p == 'a') {
-		set_err(err, errlen, "SCRAM: authorization identity is not supported");
+		pw_errf(err, errlen, "SCRAM: authorization identity is not supported");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_comma(&p) < 0) {
-		set_err(err, errlen, "SCRAM: malformed gs2 header");
+		pw_errf(err, errlen, "SCRAM: malformed gs2 header");
 		return PW_AUTH_PROTOCOL;
 	}
 
@@ -453,54 +440,54 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 	 * reserved "m" one is mandatory by definition, so nothing else is accepted. */
 	bare = p;
 	if (*p == 'm') {
-		set_err(err, errlen, "SCRAM: mandatory extension not supported");
+		pw_errf(err, errlen, "SCRAM: mandatory extension not supported");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_attr(&p, 'n', &val, &vlen) < 0 || take_comma(&p) < 0) {
-		set_err(err, errlen, "SCRAM: client-first-message lacks n=");
+		pw_errf(err, errlen, "SCRAM: client-first-message lacks n=");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (decode_saslname(val, vlen, s->user, sizeof(s->user)) < 0) {
-		set_err(err, errlen, "SCRAM: bad or over-long user name");
+		pw_errf(err, errlen, "SCRAM: bad or over-long user name");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_attr(&p, 'r', &val, &vlen) < 0 || !nonce_ok(val, vlen)) {
-		set_err(err, errlen, "SCRAM: client-first-message lacks a valid nonce");
+		pw_errf(err, errlen, "SCRAM: client-first-message lacks a valid nonce");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (*p != '\0') {
-		set_err(err, errlen, "SCRAM: unexpected attribute after client nonce");
+		pw_errf(err, errlen, "SCRAM: unexpected attribute after client nonce");
 		return PW_AUTH_PROTOCOL;
 	}
 
 	if (server_nonce) {
 		snlen = strlen(server_nonce);
 		if (!nonce_ok(server_nonce, snlen)) {
-			set_err(err, errlen, "SCRAM: invalid server nonce");
+			pw_errf(err, errlen, "SCRAM: invalid server nonce");
 			return PW_AUTH_PROTOCOL;
 		}
 	} else {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
 		    b64_encode(rnd, sizeof(rnd), snonce_buf, sizeof(snonce_buf)) < 0) {
-			set_err(err, errlen, "SCRAM: random nonce generation failed");
+			pw_errf(err, errlen, "SCRAM: random nonce generation failed");
 			return PW_AUTH_PROTOCOL;
 		}
 		server_nonce = snonce_buf;
 	}
 	n = snprintf(s->nonce, sizeof(s->nonce), "%.*s%s", (int)vlen, val, server_nonce);
 	if (n < 0 || (size_t)n >= sizeof(s->nonce)) {
-		set_err(err, errlen, "SCRAM: nonce too long");
+		pw_errf(err, errlen, "SCRAM: nonce too long");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (v->salt_len < 1 || v->salt_len > PW_SCRAM_MAX_SALT || v->iterations < 1 ||
 	    b64_encode(v->salt, v->salt_len, salt64, sizeof(salt64)) < 0) {
-		set_err(err, errlen, "SCRAM: invalid verifier");
+		pw_errf(err, errlen, "SCRAM: invalid verifier");
 		return PW_AUTH_PROTOCOL;
 	}
 	n = snprintf(s->server_first, sizeof(s->server_first), "r=%s,s=%s,i=%d", s->nonce, salt64,
 		     v->iterations);
 	if (n < 0 || (size_t)n >= sizeof(s->server_first) || (size_t)n >= outcap) {
-		set_err(err, errlen, "SCRAM: server-first-message does not fit");
+		pw_errf(err, errlen, "SCRAM: server-first-message does not fit");
 		return PW_AUTH_PROTOCOL;
 	}
 	/* The bare part is no longer than msg, which fits client_first_bare by construction.
@@ -529,17 +516,17 @@ int pw_scram_server_final(struct pw_scram_server *s, const uint8_t *client_final
 	if (outlen)
 		*outlen = 0;
 	if (!s || !out || !outlen) {
-		set_err(err, errlen, "SCRAM: missing argument");
+		pw_errf(err, errlen, "SCRAM: missing argument");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (s->state != SRV_SENT_FIRST || !s->v) {
-		set_err(err, errlen, "SCRAM: client-final-message out of order");
+		pw_errf(err, errlen, "SCRAM: client-final-message out of order");
 		s->state = SRV_FAILED;
 		return PW_AUTH_PROTOCOL;
 	}
 	s->state = SRV_FAILED;
 	if (copy_msg(msg, sizeof(msg), client_final, len) < 0) {
-		set_err(err, errlen, "SCRAM: client-final-message too long or contains NUL");
+		pw_errf(err, errlen, "SCRAM: client-final-message too long or contains NUL");
 		return PW_AUTH_PROTOCOL;
 	}
 
@@ -547,67 +534,67 @@ int pw_scram_server_final(struct pw_scram_server *s, const uint8_t *client_final
 	cbind = s->client_first_bare[GS2_FLAG_SLOT] == 'y' ? "eSws" : "biws";
 	p = msg;
 	if (take_attr(&p, 'c', &val, &vlen) < 0 || take_comma(&p) < 0) {
-		set_err(err, errlen, "SCRAM: client-final-message lacks c=");
+		pw_errf(err, errlen, "SCRAM: client-final-message lacks c=");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (vlen != strlen(cbind) || memcmp(val, cbind, vlen) != 0) {
-		set_err(err, errlen, "SCRAM: channel binding data does not match the gs2 header");
+		pw_errf(err, errlen, "SCRAM: channel binding data does not match the gs2 header");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_attr(&p, 'r', &val, &vlen) < 0) {
-		set_err(err, errlen, "SCRAM: client-final-message lacks r=");
+		pw_errf(err, errlen, "SCRAM: client-final-message lacks r=");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (vlen != strlen(s->nonce) || memcmp(val, s->nonce, vlen) != 0) {
-		set_err(err, errlen, "SCRAM: nonce does not match");
+		pw_errf(err, errlen, "SCRAM: nonce does not match");
 		return PW_AUTH_PROTOCOL;
 	}
 	without_proof = (size_t)(p - msg);
 	if (take_comma(&p) < 0 || take_attr(&p, 'p', &val, &vlen) < 0) {
-		set_err(err, errlen, "SCRAM: client-final-message lacks p= after r=");
+		pw_errf(err, errlen, "SCRAM: client-final-message lacks p= after r=");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (*p != '\0') {
-		set_err(err, errlen, "SCRAM: garbage after proof");
+		pw_errf(err, errlen, "SCRAM: garbage after proof");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (b64_decode(val, vlen, proof, sizeof(proof)) != PW_SCRAM_KEY_LEN) {
-		set_err(err, errlen, "SCRAM: malformed proof");
+		pw_errf(err, errlen, "SCRAM: malformed proof");
 		return PW_AUTH_PROTOCOL;
 	}
 
 	n = snprintf(auth, sizeof(auth), "%s,%s,%.*s", s->client_first_bare, s->server_first,
 		     (int)without_proof, msg);
 	if (n < 0 || (size_t)n >= sizeof(auth)) {
-		set_err(err, errlen, "SCRAM: AuthMessage too long");
+		pw_errf(err, errlen, "SCRAM: AuthMessage too long");
 		goto out;
 	}
 	/* ClientKey = proof XOR HMAC(StoredKey, AuthMessage); it must hash to StoredKey. */
 	if (hmac256(s->v->stored_key, auth, (size_t)n, sig) < 0) {
-		set_err(err, errlen, "SCRAM: HMAC failed");
+		pw_errf(err, errlen, "SCRAM: HMAC failed");
 		goto out;
 	}
 	for (i = 0; i < PW_SCRAM_KEY_LEN; i++)
 		key[i] = proof[i] ^ sig[i];
 	if (sha256(key, sizeof(key), stored) < 0) {
-		set_err(err, errlen, "SCRAM: SHA-256 failed");
+		pw_errf(err, errlen, "SCRAM: SHA-256 failed");
 		goto out;
 	}
 	if (!pw_ct_equal(stored, s->v->stored_key, PW_SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "SCRAM: password authentication failed");
+		pw_errf(err, errlen, "SCRAM: password authentication failed");
 		rc = PW_AUTH_FAIL;
 		goto out;
 	}
 	if (hmac256(s->v->server_key, auth, (size_t)n, sig) < 0 ||
 	    b64_encode(sig, sizeof(sig), sig64, sizeof(sig64)) < 0) {
-		set_err(err, errlen, "SCRAM: HMAC failed");
+		pw_errf(err, errlen, "SCRAM: HMAC failed");
 		goto out;
 	}
 	n = snprintf(out, outcap, "v=%s", sig64);
 	if (n < 0 || (size_t)n >= outcap) {
 		if (outcap)
 			out[0] = '\0';
-		set_err(err, errlen, "SCRAM: server-final-message does not fit");
+		pw_errf(err, errlen, "SCRAM: server-final-message does not fit");
 		goto out;
 	}
 	*outlen = (size_t)n;
@@ -673,64 +660,64 @@ int pw_scram_client_final(struct pw_scram_client *c, const char *password,
 	if (outlen)
 		*outlen = 0;
 	if (!c || !password || !out || !outlen) {
-		set_err(err, errlen, "SCRAM: missing argument");
+		pw_errf(err, errlen, "SCRAM: missing argument");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (c->state != CLI_SENT_FIRST) {
-		set_err(err, errlen, "SCRAM: server-first-message out of order");
+		pw_errf(err, errlen, "SCRAM: server-first-message out of order");
 		c->state = CLI_FAILED;
 		return PW_AUTH_PROTOCOL;
 	}
 	c->state = CLI_FAILED;
 	if (copy_msg(msg, sizeof(msg), server_first, len) < 0) {
-		set_err(err, errlen, "SCRAM: server-first-message too long or contains NUL");
+		pw_errf(err, errlen, "SCRAM: server-first-message too long or contains NUL");
 		return PW_AUTH_PROTOCOL;
 	}
 
 	/* server-first-message = r=<nonce>,s=<salt>,i=<iterations>, nothing else. */
 	p = msg;
 	if (*p == 'm') {
-		set_err(err, errlen, "SCRAM: mandatory extension not supported");
+		pw_errf(err, errlen, "SCRAM: mandatory extension not supported");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_attr(&p, 'r', &nonce, &nlen) < 0 || !nonce_ok(nonce, nlen)) {
-		set_err(err, errlen, "SCRAM: server-first-message lacks a valid nonce");
+		pw_errf(err, errlen, "SCRAM: server-first-message lacks a valid nonce");
 		return PW_AUTH_PROTOCOL;
 	}
 	/* The server must extend our nonce, not replace or merely echo it. */
 	cnlen = strlen(c->client_nonce);
 	if (nlen <= cnlen || memcmp(nonce, c->client_nonce, cnlen) != 0) {
-		set_err(err, errlen, "SCRAM: server nonce does not extend the client nonce");
+		pw_errf(err, errlen, "SCRAM: server nonce does not extend the client nonce");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_comma(&p) < 0 || take_attr(&p, 's', &val, &vlen) < 0) {
-		set_err(err, errlen, "SCRAM: server-first-message lacks s=");
+		pw_errf(err, errlen, "SCRAM: server-first-message lacks s=");
 		return PW_AUTH_PROTOCOL;
 	}
 	salt_len = b64_decode(val, vlen, salt, sizeof(salt));
 	if (salt_len < 1) {
-		set_err(err, errlen, "SCRAM: malformed salt");
+		pw_errf(err, errlen, "SCRAM: malformed salt");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (take_comma(&p) < 0 || take_attr(&p, 'i', &val, &vlen) < 0 ||
 	    parse_iterations(val, vlen, &iterations) < 0) {
-		set_err(err, errlen, "SCRAM: server-first-message lacks a valid i=");
+		pw_errf(err, errlen, "SCRAM: server-first-message lacks a valid i=");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (*p != '\0') {
-		set_err(err, errlen, "SCRAM: garbage at end of server-first-message");
+		pw_errf(err, errlen, "SCRAM: garbage at end of server-first-message");
 		return PW_AUTH_PROTOCOL;
 	}
 
 	n = snprintf(without_proof, sizeof(without_proof), "c=biws,r=%.*s", (int)nlen, nonce);
 	if (n < 0 || (size_t)n >= sizeof(without_proof)) {
-		set_err(err, errlen, "SCRAM: nonce too long");
+		pw_errf(err, errlen, "SCRAM: nonce too long");
 		return PW_AUTH_PROTOCOL;
 	}
 	n = snprintf(c->auth_message, sizeof(c->auth_message), "%s,%s,%s", c->client_first_bare,
 		     msg, without_proof);
 	if (n < 0 || (size_t)n >= sizeof(c->auth_message)) {
-		set_err(err, errlen, "SCRAM: AuthMessage too long");
+		pw_errf(err, errlen, "SCRAM: AuthMessage too long");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (salted_password_cached(password, salt, (size_t)salt_len, iterations,
@@ -738,20 +725,20 @@ int pw_scram_client_final(struct pw_scram_client *c, const char *password,
 	    hmac256(c->salted_password, client_key_label, strlen(client_key_label), ck) < 0 ||
 	    sha256(ck, sizeof(ck), stored) < 0 ||
 	    hmac256(stored, c->auth_message, (size_t)n, sig) < 0) {
-		set_err(err, errlen, "SCRAM: key derivation failed");
+		pw_errf(err, errlen, "SCRAM: key derivation failed");
 		goto out;
 	}
 	for (i = 0; i < PW_SCRAM_KEY_LEN; i++)
 		ck[i] ^= sig[i]; /* ClientProof */
 	if (b64_encode(ck, sizeof(ck), proof64, sizeof(proof64)) < 0) {
-		set_err(err, errlen, "SCRAM: encoding failed");
+		pw_errf(err, errlen, "SCRAM: encoding failed");
 		goto out;
 	}
 	n = snprintf(out, outcap, "%s,p=%s", without_proof, proof64);
 	if (n < 0 || (size_t)n >= outcap) {
 		if (outcap)
 			out[0] = '\0';
-		set_err(err, errlen, "SCRAM: client-final-message does not fit");
+		pw_errf(err, errlen, "SCRAM: client-final-message does not fit");
 		goto out;
 	}
 	*outlen = (size_t)n;
@@ -775,15 +762,15 @@ int pw_scram_client_verify(struct pw_scram_client *c, const uint8_t *server_fina
 	int rc = PW_AUTH_PROTOCOL;
 
 	if (!c) {
-		set_err(err, errlen, "SCRAM: missing argument");
+		pw_errf(err, errlen, "SCRAM: missing argument");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (c->state != CLI_SENT_FINAL) {
-		set_err(err, errlen, "SCRAM: server-final-message out of order");
+		pw_errf(err, errlen, "SCRAM: server-final-message out of order");
 		goto out;
 	}
 	if (copy_msg(msg, sizeof(msg), server_final, len) < 0) {
-		set_err(err, errlen, "SCRAM: server-final-message too long or contains NUL");
+		pw_errf(err, errlen, "SCRAM: server-final-message too long or contains NUL");
 		goto out;
 	}
 	p = msg;
@@ -794,22 +781,22 @@ int pw_scram_client_verify(struct pw_scram_client *c, const uint8_t *server_fina
 		for (i = 0; i < vlen && i < sizeof(why) - 1; i++)
 			why[i] = val[i] >= 0x20 && val[i] < 0x7f ? val[i] : '?';
 		why[i] = '\0';
-		set_err(err, errlen, "SCRAM: server reported error: %s", why);
+		pw_errf(err, errlen, "SCRAM: server reported error: %s", why);
 		rc = PW_AUTH_FAIL;
 		goto out;
 	}
 	if (take_attr(&p, 'v', &val, &vlen) < 0 || *p != '\0' ||
 	    b64_decode(val, vlen, got, sizeof(got)) != PW_SCRAM_KEY_LEN) {
-		set_err(err, errlen, "SCRAM: malformed server-final-message");
+		pw_errf(err, errlen, "SCRAM: malformed server-final-message");
 		goto out;
 	}
 	if (hmac256(c->salted_password, server_key_label, strlen(server_key_label), sk) < 0 ||
 	    hmac256(sk, c->auth_message, strlen(c->auth_message), want) < 0) {
-		set_err(err, errlen, "SCRAM: HMAC failed");
+		pw_errf(err, errlen, "SCRAM: HMAC failed");
 		goto out;
 	}
 	if (!pw_ct_equal(got, want, PW_SCRAM_KEY_LEN)) {
-		set_err(err, errlen, "SCRAM: server signature does not match");
+		pw_errf(err, errlen, "SCRAM: server signature does not match");
 		rc = PW_AUTH_FAIL;
 		goto out;
 	}

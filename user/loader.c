@@ -123,18 +123,6 @@ static atomic_int counters_fd = -1;
 /* Set by the embedding program before start and only read afterwards (header contract). */
 void (*pw_loader_on_event)(const struct pw_event *ev);
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* snprintf for paths: false when it does not fit (callers have bounded their inputs) */
 static bool pathf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -184,7 +172,7 @@ static int check_caps(char *err, size_t errlen)
 	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
 	memset(data, 0, sizeof(data));
 	if (syscall(SYS_capget, &hdr, data) < 0) {
-		seterr(err, errlen, "capget: %s", strerror(errno));
+		pw_errf(err, errlen, "capget: %s", strerror(errno));
 		return -1;
 	}
 	char missing[128] = "";
@@ -197,7 +185,7 @@ static int check_caps(char *err, size_t errlen)
 		                need[i].name);
 	}
 	if (off) {
-		seterr(err, errlen,
+		pw_errf(err, errlen,
 		       "pgwardd needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN "
 		       "(missing: %s)",
 		       missing);
@@ -213,15 +201,15 @@ static int cgroup_id(const char *path, uint64_t *id, char *err, size_t errlen)
 	struct stat st;
 	struct statfs sf;
 	if (stat(path, &st) < 0) {
-		seterr(err, errlen, "cgroup %s: %s", path, strerror(errno));
+		pw_errf(err, errlen, "cgroup %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "cgroup %s: not a directory", path);
+		pw_errf(err, errlen, "cgroup %s: not a directory", path);
 		return -1;
 	}
 	if (statfs(path, &sf) < 0 || (unsigned long)sf.f_type != CGROUP2_MAGIC) {
-		seterr(err, errlen, "cgroup %s: not a cgroup v2 directory", path);
+		pw_errf(err, errlen, "cgroup %s: not a cgroup v2 directory", path);
 		return -1;
 	}
 	union {
@@ -306,11 +294,11 @@ static int prepare_pin_dir(const char *pin, char *err, size_t errlen)
 	if (strncmp(pin, BPFFS_ROOT, rl) == 0 && (pin[rl] == '/' || !pin[rl]) &&
 	    !on_bpffs(BPFFS_ROOT)) {
 		if (mkdir(BPFFS_ROOT, 0700) < 0 && errno != EEXIST) {
-			seterr(err, errlen, "mkdir %s: %s", BPFFS_ROOT, strerror(errno));
+			pw_errf(err, errlen, "mkdir %s: %s", BPFFS_ROOT, strerror(errno));
 			return -1;
 		}
 		if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700") < 0) {
-			seterr(err, errlen, "mounting bpffs on %s: %s", BPFFS_ROOT,
+			pw_errf(err, errlen, "mounting bpffs on %s: %s", BPFFS_ROOT,
 			       strerror(errno));
 			return -1;
 		}
@@ -320,12 +308,12 @@ static int prepare_pin_dir(const char *pin, char *err, size_t errlen)
 	for (int i = 0; i < 2; i++) {
 		pathf(sub, sizeof(sub), "%s/%s", pin, i ? "links" : "maps");
 		if (mkdir_p(sub, 0700) < 0) {
-			seterr(err, errlen, "creating %s: %s", sub, strerror(errno));
+			pw_errf(err, errlen, "creating %s: %s", sub, strerror(errno));
 			return -1;
 		}
 	}
 	if (!on_bpffs(pin)) {
-		seterr(err, errlen, "pin path %s is not on a bpf filesystem", pin);
+		pw_errf(err, errlen, "pin path %s is not on a bpf filesystem", pin);
 		return -1;
 	}
 	return 0;
@@ -359,11 +347,11 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 	const char *l4 = r->listen4[0] ? r->listen4 : "127.0.0.1";
 	struct in_addr a4;
 	if (inet_pton(AF_INET, l4, &a4) != 1) {
-		seterr(err, errlen, "redirect listen4 \"%s\" is not an IPv4 address", l4);
+		pw_errf(err, errlen, "redirect listen4 \"%s\" is not an IPv4 address", l4);
 		return -1;
 	}
 	if (r->listen4_port <= 0 || r->listen4_port > 65535) {
-		seterr(err, errlen, "redirect listen4 port %d is out of range", r->listen4_port);
+		pw_errf(err, errlen, "redirect listen4 port %d is out of range", r->listen4_port);
 		return -1;
 	}
 	out->listen4_addr = a4.s_addr;
@@ -372,12 +360,12 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 		struct in6_addr a6;
 		int port = r->listen6_port ? r->listen6_port : r->listen4_port;
 		if (inet_pton(AF_INET6, r->listen6, &a6) != 1) {
-			seterr(err, errlen, "redirect listen6 \"%s\" is not an IPv6 address",
+			pw_errf(err, errlen, "redirect listen6 \"%s\" is not an IPv6 address",
 			       r->listen6);
 			return -1;
 		}
 		if (port <= 0 || port > 65535) {
-			seterr(err, errlen, "redirect listen6 port %d is out of range", port);
+			pw_errf(err, errlen, "redirect listen6 port %d is out of range", port);
 			return -1;
 		}
 		memcpy(out->listen6_addr, &a6, sizeof(a6));
@@ -397,7 +385,7 @@ static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, cha
 	}
 	for (int i = 0; i < r->n_ports && i < PW_MAX_REDIRECT_PORTS; i++) {
 		if (r->ports[i] <= 0 || r->ports[i] > 65535) {
-			seterr(err, errlen, "redirect port %d is out of range", r->ports[i]);
+			pw_errf(err, errlen, "redirect port %d is out of range", r->ports[i]);
 			return -1;
 		}
 		ports[(*n)++] = (uint16_t)r->ports[i];
@@ -412,7 +400,7 @@ static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *
 	const struct pw_redirect *r = &cfg->redirect;
 	*n = 0;
 	if (r->n_cgroups <= 0) {
-		seterr(err, errlen, "redirect: no cgroups in scope");
+		pw_errf(err, errlen, "redirect: no cgroups in scope");
 		return -1;
 	}
 	for (int i = 0; i < r->n_cgroups && i < PW_MAX_REDIRECT_CGROUPS; i++) {
@@ -434,7 +422,7 @@ static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *
 	char self[PATH_MAX];
 	uint64_t id;
 	if (self_cgroup(self, sizeof(self)) < 0) {
-		seterr(err, errlen, "fastpath: cannot find pgwardd's own cgroup v2 directory");
+		pw_errf(err, errlen, "fastpath: cannot find pgwardd's own cgroup v2 directory");
 		return -1;
 	}
 	if (cgroup_id(self, &id, err, errlen) < 0)
@@ -499,7 +487,7 @@ static int build_dsts(const struct pw_config *cfg, struct pw_dst_key *keys, int 
 		k->family = htonl(v6 ? AF_INET6 : AF_INET);
 		k->prefixlen = 32 + (uint32_t)bits;
 		if (inet_pton(v6 ? AF_INET6 : AF_INET, net, k->addr) != 1) {
-			seterr(err, errlen, "redirect destination \"%s\" is not a CIDR",
+			pw_errf(err, errlen, "redirect destination \"%s\" is not a CIDR",
 			       cfg->redirect.destinations[i]);
 			return -1;
 		}
@@ -671,7 +659,7 @@ static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, 
 {
 	int fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "cgroup %s: %s", t->path, strerror(errno));
+		pw_errf(err, errlen, "cgroup %s: %s", t->path, strerror(errno));
 		return NULL;
 	}
 	errno = 0;
@@ -679,7 +667,7 @@ static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, 
 	int e = errno_or(EINVAL);
 	close(fd);
 	if (!l)
-		seterr(err, errlen, "attaching %s to cgroup %s: %s", cg_progs[p].name, t->path,
+		pw_errf(err, errlen, "attaching %s to cgroup %s: %s", cg_progs[p].name, t->path,
 		       strerror(e));
 	return l;
 }
@@ -696,7 +684,7 @@ static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 	pathf(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
-	seterr(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
+	pw_errf(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
 	cl->pin[0] = '\0'; /* not ours: never unlink it */
 	return -1;
 }
@@ -885,13 +873,13 @@ static int reuse_pinned_maps(const char *pin, char *err, size_t errlen)
 		pathf(path, sizeof(path), "%s/maps/%s", pin, bpf_map__name(map));
 		int fd = bpf_obj_get(path);
 		if (fd < 0) {
-			seterr(err, errlen, "opening pinned map %s: %s", path, strerror(errno));
+			pw_errf(err, errlen, "opening pinned map %s: %s", path, strerror(errno));
 			return -1;
 		}
 		int rc = bpf_map__reuse_fd(map, fd);
 		close(fd); /* reuse_fd keeps its own duplicate */
 		if (rc < 0) {
-			seterr(err, errlen, "reusing pinned map %s: %s", path, strerror(-rc));
+			pw_errf(err, errlen, "reusing pinned map %s: %s", path, strerror(-rc));
 			return -1;
 		}
 	}
@@ -905,7 +893,7 @@ static int clear_dir(const char *dir, bool links, char *err, size_t errlen)
 	if (!d) {
 		if (errno == ENOENT)
 			return 0;
-		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		pw_errf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	struct dirent *de;
@@ -915,7 +903,7 @@ static int clear_dir(const char *dir, bool links, char *err, size_t errlen)
 			continue;
 		char path[PATH_MAX];
 		if (!pathf(path, sizeof(path), "%s/%s", dir, de->d_name)) {
-			seterr(err, errlen, "%s/%s: name too long", dir, de->d_name);
+			pw_errf(err, errlen, "%s/%s: name too long", dir, de->d_name);
 			rc = -1;
 			continue;
 		}
@@ -927,7 +915,7 @@ static int clear_dir(const char *dir, bool links, char *err, size_t errlen)
 			}
 		}
 		if (unlink(path) < 0 && errno != ENOENT) {
-			seterr(err, errlen, "removing %s: %s", path, strerror(errno));
+			pw_errf(err, errlen, "removing %s: %s", path, strerror(errno));
 			rc = -1;
 		}
 	}
@@ -950,7 +938,7 @@ static int pin_fresh_maps(const char *pin, char *err, size_t errlen)
 		pathf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
 		int rc = bpf_map__pin(map, path);
 		if (rc < 0) {
-			seterr(err, errlen, "pinning map %s: %s", path, strerror(-rc));
+			pw_errf(err, errlen, "pinning map %s: %s", path, strerror(-rc));
 			return -1;
 		}
 	}
@@ -963,7 +951,7 @@ static int attach_sk_msg(char *err, size_t errlen)
 		return 0;
 	if (bpf_prog_attach(bpf_program__fd(L.skel->progs.pw_sk_msg),
 	                    bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
-		seterr(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
+		pw_errf(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
 		return -1;
 	}
 	L.sk_msg_attached = true; /* detached with bpf_prog_detach2 on stop(false) */
@@ -1023,7 +1011,7 @@ static int start_threads(char *err, size_t errlen)
 	if (spawn(&L.hb_thread, heartbeat_main) == 0)
 		return 0;
 	/* without a heartbeat the programs would refuse within the timeout: do not pretend */
-	seterr(err, errlen, "cannot start the heartbeat thread");
+	pw_errf(err, errlen, "cannot start the heartbeat thread");
 	if (L.rb) {
 		atomic_store(&L.rb_stop, true);
 		pthread_join(L.rb_thread, NULL);
@@ -1053,7 +1041,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	char why[1024];
 
 	if (L.running) {
-		seterr(err, errlen, "the eBPF loader is already running");
+		pw_errf(err, errlen, "the eBPF loader is already running");
 		return -1;
 	}
 	resolve(cfg, &pin, &hb_ms);
@@ -1065,7 +1053,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	    build_config(cfg, enforcer_tgid, &bcfg, err, errlen) < 0)
 		return -1;
 	if (strlen(pin) + 64 >= sizeof(L.pin)) {
-		seterr(err, errlen, "pin path %s is too long", pin);
+		pw_errf(err, errlen, "pin path %s is too long", pin);
 		return -1;
 	}
 	snprintf(L.pin, sizeof(L.pin), "%s", pin);
@@ -1073,14 +1061,14 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 	L.ncpu = libbpf_num_possible_cpus();
 	if (L.ncpu <= 0) {
-		seterr(err, errlen, "cannot count the possible CPUs");
+		pw_errf(err, errlen, "cannot count the possible CPUs");
 		return -1;
 	}
 
 	errno = 0;
 	L.skel = pgward__open();
 	if (!L.skel) {
-		seterr(err, errlen, "opening the BPF object: %s", strerror(errno_or(EINVAL)));
+		pw_errf(err, errlen, "opening the BPF object: %s", strerror(errno_or(EINVAL)));
 		return -1;
 	}
 	struct pw_bpf_config pinned;
@@ -1097,7 +1085,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	}
 	bool adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
-		seterr(err, errlen,
+		pw_errf(err, errlen,
 		       "the pin set at %s belongs to a running pgwardd (pid %u, heartbeat fresh)",
 		       pin, pinned.enforcer_tgid);
 		teardown_skel();
@@ -1112,7 +1100,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	}
 	int rc = pgward__load(L.skel);
 	if (rc < 0) {
-		seterr(err, errlen, "loading the BPF programs: %s", strerror(-rc));
+		pw_errf(err, errlen, "loading the BPF programs: %s", strerror(-rc));
 		teardown_skel();
 		return -1;
 	}
@@ -1134,7 +1122,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	if (rc == 0)
 		rc = sync_dsts(cfg, err, errlen);
 	if (rc < 0) {
-		seterr(err, errlen, "filling the BPF maps: %s", strerror(-rc));
+		pw_errf(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
 		return -1;
 	}
@@ -1153,7 +1141,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	struct old_link *old;
 	int n_old;
 	if (open_old_links(pin, &old, &n_old) < 0) {
-		seterr(err, errlen, "reading %s/links: %s", pin, strerror(errno));
+		pw_errf(err, errlen, "reading %s/links: %s", pin, strerror(errno));
 		teardown_skel();
 		return -1;
 	}
@@ -1280,7 +1268,7 @@ fail:
 int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 {
 	if (!L.running) {
-		seterr(err, errlen, "the eBPF loader is not running");
+		pw_errf(err, errlen, "the eBPF loader is not running");
 		return -1;
 	}
 	struct cg_target targets[MAX_TARGETS];
@@ -1351,7 +1339,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	if (rc == 0)
 		rc = sync_dsts(cfg, err, errlen);
 	if (rc < 0) {
-		seterr(err, errlen, "updating the BPF maps: %s", strerror(-rc));
+		pw_errf(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;
 	}
 
@@ -1502,16 +1490,16 @@ int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 	if (stat(pin, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		seterr(err, errlen, "%s: %s", pin, strerror(errno));
+		pw_errf(err, errlen, "%s: %s", pin, strerror(errno));
 		return -1;
 	}
 	if (strlen(pin) + 64 >= PATH_MAX) {
-		seterr(err, errlen, "pin path %s is too long", pin);
+		pw_errf(err, errlen, "pin path %s is too long", pin);
 		return -1;
 	}
 	/* never remove files from anything but bpffs, whatever the config says */
 	if (!S_ISDIR(st.st_mode) || !on_bpffs(pin)) {
-		seterr(err, errlen, "%s is not a directory on a bpf filesystem", pin);
+		pw_errf(err, errlen, "%s is not a directory on a bpf filesystem", pin);
 		return -1;
 	}
 	char dir[PATH_MAX];
@@ -1520,18 +1508,18 @@ int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 	pathf(dir, sizeof(dir), "%s/links", pin);
 	rc |= clear_dir(dir, true, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
-		seterr(err, errlen, "removing %s: %s", dir, strerror(errno));
+		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
 	pathf(dir, sizeof(dir), "%s/maps", pin);
 	rc |= clear_dir(dir, false, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
-		seterr(err, errlen, "removing %s: %s", dir, strerror(errno));
+		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
 	/* the pin directory goes too, unless it was configured as bpffs's mount point itself */
 	if (strcmp(pin, BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
-		seterr(err, errlen, "removing %s: %s", pin, strerror(errno));
+		pw_errf(err, errlen, "removing %s: %s", pin, strerror(errno));
 		rc = -1;
 	}
 	return rc ? -1 : 0;

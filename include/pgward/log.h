@@ -2,6 +2,8 @@
 #ifndef PGWARD_LOG_H
 #define PGWARD_LOG_H
 
+#include <stddef.h>
+
 enum pw_log_level { PW_LOG_DEBUG, PW_LOG_INFO, PW_LOG_WARN, PW_LOG_ERROR };
 
 void pw_log_set_level(enum pw_log_level lvl);
@@ -10,6 +12,9 @@ enum pw_log_level pw_log_get_level(void);
 int pw_log_parse_level(const char *s, enum pw_log_level *out);
 const char *pw_log_level_name(enum pw_log_level lvl);
 void pw_log(enum pw_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Format a reason into a caller's error buffer (NULL or empty buffer: nothing). */
+void pw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define pw_debug(...)                                                                              \
 	do {                                                                                       \
