@@ -20,7 +20,7 @@ set -euo pipefail
 
 PACKAGES=(
 	build-essential clang llvm libbpf-dev libelf-dev zlib1g-dev libssl-dev
-	libjwt-dev libpg-query-dev libjansson-dev bpftool
+	libjwt-dev libpg-query-dev libjansson-dev bpftool libprotobuf-c-dev
 	postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-client-15
 	libpq-dev pgbouncer openssl dpkg-dev bison flex python3 iproute2 procps
 	# also used by scripts/pgsrc.sh, scripts/pgtmp.sh, tests/integration/suites.sh

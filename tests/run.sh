@@ -37,6 +37,18 @@ run_group() { # name, command...
 	rm -f "$out"
 }
 
+# PostgreSQL's own test sources (Debian's source package): the suites differential and the
+# analyser's regression corpus use them
+if [[ ${PGWARD_SUITES:-1} != 0 ]]; then
+	if env_out=$(scripts/pgsrc.sh --print-env); then
+		eval "$env_out"
+		export PGWARD_REGRESS_SQL=$PGSRC_DIR/src/test/regress/sql
+	else
+		echo "not ok - scripts/pgsrc.sh could not provide PostgreSQL's test sources"
+		fail=$((fail + 1))
+	fi
+fi
+
 for t in "$BUILD"/tests/test_*; do
 	[[ -x $t && $t != *.d ]] || continue
 	run_group "unit/$(basename "$t")" "$t"
