@@ -921,14 +921,14 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 		r->listen6_port = (int)v;
 	json_t *dsts = member(o, "destinations");
 	if (dsts) {
-		if (!json_is_array(dsts) || json_array_size(dsts) > PW_MAX_REDIRECT_PORTS)
+		if (!json_is_array(dsts) || json_array_size(dsts) > PW_MAX_REDIRECT_DSTS)
 			return fail(x, "$.redirect.destinations", "expected an array of at most %d "
-				    "CIDRs", PW_MAX_REDIRECT_PORTS);
+				    "CIDRs", PW_MAX_REDIRECT_DSTS);
 		for (size_t i = 0; i < json_array_size(dsts); i++) {
 			json_t *d = json_array_get(dsts, i);
 			path_index(sub, "$.redirect.destinations", i);
 			char net[64], *slash;
-			unsigned char tmp[16];
+			struct pw_cidr *c = &r->destinations[r->n_destinations];
 			long bits = -1;
 			if (json_is_string(d) && json_string_length(d) < sizeof(net)) {
 				snprintf(net, sizeof(net), "%s", json_string_value(d));
@@ -942,15 +942,16 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 				bool v6 = strchr(net, ':') != NULL;
 				if (!slash)
 					bits = v6 ? 128 : 32;
-				if (inet_pton(v6 ? AF_INET6 : AF_INET, net, tmp) != 1 || bits < 0 ||
+				c->family = v6 ? AF_INET6 : AF_INET;
+				if (inet_pton(c->family, net, c->addr) != 1 || bits < 0 ||
 				    bits > (v6 ? 128 : 32))
 					bits = -1;
 			}
 			if (bits < 0)
 				return fail(x, sub, "expected a CIDR such as \"10.0.0.0/8\" or "
 					    "\"fd00::/8\"");
-			snprintf(r->destinations[r->n_destinations++], 64, "%s",
-				 json_string_value(d));
+			c->bits = (int)bits;
+			r->n_destinations++;
 		}
 	}
 	struct in_addr a4;

@@ -467,40 +467,18 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 	return 0;
 }
 
-/* The destination filter's trie keys from the configured CIDRs. */
-static int build_dsts(const struct pw_config *cfg, struct pw_dst_key *keys, int *n, char *err,
-		      size_t errlen)
-{
-	*n = 0;
-	for (int i = 0; i < cfg->redirect.n_destinations && i < PW_MAX_DSTS; i++) {
-		char net[64];
-		snprintf(net, sizeof(net), "%s", cfg->redirect.destinations[i]);
-		char *slash = strchr(net, '/');
-		bool v6 = strchr(net, ':') != NULL;
-		int bits = v6 ? 128 : 32;
-		if (slash) {
-			*slash = 0;
-			bits = atoi(slash + 1);
-		}
-		struct pw_dst_key *k = &keys[(*n)++];
-		memset(k, 0, sizeof(*k));
-		k->family = htonl(v6 ? AF_INET6 : AF_INET);
-		k->prefixlen = 32 + (uint32_t)bits;
-		if (inet_pton(v6 ? AF_INET6 : AF_INET, net, k->addr) != 1) {
-			pw_errf(err, errlen, "redirect destination \"%s\" is not a CIDR",
-			       cfg->redirect.destinations[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int sync_dsts(const struct pw_config *cfg, char *err, size_t errlen)
+/* The destination filter's trie from the configured (already validated) CIDRs. */
+static int sync_dsts(const struct pw_config *cfg)
 {
 	struct pw_dst_key keys[PW_MAX_DSTS];
-	int n;
-	if (build_dsts(cfg, keys, &n, err, errlen) < 0)
-		return -EINVAL;
+	int n = 0;
+	for (int i = 0; i < cfg->redirect.n_destinations && i < PW_MAX_DSTS; i++, n++) {
+		const struct pw_cidr *c = &cfg->redirect.destinations[i];
+		memset(&keys[n], 0, sizeof(keys[n]));
+		keys[n].family = htonl((uint32_t)c->family);
+		keys[n].prefixlen = 32 + (uint32_t)c->bits;
+		memcpy(keys[n].addr, c->addr, sizeof(keys[n].addr));
+	}
 	return sync_set(bpf_map__fd(L.skel->maps.pw_dsts), keys, n, sizeof(keys[0]), PW_MAX_DSTS);
 }
 
@@ -1120,7 +1098,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_dsts(cfg, err, errlen);
+		rc = sync_dsts(cfg);
 	if (rc < 0) {
 		pw_errf(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
@@ -1337,7 +1315,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_dsts(cfg, err, errlen);
+		rc = sync_dsts(cfg);
 	if (rc < 0) {
 		pw_errf(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;

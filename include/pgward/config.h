@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <limits.h>
 #include <sys/socket.h>
 
@@ -57,6 +58,13 @@ enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD };
 
 #define PW_MAX_REDIRECT_CGROUPS 32
 #define PW_MAX_REDIRECT_PORTS	32
+#define PW_MAX_REDIRECT_DSTS	32
+
+struct pw_cidr {
+	int family;	  /* AF_INET or AF_INET6 */
+	int bits;	  /* prefix length */
+	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
+};
 
 /* Transparent interception (the eBPF redirect). */
 struct pw_redirect {
@@ -76,7 +84,7 @@ struct pw_redirect {
 	char listen6[64];			/* default "::1"; empty = no IPv6 */
 	int listen6_port;			/* default: listen4_port */
 	/* optional: steer only these destination networks ("10.0.0.0/8", "fd00::/8") */
-	char destinations[PW_MAX_REDIRECT_PORTS][64];
+	struct pw_cidr destinations[PW_MAX_REDIRECT_DSTS];
 	int n_destinations;
 };
 
