@@ -13,7 +13,7 @@ endif
 CFLAGS_OURS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 \
 	-fstack-protector-strong -D_GNU_SOURCE -Iinclude -I$(BUILD) -pthread -MMD -MP $(SANFLAGS)
 LDFLAGS_OURS := -pthread $(SANFLAGS)
-LIBS := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query
+LIBS := -lbpf -lelf -lz -lssl -lcrypto -ljansson -lpg_query -ljwt
 BPF_ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/s390x/s390/')
 
 MAINS    := user/pgwardd.c user/pgwardctl.c

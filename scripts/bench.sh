@@ -167,7 +167,7 @@ target_pgwardd() { # NAME [MERGE_JSON]
 	port=$(pgw_free_port)
 	conf=$WORK/$name.json
 	pgw_write_config "$conf" "$port" postgres "$PGTMP_DIR/postgres.pw" \
-		'{"name": "bench", "match": {"user": "postgres"}, "auth": "trust", "upstream": "pg"}' \
+		'{"name": "bench", "match": {"user": "postgres"}, "auth": "trust", "upstream": "pg", "rules": [{"action": "allow"}], "guardrails": {"all": false}}' \
 		'{"workers": 2, "log_level": "warn"}' ${merge:+"$merge"} ||
 		die "cannot write the pgwardd configuration for $name"
 	pgw_start "$conf" "$WORK/$name.log" "$port" || die "pgwardd ($name) did not start"
@@ -194,7 +194,7 @@ target_steered() { # NAME on|off
 	sport=$(pgw_free_port)
 	conf=$WORK/$name.json
 	pgw_write_config "$conf" "$port" postgres "$PGTMP_DIR/postgres.pw" \
-		'{"name": "bench", "match": {"cgroup": "/'"${cg#"$root"/}"'"}, "auth": "trust"}' \
+		'{"name": "bench", "match": {"cgroup": "/'"${cg#"$root"/}"'"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}}' \
 		'{"workers": 2, "log_level": "warn", "upstreams": {"pg": {"reuse_connections": true}}}' \
 		'{"redirect": {"cgroups": ["'"$cg"'"], "ports": ['"$PGTMP_PORT"'], "fastpath": '"$fp"', "pin_path": "/sys/fs/bpf/pgward-bench-'"$$-$name"'", "listen4_port": '"$sport"', "listen6": ""}}' ||
 		die "cannot write the pgwardd configuration for $name"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test group and prints the total as "N passed, N failed".
 # Groups: unit (pure C), integration (real PostgreSQL 15, pgwardd, real clients, and the
-# regression/isolation/libpq_pipeline differential), bpf (the eBPF redirect, as root).
+# regression/isolation/libpq_pipeline differential; the policy corpus and its end-to-end
+# checks), bpf (the eBPF redirect, as root).
 # Environment: BUILD (build dir), PGWARD_SUITES=0 skips the PostgreSQL suites differential.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,6 +55,7 @@ for t in "$BUILD"/tests/test_*; do
 	run_group "unit/$(basename "$t")" "$t"
 done
 run_group integration/core tests/integration/core.sh
+run_group integration/policy tests/integration/policy.sh
 for t in tests/bpf/*.sh; do
 	[[ -e $t && $t != */lib.sh ]] || continue
 	run_group "bpf/$(basename "$t" .sh)" "$t"

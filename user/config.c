@@ -17,6 +17,8 @@
 #include <jansson.h>
 
 #include "pgward/config.h"
+#include "pgward/jwt.h"
+#include "pgward/sql.h"
 
 #define JPATH_MAX        512
 #define QUOTE_MAX        160
@@ -30,7 +32,31 @@ struct ctx {
 	const char *file;
 	char *err;
 	size_t errlen;
+	/* collecting (policy check): every error, one per line, and parsing goes on past an
+	 * identity or a rule that failed */
+	char *all;
+	size_t all_len, all_cap;
+	int n_errors;
+	bool collect;
 };
+
+static void collect_error(struct ctx *x)
+{
+	size_t n = strlen(x->err);
+	x->n_errors++;
+	if (x->all_len + n + 2 > x->all_cap) {
+		size_t cap = (x->all_cap + n + 2) * 2;
+		char *a = realloc(x->all, cap);
+		if (!a)
+			return;
+		x->all = a;
+		x->all_cap = cap;
+	}
+	memcpy(x->all + x->all_len, x->err, n);
+	x->all_len += n;
+	x->all[x->all_len++] = '\n';
+	x->all[x->all_len] = 0;
+}
 
 /* Optional-getter flags. */
 #define F_REQUIRED 1u
@@ -38,7 +64,7 @@ struct ctx {
 
 static const char *const sslmode_names[] = {"disable", "prefer", "require", "verify-ca",
                                             "verify-full"};
-static const char *const auth_names[] = {"trust", "password"};
+static const char *const auth_names[] = {"trust", "password", "jwt"};
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -56,6 +82,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *x, const char 
 	va_start(ap, fmt);
 	vsnprintf(x->err + n, x->errlen - (size_t)n, fmt, ap);
 	va_end(ap);
+	if (x->collect)
+		collect_error(x);
 	return -1;
 }
 
@@ -93,17 +121,21 @@ static void path_key(char out[JPATH_MAX], const char *base, const char *key)
 	bool plain = (isalpha((unsigned char)key[0]) || key[0] == '_') && strlen(key) <= 64;
 	for (const char *p = key; plain && *p; p++)
 		plain = isalnum((unsigned char)*p) || *p == '_' || *p == '-';
+	int n;
 	if (plain) {
-		snprintf(out, JPATH_MAX, "%s.%s", base, key);
+		n = snprintf(out, JPATH_MAX, "%s.%s", base, key);
 	} else {
 		char q[QUOTE_MAX];
-		snprintf(out, JPATH_MAX, "%s[%s]", base, quote(q, key));
+		n = snprintf(out, JPATH_MAX, "%s[%s]", base, quote(q, key));
 	}
+	(void)n; /* a cut path still points the operator to the place */
 }
 
 static void path_index(char out[JPATH_MAX], const char *base, size_t i)
 {
-	snprintf(out, JPATH_MAX, "%s[%zu]", base, i);
+	/* paths are short in practice; a cut one still points the operator to the place */
+	if (snprintf(out, JPATH_MAX, "%s[%zu]", base, i) >= JPATH_MAX)
+		out[JPATH_MAX - 2] = ']';
 }
 
 static const char *type_name(const json_t *v)
@@ -318,6 +350,58 @@ static int check_readable(struct ctx *x, const char *jp, const char *file)
 	return 0;
 }
 
+/* One string element of a list into dst[cap]. */
+static int name_elem(struct ctx *x, const json_t *v, const char *jp, char *dst, size_t cap)
+{
+	if (!json_is_string(v))
+		return fail(x, jp, "expected a string, got %s", type_name(v));
+	const char *str = json_string_value(v);
+	size_t len = json_string_length(v);
+	if (len == 0 || strlen(str) != len)
+		return fail(x, jp, "expected a non-empty string without NUL bytes");
+	if (len >= cap)
+		return fail(x, jp, "expected a string of at most %zu bytes, got %zu bytes", cap - 1,
+		            len);
+	memcpy(dst, str, len + 1);
+	return 0;
+}
+
+/* A list of strings (one string is a list of one) into a new array of char[cap]. Returns 1
+ * when given, 0 when absent, -1 on error. */
+static int get_names(struct ctx *x, const json_t *obj, const char *base, const char *key,
+                     size_t cap, int max, char **out, int *n)
+{
+	char jp[JPATH_MAX], sub[JPATH_MAX];
+	path_key(jp, base, key);
+	json_t *v = member(obj, key);
+	*out = NULL;
+	*n = 0;
+	if (!v)
+		return 0;
+	if (json_is_string(v)) {
+		if (!(*out = calloc(1, cap)))
+			return fail(x, jp, "out of memory");
+		*n = 1;
+		return name_elem(x, v, jp, *out, cap) < 0 ? -1 : 1;
+	}
+	if (!json_is_array(v))
+		return fail(x, jp, "expected an array of strings, got %s", type_name(v));
+	if (json_array_size(v) == 0 || json_array_size(v) > (size_t)max)
+		return fail(x, jp, "expected 1 to %d strings, got %zu", max, json_array_size(v));
+	if (!(*out = calloc(json_array_size(v), cap)))
+		return fail(x, jp, "out of memory");
+	size_t i;
+	json_t *e;
+	json_array_foreach(v, i, e)
+	{
+		path_index(sub, jp, i);
+		if (name_elem(x, e, sub, *out + i * cap, cap) < 0)
+			return -1;
+		(*n)++;
+	}
+	return 1;
+}
+
 /* ---- listen ---- */
 
 static int parse_mode(struct ctx *x, const char *jp, const json_t *v, int *out)
@@ -524,6 +608,7 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	                                   "reuse_connections",
 	                                   "pool_idle_timeout_seconds",
 	                                   "pool_max_idle",
+	                                   "search_path",
 	                                   NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], pwfile[PATH_MAX];
 	long long port;
@@ -615,6 +700,18 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 		return -1;
 	if (rc)
 		u->pool_max_idle = (int)max_idle;
+	char *sp = NULL;
+	rc = get_names(x, o, jp, "search_path", PW_NAME_MAX, (int)N_ELEMS(u->search_path), &sp,
+	               &u->n_search_path);
+	if (rc > 0)
+		memcpy(u->search_path, sp, (size_t)u->n_search_path * PW_NAME_MAX);
+	free(sp);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		u->n_search_path = 1;
+		strcpy(u->search_path[0], "public");
+	}
 	return 0;
 }
 
@@ -652,18 +749,464 @@ static int parse_upstreams(struct ctx *x, const json_t *root, struct pw_config *
 	return 0;
 }
 
+/* ---- policy of an identity ---- */
+
+/* "schema.name" globs: both parts present, so that a rule cannot be read two ways. */
+static int check_qualified(struct ctx *x, const char *base, const char *key, const char *globs,
+                           int n, bool may_be_bare)
+{
+	char jp[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX];
+	path_key(jp, base, key);
+	for (int i = 0; i < n; i++) {
+		const char *g = globs + (size_t)i * PW_GLOB_MAX;
+		const char *dot = strchr(g, '.');
+		if (dot ? dot == g || !dot[1] || strchr(dot + 1, '.') : !may_be_bare) {
+			path_index(sub, jp, (size_t)i);
+			return fail(x, sub, "expected %s\"schema.name\" (globs allowed, as \"public.*\"), got %s",
+			            may_be_bare ? "\"name\" or " : "", quote(q, g));
+		}
+	}
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	uint32_t flag;
+} fact_names[] = {
+	{"no_where", PW_SQL_F_NO_WHERE},
+	{"cte_dml", PW_SQL_F_CTE_DML},
+	{"explain_analyze", PW_SQL_F_EXPLAIN_ANALYZE},
+	{"select_into", PW_SQL_F_SELECT_INTO},
+	{"create_table_as", PW_SQL_F_CREATE_TABLE_AS},
+	{"copy_program", PW_SQL_F_COPY_PROGRAM},
+	{"copy_file", PW_SQL_F_COPY_FILE},
+	{"body", PW_SQL_F_BODY},
+	{"role_escape", PW_SQL_F_ROLE_ESCAPE},
+	{"alter_system", PW_SQL_F_ALTER_SYSTEM},
+	{"drop_database", PW_SQL_F_DROP_DATABASE},
+	{"create_extension", PW_SQL_F_CREATE_EXTENSION},
+	{"creates_temp", PW_SQL_F_CREATES_TEMP},
+	{"ambiguous", PW_SQL_F_AMBIGUOUS},
+};
+
+const char *pw_guardrail_name(enum pw_guardrail g)
+{
+	static const char *const names[PW_GR_COUNT] = {
+		[PW_GR_ROLE_ESCAPE] = "role_escape",
+		[PW_GR_SERVER_COPY] = "server_copy",
+		[PW_GR_SERVER_FILES] = "server_files",
+		[PW_GR_ALTER_SYSTEM] = "alter_system",
+		[PW_GR_DROP_DATABASE] = "drop_database",
+		[PW_GR_CREATE_EXTENSION] = "create_extension",
+		[PW_GR_DBLINK] = "dblink",
+		[PW_GR_TERMINATE_BACKEND] = "terminate_backend",
+		[PW_GR_CODE] = "code",
+		[PW_GR_NO_WHERE] = "no_where",
+		[PW_GR_PARSER_INTEGRITY] = "parser_integrity",
+	};
+	return (unsigned)g < PW_GR_COUNT ? names[g] : "?";
+}
+
+static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_rule *r)
+{
+	static const char *const keys[] = {"name",      "action", "class", "relations",
+	                                   "access",    "functions", "facts", NULL};
+	static const char *const actions[] = {"allow", "deny", "approve", "mask"};
+	static const char *const accesses[] = {"any", "read", "write"};
+	char jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX], *list = NULL;
+	int n, act = 0, acc = 0;
+
+	if (!json_is_object(e))
+		return fail(x, jp, "expected an object, got %s", type_name(e));
+	if (check_keys(x, e, jp, keys) ||
+	    get_str(x, e, jp, "name", r->name, sizeof(r->name), F_NONEMPTY) < 0 ||
+	    get_enum(x, e, jp, "action", actions, N_ELEMS(actions), F_REQUIRED, &act) < 0 ||
+	    get_enum(x, e, jp, "access", accesses, N_ELEMS(accesses), 0, &acc) < 0)
+		return -1;
+	r->action = (enum pw_action)act;
+	r->access = acc == 1 ? PW_SQL_READ : acc == 2 ? PW_SQL_WRITE : PW_SQL_READ | PW_SQL_WRITE;
+
+	if (get_names(x, e, jp, "class", PW_NAME_MAX, 32, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	path_key(jp2, jp, "class");
+	for (int i = 0; i < n; i++) {
+		const char *c = list + (size_t)i * PW_NAME_MAX;
+		int k;
+		for (k = 0; k <= PW_SQL_EXPLAIN; k++)
+			if (strcmp(c, pw_sql_class_name((enum pw_sql_class)k)) == 0)
+				break;
+		if (k > PW_SQL_EXPLAIN) {
+			path_index(sub, jp2, (size_t)i);
+			fail(x, sub,
+			     "unknown command class %s (expected select, insert, update, delete, "
+			     "merge, copy_to, copy_from, ddl, dcl, truncate, call, do, set, "
+			     "transaction, prepare, execute, explain or other)",
+			     quote(q, c));
+			free(list);
+			return -1;
+		}
+		r->classes |= 1u << k;
+	}
+	free(list);
+	list = NULL;
+
+	if (get_names(x, e, jp, "facts", PW_NAME_MAX, 32, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	path_key(jp2, jp, "facts");
+	for (int i = 0; i < n; i++) {
+		const char *f = list + (size_t)i * PW_NAME_MAX;
+		size_t k;
+		for (k = 0; k < N_ELEMS(fact_names); k++)
+			if (strcmp(f, fact_names[k].name) == 0)
+				break;
+		if (k == N_ELEMS(fact_names)) {
+			const char *names[N_ELEMS(fact_names)];
+			char all[512];
+			for (k = 0; k < N_ELEMS(fact_names); k++)
+				names[k] = fact_names[k].name;
+			join(all, sizeof(all), names, N_ELEMS(fact_names));
+			path_index(sub, jp2, (size_t)i);
+			fail(x, sub, "unknown fact %s (expected one of %s)", quote(q, f), all);
+			free(list);
+			return -1;
+		}
+		r->facts |= fact_names[k].flag;
+	}
+	free(list);
+
+	if (get_names(x, e, jp, "relations", PW_GLOB_MAX, 256, (char **)&r->relations,
+	              &r->n_relations) < 0 ||
+	    check_qualified(x, jp, "relations", (const char *)r->relations, r->n_relations,
+	                    false) < 0 ||
+	    get_names(x, e, jp, "functions", PW_GLOB_MAX, 256, (char **)&r->functions,
+	              &r->n_functions) < 0 ||
+	    check_qualified(x, jp, "functions", (const char *)r->functions, r->n_functions, true) <
+	        0)
+		return -1;
+	if (member(e, "access") && !r->n_relations) {
+		path_key(sub, jp, "access");
+		return fail(x, sub, "only meaningful with \"relations\"");
+	}
+	return 0;
+}
+
+static int parse_time_of_day(struct ctx *x, const json_t *w, const char *jp, const char *key,
+                             int *out)
+{
+	char buf[16], sub[JPATH_MAX], q[QUOTE_MAX];
+	int h, m, end = 0;
+	if (get_str(x, w, jp, key, buf, sizeof(buf), F_REQUIRED) < 0)
+		return -1;
+	if (sscanf(buf, "%2d:%2d%n", &h, &m, &end) != 2 || buf[end] || end != 5 || h < 0 ||
+	    m < 0 || m > 59 || h > 24 || (h == 24 && m != 0)) {
+		path_key(sub, jp, key);
+		return fail(x, sub, "expected a time as \"HH:MM\" (00:00 to 24:00), got %s",
+		            quote(q, buf));
+	}
+	*out = h * 60 + m;
+	return 0;
+}
+
+static int parse_window(struct ctx *x, const json_t *w, const char *jp, struct pw_window *win)
+{
+	static const char *const keys[] = {"days", "from", "to", "timezone", NULL};
+	static const char *const days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+	static const char *const zones[] = {"UTC", "local"};
+	char *list = NULL, jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX];
+	int n, zone = 0;
+
+	if (!json_is_object(w))
+		return fail(x, jp, "expected an object, got %s", type_name(w));
+	if (check_keys(x, w, jp, keys) || parse_time_of_day(x, w, jp, "from", &win->from_min) < 0 ||
+	    parse_time_of_day(x, w, jp, "to", &win->to_min) < 0 ||
+	    get_enum(x, w, jp, "timezone", zones, N_ELEMS(zones), 0, &zone) < 0)
+		return -1;
+	win->utc = zone == 0;
+	if (win->from_min == win->to_min) {
+		path_key(sub, jp, "to");
+		return fail(x, sub, "an empty window (from equals to)");
+	}
+	if (get_names(x, w, jp, "days", 16, 7, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	if (n == 0)
+		win->days = 0x7f;
+	path_key(jp2, jp, "days");
+	for (int i = 0; i < n; i++) {
+		const char *d = list + (size_t)i * 16;
+		int a = -1, b = -1;
+		for (int k = 0; k < 7; k++) {
+			if (strncmp(d, days[k], 3) == 0 && (d[3] == 0 || d[3] == '-'))
+				a = k;
+			if (d[3] == '-' && strcmp(d + 4, days[k]) == 0)
+				b = k;
+		}
+		if (a < 0 || (d[3] == '-' && b < 0)) {
+			path_index(sub, jp2, (size_t)i);
+			fail(x, sub, "expected a day (mon .. sun) or a range such as \"mon-fri\", got %s",
+			     quote(q, d));
+			free(list);
+			return -1;
+		}
+		if (b < 0)
+			b = a;
+		for (int k = a;; k = (k + 1) % 7) {
+			win->days |= (uint8_t)(1u << k);
+			if (k == b)
+				break;
+		}
+	}
+	free(list);
+	return 0;
+}
+
+/* PostgreSQL identifiers the JIT role SQL quotes; privilege names from a fixed list. */
+static int parse_grant(struct ctx *x, const json_t *g, const char *jp, struct pw_grant *gr)
+{
+	static const char *const keys[] = {"privileges", "table", "schema", NULL};
+	static const char *const privs[] = {"SELECT",     "INSERT",  "UPDATE",  "DELETE",
+	                                    "TRUNCATE",   "REFERENCES", "TRIGGER", "ALL"};
+	char *list = NULL, jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX], table[2 * PW_NAME_MAX];
+	int n, rt, rs;
+
+	if (!json_is_object(g))
+		return fail(x, jp, "expected an object, got %s", type_name(g));
+	if (check_keys(x, g, jp, keys))
+		return -1;
+	if (get_names(x, g, jp, "privileges", 16, PW_MAX_GRANT_PRIVS, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	if (n == 0) {
+		path_key(sub, jp, "privileges");
+		return missing(x, g, sub, "privileges", "a list such as [\"SELECT\"]");
+	}
+	path_key(jp2, jp, "privileges");
+	for (int i = 0; i < n; i++) {
+		const char *p = list + (size_t)i * 16;
+		size_t k;
+		for (k = 0; k < N_ELEMS(privs); k++)
+			if (strcasecmp(p, privs[k]) == 0)
+				break;
+		if (k == N_ELEMS(privs)) {
+			char all[160];
+			join(all, sizeof(all), privs, N_ELEMS(privs));
+			path_index(sub, jp2, (size_t)i);
+			fail(x, sub, "expected a table privilege (%s), got %s", all, quote(q, p));
+			free(list);
+			return -1;
+		}
+		snprintf(gr->privileges[gr->n_privileges++], sizeof(gr->privileges[0]), "%s",
+		         privs[k]);
+	}
+	free(list);
+	rt = get_str(x, g, jp, "table", table, sizeof(table), F_NONEMPTY);
+	rs = get_str(x, g, jp, "schema", gr->schema, sizeof(gr->schema), F_NONEMPTY);
+	if (rt < 0 || rs < 0)
+		return -1;
+	if (rt == rs)
+		return fail(x, jp, "expected exactly one of \"table\" (\"schema.table\") or "
+		                   "\"schema\" (all its tables)");
+	if (rt) {
+		char *dot = strchr(table, '.');
+		path_key(sub, jp, "table");
+		if (!dot || dot == table || !dot[1] || strchr(dot + 1, '.') ||
+		    (size_t)(dot - table) >= PW_NAME_MAX || strlen(dot + 1) >= PW_NAME_MAX)
+			return fail(x, sub, "expected \"schema.table\", got %s", quote(q, table));
+		memcpy(gr->schema, table, (size_t)(dot - table));
+		gr->schema[dot - table] = 0;
+		strcpy(gr->table, dot + 1);
+	}
+	return 0;
+}
+
+static int parse_policy(struct ctx *x, const json_t *e, const char *jp, struct pw_config *c,
+                        struct pw_policy *p)
+{
+	char sub[JPATH_MAX], jp2[JPATH_MAX], q[QUOTE_MAX], *list = NULL;
+	long long v;
+	int rc, n;
+
+	if (get_names(x, e, jp, "databases", PW_NAME_MAX, 256, (char **)&p->databases,
+	              &p->n_databases) < 0)
+		return -1;
+	if (get_names(x, e, jp, "upstreams", PW_NAME_MAX, 256, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	if (n && !(p->upstreams = calloc((size_t)n, sizeof(int)))) {
+		free(list);
+		return fail(x, jp, "out of memory");
+	}
+	path_key(jp2, jp, "upstreams");
+	for (int i = 0; i < n; i++) {
+		const char *u = list + (size_t)i * PW_NAME_MAX;
+		int k;
+		for (k = 0; k < c->n_upstreams && strcmp(c->upstreams[k].name, u) != 0; k++)
+			;
+		if (k == c->n_upstreams) {
+			path_index(sub, jp2, (size_t)i);
+			fail(x, sub, "no upstream named %s", quote(q, u));
+			free(list);
+			return -1;
+		}
+		p->upstreams[p->n_upstreams++] = k;
+	}
+	free(list);
+
+	if (get_str(x, e, jp, "role", p->role, sizeof(p->role), F_NONEMPTY) < 0)
+		return -1;
+	json_t *jit = get_container(x, e, jp, "jit_role", false, false, &rc);
+	if (rc)
+		return -1;
+	if (jit) {
+		static const char *const keys[] = {"grants", "member_of", NULL};
+		path_key(sub, jp, "jit_role");
+		if (p->role[0])
+			return fail(x, sub, "a fixed \"role\" and \"jit_role\" exclude each other");
+		if (check_keys(x, jit, sub, keys) ||
+		    get_names(x, jit, sub, "member_of", PW_NAME_MAX, 64, (char **)&p->member_of,
+		              &p->n_member_of) < 0)
+			return -1;
+		p->jit = true;
+		json_t *gs = get_container(x, jit, sub, "grants", true, false, &rc);
+		if (rc)
+			return -1;
+		if (gs && json_array_size(gs) > 256)
+			return fail(x, sub, "at most 256 grants");
+		if (gs && json_array_size(gs) &&
+		    !(p->grants = calloc(json_array_size(gs), sizeof(*p->grants))))
+			return fail(x, sub, "out of memory");
+		size_t i;
+		json_t *g;
+		path_key(jp2, sub, "grants");
+		json_array_foreach(gs, i, g)
+		{
+			char gp[JPATH_MAX];
+			path_index(gp, jp2, i);
+			if (parse_grant(x, g, gp, &p->grants[i]) < 0)
+				return -1;
+			p->n_grants++;
+		}
+	}
+
+	json_t *ws = get_container(x, e, jp, "windows", true, false, &rc);
+	if (rc)
+		return -1;
+	if (ws) {
+		path_key(jp2, jp, "windows");
+		if (json_array_size(ws) == 0 || json_array_size(ws) > 64)
+			return fail(x, jp2, "expected 1 to 64 windows (leave the key out for always)");
+		if (!(p->windows = calloc(json_array_size(ws), sizeof(*p->windows))))
+			return fail(x, jp2, "out of memory");
+		size_t i;
+		json_t *w;
+		json_array_foreach(ws, i, w)
+		{
+			path_index(sub, jp2, i);
+			if (parse_window(x, w, sub, &p->windows[i]) < 0)
+				return -1;
+			p->n_windows++;
+		}
+	}
+	if ((rc = get_int(x, e, jp, "max_sessions", 1, 1000000, 0, &v)) < 0)
+		return -1;
+	if (rc)
+		p->max_sessions = (int)v;
+
+	json_t *gr = get_container(x, e, jp, "guardrails", false, false, &rc);
+	if (rc)
+		return -1;
+	if (gr) {
+		const char *names[PW_GR_COUNT + 2];
+		names[0] = "all";
+		for (int i = 0; i < PW_GR_COUNT; i++)
+			names[i + 1] = pw_guardrail_name((enum pw_guardrail)i);
+		names[PW_GR_COUNT + 1] = NULL;
+		path_key(jp2, jp, "guardrails");
+		if (check_keys(x, gr, jp2, names))
+			return -1;
+		bool all = true;
+		if (get_bool(x, gr, jp2, "all", &all) < 0)
+			return -1;
+		for (int i = 0; i < PW_GR_COUNT; i++) {
+			bool on = all;
+			if (get_bool(x, gr, jp2, names[i + 1], &on) < 0)
+				return -1;
+			p->guardrail_off[i] = !on;
+		}
+	}
+
+	json_t *rs = get_container(x, e, jp, "rules", true, false, &rc);
+	if (rc)
+		return -1;
+	if (rs) {
+		path_key(jp2, jp, "rules");
+		if (json_array_size(rs) > 4096)
+			return fail(x, jp2, "at most 4096 rules");
+		if (json_array_size(rs) && !(p->rules = calloc(json_array_size(rs), sizeof(*p->rules))))
+			return fail(x, jp2, "out of memory");
+		size_t i;
+		json_t *r;
+		json_array_foreach(rs, i, r)
+		{
+			path_index(sub, jp2, i);
+			p->n_rules++; /* counted before parsing so that a failure frees its arrays */
+			if (parse_rule(x, r, sub, &p->rules[i]) < 0 && !x->collect)
+				return -1;
+		}
+	}
+	/* without a reliable analysis only a policy that does not depend on it is sound */
+	if (p->guardrail_off[PW_GR_PARSER_INTEGRITY] &&
+	    !(p->n_rules == 1 && p->rules[0].action == PW_ACT_ALLOW && !p->rules[0].classes &&
+	      !p->rules[0].n_relations && !p->rules[0].n_functions && !p->rules[0].facts)) {
+		path_key(sub, jp, "guardrails");
+		return fail(x, sub,
+		            "parser_integrity can be switched off only for an identity whose rules "
+		            "allow everything (exactly [{\"action\": \"allow\"}])");
+	}
+	p->allow_all = p->n_rules == 1 && p->rules[0].action == PW_ACT_ALLOW &&
+	               !p->rules[0].classes && !p->rules[0].n_relations &&
+	               !p->rules[0].n_functions && !p->rules[0].facts;
+	for (int i = 0; i < PW_GR_COUNT; i++)
+		p->allow_all &= p->guardrail_off[i];
+	return 0;
+}
+
+static void policy_free(struct pw_policy *p)
+{
+	free(p->databases);
+	free(p->upstreams);
+	free(p->grants);
+	free(p->member_of);
+	free(p->windows);
+	for (int i = 0; i < p->n_rules; i++) {
+		free(p->rules[i].relations);
+		free(p->rules[i].functions);
+	}
+	free(p->rules);
+}
+
 /* ---- identities ---- */
 
 static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct pw_config *c,
                           struct pw_identity *id)
 {
-	static const char *const keys[] = {"name",           "match",    "auth",
-	                                   "scram_verifier", "upstream", NULL};
+	static const char *const keys[] = {"name",      "match",      "auth",     "scram_verifier",
+	                                   "upstream",  "databases",  "upstreams", "role",
+	                                   "jit_role",  "windows",    "max_sessions",
+	                                   "guardrails", "rules",     NULL};
 	static const char *const match_keys[] = {"user",	      "database",
 						 "application_name", "cgroup",
 						 "exe",		      "comm",
 						 "ancestor_comm",    "ancestor_exe",
 						 "uid",		      "gid",
+						 "sub",		      "group",
 						 NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], upstream[PW_NAME_MAX];
 	int auth = 0, rc;
@@ -674,7 +1217,7 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		return -1;
 	if (get_str(x, e, jp, "name", id->name, sizeof(id->name), F_REQUIRED | F_NONEMPTY) < 0)
 		return -1;
-	for (int j = 0; j < c->n_identities; j++) {
+	for (int j = 0; j < c->n_identities - 1; j++) { /* the last one is id itself */
 		if (strcmp(c->identities[j].name, id->name) == 0) {
 			path_key(sub, jp, "name");
 			return fail(x, sub, "duplicate identity name %s (also $.identities[%d])",
@@ -700,6 +1243,9 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		            sizeof(id->match_ancestor_comm), 0) < 0 ||
 		    get_str(x, m, sub, "ancestor_exe", id->match_ancestor_exe,
 		            sizeof(id->match_ancestor_exe), 0) < 0)
+			return -1;
+		if (get_str(x, m, sub, "sub", id->match_sub, sizeof(id->match_sub), 0) < 0 ||
+		    get_str(x, m, sub, "group", id->match_group, sizeof(id->match_group), 0) < 0)
 			return -1;
 		long long v;
 		id->match_uid = id->match_gid = -1;
@@ -740,10 +1286,21 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 	} else if (ver) {
 		/* a verifier next to "trust" suggests the operator believes it is checked */
 		return fail(x, sub,
-		            "not used with auth \"trust\"; remove it or use auth "
-		            "\"password\"");
+		            "not used with auth \"%s\"; remove it or use auth \"password\"",
+		            auth_names[id->auth]);
+	}
+	if (id->auth == PW_CLIENT_AUTH_JWT && !c->jwt.enabled) {
+		path_key(sub, jp, "auth");
+		return fail(x, sub, "auth \"jwt\" needs the \"jwt\" section (jwks_file, issuer, "
+		                    "audience)");
+	}
+	if (id->auth != PW_CLIENT_AUTH_JWT && (id->match_sub[0] || id->match_group[0])) {
+		path_key(sub, jp, "match");
+		return fail(x, sub, "sub and group are token claims: they need auth \"jwt\"");
 	}
 
+	if (parse_policy(x, e, jp, c, &id->policy) < 0)
+		return -1;
 	if (c->redirect.enabled && !member(e, "upstream")) {
 		/* steered sessions: the upstream whose address is the original destination */
 		id->upstream = -1;
@@ -786,11 +1343,10 @@ static int parse_identities(struct ctx *x, const json_t *root, struct pw_config 
 	{
 		char jp[JPATH_MAX];
 		path_index(jp, "$.identities", i);
-		if (parse_identity(x, e, jp, c, &c->identities[i])) {
-			explicit_bzero(&c->identities[i], sizeof(c->identities[i]));
-			return -1;
-		}
+		/* counted first: the policy arrays of a failed one are freed with the rest */
 		c->n_identities++;
+		if (parse_identity(x, e, jp, c, &c->identities[i]) && !x->collect)
+			return -1;
 	}
 	return 0;
 }
@@ -965,6 +1521,101 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	return 0;
 }
 
+/* Encodings in which a multibyte character's second byte can be a quote or a backslash:
+ * the server would read such text differently from the analyser (CVE-2006-2314). */
+static int parse_client_encodings(struct ctx *x, const json_t *root, struct pw_config *c)
+{
+	static const char *const unsafe[] = {"SJIS", "SHIFTJIS", "BIG5", "GBK", "GB18030",
+	                                     "JOHAB", "UHC", "WIN932", "WIN936", "WIN949",
+	                                     "WIN950", "CP932", "CP936", "CP949", "CP950",
+	                                     "MSKANJI", "TCVN", "WIN1258"};
+	char *list = NULL, jp[JPATH_MAX], q[QUOTE_MAX];
+	int rc = get_names(x, root, "$", "client_encodings", PW_NAME_MAX,
+	                   (int)N_ELEMS(c->client_encodings), &list, &c->n_client_encodings);
+	if (rc > 0)
+		memcpy(c->client_encodings, list, (size_t)c->n_client_encodings * PW_NAME_MAX);
+	free(list);
+	if (rc < 0)
+		return -1;
+	if (rc == 0) {
+		c->n_client_encodings = 1;
+		strcpy(c->client_encodings[0], "UTF8");
+	}
+	for (int i = 0; i < c->n_client_encodings; i++) {
+		char norm[PW_NAME_MAX];
+		pw_encoding_normalize(c->client_encodings[i], norm);
+		for (size_t k = 0; k < N_ELEMS(unsafe); k++) {
+			if (strcmp(norm, unsafe[k]) == 0) {
+				path_index(jp, "$.client_encodings", (size_t)i);
+				return fail(x, jp,
+				            "%s cannot be allowed: its multibyte characters can hide "
+				            "a quote from the statement analyser",
+				            quote(q, c->client_encodings[i]));
+			}
+		}
+		strcpy(c->client_encodings[i], norm);
+	}
+	return 0;
+}
+
+/* PostgreSQL compares encoding names ignoring case and punctuation ("utf-8" is UTF8). */
+void pw_encoding_normalize(const char *name, char out[PW_NAME_MAX])
+{
+	size_t o = 0;
+	for (; *name && o < PW_NAME_MAX - 1; name++)
+		if (isalnum((unsigned char)*name))
+			out[o++] = (char)toupper((unsigned char)*name);
+	out[o] = 0;
+	if (strcmp(out, "UNICODE") == 0)
+		strcpy(out, "UTF8");
+}
+
+bool pw_config_encoding_allowed(const struct pw_config *c, const char *name)
+{
+	char norm[PW_NAME_MAX];
+	pw_encoding_normalize(name, norm);
+	for (int i = 0; i < c->n_client_encodings; i++)
+		if (strcmp(norm, c->client_encodings[i]) == 0)
+			return true;
+	return false;
+}
+
+static int parse_jwt(struct ctx *x, const json_t *root, struct pw_config *c)
+{
+	static const char *const keys[] = {"jwks_file",    "issuer",      "audience",
+	                                   "leeway_seconds", "groups_claim", "allow_hs256",
+	                                   NULL};
+	struct pw_jwt_config *j = &c->jwt;
+	char err[512];
+	long long v;
+	int rc;
+	json_t *o = get_container(x, root, "$", "jwt", false, false, &rc);
+	if (!o)
+		return rc;
+	j->leeway_s = 30;
+	strcpy(j->groups_claim, "groups");
+	if (check_keys(x, o, "$.jwt", keys) ||
+	    get_str(x, o, "$.jwt", "jwks_file", j->jwks_file, sizeof(j->jwks_file),
+	            F_REQUIRED | F_NONEMPTY) < 0 ||
+	    /* a token for any issuer or any audience would do: both are required */
+	    get_str(x, o, "$.jwt", "issuer", j->issuer, sizeof(j->issuer), F_REQUIRED | F_NONEMPTY) <
+	        0 ||
+	    get_str(x, o, "$.jwt", "audience", j->audience, sizeof(j->audience),
+	            F_REQUIRED | F_NONEMPTY) < 0 ||
+	    get_str(x, o, "$.jwt", "groups_claim", j->groups_claim, sizeof(j->groups_claim),
+	            F_NONEMPTY) < 0 ||
+	    get_bool(x, o, "$.jwt", "allow_hs256", &j->allow_hs256) < 0)
+		return -1;
+	if ((rc = get_int(x, o, "$.jwt", "leeway_seconds", 0, 3600, 0, &v)) < 0)
+		return -1;
+	if (rc)
+		j->leeway_s = (int)v;
+	if (pw_jwt_keys_load(j->jwks_file, j->allow_hs256, &j->keys, err, sizeof(err)) < 0)
+		return fail(x, "$.jwt.jwks_file", "%s", err);
+	j->enabled = true;
+	return 0;
+}
+
 static int default_workers(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -983,6 +1634,8 @@ static int parse_root(struct ctx *x, const json_t *root, struct pw_config *c)
 	                                   "identities",
 	                                   "limits",
 	                                   "redirect",
+	                                   "client_encodings",
+	                                   "jwt",
 	                                   NULL};
 	long long n;
 	enum pw_log_level lvl = PW_LOG_INFO;
@@ -1014,8 +1667,11 @@ static int parse_root(struct ctx *x, const json_t *root, struct pw_config *c)
 	    get_str(x, root, "$", "control_socket", c->control_socket, sizeof(c->control_socket),
 	            0) < 0)
 		return -1;
+	if (parse_client_encodings(x, root, c) < 0)
+		return -1;
 	if (parse_listen(x, root, c) || parse_tls(x, root, c) || parse_upstreams(x, root, c) ||
-	    parse_redirect(x, root, c) || parse_identities(x, root, c) || parse_limits(x, root, c))
+	    parse_redirect(x, root, c) || parse_jwt(x, root, c) || parse_identities(x, root, c) ||
+	    parse_limits(x, root, c))
 		return -1;
 	return 0;
 }
@@ -1027,8 +1683,11 @@ static void config_free(struct pw_config *c)
 		return;
 	if (c->upstreams)
 		explicit_bzero(c->upstreams, (size_t)c->n_upstreams * sizeof(*c->upstreams));
+	for (int i = 0; i < c->n_identities; i++)
+		policy_free(&c->identities[i].policy);
 	if (c->identities)
 		explicit_bzero(c->identities, (size_t)c->n_identities * sizeof(*c->identities));
+	pw_jwt_keys_free(c->jwt.keys);
 	free(c->listen);
 	free(c->upstreams);
 	free(c->identities);
@@ -1036,9 +1695,9 @@ static void config_free(struct pw_config *c)
 }
 
 static int load_buffer(const char *buf, size_t len, const char *path, struct pw_config **out,
-                       char *err, size_t errlen)
+                       char *err, size_t errlen, char **all)
 {
-	struct ctx x = {path ? path : "<string>", err, errlen};
+	struct ctx x = {.file = path ? path : "<string>", .err = err, .errlen = errlen, .collect = all != NULL};
 	json_error_t je;
 
 	*out = NULL;
@@ -1072,6 +1731,13 @@ static int load_buffer(const char *buf, size_t len, const char *path, struct pw_
 	if (rc == 0)
 		rc = parse_root(&x, root, c);
 	json_decref(root);
+	if (x.collect && x.n_errors)
+		rc = -1;
+	if (all) {
+		*all = x.all;
+		if (rc && !x.all)
+			*all = strdup(err); /* only the one error, and it was not collected */
+	}
 	if (rc) {
 		config_free(c);
 		return -1;
@@ -1083,12 +1749,13 @@ static int load_buffer(const char *buf, size_t len, const char *path, struct pw_
 int pw_config_load_string(const char *text, const char *path, struct pw_config **out, char *err,
                           size_t errlen)
 {
-	return load_buffer(text, strlen(text), path, out, err, errlen);
+	return load_buffer(text, strlen(text), path, out, err, errlen, NULL);
 }
 
-int pw_config_load(const char *path, struct pw_config **out, char *err, size_t errlen)
+static int load_file(const char *path, struct pw_config **out, char *err, size_t errlen,
+                     char **all)
 {
-	struct ctx x = {path, err, errlen};
+	struct ctx x = {.file = path, .err = err, .errlen = errlen};
 	struct stat st;
 
 	*out = NULL;
@@ -1148,9 +1815,32 @@ int pw_config_load(const char *path, struct pw_config **out, char *err, size_t e
 		free(buf);
 		return fail(&x, NULL, "line %d, column %d: NUL byte in the file", line, col);
 	}
-	int rc = load_buffer(buf, n, path, out, err, errlen);
+	int rc = load_buffer(buf, n, path, out, err, errlen, all);
 	free(buf);
 	return rc;
+}
+
+int pw_config_load(const char *path, struct pw_config **out, char *err, size_t errlen)
+{
+	return load_file(path, out, err, errlen, NULL);
+}
+
+int pw_config_check_all(const char *path, char **errors)
+{
+	char err[1024];
+	struct pw_config *c = NULL;
+	*errors = NULL;
+	int rc = load_file(path, &c, err, sizeof(err), errors);
+	if (rc == 0) {
+		pw_config_unref(c);
+		return 0;
+	}
+	if (!*errors)
+		*errors = strdup(err); /* the file could not be read at all */
+	int n = 0;
+	for (const char *p = *errors; p && *p; p++)
+		n += *p == '\n';
+	return n ? n : 1;
 }
 
 struct pw_config *pw_config_ref(struct pw_config *c)
@@ -1192,10 +1882,32 @@ const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const
 						const char *database, const char *app,
 						const struct pw_facts *f)
 {
-	for (int i = 0; i < c->n_identities; i++) {
+	return pw_config_match_ex(c, 0, user, database, app, f, NULL);
+}
+
+static bool claims_ok(const struct pw_identity *id, const struct pw_jwt_claims *cl)
+{
+	if (!glob_ok(id->match_sub, cl->sub))
+		return false;
+	if (!id->match_group[0])
+		return true;
+	for (int i = 0; i < cl->n_groups; i++)
+		if (fnmatch(id->match_group, cl->groups[i], 0) == 0)
+			return true;
+	return false;
+}
+
+const struct pw_identity *pw_config_match_ex(const struct pw_config *c, int from, const char *user,
+					     const char *database, const char *app,
+					     const struct pw_facts *f,
+					     const struct pw_jwt_claims *claims)
+{
+	for (int i = from < 0 ? 0 : from; i < c->n_identities; i++) {
 		const struct pw_identity *id = &c->identities[i];
 		if (!glob_ok(id->match_user, user) || !glob_ok(id->match_database, database) ||
 		    !glob_ok(id->match_application_name, app))
+			continue;
+		if (claims && (id->auth != PW_CLIENT_AUTH_JWT || !claims_ok(id, claims)))
 			continue;
 		if (!id->needs_kernel)
 			return id;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgward/inspect.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/session.h"
@@ -195,9 +196,17 @@ static void *worker_main(void *arg)
 		if (w->stopping && w->n_sessions == 0)
 			break;
 	}
-	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses)",
+	const struct pw_inspect_stats *is = pw_inspect_stats_local();
+	const struct pw_sql_cache_stats *cs = pw_sql_cache_stats_local();
+	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
+		"statements: %llu queries, %llu parses, %llu allowed, %llu denied, %llu "
+		"unreadable; analysis cache: %llu hits, %llu misses)",
 		w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,
-		(unsigned long long)w->tuple_misses);
+		(unsigned long long)w->tuple_misses, (unsigned long long)is->queries,
+		(unsigned long long)is->parses, (unsigned long long)is->allowed,
+		(unsigned long long)is->denied, (unsigned long long)is->unreadable,
+		(unsigned long long)cs->hits, (unsigned long long)cs->misses);
+	pw_sql_cache_clear();
 	close(w->epfd);
 	close(w->wake.fd);
 	return NULL;

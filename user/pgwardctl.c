@@ -11,16 +11,11 @@
 
 #include "pgward/auth.h"
 #include "pgward/config.h"
+#include "pgward/ctl.h"
 
-static bool json_out;
+bool pw_ctl_json; /* written by main() before any command runs */
 
-struct cmd {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *help;
-};
-
-static int run_table(const struct cmd *t, const char *obj, int argc, char **argv)
+int pw_ctl_run_table(const struct pw_ctl_cmd *t, const char *obj, int argc, char **argv)
 {
 	if (argc < 1 || strcmp(argv[0], "help") == 0) {
 		for (; t->name; t++)
@@ -35,7 +30,7 @@ static int run_table(const struct cmd *t, const char *obj, int argc, char **argv
 	return 2;
 }
 
-static void print_json(json_t *j)
+void pw_ctl_print_json(json_t *j)
 {
 	char *s = json_dumps(j, JSON_INDENT(0) | JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (s)
@@ -54,13 +49,13 @@ static int do_config_check(int argc, char **argv)
 	struct pw_config *cfg;
 	char err[1024];
 	int rc = pw_config_load(argv[0], &cfg, err, sizeof(err));
-	if (json_out) {
+	if (pw_ctl_json) {
 		json_t *j = json_object();
 		json_object_set_new(j, "file", json_string(argv[0]));
 		json_object_set_new(j, "valid", json_boolean(rc == 0));
 		if (rc < 0)
 			json_object_set_new(j, "error", json_string(err));
-		print_json(j);
+		pw_ctl_print_json(j);
 	} else if (rc < 0) {
 		fprintf(stderr, "%s\n", err);
 	} else {
@@ -96,34 +91,35 @@ static int do_scram_verifier(int argc, char **argv)
 		fprintf(stderr, "pgwardctl: cannot build the verifier\n");
 		return 1;
 	}
-	if (json_out) {
+	if (pw_ctl_json) {
 		json_t *j = json_object();
 		json_object_set_new(j, "scram_verifier", json_string(out));
-		print_json(j);
+		pw_ctl_print_json(j);
 	} else {
 		puts(out);
 	}
 	return 0;
 }
 
-static const struct cmd config_cmds[] = {
+static const struct pw_ctl_cmd config_cmds[] = {
 	{"check", do_config_check, "check FILE      validate a pgwardd configuration"},
 	{NULL, NULL, NULL}};
-static const struct cmd scram_cmds[] = {
+static const struct pw_ctl_cmd scram_cmds[] = {
 	{"verifier", do_scram_verifier,
 	 "verifier [--iterations N] < PASSWORD   print a SCRAM-SHA-256 verifier for the config"},
 	{NULL, NULL, NULL}};
 
 static int do_config(int argc, char **argv)
 {
-	return run_table(config_cmds, "config", argc, argv);
+	return pw_ctl_run_table(config_cmds, "config", argc, argv);
 }
 static int do_scram(int argc, char **argv)
 {
-	return run_table(scram_cmds, "scram", argc, argv);
+	return pw_ctl_run_table(scram_cmds, "scram", argc, argv);
 }
 
-static const struct cmd objects[] = {{"config", do_config, "{ check | help }"},
+static const struct pw_ctl_cmd objects[] = {{"config", do_config, "{ check | help }"},
+				     {"policy", pw_ctl_policy, "{ check | explain | help }"},
 				     {"scram", do_scram, "{ verifier | help }"},
 				     {NULL, NULL, NULL}};
 
@@ -135,10 +131,10 @@ int main(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
 		if (c == 'j')
-			json_out = true;
+			pw_ctl_json = true;
 		else {
 			printf("Usage: pgwardctl [-j] OBJECT { COMMAND | help }\n");
-			for (const struct cmd *t = objects; t->name; t++)
+			for (const struct pw_ctl_cmd *t = objects; t->name; t++)
 				printf("       pgwardctl %s %s\n", t->name, t->help);
 			return c == 'h' ? 0 : 2;
 		}
@@ -149,5 +145,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "Usage: pgwardctl [-j] OBJECT { COMMAND | help }\n");
 		return 2;
 	}
-	return run_table(objects, "", argc, argv);
+	return pw_ctl_run_table(objects, "", argc, argv);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/jit.h"
 #include "pgward/loader.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
@@ -154,6 +155,9 @@ int main(int argc, char **argv)
 		pw_loop_join();
 		return 1;
 	}
+	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
+	if (pw_jit_start(rt) < 0)
+		pw_warn("just-in-time roles: cannot start the janitor thread");
 	pw_info("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
 	struct pw_config *running = pw_config_ref(rt->cfg);
 	pw_runtime_unref(rt);
@@ -215,6 +219,8 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
+	/* the sessions are gone: drop their just-in-time roles before leaving */
+	pw_jit_stop(5000);
 	pw_config_unref(running);
 	pw_runtime_publish(NULL);
 	pw_info("pgwardd stopped");

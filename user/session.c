@@ -4,6 +4,7 @@
  * while a scanner walks the message headers, so that the inspection hook sees every
  * Query/Parse/Bind and nothing else is copied or re-encoded. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -17,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -28,6 +30,9 @@
 #include "pgward/cancel.h"
 #include "pgward/identity.h"
 #include "pgward/inspect.h"
+#include "pgward/jit.h"
+#include "pgward/jwt.h"
+#include "pgward/policy.h"
 #include "pgward/loader.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
@@ -44,10 +49,12 @@ enum state {
 	ST_CLIENT_TLS,	/* TLS handshake with the client */
 	ST_SASL_INIT,	/* sent AuthenticationSASL, waiting for SASLInitialResponse */
 	ST_SASL_CONT,	/* sent SASLContinue, waiting for SASLResponse */
+	ST_TOKEN,	/* asked for a password: the client's JWT */
 	ST_UP_CONNECT,	/* connecting to the upstream */
 	ST_UP_SSLREQ,	/* sent SSLRequest upstream, waiting for S/N */
 	ST_UP_TLS,	/* TLS handshake with the upstream */
 	ST_UP_AUTH,	/* sent StartupMessage upstream, answering its authentication */
+	ST_UP_SETUP,	/* logged in: running the identity's role set-up before the client */
 	ST_READY,	/* established: pumping */
 	ST_CANCEL,	/* forwarding a CancelRequest to an upstream */
 	ST_CLOSING,	/* flushing a last message to the client */
@@ -131,6 +138,18 @@ struct pw_session {
 	bool capturing;
 	struct pw_session *next_pool;
 	uint64_t parked_ms;
+
+	/* policy */
+	struct pw_policy_session ps; /* search_path, prepared statements (ps_ready) */
+	bool ps_ready;
+	bool counted;		     /* holds one of its identity's max_sessions */
+	char role[PW_NAME_MAX];	     /* the role the upstream session runs as; "" = login user */
+	bool jit;		     /* role is made for this session and dropped after it */
+	char *setup_sql;	     /* the Query that scopes the upstream session */
+	bool setup_sent;
+	char setup_error[256];
+	struct pw_jwt_claims *claims; /* auth "jwt": the verified token's claims */
+	bool peer_local;	      /* unix socket or loopback: a token may travel in clear */
 };
 
 static uint64_t serial_counter; /* atomic */
@@ -265,6 +284,16 @@ static void session_close(struct pw_session *s, const char *why)
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->key_registered = false;
+	if (s->counted)
+		pw_policy_session_release(s->id->name);
+	s->counted = false;
+	if (s->jit && s->setup_sent) {
+		/* the upstream connection is closed above: the janitor drops the role (and ends
+		 * the backend, should it still be running a statement) from its own connection */
+		pw_jit_drop(s->rt, s->ups_idx, s->ups->database[0] ? s->ups->database : s->database,
+			    s->role, s->cancel.pid);
+		s->jit = false;
+	}
 	if (s->queued) {
 		struct pw_session **pp = &s->w->ready;
 		while (*pp != s)
@@ -297,6 +326,10 @@ void pw_session_reap(struct pw_worker *w)
 		free(s->up_startup);
 		free(s->preamble);
 		free(s->kf);
+		free(s->setup_sql);
+		free(s->claims);
+		if (s->ps_ready)
+			pw_policy_session_free(&s->ps);
 		if (s->rt)
 			pw_runtime_unref(s->rt);
 		free(s);
@@ -427,6 +460,14 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 	format_peer(peer, s->peer, sizeof(s->peer));
 	s->cl.ev.fd = fd;
 	s->cl.rd = s->cl.wr = true;
+	if (peer->sa_family == AF_UNIX)
+		s->peer_local = true;
+	else if (peer->sa_family == AF_INET)
+		s->peer_local = (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
+	else if (peer->sa_family == AF_INET6)
+		s->peer_local = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)peer)->sin6_addr) ||
+				(IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr) &&
+				 ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr[12] == 127);
 	if (peer->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -632,7 +673,8 @@ static void pool_remove(struct pw_session *s)
  * flight either way, outside any transaction, start-up captured. */
 static bool reusable(const struct pw_session *s)
 {
-	return s->ups && s->ups->reuse_connections && s->state == ST_READY && !s->capturing &&
+	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
+	       !s->capturing &&
 	       s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
 	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->inj_n && !s->copy_in &&
 	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
@@ -653,6 +695,9 @@ static void park(struct pw_session *s)
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->key_registered = false;
+	if (s->counted)
+		pw_policy_session_release(s->id->name);
+	s->counted = false;
 	s->cbuf.start = s->cbuf.scan = s->cbuf.end = 0;
 	s->ubuf.start = s->ubuf.scan = s->ubuf.end = 0;
 	static const char q[] = "DISCARD ALL";
@@ -812,15 +857,222 @@ static bool is_replication(const char *v)
 	return false;
 }
 
+/* The upstream the identity uses: its own, or the one the steered client dialled. */
+static bool choose_upstream(struct pw_session *s)
+{
+	const struct pw_config *cfg = s->rt->cfg;
+	char who[1024] = "";
+
+	s->ups_idx = s->id->upstream;
+	if (s->ups_idx < 0 && s->steered) {
+		struct sockaddr_storage dst = {0};
+		if (s->kf->info.family == AF_INET) {
+			struct sockaddr_in *a = (void *)&dst;
+			a->sin_family = AF_INET;
+			a->sin_addr.s_addr = s->kf->info.orig_addr[0];
+			a->sin_port = s->kf->info.orig_port;
+		} else {
+			struct sockaddr_in6 *a = (void *)&dst;
+			a->sin6_family = AF_INET6;
+			memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
+			a->sin6_port = s->kf->info.orig_port;
+		}
+		s->ups_idx = pw_config_upstream_for(cfg, (struct sockaddr *)&dst);
+		if (s->ups_idx < 0) {
+			char d[80];
+			format_peer((struct sockaddr *)&dst, d, sizeof(d));
+			fatal(s, "28000", "pgward: no upstream is configured for %s, the address "
+					  "the client dialled",
+			      d);
+			return false;
+		}
+	} else if (s->ups_idx < 0) {
+		fatal(s, "28000",
+		      "pgward: identity %s takes its upstream from the address a steered client "
+		      "dialled, and this connection was not steered",
+		      s->id->name);
+		return false;
+	}
+	s->ups = &cfg->upstreams[s->ups_idx];
+	if (s->steered)
+		pw_identity_describe(s->kf, who, sizeof(who));
+	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
+		(unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
+		s->ups->name, s->claims ? " sub=" : "", s->claims ? s->claims->sub : "",
+		who[0] ? " caller: " : "", who);
+	return true;
+}
+
+static bool startup_policy(struct pw_session *s);
+
+/* The client is who it claims: apply the identity's policy, then log in upstream. */
 static void after_client_auth(struct pw_session *s)
 {
+	if (!choose_upstream(s) || !startup_policy(s))
+		return;
 	if (build_upstream_startup(s) < 0) {
 		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
 		return;
 	}
-	if (s->ups->reuse_connections && adopt(s))
+	if (s->ups->reuse_connections && !s->role[0] && adopt(s))
 		return;
 	upstream_connect(s);
+}
+
+/* Settings a client may not choose at start-up: they change how the server reads statements
+ * or who runs them (a role given at start-up would skip the identity's scoping). */
+static const char *const startup_refused[] = {"standard_conforming_strings", "client_encoding",
+					       "role", "session_authorization", "search_path"};
+
+/* The GUC names an `options` startup parameter sets ("-c name=value", "--name=value"; words
+ * split on blanks, backslash escapes the next character, as the server splits them). Returns
+ * the first refused one, or NULL. */
+static const char *options_refused(const char *opt, char *name, size_t cap)
+{
+	char word[1024];
+	bool want_c = false;
+
+	while (*opt) {
+		size_t n = 0;
+		while (isspace((unsigned char)*opt))
+			opt++;
+		if (!*opt)
+			break;
+		while (*opt && !isspace((unsigned char)*opt)) {
+			if (*opt == '\\' && opt[1])
+				opt++;
+			if (n < sizeof(word) - 1)
+				word[n++] = *opt;
+			opt++;
+		}
+		word[n] = 0;
+		const char *set = NULL;
+		if (want_c)
+			set = word;
+		else if (strncmp(word, "--", 2) == 0)
+			set = word + 2;
+		else if (strncmp(word, "-c", 2) == 0 && word[2])
+			set = word + 2;
+		want_c = strcmp(word, "-c") == 0;
+		if (!set)
+			continue;
+		size_t k;
+		for (k = 0; set[k] && set[k] != '=' && k < cap - 1; k++)
+			name[k] = set[k] == '-' ? '_' : (char)tolower((unsigned char)set[k]);
+		name[k] = 0;
+		for (size_t i = 0; i < sizeof(startup_refused) / sizeof(startup_refused[0]); i++)
+			if (strcmp(name, startup_refused[i]) == 0)
+				return name;
+	}
+	return NULL;
+}
+
+static bool is_on(const char *v)
+{
+	return !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+	       !strcmp(v, "1");
+}
+
+/* Quote an identifier as PostgreSQL's quote_ident does (always quoted: never a keyword). */
+static void quote_ident(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	if (cap < 3)
+		return;
+	out[o++] = '"';
+	for (; *in && o + 3 < cap; in++) {
+		if (*in == '"')
+			out[o++] = '"';
+		out[o++] = *in;
+	}
+	out[o++] = '"';
+	out[o] = 0;
+}
+
+/* The identity's policy at start-up: what the client asked for, where, when, how many, and
+ * how the upstream session is scoped. False when the session was refused. */
+static bool startup_policy(struct pw_session *s)
+{
+	const struct pw_config *cfg = s->rt->cfg;
+	const struct pw_policy *p = &s->id->policy;
+	const char *path = NULL;
+	char msg[512], name[128];
+
+	bool integrity = !p->guardrail_off[PW_GR_PARSER_INTEGRITY];
+	for (int i = 0; i < s->st.n; i++) {
+		const char *k = s->st.key[i], *v = s->st.val[i];
+		if (!strcasecmp(k, "search_path"))
+			path = v;
+		if ((!strcasecmp(k, "role") || !strcasecmp(k, "session_authorization")) &&
+		    !p->guardrail_off[PW_GR_ROLE_ESCAPE]) {
+			fatal(s, "42501", "pgward: identity %s may not choose its role at start-up (%s)",
+			      s->id->name, k);
+			return false;
+		}
+		if (!integrity)
+			continue;
+		if (!strcasecmp(k, "standard_conforming_strings") && !is_on(v)) {
+			fatal(s, "42501",
+			      "pgward: identity %s may not start with standard_conforming_strings = "
+			      "%s",
+			      s->id->name, v);
+			return false;
+		}
+		if (!strcasecmp(k, "client_encoding") && !pw_config_encoding_allowed(cfg, v)) {
+			fatal(s, "42501",
+			      "pgward: identity %s may not use client_encoding %s (see "
+			      "client_encodings)",
+			      s->id->name, v);
+			return false;
+		}
+		if (!strcmp(k, "options") && options_refused(v, name, sizeof(name))) {
+			fatal(s, "42501",
+			      "pgward: identity %s may not set %s through the options startup "
+			      "parameter",
+			      s->id->name, name);
+			return false;
+		}
+	}
+	if (pw_policy_admit(s->id, cfg, s->database, s->ups_idx, time(NULL), msg, sizeof(msg)) <
+	    0) {
+		fatal(s, "42501", "%s", msg);
+		return false;
+	}
+	if (!pw_policy_session_acquire(s->id->name, p->max_sessions)) {
+		fatal(s, "53300", "pgward: identity %s has reached its max_sessions (%d)",
+		      s->id->name, p->max_sessions);
+		return false;
+	}
+	s->counted = true;
+	if (p->role[0]) {
+		char q[2 * PW_NAME_MAX + 4];
+		snprintf(s->role, sizeof(s->role), "%s", p->role);
+		quote_ident(p->role, q, sizeof(q));
+		if (asprintf(&s->setup_sql, "SET ROLE %s", q) < 0)
+			s->setup_sql = NULL;
+	} else if (p->jit) {
+		char sql[16384];
+		pw_jit_role_name(s->serial, s->role);
+		int n = pw_jit_setup_sql(s->id, s->role,
+					 s->ups->database[0] ? s->ups->database : s->database, sql,
+					 sizeof(sql));
+		if (n < 0) {
+			fatal(s, "42501", "pgward: cannot build the just-in-time role of identity %s",
+			      s->id->name);
+			return false;
+		}
+		s->setup_sql = strdup(sql);
+		s->jit = true;
+	}
+	if ((p->role[0] || p->jit) && !s->setup_sql) {
+		fatal(s, "53200", "pgward: out of memory");
+		return false;
+	}
+	pw_policy_session_init(&s->ps, s->ups, s->role[0] ? s->role : s->ups->user);
+	s->ps_ready = true;
+	if (path)
+		pw_policy_session_startup_path(&s->ps, path);
+	return true;
 }
 
 /* A complete StartupMessage (body after the version) is in s->startup. */
@@ -869,42 +1121,24 @@ static void handle_startup_message(struct pw_session *s)
 		      s->user, s->database, app ? app : "", who[0] ? "; caller: " : "", who);
 		return;
 	}
-	s->ups_idx = s->id->upstream;
-	if (s->ups_idx < 0 && s->steered) {
-		struct sockaddr_storage dst = {0};
-		if (s->kf->info.family == AF_INET) {
-			struct sockaddr_in *a = (void *)&dst;
-			a->sin_family = AF_INET;
-			a->sin_addr.s_addr = s->kf->info.orig_addr[0];
-			a->sin_port = s->kf->info.orig_port;
-		} else {
-			struct sockaddr_in6 *a = (void *)&dst;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
-			a->sin6_port = s->kf->info.orig_port;
-		}
-		s->ups_idx = pw_config_upstream_for(cfg, (struct sockaddr *)&dst);
-		if (s->ups_idx < 0) {
-			char d[80];
-			format_peer((struct sockaddr *)&dst, d, sizeof(d));
-			fatal(s, "28000", "pgward: no upstream is configured for %s, the address "
-					  "the client dialled",
-			      d);
-			return;
-		}
-	} else if (s->ups_idx < 0) {
-		fatal(s, "28000",
-		      "pgward: identity %s takes its upstream from the address a steered client "
-		      "dialled, and this connection was not steered",
-		      s->id->name);
-		return;
-	}
-	s->ups = &cfg->upstreams[s->ups_idx];
-	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s",
-		(unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
-		s->ups->name, who[0] ? " caller: " : "", who);
 	if (s->id->auth == PW_CLIENT_AUTH_TRUST) {
 		after_client_auth(s);
+		return;
+	}
+	if (s->id->auth == PW_CLIENT_AUTH_JWT) {
+		/* the token is a bearer secret: never over a network in clear text */
+		if (!s->cl.ssl && !s->peer_local) {
+			fatal(s, "28000",
+			      "pgward: identity %s authenticates with a token, which needs an SSL "
+			      "connection",
+			      s->id->name);
+			return;
+		}
+		if (pw_msg_auth(&s->ubuf, PW_AUTH_REQ_CLEARTEXT, NULL, 0) < 0) {
+			session_close(s, "oom");
+			return;
+		}
+		s->state = ST_TOKEN;
 		return;
 	}
 	static const char mech[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
@@ -991,6 +1225,74 @@ static bool client_startup_step(struct pw_session *s)
 	pw_buf_cut(b, len);
 	handle_startup_message(s);
 	return true;
+}
+
+/* The client's PasswordMessage carrying its token. */
+static bool client_token_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->cbuf;
+	const struct pw_config *cfg = s->rt->cfg;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < PW_HDR)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p + 1);
+	if (p[0] != 'p') {
+		fatal(s, "08P01", "expected password response, got message type %d", p[0]);
+		return false;
+	}
+	if (len < 5 || len > PW_JWT_MAX_TOKEN + 5) {
+		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
+		pw_info("session %llu %s: password message of %u bytes is no token",
+			(unsigned long long)s->serial, s->peer, len);
+		return false;
+	}
+	if (avail < (size_t)len + 1) {
+		if (pw_buf_reserve_at_scan(b, (size_t)len + 1) < 0)
+			session_close(s, "oom");
+		return false;
+	}
+	const char *tok = (const char *)p + PW_HDR;
+	size_t tlen = strnlen(tok, len - 4);
+	struct pw_jwt_params prm = {.issuer = cfg->jwt.issuer,
+				    .audience = cfg->jwt.audience,
+				    .leeway_s = cfg->jwt.leeway_s,
+				    .groups_claim = cfg->jwt.groups_claim,
+				    .require_exp = true};
+	char why[256];
+	s->claims = calloc(1, sizeof(*s->claims));
+	if (!s->claims) {
+		session_close(s, "oom");
+		return false;
+	}
+	int rc = tlen + 1 == len - 4 ? pw_jwt_verify(cfg->jwt.keys, &prm, tok, tlen, time(NULL),
+						     s->claims, why, sizeof(why))
+				     : -1;
+	if (tlen + 1 != len - 4)
+		snprintf(why, sizeof(why), "malformed password message");
+	explicit_bzero(p, (size_t)len + 1); /* a bearer token: no copy left behind */
+	pw_buf_cut(b, (size_t)len + 1);
+	if (rc < 0) {
+		/* why goes to the log only: a client probing tokens learns nothing */
+		pw_info("session %llu %s: token refused for identity %s: %s",
+			(unsigned long long)s->serial, s->peer, s->id->name, why);
+		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
+		return false;
+	}
+	/* the claims may pick a later identity; only token identities match from here */
+	const char *app = pw_startup_get(&s->st, "application_name");
+	const struct pw_identity *id = pw_config_match_ex(
+		cfg, (int)(s->id - cfg->identities), s->user, s->database, app,
+		s->steered && s->kf ? &s->kf->view : NULL, s->claims);
+	if (!id) {
+		pw_info("session %llu %s: no identity matches the token of sub \"%s\"",
+			(unsigned long long)s->serial, s->peer, s->claims->sub);
+		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
+		return false;
+	}
+	s->id = id;
+	after_client_auth(s); /* the upstream's AuthenticationOk will be the client's */
+	return false;
 }
 
 /* SASLInitialResponse / SASLResponse from the client. */
@@ -1153,9 +1455,13 @@ static bool upstream_auth_step(struct pw_session *s)
 	case PW_AUTH_REQ_OK:
 		/* forwarded as it is: from here the upstream's bytes go to the client */
 		b->scan += (size_t)len + 1;
+		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
+		if (s->setup_sql) {
+			s->state = ST_UP_SETUP; /* the client waits until the role is in place */
+			return true;
+		}
 		s->state = ST_READY;
 		s->deadline_ms = 0;
-		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
 		if (u->reuse_connections)
 			s->capturing = preamble_add(s, p, (size_t)len + 1);
 		return true;
@@ -1235,6 +1541,134 @@ static bool upstream_auth_step(struct pw_session *s)
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* what the server reports, and the role set-up                                          */
+
+/* A ParameterStatus from the upstream: the analyser reads statements the way the server does
+ * only with standard_conforming_strings on and a client_encoding that cannot hide a quote in
+ * a multibyte character; should the server ever report otherwise, the session ends. */
+static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
+{
+	const char *name = (const char *)body, *end = (const char *)body + len;
+	const char *z = memchr(name, 0, len);
+	if (!z || !memchr(z + 1, 0, (size_t)(end - z - 1))) {
+		fatal(s, "08P01", "pgward: upstream sent a malformed ParameterStatus");
+		return false;
+	}
+	const char *val = z + 1;
+	if (s->id && s->id->policy.guardrail_off[PW_GR_PARSER_INTEGRITY])
+		return true; /* allowed everything: nothing depends on reading it right */
+	if (strcmp(name, "standard_conforming_strings") == 0 && strcmp(val, "on") != 0) {
+		fatal(s, "0A000",
+		      "pgward: the server reports standard_conforming_strings = %s; pgward reads "
+		      "statements as the server does only with it on, so the session ends",
+		      val);
+		return false;
+	}
+	if (strcmp(name, "client_encoding") == 0 && !pw_config_encoding_allowed(s->rt->cfg, val)) {
+		fatal(s, "0A000",
+		      "pgward: the server reports client_encoding = %s, which identity %s may not "
+		      "use (see client_encodings); the session ends",
+		      val, s->id ? s->id->name : "?");
+		return false;
+	}
+	return true;
+}
+
+/* Logged in: the upstream's start-up messages go to the client, except its ReadyForQuery,
+ * which is held while the role set-up runs (the client cannot send anything before it); the
+ * set-up's own answers are dropped, and its ReadyForQuery is the one the client gets. */
+static bool setup_step(struct pw_session *s)
+{
+	struct pw_buf *b = &s->ubuf;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < PW_HDR)
+		return false;
+	uint8_t *p = b->data + b->scan;
+	uint32_t len = pw_be32(p + 1);
+	if (len < 4 || len > AUTH_MSG_MAX) {
+		upstream_fail(s, "invalid message length %u while setting up the session", len);
+		return false;
+	}
+	size_t total = (size_t)len + 1;
+	if (avail < total) {
+		if (pw_buf_reserve_at_scan(b, total) < 0)
+			fatal(s, "53200", "pgward: out of memory");
+		return false;
+	}
+	switch (p[0]) {
+	case 'S':
+		if (!param_check(s, p + PW_HDR, len - 4))
+			return false;
+		b->scan += total; /* is_superuser after SET ROLE is news for the client too */
+		return true;
+	case 'K':
+		if (len != 12) {
+			upstream_fail(s, "malformed BackendKeyData");
+			return false;
+		}
+		register_cancel_key(s, p);
+		b->scan += total;
+		return true;
+	case 'N':
+		if (s->setup_sent)
+			pw_buf_cut(b, total);
+		else
+			b->scan += total;
+		return true;
+	case 'C':
+		if (!s->setup_sent)
+			break;
+		pw_buf_cut(b, total);
+		return true;
+	case 'E':
+		if (!s->setup_sent) {
+			/* a FATAL right after the login: the client gets it as it is */
+			b->scan += total;
+			b->end = b->scan;
+			s->state = ST_CLOSING;
+			return false;
+		}
+		if (!s->setup_error[0]) {
+			const char *m = pw_error_field(p + PW_HDR, len - 4, 'M');
+			snprintf(s->setup_error, sizeof(s->setup_error), "%s", m ? m : "?");
+		}
+		pw_buf_cut(b, total);
+		return true;
+	case 'Z':
+		if (len != 5)
+			break;
+		if (!s->setup_sent) {
+			pw_buf_cut(b, total);
+			s->setup_sent = true;
+			if (pw_msg_raw(&s->cbuf, 'Q', s->setup_sql, strlen(s->setup_sql) + 1) < 0) {
+				fatal(s, "53200", "pgward: out of memory");
+				return false;
+			}
+			return true;
+		}
+		if (s->setup_error[0]) {
+			pw_warn("session %llu %s: identity %s: role set-up failed upstream: %s",
+				(unsigned long long)s->serial, s->peer, s->id->name, s->setup_error);
+			fatal(s, "42501", "pgward: cannot set up the session of identity %s as role %s",
+			      s->id->name, s->role);
+			return false;
+		}
+		s->tx_status = (char)p[5];
+		s->rfq_seen = 1;
+		b->scan += total;
+		s->state = ST_READY;
+		s->deadline_ms = 0;
+		pw_debug("session %llu %s: upstream session runs as role %s",
+			 (unsigned long long)s->serial, s->peer, s->role);
+		return true;
+	default:
+		break;
+	}
+	upstream_fail(s, "unexpected message type '%c' while setting up the session", p[0]);
+	return false;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* established: the scanners                                                             */
 
 static void queue_injection(struct pw_session *s, const struct pw_deny *d)
@@ -1252,8 +1686,8 @@ static void deny_message(struct pw_session *s, uint8_t type, size_t total, const
 	struct pw_buf *b = &s->cbuf;
 	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
 		d->sqlstate, d->message);
-	if (type == 'Q') {
-		/* the Query becomes a Sync: the server answers ReadyForQuery in order, and the
+	if (type == 'Q' || type == 'F') {
+		/* the Query (FunctionCall) becomes a Sync: the server answers ReadyForQuery in order, and the
 		 * error is put in front of it on the way back */
 		b->data[b->scan] = 'S';
 		pw_put_be32(b->data + b->scan + 1, 4);
@@ -1377,8 +1811,9 @@ static bool scan_client(struct pw_session *s)
 					m.stmt = z + 1;
 				}
 			}
-			struct pw_caller who = {.identity = s->id, .user = s->user,
-						.database = s->database};
+			struct pw_caller who = {.cfg = cfg, .identity = s->id, .user = s->user,
+						.database = s->database, .serial = s->serial,
+						.ps = &s->ps};
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
 				deny_message(s, t, total, &d);
 				continue;
@@ -1394,10 +1829,22 @@ static bool scan_client(struct pw_session *s)
 			s->rfq_owed++;
 			s->syncs_since_exec++;
 			break;
-		case 'F':
+		case 'F': {
+			if (s->inj_n == MAX_INJECT)
+				return true; /* wait for the queued errors to go out */
+			struct pw_stmt m = {.type = 'F', .body = p + PW_HDR, .len = len - 4};
+			struct pw_caller who = {.cfg = cfg, .identity = s->id, .user = s->user,
+						.database = s->database, .serial = s->serial,
+						.ps = &s->ps};
+			struct pw_deny d;
+			if (pw_inspect(&who, &m, &d) == PW_DENY) {
+				deny_message(s, t, total, &d);
+				continue;
+			}
 			s->rfq_owed++;
 			s->syncs_since_exec = 0;
 			break;
+		}
 		case 'E':
 			s->syncs_since_exec = 0;
 			break;
@@ -1462,6 +1909,18 @@ static bool scan_upstream(struct pw_session *s)
 			return true;
 		}
 		switch (p[0]) {
+		case 'S':
+			if (len > AUTH_MSG_MAX) {
+				fatal(s, "08P01", "pgward: upstream sent an oversized ParameterStatus");
+				return false;
+			}
+			if (pw_buf_unscanned(b) < total) {
+				pw_buf_reserve_at_scan(b, total);
+				return true;
+			}
+			if (!param_check(s, p + PW_HDR, len - 4))
+				return false;
+			break;
 		case 'K':
 			if (len != 12) {
 				fatal(s, "08P01", "pgward: upstream sent a malformed BackendKeyData");
@@ -1593,6 +2052,7 @@ static void run(struct pw_session *s)
 		case ST_STARTUP:
 		case ST_SASL_INIT:
 		case ST_SASL_CONT:
+		case ST_TOKEN:
 			if (s->cl.rd) {
 				r = fill(&s->cl, &s->cbuf);
 				if (r < 0) {
@@ -1602,8 +2062,9 @@ static void run(struct pw_session *s)
 				moved |= r > 0;
 			}
 			while (!s->closed && (s->state == ST_STARTUP || s->state == ST_SASL_INIT ||
-					      s->state == ST_SASL_CONT)) {
+					      s->state == ST_SASL_CONT || s->state == ST_TOKEN)) {
 				bool step = s->state == ST_STARTUP ? client_startup_step(s)
+					    : s->state == ST_TOKEN ? client_token_step(s)
 								    : client_sasl_step(s);
 				if (!step)
 					break;
@@ -1707,6 +2168,21 @@ static void run(struct pw_session *s)
 				moved |= r > 0;
 			}
 			while (!s->closed && s->state == ST_UP_AUTH && upstream_auth_step(s))
+				moved = true;
+			if (s->state == ST_READY || s->state == ST_UP_SETUP)
+				moved = true;
+			break;
+		case ST_UP_SETUP:
+			if (s->up.rd) {
+				r = fill(&s->up, &s->ubuf);
+				if (r < 0) {
+					upstream_fail(s, "connection closed while setting up the "
+							 "session's role");
+					continue;
+				}
+				moved |= r > 0;
+			}
+			while (!s->closed && s->state == ST_UP_SETUP && setup_step(s))
 				moved = true;
 			if (s->state == ST_READY)
 				moved = true;

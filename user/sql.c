@@ -203,11 +203,13 @@ static void with_clause(struct walk *w, const PgQuery__WithClause *wc)
 }
 
 /* INSERT/UPDATE/DELETE/MERGE anywhere: the target is written, the rest read. */
-static void dml(struct walk *w, msg_t *m, const PgQuery__RangeVar *target,
+static void dml(struct walk *w, msg_t *m, enum pw_sql_class cls, const PgQuery__RangeVar *target,
 		const PgQuery__WithClause *wc, bool no_where)
 {
 	int nctes = w->nctes;
 	uint8_t mode = w->mode;
+
+	cur(w)->runs |= 1u << cls;
 
 	with_clause(w, wc);
 	if (target)
@@ -232,7 +234,7 @@ static const char *const_string(const PgQuery__Node *n)
 	return NULL;
 }
 
-static void setting(struct walk *w, const char *name, uint8_t how)
+static struct pw_sql_setting *setting(struct walk *w, const char *name, uint8_t how)
 {
 	struct pw_sql_setting *s;
 	char lname[PW_SQL_NAMELEN];
@@ -249,12 +251,83 @@ static void setting(struct walk *w, const char *name, uint8_t how)
 			PW_SQL_F_RESET_ALL | PW_SQL_F_SCS_CHANGE | PW_SQL_F_ENCODING_CHANGE;
 	if (w->r->nsets >= PW_SQL_MAX_SETS) {
 		fail(w, "the settings limit");
-		return;
+		return NULL;
 	}
 	s = &w->r->sets[w->r->nsets++];
+	memset(s, 0, sizeof(*s));
 	memcpy(s->name, lname, sizeof(s->name));
 	s->how = how;
 	s->stmt = (uint16_t)w->stmt;
+	s->value_known = how == PW_SQL_SET_RESET;
+	return s;
+}
+
+/* Appends one schema name to a search_path value; false when it does not fit. */
+static bool value_add(struct pw_sql_setting *s, const char *name, size_t n)
+{
+	if (n >= PW_SQL_NAMELEN)
+		n = PW_SQL_NAMELEN - 1; /* the server truncates identifiers the same way */
+	if ((size_t)s->value_len + n + 1 > sizeof(s->value))
+		return false;
+	memcpy(s->value + s->value_len, name, n);
+	s->value[s->value_len + n] = 0;
+	s->value_len = (uint16_t)(s->value_len + n + 1);
+	return true;
+}
+
+/* set_config('search_path', 'a, "B"', ...): the text is split as the server splits a list
+ * of identifiers (SplitIdentifierString): commas, blanks around names, double quotes keep
+ * case and commas ("" is a quote), unquoted names are folded to lower case. */
+static bool value_split(struct pw_sql_setting *s, const char *v)
+{
+	char name[PW_SQL_NAMELEN * 4];
+
+	for (;;) {
+		size_t n = 0;
+
+		while (isspace((unsigned char)*v))
+			v++;
+		if (*v == '"') {
+			for (v++;; v++) {
+				if (!*v)
+					return false; /* unterminated: the server refuses it */
+				if (*v == '"') {
+					if (v[1] != '"')
+						break;
+					v++;
+				}
+				if (n < sizeof(name) - 1)
+					name[n++] = *v;
+			}
+			v++;
+		} else {
+			while (*v && *v != ',' && !isspace((unsigned char)*v)) {
+				if (n < sizeof(name) - 1)
+					name[n++] = (char)tolower((unsigned char)*v);
+				v++;
+			}
+			if (n == 0)
+				return *v == 0 && s->value_len == 0; /* '' is an empty path */
+		}
+		if (!value_add(s, name, n))
+			return false;
+		while (isspace((unsigned char)*v))
+			v++;
+		if (!*v)
+			return true;
+		if (*v++ != ',')
+			return false;
+	}
+}
+
+int pw_sql_split_path(const char *text, struct pw_sql_setting *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->name, sizeof(out->name), "search_path");
+	out->value_known = value_split(out, text);
+	if (!out->value_known)
+		out->value_len = 0;
+	return out->value_known ? 0 : -1;
 }
 
 static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
@@ -280,9 +353,21 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 	    (n == 1 || strcmp(f->schema, "pg_catalog") == 0)) {
 		const char *name = fc->n_args ? const_string(fc->args[0]) : NULL;
 
-		if (name)
-			setting(w, name, PW_SQL_SET_CONFIG);
-		else
+		struct pw_sql_setting *st = name ? setting(w, name, PW_SQL_SET_CONFIG) : NULL;
+
+		if (st && fc->n_args > 1 && strcmp(st->name, "client_encoding") == 0) {
+			const char *v = const_string(fc->args[1]);
+
+			st->value_known = v && value_add(st, v, strlen(v));
+		}
+		if (st && fc->n_args > 1 && strcmp(st->name, "search_path") == 0) {
+			const char *v = const_string(fc->args[1]);
+
+			st->value_known = v && value_split(st, v);
+			if (!st->value_known)
+				st->value_len = 0;
+		}
+		if (!name)
 			cur(w)->flags |= PW_SQL_F_SET_CONFIG_DYNAMIC;
 	}
 }
@@ -356,22 +441,24 @@ static void visit(struct walk *w, msg_t *m)
 		w->mode = PW_SQL_READ;
 		with_clause(w, s->with_clause);
 		if (s->into_clause && s->into_clause->rel) {
+			/* SELECT INTO creates a table: DDL as much as CREATE TABLE AS */
 			cur(w)->flags |= PW_SQL_F_SELECT_INTO;
+			cur(w)->runs |= 1u << PW_SQL_DDL;
 			range_var(w, s->into_clause->rel, PW_SQL_WRITE, false);
 		}
 		walk_children(w, m, s->with_clause, s->into_clause);
 	} else if (d == &pg_query__insert_stmt__descriptor) {
 		const PgQuery__InsertStmt *s = (const PgQuery__InsertStmt *)m;
-		dml(w, m, s->relation, s->with_clause, false);
+		dml(w, m, PW_SQL_INSERT, s->relation, s->with_clause, false);
 	} else if (d == &pg_query__update_stmt__descriptor) {
 		const PgQuery__UpdateStmt *s = (const PgQuery__UpdateStmt *)m;
-		dml(w, m, s->relation, s->with_clause, !s->where_clause);
+		dml(w, m, PW_SQL_UPDATE, s->relation, s->with_clause, !s->where_clause);
 	} else if (d == &pg_query__delete_stmt__descriptor) {
 		const PgQuery__DeleteStmt *s = (const PgQuery__DeleteStmt *)m;
-		dml(w, m, s->relation, s->with_clause, !s->where_clause);
+		dml(w, m, PW_SQL_DELETE, s->relation, s->with_clause, !s->where_clause);
 	} else if (d == &pg_query__merge_stmt__descriptor) {
 		const PgQuery__MergeStmt *s = (const PgQuery__MergeStmt *)m;
-		dml(w, m, s->relation, s->with_clause, false);
+		dml(w, m, PW_SQL_MERGE, s->relation, s->with_clause, false);
 	} else if (d == &pg_query__copy_stmt__descriptor) {
 		const PgQuery__CopyStmt *s = (const PgQuery__CopyStmt *)m;
 
@@ -410,12 +497,37 @@ static void visit(struct walk *w, msg_t *m)
 			     s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL;
 		uint8_t how = w->set_how;
 
-		if (how == PW_SQL_SET_SET && reset)
+		if (how == PW_SQL_SET_SET &&
+		    (reset || s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_DEFAULT))
 			how = PW_SQL_SET_RESET;
-		if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL)
+		if (s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL) {
 			setting(w, "all", how == PW_SQL_SET_ALTER ? PW_SQL_SET_RESET : how);
-		else if (s->name && *s->name)
-			setting(w, s->name, how);
+		} else if (s->name && *s->name) {
+			struct pw_sql_setting *st = setting(w, s->name, how);
+
+			bool enc = st && (strcmp(st->name, "client_encoding") == 0 ||
+					  strcmp(st->name, "names") == 0);
+
+			if (enc && how != PW_SQL_SET_RESET) {
+				/* SET NAMES 'x', SET client_encoding TO x, ALTER ROLE ... SET */
+				const char *v = s->n_args == 1 ? const_string(s->args[0]) : NULL;
+
+				st->value_known = v && value_add(st, v, strlen(v));
+			}
+			if (st && how == PW_SQL_SET_SET && strcmp(st->name, "search_path") == 0) {
+				/* SET search_path TO a, "B", 'c d': one schema per list element, as
+				 * written (the scanner already folded unquoted names) */
+				st->value_known =
+					s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE;
+				for (size_t i = 0; st->value_known && i < s->n_args; i++) {
+					const char *v = const_string(s->args[i]);
+
+					st->value_known = v && value_add(st, v, strlen(v));
+				}
+				if (!st->value_known)
+					st->value_len = 0;
+			}
+		}
 		walk_children(w, m, NULL, NULL);
 	} else if (d == &pg_query__alter_role_set_stmt__descriptor ||
 		   d == &pg_query__alter_database_set_stmt__descriptor) {
@@ -549,6 +661,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 	struct pw_sql_stmt *s = cur(w);
 
 	s->cls = classify(n);
+	s->runs = 1u << s->cls;
 	s->location = raw->stmt_location;
 	s->length = raw->stmt_len;
 	/* utility statements name their objects to change them */
@@ -563,6 +676,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 		const PgQuery__ExplainStmt *e = n->explain_stmt;
 
 		s->inner = classify(e->query);
+		s->runs |= 1u << s->inner;
 		if (s->inner == PW_SQL_EXECUTE)
 			copy_name(s->object, e->query->execute_stmt->name);
 		if (explain_analyze(e))
@@ -576,6 +690,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 	}
 	case PW_SQL_PREPARE:
 		s->inner = classify(n->prepare_stmt->query);
+		s->runs |= 1u << s->inner;
 		s->flags |= PW_SQL_F_NOT_EXECUTED;
 		copy_name(s->object, n->prepare_stmt->name);
 		break;
@@ -585,6 +700,8 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 	case PW_SQL_COPY_TO:
 	case PW_SQL_COPY_FROM:
 		s->inner = classify(n->copy_stmt->query);
+		if (n->copy_stmt->query)
+			s->runs |= 1u << s->inner;
 		break;
 	default:
 		if (n->node_case == PG_QUERY__NODE__NODE_DEALLOCATE_STMT) {
@@ -1021,7 +1138,7 @@ void pw_sql_cache_clear(void)
 struct pw_sql_prepared {
 	char name[PW_SQL_NAMELEN];
 	enum pw_sql_class cls;
-	uint32_t flags;
+	uint32_t flags, runs;
 	int nrels, nfuncs;
 	struct pw_sql_rel *rels; /* resolved when remembered: the server fixes search_path then */
 	struct pw_sql_func *funcs;
@@ -1086,6 +1203,7 @@ int pw_sql_prepared_remember(struct pw_sql_session *s, const char *name,
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->cls = st->cls == PW_SQL_PREPARE ? st->inner : st->cls;
 	p->flags = st->flags & ~(uint32_t)PW_SQL_F_NOT_EXECUTED;
+	p->runs = (st->runs & ~(1u << PW_SQL_PREPARE)) | (1u << p->cls);
 	for (int k = 0; k < r->nrels; k++)
 		if (r->rels[k].stmt == i)
 			p->rels[p->nrels++] = r->rels[k];
@@ -1194,6 +1312,7 @@ static int same_string_prepared(struct pw_sql_result *out, int i, int j, bool ex
 	if (!explain)
 		st->inner = out->stmts[j].inner;
 	st->flags |= out->stmts[j].flags & ~(uint32_t)PW_SQL_F_NOT_EXECUTED;
+	st->runs |= (out->stmts[j].runs & ~(1u << PW_SQL_PREPARE)) | (1u << out->stmts[j].inner);
 	for (int k = 0; k < nrels; k++) {
 		if (out->rels[k].stmt != j)
 			continue;
@@ -1252,6 +1371,7 @@ static int finish(const struct pw_sql_result *r, const struct pw_sql_session *se
 		if (!explain)
 			st->inner = p->cls;
 		st->flags |= p->flags;
+		st->runs |= p->runs;
 		for (int k = 0; k < p->nrels; k++) {
 			if (out->nrels >= PW_SQL_MAX_RELS)
 				goto full;

@@ -52,9 +52,28 @@ struct pw_upstream {
 	bool reuse_connections;
 	int pool_idle_timeout_ms;  /* default 60000: a parked connection is closed after this */
 	int pool_max_idle;	   /* default 32, per worker */
+	/* how the server resolves unqualified names for our login: default {"public"} (see
+	 * README: PostgreSQL's "$user" is left out unless listed) */
+	int n_search_path;
+	char search_path[8][PW_NAME_MAX];
 };
 
-enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD };
+enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD, PW_CLIENT_AUTH_JWT };
+
+struct pw_jwt_keys;
+struct pw_jwt_claims;
+
+/* Token identities: the client sends a JWT as its password (see jwt.h). */
+struct pw_jwt_config {
+	bool enabled;
+	char jwks_file[PATH_MAX];
+	struct pw_jwt_keys *keys; /* loaded with the config: a reload re-reads the JWKS */
+	char issuer[256];
+	char audience[256];
+	int leeway_s;		  /* default 30 */
+	char groups_claim[64];	  /* default "groups" */
+	bool allow_hs256;	  /* default false */
+};
 
 #define PW_MAX_REDIRECT_CGROUPS 32
 #define PW_MAX_REDIRECT_PORTS	32
@@ -88,6 +107,82 @@ struct pw_redirect {
 	int n_destinations;
 };
 
+/* ---- policy (decided in policy.c) ---- */
+
+enum pw_action { PW_ACT_ALLOW, PW_ACT_DENY, PW_ACT_APPROVE, PW_ACT_MASK };
+
+#define PW_GLOB_MAX 160 /* "schema.name" globs: two quoted 63-byte names and some stars */
+
+/* One statement rule. Conditions left out match anything. An allowing rule matches only when
+ * it covers the whole statement (every class it runs, every relation and function it
+ * touches); a restricting one (deny, approve, mask) when it names any part of it. */
+struct pw_rule {
+	char name[PW_NAME_MAX];	  /* optional label for messages; "" = none */
+	enum pw_action action;
+	uint32_t classes;	  /* bits 1u << enum pw_sql_class; 0 = any */
+	uint8_t access;		  /* which relation accesses "relations" looks at: read|write */
+	int n_relations, n_functions;
+	char (*relations)[PW_GLOB_MAX]; /* "schema.table" globs */
+	char (*functions)[PW_GLOB_MAX]; /* "name" or "schema.name" globs */
+	uint32_t facts;		  /* PW_SQL_F_* bits: matches when the statement has any */
+};
+
+/* Built-in guardrails: on for every identity unless switched off for it by name. */
+enum pw_guardrail {
+	PW_GR_ROLE_ESCAPE,
+	PW_GR_SERVER_COPY,	 /* COPY ... PROGRAM, COPY to/from a server file */
+	PW_GR_SERVER_FILES,	 /* pg_read_file & co, lo_import/lo_export, FunctionCall */
+	PW_GR_ALTER_SYSTEM,
+	PW_GR_DROP_DATABASE,
+	PW_GR_CREATE_EXTENSION,
+	PW_GR_DBLINK,
+	PW_GR_TERMINATE_BACKEND,
+	PW_GR_CODE,		 /* DO blocks, CREATE FUNCTION / PROCEDURE */
+	PW_GR_NO_WHERE,		 /* UPDATE/DELETE without WHERE: approve */
+	/* standard_conforming_strings stays on, client_encoding in the allowed list, no
+	 * set_config with a computed name, no EXECUTE of an unknown statement: what the analysis
+	 * needs to be right. Off only for an identity whose rules allow everything. */
+	PW_GR_PARSER_INTEGRITY,
+	PW_GR_COUNT
+};
+
+struct pw_window {
+	uint8_t days;	       /* bit 0 = Monday .. bit 6 = Sunday */
+	int from_min, to_min;  /* minutes since midnight, [from, to); to < from wraps midnight */
+	bool utc;	       /* default true; false: the host's local time */
+};
+
+#define PW_MAX_GRANT_PRIVS 8
+/* A just-in-time role's privilege: on one table, or on every table of a schema. */
+struct pw_grant {
+	char privileges[PW_MAX_GRANT_PRIVS][16]; /* SELECT, INSERT, UPDATE, DELETE, ... */
+	int n_privileges;
+	char schema[PW_NAME_MAX];
+	char table[PW_NAME_MAX]; /* "" = ALL TABLES IN SCHEMA */
+};
+
+struct pw_policy {
+	int n_databases;
+	char (*databases)[PW_NAME_MAX]; /* globs; none = any */
+	int n_upstreams;
+	int *upstreams;			/* indexes the session may use; none = any */
+	char role[PW_NAME_MAX];		/* fixed role: SET ROLE after login; "" = none */
+	bool jit;			/* a role made for each session */
+	int n_grants;
+	struct pw_grant *grants;
+	int n_member_of;
+	char (*member_of)[PW_NAME_MAX]; /* existing roles the JIT role is granted */
+	int n_windows;
+	struct pw_window *windows;	/* none = always */
+	int max_sessions;		/* 0 = unlimited */
+	bool guardrail_off[PW_GR_COUNT];
+	/* every guardrail off and one unconditional allow rule: no decision depends on the
+	 * analysis, so text the analyser cannot read goes to the server, which answers it */
+	bool allow_all;
+	int n_rules;
+	struct pw_rule *rules;
+};
+
 struct pw_identity {
 	char name[PW_NAME_MAX];
 	/* fnmatch(3) globs on the startup packet; empty string means "any". */
@@ -102,11 +197,15 @@ struct pw_identity {
 	char match_ancestor_exe[PATH_MAX];     /* glob: any ancestor's executable */
 	long long match_uid;		   /* -1 = any */
 	long long match_gid;		   /* -1 = any */
+	/* token claims (auth "jwt" only) */
+	char match_sub[256];		   /* glob on the token's sub */
+	char match_group[64];		   /* the groups claim must contain this (glob) */
 	bool needs_kernel;		   /* any kernel fact set: only steered sessions match */
 	enum pw_client_auth auth;
 	struct pw_scram_verifier verifier; /* when auth == PASSWORD */
 	int upstream;			   /* index into pw_config.upstreams; -1 = the upstream
 					    * matching the steered connection's destination */
+	struct pw_policy policy;
 };
 
 struct pw_config {
@@ -130,6 +229,7 @@ struct pw_config {
 	int n_identities;
 
 	struct pw_redirect redirect;
+	struct pw_jwt_config jwt;
 
 	/* limits */
 	size_t max_message_bytes;   /* default 1 GiB: any protocol message, either side */
@@ -137,6 +237,12 @@ struct pw_config {
 	size_t max_bind_bytes;	    /* default 64 MiB: Bind held for inspection */
 	size_t max_startup_bytes;   /* default 10000 (PostgreSQL's MAX_STARTUP_PACKET_LENGTH) */
 	int auth_timeout_ms;	    /* default 60000: client must finish startup+auth in this */
+
+	/* client_encoding values a client may use; default {"UTF8"}. Encodings whose multibyte
+	 * characters can hide a quote or backslash (SJIS, BIG5, GBK, GB18030, JOHAB) are
+	 * refused at load: the analyser must read the text as the server does. */
+	int n_client_encodings;
+	char client_encodings[8][PW_NAME_MAX];
 
 	int refcount; /* atomic; see pw_config_ref */
 };
@@ -147,6 +253,9 @@ int pw_config_load(const char *path, struct pw_config **out, char *err, size_t e
 /* Same, from a string (path is used only in messages). */
 int pw_config_load_string(const char *text, const char *path, struct pw_config **out, char *err,
 			  size_t errlen);
+/* Validate a file and report every error, not only the first (pgwardctl policy check): returns
+ * the number of errors, with *errors a malloc'd text of one "FILE: PATH: what" per line. */
+int pw_config_check_all(const char *path, char **errors);
 struct pw_config *pw_config_ref(struct pw_config *c);
 void pw_config_unref(struct pw_config *c);
 
@@ -168,9 +277,21 @@ struct pw_facts {
 const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const char *user,
 						const char *database, const char *app,
 						const struct pw_facts *f);
+/* The general form: the first identity at index >= from that matches. claims NULL: the token
+ * is not known yet, so an auth "jwt" identity matches on the rest (its claim conditions are
+ * checked once the token is verified); with claims, only auth "jwt" identities match. */
+const struct pw_identity *pw_config_match_ex(const struct pw_config *c, int from, const char *user,
+					     const char *database, const char *app,
+					     const struct pw_facts *f,
+					     const struct pw_jwt_claims *claims);
 /* The upstream whose host:port is this destination (numeric compare), or -1. */
 int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst);
 
 const char *pw_sslmode_name(enum pw_sslmode m);
+const char *pw_guardrail_name(enum pw_guardrail g);
+
+/* Encoding names compared as PostgreSQL does: case and punctuation ignored, UNICODE = UTF8. */
+void pw_encoding_normalize(const char *name, char out[PW_NAME_MAX]);
+bool pw_config_encoding_allowed(const struct pw_config *c, const char *name);
 
 #endif

@@ -1,8 +1,8 @@
-/* The one place that sees every SQL text a client sends (Query and Parse) and every Bind,
- * before it is forwarded. It may allow the message or deny it with an ErrorResponse; the
- * session then keeps the protocol in step (a denied Query is answered with the error and
- * ReadyForQuery, a denied Parse/Bind discards to Sync exactly as the server would). The
- * policy engine plugs in here; the core allows everything and counts. */
+/* The one place that sees every SQL text a client sends (Query and Parse), every Bind and
+ * every FunctionCall, before it is forwarded. It analyses the text (sql.h), asks the policy
+ * (policy.h) and allows the message or denies it with an ErrorResponse; the session then
+ * keeps the protocol in step (a denied Query or FunctionCall is answered with the error and
+ * ReadyForQuery, a denied Parse/Bind discards to Sync exactly as the server would). */
 #ifndef PGWARD_INSPECT_H
 #define PGWARD_INSPECT_H
 
@@ -10,9 +10,10 @@
 #include <stdint.h>
 
 #include "pgward/config.h"
+#include "pgward/policy.h"
 
 struct pw_stmt {
-	uint8_t type;	   /* 'Q', 'P' or 'B' */
+	uint8_t type;	   /* 'Q', 'P', 'B' or 'F' */
 	const char *sql;   /* Q, P: the statement text (NUL-terminated inside the message) */
 	size_t sql_len;
 	const char *name;  /* P: prepared statement name; B: portal name */
@@ -30,16 +31,19 @@ enum pw_verdict { PW_ALLOW = 0, PW_DENY = 1 };
 
 /* Who is asking: what the session knows of its client. */
 struct pw_caller {
+	const struct pw_config *cfg;
 	const struct pw_identity *identity;
 	const char *user;
 	const char *database;
+	uint64_t serial;		 /* the session, for the log */
+	struct pw_policy_session *ps;	 /* its search_path, prepared statements */
 };
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d);
 
 /* Per-worker counters (thread-local: each worker counts its own, without sharing). */
 struct pw_inspect_stats {
-	uint64_t queries, parses, binds, allowed, denied;
+	uint64_t queries, parses, binds, calls, allowed, denied, unreadable;
 };
 const struct pw_inspect_stats *pw_inspect_stats_local(void);
 

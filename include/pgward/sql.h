@@ -3,7 +3,7 @@
  * command class, every relation with read/write access (schema-qualified after resolving
  * against the session's search_path), every function called, the settings it changes and flags
  * for the dangerous shapes a policy must see. Results live in fixed-size arrays: exceeding a
- * limit is an analysis error, never a silent truncation. Not wired into inspect.c yet. */
+ * limit is an analysis error, never a silent truncation. policy.c decides on the result. */
 #ifndef PGWARD_SQL_H
 #define PGWARD_SQL_H
 
@@ -78,6 +78,10 @@ struct pw_sql_stmt {
 	enum pw_sql_class cls;
 	enum pw_sql_class inner; /* EXPLAIN, PREPARE, EXECUTE, COPY (query): the inner class */
 	uint32_t flags;
+	/* bit (1u << class) of everything the statement runs: itself and the INSERT/UPDATE/
+	 * DELETE/MERGE nested in it (WITH, EXPLAIN, COPY (query), PREPARE'd text); set even when
+	 * PW_SQL_F_NOT_EXECUTED says the text is only planned or stored */
+	uint32_t runs;
 	int location, length;	    /* byte span in the text; length 0: to the end */
 	char lang[PW_SQL_NAMELEN];  /* PW_SQL_F_BODY: the language ("plpgsql" by default) */
 	char object[PW_SQL_NAMELEN]; /* PREPARE/EXECUTE/DEALLOCATE name, extension, database */
@@ -97,10 +101,17 @@ struct pw_sql_func {
 	uint16_t stmt;
 };
 
+#define PW_SQL_VALUE_MAX 256
 struct pw_sql_setting {
 	char name[PW_SQL_NAMELEN]; /* lower case; "all" for RESET ALL */
-	uint8_t how;		   /* enum pw_sql_set_how */
+	uint8_t how;		   /* enum pw_sql_set_how; SET ... TO DEFAULT is a RESET */
 	uint16_t stmt;
+	/* search_path: the schema names set, each NUL-terminated, value_len bytes in all;
+	 * client_encoding / NAMES: the one name. value_known is false when the value is not a
+	 * constant (or too long to keep); true with no value for a RESET */
+	bool value_known;
+	uint16_t value_len;
+	char value[PW_SQL_VALUE_MAX];
 };
 
 struct pw_sql_result {
@@ -155,5 +166,8 @@ const struct pw_sql_cache_stats *pw_sql_cache_stats_local(void);
 void pw_sql_cache_clear(void); /* frees this thread's cache */
 
 const char *pw_sql_class_name(enum pw_sql_class c);
+/* A search_path value as text ('a, "B"', as a startup parameter or set_config gives it), split
+ * the way the server splits it into out->value. -1 when the server would refuse it. */
+int pw_sql_split_path(const char *text, struct pw_sql_setting *out);
 
 #endif

@@ -32,7 +32,7 @@ cat >"$CONF" <<EOF
   "redirect": {"cgroups": ["$CG"], "ports": [$DB], "pin_path": "$PIN",
                "heartbeat_timeout_seconds": 0.5, "listen4": "127.0.0.1", "listen4_port": $SPORT,
                "listen6": ""},
-  "identities": [{"name": "agent", "match": {"cgroup": "/$CGNAME"}, "auth": "trust"}]
+  "identities": [{"name": "agent", "match": {"cgroup": "/$CGNAME"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}}]
 }
 EOF
 pw_start_pgwardd "$CONF" "$W/pgwardd.log" --keep-pinned || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }

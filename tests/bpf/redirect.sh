@@ -40,11 +40,11 @@ write_config() { # $1 fail mode
                "heartbeat_timeout_seconds": 0.3, "pin_path": "$PIN",
                "listen4": "127.0.0.1", "listen4_port": $SPORT, "listen6": "::1"},
   "identities": [
-    {"name": "nobody-agent", "match": {"uid": 65534, "cgroup": "/$CGNAME"}, "auth": "trust"},
-    {"name": "py-psql", "match": {"ancestor_comm": "python3", "comm": "psql"}, "auth": "trust"},
-    {"name": "agent", "match": {"cgroup": "/$CGNAME", "exe": "/usr/lib/postgresql/*/bin/psql"}, "auth": "trust"},
-    {"name": "agent-any", "match": {"cgroup": "/$CGNAME", "application_name": "raw"}, "auth": "trust"},
-    {"name": "explicit", "match": {"user": "postgres"}, "auth": "trust", "upstream": "db4"}
+    {"name": "nobody-agent", "match": {"uid": 65534, "cgroup": "/$CGNAME"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "py-psql", "match": {"ancestor_comm": "python3", "comm": "psql"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "agent", "match": {"cgroup": "/$CGNAME", "exe": "/usr/lib/postgresql/*/bin/psql"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "agent-any", "match": {"cgroup": "/$CGNAME", "application_name": "raw"}, "auth": "trust", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "explicit", "match": {"user": "postgres"}, "auth": "trust", "upstream": "db4", "rules": [{"action": "allow"}], "guardrails": {"all": false}}
   ]
 }
 EOF

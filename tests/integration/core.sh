@@ -55,16 +55,16 @@ write_config() { # $1 = file, $2 = extra limits json
   },
   "identities": [
     {"name": "app", "match": {"user": "app"}, "auth": "password",
-     "scram_verifier": "$APP_VERIFIER", "upstream": "main"},
-    {"name": "via-md5", "match": {"application_name": "via-md5"}, "auth": "trust", "upstream": "md5"},
-    {"name": "via-clear-tls", "match": {"application_name": "via-clear-tls"}, "auth": "trust", "upstream": "clear_tls"},
-    {"name": "via-clear-plain", "match": {"application_name": "via-clear-plain"}, "auth": "trust", "upstream": "clear_plain"},
-    {"name": "via-badca", "match": {"application_name": "via-badca"}, "auth": "trust", "upstream": "badca"},
-    {"name": "via-pool", "match": {"application_name": "via-pool"}, "auth": "trust", "upstream": "pooled"},
-    {"name": "via-unix", "match": {"application_name": "via-unix"}, "auth": "trust", "upstream": "unix"},
+     "scram_verifier": "$APP_VERIFIER", "upstream": "main", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-md5", "match": {"application_name": "via-md5"}, "auth": "trust", "upstream": "md5", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-clear-tls", "match": {"application_name": "via-clear-tls"}, "auth": "trust", "upstream": "clear_tls", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-clear-plain", "match": {"application_name": "via-clear-plain"}, "auth": "trust", "upstream": "clear_plain", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-badca", "match": {"application_name": "via-badca"}, "auth": "trust", "upstream": "badca", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-pool", "match": {"application_name": "via-pool"}, "auth": "trust", "upstream": "pooled", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-unix", "match": {"application_name": "via-unix"}, "auth": "trust", "upstream": "unix", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
     {"name": "nobody", "match": {"user": "nobody*"}, "auth": "password",
-     "scram_verifier": "$APP_VERIFIER", "upstream": "main"},
-    {"name": "superuser", "match": {"user": "postgres"}, "auth": "trust", "upstream": "main"}
+     "scram_verifier": "$APP_VERIFIER", "upstream": "main", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "superuser", "match": {"user": "postgres"}, "auth": "trust", "upstream": "main", "rules": [{"action": "allow"}], "guardrails": {"all": false}}
   ]${2:-}
 }
 EOF

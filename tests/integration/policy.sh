@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# The policy end to end: a throwaway PostgreSQL 15, pgwardd with tests/policy/policy.json.in,
+# the corpus (tests/policy/corpus.tsv) decided by `pgwardctl policy explain` and by pgwardd
+# through the simple protocol, the extended protocol, pipelines and protocol-level named
+# statements; then the standard_conforming_strings attack, FunctionCall, session-level rules
+# (databases, time windows, max_sessions, fixed role), JWT identities, just-in-time roles,
+# reload, and `pgwardctl policy check`. Prints "ok - ..." / "not ok - ..." per check.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD = /* ]] || BUILD=$top/$BUILD
+CTL=$BUILD/pgwardctl
+CLIENT=$BUILD/tests/policy_client
+
+# shellcheck source=../../scripts/pgtmp.sh
+source "$top/scripts/pgtmp.sh"
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+
+trap pw_cleanup EXIT
+# the analyser reads text as UTF-8 (client_encodings defaults to UTF8): say so whatever the locale
+export PGCLIENTENCODING=UTF8
+PGTMP_QUIET=1 pgtmp_start policy >/dev/null || { echo "not ok - throwaway cluster did not start"; exit 1; }
+W=$PGTMP_DIR/pgward
+mkdir -p "$W"
+PORT=$(pw_free_port)
+
+pgtmp_psql -q -c "CREATE DATABASE policydb" >/dev/null
+schema() {
+	pgtmp_psql -q -d policydb >/dev/null 2>&1 <<-'SQL'
+		DROP SCHEMA IF EXISTS secret CASCADE;
+		DROP TABLE IF EXISTS orders, customers, audit_log, "Mixed Case" CASCADE;
+		CREATE SCHEMA secret;
+		CREATE TABLE customers (id int PRIMARY KEY, name text, email text);
+		CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount numeric);
+		CREATE TABLE audit_log (id serial PRIMARY KEY, msg text);
+		CREATE TABLE secret.keys (id int, k text);
+		CREATE TABLE "Mixed Case" (id int);
+		CREATE OR REPLACE FUNCTION safe_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
+		INSERT INTO customers VALUES (1, 'a', 'a@example.com'), (2, 'b', 'b@example.com');
+		INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20), (3, 1, 30);
+		INSERT INTO audit_log (msg) VALUES ('one'), ('two');
+		INSERT INTO secret.keys VALUES (1, 'k1');
+		DROP ROLE IF EXISTS app_reader;
+		CREATE ROLE app_reader;
+		GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_reader;
+	SQL
+}
+schema
+
+config() { # the corpus policy, plus extra identities ($1: JSON objects, comma-separated)
+	sed -e "s/@PORT@/$PORT/; s/@PGPORT@/$PGTMP_PORT/; s#@PWFILE@#$PGTMP_DIR/postgres.pw#" \
+		"$top/tests/policy/policy.json.in" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+extra = json.loads("[" + sys.argv[1] + "]") if sys.argv[1] else []
+c["identities"] = extra + c["identities"]
+c.update(json.loads(sys.argv[2]))
+print(json.dumps(c, indent=1))' "${1:-}" "${2:-{\}}"
+}
+
+# --- the corpus ---------------------------------------------------------------------------------
+config >"$W/policy.json"
+check "policy check accepts the corpus policy" "$CTL" policy check "$W/policy.json"
+pw_start_pgwardd "$W/policy.json" "$W/pgwardd.log" || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }
+
+grep -v '^#' "$top/tests/policy/corpus.tsv" | grep . >"$W/corpus"
+cut -f3 "$W/corpus" >"$W/texts"
+n=$(wc -l <"$W/texts")
+check "the corpus has at least 150 statements ($n)" test "$n" -ge 150
+
+# explain: every line for both identities, in one simulated session per line
+python3 - "$CTL" "$W/policy.json" "$W/corpus" >"$W/explain.out" <<'PY'
+import json, subprocess, sys
+ctl, cfg, corpus = sys.argv[1:4]
+for line in open(corpus):
+    r, w, sql = line.rstrip("\n").split("\t")
+    for ident, exp in (("reader", r), ("writer", w)):
+        args = [ctl, "-j", "policy", "explain", "--config", cfg, "--identity", ident]
+        for t in sql.split(" || "):
+            args += ["--sql", t]
+        p = subprocess.run(args, capture_output=True, text=True)
+        res = [json.loads(o) for o in p.stdout.strip().split("\n")]
+        got = res[-1]["decision"]
+        pre_ok = exp != "allow" or all(x["decision"] == "allow" for x in res[:-1])
+        need = ("decision", "rule", "reason", "statements")
+        shape = all(k in res[-1] for k in need) and len(res[-1]["statements"]) >= 1
+        ok = got == exp and pre_ok and shape and p.returncode == (0 if got == "allow" else 3)
+        print("%s\t%s\t%s\t%s\t%s" % ("ok" if ok else "bad", ident, exp, got, sql))
+PY
+for who in reader writer; do
+	bad=$(awk -F'\t' -v w=$who '$2 == w && $1 != "ok"' "$W/explain.out")
+	check "explain: $n corpus decisions for $who as expected" test -z "$bad"
+	[[ -z $bad ]] || sed 's/^/#   /' <<<"$bad" | head -10
+done
+
+# pgwardd: one fresh connection per line, per identity, per protocol
+corpus_run() { # mode identity column
+	"$CLIENT" "host=127.0.0.1 port=$PORT user=$2 dbname=policydb sslmode=disable" "$1" <"$W/texts" >"$W/run.$1.$2"
+	paste <(cut -f"$3" "$W/corpus") "$W/run.$1.$2" "$W/texts" |
+		awk -F'\t' '{ split($2, g, " "); if (g[1] != $1) print "#   expected " $1 ", got " $2 ": " $3 }'
+}
+for mode in q x p; do
+	case $mode in q) what="simple protocol (psql's)" ;; x) what="extended protocol" ;; p) what="pipelined" ;; esac
+	for who in reader writer; do
+		col=1
+		[[ $who == writer ]] && col=2
+		schema
+		bad=$(corpus_run $mode $who $col)
+		if [[ $mode == x || $mode == p ]]; then
+			# several commands in one Parse are the server's error whatever pgward says
+			bad=$(grep -v ';' <<<"$bad" || true)
+		fi
+		check "pgwardd, $what: corpus decisions for $who as expected" test -z "$bad"
+		[[ -z $bad ]] || head -10 <<<"$bad"
+	done
+done
+# (libpq allows no COPY in pipeline mode: those lines are left out of this check)
+skew=$(paste "$W/run.p.reader" "$W/run.p.writer" "$W/texts" | grep skew | grep -v COPY || true)
+check "pipelines stay in step around refused statements" test -z "$skew"
+[[ -z $skew ]] || head -5 <<<"$skew" | sed 's/^/#   /' 
+schema
+
+# protocol-level named statements are judged at Parse and remembered for SQL EXECUTE
+out=$(printf '%s\n' "SELECT * FROM orders" "DELETE FROM orders WHERE id = 3" | "$CLIENT" "host=127.0.0.1 port=$PORT user=reader dbname=policydb sslmode=disable" n)
+check "named Parse: an allowed statement runs through SQL EXECUTE" test "$(sed -n 1p <<<"$out")" = allow
+check "named Parse: a refused statement is refused at Parse" test "$(sed -n 2p <<<"$out")" = deny
+
+R="host=127.0.0.1 port=$PORT dbname=policydb sslmode=disable"
+psqlr() { psql -X "$R user=reader" "$@" 2>&1; }
+psqlw() { psql -X "$R user=writer" "$@" 2>&1; }
+
+# the message names identity, rule and reason; the session goes on
+out=$(psqlw -c "DELETE FROM audit_log WHERE id = 1" -c "SELECT 'still here'")
+check "a refusal names identity, rule and reason" grep -q 'pgward: identity writer may not DELETE public.audit_log (rule 2 "audit-append-only")' <<<"$out"
+check "the session continues after a refusal" grep -q 'still here' <<<"$out"
+out=$(psqlw -Atc "SELECT count(*) FROM audit_log" -c "INSERT INTO audit_log (msg) VALUES ('x'); DELETE FROM audit_log WHERE id = 1" -c "SELECT count(*) FROM audit_log")
+check "multi-statement: one refused, none runs" test "$(grep -E '^[0-9]+$' <<<"$out" | sort -u | wc -l)" = 1
+out=$(psqlr -c "SELECT 1 +" 2>&1)
+check "a statement that does not parse is refused with 42601, not forwarded" grep -q 'pgward: cannot analyse the statement' <<<"$out"
+out=$(psqlr -v VERBOSITY=verbose -c "SELECT 1 +")
+check "the refusal of unreadable text carries SQLSTATE 42601" grep -q 'ERROR:  42601' <<<"$out"
+out=$(psqlr -v VERBOSITY=verbose -c "DELETE FROM orders WHERE id = 1")
+check "a policy refusal carries SQLSTATE 42501" grep -q 'ERROR:  42501' <<<"$out"
+deep=$(python3 -c 'print("SELECT " + "+".join(["1"] * 50000))')
+out=$(psqlr -Atc "$deep" -c "SELECT 'alive'")
+check "50000 chained additions are refused or answered, pgwardd keeps serving" grep -q alive <<<"$out"
+
+# --- standard_conforming_strings --------------------------------------------------------------
+attack="SELECT 'x\\''; DROP TABLE orders; --'"
+out=$(psqlw -c "SET standard_conforming_strings = off" -c "$attack")
+check "SET standard_conforming_strings = off is refused" grep -q 'may not change standard_conforming_strings' <<<"$out"
+out=$(PGOPTIONS="-c standard_conforming_strings=off" psqlw -c "$attack")
+check "options=-c standard_conforming_strings=off is refused at start-up" grep -q 'FATAL:  pgward: identity writer may not set standard_conforming_strings' <<<"$out"
+out=$(PGOPTIONS="--standard-conforming-strings=off" psqlw -c "$attack")
+check "options=--standard-conforming-strings=off is refused at start-up" grep -q 'FATAL:  pgward' <<<"$out"
+out=$(psqlw -c "SELECT set_config('standard_conforming_strings', 'off', false)" -c "$attack")
+check "set_config('standard_conforming_strings', ...) is refused" grep -q 'may not change standard_conforming_strings' <<<"$out"
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb SET standard_conforming_strings = off" >/dev/null
+out=$(psqlw -c "$attack")
+check "a server reporting standard_conforming_strings off ends the session" grep -q 'reports standard_conforming_strings = off' <<<"$out"
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb RESET standard_conforming_strings" >/dev/null
+check "the standard_conforming_strings attack leaves the table in place" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM orders")" = 3
+out=$(PGCLIENTENCODING=SJIS psqlr -c "SELECT 1")
+check "client_encoding SJIS is refused at start-up" grep -q 'may not use client_encoding SJIS' <<<"$out"
+out=$(psqlr -c "SET client_encoding = 'BIG5'")
+check "SET client_encoding = BIG5 is refused" grep -q 'may not set client_encoding to BIG5' <<<"$out"
+
+# --- FunctionCall: libpq's large-object calls ---------------------------------------------------
+out=$(psqlw -c "\\lo_import /etc/hostname")
+check "the FunctionCall message is refused (guardrail server_files)" grep -q 'may not use the FunctionCall message' <<<"$out"
+
+# --- session-level rules ------------------------------------------------------------------------
+now_h=$(date -u +%H)
+other_h=$(printf '%02d' $(((10#$now_h + 12) % 24)))
+extra='{"name": "windowed", "match": {"user": "windowed"}, "auth": "trust", "upstream": "main",
+  "windows": [{"days": "mon-sun", "from": "'$other_h':00", "to": "'$other_h':30"}], "rules": [{"action": "allow"}]},
+ {"name": "one-at-a-time", "match": {"user": "single"}, "auth": "trust", "upstream": "main",
+  "max_sessions": 1, "rules": [{"action": "allow"}]},
+ {"name": "elsewhere", "match": {"user": "elsewhere"}, "auth": "trust", "upstream": "main",
+  "databases": ["reporting_*"], "rules": [{"action": "allow"}]},
+ {"name": "scoped", "match": {"user": "scoped"}, "auth": "trust", "upstream": "main",
+  "role": "app_reader", "rules": [{"action": "allow", "class": ["select"]}]}'
+config "$extra" >"$W/policy.json"
+kill -HUP "$PGWARDD_PID"
+pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+out=$(psql -X "$R user=windowed" -c "SELECT 1" 2>&1)
+check "outside its time window an identity cannot connect" grep -q 'may connect only within its time windows' <<<"$out"
+out=$(psql -X "$R user=elsewhere" -c "SELECT 1" 2>&1)
+check "a database outside the identity's list is refused" grep -q 'may not use database "policydb"' <<<"$out"
+psql -X "$R user=single" -c "SELECT pg_sleep(3)" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 30); do
+	[[ $(pgtmp_psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(3)%'") = 1 ]] && break
+	sleep 0.1
+done
+out=$(psql -X "$R user=single" -c "SELECT 1" 2>&1)
+check "max_sessions: the second session is refused (53300)" grep -q 'has reached its max_sessions (1)' <<<"$out"
+wait $holder
+out=$(psql -X "$R user=single" -Atc "SELECT 'again'" 2>&1)
+check "max_sessions: a slot is free again once the first session ends" grep -q again <<<"$out"
+out=$(psql -X "$R user=scoped" -Atc "SELECT current_user" -c "SELECT count(*) FROM orders" 2>&1)
+check "a fixed role is in place before the first statement" test "$(head -1 <<<"$out")" = app_reader
+check "the fixed role's own privileges apply" test "$(sed -n 2p <<<"$out")" = 3
+
+# --- JWT identities --------------------------------------------------------------------------
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/jwt.key" 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/other.key" 2>/dev/null
+mint() { # claims-json [kid] [key] [alg]: a compact JWS signed with openssl
+	python3 - "$1" "${2:-k1}" "${3:-$W/jwt.key}" "${4:-RS256}" <<-'PY'
+		import base64, json, subprocess, sys, time
+		claims, kid, key, alg = sys.argv[1:5]
+		b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+		now = int(time.time())
+		c = json.loads(claims.replace("NOW", str(now)))
+		head = b64(json.dumps({"alg": alg, "typ": "JWT", "kid": kid}).encode())
+		body = b64(json.dumps(c).encode())
+		signing = (head + "." + body).encode()
+		sig = b"" if alg == "none" else subprocess.run(
+		    ["openssl", "dgst", "-sha256", "-sign", key], input=signing,
+		    capture_output=True, check=True).stdout
+		print(head + "." + body + "." + b64(sig))
+	PY
+}
+python3 - "$W/jwt.key" >"$W/jwks.json" <<-'PY'
+	import base64, json, subprocess, sys
+	mod = subprocess.run(["openssl", "rsa", "-in", sys.argv[1], "-noout", "-modulus"],
+	                     capture_output=True, text=True, check=True).stdout.split("=")[1].strip()
+	b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+	n = bytes.fromhex(mod)
+	print(json.dumps({"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256", "use": "sig",
+	                            "n": b64(n), "e": b64((65537).to_bytes(3, "big"))}]}))
+PY
+jwt_extra='{"name": "ci-bot", "match": {"user": "bot", "group": "ci"}, "auth": "jwt",
+  "upstream": "main", "rules": [{"action": "allow", "class": ["select"]}]},
+ {"name": "any-bot", "match": {"user": "bot", "sub": "agent-*"}, "auth": "jwt",
+  "upstream": "main", "rules": [{"action": "deny"}]}'
+config "$jwt_extra" '{"jwt": {"jwks_file": "'"$W/jwks.json"'", "issuer": "https://issuer.test",
+  "audience": "pgward", "leeway_seconds": 5}}' >"$W/policy.json"
+check "a policy with a jwt section passes policy check" "$CTL" policy check "$W/policy.json"
+kill -HUP "$PGWARDD_PID"
+sleep 0.3
+pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+good='{"iss": "https://issuer.test", "aud": "pgward", "sub": "agent-7", "exp": NOW + 300, "groups": ["ci", "dev"]}'
+good=${good//NOW + 300/$(($(date +%s) + 300))}
+token_try() { # token: psql's output
+	PGPASSWORD=$1 psql -X "$R user=bot" -Atc "SELECT 'in as ' || current_user" 2>&1
+}
+out=$(token_try "$(mint "$good")")
+check "JWT: a valid token logs in" grep -q 'in as postgres' <<<"$out"
+check "JWT: the groups claim picks the identity" grep -q 'identity=ci-bot.*sub=agent-7' "$W/pgwardd.log"
+nogroup='{"iss": "https://issuer.test", "aud": "pgward", "sub": "agent-8", "exp": '$(($(date +%s) + 300))'}'
+out=$(PGPASSWORD=$(mint "$nogroup") psql -X "$R user=bot" -Atc "SELECT 1" 2>&1)
+check "JWT: sub picks the next identity when the group does not match" grep -q 'identity any-bot may not' <<<"$out"
+jwt_bad() { # name claims-json [kid] [key] [alg] log-pattern
+	local out
+	out=$(token_try "$(mint "$2" "${3:-k1}" "${4:-$W/jwt.key}" "${5:-RS256}")")
+	check "JWT: $1 is refused with 28000" grep -q 'FATAL:  pgward: token authentication failed for user "bot"' <<<"$out"
+	check "JWT: $1: the reason is in the server log" pw_wait_log "$W/pgwardd.log" "$6" 3
+	check "JWT: $1: the reason is not told to the client" bash -c "! grep -qi -- '$6' <<<'$out'"
+}
+t=$(date +%s)
+jwt_bad "an expired token" '{"iss": "https://issuer.test", "aud": "pgward", "sub": "agent-1", "exp": '$((t - 60))', "groups": ["ci"]}' k1 "" RS256 'expired'
+jwt_bad "a token not yet valid" '{"iss": "https://issuer.test", "aud": "pgward", "sub": "agent-1", "nbf": '$((t + 600))', "exp": '$((t + 900))', "groups": ["ci"]}' k1 "" RS256 'not valid before\|not yet valid\|nbf'
+jwt_bad "a wrong issuer" '{"iss": "https://evil.test", "aud": "pgward", "sub": "agent-1", "exp": '$((t + 300))', "groups": ["ci"]}' k1 "" RS256 'issuer'
+jwt_bad "a wrong audience" '{"iss": "https://issuer.test", "aud": "other", "sub": "agent-1", "exp": '$((t + 300))', "groups": ["ci"]}' k1 "" RS256 'audience'
+jwt_bad "a bad signature" "$good" k1 "$W/other.key" RS256 'signature'
+jwt_bad "alg none" "$good" k1 "" none 'none'
+jwt_bad "an unknown kid" "$good" k9 "" RS256 'unknown key id'
+out=$(PGPASSWORD=not-a-token psql -X "$R user=bot" -Atc "SELECT 1" 2>&1)
+check "JWT: a password that is no token is refused" grep -q 'token authentication failed' <<<"$out"
+
+# --- reload keeps live sessions on the policy they started with -------------------------------
+coproc LIVE { psql -X "$R user=reader" -Atq 2>&1; }
+echo "SELECT 'before', count(*) FROM orders;" >&"${LIVE[1]}"
+read -r -t 10 line <&"${LIVE[0]}"
+check "a live session reads before the reload" test "$line" = "before|3"
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+for i in c["identities"]:
+    for r in i.get("rules", []):
+        if i["name"] == "reader" and r.get("name") == "read-public":
+            r["relations"] = ["pg_catalog.*"]
+print(json.dumps(c))' "$W/policy.json" >"$W/strict.json"
+cp "$W/strict.json" "$W/policy.json"
+kill -HUP "$PGWARDD_PID"
+sleep 0.3
+pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+echo "SELECT 'after', count(*) FROM orders;" >&"${LIVE[1]}"
+read -r -t 10 line <&"${LIVE[0]}"
+check "after SIGHUP the live session keeps its policy" test "$line" = "after|3"
+out=$(psqlr -c "SELECT count(*) FROM orders")
+check "after SIGHUP a new session gets the new policy" grep -q 'may not SELECT public.orders' <<<"$out"
+echo '\q' >&"${LIVE[1]}"
+wait "$LIVE_PID" 2>/dev/null
+echo '{"identities": [' >"$W/broken.json"
+cp "$W/broken.json" "$W/policy.json"
+kill -HUP "$PGWARDD_PID"
+pw_wait_log "$W/pgwardd.log" 'reload failed, keeping the current configuration' >/dev/null
+out=$(psqlr -Atc "SELECT 'serving'" -c "SELECT count(*) FROM orders")
+check "after a bad policy file pgwardd still serves" grep -q serving <<<"$out"
+check "after a bad policy file the previous policy stays" grep -q 'may not SELECT public.orders' <<<"$out"
+
+# --- pgwardctl policy check: every error, with its JSON path --------------------------------------
+cat >"$W/bad.json" <<EOF
+{"listen": [{"host": "127.0.0.1", "port": 1}],
+ "upstreams": {"u": {"host": "127.0.0.1", "user": "x"}},
+ "identities": [
+  {"name": "a", "auth": "trust", "upstream": "u",
+   "rules": [{"action": "alow"}, {"action": "deny", "class": ["selct"]}, {"action": "deny", "relations": ["orders"]}]},
+  {"name": "b", "auth": "trust", "upstream": "u", "windows": [{"from": "25:00", "to": "10:00"}],
+   "guardrails": {"role_escpe": false}}
+ ]}
+EOF
+out=$("$CTL" policy check "$W/bad.json" 2>&1)
+rc=$?
+check "policy check fails on a bad file (exit 1)" test $rc = 1
+check "policy check names rules[0].action" grep -q '\$.identities\[0\].rules\[0\].action: expected one of allow, deny, approve, mask, got "alow"' <<<"$out"
+check "policy check names rules[1].class[0]" grep -q '\$.identities\[0\].rules\[1\].class\[0\]: unknown command class "selct"' <<<"$out"
+check "policy check names rules[2].relations[0]" grep -q '\$.identities\[0\].rules\[2\].relations\[0\]: expected "schema.name"' <<<"$out"
+check "policy check goes on to the next identity" grep -q '\$.identities\[1\].windows\[0\].from' <<<"$out"
+check "policy check reports the count" grep -q '4 errors' <<<"$out"
+out=$("$CTL" -j policy check "$W/bad.json")
+check "policy check -j lists the errors" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["valid"] and len(d["errors"]) == 4' "$out"
+
+finish

@@ -1,0 +1,326 @@
+/* pgwardctl policy: check a policy file, explain a decision without connecting anywhere. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgward/config.h"
+#include "pgward/ctl.h"
+#include "pgward/policy.h"
+#include "pgward/sql.h"
+
+/* policy check FILE */
+static int do_check(int argc, char **argv)
+{
+	if (argc != 1) {
+		fprintf(stderr, "usage: pgwardctl policy check FILE\n");
+		return 2;
+	}
+	char *errors = NULL;
+	int n = pw_config_check_all(argv[0], &errors);
+	if (pw_ctl_json) {
+		json_t *j = json_object(), *a = json_array();
+		json_object_set_new(j, "file", json_string(argv[0]));
+		json_object_set_new(j, "valid", json_boolean(n == 0));
+		for (char *line = errors, *nl; line && *line; line = nl + 1) {
+			nl = strchr(line, '\n');
+			if (!nl)
+				nl = line + strlen(line) - 1;
+			json_array_append_new(a, json_stringn(line, (size_t)(nl - line + (*nl != '\n'))));
+		}
+		json_object_set_new(j, "errors", a);
+		pw_ctl_print_json(j);
+	} else if (n) {
+		fputs(errors, stderr);
+		if (errors[0] && errors[strlen(errors) - 1] != '\n')
+			fputc('\n', stderr);
+		fprintf(stderr, "%s: %d error%s\n", argv[0], n, n == 1 ? "" : "s");
+	} else {
+		printf("%s: OK\n", argv[0]);
+	}
+	free(errors);
+	return n ? 1 : 0;
+}
+
+static const char *const fact_names[] = {
+	"no_where",	   "cte_dml",	      "explain_analyze", "not_executed",
+	"select_into",	   "create_table_as", "copy_program",	 "copy_file",
+	"body",		   "role_escape",     "alter_system",	 "drop_database",
+	"create_extension", "scs_change",      "encoding_change", "set_config_dynamic",
+	"reset_all",	   "ambiguous",	      "unknown_prepared", "creates_temp",
+	"forget_prepared",
+};
+
+static const char *by_name(const struct pw_decision *d)
+{
+	switch (d->by) {
+	case PW_BY_RULE:
+		return "rule";
+	case PW_BY_GUARDRAIL:
+		return "guardrail";
+	case PW_BY_REFUSAL:
+		return "refusal";
+	case PW_BY_WINDOW:
+		return "window";
+	default:
+		return "default";
+	}
+}
+
+static json_t *decision_json(const struct pw_identity *id, const struct pw_decision *d)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "decision", json_string(pw_action_name(d->action)));
+	json_object_set_new(j, "by", json_string(by_name(d)));
+	json_object_set_new(j, "rule", d->by == PW_BY_RULE && d->rule ? json_integer(d->rule)
+								 : json_null());
+	if (d->by == PW_BY_RULE && d->rule && id->policy.rules[d->rule - 1].name[0])
+		json_object_set_new(j, "rule_name",
+				    json_string(id->policy.rules[d->rule - 1].name));
+	if (d->by == PW_BY_GUARDRAIL)
+		json_object_set_new(j, "guardrail", json_string(pw_guardrail_name(d->guardrail)));
+	json_object_set_new(j, "reason", json_string(d->action == PW_ACT_ALLOW ? d->reason
+									  : d->message));
+	if (d->sqlstate[0])
+		json_object_set_new(j, "sqlstate", json_string(d->sqlstate));
+	return j;
+}
+
+static json_t *statement_json(const char *sql, const struct pw_sql_result *r, int i,
+			      const struct pw_identity *id, const struct pw_decision *d)
+{
+	const struct pw_sql_stmt *st = &r->stmts[i];
+	json_t *j = decision_json(id, d), *a;
+	size_t len = st->length ? (size_t)st->length : strlen(sql + st->location);
+
+	json_object_set_new(j, "text", json_stringn(sql + st->location, len));
+	json_object_set_new(j, "class", json_string(pw_sql_class_name(st->cls)));
+	if (st->inner)
+		json_object_set_new(j, "inner", json_string(pw_sql_class_name(st->inner)));
+	a = json_array();
+	for (int k = 0; k <= PW_SQL_EXPLAIN; k++)
+		if (st->runs & (1u << k))
+			json_array_append_new(a, json_string(pw_sql_class_name((enum pw_sql_class)k)));
+	json_object_set_new(j, "runs", a);
+	a = json_array();
+	for (size_t k = 0; k < sizeof(fact_names) / sizeof(fact_names[0]); k++)
+		if (st->flags & (1u << k))
+			json_array_append_new(a, json_string(fact_names[k]));
+	json_object_set_new(j, "facts", a);
+	if (st->object[0])
+		json_object_set_new(j, "object", json_string(st->object));
+	if (st->flags & PW_SQL_F_BODY)
+		json_object_set_new(j, "language", json_string(st->lang));
+	a = json_array();
+	for (int k = 0; k < r->nrels; k++) {
+		const struct pw_sql_rel *rl = &r->rels[k];
+		if (rl->stmt != i)
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "schema", json_string(rl->schema));
+		json_object_set_new(o, "name", json_string(rl->name));
+		json_object_set_new(o, "access",
+				    json_string(rl->access & PW_SQL_WRITE ? "write" : "read"));
+		if (rl->flags & PW_SQL_R_UNQUALIFIED)
+			json_object_set_new(o, "unqualified", json_true());
+		if (rl->flags & PW_SQL_R_AMBIGUOUS)
+			json_object_set_new(o, "ambiguous", json_true());
+		if (rl->flags & PW_SQL_R_UNRESOLVED)
+			json_object_set_new(o, "unresolved", json_true());
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(j, "relations", a);
+	a = json_array();
+	for (int k = 0; k < r->nfuncs; k++) {
+		const struct pw_sql_func *f = &r->funcs[k];
+		char name[2 * PW_SQL_NAMELEN + 2];
+		if (f->stmt != i)
+			continue;
+		snprintf(name, sizeof(name), "%s%s%s", f->schema, f->schema[0] ? "." : "", f->name);
+		json_array_append_new(a, json_string(name));
+	}
+	json_object_set_new(j, "functions", a);
+	a = json_array();
+	for (int k = 0; k < r->nsets; k++) {
+		static const char *const hows[] = {"set", "reset", "set_config", "alter"};
+		const struct pw_sql_setting *s = &r->sets[k];
+		if (s->stmt != i)
+			continue;
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(s->name));
+		json_object_set_new(o, "how", json_string(hows[s->how & 3]));
+		if (s->value_known && s->value_len) {
+			json_t *v = json_array();
+			for (size_t off = 0; off < s->value_len; off += strlen(s->value + off) + 1)
+				json_array_append_new(v, json_string(s->value + off));
+			json_object_set_new(o, "value", v);
+		}
+		json_array_append_new(a, o);
+	}
+	json_object_set_new(j, "settings", a);
+	return j;
+}
+
+static void print_text(const struct pw_identity *id, const json_t *res)
+{
+	const char *dec = json_string_value(json_object_get(res, "decision"));
+	printf("identity %s: %s\n", id->name, dec ? dec : "?");
+	printf("  reason: %s\n", json_string_value(json_object_get(res, "reason")));
+	const json_t *stmts = json_object_get(res, "statements");
+	size_t i;
+	json_t *s;
+	json_array_foreach(stmts, i, s)
+	{
+		printf("  statement %zu: %s (%s)\n", i + 1,
+		       json_string_value(json_object_get(s, "class")),
+		       json_string_value(json_object_get(s, "decision")));
+		printf("    text: %s\n", json_string_value(json_object_get(s, "text")));
+		char *facts = json_dumps(json_object_get(s, "facts"), JSON_COMPACT);
+		char *runs = json_dumps(json_object_get(s, "runs"), JSON_COMPACT);
+		printf("    runs: %s  facts: %s\n", runs ? runs : "", facts ? facts : "");
+		free(facts);
+		free(runs);
+		size_t k;
+		json_t *o;
+		json_array_foreach(json_object_get(s, "relations"), k, o)
+		{
+			printf("    %s %s.%s%s\n", json_string_value(json_object_get(o, "access")),
+			       json_string_value(json_object_get(o, "schema")),
+			       json_string_value(json_object_get(o, "name")),
+			       json_object_get(o, "ambiguous") ? " (one of several candidates)" : "");
+		}
+		json_array_foreach(json_object_get(s, "functions"), k, o)
+			printf("    calls %s()\n", json_string_value(o));
+		if (strcmp(json_string_value(json_object_get(s, "decision")), "allow") != 0)
+			printf("    why: %s\n", json_string_value(json_object_get(s, "reason")));
+	}
+}
+
+/* policy explain --config FILE --identity NAME --sql TEXT [--sql TEXT ...]: the texts run in
+ * order in one simulated session (PREPARE then EXECUTE, SET search_path then a query). */
+static int do_explain(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"identity", required_argument, NULL, 'i'},
+					     {"sql", required_argument, NULL, 's'},
+					     {"parse", required_argument, NULL, 'p'},
+					     {NULL, 0, NULL, 0}};
+	const char *file = NULL, *ident = NULL;
+	const char *texts[64];
+	const char *names[64]; /* protocol statement name for --parse NAME=TEXT, else NULL */
+	int n = 0, c;
+
+	optind = 1;
+	/* getopt wants the program name first */
+	char **av = calloc((size_t)argc + 2, sizeof(char *));
+	if (!av)
+		return 1;
+	av[0] = "explain";
+	memcpy(av + 1, argv, sizeof(char *) * (size_t)argc);
+	while ((c = getopt_long(argc + 1, av, "", opts, NULL)) != -1) {
+		if (c == 'c')
+			file = optarg;
+		else if (c == 'i')
+			ident = optarg;
+		else if ((c == 's' || c == 'p') && n < 64) {
+			names[n] = NULL;
+			texts[n] = optarg;
+			if (c == 'p') {
+				char *eq = strchr(optarg, '=');
+				if (!eq) {
+					fprintf(stderr, "pgwardctl: --parse wants NAME=TEXT\n");
+					free(av);
+					return 2;
+				}
+				*eq = 0;
+				names[n] = optarg;
+				texts[n] = eq + 1;
+			}
+			n++;
+		} else {
+			free(av);
+			goto usage;
+		}
+	}
+	free(av);
+	if (!file || !ident || n == 0)
+		goto usage;
+
+	struct pw_config *cfg;
+	char err[1024];
+	if (pw_config_load(file, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	const struct pw_identity *id = NULL;
+	for (int i = 0; i < cfg->n_identities; i++)
+		if (strcmp(cfg->identities[i].name, ident) == 0)
+			id = &cfg->identities[i];
+	if (!id) {
+		fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, ident);
+		pw_config_unref(cfg);
+		return 1;
+	}
+	const struct pw_upstream *u = id->upstream >= 0 ? &cfg->upstreams[id->upstream]
+			       : cfg->n_upstreams	? &cfg->upstreams[0]
+							: NULL;
+	struct pw_policy_session ps;
+	pw_policy_session_init(&ps, u, id->policy.role[0] ? id->policy.role : u ? u->user : "");
+	struct pw_sql_result *r = malloc(sizeof(*r));
+	struct pw_decision *per = calloc(PW_SQL_MAX_STMTS, sizeof(*per));
+	int worst = 0;
+	for (int t = 0; t < n && r && per; t++) {
+		struct pw_decision d;
+		json_t *res;
+		if (pw_policy_analyse(&ps, texts[t], strlen(texts[t]), r, err, sizeof(err)) < 0) {
+			pw_policy_unreadable(id, err, r->error_pos, &d);
+			res = decision_json(id, &d);
+			json_object_set_new(res, "statements", json_array());
+		} else {
+			pw_policy_decide(cfg, id, &ps, r, time(NULL), &d, per);
+			if (names[t] && r->nstmts > 1) {
+				/* the server refuses several commands in one Parse */
+				d.action = PW_ACT_DENY;
+			}
+			res = decision_json(id, &d);
+			json_t *a = json_array();
+			for (int i = 0; i < r->nstmts; i++)
+				json_array_append_new(a, statement_json(texts[t], r, i, id, &per[i]));
+			json_object_set_new(res, "statements", a);
+			if (d.action == PW_ACT_ALLOW)
+				pw_policy_session_apply(&ps, r, names[t]);
+		}
+		json_object_set_new(res, "identity", json_string(id->name));
+		json_object_set_new(res, "sql", json_string(texts[t]));
+		if (d.action != PW_ACT_ALLOW)
+			worst = 3;
+		if (pw_ctl_json)
+			pw_ctl_print_json(res);
+		else {
+			print_text(id, res);
+			json_decref(res);
+		}
+	}
+	free(r);
+	free(per);
+	pw_policy_session_free(&ps);
+	pw_config_unref(cfg);
+	return worst;
+usage:
+	fprintf(stderr, "usage: pgwardctl policy explain --config FILE --identity NAME "
+			"{ --sql TEXT | --parse NAME=TEXT } ...\n");
+	return 2;
+}
+
+static const struct pw_ctl_cmd policy_cmds[] = {
+	{"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
+	{"explain", do_explain,
+	 "explain --config FILE --identity NAME --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
+	 "                 analyse and decide statements as pgwardd would (exit 3: refused)"},
+	{NULL, NULL, NULL}};
+
+int pw_ctl_policy(int argc, char **argv)
+{
+	return pw_ctl_run_table(policy_cmds, "policy", argc, argv);
+}

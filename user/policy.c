@@ -1,0 +1,773 @@
+/* Policy decisions on analysed statements. See include/pgward/policy.h. */
+#include <fnmatch.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgward/policy.h"
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *pw_action_name(enum pw_action a)
+{
+	static const char *const names[] = {"allow", "deny", "approve", "mask"};
+	return (unsigned)a < N_ELEMS(names) ? names[a] : "?";
+}
+
+/* ---- session state ------------------------------------------------------------------- */
+
+static void path_add(struct pw_policy_session *ps, const char *name)
+{
+	for (size_t i = 0; i < ps->n_path; i++)
+		if (strcmp(ps->path[i], name) == 0)
+			return;
+	if (ps->n_path == PW_POLICY_MAX_PATH) {
+		ps->path_unknown = true; /* too many to keep: judge as if unknown */
+		return;
+	}
+	snprintf(ps->names[ps->n_path], sizeof(ps->names[0]), "%s", name);
+	ps->path[ps->n_path] = ps->names[ps->n_path];
+	ps->n_path++;
+}
+
+void pw_policy_session_init(struct pw_policy_session *ps, const struct pw_upstream *u,
+			    const char *current_user)
+{
+	memset(ps, 0, sizeof(*ps));
+	snprintf(ps->user, sizeof(ps->user), "%s", current_user ? current_user : "");
+	for (int i = 0; u && i < u->n_search_path; i++)
+		path_add(ps, u->search_path[i]);
+	/* a fresh session has no temporary tables: pg_temp shadows nothing until it makes one */
+	ps->sql.no_temp_tables = true;
+}
+
+int pw_policy_session_startup_path(struct pw_policy_session *ps, const char *text)
+{
+	struct pw_sql_setting st;
+
+	if (pw_sql_split_path(text, &st) < 0) {
+		ps->path_unknown = true;
+		return -1;
+	}
+	for (size_t o = 0; o < st.value_len; o += strlen(st.value + o) + 1)
+		path_add(ps, st.value + o);
+	return 0;
+}
+
+void pw_policy_session_free(struct pw_policy_session *ps)
+{
+	pw_sql_session_free(&ps->sql);
+}
+
+int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
+		      struct pw_sql_result *out, char *err, size_t errlen)
+{
+	if (!ps)
+		return pw_sql_analyse(sql, len, NULL, out, err, errlen);
+	ps->sql.user = ps->user;
+	ps->sql.search_path = ps->path;
+	ps->sql.n_search_path = ps->n_path;
+	return pw_sql_analyse(sql, len, &ps->sql, out, err, errlen);
+}
+
+int pw_policy_session_apply(struct pw_policy_session *ps, const struct pw_sql_result *r,
+			    const char *name)
+{
+	int rc = pw_sql_session_apply(&ps->sql, r);
+
+	if (name && name[0] && r->nstmts == 1 && pw_sql_prepared_remember(&ps->sql, name, r, 0))
+		rc = -1;
+	for (int i = 0; i < r->nstmts; i++) {
+		const struct pw_sql_stmt *st = &r->stmts[i];
+		/* temp tables can come from the statement itself or from code it runs */
+		if ((st->flags & (PW_SQL_F_CREATES_TEMP | PW_SQL_F_BODY)) ||
+		    (st->runs & ((1u << PW_SQL_CALL) | (1u << PW_SQL_DO))))
+			ps->sql.no_temp_tables = false;
+	}
+	for (int i = 0; i < r->nsets; i++) {
+		const struct pw_sql_setting *s = &r->sets[i];
+		if (strcmp(s->name, "search_path") != 0 ||
+		    (s->how != PW_SQL_SET_SET && s->how != PW_SQL_SET_CONFIG))
+			continue; /* a RESET returns to the upstream's path, already a candidate */
+		if (!s->value_known) {
+			ps->path_unknown = true;
+			continue;
+		}
+		for (size_t o = 0; o < s->value_len; o += strlen(s->value + o) + 1)
+			path_add(ps, s->value + o);
+	}
+	return rc;
+}
+
+/* ---- matching ------------------------------------------------------------------------ */
+
+static bool rel_unresolved(const struct pw_policy_session *ps, const struct pw_sql_rel *r)
+{
+	return (r->flags & PW_SQL_R_UNRESOLVED) ||
+	       ((r->flags & PW_SQL_R_UNQUALIFIED) && ps && ps->path_unknown);
+}
+
+/* An unresolved name may live in any schema: only the glob's name part can be compared,
+ * which is enough to restrict and never enough to allow. */
+static bool rel_glob(const char *glob, const struct pw_sql_rel *r, bool unresolved)
+{
+	char full[2 * PW_SQL_NAMELEN + 2];
+
+	if (unresolved) {
+		const char *dot = strchr(glob, '.');
+		return dot && fnmatch(dot + 1, r->name, 0) == 0;
+	}
+	snprintf(full, sizeof(full), "%s.%s", r->schema, r->name);
+	return fnmatch(glob, full, 0) == 0;
+}
+
+static bool rel_any(const struct pw_rule *ru, const struct pw_sql_rel *r, bool unresolved)
+{
+	for (int g = 0; g < ru->n_relations; g++)
+		if (rel_glob(ru->relations[g], r, unresolved))
+			return true;
+	return false;
+}
+
+/* An unqualified call resolves through pg_catalog first, then the path. */
+static bool func_glob(const char *glob, const struct pw_sql_func *f,
+		      const struct pw_policy_session *ps, bool allow)
+{
+	char full[2 * PW_SQL_NAMELEN + 2];
+	const char *dot = strchr(glob, '.');
+
+	if (!dot)
+		return fnmatch(glob, f->name, 0) == 0;
+	if (f->schema[0]) {
+		snprintf(full, sizeof(full), "%s.%s", f->schema, f->name);
+		return fnmatch(glob, full, 0) == 0;
+	}
+	if (!allow)
+		return fnmatch(dot + 1, f->name, 0) == 0;
+	snprintf(full, sizeof(full), "pg_catalog.%s", f->name);
+	if (fnmatch(glob, full, 0) != 0)
+		return false;
+	if (!ps)
+		return true;
+	if (ps->path_unknown)
+		return false;
+	for (size_t i = 0; i < ps->n_path; i++) {
+		const char *s = strcmp(ps->path[i], "$user") == 0 ? ps->user : ps->path[i];
+		snprintf(full, sizeof(full), "%s.%s", s, f->name);
+		if (fnmatch(glob, full, 0) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool func_any(const struct pw_rule *ru, const struct pw_sql_func *f,
+		     const struct pw_policy_session *ps, bool allow)
+{
+	for (int g = 0; g < ru->n_functions; g++)
+		if (func_glob(ru->functions[g], f, ps, allow))
+			return true;
+	return false;
+}
+
+/* The classes a statement runs, as rules see them: PREPARE and EXECUTE are judged by what
+ * they prepare or run; EXPLAIN without ANALYZE runs nothing but itself. */
+static uint32_t effective_classes(const struct pw_sql_stmt *st)
+{
+	uint32_t e;
+
+	if (st->cls == PW_SQL_EXPLAIN && (st->flags & PW_SQL_F_NOT_EXECUTED))
+		return 1u << PW_SQL_EXPLAIN;
+	e = st->runs | (1u << st->cls);
+	if (st->cls == PW_SQL_PREPARE)
+		e &= ~(1u << PW_SQL_PREPARE);
+	if (st->cls == PW_SQL_EXECUTE || (st->cls == PW_SQL_EXPLAIN && st->inner == PW_SQL_EXECUTE))
+		e &= ~(1u << PW_SQL_EXECUTE);
+	return e;
+}
+
+/* The class a message names: the most consequential one the statement runs. */
+static enum pw_sql_class primary_class(const struct pw_sql_stmt *st, uint32_t among)
+{
+	static const enum pw_sql_class order[] = {
+		PW_SQL_DELETE, PW_SQL_UPDATE, PW_SQL_INSERT, PW_SQL_MERGE, PW_SQL_TRUNCATE,
+		PW_SQL_COPY_FROM, PW_SQL_DDL, PW_SQL_DCL, PW_SQL_CALL, PW_SQL_DO,
+	};
+	enum pw_sql_class c = st->cls;
+
+	for (size_t i = 0; i < N_ELEMS(order); i++)
+		if (among & (1u << order[i]))
+			return order[i];
+	if ((c == PW_SQL_EXECUTE || c == PW_SQL_PREPARE) && st->inner)
+		c = st->inner;
+	if (!(among & (1u << c)))
+		for (int k = 0; k <= PW_SQL_EXPLAIN; k++)
+			if (among & (1u << k))
+				return (enum pw_sql_class)k;
+	return c;
+}
+
+static const char *verb(enum pw_sql_class c)
+{
+	switch (c) {
+	case PW_SQL_SELECT:
+		return "SELECT";
+	case PW_SQL_INSERT:
+		return "INSERT";
+	case PW_SQL_UPDATE:
+		return "UPDATE";
+	case PW_SQL_DELETE:
+		return "DELETE";
+	case PW_SQL_MERGE:
+		return "MERGE";
+	case PW_SQL_COPY_TO:
+		return "COPY TO";
+	case PW_SQL_COPY_FROM:
+		return "COPY FROM";
+	case PW_SQL_DDL:
+		return "run DDL";
+	case PW_SQL_DCL:
+		return "run GRANT/REVOKE/role commands";
+	case PW_SQL_TRUNCATE:
+		return "TRUNCATE";
+	case PW_SQL_CALL:
+		return "CALL";
+	case PW_SQL_DO:
+		return "run DO";
+	case PW_SQL_SET:
+		return "SET";
+	case PW_SQL_TRANSACTION:
+		return "run transaction control";
+	case PW_SQL_PREPARE:
+		return "PREPARE";
+	case PW_SQL_EXECUTE:
+		return "EXECUTE";
+	case PW_SQL_EXPLAIN:
+		return "EXPLAIN";
+	default:
+		return "run a utility command on";
+	}
+}
+
+struct ctx {
+	const struct pw_identity *id;
+	const struct pw_policy_session *ps;
+	const struct pw_sql_result *r;
+	int i; /* statement index */
+	const struct pw_sql_stmt *st;
+	uint32_t classes;
+};
+
+/* Does rule ru match statement i? On a match, *what names the part that made it (a relation
+ * or function index; -1 for none) for the message. */
+static bool rule_matches(const struct ctx *x, const struct pw_rule *ru, int *rel, int *func)
+{
+	bool allow = ru->action == PW_ACT_ALLOW;
+	const struct pw_sql_result *r = x->r;
+
+	*rel = *func = -1;
+	if (ru->classes && (allow ? (x->classes & ~ru->classes) != 0 : !(x->classes & ru->classes)))
+		return false;
+	if (ru->facts && !(x->st->flags & ru->facts))
+		return false;
+	if (ru->n_relations && allow && (x->classes & ((1u << PW_SQL_DDL) | (1u << PW_SQL_DCL)))) {
+		/* DDL and DCL act on objects the analysis may not list (schemas, databases,
+		 * roles, comments): a rule scoped to relations allows them only when they name
+		 * relations, all of them covered */
+		bool named = false;
+		for (int k = 0; k < r->nrels && !named; k++)
+			named = r->rels[k].stmt == x->i;
+		if (!named)
+			return false;
+	}
+	if (ru->n_relations) {
+		bool any = false;
+		for (int k = 0; k < r->nrels; k++) {
+			const struct pw_sql_rel *rl = &r->rels[k];
+			if (rl->stmt != x->i)
+				continue;
+			/* an allowing rule covers only the accesses it names: a statement that
+			 * also writes is not covered by "read" */
+			if (!(rl->access & ru->access)) {
+				if (allow) {
+					*rel = k;
+					return false;
+				}
+				continue;
+			}
+			bool unres = rel_unresolved(x->ps, rl);
+			if (allow) {
+				if (unres || !rel_any(ru, rl, false)) {
+					*rel = k;
+					return false;
+				}
+			} else if (rel_any(ru, rl, unres)) {
+				*rel = k;
+				any = true;
+				break;
+			}
+		}
+		if (!allow && !any)
+			return false;
+	}
+	if (ru->n_functions) {
+		bool any = false;
+		for (int k = 0; k < r->nfuncs; k++) {
+			const struct pw_sql_func *f = &r->funcs[k];
+			if (f->stmt != x->i)
+				continue;
+			bool m = func_any(ru, f, x->ps, allow);
+			if (allow && !m) {
+				*func = k;
+				return false;
+			}
+			if (!allow && m) {
+				*func = k;
+				any = true;
+				break;
+			}
+		}
+		if (!allow && !any)
+			return false;
+	}
+	return true;
+}
+
+/* The relation a message about statement i names: the first written, else the first. */
+static int some_rel(const struct ctx *x)
+{
+	int first = -1;
+	for (int k = 0; k < x->r->nrels; k++) {
+		if (x->r->rels[k].stmt != x->i)
+			continue;
+		if (x->r->rels[k].access & PW_SQL_WRITE)
+			return k;
+		if (first < 0)
+			first = k;
+	}
+	return first;
+}
+
+static void rel_text(const struct ctx *x, int k, char *out, size_t len)
+{
+	const struct pw_sql_rel *rl = &x->r->rels[k];
+	if (rel_unresolved(x->ps, rl))
+		snprintf(out, len, "%s (not schema-qualified, and search_path is unknown)",
+			 rl->name);
+	else
+		snprintf(out, len, "%s.%s", rl->schema, rl->name);
+}
+
+/* reason: "may not DELETE public.orders" for the statement and the part that decided. */
+static void describe(const struct ctx *x, enum pw_action act, uint32_t among, int rel, int func,
+		     char *out, size_t len)
+{
+	char obj[2 * PW_SQL_NAMELEN + 64] = "";
+	enum pw_sql_class c = primary_class(x->st, among ? among : x->classes);
+	const char *lead = act == PW_ACT_APPROVE ? "needs approval to"
+			   : act == PW_ACT_MASK	   ? "may only with masking"
+						   : "may not";
+
+	if (rel < 0 && func < 0)
+		rel = some_rel(x);
+	if (rel >= 0)
+		rel_text(x, rel, obj, sizeof(obj));
+	else if (func >= 0)
+		snprintf(obj, sizeof(obj), "%s%s%s()", x->r->funcs[func].schema,
+			 x->r->funcs[func].schema[0] ? "." : "", x->r->funcs[func].name);
+	if (func >= 0 && rel < 0)
+		snprintf(out, len, "%s call %s", lead, obj);
+	else
+		snprintf(out, len, "%s %s%s%s", lead, verb(c), obj[0] ? " " : "", obj);
+}
+
+static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by,
+			 int rule, int stmt, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by,
+			 int rule, int stmt, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(d, 0, sizeof(*d));
+	d->action = act;
+	d->by = by;
+	d->rule = rule;
+	d->stmt = stmt;
+	va_start(ap, fmt);
+	vsnprintf(d->reason, sizeof(d->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* Names of functions the guardrails refuse, matched whatever schema they are called in. */
+static const char *const file_funcs[] = {
+	"pg_read_file",	   "pg_read_binary_file", "pg_ls_dir",	   "pg_stat_file",
+	"pg_ls_logdir",	   "pg_ls_waldir",	  "pg_ls_tmpdir",  "pg_ls_archive_statusdir",
+	"pg_ls_logicalsnapdir", "pg_ls_logicalmapdir", "pg_ls_replslotdir", "pg_file_write",
+	"pg_file_rename",  "pg_file_unlink",	  "pg_file_sync",  "pg_logdir_ls",
+	"lo_import",	   "lo_export",
+};
+static const char *const kill_funcs[] = {"pg_terminate_backend", "pg_cancel_backend"};
+
+static int find_func(const struct ctx *x, const char *const *names, size_t n, const char *glob)
+{
+	for (int k = 0; k < x->r->nfuncs; k++) {
+		const struct pw_sql_func *f = &x->r->funcs[k];
+		if (f->stmt != x->i)
+			continue;
+		if (glob && fnmatch(glob, f->name, 0) == 0)
+			return k;
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(f->name, names[j]) == 0)
+				return k;
+	}
+	return -1;
+}
+
+/* The checks no policy can switch off: without them the analysis itself is not reliable. */
+static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_decision *d)
+{
+	const struct pw_sql_stmt *st = x->st;
+
+	if (st->flags & PW_SQL_F_UNKNOWN_PREPARED) {
+		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
+			     "may not EXECUTE %s: pgward did not see it prepared in this session",
+			     st->object);
+		return true;
+	}
+	if (st->flags & PW_SQL_F_SET_CONFIG_DYNAMIC) {
+		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
+			     "may not call set_config() with a computed setting name");
+		return true;
+	}
+	for (int k = 0; k < x->r->nsets; k++) {
+		const struct pw_sql_setting *s = &x->r->sets[k];
+		if (s->stmt != x->i)
+			continue;
+		if (strcmp(s->name, "standard_conforming_strings") == 0 &&
+		    s->how != PW_SQL_SET_RESET) {
+			set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
+				     "may not change standard_conforming_strings (pgward reads "
+				     "statements as the server does only with it on)");
+			return true;
+		}
+		if ((strcmp(s->name, "client_encoding") == 0 || strcmp(s->name, "names") == 0) &&
+		    s->how != PW_SQL_SET_RESET &&
+		    !(s->value_known && s->value_len &&
+		      (!cfg || pw_config_encoding_allowed(cfg, s->value)))) {
+			set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
+				     "may not set client_encoding to %s (allowed: %s%s)",
+				     s->value_known && s->value_len ? s->value : "a computed value",
+				     cfg && cfg->n_client_encodings ? cfg->client_encodings[0] : "UTF8",
+				     cfg && cfg->n_client_encodings > 1 ? " and others configured" : "");
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool guardrail(const struct ctx *x, struct pw_decision *d)
+{
+	const struct pw_policy *p = &x->id->policy;
+	const struct pw_sql_stmt *st = x->st;
+	int f;
+
+#define ON(g) (!p->guardrail_off[g])
+#define HIT(g, act, ...)                                                                           \
+	do {                                                                                       \
+		set_decision(d, act, PW_BY_GUARDRAIL, 0, x->i, __VA_ARGS__);                       \
+		d->guardrail = g;                                                                  \
+		return true;                                                                       \
+	} while (0)
+	if (ON(PW_GR_ROLE_ESCAPE) && (st->flags & PW_SQL_F_ROLE_ESCAPE))
+		HIT(PW_GR_ROLE_ESCAPE, PW_ACT_DENY,
+		    "may not change the session's role (SET ROLE, SESSION AUTHORIZATION)");
+	if (ON(PW_GR_SERVER_COPY) && (st->flags & PW_SQL_F_COPY_PROGRAM))
+		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not run COPY ... PROGRAM on the server");
+	if (ON(PW_GR_SERVER_COPY) && (st->flags & PW_SQL_F_COPY_FILE))
+		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not COPY to or from a file on the server");
+	if (ON(PW_GR_SERVER_FILES) && (f = find_func(x, file_funcs, N_ELEMS(file_funcs), NULL)) >= 0)
+		HIT(PW_GR_SERVER_FILES, PW_ACT_DENY, "may not call %s() (server files)",
+		    x->r->funcs[f].name);
+	if (ON(PW_GR_ALTER_SYSTEM) && (st->flags & PW_SQL_F_ALTER_SYSTEM))
+		HIT(PW_GR_ALTER_SYSTEM, PW_ACT_DENY, "may not ALTER SYSTEM");
+	if (ON(PW_GR_DROP_DATABASE) && (st->flags & PW_SQL_F_DROP_DATABASE))
+		HIT(PW_GR_DROP_DATABASE, PW_ACT_DENY, "may not DROP DATABASE %s", st->object);
+	if (ON(PW_GR_CREATE_EXTENSION) && (st->flags & PW_SQL_F_CREATE_EXTENSION))
+		HIT(PW_GR_CREATE_EXTENSION, PW_ACT_DENY, "may not CREATE EXTENSION %s", st->object);
+	if (ON(PW_GR_DBLINK) && (f = find_func(x, NULL, 0, "dblink*")) >= 0)
+		HIT(PW_GR_DBLINK, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
+	if (ON(PW_GR_TERMINATE_BACKEND) &&
+	    (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs), NULL)) >= 0)
+		HIT(PW_GR_TERMINATE_BACKEND, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
+	if (ON(PW_GR_CODE) && (st->flags & PW_SQL_F_BODY))
+		HIT(PW_GR_CODE, PW_ACT_DENY, "may not %s (language %s)",
+		    st->cls == PW_SQL_DO ? "run DO blocks" : "create functions or procedures",
+		    st->lang);
+#undef ON
+#undef HIT
+	return false;
+}
+
+/* UPDATE/DELETE without WHERE: what the rules allow still needs a human's approval. */
+static bool needs_approval(const struct ctx *x, struct pw_decision *d)
+{
+	const struct pw_sql_stmt *st = x->st;
+	char what[200];
+
+	if (x->id->policy.guardrail_off[PW_GR_NO_WHERE] || !(st->flags & PW_SQL_F_NO_WHERE) ||
+	    (st->cls == PW_SQL_EXPLAIN && (st->flags & PW_SQL_F_NOT_EXECUTED)))
+		return false;
+	describe(x, PW_ACT_APPROVE, x->classes & ((1u << PW_SQL_UPDATE) | (1u << PW_SQL_DELETE)),
+		 -1, -1, what, sizeof(what));
+	set_decision(d, PW_ACT_APPROVE, PW_BY_GUARDRAIL, 0, x->i, "%s without WHERE", what);
+	d->guardrail = PW_GR_NO_WHERE;
+	return true;
+}
+
+static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct pw_decision *d)
+{
+	const struct pw_policy *p = &x->id->policy;
+
+	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(x, cfg, d)) || guardrail(x, d))
+		return;
+	for (int n = 0; n < p->n_rules; n++) {
+		const struct pw_rule *ru = &p->rules[n];
+		int rel, func;
+		if (!rule_matches(x, ru, &rel, &func))
+			continue;
+		if (ru->action == PW_ACT_ALLOW) {
+			if (!needs_approval(x, d))
+				set_decision(d, PW_ACT_ALLOW, PW_BY_RULE, n + 1, x->i, "allowed");
+			return;
+		}
+		set_decision(d, ru->action, PW_BY_RULE, n + 1, x->i, "%s", "");
+		describe(x, ru->action, ru->classes & x->classes, rel, func, d->reason,
+			 sizeof(d->reason));
+		return;
+	}
+	set_decision(d, PW_ACT_DENY, PW_BY_DEFAULT, 0, x->i, "%s", "");
+	describe(x, PW_ACT_DENY, 0, -1, -1, d->reason, sizeof(d->reason));
+}
+
+static void compose(const struct pw_identity *id, const struct pw_policy *p, int nstmts,
+		    struct pw_decision *d)
+{
+	char label[PW_NAME_MAX + 64], tail[160] = "";
+
+	if (d->action == PW_ACT_ALLOW) {
+		d->message[0] = 0;
+		d->sqlstate[0] = 0;
+		return;
+	}
+	switch (d->by) {
+	case PW_BY_RULE:
+		if (p->rules[d->rule - 1].name[0])
+			snprintf(label, sizeof(label), "rule %d \"%s\"", d->rule,
+				 p->rules[d->rule - 1].name);
+		else
+			snprintf(label, sizeof(label), "rule %d", d->rule);
+		break;
+	case PW_BY_GUARDRAIL:
+		snprintf(label, sizeof(label), "guardrail %s", pw_guardrail_name(d->guardrail));
+		break;
+	case PW_BY_REFUSAL:
+		snprintf(label, sizeof(label), "refused");
+		break;
+	case PW_BY_WINDOW:
+		snprintf(label, sizeof(label), "time window");
+		break;
+	default:
+		snprintf(label, sizeof(label), "no rule allows it");
+		break;
+	}
+	if (d->action == PW_ACT_APPROVE)
+		snprintf(tail, sizeof(tail), "; approvals are not available yet, so it is refused");
+	else if (d->action == PW_ACT_MASK)
+		snprintf(tail, sizeof(tail), "; masking is not available yet, so it is refused");
+	if (nstmts > 1)
+		snprintf(tail + strlen(tail), sizeof(tail) - strlen(tail),
+			 "; statement %d of %d, none of them ran", d->stmt + 1, nstmts);
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "42501");
+	snprintf(d->message, sizeof(d->message), "pgward: identity %s %s (%s)%s", id->name,
+		 d->reason, label, tail);
+}
+
+void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
+		      const struct pw_policy_session *ps, const struct pw_sql_result *r, time_t now,
+		      struct pw_decision *d, struct pw_decision *per_stmt)
+{
+	const struct pw_policy *p = &id->policy;
+	struct pw_decision one;
+	bool decided = false;
+
+	set_decision(d, PW_ACT_ALLOW, PW_BY_RULE, 0, -1, "allowed");
+	if (p->n_windows && !pw_policy_in_window(p, now)) {
+		set_decision(d, PW_ACT_DENY, PW_BY_WINDOW, 0, -1,
+			     "may run statements only within its time windows");
+		for (int i = 0; per_stmt && i < r->nstmts; i++)
+			per_stmt[i] = *d;
+		compose(id, p, 1, d);
+		return;
+	}
+	for (int i = 0; i < r->nstmts; i++) {
+		struct ctx x = {.id = id, .ps = ps, .r = r, .i = i, .st = &r->stmts[i]};
+		x.classes = effective_classes(x.st);
+		decide_one(&x, cfg, &one);
+		compose(id, p, 1, &one);
+		if (per_stmt)
+			per_stmt[i] = one;
+		if (!decided && one.action != PW_ACT_ALLOW) {
+			*d = one;
+			decided = true;
+		}
+	}
+	if (decided)
+		compose(id, p, r->nstmts, d);
+	else if (r->nstmts == 0)
+		d->rule = 0; /* an empty query: nothing to judge, the server answers it */
+}
+
+void pw_policy_function_call(const struct pw_identity *id, struct pw_decision *d)
+{
+	if (id->policy.guardrail_off[PW_GR_SERVER_FILES]) {
+		set_decision(d, PW_ACT_ALLOW, PW_BY_GUARDRAIL, 0, -1, "allowed");
+		return;
+	}
+	set_decision(d, PW_ACT_DENY, PW_BY_GUARDRAIL, 0, -1,
+		     "may not use the FunctionCall message (it calls functions, such as "
+		     "lo_import, by OID without any SQL to judge)");
+	d->guardrail = PW_GR_SERVER_FILES;
+	compose(id, &id->policy, 1, d);
+}
+
+void pw_policy_unreadable(const struct pw_identity *id, const char *why, int error_pos,
+			  struct pw_decision *d)
+{
+	bool complex = strncmp(why, "statement too complex", 21) == 0 ||
+		       strncmp(why, "statement text longer", 21) == 0;
+
+	set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, -1, "%s", why);
+	snprintf(d->sqlstate, sizeof(d->sqlstate), complex ? "54001" : "42601");
+	(void)error_pos; /* the parser's message already names the position */
+	snprintf(d->message, sizeof(d->message),
+		 "pgward: cannot analyse the statement of identity %s: %s; it was not run",
+		 id ? id->name : "?", why);
+}
+
+/* ---- session-level checks ------------------------------------------------------------ */
+
+bool pw_policy_in_window(const struct pw_policy *p, time_t now)
+{
+	if (!p->n_windows)
+		return true;
+	for (int i = 0; i < p->n_windows; i++) {
+		const struct pw_window *w = &p->windows[i];
+		struct tm tm;
+		if (!(w->utc ? gmtime_r(&now, &tm) : localtime_r(&now, &tm)))
+			continue;
+		int day = (tm.tm_wday + 6) % 7, yday = (day + 6) % 7;
+		int min = tm.tm_hour * 60 + tm.tm_min;
+		if (w->from_min < w->to_min) {
+			if ((w->days & (1u << day)) && min >= w->from_min && min < w->to_min)
+				return true;
+		} else if (((w->days & (1u << day)) && min >= w->from_min) ||
+			   ((w->days & (1u << yday)) && min < w->to_min)) {
+			return true; /* the window runs past midnight */
+		}
+	}
+	return false;
+}
+
+int pw_policy_admit(const struct pw_identity *id, const struct pw_config *c, const char *database,
+		    int ups_idx, time_t now, char *msg, size_t len)
+{
+	const struct pw_policy *p = &id->policy;
+	bool ok = p->n_databases == 0;
+
+	for (int i = 0; i < p->n_databases && !ok; i++)
+		ok = fnmatch(p->databases[i], database, 0) == 0;
+	if (!ok) {
+		snprintf(msg, len, "pgward: identity %s may not use database \"%s\"", id->name,
+			 database);
+		return -1;
+	}
+	ok = p->n_upstreams == 0;
+	for (int i = 0; i < p->n_upstreams && !ok; i++)
+		ok = p->upstreams[i] == ups_idx;
+	if (!ok) {
+		snprintf(msg, len, "pgward: identity %s may not use upstream \"%s\"", id->name,
+			 ups_idx >= 0 && ups_idx < c->n_upstreams ? c->upstreams[ups_idx].name : "?");
+		return -1;
+	}
+	if (!pw_policy_in_window(p, now)) {
+		snprintf(msg, len, "pgward: identity %s may connect only within its time windows",
+			 id->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- sessions per identity ----------------------------------------------------------- */
+
+/* Shared by all workers (an identity's sessions land on any of them); taken once at a
+ * session's start and end, never per message. Keyed by name so that a reload keeps counts. */
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct count {
+	char name[PW_NAME_MAX];
+	int n;
+} *counts;
+static size_t n_counts, cap_counts;
+
+static struct count *count_find(const char *name, bool add)
+{
+	for (size_t i = 0; i < n_counts; i++)
+		if (strcmp(counts[i].name, name) == 0)
+			return &counts[i];
+	if (!add)
+		return NULL;
+	if (n_counts == cap_counts) {
+		size_t cap = cap_counts ? cap_counts * 2 : 16;
+		struct count *c = realloc(counts, cap * sizeof(*c));
+		if (!c)
+			return NULL;
+		counts = c;
+		cap_counts = cap;
+	}
+	struct count *c = &counts[n_counts++];
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->n = 0;
+	return c;
+}
+
+bool pw_policy_session_acquire(const char *identity, int max)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&count_lock);
+	struct count *c = count_find(identity, true);
+	if (c && (max <= 0 || c->n < max)) {
+		c->n++;
+		ok = true;
+	}
+	pthread_mutex_unlock(&count_lock);
+	return ok; /* no memory for the count: refuse rather than run uncounted */
+}
+
+void pw_policy_session_release(const char *identity)
+{
+	pthread_mutex_lock(&count_lock);
+	struct count *c = count_find(identity, false);
+	if (c && c->n > 0)
+		c->n--;
+	pthread_mutex_unlock(&count_lock);
+}
+
+int pw_policy_session_count(const char *identity)
+{
+	pthread_mutex_lock(&count_lock);
+	struct count *c = count_find(identity, false);
+	int n = c ? c->n : 0;
+	pthread_mutex_unlock(&count_lock);
+	return n;
+}
