@@ -206,13 +206,51 @@ target_steered() { # NAME on|off
 	T_NOTE[$name]="pgwardd on the steered path (eBPF redirect from a cgroup, the database's address in the connection string), fast path $2, reuse_connections"
 }
 
+# A realistic policy for the enforcement cost: 20 identities and 50 rules, guardrails on;
+# the benchmark's identity is the last one (every other identity is tried first) and its
+# reads are allowed by its 7th rule, after deny, approve and mask rules that do not match.
+policy_merge() {
+	python3 - <<-'PY'
+		import json
+		ids = []
+		for n in range(1, 20):
+		    ids.append({"name": "agent-%d" % n, "match": {"user": "agent-%d" % n},
+		                "auth": "trust", "upstream": "pg",
+		                "rules": [{"action": "deny", "relations": ["secret.*", "hr.*"]},
+		                          {"action": "allow", "class": ["select"],
+		                           "relations": ["public.report_%d_*" % n]}]})
+		ids.append({"name": "bench", "match": {"user": "postgres"}, "auth": "trust",
+		            "upstream": "pg", "rules": [
+		    {"name": "no-secrets", "action": "deny", "relations": ["secret.*", "hr.*"]},
+		    {"name": "no-ddl", "action": "deny", "class": ["ddl", "dcl", "truncate"]},
+		    {"name": "no-sleep", "action": "deny", "functions": ["pg_sleep*", "pg_advisory*"]},
+		    {"name": "history-append-only", "action": "deny", "class": ["update", "delete"],
+		     "relations": ["public.pgbench_history"]},
+		    {"name": "big-deletes", "action": "approve", "class": ["delete"],
+		     "relations": ["public.pgbench_accounts"]},
+		    {"name": "pii", "action": "mask", "relations": ["public.customers"]},
+		    {"name": "read", "action": "allow", "class": ["select", "explain"],
+		     "relations": ["public.pgbench_*", "pg_catalog.*"], "access": "read"},
+		    {"name": "write", "action": "allow", "class": ["insert", "update"],
+		     "relations": ["public.pgbench_*"]},
+		    {"name": "session", "action": "allow", "class": ["set", "transaction"]},
+		    {"name": "maintenance", "action": "allow", "class": ["other"],
+		     "relations": ["public.pgbench_*"]},
+		    {"name": "copy-out", "action": "allow", "class": ["copy_to"],
+		     "relations": ["public.pgbench_*"], "access": "read"},
+		    {"name": "catalog", "action": "allow", "class": ["select"],
+		     "relations": ["information_schema.*"]}]})
+		print(json.dumps({"identities": ids, "client_encodings": ["UTF8", "SQL_ASCII"]}))
+	PY
+}
+
 # Prints "NAME KIND DEFAULT [ARG]" for every target this run knows about, in run order;
 # DEFAULT 1: run unless BENCH_TARGETS says otherwise.
 candidate_targets() {
 	local root=0
 	[[ $EUID -eq 0 ]] && root=1
 	printf '%s\n' "direct direct 1" "direct-scram direct_scram 0" "pgbouncer pgbouncer 1" \
-		"pgwardd pgwardd 1" \
+		"pgwardd pgwardd 1" "pgwardd-policy pgwardd 1 $(policy_merge)" \
 		'pgwardd-reuse pgwardd 1 {"upstreams": {"pg": {"reuse_connections": true}}}' \
 		"steered steered $root off" "steered-fastpath steered $root on"
 	local line name spec
@@ -444,10 +482,41 @@ report() {
 	echo "# -C: direct and pgwardd start a new PostgreSQL backend per client connection (pgwardd"
 	echo "#   also logs in upstream with SCRAM); pgbouncer's session pool reuses server connections."
 	echo "#   pgwardd-reuse and the steered rows park and reuse them too (reuse_connections)."
+	echo "# pgwardd-policy: 20 identities, 50 rules, guardrails on (scripts/bench.sh policy_merge);"
+	echo "#   the others allow everything with the guardrails off."
 	echo "# steered: pgbench in a cgroup dials the database itself; the eBPF redirect brings it"
 	echo "#   to pgwardd (fastpath: sockmap between pgbench and pgwardd)."
 	echo "# pgbench, the proxies and PostgreSQL share the machine's $(nproc) CPU(s)."
 	echo "# JSON: $json"
+}
+
+# The statement analysis of each pgwardd target: stop it and read its workers' summaries.
+analysis_report() {
+	local t pid log
+	echo
+	echo "# statement analysis (per pgwardd target, all workers, over every run):"
+	for t in "${TARGETS[@]}"; do
+		[[ ${T_NOTE[$t]} == pgwardd* ]] || continue
+		pid=${T_PIDS[$t]%% *}
+		log=${T_LOG[$t]}
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in $(seq 100); do
+			grep -q 'pgwardd stopped' "$log" 2>/dev/null && break
+			sleep 0.1
+		done
+		awk -v t="$t" '/worker [0-9]+: stopped/ {
+			for (i = 1; i <= NF; i++) {
+				if ($(i + 1) == "queries,") q += $i
+				if ($(i + 1) == "parses,") p += $i
+				if ($(i + 1) == "denied,") d += $i
+				if ($(i + 1) == "hits,") h += $i
+				if ($(i + 1) == "misses)") m += $i
+			}
+		} END {
+			printf "#   %-16s %d queries + %d parses judged, %d denied; cache %d hits, %d misses, hit rate %.4f%%\n",
+				t, q, p, d, h, m, (h + m) ? 100 * h / (h + m) : 0
+		}' "$log"
+	done
 }
 
 main() {
@@ -509,6 +578,7 @@ main() {
 		done
 	done
 	report
+	analysis_report
 	return "$FAILED"
 }
 

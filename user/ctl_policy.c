@@ -94,7 +94,10 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 	json_t *j = decision_json(id, d), *a;
 	size_t len = st->length ? (size_t)st->length : strlen(sql + st->location);
 
-	json_object_set_new(j, "text", json_stringn(sql + st->location, len));
+	if (r->spans_approx || (size_t)st->location + len > strlen(sql))
+		json_object_set_new(j, "text", json_string(sql));
+	else
+		json_object_set_new(j, "text", json_stringn(sql + st->location, len));
 	json_object_set_new(j, "class", json_string(pw_sql_class_name(st->cls)));
 	if (st->inner)
 		json_object_set_new(j, "inner", json_string(pw_sql_class_name(st->inner)));

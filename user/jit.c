@@ -25,8 +25,8 @@
 /* Facts about this host and process, computed once (pthread_once) and read-only after: safe
  * to read from any thread without a lock. */
 static struct {
-	char host[9];		 /* 8 hex */
-	char tag[9];		 /* 8 hex, random per process */
+	char host[9];             /* 8 hex */
+	char tag[9];              /* 8 hex, random per process */
 	unsigned long long start; /* clock ticks after boot */
 	unsigned long long pidns; /* inode of /proc/self/ns/pid; 0 if unknown */
 } me;
@@ -221,11 +221,11 @@ static int hexval(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static const char *const table_privs[] = {"SELECT",	"INSERT",  "UPDATE", "DELETE",
-					  "TRUNCATE",	"REFERENCES", "TRIGGER", "ALL"};
+static const char *const table_privs[] = {"SELECT",   "INSERT",     "UPDATE",  "DELETE",
+                                          "TRUNCATE", "REFERENCES", "TRIGGER", "ALL"};
 
 int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char *database,
-		     char *out, size_t cap)
+                     char *out, size_t cap)
 {
 	const struct pw_policy *p = &id->policy;
 	if (!out || cap == 0 || !role || !database)
@@ -243,8 +243,8 @@ int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char 
 	pct_encode(database, db_enc, sizeof(db_enc));
 	pct_encode(id->name, id_enc, sizeof(id_enc));
 	snprintf(comment, sizeof(comment),
-		 "pgward-jit host=%s pid=%ld start=%llu pidns=%llu db=%s identity=%s", me.host,
-		 (long)getpid(), me.start, me.pidns, db_enc, id_enc);
+	         "pgward-jit host=%s pid=%ld start=%llu pidns=%llu db=%s identity=%s", me.host,
+	         (long)getpid(), me.start, me.pidns, db_enc, id_enc);
 
 	sb_str(&b, "CREATE ROLE ");
 	sb_ident(&b, role);
@@ -262,8 +262,8 @@ int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char 
 	}
 	for (int i = 0; i < p->n_grants; i++) {
 		const struct pw_grant *g = &p->grants[i];
-		if (!name_ok(g->schema, false) || !name_ok(g->table, true) ||
-		    g->n_privileges < 1 || g->n_privileges > PW_MAX_GRANT_PRIVS)
+		if (!name_ok(g->schema, false) || !name_ok(g->table, true) || g->n_privileges < 1 ||
+		    g->n_privileges > PW_MAX_GRANT_PRIVS)
 			goto bad;
 		/* USAGE once per schema, before its first grant */
 		bool seen = false;
@@ -328,13 +328,13 @@ struct job {
 	char role[PW_NAME_MAX];
 	uint32_t backend_pid;
 	int attempts;
-	int retry_s;	    /* sweep: the next retry's delay */
+	int retry_s;        /* sweep: the next retry's delay */
 	int64_t not_before; /* monotonic ms */
 };
 
-#define DROP_ATTEMPTS	 4 /* then 1 s, 2 s, 4 s apart */
-#define SWEEP_RETRY_MIN	 30
-#define SWEEP_RETRY_MAX	 600
+#define DROP_ATTEMPTS    4 /* then 1 s, 2 s, 4 s apart */
+#define SWEEP_RETRY_MIN  30
+#define SWEEP_RETRY_MAX  600
 #define DROP_SCRIPT_SIZE (4 * PW_NAME_MAX + 64)
 
 /* The queue between the worker threads (every session end may queue a drop) and the one
@@ -344,9 +344,9 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv; /* on CLOCK_MONOTONIC; signalled on queue, stop and exit */
 	struct job *head;
-	int n;		 /* queued + in progress */
-	bool running;	 /* a janitor thread exists */
-	bool stopping;	 /* exit once the queue is empty (or past stop_deadline) */
+	int n;         /* queued + in progress */
+	bool running;  /* a janitor thread exists */
+	bool stopping; /* exit once the queue is empty (or past stop_deadline) */
 	int64_t stop_deadline;
 	uint64_t done, failed;
 } jq = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -414,34 +414,60 @@ static void ignore_row(void *arg, int ncols, const char *const *vals)
 	(void)arg, (void)ncols, (void)vals;
 }
 
+/* The janitor's connection, kept from one drop to the next while they go to the same upstream
+ * and database (a burst of sessions ending costs one login, not one each) and closed when the
+ * queue runs dry or a drop fails. Touched only by the janitor thread: no lock. */
+static struct {
+	struct pw_pgconn *c;
+	struct pw_runtime *rt; /* referenced while c is open */
+	int upstream;
+	char database[PW_NAME_MAX];
+} held;
+
+static void held_close(void)
+{
+	pw_pgconn_close(held.c);
+	if (held.rt)
+		pw_runtime_unref(held.rt);
+	memset(&held, 0, sizeof(held));
+}
+
 static int run_drop(struct job *j, char *err, size_t errlen)
 {
 	int t = step_timeout(j);
-	struct pw_pgconn *c = pw_pgconn_open(j->rt, j->upstream, j->database, t, err, errlen);
-	if (!c)
-		return -1;
+	if (held.c && (held.rt != j->rt || held.upstream != j->upstream ||
+	               strcmp(held.database, j->database) != 0))
+		held_close();
+	if (!held.c) {
+		if (!(held.c = pw_pgconn_open(j->rt, j->upstream, j->database, t, err, errlen)))
+			return -1;
+		held.rt = pw_runtime_ref(j->rt);
+		held.upstream = j->upstream;
+		snprintf(held.database, sizeof(held.database), "%s", j->database);
+	}
 	if (j->backend_pid) {
 		/* the session's backend may still run a statement as the role: end it, and wait
 		 * for it (PostgreSQL 14+) so that the role is not dropped from under it. Only a
 		 * backend of our own login: a reused pid of anybody else's is left alone. */
 		char q[256], e[256];
 		snprintf(q, sizeof(q),
-			 "SELECT pg_catalog.pg_terminate_backend(a.pid, %d) FROM "
-			 "pg_catalog.pg_stat_activity a WHERE a.pid = %" PRIu32
-			 " AND a.usename = session_user",
-			 t / 2 < 5000 ? t / 2 : 5000, j->backend_pid);
-		if (pw_pgconn_exec(c, q, ignore_row, NULL, e, sizeof(e)) < 0 &&
+		         "SELECT pg_catalog.pg_terminate_backend(a.pid, %d) FROM "
+		         "pg_catalog.pg_stat_activity a WHERE a.pid = %" PRIu32
+		         " AND a.usename = session_user",
+		         t / 2 < 5000 ? t / 2 : 5000, j->backend_pid);
+		if (pw_pgconn_exec(held.c, q, ignore_row, NULL, e, sizeof(e)) < 0 &&
 		    strstr(e, " 42883: ")) {
 			snprintf(q, sizeof(q),
-				 "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM "
-				 "pg_catalog.pg_stat_activity a WHERE a.pid = %" PRIu32
-				 " AND a.usename = session_user",
-				 j->backend_pid);
-			(void)pw_pgconn_exec(c, q, ignore_row, NULL, e, sizeof(e));
+			         "SELECT pg_catalog.pg_terminate_backend(a.pid) FROM "
+			         "pg_catalog.pg_stat_activity a WHERE a.pid = %" PRIu32
+			         " AND a.usename = session_user",
+			         j->backend_pid);
+			(void)pw_pgconn_exec(held.c, q, ignore_row, NULL, e, sizeof(e));
 		}
 	}
-	int rc = drop_role(c, j->role, true, err, errlen);
-	pw_pgconn_close(c);
+	int rc = drop_role(held.c, j->role, true, err, errlen);
+	if (rc < 0)
+		held_close(); /* whatever went wrong, the retry starts afresh */
 	return rc;
 }
 
@@ -452,14 +478,14 @@ struct found {
 	struct {
 		char role[PW_NAME_MAX];
 		char db[PW_NAME_MAX];
-	} *r;
+	} * r;
 	bool oom;
 };
 
 /* Parse "pgward-jit host=... pid=... start=... pidns=... db=... identity=..." into the
  * values the sweep needs. False when it is not one of ours. */
 static bool parse_comment(const char *s, char host[9], long *pid, unsigned long long *start,
-			  unsigned long long *pidns, char db[PW_NAME_MAX])
+                          unsigned long long *pidns, char db[PW_NAME_MAX])
 {
 	static const char head[] = "pgward-jit ";
 	bool h = false, p = false, st = false, ns = false, d = false;
@@ -597,12 +623,13 @@ static int run_sweep(struct job *j, char *err, size_t errlen)
 			r = -1;
 		}
 		if (r == 0)
-			pw_info("jit: dropped role %s left by a pgwardd that is gone (upstream \"%s\", "
-				"database %s)",
-				role, u->name, db);
+			pw_info(
+			    "jit: dropped role %s left by a pgwardd that is gone (upstream \"%s\", "
+			    "database %s)",
+			    role, u->name, db);
 		else
 			pw_warn("jit: cannot drop role %s left by a pgwardd that is gone: %s", role,
-				e);
+			        e);
 		count(r == 0);
 	}
 	pw_pgconn_close(dc);
@@ -621,22 +648,30 @@ static void *janitor(void *arg)
 		int64_t now = now_ms();
 		struct job **pick = NULL;
 		for (struct job **pp = &jq.head; *pp; pp = &(*pp)->next)
-			if (!pick || (*pp)->not_before < (*pick)->not_before)
-				pick = pp;
+			if (!pick || (*pp)->not_before <= (*pick)->not_before)
+				pick = pp; /* the oldest of equals: new jobs go in at the head */
+		bool leave = jq.stopping && (!pick || now >= jq.stop_deadline ||
+		                             (*pick)->not_before > jq.stop_deadline);
+		if (held.c && (leave || !pick || (*pick)->not_before > now)) {
+			/* idle or leaving: no connection is kept open at the upstream (re-checked
+			 * after: the lock is let go meanwhile) */
+			pthread_mutex_unlock(&jq.mu);
+			held_close();
+			pthread_mutex_lock(&jq.mu);
+			continue;
+		}
+		if (leave)
+			break; /* what is left waits for the next start's sweep */
 		if (!pick) {
-			if (jq.stopping)
-				break;
 			pthread_cond_wait(&jq.cv, &jq.mu);
 			continue;
 		}
-		if (jq.stopping && (now >= jq.stop_deadline || (*pick)->not_before > jq.stop_deadline))
-			break; /* what is left waits for the next start's sweep */
 		if ((*pick)->not_before > now) {
 			int64_t until = (*pick)->not_before;
 			if (jq.stopping && jq.stop_deadline < until)
 				until = jq.stop_deadline;
 			struct timespec ts = {.tv_sec = until / 1000,
-					      .tv_nsec = (long)(until % 1000) * 1000000};
+			                      .tv_nsec = (long)(until % 1000) * 1000000};
 			pthread_cond_timedwait(&jq.cv, &jq.mu, &ts);
 			continue;
 		}
@@ -655,21 +690,23 @@ static void *janitor(void *arg)
 				count(true);
 			} else if (j->attempts < DROP_ATTEMPTS) {
 				pw_info("jit: drop of role %s failed (attempt %d), retrying: %s",
-					j->role, j->attempts, err);
+				        j->role, j->attempts, err);
 				j->not_before = now_ms() + 1000 * (1 << (j->attempts - 1));
 				requeue = true;
 			} else {
 				pw_warn("jit: cannot drop role %s (upstream \"%s\", database %s) "
-					"after %d attempts; the next start's sweep drops it: %s",
-					j->role, up, j->database, j->attempts, err);
+				        "after %d attempts; the next start's sweep drops it: %s",
+				        j->role, up, j->database, j->attempts, err);
 				count(false);
 			}
 		} else if (run_sweep(j, err, sizeof(err)) < 0) {
-			pw_warn("jit: cannot sweep upstream \"%s\" for roles left by a dead pgwardd "
-				"(retrying in %d s): %s",
-				up, j->retry_s, err);
+			pw_warn(
+			    "jit: cannot sweep upstream \"%s\" for roles left by a dead pgwardd "
+			    "(retrying in %d s): %s",
+			    up, j->retry_s, err);
 			j->not_before = now_ms() + 1000LL * j->retry_s;
-			j->retry_s = j->retry_s * 2 > SWEEP_RETRY_MAX ? SWEEP_RETRY_MAX : j->retry_s * 2;
+			j->retry_s =
+			    j->retry_s * 2 > SWEEP_RETRY_MAX ? SWEEP_RETRY_MAX : j->retry_s * 2;
 			requeue = true;
 		}
 
@@ -690,8 +727,8 @@ static void *janitor(void *arg)
 		if (j->kind == JOB_DROP) {
 			jq.failed++;
 			pw_warn("jit: stopping before role %s was dropped; the next start's sweep "
-				"drops it",
-				j->role);
+			        "drops it",
+			        j->role);
 		}
 		job_free(j);
 	}
@@ -736,7 +773,7 @@ static void enqueue(struct job *j)
 }
 
 void pw_jit_drop(struct pw_runtime *rt, int upstream, const char *database, const char *role,
-		 uint32_t backend_pid)
+                 uint32_t backend_pid)
 {
 	pthread_once(&jq_once, jq_init);
 	if (!rt || upstream < 0 || upstream >= rt->cfg->n_upstreams || !role ||
@@ -761,8 +798,8 @@ void pw_jit_drop(struct pw_runtime *rt, int upstream, const char *database, cons
 		jq.failed++;
 		pthread_mutex_unlock(&jq.mu);
 		pw_warn("jit: cannot start the janitor thread; role %s is left to the next start's "
-			"sweep",
-			role);
+		        "sweep",
+		        role);
 		job_free(j);
 		return;
 	}

@@ -40,10 +40,8 @@ int pw_log_parse_level(const char *s, enum pw_log_level *out)
 	return -1;
 }
 
-void pw_log(enum pw_log_level lvl, const char *fmt, ...)
+static void vlog(enum pw_log_level lvl, const char *fmt, va_list ap)
 {
-	if ((int)lvl < log_level)
-		return;
 	char line[2048];
 	struct timespec ts;
 	struct tm tm;
@@ -52,10 +50,7 @@ void pw_log(enum pw_log_level lvl, const char *fmt, ...)
 	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
 			 tm.tm_sec, ts.tv_nsec / 1000000, pw_log_level_name(lvl));
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
@@ -66,6 +61,24 @@ void pw_log(enum pw_log_level lvl, const char *fmt, ...)
 	line[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
+}
+
+void pw_log(enum pw_log_level lvl, const char *fmt, ...)
+{
+	if ((int)lvl < log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(lvl, fmt, ap);
+	va_end(ap);
+}
+
+void pw_log_summary(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vlog(PW_LOG_INFO, fmt, ap);
+	va_end(ap);
 }
 
 void pw_errf(char *err, size_t errlen, const char *fmt, ...)

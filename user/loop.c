@@ -198,7 +198,7 @@ static void *worker_main(void *arg)
 	}
 	const struct pw_inspect_stats *is = pw_inspect_stats_local();
 	const struct pw_sql_cache_stats *cs = pw_sql_cache_stats_local();
-	pw_info("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
+	pw_log_summary("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
 		"statements: %llu queries, %llu parses, %llu allowed, %llu denied, %llu "
 		"unreadable; analysis cache: %llu hits, %llu misses)",
 		w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,

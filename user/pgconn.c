@@ -35,7 +35,7 @@ struct pw_pgconn {
 	socklen_t addrlen;
 	unsigned mark;
 	char name[PW_NAME_MAX]; /* the upstream's, for messages */
-	uint8_t *in;		/* received bytes: [in_off, in_len) not yet consumed */
+	uint8_t *in;            /* received bytes: [in_off, in_len) not yet consumed */
 	size_t in_off, in_len, in_cap;
 };
 
@@ -66,7 +66,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 
 /* A non-blocking socket connected to sa within the deadline, or -1 with err set. */
 static int connect_to(const struct sockaddr *sa, socklen_t len, unsigned mark, int64_t deadline,
-		      char *err, size_t errlen)
+                      char *err, size_t errlen)
 {
 	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -177,8 +177,8 @@ static int fill(struct pw_pgconn *c, int64_t deadline, char *err, size_t errlen)
 	}
 }
 
-static int write_all(struct pw_pgconn *c, const void *buf, size_t len, int64_t deadline,
-		     char *err, size_t errlen)
+static int write_all(struct pw_pgconn *c, const void *buf, size_t len, int64_t deadline, char *err,
+                     size_t errlen)
 {
 	const uint8_t *p = buf;
 	while (len) {
@@ -199,7 +199,8 @@ static int write_all(struct pw_pgconn *c, const void *buf, size_t len, int64_t d
 				ev = POLLOUT;
 			else {
 				char b[256];
-				pw_errf(err, errlen, "write failed (%s)", pw_tls_error(b, sizeof(b)));
+				pw_errf(err, errlen, "write failed (%s)",
+				        pw_tls_error(b, sizeof(b)));
 				return -1;
 			}
 		} else {
@@ -228,7 +229,7 @@ static int write_all(struct pw_pgconn *c, const void *buf, size_t len, int64_t d
 
 /* Send one message: type, then payload (a and b concatenated; b may be NULL). */
 static int send_msg(struct pw_pgconn *c, uint8_t type, const void *a, size_t alen, const void *b,
-		    size_t blen, int64_t deadline, char *err, size_t errlen)
+                    size_t blen, int64_t deadline, char *err, size_t errlen)
 {
 	uint8_t small[1024], *m = small;
 	size_t total = 5 + alen + blen;
@@ -255,7 +256,7 @@ static int send_msg(struct pw_pgconn *c, uint8_t type, const void *a, size_t ale
 /* The next whole message. *body stays valid until the next call. 0, or -1 with err set (a
  * length outside 4..PW_PGCONN_MSG_MAX is an error: the stream cannot be trusted after it). */
 static int read_msg(struct pw_pgconn *c, int64_t deadline, uint8_t *type, const uint8_t **body,
-		    size_t *blen, char *err, size_t errlen)
+                    size_t *blen, char *err, size_t errlen)
 {
 	while (c->in_len - c->in_off < PW_HDR)
 		if (fill(c, deadline, err, errlen) < 0)
@@ -304,25 +305,25 @@ static void format_error(const uint8_t *body, size_t blen, char *err, size_t err
 	const char *code = pw_error_field(body, blen, 'C');
 	const char *msg = pw_error_field(body, blen, 'M');
 	pw_errf(err, errlen, "%s %s: %s", sev ? sev : "ERROR", code ? code : "XX000",
-		msg ? msg : "(no message)");
+	        msg ? msg : "(no message)");
 }
 
 /* ---- connection set-up ---- */
 
 static int resolve_and_connect(struct pw_pgconn *c, const struct pw_upstream *u, int64_t deadline,
-			       char *err, size_t errlen)
+                               char *err, size_t errlen)
 {
 	char e[256] = "";
 	if (u->unix_dir[0]) {
 		struct sockaddr_un un = {.sun_family = AF_UNIX};
 		int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", u->unix_dir,
-				 u->port);
+		                 u->port);
 		if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
 			pw_errf(err, errlen, "socket path too long");
 			return -1;
 		}
-		c->fd = connect_to((struct sockaddr *)&un, sizeof(un), c->mark, deadline, e,
-				   sizeof(e));
+		c->fd =
+		    connect_to((struct sockaddr *)&un, sizeof(un), c->mark, deadline, e, sizeof(e));
 		if (c->fd < 0) {
 			pw_errf(err, errlen, "%s: %s", un.sun_path, e);
 			return -1;
@@ -357,7 +358,7 @@ static int resolve_and_connect(struct pw_pgconn *c, const struct pw_upstream *u,
 }
 
 static int tls_handshake(struct pw_pgconn *c, SSL_CTX *ctx, const struct pw_upstream *u,
-			 int64_t deadline, char *err, size_t errlen)
+                         int64_t deadline, char *err, size_t errlen)
 {
 	char b[256];
 	if (!(c->ssl = SSL_new(ctx)) || SSL_set_fd(c->ssl, c->fd) != 1 ||
@@ -379,8 +380,8 @@ static int tls_handshake(struct pw_pgconn *c, SSL_CTX *ctx, const struct pw_upst
 		else {
 			long v = SSL_get_verify_result(c->ssl);
 			pw_errf(err, errlen, "TLS handshake failed: %s%s%s",
-				pw_tls_error(b, sizeof(b)), v != X509_V_OK ? ": " : "",
-				v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+			        pw_tls_error(b, sizeof(b)), v != X509_V_OK ? ": " : "",
+			        v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
 			return -1;
 		}
 		int w = wait_fd(c->fd, ev, deadline);
@@ -391,8 +392,8 @@ static int tls_handshake(struct pw_pgconn *c, SSL_CTX *ctx, const struct pw_upst
 	}
 	/* the context verifies for verify-ca/-full already; checked again so that a context
 	 * built some other way can never pass without a verified certificate */
-	if (u->sslmode >= PW_SSL_VERIFY_CA && (SSL_get_verify_result(c->ssl) != X509_V_OK ||
-					       !SSL_get0_peer_certificate(c->ssl))) {
+	if (u->sslmode >= PW_SSL_VERIFY_CA &&
+	    (SSL_get_verify_result(c->ssl) != X509_V_OK || !SSL_get0_peer_certificate(c->ssl))) {
 		pw_errf(err, errlen, "TLS: the server certificate was not verified");
 		return -1;
 	}
@@ -401,7 +402,7 @@ static int tls_handshake(struct pw_pgconn *c, SSL_CTX *ctx, const struct pw_upst
 
 /* SSLRequest and TLS according to sslmode (libpq's semantics, as session.c). */
 static int negotiate_tls(struct pw_pgconn *c, const struct pw_runtime *rt, int ui,
-			 const struct pw_upstream *u, int64_t deadline, char *err, size_t errlen)
+                         const struct pw_upstream *u, int64_t deadline, char *err, size_t errlen)
 {
 	if (c->addr.ss_family == AF_UNIX || u->sslmode == PW_SSL_DISABLE)
 		return 0;
@@ -409,7 +410,7 @@ static int negotiate_tls(struct pw_pgconn *c, const struct pw_runtime *rt, int u
 	if (!ctx) {
 		if (u->sslmode >= PW_SSL_REQUIRE) {
 			pw_errf(err, errlen, "no TLS context, but sslmode is %s",
-				pw_sslmode_name(u->sslmode));
+			        pw_sslmode_name(u->sslmode));
 			return -1;
 		}
 		return 0;
@@ -442,7 +443,7 @@ static int negotiate_tls(struct pw_pgconn *c, const struct pw_runtime *rt, int u
 	}
 	if (u->sslmode >= PW_SSL_REQUIRE) {
 		pw_errf(err, errlen, "server does not support SSL, but sslmode is %s",
-			pw_sslmode_name(u->sslmode));
+		        pw_sslmode_name(u->sslmode));
 		return -1;
 	}
 	return 0;
@@ -464,19 +465,19 @@ static const char *auth_method_name(uint32_t code)
 }
 
 static int send_password(struct pw_pgconn *c, const void *pw, size_t len, int64_t deadline,
-			 char *err, size_t errlen)
+                         char *err, size_t errlen)
 {
 	return send_msg(c, 'p', pw, len, NULL, 0, deadline, err, errlen);
 }
 
 /* StartupMessage, authentication, and everything up to the first ReadyForQuery. */
-static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *db,
-		 int64_t deadline, char *err, size_t errlen)
+static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *db, int64_t deadline,
+                 char *err, size_t errlen)
 {
 	uint8_t pkt[512];
 	size_t off = 8;
-	const char *kv[] = {"user",	    u->user, "database",	db,
-			    "application_name", APP_NAME, "client_encoding", "UTF8"};
+	const char *kv[] = {"user",   u->user,           "database", db, "application_name",
+	                    APP_NAME, "client_encoding", "UTF8"};
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
 		size_t l = strlen(kv[i]) + 1;
 		if (off + l + 1 > sizeof(pkt)) {
@@ -541,11 +542,12 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 		uint32_t code = pw_be32(body);
 		if (sasl && code != PW_AUTH_REQ_SASL_CONT && code != PW_AUTH_REQ_SASL_FIN &&
 		    code != PW_AUTH_REQ_OK) {
-			pw_errf(err, errlen, "authentication request %u in the middle of SCRAM", code);
+			pw_errf(err, errlen, "authentication request %u in the middle of SCRAM",
+			        code);
 			return -1;
 		}
 		bool needs_pw = code == PW_AUTH_REQ_CLEARTEXT || code == PW_AUTH_REQ_MD5 ||
-				code == PW_AUTH_REQ_SASL;
+		                code == PW_AUTH_REQ_SASL;
 		if (needs_pw && !u->has_password) {
 			pw_errf(err, errlen, "server asks for a password and none is configured");
 			return -1;
@@ -555,21 +557,23 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 			/* a server that started SCRAM must finish it: the signature is its proof
 			 * that it knows the password, i.e. that it is the server we meant */
 			if (sasl && !sasl_done) {
-				pw_errf(err, errlen, "server ended SCRAM without proving it knows the "
-						     "password");
+				pw_errf(err, errlen,
+				        "server ended SCRAM without proving it knows the "
+				        "password");
 				return -1;
 			}
 			authed = true;
 			break;
 		case PW_AUTH_REQ_CLEARTEXT:
 			if (!tls && !u->allow_cleartext) {
-				pw_errf(err, errlen, "server asks for a cleartext password over an "
-						     "unencrypted connection (set allow_cleartext "
-						     "to permit it)");
+				pw_errf(err, errlen,
+				        "server asks for a cleartext password over an "
+				        "unencrypted connection (set allow_cleartext "
+				        "to permit it)");
 				return -1;
 			}
 			if (send_password(c, u->password, strlen(u->password) + 1, deadline, err,
-					  errlen) < 0)
+			                  errlen) < 0)
 				return -1;
 			break;
 		case PW_AUTH_REQ_MD5:
@@ -593,7 +597,8 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 				i += ml + 1;
 			}
 			if (!scram) {
-				pw_errf(err, errlen, "server offers no SASL mechanism pgward supports");
+				pw_errf(err, errlen,
+				        "server offers no SASL mechanism pgward supports");
 				return -1;
 			}
 			if (pw_scram_client_first(&sc, NULL, out, sizeof(out), &outlen) != 0) {
@@ -616,8 +621,8 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 				return -1;
 			}
 			if (pw_scram_client_final(&sc, u->password, body + 4, blen - 4, out,
-						  sizeof(out), &outlen, e,
-						  sizeof(e)) != PW_AUTH_OK) {
+			                          sizeof(out), &outlen, e,
+			                          sizeof(e)) != PW_AUTH_OK) {
 				pw_errf(err, errlen, "SCRAM exchange failed: %s", e);
 				return -1;
 			}
@@ -632,25 +637,26 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 			}
 			if (pw_scram_client_verify(&sc, body + 4, blen - 4, e, sizeof(e)) !=
 			    PW_AUTH_OK) {
-				pw_errf(err, errlen, "SCRAM: the server's signature does not verify "
-						     "(%s)",
-					e);
+				pw_errf(err, errlen,
+				        "SCRAM: the server's signature does not verify "
+				        "(%s)",
+				        e);
 				return -1;
 			}
 			sasl_done = true;
 			break;
 		default:
 			pw_errf(err, errlen,
-				"server asks for authentication method %u (%s), which pgward does "
-				"not support",
-				code, auth_method_name(code));
+			        "server asks for authentication method %u (%s), which pgward does "
+			        "not support",
+			        code, auth_method_name(code));
 			return -1;
 		}
 	}
 }
 
 struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char *db,
-				 int timeout_ms, char *err, size_t errlen)
+                                 int timeout_ms, char *err, size_t errlen)
 {
 	if (!rt || ui < 0 || ui >= rt->cfg->n_upstreams) {
 		pw_errf(err, errlen, "no upstream %d", ui);
@@ -682,7 +688,7 @@ struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char
 	}
 	if (rc < 0) {
 		pw_errf(err, errlen, "upstream \"%s\" (%s as %s, database %s): %s", u->name, step,
-			u->user, db, e);
+		        u->user, db, e);
 		c->broken = true;
 		pw_pgconn_close(c);
 		return NULL;
@@ -703,8 +709,8 @@ static void send_cancel(struct pw_pgconn *c)
 		return;
 	int64_t deadline = now_ms() + (c->timeout_ms < 2000 ? c->timeout_ms : 2000);
 	char e[128];
-	int fd = connect_to((struct sockaddr *)&c->addr, c->addrlen, c->mark, deadline, e,
-			    sizeof(e));
+	int fd =
+	    connect_to((struct sockaddr *)&c->addr, c->addrlen, c->mark, deadline, e, sizeof(e));
 	if (fd < 0)
 		return;
 	uint8_t pkt[16];
@@ -818,24 +824,24 @@ static int rows_deliver(struct rows *r, pw_pgconn_row_fn fn, void *arg)
 	return 0;
 }
 
-int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, void *arg,
-		   char *err, size_t errlen)
+int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, void *arg, char *err,
+                   size_t errlen)
 {
-	char e[512] = "";
+	char e[512] = "", ioe[256] = ""; /* the server's first error; ours */
 	if (!c || c->broken) {
 		pw_errf(err, errlen, "upstream \"%s\": the connection is broken",
-			c ? c->name : "?");
+		        c ? c->name : "?");
 		return -1;
 	}
 	int64_t deadline = now_ms() + c->timeout_ms;
 	struct rows r = {.ncols = -1};
 	bool server_err = false, timed_out = false, in_set = false;
-	int rc = send_msg(c, 'Q', sql, strlen(sql) + 1, NULL, 0, deadline, e, sizeof(e));
+	int rc = send_msg(c, 'Q', sql, strlen(sql) + 1, NULL, 0, deadline, ioe, sizeof(ioe));
 	while (rc == 0) {
 		uint8_t t;
 		const uint8_t *body;
 		size_t blen;
-		if (read_msg(c, deadline, &t, &body, &blen, e, sizeof(e)) < 0) {
+		if (read_msg(c, deadline, &t, &body, &blen, ioe, sizeof(ioe)) < 0) {
 			timed_out = now_ms() >= deadline;
 			rc = -1;
 			break;
@@ -845,7 +851,7 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 		switch (t) {
 		case 'T': /* a new result set: the rows so far were not the last one's */
 			if (blen < 2) {
-				pw_errf(e, sizeof(e), "malformed RowDescription");
+				pw_errf(ioe, sizeof(ioe), "malformed RowDescription");
 				rc = -1;
 				break;
 			}
@@ -865,7 +871,8 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 		case 'D': {
 			int a = rows_add(&r, body, blen);
 			if (a < 0) {
-				pw_errf(e, sizeof(e), a == -2 ? "out of memory" : "malformed DataRow");
+				pw_errf(ioe, sizeof(ioe), "%s",
+				        a == -2 ? "out of memory" : "malformed DataRow");
 				rc = -1;
 			}
 			break;
@@ -877,7 +884,8 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 			break;
 		case 'G': { /* CopyInResponse: refuse, the server then reports an error */
 			static const char why[] = "pgward: COPY is not supported here";
-			rc = send_msg(c, 'f', why, sizeof(why), NULL, 0, deadline, e, sizeof(e));
+			rc =
+			    send_msg(c, 'f', why, sizeof(why), NULL, 0, deadline, ioe, sizeof(ioe));
 			break;
 		}
 		case 'I': /* EmptyQueryResponse */
@@ -889,7 +897,7 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 		case 'c':
 			break;
 		default:
-			pw_errf(e, sizeof(e), "unexpected message type 0x%02x", t);
+			pw_errf(ioe, sizeof(ioe), "unexpected message type 0x%02x", t);
 			rc = -1;
 			break;
 		}
@@ -897,9 +905,12 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 	if (rc < 0) {
 		c->broken = true;
 		if (timed_out) {
-			pw_errf(e, sizeof(e), "query timed out after %d ms", c->timeout_ms);
+			pw_errf(ioe, sizeof(ioe), "query timed out after %d ms", c->timeout_ms);
 			send_cancel(c);
 		}
+		/* a FATAL before the connection went away says why: it comes first */
+		size_t l = server_err ? strlen(e) : 0;
+		pw_errf(e + l, sizeof(e) - l, "%s%s", l ? "; then " : "", ioe);
 	} else if (server_err) {
 		rc = -1;
 	} else if (r.too_large) {

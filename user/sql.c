@@ -36,6 +36,7 @@ struct walk {
 	char *err;
 	size_t errlen;
 	int failed;
+	bool value_sensitive; /* a decision read a numeric constant (EXPLAIN (ANALYZE 0)) */
 };
 
 static void visit(struct walk *w, msg_t *m);
@@ -677,6 +678,13 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 
 		s->inner = classify(e->query);
 		s->runs |= 1u << s->inner;
+		for (size_t i = 0; i < e->n_options; i++) {
+			const PgQuery__Node *o = e->options[i];
+			if (o->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && o->def_elem->arg &&
+			    (o->def_elem->arg->node_case == PG_QUERY__NODE__NODE_INTEGER ||
+			     o->def_elem->arg->node_case == PG_QUERY__NODE__NODE_FLOAT))
+				w->value_sensitive = true;
+		}
 		if (s->inner == PW_SQL_EXECUTE)
 			copy_name(s->object, e->query->execute_stmt->name);
 		if (explain_analyze(e))
@@ -919,6 +927,7 @@ struct parse_job {
 	char *err;
 	size_t errlen;
 	int rc;
+	bool value_sensitive; /* the analysis read a numeric constant: cache by exact text */
 };
 
 static void parse_job_run(void *p)
@@ -963,6 +972,7 @@ static void parse_job_run(void *p)
 	}
 	if (!w->failed)
 		j->rc = 0;
+	j->value_sensitive = w->value_sensitive;
 out:
 	free(w);
 	if (tree)
@@ -1397,6 +1407,120 @@ full:
 	return -1;
 }
 
+
+/* ---- normalised cache keys ------------------------------------------------------------- */
+
+/* Texts that differ only in numeric literals ("... WHERE aid = 17" and "... = 42") have the
+ * same analysis, unless a decision read a number (then the analysis is cached by its exact
+ * text). The key replaces every numeric literal with \1 and starts with \1 (no exact text can:
+ * the server refuses it), so the two kinds of keys never meet. The scanner follows the
+ * server's lexer for what it keeps verbatim (quoted strings and identifiers, comments,
+ * parameters, identifiers with digits) and gives up (exact key) on anything whose lexing it
+ * does not do itself: backslashes, E'' and U&'' strings, dollar quotes. Returns the key's
+ * length, or 0 when there is no key (nothing to replace, or given up). */
+static size_t normalize(const char *s, size_t n, char *out)
+{
+	size_t o = 0, i = 0;
+	bool replaced = false;
+
+	out[o++] = 1;
+	while (i < n) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\\')
+			return 0;
+		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
+			while (i < n && s[i] != '\n')
+				out[o++] = s[i++];
+			continue;
+		}
+		if (c == '/' && i + 1 < n && s[i + 1] == '*') {
+			int depth = 0;
+			do {
+				if (i + 1 < n && s[i] == '/' && s[i + 1] == '*') {
+					depth++;
+					out[o++] = s[i++];
+				} else if (i + 1 < n && s[i] == '*' && s[i + 1] == '/') {
+					depth--;
+					out[o++] = s[i++];
+				}
+				out[o++] = s[i++];
+			} while (i < n && depth > 0);
+			if (depth > 0)
+				return 0;
+			continue;
+		}
+		if (c == '\'' || c == '"') {
+			out[o++] = s[i++];
+			for (;;) {
+				if (i == n)
+					return 0; /* unterminated: the parser refuses it */
+				out[o++] = s[i++];
+				if ((unsigned char)s[i - 1] == c) {
+					if (i < n && (unsigned char)s[i] == c) {
+						out[o++] = s[i++]; /* doubled: still inside */
+						continue;
+					}
+					break;
+				}
+			}
+			continue;
+		}
+		if (c == '$') {
+			if (i + 1 >= n || !isdigit((unsigned char)s[i + 1]))
+				return 0; /* a dollar quote */
+			out[o++] = s[i++];
+			while (i < n && isdigit((unsigned char)s[i]))
+				out[o++] = s[i++];
+			continue;
+		}
+		if (isalpha(c) || c == '_' || c >= 0x80) {
+			size_t st = i;
+			while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '$' ||
+					 (unsigned char)s[i] >= 0x80))
+				out[o++] = s[i++];
+			/* E'...' reads backslashes; U&'...' and U&"..." escapes */
+			if (i - st == 1 && (c == 'e' || c == 'E') && i < n && s[i] == '\'')
+				return 0;
+			if (i - st == 1 && (c == 'u' || c == 'U') && i < n && s[i] == '&')
+				return 0;
+			continue;
+		}
+		if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
+			while (i < n && isdigit((unsigned char)s[i]))
+				i++;
+			if (i < n && s[i] == '.' && !(i + 1 < n && s[i + 1] == '.')) {
+				i++;
+				while (i < n && isdigit((unsigned char)s[i]))
+					i++;
+			}
+			if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+				size_t k = i + 1;
+				if (k < n && (s[k] == '+' || s[k] == '-'))
+					k++;
+				if (k < n && isdigit((unsigned char)s[k])) {
+					i = k;
+					while (i < n && isdigit((unsigned char)s[i]))
+						i++;
+				}
+			}
+			/* a number running into an identifier is junk the server refuses */
+			if (i < n && (isalpha((unsigned char)s[i]) || s[i] == '_' ||
+				      (unsigned char)s[i] >= 0x80))
+				return 0;
+			out[o++] = 1;
+			replaced = true;
+			continue;
+		}
+		out[o++] = s[i++];
+	}
+	return replaced ? o : 0;
+}
+
+/* thread-local: the key buffer of this worker's cache */
+static __thread char *keybuf;
+static __thread size_t keycap;
+
 int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
 		   struct pw_sql_result *out, char *err, size_t errlen)
 {
@@ -1407,6 +1531,7 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 
 	out->nstmts = out->nrels = out->nfuncs = out->nsets = 0;
 	out->error_pos = 0;
+	out->spans_approx = false;
 	if (errlen)
 		err[0] = 0;
 	if (len > PW_SQL_MAX_TEXT) {
@@ -1421,14 +1546,35 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	h = hash_text(sql, len);
-	e = cache_find(cache, sql, len, h);
+	size_t klen = 0;
+	if (len + 2 > keycap) {
+		char *k = realloc(keybuf, len + 2);
+		if (k) {
+			keybuf = k;
+			keycap = len + 2;
+		}
+	}
+	if (len + 2 <= keycap)
+		klen = normalize(sql, len, keybuf);
+	e = NULL;
+	if (klen) {
+		h = hash_text(keybuf, klen);
+		e = cache_find(cache, keybuf, klen, h);
+	}
+	if (!e) {
+		h = hash_text(sql, len);
+		e = cache_find(cache, sql, len, h);
+	}
 	if (e) {
+		int rc;
 		cache->st.hits++;
 		lru_unlink(cache, e);
 		lru_front(cache, e);
 		cache_get(e, &raw);
-		return finish(&raw, sess, out, err, errlen);
+		rc = finish(&raw, sess, out, err, errlen);
+		/* statement spans are those of the text first cached under this key */
+		out->spans_approx = e->text[0] == 1;
+		return rc;
 	}
 	cache->st.misses++;
 	text = malloc(len + 1);
@@ -1455,7 +1601,10 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		out->error_pos = raw.error_pos;
 		return -1;
 	}
-	cache_put(cache, sql, len, h, &raw);
+	if (klen && !job.value_sensitive)
+		cache_put(cache, keybuf, klen, hash_text(keybuf, klen), &raw);
+	else
+		cache_put(cache, sql, len, hash_text(sql, len), &raw);
 	return finish(&raw, sess, out, err, errlen);
 }
 

@@ -42,16 +42,18 @@ const char *pw_jit_host_id(void);
  * PostgreSQL's table privileges. Returns the length written, or -1 (invalid, or more than cap
  * - 1 bytes). */
 int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char *database,
-		     char *out, size_t cap);
+                     char *out, size_t cap);
 
 /* Queue the drop of a session's role, after its upstream connection is closed: the janitor
- * connects to the same upstream and database, ends the session's backend if it still runs
- * (SELECT pg_terminate_backend(backend_pid) unless 0; failure ignored), then runs DROP OWNED BY
- * "<r>"; DROP ROLE "<r>" (a role that no longer exists counts as dropped), retried with backoff
- * (1 s, 2 s, 4 s) and logged with pw_warn when it finally fails. Takes its own reference on rt.
- * Never blocks (worker threads call it); starts the janitor thread if it is not running. */
+ * connects to the same upstream and database (one connection kept across consecutive drops
+ * there), ends the session's backend if it still runs (pg_terminate_backend(backend_pid),
+ * waiting up to 5 s on PostgreSQL 14+, only for a backend of the same login, skipped for pid 0,
+ * failure ignored), then runs DROP OWNED BY "<r>"; DROP ROLE "<r>" (a role that no longer exists
+ * counts as dropped), retried with backoff (1 s, 2 s, 4 s) and logged with pw_warn when it
+ * finally fails. Takes its own reference on rt. Never blocks (worker threads call it); starts
+ * the janitor thread if it is not running. */
 void pw_jit_drop(struct pw_runtime *rt, int upstream, const char *database, const char *role,
-		 uint32_t backend_pid);
+                 uint32_t backend_pid);
 
 /* Start the janitor thread and queue the crash sweep of every upstream an identity with a JIT
  * role uses (its upstream, or every upstream for identity->upstream == -1): roles named
@@ -61,8 +63,9 @@ void pw_jit_drop(struct pw_runtime *rt, int upstream, const char *database, cons
  * doubling up to 10 min). Returns 0, or -1 when the thread cannot be started. */
 int pw_jit_start(struct pw_runtime *rt);
 
-/* Finish the queued drops, waiting at most timeout_ms (what is left then is logged with
- * pw_warn and left to the next start's sweep), and stop the thread. */
+/* Finish the queued drops within timeout_ms (what is left then is logged with pw_warn, counted
+ * failed, and left to the next start's sweep; a pending sweep is dropped) and stop the thread.
+ * Returns after at most timeout_ms + 2 s even if a step is still in flight. */
 void pw_jit_stop(int timeout_ms);
 
 /* For tests and observability: drops done (sweeps included), drops given up, queued now (in

@@ -117,6 +117,8 @@ struct pw_sql_setting {
 struct pw_sql_result {
 	int nstmts, nrels, nfuncs, nsets;
 	int error_pos; /* on a parse error: 1-based byte position, 0 if none */
+	bool spans_approx; /* from the cache entry of a text that differs in numbers only: the
+			    * statements' location/length are that text's */
 	struct pw_sql_stmt stmts[PW_SQL_MAX_STMTS];
 	struct pw_sql_rel rels[PW_SQL_MAX_RELS];
 	struct pw_sql_func funcs[PW_SQL_MAX_FUNCS];

@@ -48,10 +48,10 @@ static void read_facts(void)
 		fclose(f);
 	buf[n] = 0;
 	char *p = strrchr(buf, ')');
-	if (p &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
-			  "%*d %llu",
-		   &start_ticks) != 1)
+	if (p && sscanf(p + 2,
+	                "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+	                "%*d %llu",
+	                &start_ticks) != 1)
 		start_ticks = 0;
 	struct stat st;
 	pidns = stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
@@ -134,7 +134,7 @@ static char *comment(const char *db, const char *idname)
 {
 	static char s[512];
 	snprintf(s, sizeof(s), "pgward-jit host=%s pid=%ld start=%llu pidns=%llu db=%s identity=%s",
-		 host, (long)getpid(), start_ticks, pidns, db, idname);
+	         host, (long)getpid(), start_ticks, pidns, db, idname);
 	return s;
 }
 
@@ -150,15 +150,15 @@ static void test_setup_sql(void)
 	const char *r = "pgward_jit_0000abcd_12345678_1f";
 	int n = pw_jit_setup_sql(id, r, "app", out, sizeof(out));
 	snprintf(want, sizeof(want),
-		 "CREATE ROLE \"%s\" NOLOGIN; COMMENT ON ROLE \"%s\" IS '%s'; "
-		 "GRANT \"readers\" TO \"%s\"; GRANT \"audit\" TO \"%s\"; "
-		 "GRANT USAGE ON SCHEMA \"sales\" TO \"%s\"; "
-		 "GRANT SELECT, INSERT ON TABLE \"sales\".\"orders\" TO \"%s\"; "
-		 "GRANT SELECT ON ALL TABLES IN SCHEMA \"sales\" TO \"%s\"; "
-		 "GRANT USAGE ON SCHEMA \"hr\" TO \"%s\"; "
-		 "GRANT UPDATE, DELETE, ALL ON TABLE \"hr\".\"staff\" TO \"%s\"; "
-		 "GRANT \"%s\" TO CURRENT_USER; SET ROLE \"%s\"",
-		 r, r, comment("app", "reporting"), r, r, r, r, r, r, r, r, r);
+	         "CREATE ROLE \"%s\" NOLOGIN; COMMENT ON ROLE \"%s\" IS '%s'; "
+	         "GRANT \"readers\" TO \"%s\"; GRANT \"audit\" TO \"%s\"; "
+	         "GRANT USAGE ON SCHEMA \"sales\" TO \"%s\"; "
+	         "GRANT SELECT, INSERT ON TABLE \"sales\".\"orders\" TO \"%s\"; "
+	         "GRANT SELECT ON ALL TABLES IN SCHEMA \"sales\" TO \"%s\"; "
+	         "GRANT USAGE ON SCHEMA \"hr\" TO \"%s\"; "
+	         "GRANT UPDATE, DELETE, ALL ON TABLE \"hr\".\"staff\" TO \"%s\"; "
+	         "GRANT \"%s\" TO CURRENT_USER; SET ROLE \"%s\"",
+	         r, r, comment("app", "reporting"), r, r, r, r, r, r, r, r, r);
 	CHECK(n == (int)strlen(want) && strcmp(out, want) == 0, "setup SQL, whole string");
 	if (strcmp(out, want) != 0)
 		printf("#   got:  %s\n#   want: %s\n", out, want);
@@ -174,9 +174,9 @@ static void test_setup_sql(void)
 	id = ident("min", 0, 0);
 	n = pw_jit_setup_sql(id, "r", "d", out, sizeof(out));
 	snprintf(want, sizeof(want),
-		 "CREATE ROLE \"r\" NOLOGIN; COMMENT ON ROLE \"r\" IS '%s'; GRANT \"r\" TO "
-		 "CURRENT_USER; SET ROLE \"r\"",
-		 comment("d", "min"));
+	         "CREATE ROLE \"r\" NOLOGIN; COMMENT ON ROLE \"r\" IS '%s'; GRANT \"r\" TO "
+	         "CURRENT_USER; SET ROLE \"r\"",
+	         comment("d", "min"));
 	CHECK(n > 0 && strcmp(out, want) == 0, "no grants: create, comment, grant, set role");
 	ident_free(id);
 }
@@ -189,13 +189,14 @@ static void test_quoting(void)
 	grant(&id->policy.grants[0], "My \"Schema\"", "Order Items", "SELECT");
 	const char *r = "Jit \"R\"";
 	int n = pw_jit_setup_sql(id, r, "my db", out, sizeof(out));
-	snprintf(want, sizeof(want),
-		 "CREATE ROLE \"Jit \"\"R\"\"\" NOLOGIN; COMMENT ON ROLE \"Jit \"\"R\"\"\" IS '%s'; "
-		 "GRANT \"Read \"\"Only\"\"\" TO \"Jit \"\"R\"\"\"; "
-		 "GRANT USAGE ON SCHEMA \"My \"\"Schema\"\"\" TO \"Jit \"\"R\"\"\"; "
-		 "GRANT SELECT ON TABLE \"My \"\"Schema\"\"\".\"Order Items\" TO \"Jit \"\"R\"\"\"; "
-		 "GRANT \"Jit \"\"R\"\"\" TO CURRENT_USER; SET ROLE \"Jit \"\"R\"\"\"",
-		 comment("my%20db", "o''Neil%20%5C%20ops%3D1%25"));
+	snprintf(
+	    want, sizeof(want),
+	    "CREATE ROLE \"Jit \"\"R\"\"\" NOLOGIN; COMMENT ON ROLE \"Jit \"\"R\"\"\" IS '%s'; "
+	    "GRANT \"Read \"\"Only\"\"\" TO \"Jit \"\"R\"\"\"; "
+	    "GRANT USAGE ON SCHEMA \"My \"\"Schema\"\"\" TO \"Jit \"\"R\"\"\"; "
+	    "GRANT SELECT ON TABLE \"My \"\"Schema\"\"\".\"Order Items\" TO \"Jit \"\"R\"\"\"; "
+	    "GRANT \"Jit \"\"R\"\"\" TO CURRENT_USER; SET ROLE \"Jit \"\"R\"\"\"",
+	    comment("my%20db", "o''Neil%20%5C%20ops%3D1%25"));
 	CHECK(n > 0 && strcmp(out, want) == 0,
 	      "quotes doubled in names, spaces and upper case kept inside quotes");
 	if (strcmp(out, want) != 0)
@@ -294,11 +295,12 @@ static void test_janitor(void)
 	snprintf(path, sizeof(path), "%s/pgward.json", dir);
 	FILE *f = fopen(path, "w");
 	/* port 1 on loopback: refused at once */
-	fprintf(f, "{\"listen\":[{\"port\":6432}],"
-		   "\"upstreams\":{\"dead\":{\"host\":\"127.0.0.1\",\"port\":1,\"user\":\"u\","
-		   "\"sslmode\":\"disable\",\"connect_timeout_seconds\":1}},"
-		   "\"identities\":[{\"name\":\"j\",\"auth\":\"trust\",\"upstream\":\"dead\","
-		   "\"jit_role\":{\"grants\":[{\"privileges\":[\"SELECT\"],\"table\":\"s.t\"}]}}]}");
+	fprintf(f,
+	        "{\"listen\":[{\"port\":6432}],"
+	        "\"upstreams\":{\"dead\":{\"host\":\"127.0.0.1\",\"port\":1,\"user\":\"u\","
+	        "\"sslmode\":\"disable\",\"connect_timeout_seconds\":1}},"
+	        "\"identities\":[{\"name\":\"j\",\"auth\":\"trust\",\"upstream\":\"dead\","
+	        "\"jit_role\":{\"grants\":[{\"privileges\":[\"SELECT\"],\"table\":\"s.t\"}]}}]}");
 	fclose(f);
 	struct pw_runtime *rt = pw_runtime_load(path, err, sizeof(err));
 	CHECK(rt != NULL, "runtime loads: %s", rt ? "" : err);
@@ -343,7 +345,7 @@ static void test_janitor(void)
 
 	pw_jit_drop(rt, 5, "db", "r", 0);
 	pw_jit_drop(rt, 0, "db", "a-name-that-is-far-too-long-for-postgresql-identifiers-to-hold-x",
-		    0);
+	            0);
 	pw_jit_stats(NULL, NULL, &queued);
 	CHECK(queued == 0 && rt->refcount == 1, "invalid drop requests are refused");
 	pw_runtime_unref(rt);

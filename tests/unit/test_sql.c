@@ -531,11 +531,11 @@ static void test_cache_and_speed(void)
 	CHECK(pw_sql_cache_stats_local()->hits >= before.hits + 1, "repeat is a cache hit");
 	CHECK(rels_are(&res, "r:public/pgbench_accounts"), "hit gives the same analysis");
 
-	/* uncached: each text differs */
+	/* uncached: each text differs beyond its numbers (a comment is kept in the key) */
 	t0 = now_us();
 	for (int i = 0; i < iters; i++) {
 		int n = snprintf(buf, sizeof(buf),
-				 "SELECT abalance FROM pgbench_accounts WHERE aid = %d", i + 100);
+				 "SELECT abalance FROM pgbench_accounts WHERE aid = 1 /* %d */", i);
 		pw_sql_analyse(buf, (size_t)n, &plain, &res, err, sizeof(err));
 	}
 	t1 = now_us();
@@ -552,6 +552,56 @@ static void test_cache_and_speed(void)
 	CHECK(st->entries <= 1024, "cache bounded to 1024 entries");
 	pw_sql_cache_clear();
 	CHECK(pw_sql_cache_stats_local()->entries == 0, "cache cleared");
+}
+
+static uint64_t hits(void)
+{
+	return pw_sql_cache_stats_local()->hits;
+}
+
+/* Texts that differ only in numeric literals share one cache entry; nothing else does. */
+static void test_normalised_keys(void)
+{
+	struct pw_sql_result r2;
+	uint64_t h;
+	const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = 17";
+	const char *b = "SELECT abalance FROM pgbench_accounts WHERE aid = 4242.5e3";
+
+	pw_sql_cache_clear();
+	pw_sql_analyse(a, strlen(a), &plain, &res, err, sizeof(err));
+	h = hits();
+	CHECK(pw_sql_analyse(b, strlen(b), &plain, &r2, err, sizeof(err)) == 0 && hits() == h + 1,
+	      "numbers only differ: one cache entry");
+	CHECK(rels_are(&r2, "r:public/pgbench_accounts") && r2.spans_approx,
+	      "the shared entry gives the same analysis, spans marked approximate");
+
+	static const struct {
+		const char *x, *y, *what;
+	} distinct[] = {
+		{"SELECT * FROM t1 WHERE a = 1", "SELECT * FROM t2 WHERE a = 1", "digits in names"},
+		{"SELECT $1 FROM t", "SELECT $2 FROM t", "parameters"},
+		{"SELECT '1' FROM t", "SELECT '2' FROM t", "string literals"},
+		{"SELECT set_config('work_mem', '1', false)", "SELECT set_config('role', '1', false)",
+		 "set_config names"},
+		{"SELECT 1 FROM \"t1\"", "SELECT 1 FROM \"t2\"", "quoted names"},
+		{"SELECT 1 /* 1 */ FROM a", "SELECT 1 /* 2 */ FROM a", "comments"},
+		{"SELECT E'\\x', 1 FROM a", "SELECT E'\\x', 2 FROM a", "E'' strings (exact keys)"},
+		{"SELECT $$1$$, 1 FROM a", "SELECT $$1$$, 2 FROM a", "dollar quotes (exact keys)"},
+	};
+	for (size_t i = 0; i < sizeof(distinct) / sizeof(distinct[0]); i++) {
+		pw_sql_analyse(distinct[i].x, strlen(distinct[i].x), &plain, &res, err, sizeof(err));
+		h = hits();
+		pw_sql_analyse(distinct[i].y, strlen(distinct[i].y), &plain, &r2, err, sizeof(err));
+		CHECK(hits() == h, "%s: separate cache entries", distinct[i].what);
+	}
+	const char *e0 = "EXPLAIN (ANALYZE 0) DELETE FROM t WHERE a = 1";
+	const char *e1 = "EXPLAIN (ANALYZE 1) DELETE FROM t WHERE a = 1";
+	pw_sql_analyse(e0, strlen(e0), &plain, &res, err, sizeof(err));
+	pw_sql_analyse(e1, strlen(e1), &plain, &r2, err, sizeof(err));
+	CHECK((res.stmts[0].flags & PW_SQL_F_NOT_EXECUTED) &&
+		      (r2.stmts[0].flags & PW_SQL_F_EXPLAIN_ANALYZE),
+	      "EXPLAIN (ANALYZE 0) and (ANALYZE 1) keep their own analyses");
+	pw_sql_cache_clear();
 }
 
 /* Deep nesting: 1 MiB of `SELECT 1+1+...` (half a million levels), of parentheses and of other
@@ -715,6 +765,7 @@ int main(void)
 	test_search_path();
 	test_prepared();
 	test_cache_and_speed();
+	test_normalised_keys();
 	test_deep();
 	if (!getenv("PGWARD_SQL_NO_REGRESS"))
 		test_regress();
