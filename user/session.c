@@ -1051,17 +1051,21 @@ static bool startup_policy(struct pw_session *s)
 		if (asprintf(&s->setup_sql, "SET ROLE %s", q) < 0)
 			s->setup_sql = NULL;
 	} else if (p->jit) {
-		char sql[16384];
+		/* every name is at most 63 bytes, doubled by quoting: this bounds the script */
+		size_t cap = 2048 + (size_t)(p->n_grants + p->n_member_of) * 640;
+		char *sql = malloc(cap);
 		pw_jit_role_name(s->serial, s->role);
-		int n = pw_jit_setup_sql(s->id, s->role,
-					 s->ups->database[0] ? s->ups->database : s->database, sql,
-					 sizeof(sql));
+		int n = sql ? pw_jit_setup_sql(s->id, s->role,
+					       s->ups->database[0] ? s->ups->database : s->database,
+					       sql, cap)
+			    : -1;
 		if (n < 0) {
+			free(sql);
 			fatal(s, "42501", "pgward: cannot build the just-in-time role of identity %s",
 			      s->id->name);
 			return false;
 		}
-		s->setup_sql = strdup(sql);
+		s->setup_sql = sql;
 		s->jit = true;
 	}
 	if ((p->role[0] || p->jit) && !s->setup_sql) {

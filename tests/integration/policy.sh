@@ -303,6 +303,61 @@ out=$(psqlr -Atc "SELECT 'serving'" -c "SELECT count(*) FROM orders")
 check "after a bad policy file pgwardd still serves" grep -q serving <<<"$out"
 check "after a bad policy file the previous policy stays" grep -q 'may not SELECT public.orders' <<<"$out"
 
+# --- just-in-time roles -----------------------------------------------------------------------
+jit_extra='{"name": "jitter", "match": {"user": "jitter"}, "auth": "trust", "upstream": "main",
+  "jit_role": {"grants": [{"privileges": ["SELECT"], "table": "public.orders"}]},
+  "rules": [{"action": "allow", "class": ["select"]}]}'
+config "$jit_extra" >"$W/policy.json"
+kill -HUP "$PGWARDD_PID"
+sleep 0.3
+pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+jit_roles() { pgtmp_psql -Atc "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgward\_jit\_%'"; }
+jit_gone() { # wait until no JIT role is left
+	for _ in $(seq 100); do
+		[[ $(jit_roles) == 0 ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+check "no just-in-time role before any session" test "$(jit_roles)" = 0
+coproc JIT { psql -X "$R user=jitter" -Atq 2>&1; }
+echo "SELECT current_user;" >&"${JIT[1]}"
+read -r -t 10 jrole <&"${JIT[0]}"
+check "the session runs as a just-in-time role" grep -q '^pgward_jit_' <<<"$jrole"
+check "the role exists while the session lives" test "$(pgtmp_psql -Atc "SELECT count(*) FROM pg_roles WHERE rolname = '$jrole' AND NOT rolcanlogin")" = 1
+echo "SELECT count(*) FROM orders;" >&"${JIT[1]}"
+read -r -t 10 line <&"${JIT[0]}"
+check "the role has its grant (SELECT on orders)" test "$line" = 3
+echo "SELECT count(*) FROM customers;" >&"${JIT[1]}"
+read -r -t 10 line <&"${JIT[0]}"
+check "the role has nothing else (the server refuses customers)" grep -q 'permission denied for table customers' <<<"$line"
+echo '\q' >&"${JIT[1]}"
+wait "$JIT_PID" 2>/dev/null
+check "the role is dropped when the session ends" jit_gone
+psql -X "$R user=jitter" -Atc "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+victim=$!
+for _ in $(seq 50); do [[ $(jit_roles) == 1 ]] && break; sleep 0.1; done
+check "a second session has its own role" test "$(jit_roles)" = 1
+kill -KILL "$victim"
+wait "$victim" 2>/dev/null
+check "after SIGKILL of the client its role is dropped" jit_gone
+check "and its backend is ended" bash -c "for i in \$(seq 50); do [[ \$(PGPASSWORD=\$(cat $PGTMP_DIR/postgres.pw) psql -X -h 127.0.0.1 -p $PGTMP_PORT -U postgres -d postgres -Atc \"SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'\") == 0 ]] && exit 0; sleep 0.1; done; exit 1"
+coproc JIT2 { psql -X "$R user=jitter" -Atq 2>&1; }
+echo "SELECT current_user;" >&"${JIT2[1]}"
+read -r -t 10 jrole <&"${JIT2[0]}"
+kill -KILL "$PGWARDD_PID"
+wait "$PGWARDD_PID" 2>/dev/null
+check "after SIGKILL of pgwardd the role is left behind" test "$(jit_roles)" = 1
+echo '\q' >&"${JIT2[1]}"
+wait "$JIT2_PID" 2>/dev/null
+pw_start_pgwardd "$W/policy.json" "$W/pgwardd2.log" || echo "not ok - pgwardd did not restart"
+check "the next pgwardd's start-up sweep drops it" jit_gone
+
+# pgwardd's own client (the janitor's connections), against this cluster
+run_tap env PGWARD_PGCONN_PORT="$PGTMP_PORT" PGWARD_PGCONN_USER=postgres \
+	PGWARD_PGCONN_PWFILE="$PGTMP_DIR/postgres.pw" PGWARD_PGCONN_CA="$PGTMP_CA" \
+	PGWARD_PGCONN_SOCKDIR="$PGTMP_SOCKDIR" PGWARD_PGCONN_PWDIR="$PGTMP_DIR" "$BUILD/tests/test_pgconn"
+
 # --- pgwardctl policy check: every error, with its JSON path --------------------------------------
 cat >"$W/bad.json" <<EOF
 {"listen": [{"host": "127.0.0.1", "port": 1}],
