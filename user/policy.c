@@ -226,9 +226,9 @@ static const char *verb(enum pw_sql_class c)
 	case PW_SQL_COPY_FROM:
 		return "COPY FROM";
 	case PW_SQL_DDL:
-		return "run DDL";
+		return "run DDL on";
 	case PW_SQL_DCL:
-		return "run GRANT/REVOKE/role commands";
+		return "run GRANT/REVOKE/role commands on";
 	case PW_SQL_TRUNCATE:
 		return "TRUNCATE";
 	case PW_SQL_CALL:
