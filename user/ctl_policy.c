@@ -27,7 +27,8 @@ static int do_check(int argc, char **argv)
 			nl = strchr(line, '\n');
 			if (!nl)
 				nl = line + strlen(line) - 1;
-			json_array_append_new(a, json_stringn(line, (size_t)(nl - line + (*nl != '\n'))));
+			json_array_append_new(
+			    a, json_stringn(line, (size_t)(nl - line + (*nl != '\n'))));
 		}
 		json_object_set_new(j, "errors", a);
 		pw_ctl_print_json(j);
@@ -44,12 +45,13 @@ static int do_check(int argc, char **argv)
 }
 
 static const char *const fact_names[] = {
-	"no_where",	   "cte_dml",	      "explain_analyze", "not_executed",
-	"select_into",	   "create_table_as", "copy_program",	 "copy_file",
-	"body",		   "role_escape",     "alter_system",	 "drop_database",
-	"create_extension", "scs_change",      "encoding_change", "set_config_dynamic",
-	"reset_all",	   "ambiguous",	      "unknown_prepared", "creates_temp",
-	"forget_prepared",
+    "no_where",           "cte_dml",      "explain_analyze",
+    "not_executed",       "select_into",  "create_table_as",
+    "copy_program",       "copy_file",    "body",
+    "role_escape",        "alter_system", "drop_database",
+    "create_extension",   "scs_change",   "encoding_change",
+    "set_config_dynamic", "reset_all",    "ambiguous",
+    "unknown_prepared",   "creates_temp", "forget_prepared",
 };
 
 static const char *by_name(const struct pw_decision *d)
@@ -73,22 +75,22 @@ static json_t *decision_json(const struct pw_identity *id, const struct pw_decis
 	json_t *j = json_object();
 	json_object_set_new(j, "decision", json_string(pw_action_name(d->action)));
 	json_object_set_new(j, "by", json_string(by_name(d)));
-	json_object_set_new(j, "rule", d->by == PW_BY_RULE && d->rule ? json_integer(d->rule)
-								 : json_null());
+	json_object_set_new(j, "rule",
+	                    d->by == PW_BY_RULE && d->rule ? json_integer(d->rule) : json_null());
 	if (d->by == PW_BY_RULE && d->rule && id->policy.rules[d->rule - 1].name[0])
 		json_object_set_new(j, "rule_name",
-				    json_string(id->policy.rules[d->rule - 1].name));
+		                    json_string(id->policy.rules[d->rule - 1].name));
 	if (d->by == PW_BY_GUARDRAIL)
 		json_object_set_new(j, "guardrail", json_string(pw_guardrail_name(d->guardrail)));
-	json_object_set_new(j, "reason", json_string(d->action == PW_ACT_ALLOW ? d->reason
-									  : d->message));
+	json_object_set_new(j, "reason",
+	                    json_string(d->action == PW_ACT_ALLOW ? d->reason : d->message));
 	if (d->sqlstate[0])
 		json_object_set_new(j, "sqlstate", json_string(d->sqlstate));
 	return j;
 }
 
 static json_t *statement_json(const char *sql, const struct pw_sql_result *r, int i,
-			      const struct pw_identity *id, const struct pw_decision *d)
+                              const struct pw_identity *id, const struct pw_decision *d)
 {
 	const struct pw_sql_stmt *st = &r->stmts[i];
 	json_t *j = decision_json(id, d), *a;
@@ -104,7 +106,8 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 	a = json_array();
 	for (int k = 0; k <= PW_SQL_EXPLAIN; k++)
 		if (st->runs & (1u << k))
-			json_array_append_new(a, json_string(pw_sql_class_name((enum pw_sql_class)k)));
+			json_array_append_new(a,
+			                      json_string(pw_sql_class_name((enum pw_sql_class)k)));
 	json_object_set_new(j, "runs", a);
 	a = json_array();
 	for (size_t k = 0; k < sizeof(fact_names) / sizeof(fact_names[0]); k++)
@@ -124,7 +127,7 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 		json_object_set_new(o, "schema", json_string(rl->schema));
 		json_object_set_new(o, "name", json_string(rl->name));
 		json_object_set_new(o, "access",
-				    json_string(rl->access & PW_SQL_WRITE ? "write" : "read"));
+		                    json_string(rl->access & PW_SQL_WRITE ? "write" : "read"));
 		if (rl->flags & PW_SQL_R_UNQUALIFIED)
 			json_object_set_new(o, "unqualified", json_true());
 		if (rl->flags & PW_SQL_R_AMBIGUOUS)
@@ -191,10 +194,11 @@ static void print_text(const struct pw_identity *id, const json_t *res)
 			printf("    %s %s.%s%s\n", json_string_value(json_object_get(o, "access")),
 			       json_string_value(json_object_get(o, "schema")),
 			       json_string_value(json_object_get(o, "name")),
-			       json_object_get(o, "ambiguous") ? " (one of several candidates)" : "");
+			       json_object_get(o, "ambiguous") ? " (one of several candidates)"
+			                                       : "");
 		}
 		json_array_foreach(json_object_get(s, "functions"), k, o)
-			printf("    calls %s()\n", json_string_value(o));
+		    printf("    calls %s()\n", json_string_value(o));
 		if (strcmp(json_string_value(json_object_get(s, "decision")), "allow") != 0)
 			printf("    why: %s\n", json_string_value(json_object_get(s, "reason")));
 	}
@@ -205,10 +209,10 @@ static void print_text(const struct pw_identity *id, const json_t *res)
 static int do_explain(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-					     {"identity", required_argument, NULL, 'i'},
-					     {"sql", required_argument, NULL, 's'},
-					     {"parse", required_argument, NULL, 'p'},
-					     {NULL, 0, NULL, 0}};
+	                                     {"identity", required_argument, NULL, 'i'},
+	                                     {"sql", required_argument, NULL, 's'},
+	                                     {"parse", required_argument, NULL, 'p'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *file = NULL, *ident = NULL;
 	const char *texts[64];
 	const char *names[64]; /* protocol statement name for --parse NAME=TEXT, else NULL */
@@ -265,9 +269,9 @@ static int do_explain(int argc, char **argv)
 		pw_config_unref(cfg);
 		return 1;
 	}
-	const struct pw_upstream *u = id->upstream >= 0 ? &cfg->upstreams[id->upstream]
-			       : cfg->n_upstreams	? &cfg->upstreams[0]
-							: NULL;
+	const struct pw_upstream *u = id->upstream >= 0  ? &cfg->upstreams[id->upstream]
+	                              : cfg->n_upstreams ? &cfg->upstreams[0]
+	                                                 : NULL;
 	struct pw_policy_session ps;
 	pw_policy_session_init(&ps, u, id->policy.role[0] ? id->policy.role : u ? u->user : "");
 	struct pw_sql_result *r = malloc(sizeof(*r));
@@ -289,7 +293,8 @@ static int do_explain(int argc, char **argv)
 			res = decision_json(id, &d);
 			json_t *a = json_array();
 			for (int i = 0; i < r->nstmts; i++)
-				json_array_append_new(a, statement_json(texts[t], r, i, id, &per[i]));
+				json_array_append_new(a,
+				                      statement_json(texts[t], r, i, id, &per[i]));
 			json_object_set_new(res, "statements", a);
 			if (d.action == PW_ACT_ALLOW)
 				pw_policy_session_apply(&ps, r, names[t]);
@@ -312,16 +317,16 @@ static int do_explain(int argc, char **argv)
 	return worst;
 usage:
 	fprintf(stderr, "usage: pgwardctl policy explain --config FILE --identity NAME "
-			"{ --sql TEXT | --parse NAME=TEXT } ...\n");
+	                "{ --sql TEXT | --parse NAME=TEXT } ...\n");
 	return 2;
 }
 
 static const struct pw_ctl_cmd policy_cmds[] = {
-	{"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
-	{"explain", do_explain,
-	 "explain --config FILE --identity NAME --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
-	 "                 analyse and decide statements as pgwardd would (exit 3: refused)"},
-	{NULL, NULL, NULL}};
+    {"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
+    {"explain", do_explain,
+     "explain --config FILE --identity NAME --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
+     "                 analyse and decide statements as pgwardd would (exit 3: refused)"},
+    {NULL, NULL, NULL}};
 
 int pw_ctl_policy(int argc, char **argv)
 {

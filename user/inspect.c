@@ -13,9 +13,10 @@ static __thread struct pw_inspect_stats stats;
 static __thread struct pw_sql_result *result;
 
 static enum pw_verdict deny(const struct pw_caller *c, const struct pw_decision *dec,
-			    struct pw_deny *d)
+                            struct pw_deny *d)
 {
-	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", dec->sqlstate[0] ? dec->sqlstate : "42501");
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s",
+	         dec->sqlstate[0] ? dec->sqlstate : "42501");
 	snprintf(d->message, sizeof(d->message), "%s", dec->message);
 	stats.denied++;
 	(void)c;
@@ -67,8 +68,8 @@ enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, s
 		return deny(c, &dec, d);
 	if (pw_policy_session_apply(c->ps, result, m->type == 'P' ? m->name : NULL) < 0)
 		pw_warn("session %llu: the prepared-statement store is full; EXECUTE of new names "
-			"will be refused",
-			(unsigned long long)c->serial);
+		        "will be refused",
+		        (unsigned long long)c->serial);
 	stats.allowed++;
 	return PW_ALLOW;
 }

@@ -33,7 +33,7 @@ static void path_add(struct pw_policy_session *ps, const char *name)
 }
 
 void pw_policy_session_init(struct pw_policy_session *ps, const struct pw_upstream *u,
-			    const char *current_user)
+                            const char *current_user)
 {
 	memset(ps, 0, sizeof(*ps));
 	snprintf(ps->user, sizeof(ps->user), "%s", current_user ? current_user : "");
@@ -62,7 +62,7 @@ void pw_policy_session_free(struct pw_policy_session *ps)
 }
 
 int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
-		      struct pw_sql_result *out, char *err, size_t errlen)
+                      struct pw_sql_result *out, char *err, size_t errlen)
 {
 	if (!ps)
 		return pw_sql_analyse(sql, len, NULL, out, err, errlen);
@@ -73,7 +73,7 @@ int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
 }
 
 int pw_policy_session_apply(struct pw_policy_session *ps, const struct pw_sql_result *r,
-			    const char *name)
+                            const char *name)
 {
 	int rc = pw_sql_session_apply(&ps->sql, r);
 
@@ -133,7 +133,7 @@ static bool rel_any(const struct pw_rule *ru, const struct pw_sql_rel *r, bool u
 
 /* An unqualified call resolves through pg_catalog first, then the path. */
 static bool func_glob(const char *glob, const struct pw_sql_func *f,
-		      const struct pw_policy_session *ps, bool allow)
+                      const struct pw_policy_session *ps, bool allow)
 {
 	char full[2 * PW_SQL_NAMELEN + 2];
 	const char *dot = strchr(glob, '.');
@@ -163,7 +163,7 @@ static bool func_glob(const char *glob, const struct pw_sql_func *f,
 }
 
 static bool func_any(const struct pw_rule *ru, const struct pw_sql_func *f,
-		     const struct pw_policy_session *ps, bool allow)
+                     const struct pw_policy_session *ps, bool allow)
 {
 	for (int g = 0; g < ru->n_functions; g++)
 		if (func_glob(ru->functions[g], f, ps, allow))
@@ -191,8 +191,8 @@ static uint32_t effective_classes(const struct pw_sql_stmt *st)
 static enum pw_sql_class primary_class(const struct pw_sql_stmt *st, uint32_t among)
 {
 	static const enum pw_sql_class order[] = {
-		PW_SQL_DELETE, PW_SQL_UPDATE, PW_SQL_INSERT, PW_SQL_MERGE, PW_SQL_TRUNCATE,
-		PW_SQL_COPY_FROM, PW_SQL_DDL, PW_SQL_DCL, PW_SQL_CALL, PW_SQL_DO,
+	    PW_SQL_DELETE,    PW_SQL_UPDATE, PW_SQL_INSERT, PW_SQL_MERGE, PW_SQL_TRUNCATE,
+	    PW_SQL_COPY_FROM, PW_SQL_DDL,    PW_SQL_DCL,    PW_SQL_CALL,  PW_SQL_DO,
 	};
 	enum pw_sql_class c = st->cls;
 
@@ -354,20 +354,20 @@ static void rel_text(const struct ctx *x, int k, char *out, size_t len)
 	const struct pw_sql_rel *rl = &x->r->rels[k];
 	if (rel_unresolved(x->ps, rl))
 		snprintf(out, len, "%s (not schema-qualified, and search_path is unknown)",
-			 rl->name);
+		         rl->name);
 	else
 		snprintf(out, len, "%s.%s", rl->schema, rl->name);
 }
 
 /* reason: "may not DELETE public.orders" for the statement and the part that decided. */
 static void describe(const struct ctx *x, enum pw_action act, uint32_t among, int rel, int func,
-		     char *out, size_t len)
+                     char *out, size_t len)
 {
 	char obj[2 * PW_SQL_NAMELEN + 64] = "";
 	enum pw_sql_class c = primary_class(x->st, among ? among : x->classes);
 	const char *lead = act == PW_ACT_APPROVE ? "needs approval to"
-			   : act == PW_ACT_MASK	   ? "may only with masking"
-						   : "may not";
+	                   : act == PW_ACT_MASK  ? "may only with masking"
+	                                         : "may not";
 
 	if (rel < 0 && func < 0)
 		rel = some_rel(x);
@@ -375,17 +375,17 @@ static void describe(const struct ctx *x, enum pw_action act, uint32_t among, in
 		rel_text(x, rel, obj, sizeof(obj));
 	else if (func >= 0)
 		snprintf(obj, sizeof(obj), "%s%s%s()", x->r->funcs[func].schema,
-			 x->r->funcs[func].schema[0] ? "." : "", x->r->funcs[func].name);
+		         x->r->funcs[func].schema[0] ? "." : "", x->r->funcs[func].name);
 	if (func >= 0 && rel < 0)
 		snprintf(out, len, "%s call %s", lead, obj);
 	else
 		snprintf(out, len, "%s %s%s%s", lead, verb(c), obj[0] ? " " : "", obj);
 }
 
-static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by,
-			 int rule, int stmt, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by,
-			 int rule, int stmt, const char *fmt, ...)
+static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by, int rule,
+                         int stmt, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by, int rule,
+                         int stmt, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -401,11 +401,24 @@ static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_deci
 
 /* Names of functions the guardrails refuse, matched whatever schema they are called in. */
 static const char *const file_funcs[] = {
-	"pg_read_file",	   "pg_read_binary_file", "pg_ls_dir",	   "pg_stat_file",
-	"pg_ls_logdir",	   "pg_ls_waldir",	  "pg_ls_tmpdir",  "pg_ls_archive_statusdir",
-	"pg_ls_logicalsnapdir", "pg_ls_logicalmapdir", "pg_ls_replslotdir", "pg_file_write",
-	"pg_file_rename",  "pg_file_unlink",	  "pg_file_sync",  "pg_logdir_ls",
-	"lo_import",	   "lo_export",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_ls_logicalsnapdir",
+    "pg_ls_logicalmapdir",
+    "pg_ls_replslotdir",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "pg_file_sync",
+    "pg_logdir_ls",
+    "lo_import",
+    "lo_export",
 };
 static const char *const kill_funcs[] = {"pg_terminate_backend", "pg_cancel_backend"};
 
@@ -431,13 +444,13 @@ static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_
 
 	if (st->flags & PW_SQL_F_UNKNOWN_PREPARED) {
 		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
-			     "may not EXECUTE %s: pgward did not see it prepared in this session",
-			     st->object);
+		             "may not EXECUTE %s: pgward did not see it prepared in this session",
+		             st->object);
 		return true;
 	}
 	if (st->flags & PW_SQL_F_SET_CONFIG_DYNAMIC) {
 		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
-			     "may not call set_config() with a computed setting name");
+		             "may not call set_config() with a computed setting name");
 		return true;
 	}
 	for (int k = 0; k < x->r->nsets; k++) {
@@ -447,19 +460,20 @@ static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_
 		if (strcmp(s->name, "standard_conforming_strings") == 0 &&
 		    s->how != PW_SQL_SET_RESET) {
 			set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
-				     "may not change standard_conforming_strings (pgward reads "
-				     "statements as the server does only with it on)");
+			             "may not change standard_conforming_strings (pgward reads "
+			             "statements as the server does only with it on)");
 			return true;
 		}
 		if ((strcmp(s->name, "client_encoding") == 0 || strcmp(s->name, "names") == 0) &&
 		    s->how != PW_SQL_SET_RESET &&
 		    !(s->value_known && s->value_len &&
 		      (!cfg || pw_config_encoding_allowed(cfg, s->value)))) {
-			set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
-				     "may not set client_encoding to %s (allowed: %s%s)",
-				     s->value_known && s->value_len ? s->value : "a computed value",
-				     cfg && cfg->n_client_encodings ? cfg->client_encodings[0] : "UTF8",
-				     cfg && cfg->n_client_encodings > 1 ? " and others configured" : "");
+			set_decision(
+			    d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
+			    "may not set client_encoding to %s (allowed: %s%s)",
+			    s->value_known && s->value_len ? s->value : "a computed value",
+			    cfg && cfg->n_client_encodings ? cfg->client_encodings[0] : "UTF8",
+			    cfg && cfg->n_client_encodings > 1 ? " and others configured" : "");
 			return true;
 		}
 	}
@@ -486,7 +500,8 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not run COPY ... PROGRAM on the server");
 	if (ON(PW_GR_SERVER_COPY) && (st->flags & PW_SQL_F_COPY_FILE))
 		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not COPY to or from a file on the server");
-	if (ON(PW_GR_SERVER_FILES) && (f = find_func(x, file_funcs, N_ELEMS(file_funcs), NULL)) >= 0)
+	if (ON(PW_GR_SERVER_FILES) &&
+	    (f = find_func(x, file_funcs, N_ELEMS(file_funcs), NULL)) >= 0)
 		HIT(PW_GR_SERVER_FILES, PW_ACT_DENY, "may not call %s() (server files)",
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_ALTER_SYSTEM) && (st->flags & PW_SQL_F_ALTER_SYSTEM))
@@ -519,7 +534,7 @@ static bool needs_approval(const struct ctx *x, struct pw_decision *d)
 	    (st->cls == PW_SQL_EXPLAIN && (st->flags & PW_SQL_F_NOT_EXECUTED)))
 		return false;
 	describe(x, PW_ACT_APPROVE, x->classes & ((1u << PW_SQL_UPDATE) | (1u << PW_SQL_DELETE)),
-		 -1, -1, what, sizeof(what));
+	         -1, -1, what, sizeof(what));
 	set_decision(d, PW_ACT_APPROVE, PW_BY_GUARDRAIL, 0, x->i, "%s without WHERE", what);
 	d->guardrail = PW_GR_NO_WHERE;
 	return true;
@@ -543,7 +558,7 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 		}
 		set_decision(d, ru->action, PW_BY_RULE, n + 1, x->i, "%s", "");
 		describe(x, ru->action, ru->classes & x->classes, rel, func, d->reason,
-			 sizeof(d->reason));
+		         sizeof(d->reason));
 		return;
 	}
 	set_decision(d, PW_ACT_DENY, PW_BY_DEFAULT, 0, x->i, "%s", "");
@@ -551,7 +566,7 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 }
 
 static void compose(const struct pw_identity *id, const struct pw_policy *p, int nstmts,
-		    struct pw_decision *d)
+                    struct pw_decision *d)
 {
 	char label[PW_NAME_MAX + 64], tail[160] = "";
 
@@ -564,7 +579,7 @@ static void compose(const struct pw_identity *id, const struct pw_policy *p, int
 	case PW_BY_RULE:
 		if (p->rules[d->rule - 1].name[0])
 			snprintf(label, sizeof(label), "rule %d \"%s\"", d->rule,
-				 p->rules[d->rule - 1].name);
+			         p->rules[d->rule - 1].name);
 		else
 			snprintf(label, sizeof(label), "rule %d", d->rule);
 		break;
@@ -587,15 +602,15 @@ static void compose(const struct pw_identity *id, const struct pw_policy *p, int
 		snprintf(tail, sizeof(tail), "; masking is not available yet, so it is refused");
 	if (nstmts > 1)
 		snprintf(tail + strlen(tail), sizeof(tail) - strlen(tail),
-			 "; statement %d of %d, none of them ran", d->stmt + 1, nstmts);
+		         "; statement %d of %d, none of them ran", d->stmt + 1, nstmts);
 	snprintf(d->sqlstate, sizeof(d->sqlstate), "42501");
 	snprintf(d->message, sizeof(d->message), "pgward: identity %s %s (%s)%s", id->name,
-		 d->reason, label, tail);
+	         d->reason, label, tail);
 }
 
 void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
-		      const struct pw_policy_session *ps, const struct pw_sql_result *r, time_t now,
-		      struct pw_decision *d, struct pw_decision *per_stmt)
+                      const struct pw_policy_session *ps, const struct pw_sql_result *r, time_t now,
+                      struct pw_decision *d, struct pw_decision *per_stmt)
 {
 	const struct pw_policy *p = &id->policy;
 	struct pw_decision one;
@@ -604,7 +619,7 @@ void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
 	set_decision(d, PW_ACT_ALLOW, PW_BY_RULE, 0, -1, "allowed");
 	if (p->n_windows && !pw_policy_in_window(p, now)) {
 		set_decision(d, PW_ACT_DENY, PW_BY_WINDOW, 0, -1,
-			     "may run statements only within its time windows");
+		             "may run statements only within its time windows");
 		for (int i = 0; per_stmt && i < r->nstmts; i++)
 			per_stmt[i] = *d;
 		compose(id, p, 1, d);
@@ -635,24 +650,24 @@ void pw_policy_function_call(const struct pw_identity *id, struct pw_decision *d
 		return;
 	}
 	set_decision(d, PW_ACT_DENY, PW_BY_GUARDRAIL, 0, -1,
-		     "may not use the FunctionCall message (it calls functions, such as "
-		     "lo_import, by OID without any SQL to judge)");
+	             "may not use the FunctionCall message (it calls functions, such as "
+	             "lo_import, by OID without any SQL to judge)");
 	d->guardrail = PW_GR_SERVER_FILES;
 	compose(id, &id->policy, 1, d);
 }
 
 void pw_policy_unreadable(const struct pw_identity *id, const char *why, int error_pos,
-			  struct pw_decision *d)
+                          struct pw_decision *d)
 {
 	bool complex = strncmp(why, "statement too complex", 21) == 0 ||
-		       strncmp(why, "statement text longer", 21) == 0;
+	               strncmp(why, "statement text longer", 21) == 0;
 
 	set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, -1, "%s", why);
 	snprintf(d->sqlstate, sizeof(d->sqlstate), complex ? "54001" : "42601");
 	(void)error_pos; /* the parser's message already names the position */
 	snprintf(d->message, sizeof(d->message),
-		 "pgward: cannot analyse the statement of identity %s: %s; it was not run",
-		 id ? id->name : "?", why);
+	         "pgward: cannot analyse the statement of identity %s: %s; it was not run",
+	         id ? id->name : "?", why);
 }
 
 /* ---- session-level checks ------------------------------------------------------------ */
@@ -672,7 +687,7 @@ bool pw_policy_in_window(const struct pw_policy *p, time_t now)
 			if ((w->days & (1u << day)) && min >= w->from_min && min < w->to_min)
 				return true;
 		} else if (((w->days & (1u << day)) && min >= w->from_min) ||
-			   ((w->days & (1u << yday)) && min < w->to_min)) {
+		           ((w->days & (1u << yday)) && min < w->to_min)) {
 			return true; /* the window runs past midnight */
 		}
 	}
@@ -680,7 +695,7 @@ bool pw_policy_in_window(const struct pw_policy *p, time_t now)
 }
 
 int pw_policy_admit(const struct pw_identity *id, const struct pw_config *c, const char *database,
-		    int ups_idx, time_t now, char *msg, size_t len)
+                    int ups_idx, time_t now, char *msg, size_t len)
 {
 	const struct pw_policy *p = &id->policy;
 	bool ok = p->n_databases == 0;
@@ -689,7 +704,7 @@ int pw_policy_admit(const struct pw_identity *id, const struct pw_config *c, con
 		ok = fnmatch(p->databases[i], database, 0) == 0;
 	if (!ok) {
 		snprintf(msg, len, "pgward: identity %s may not use database \"%s\"", id->name,
-			 database);
+		         database);
 		return -1;
 	}
 	ok = p->n_upstreams == 0;
@@ -697,12 +712,13 @@ int pw_policy_admit(const struct pw_identity *id, const struct pw_config *c, con
 		ok = p->upstreams[i] == ups_idx;
 	if (!ok) {
 		snprintf(msg, len, "pgward: identity %s may not use upstream \"%s\"", id->name,
-			 ups_idx >= 0 && ups_idx < c->n_upstreams ? c->upstreams[ups_idx].name : "?");
+		         ups_idx >= 0 && ups_idx < c->n_upstreams ? c->upstreams[ups_idx].name
+		                                                  : "?");
 		return -1;
 	}
 	if (!pw_policy_in_window(p, now)) {
 		snprintf(msg, len, "pgward: identity %s may connect only within its time windows",
-			 id->name);
+		         id->name);
 		return -1;
 	}
 	return 0;
@@ -716,7 +732,7 @@ static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct count {
 	char name[PW_NAME_MAX];
 	int n;
-} *counts;
+} * counts;
 static size_t n_counts, cap_counts;
 
 static struct count *count_find(const char *name, bool add)

@@ -13,11 +13,11 @@
 #include "pgward/policy.h"
 
 struct pw_stmt {
-	uint8_t type;	   /* 'Q', 'P', 'B' or 'F' */
-	const char *sql;   /* Q, P: the statement text (NUL-terminated inside the message) */
+	uint8_t type;    /* 'Q', 'P', 'B' or 'F' */
+	const char *sql; /* Q, P: the statement text (NUL-terminated inside the message) */
 	size_t sql_len;
-	const char *name;  /* P: prepared statement name; B: portal name */
-	const char *stmt;  /* B: source statement name */
+	const char *name;    /* P: prepared statement name; B: portal name */
+	const char *stmt;    /* B: source statement name */
 	const uint8_t *body; /* the whole message body (after the length) */
 	size_t len;
 };
@@ -35,8 +35,8 @@ struct pw_caller {
 	const struct pw_identity *identity;
 	const char *user;
 	const char *database;
-	uint64_t serial;		 /* the session, for the log */
-	struct pw_policy_session *ps;	 /* its search_path, prepared statements */
+	uint64_t serial;              /* the session, for the log */
+	struct pw_policy_session *ps; /* its search_path, prepared statements */
 };
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d);

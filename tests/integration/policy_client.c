@@ -134,7 +134,8 @@ static void run_pipeline(PGconn *c, const char *sql, char *out, size_t len)
 				if (strcmp(v, "allow") != 0)
 					snprintf(mid, sizeof(mid), "%s", v);
 			} else if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-				skew |= PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), i ? "2" : "1");
+				skew |=
+				    PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 0), i ? "2" : "1");
 			} else {
 				skew = true;
 			}
