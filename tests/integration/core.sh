@@ -205,4 +205,13 @@ kill -TERM "$PGWARDD_PID"
 wait "$PGWARDD_PID"
 check "a second SIGTERM ends the grace period at once" test $(($(date +%s) - t0)) -lt 5
 check "the unix socket file is removed" test ! -e "$W/.s.PGSQL.$PORT"
+# every statement of the run (the suites' included) went through the analyser: the workers'
+# summaries count them; unreadable text (the suites' deliberate syntax errors) went to the
+# server under the allow-all policy, which answered it as it does directly
+judged=$(grep -o 'statements: [0-9]* queries, [0-9]* parses, [0-9]* allowed, [0-9]* denied, [0-9]* unreadable' "$W/pgwardd.log" |
+	awk '{ q += $2; p += $4; u += $10 } END { print q + p, u }')
+echo "# analyser: $judged (statements judged, of which unreadable) over the whole run"
+if [[ ${PGWARD_SUITES:-1} != 0 ]]; then
+	check "the analyser judged every statement of the suites (more than 30000)" test "${judged%% *}" -gt 30000
+fi
 finish

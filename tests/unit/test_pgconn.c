@@ -965,7 +965,7 @@ int main(void)
 	const char *port = getenv("PGWARD_PGCONN_PORT");
 	if (!port || !*port) {
 		printf(
-		    "1..0 # SKIP needs a PostgreSQL server; tests/integration/core.sh runs it\n");
+		    "1..0 # SKIP needs a PostgreSQL server; tests/integration/policy.sh runs it\n");
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
