@@ -224,6 +224,21 @@ static int hexval(char c)
 static const char *const table_privs[] = {"SELECT",   "INSERT",     "UPDATE",  "DELETE",
                                           "TRUNCATE", "REFERENCES", "TRIGGER", "ALL"};
 
+int pw_role_setup_sql(const char *role, char *out, size_t cap)
+{
+	struct sb b = {out, 0, cap, false};
+	if (!out || cap == 0 || !role || !name_ok(role, false))
+		return -1;
+	out[0] = 0;
+	sb_str(&b, "SET ROLE ");
+	sb_ident(&b, role);
+	if (b.bad) {
+		out[0] = 0;
+		return -1;
+	}
+	return (int)b.len;
+}
+
 int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char *database,
                      char *out, size_t cap)
 {

@@ -973,22 +973,6 @@ static bool is_on(const char *v)
 	       !strcmp(v, "1");
 }
 
-/* Quote an identifier as PostgreSQL's quote_ident does (always quoted: never a keyword). */
-static void quote_ident(const char *in, char *out, size_t cap)
-{
-	size_t o = 0;
-	if (cap < 3)
-		return;
-	out[o++] = '"';
-	for (; *in && o + 3 < cap; in++) {
-		if (*in == '"')
-			out[o++] = '"';
-		out[o++] = *in;
-	}
-	out[o++] = '"';
-	out[o] = 0;
-}
-
 /* The identity's policy at start-up: what the client asked for, where, when, how many, and
  * how the upstream session is scoped. False when the session was refused. */
 static bool startup_policy(struct pw_session *s)
@@ -1045,11 +1029,14 @@ static bool startup_policy(struct pw_session *s)
 	}
 	s->counted = true;
 	if (p->role[0]) {
-		char q[2 * PW_NAME_MAX + 4];
+		char sql[2 * PW_NAME_MAX + 16];
 		snprintf(s->role, sizeof(s->role), "%s", p->role);
-		quote_ident(p->role, q, sizeof(q));
-		if (asprintf(&s->setup_sql, "SET ROLE %s", q) < 0)
-			s->setup_sql = NULL;
+		if (pw_role_setup_sql(p->role, sql, sizeof(sql)) < 0) {
+			fatal(s, "42501", "pgward: identity %s has a role name pgward cannot use",
+			      s->id->name);
+			return false;
+		}
+		s->setup_sql = strdup(sql);
 	} else if (p->jit) {
 		/* every name is at most 63 bytes, doubled by quoting: this bounds the script */
 		size_t cap = 2048 + (size_t)(p->n_grants + p->n_member_of) * 640;
@@ -1232,30 +1219,50 @@ static bool client_startup_step(struct pw_session *s)
 }
 
 /* The client's PasswordMessage carrying its token. */
+/* The client's next authentication message ('p'), once whole: its start, with its length word
+ * in *len; NULL while it is incomplete or after a FATAL. A length outside [min, max] is a
+ * protocol error, or for a token (token) a failed token authentication. */
+static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
+				    uint32_t max, bool token, uint32_t *len)
+{
+	struct pw_buf *b = &s->cbuf;
+	size_t avail = pw_buf_unscanned(b);
+	if (avail < PW_HDR)
+		return NULL;
+	uint8_t *p = b->data + b->scan;
+	*len = pw_be32(p + 1);
+	if (p[0] != 'p') {
+		fatal(s, "08P01", "expected %s, got message type %d", what, p[0]);
+		return NULL;
+	}
+	if (*len < min || *len > max) {
+		pw_info("session %llu %s: %s of %u bytes refused", (unsigned long long)s->serial,
+			s->peer, what, *len);
+		if (token)
+			fatal(s, "28000", "pgward: token authentication failed for user \"%s\"",
+			      s->user);
+		else
+			fatal(s, "08P01", "invalid %s length %u", what, *len);
+		return NULL;
+	}
+	if (avail < (size_t)*len + 1) {
+		if (pw_buf_reserve_at_scan(b, (size_t)*len + 1) < 0)
+			session_close(s, "oom");
+		return NULL;
+	}
+	return p;
+}
+
 static bool client_token_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
 	const struct pw_config *cfg = s->rt->cfg;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
+	uint32_t len;
+	/* too short or too long to be a token: refused like a bad one */
+	uint8_t *p = client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true,
+					 &len);
+	if (!p)
 		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p + 1);
-	if (p[0] != 'p') {
-		fatal(s, "08P01", "expected password response, got message type %d", p[0]);
-		return false;
-	}
-	if (len < 5 || len > PW_JWT_MAX_TOKEN + 5) {
-		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
-		pw_info("session %llu %s: password message of %u bytes is no token",
-			(unsigned long long)s->serial, s->peer, len);
-		return false;
-	}
-	if (avail < (size_t)len + 1) {
-		if (pw_buf_reserve_at_scan(b, (size_t)len + 1) < 0)
-			session_close(s, "oom");
-		return false;
-	}
 	const char *tok = (const char *)p + PW_HDR;
 	size_t tlen = strnlen(tok, len - 4);
 	struct pw_jwt_params prm = {.issuer = cfg->jwt.issuer,
@@ -1303,20 +1310,9 @@ static bool client_token_step(struct pw_session *s)
 static bool client_sasl_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
-		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p + 1);
-	if (p[0] != 'p') {
-		fatal(s, "08P01", "expected SASL response, got message type %d", p[0]);
-		return false;
-	}
-	if (len < 4 || len > AUTH_MSG_MAX) {
-		fatal(s, "08P01", "invalid SASL response length %u", len);
-		return false;
-	}
-	if (avail < (size_t)len + 1)
+	uint32_t len;
+	uint8_t *p = client_auth_message(s, "SASL response", 4, AUTH_MSG_MAX, false, &len);
+	if (!p)
 		return false;
 	const uint8_t *body = p + PW_HDR;
 	size_t blen = len - 4;

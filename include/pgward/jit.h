@@ -44,6 +44,9 @@ const char *pw_jit_host_id(void);
 int pw_jit_setup_sql(const struct pw_identity *id, const char *role, const char *database,
                      char *out, size_t cap);
 
+/* A fixed role's set-up: SET ROLE "<role>" (quoted as above). Length, or -1 (invalid name). */
+int pw_role_setup_sql(const char *role, char *out, size_t cap);
+
 /* Queue the drop of a session's role, after its upstream connection is closed: the janitor
  * connects to the same upstream and database (one connection kept across consecutive drops
  * there), ends the session's backend if it still runs (pg_terminate_backend(backend_pid),

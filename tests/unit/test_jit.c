@@ -353,6 +353,21 @@ static void test_janitor(void)
 	rmdir(dir);
 }
 
+/* A fixed role: one SET ROLE, the name always quoted. */
+static void test_fixed_role(void)
+{
+	char out[256];
+	int n = pw_role_setup_sql("app_reader", out, sizeof(out));
+	CHECK(n > 0 && strcmp(out, "SET ROLE \"app_reader\"") == 0, "fixed role: %s", out);
+	n = pw_role_setup_sql("We \"Read\"; RESET ROLE", out, sizeof(out));
+	CHECK(n > 0 && strcmp(out, "SET ROLE \"We \"\"Read\"\"; RESET ROLE\"") == 0,
+	      "fixed role: quotes doubled, the rest stays inside the name: %s", out);
+	CHECK(pw_role_setup_sql("", out, sizeof(out)) == -1 &&
+		      pw_role_setup_sql("bad\xff", out, sizeof(out)) == -1 &&
+		      pw_role_setup_sql("app_reader", out, 12) == -1,
+	      "fixed role: empty, invalid UTF-8 and too long refused");
+}
+
 int main(void)
 {
 	read_facts();
@@ -360,6 +375,7 @@ int main(void)
 	test_setup_sql();
 	test_quoting();
 	test_refusals();
+	test_fixed_role();
 	test_janitor();
 	return check_done();
 }
