@@ -331,25 +331,38 @@ int pw_sql_split_path(const char *text, struct pw_sql_setting *out)
 	return out->value_known ? 0 : -1;
 }
 
-static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
+/* A function named by a (schema-qualified) name list; NULL when there is none. */
+static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names, size_t count,
+				    size_t *nparts)
 {
 	const char *parts[3] = { NULL, NULL, NULL };
 	size_t n = 0;
 	struct pw_sql_func *f;
 
-	for (size_t i = 0; i < fc->n_funcname && n < 3; i++)
-		if (fc->funcname[i]->node_case == PG_QUERY__NODE__NODE_STRING)
-			parts[n++] = fc->funcname[i]->string->sval;
+	for (size_t i = 0; i < count && n < 3; i++)
+		if (names[i]->node_case == PG_QUERY__NODE__NODE_STRING)
+			parts[n++] = names[i]->string->sval;
+	*nparts = n;
 	if (n == 0)
-		return;
+		return NULL;
 	if (w->r->nfuncs >= PW_SQL_MAX_FUNCS) {
 		fail(w, "the function limit");
-		return;
+		return NULL;
 	}
 	f = &w->r->funcs[w->r->nfuncs++];
 	copy_name(f->schema, n > 1 ? parts[n - 2] : "");
 	copy_name(f->name, parts[n - 1]);
 	f->stmt = (uint16_t)w->stmt;
+	return f;
+}
+
+static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
+{
+	size_t n;
+	struct pw_sql_func *f = add_func(w, fc->funcname, fc->n_funcname, &n);
+
+	if (!f)
+		return;
 	if (strcmp(f->name, "set_config") == 0 &&
 	    (n == 1 || strcmp(f->schema, "pg_catalog") == 0)) {
 		const char *name = fc->n_args ? const_string(fc->args[0]) : NULL;
@@ -391,16 +404,19 @@ static void def_lang(struct walk *w, PgQuery__Node **opts, size_t n)
 }
 
 /* List of String nodes (DROP TABLE a.b) -> relation. */
-static void name_list(struct walk *w, const PgQuery__Node *n, uint8_t access)
+/* A relation named by a list [[catalog,] schema,] name, followed by `skip` more names (a
+ * column's). */
+static void name_list(struct walk *w, const PgQuery__Node *n, uint8_t access, size_t skip)
 {
-	const char *parts[3] = { NULL, NULL, NULL };
+	const char *parts[4] = { NULL, NULL, NULL, NULL };
 	size_t k = 0;
 
 	if (!n || n->node_case != PG_QUERY__NODE__NODE_LIST)
 		return;
-	for (size_t i = 0; i < n->list->n_items && k < 3; i++)
+	for (size_t i = 0; i < n->list->n_items && k < 4; i++)
 		if (n->list->items[i]->node_case == PG_QUERY__NODE__NODE_STRING)
 			parts[k++] = n->list->items[i]->string->sval;
+	k = k > skip ? k - skip : 0;
 	if (k)
 		add_rel(w, k > 1 ? parts[k - 2] : "", parts[k - 1], access);
 }
@@ -485,7 +501,7 @@ static void visit(struct walk *w, msg_t *m)
 
 		if (is_relation_type(s->remove_type))
 			for (size_t i = 0; i < s->n_objects; i++)
-				name_list(w, s->objects[i], PW_SQL_WRITE);
+				name_list(w, s->objects[i], PW_SQL_WRITE, 0);
 		else
 			walk_children(w, m, NULL, NULL);
 	} else if (d == &pg_query__lock_stmt__descriptor) {
@@ -545,6 +561,29 @@ static void visit(struct walk *w, msg_t *m)
 		if (s->sql_body)
 			copy_name(cur(w)->lang, "sql");
 		walk_children(w, m, NULL, NULL);
+	} else if (d == &pg_query__create_trig_stmt__descriptor) {
+		/* the trigger's function runs on every write of the table: named, so called */
+		const PgQuery__CreateTrigStmt *s = (const PgQuery__CreateTrigStmt *)m;
+		size_t n;
+
+		add_func(w, s->funcname, s->n_funcname, &n);
+		walk_children(w, m, NULL, NULL);
+	} else if (d == &pg_query__comment_stmt__descriptor ||
+		   d == &pg_query__sec_label_stmt__descriptor) {
+		/* COMMENT ON / SECURITY LABEL ON name a relation (or a column) by a name list */
+		PgQuery__ObjectType t = d == &pg_query__comment_stmt__descriptor
+						? ((const PgQuery__CommentStmt *)m)->objtype
+						: ((const PgQuery__SecLabelStmt *)m)->objtype;
+		const PgQuery__Node *o = d == &pg_query__comment_stmt__descriptor
+						 ? ((const PgQuery__CommentStmt *)m)->object
+						 : ((const PgQuery__SecLabelStmt *)m)->object;
+
+		if (is_relation_type(t))
+			name_list(w, o, PW_SQL_WRITE, 0);
+		else if (t == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN)
+			name_list(w, o, PW_SQL_WRITE, 1);
+		else
+			walk_children(w, m, NULL, NULL);
 	} else if (d == &pg_query__alter_system_stmt__descriptor) {
 		cur(w)->flags |= PW_SQL_F_ALTER_SYSTEM;
 		walk_children(w, m, NULL, NULL);
