@@ -36,7 +36,8 @@ struct walk {
 	char *err;
 	size_t errlen;
 	int failed;
-	bool value_sensitive; /* a decision read a numeric constant (EXPLAIN (ANALYZE 0)) */
+	bool value_sensitive; /* a decision read a constant (set_config's name, EXPLAIN's
+			       * ANALYZE 0, a search_path): see normalize() */
 };
 
 static void visit(struct walk *w, msg_t *m);
@@ -223,15 +224,21 @@ static void dml(struct walk *w, msg_t *m, enum pw_sql_class cls, const PgQuery__
 	w->nctes = nctes;
 }
 
-static const char *const_string(const PgQuery__Node *n)
+/* A constant's text, when a decision depends on it: the analysis then belongs to this exact
+ * text, not to every text that differs from it in literals only (see normalize()). */
+static const char *const_string(struct walk *w, const PgQuery__Node *n)
 {
 	while (n && n->node_case == PG_QUERY__NODE__NODE_TYPE_CAST)
 		n = n->type_cast->arg;
 	if (n && n->node_case == PG_QUERY__NODE__NODE_A_CONST &&
-	    n->a_const->val_case == PG_QUERY__A__CONST__VAL_SVAL)
+	    n->a_const->val_case == PG_QUERY__A__CONST__VAL_SVAL) {
+		w->value_sensitive = true;
 		return n->a_const->sval->sval;
-	if (n && n->node_case == PG_QUERY__NODE__NODE_STRING)
+	}
+	if (n && n->node_case == PG_QUERY__NODE__NODE_STRING) {
+		w->value_sensitive = true;
 		return n->string->sval;
+	}
 	return NULL;
 }
 
@@ -365,17 +372,17 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 		return;
 	if (strcmp(f->name, "set_config") == 0 &&
 	    (n == 1 || strcmp(f->schema, "pg_catalog") == 0)) {
-		const char *name = fc->n_args ? const_string(fc->args[0]) : NULL;
+		const char *name = fc->n_args ? const_string(w, fc->args[0]) : NULL;
 
 		struct pw_sql_setting *st = name ? setting(w, name, PW_SQL_SET_CONFIG) : NULL;
 
 		if (st && fc->n_args > 1 && strcmp(st->name, "client_encoding") == 0) {
-			const char *v = const_string(fc->args[1]);
+			const char *v = const_string(w, fc->args[1]);
 
 			st->value_known = v && value_add(st, v, strlen(v));
 		}
 		if (st && fc->n_args > 1 && strcmp(st->name, "search_path") == 0) {
-			const char *v = const_string(fc->args[1]);
+			const char *v = const_string(w, fc->args[1]);
 
 			st->value_known = v && value_split(st, v);
 			if (!st->value_known)
@@ -397,7 +404,7 @@ static void def_lang(struct walk *w, PgQuery__Node **opts, size_t n)
 		if (opts[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM)
 			continue;
 		const PgQuery__DefElem *de = opts[i]->def_elem;
-		const char *v = const_string(de->arg);
+		const char *v = const_string(w, de->arg);
 		if (strcmp(str_or(de->defname), "language") == 0 && v)
 			lower_name(s->lang, v);
 	}
@@ -527,7 +534,7 @@ static void visit(struct walk *w, msg_t *m)
 
 			if (enc && how != PW_SQL_SET_RESET) {
 				/* SET NAMES 'x', SET client_encoding TO x, ALTER ROLE ... SET */
-				const char *v = s->n_args == 1 ? const_string(s->args[0]) : NULL;
+				const char *v = s->n_args == 1 ? const_string(w, s->args[0]) : NULL;
 
 				st->value_known = v && value_add(st, v, strlen(v));
 			}
@@ -537,7 +544,7 @@ static void visit(struct walk *w, msg_t *m)
 				st->value_known =
 					s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE;
 				for (size_t i = 0; st->value_known && i < s->n_args; i++) {
-					const char *v = const_string(s->args[i]);
+					const char *v = const_string(w, s->args[i]);
 
 					st->value_known = v && value_add(st, v, strlen(v));
 				}
@@ -669,7 +676,7 @@ static enum pw_sql_class classify(const PgQuery__Node *n)
 
 /* EXPLAIN option "analyze": no argument means true; unknown spellings count as true (the
  * server would refuse them anyway, and over-reporting execution is the safe side). */
-static bool explain_analyze(const PgQuery__ExplainStmt *e)
+static bool explain_analyze(struct walk *w, const PgQuery__ExplainStmt *e)
 {
 	for (size_t i = 0; i < e->n_options; i++) {
 		const PgQuery__Node *o = e->options[i];
@@ -686,7 +693,7 @@ static bool explain_analyze(const PgQuery__ExplainStmt *e)
 			return a->integer->ival != 0;
 		if (a->node_case == PG_QUERY__NODE__NODE_BOOLEAN)
 			return a->boolean->boolval;
-		v = const_string(a);
+		v = const_string(w, a);
 		if (v && (!strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcmp(v, "0") ||
 			  !strcasecmp(v, "no")))
 			return false;
@@ -726,7 +733,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 		}
 		if (s->inner == PW_SQL_EXECUTE)
 			copy_name(s->object, e->query->execute_stmt->name);
-		if (explain_analyze(e))
+		if (explain_analyze(w, e))
 			s->flags |= PW_SQL_F_EXPLAIN_ANALYZE;
 		else
 			s->flags |= PW_SQL_F_NOT_EXECUTED;
@@ -966,7 +973,7 @@ struct parse_job {
 	char *err;
 	size_t errlen;
 	int rc;
-	bool value_sensitive; /* the analysis read a numeric constant: cache by exact text */
+	bool value_sensitive; /* the analysis read a constant: cache by exact text */
 };
 
 static void parse_job_run(void *p)
@@ -1449,14 +1456,15 @@ full:
 
 /* ---- normalised cache keys ------------------------------------------------------------- */
 
-/* Texts that differ only in numeric literals ("... WHERE aid = 17" and "... = 42") have the
- * same analysis, unless a decision read a number (then the analysis is cached by its exact
- * text). The key replaces every numeric literal with \1 and starts with \1 (no exact text can:
- * the server refuses it), so the two kinds of keys never meet. The scanner follows the
- * server's lexer for what it keeps verbatim (quoted strings and identifiers, comments,
- * parameters, identifiers with digits) and gives up (exact key) on anything whose lexing it
- * does not do itself: backslashes, E'' and U&'' strings, dollar quotes. Returns the key's
- * length, or 0 when there is no key (nothing to replace, or given up). */
+/* Texts that differ only in literals ("... WHERE aid = 17" and "... = 42", "email = 'a@b'")
+ * have the same analysis, unless a decision read a constant (then the analysis is cached by
+ * its exact text: see const_string()). The key replaces every numeric literal with \1 and
+ * every standard string literal with \2, and starts with \1 (no exact text can: the server
+ * refuses it), so the two kinds of keys never meet. The scanner follows the server's lexer for
+ * what it keeps verbatim (quoted identifiers, comments, parameters, identifiers with digits)
+ * and gives up (exact key) on anything whose lexing it does not do itself: backslashes, E''
+ * and U&'' strings, dollar quotes. Returns the key's length, or 0 when there is no key
+ * (nothing to replace, or given up). */
 static size_t normalize(const char *s, size_t n, char *out)
 {
 	size_t o = 0, i = 0;
@@ -1490,6 +1498,7 @@ static size_t normalize(const char *s, size_t n, char *out)
 			continue;
 		}
 		if (c == '\'' || c == '"') {
+			size_t st = o;
 			out[o++] = s[i++];
 			for (;;) {
 				if (i == n)
@@ -1502,6 +1511,11 @@ static size_t normalize(const char *s, size_t n, char *out)
 					}
 					break;
 				}
+			}
+			if (c == '\'') { /* a string's text gives way to \2; a name stays */
+				o = st;
+				out[o++] = 2;
+				replaced = true;
 			}
 			continue;
 		}
@@ -1560,8 +1574,8 @@ static size_t normalize(const char *s, size_t n, char *out)
 static __thread char *keybuf;
 static __thread size_t keycap;
 
-int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
-		   struct pw_sql_result *out, char *err, size_t errlen)
+static int analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
+		   struct pw_sql_result *out, char *err, size_t errlen, bool use_cache)
 {
 	struct parse_job job = { 0 };
 	struct centry *e;
@@ -1586,6 +1600,8 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		return -1;
 	}
 	size_t klen = 0;
+	if (!use_cache)
+		goto parse;
 	if (len + 2 > keycap) {
 		char *k = realloc(keybuf, len + 2);
 		if (k) {
@@ -1616,6 +1632,7 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		return rc;
 	}
 	cache->st.misses++;
+parse:
 	text = malloc(len + 1);
 	if (!text) {
 		snprintf(err, errlen, "out of memory");
@@ -1640,11 +1657,23 @@ int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		out->error_pos = raw.error_pos;
 		return -1;
 	}
-	if (klen && !job.value_sensitive)
+	if (use_cache && klen && !job.value_sensitive)
 		cache_put(cache, keybuf, klen, hash_text(keybuf, klen), &raw);
-	else
+	else if (use_cache)
 		cache_put(cache, sql, len, hash_text(sql, len), &raw);
 	return finish(&raw, sess, out, err, errlen);
+}
+
+int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
+		   struct pw_sql_result *out, char *err, size_t errlen)
+{
+	return analyse(sql, len, sess, out, err, errlen, true);
+}
+
+int pw_sql_analyse_uncached(const char *sql, size_t len, const struct pw_sql_session *sess,
+			    struct pw_sql_result *out, char *err, size_t errlen)
+{
+	return analyse(sql, len, sess, out, err, errlen, false);
 }
 
 const char *pw_sql_class_name(enum pw_sql_class c)

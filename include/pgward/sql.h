@@ -146,6 +146,10 @@ struct pw_sql_session {
 int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
 		   struct pw_sql_result *out, char *err, size_t errlen);
 
+/* The same, parsing afresh: neither looks in the cache nor fills it (tests compare the two). */
+int pw_sql_analyse_uncached(const char *sql, size_t len, const struct pw_sql_session *sess,
+			    struct pw_sql_result *out, char *err, size_t errlen);
+
 /* Session store of SQL-level (and later protocol-level) prepared statements. remember records
  * statement i of r (a PREPARE, or any statement when name is given for protocol level) under
  * name; -1 when the store is full or the name too long. */

@@ -567,7 +567,8 @@ static uint64_t hits(void)
 	return pw_sql_cache_stats_local()->hits;
 }
 
-/* Texts that differ only in numeric literals share one cache entry; nothing else does. */
+/* Texts that differ only in literals share one cache entry, unless a decision read one;
+ * nothing else does. */
 static void test_normalised_keys(void)
 {
 	struct pw_sql_result r2;
@@ -588,7 +589,6 @@ static void test_normalised_keys(void)
 	} distinct[] = {
 		{"SELECT * FROM t1 WHERE a = 1", "SELECT * FROM t2 WHERE a = 1", "digits in names"},
 		{"SELECT $1 FROM t", "SELECT $2 FROM t", "parameters"},
-		{"SELECT '1' FROM t", "SELECT '2' FROM t", "string literals"},
 		{"SELECT set_config('work_mem', '1', false)", "SELECT set_config('role', '1', false)",
 		 "set_config names"},
 		{"SELECT 1 FROM \"t1\"", "SELECT 1 FROM \"t2\"", "quoted names"},
@@ -602,6 +602,27 @@ static void test_normalised_keys(void)
 		pw_sql_analyse(distinct[i].y, strlen(distinct[i].y), &plain, &r2, err, sizeof(err));
 		CHECK(hits() == h, "%s: separate cache entries", distinct[i].what);
 	}
+	const char *sa = "SELECT * FROM customers WHERE email = 'a@example.com' AND id > 7";
+	const char *sb = "SELECT * FROM customers WHERE email = 'it''s@example.com' AND id > 8";
+	pw_sql_analyse(sa, strlen(sa), &plain, &res, err, sizeof(err));
+	h = hits();
+	pw_sql_analyse(sb, strlen(sb), &plain, &r2, err, sizeof(err));
+	CHECK(hits() == h + 1 && rels_are(&r2, "r:public/customers"),
+	      "string literals only differ: one cache entry");
+	const char *p1 = "SET search_path = 'secret'";
+	const char *p2 = "SET search_path = 'public'";
+	pw_sql_analyse(p1, strlen(p1), &plain, &res, err, sizeof(err));
+	pw_sql_analyse(p2, strlen(p2), &plain, &r2, err, sizeof(err));
+	CHECK(res.nsets == 1 && r2.nsets == 1 && !strcmp(res.sets[0].value, "secret") &&
+		      !strcmp(r2.sets[0].value, "public"),
+	      "a search_path read from a string keeps its own analysis");
+	const char *c1 = "SELECT set_config('role', 'x', false)";
+	const char *c2 = "SELECT set_config('work_mem', 'x', false)";
+	pw_sql_analyse(c1, strlen(c1), &plain, &res, err, sizeof(err));
+	pw_sql_analyse(c2, strlen(c2), &plain, &r2, err, sizeof(err));
+	CHECK((res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE) &&
+		      !(r2.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE),
+	      "set_config('role') and set_config('work_mem') keep their own analyses");
 	const char *e0 = "EXPLAIN (ANALYZE 0) DELETE FROM t WHERE a = 1";
 	const char *e1 = "EXPLAIN (ANALYZE 1) DELETE FROM t WHERE a = 1";
 	pw_sql_analyse(e0, strlen(e0), &plain, &res, err, sizeof(err));
@@ -684,6 +705,39 @@ static void test_deep(void)
 
 /* PostgreSQL's regression SQL, psql meta-command lines dropped, split by the parser (the
  * scanner when a file does not parse as a whole), every statement analysed. */
+static struct pw_sql_result fresh;
+static long cache_diff;
+
+/* Two analyses alike in all a decision reads (statement spans aside). */
+static bool same_analysis(const struct pw_sql_result *a, const struct pw_sql_result *b)
+{
+	if (a->nstmts != b->nstmts || a->nrels != b->nrels || a->nfuncs != b->nfuncs ||
+	    a->nsets != b->nsets)
+		return false;
+	for (int i = 0; i < a->nstmts; i++) {
+		const struct pw_sql_stmt *x = &a->stmts[i], *y = &b->stmts[i];
+		if (x->cls != y->cls || x->inner != y->inner || x->flags != y->flags ||
+		    x->runs != y->runs || strcmp(x->lang, y->lang) || strcmp(x->object, y->object))
+			return false;
+	}
+	for (int i = 0; i < a->nrels; i++)
+		if (strcmp(a->rels[i].schema, b->rels[i].schema) ||
+		    strcmp(a->rels[i].name, b->rels[i].name) || a->rels[i].access != b->rels[i].access ||
+		    a->rels[i].flags != b->rels[i].flags || a->rels[i].stmt != b->rels[i].stmt)
+			return false;
+	for (int i = 0; i < a->nfuncs; i++)
+		if (strcmp(a->funcs[i].schema, b->funcs[i].schema) ||
+		    strcmp(a->funcs[i].name, b->funcs[i].name) || a->funcs[i].stmt != b->funcs[i].stmt)
+			return false;
+	for (int i = 0; i < a->nsets; i++)
+		if (strcmp(a->sets[i].name, b->sets[i].name) || a->sets[i].how != b->sets[i].how ||
+		    a->sets[i].value_known != b->sets[i].value_known ||
+		    a->sets[i].value_len != b->sets[i].value_len ||
+		    memcmp(a->sets[i].value, b->sets[i].value, a->sets[i].value_len))
+			return false;
+	return true;
+}
+
 static void test_regress(void)
 {
 	/* tests/run.sh points this at the source scripts/pgsrc.sh fetched */
@@ -734,10 +788,19 @@ static void test_regress(void)
 			const char *s = text + sp.stmts[i]->stmt_location;
 			size_t sl = sp.stmts[i]->stmt_len ? (size_t)sp.stmts[i]->stmt_len
 							  : strlen(s);
-			if (pw_sql_analyse(s, sl, &plain, &res, err, sizeof(err)) == 0)
+			if (pw_sql_analyse(s, sl, &plain, &res, err, sizeof(err)) == 0) {
 				ok++;
-			else
+				/* what the cache gave (often the entry of a text that differs in
+				 * literals only) must be what a fresh parse gives */
+				if (pw_sql_analyse_uncached(s, sl, &plain, &fresh, err,
+							    sizeof(err)) != 0 ||
+				    !same_analysis(&res, &fresh)) {
+					if (cache_diff++ < 5)
+						printf("# cache differs: %.*s\n", (int)sl, s);
+				}
+			} else {
 				bad++;
+			}
 		}
 		if (sp.error) {
 			/* the scanner gave up (deliberately bad tokens): one statement a line
@@ -758,6 +821,8 @@ static void test_regress(void)
 		free(text);
 	}
 	closedir(d);
+	CHECK(cache_diff == 0,
+	      "every cached analysis of the corpus equals a fresh parse (%ld differ)", cache_diff);
 	printf("# regression corpus: %ld files, %ld statements analysed, %ld refused "
 	       "(parse errors, mostly psql variables and deliberate errors), no crash\n",
 	       files, ok, bad);
