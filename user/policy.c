@@ -421,6 +421,25 @@ static const char *const file_funcs[] = {
     "lo_export",
 };
 static const char *const kill_funcs[] = {"pg_terminate_backend", "pg_cancel_backend"};
+/* Functions that run SQL (or read whole tables, schemas, the database) given as text: what
+ * they run is out of the analysis' sight, so they are code as much as DO is. */
+static const char *const sql_text_funcs[] = {
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "table_to_xml",
+    "table_to_xmlschema",
+    "table_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema",
+    "database_to_xml",
+    "database_to_xmlschema",
+    "database_to_xml_and_xmlschema",
+    "ts_stat",
+};
 
 static int find_func(const struct ctx *x, const char *const *names, size_t n, const char *glob)
 {
@@ -515,6 +534,10 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 	if (ON(PW_GR_TERMINATE_BACKEND) &&
 	    (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs), NULL)) >= 0)
 		HIT(PW_GR_TERMINATE_BACKEND, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
+	if (ON(PW_GR_CODE) &&
+	    (f = find_func(x, sql_text_funcs, N_ELEMS(sql_text_funcs), NULL)) >= 0)
+		HIT(PW_GR_CODE, PW_ACT_DENY, "may not call %s() (it runs SQL given as text)",
+		    x->r->funcs[f].name);
 	if (ON(PW_GR_CODE) && (st->flags & PW_SQL_F_BODY))
 		HIT(PW_GR_CODE, PW_ACT_DENY, "may not %s (language %s)",
 		    st->cls == PW_SQL_DO ? "run DO blocks" : "create functions or procedures",

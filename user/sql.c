@@ -363,6 +363,55 @@ static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names,
 	return f;
 }
 
+/* A relation named by a text constant, as regclass input reads it: [schema.]name, double
+ * quotes keep case and dots, other letters are folded. A computed name (or one that does not
+ * read) is a relation nobody can name: no allowing rule covers it. */
+static void regclass_arg(struct walk *w, const PgQuery__Node *arg, uint8_t access)
+{
+	const char *v = const_string(w, arg);
+	char parts[2][PW_SQL_NAMELEN];
+	int np = 0;
+	bool ok = v != NULL;
+
+	while (ok && *v && np < 2) {
+		size_t n = 0;
+		if (*v == '"') {
+			for (v++;; v++) {
+				if (!*v) {
+					ok = false;
+					break;
+				}
+				if (*v == '"' && v[1] != '"')
+					break;
+				if (*v == '"')
+					v++;
+				if (n < PW_SQL_NAMELEN - 1)
+					parts[np][n++] = *v;
+			}
+			if (ok)
+				v++;
+		} else {
+			while (*v && *v != '.') {
+				if (n < PW_SQL_NAMELEN - 1)
+					parts[np][n++] = (char)tolower((unsigned char)*v);
+				v++;
+			}
+		}
+		parts[np++][n] = 0;
+		if (*v == '.')
+			v++;
+		else if (*v)
+			ok = false;
+	}
+	if (!ok || *v || np == 0 || !parts[np - 1][0]) {
+		add_rel(w, "?", "?", access); /* qualified: finish() keeps it as it is */
+		if (!w->failed)
+			w->r->rels[w->r->nrels - 1].flags |= PW_SQL_R_UNRESOLVED;
+		return;
+	}
+	add_rel(w, np == 2 ? parts[0] : "", parts[np - 1], access);
+}
+
 static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 {
 	size_t n;
@@ -391,6 +440,11 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 		if (!name)
 			cur(w)->flags |= PW_SQL_F_SET_CONFIG_DYNAMIC;
 	}
+	/* sequences named by text: nextval and setval write them, currval reads */
+	bool seq_write = !strcmp(f->name, "nextval") || !strcmp(f->name, "setval");
+	if ((seq_write || !strcmp(f->name, "currval")) &&
+	    (n == 1 || strcmp(f->schema, "pg_catalog") == 0) && fc->n_args >= 1)
+		regclass_arg(w, fc->args[0], seq_write ? PW_SQL_WRITE : PW_SQL_READ);
 }
 
 static void def_lang(struct walk *w, PgQuery__Node **opts, size_t n)

@@ -170,7 +170,7 @@ static const struct case_ cases[] = {
 	{ "INSERT INTO t SELECT * FROM src", PW_SQL_INSERT, 0, 0, "w:public/t|r:public/src" },
 	{ "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b",
 	  PW_SQL_INSERT, 0, 0, "w:public/t" },
-	{ "INSERT INTO t VALUES (nextval('seq'))", PW_SQL_INSERT, 0, 0, "w:public/t",
+	{ "INSERT INTO t VALUES (nextval('seq'))", PW_SQL_INSERT, 0, 0, "w:public/t|w:public/seq",
 	  "nextval" },
 	{ "UPDATE t SET a = 1", PW_SQL_UPDATE, F(NO_WHERE), 0, "w:public/t" },
 	{ "UPDATE t SET a = 1 WHERE id = 2", PW_SQL_UPDATE, 0, F(NO_WHERE), "w:public/t" },
@@ -224,6 +224,12 @@ static const struct case_ cases[] = {
 	{ "GRANT SELECT ON t TO bob", PW_SQL_DCL, 0, 0, "w:public/t" },
 	{ "REVOKE ALL ON s.t FROM bob", PW_SQL_DCL, 0, 0, "w:s/t" },
 	/* relations named by a list, a trigger's function (it runs on the table's writes) */
+	/* sequences named by text */
+	{ "SELECT nextval('S.Seq')", PW_SQL_SELECT, 0, 0, "w:s/seq", "nextval" },
+	{ "SELECT setval('\"S\".\"a.b\"', 1)", PW_SQL_SELECT, 0, 0, "w:S/a.b", "setval" },
+	{ "SELECT currval('seq')", PW_SQL_SELECT, 0, 0, "r:public/seq", "currval" },
+	{ "SELECT nextval(lower('S.SEQ'))", PW_SQL_SELECT, 0, 0, "w:?/?", "nextval|lower" },
+	{ "SELECT nextval('a.b.c')", PW_SQL_SELECT, 0, 0, "w:?/?" },
 	{ "COMMENT ON TABLE secret.keys IS 'x'", PW_SQL_DDL, 0, 0, "w:secret/keys" },
 	{ "COMMENT ON COLUMN orders.id IS 'x'", PW_SQL_DDL, 0, 0, "w:public/orders" },
 	{ "COMMENT ON COLUMN s.t.c IS NULL", PW_SQL_DDL, 0, 0, "w:s/t" },
