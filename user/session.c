@@ -710,21 +710,38 @@ static void park(struct pw_session *s)
 }
 
 /* The answer to DISCARD ALL: drop it all, park on a clean ReadyForQuery. */
+/* The upstream's next message while pgwardd talks to it itself (login, role set-up, reset):
+ * small ones only, read whole. Its start, with its length word in *len; NULL while it is
+ * incomplete, or when its length is out of bounds (*bad: the caller says how it fails). */
+static uint8_t *upstream_small_message(struct pw_session *s, uint32_t *len, bool *bad)
+{
+	struct pw_buf *b = &s->ubuf;
+	*bad = false;
+	if (pw_buf_unscanned(b) < PW_HDR)
+		return NULL;
+	uint8_t *p = b->data + b->scan;
+	*len = pw_be32(p + 1);
+	if (*len < 4 || *len > AUTH_MSG_MAX) {
+		*bad = true;
+		return NULL;
+	}
+	if (pw_buf_unscanned(b) < (size_t)*len + 1) {
+		pw_buf_reserve_at_scan(b, (size_t)*len + 1); /* within the buffer's size: no failure */
+		return NULL;
+	}
+	return p;
+}
+
 static bool pool_reset_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->ubuf;
-	if (pw_buf_unscanned(b) < PW_HDR)
-		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p + 1);
-	if (len < 4 || len > AUTH_MSG_MAX) {
+	uint32_t len;
+	bool bad;
+	uint8_t *p = upstream_small_message(s, &len, &bad);
+	if (bad)
 		session_close(s, "pool: bad message during reset");
+	if (!p)
 		return false;
-	}
-	if (pw_buf_unscanned(b) < (size_t)len + 1) {
-		pw_buf_reserve_at_scan(b, (size_t)len + 1);
-		return false;
-	}
 	uint8_t t = p[0], st = p[5];
 	pw_buf_cut(b, (size_t)len + 1);
 	if (t == 'E')
@@ -1407,16 +1424,12 @@ static void register_cancel_key(struct pw_session *s, uint8_t *msg)
 static bool upstream_auth_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->ubuf;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
-		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p + 1);
-	if (len < 4 || len > AUTH_MSG_MAX) {
+	uint32_t len;
+	bool bad;
+	uint8_t *p = upstream_small_message(s, &len, &bad);
+	if (bad)
 		upstream_fail(s, "invalid message length %u during authentication", len);
-		return false;
-	}
-	if (avail < (size_t)len + 1)
+	if (!p)
 		return false;
 	const uint8_t *body = p + PW_HDR;
 	size_t blen = len - 4;
@@ -1580,21 +1593,14 @@ static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
 static bool setup_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->ubuf;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
-		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p + 1);
-	if (len < 4 || len > AUTH_MSG_MAX) {
+	uint32_t len;
+	bool bad;
+	uint8_t *p = upstream_small_message(s, &len, &bad);
+	if (bad)
 		upstream_fail(s, "invalid message length %u while setting up the session", len);
+	if (!p)
 		return false;
-	}
 	size_t total = (size_t)len + 1;
-	if (avail < total) {
-		if (pw_buf_reserve_at_scan(b, total) < 0)
-			fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
 	switch (p[0]) {
 	case 'S':
 		if (!param_check(s, p + PW_HDR, len - 4))

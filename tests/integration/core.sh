@@ -212,6 +212,8 @@ judged=$(grep -o 'statements: [0-9]* queries, [0-9]* parses, [0-9]* allowed, [0-
 	awk '{ q += $2; p += $4; u += $10 } END { print q + p, u }')
 echo "# analyser: $judged (statements judged, of which unreadable) over the whole run"
 if [[ ${PGWARD_SUITES:-1} != 0 ]]; then
-	check "the analyser judged every statement of the suites (more than 30000)" test "${judged%% *}" -gt 30000
+	# without the suites this run sends no unreadable text at all
+	check "the suites' statements went through the analyser (their deliberate syntax errors among them)" \
+		test "${judged##* }" -gt 50
 fi
 finish
