@@ -769,6 +769,19 @@ static void test_policy(void)
 		CHECK(pw_policy_in_window(p, sat_0300), "Friday's window runs into Saturday 03:00");
 		CHECK(!pw_policy_in_window(p, sat_2300), "no window on Saturday 23:00");
 		CHECK(pw_policy_in_window(p, sun_2300), "Sunday 23:00 is inside");
+		/* statements too: outside the window every statement is refused, inside the rules
+		 * decide */
+		static struct pw_sql_result r;
+		struct pw_decision d;
+		char e[256];
+		CHECK(pw_sql_analyse("SELECT 1", 8, NULL, &r, e, sizeof(e)) == 0, "analysed");
+		pw_policy_decide(c, &c->identities[0], NULL, &r, sat_2300, &d, NULL);
+		CHECK(d.action == PW_ACT_DENY && d.by == PW_BY_WINDOW && !strcmp(d.sqlstate, "42501") &&
+			      strstr(d.message, "identity a may run statements only within its time "
+						"windows"),
+		      "outside the window: %s", d.message);
+		pw_policy_decide(c, &c->identities[0], NULL, &r, sun_2300, &d, NULL);
+		CHECK(d.action == PW_ACT_ALLOW, "inside the window the rules allow SELECT 1");
 		pw_config_unref(c);
 	}
 	c = load_ok("allow-all", jq(BASE("'guardrails': {'all': false}, 'rules': [{'action': 'allow'}]")));
