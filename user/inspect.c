@@ -74,6 +74,13 @@ enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, s
 	return PW_ALLOW;
 }
 
+void pw_inspect_thread_done(void)
+{
+	free(result);
+	result = NULL;
+	pw_sql_cache_clear();
+}
+
 const struct pw_inspect_stats *pw_inspect_stats_local(void)
 {
 	return &stats;

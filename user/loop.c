@@ -206,7 +206,7 @@ static void *worker_main(void *arg)
 		(unsigned long long)is->parses, (unsigned long long)is->allowed,
 		(unsigned long long)is->denied, (unsigned long long)is->unreadable,
 		(unsigned long long)cs->hits, (unsigned long long)cs->misses);
-	pw_sql_cache_clear();
+	pw_inspect_thread_done();
 	close(w->epfd);
 	close(w->wake.fd);
 	return NULL;

@@ -1682,7 +1682,7 @@ static int analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		cache_get(e, &raw);
 		rc = finish(&raw, sess, out, err, errlen);
 		/* statement spans are those of the text first cached under this key */
-		out->spans_approx = e->text[0] == 1;
+		out->spans_approx = e->len && e->text[0] == 1; /* "" is an entry of 0 bytes */
 		return rc;
 	}
 	cache->st.misses++;

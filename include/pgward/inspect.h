@@ -46,5 +46,7 @@ struct pw_inspect_stats {
 	uint64_t queries, parses, binds, calls, allowed, denied, unreadable;
 };
 const struct pw_inspect_stats *pw_inspect_stats_local(void);
+/* A worker is done: free its analysis buffer and cache. */
+void pw_inspect_thread_done(void);
 
 #endif

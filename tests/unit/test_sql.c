@@ -629,6 +629,13 @@ static void test_normalised_keys(void)
 	CHECK((res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE) &&
 		      !(r2.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE),
 	      "set_config('role') and set_config('work_mem') keep their own analyses");
+	/* an empty query (isolationtester sends them) is cached with a key of 0 bytes */
+	CHECK(pw_sql_analyse("", 0, &plain, &res, err, sizeof(err)) == 0 && res.nstmts == 0,
+	      "an empty text has no statement");
+	h = hits();
+	CHECK(pw_sql_analyse("", 0, &plain, &res, err, sizeof(err)) == 0 && hits() == h + 1 &&
+		      res.nstmts == 0 && !res.spans_approx,
+	      "an empty text again: a cache hit");
 	const char *e0 = "EXPLAIN (ANALYZE 0) DELETE FROM t WHERE a = 1";
 	const char *e1 = "EXPLAIN (ANALYZE 1) DELETE FROM t WHERE a = 1";
 	pw_sql_analyse(e0, strlen(e0), &plain, &res, err, sizeof(err));
