@@ -63,15 +63,11 @@ static PGresult *settle(PGconn *c, PGresult *r)
 	}
 }
 
-/* Run one text the simple way; the result of its worst statement wins. */
-static void run_simple(PGconn *c, const char *sql, char *out, size_t len)
+/* The results of one sent query, until the last: out keeps what it says unless a result is
+ * refused (the worst one wins). */
+static void collect(PGconn *c, char *out, size_t len)
 {
 	char buf[64];
-	snprintf(out, len, "allow");
-	if (!PQsendQuery(c, sql)) {
-		snprintf(out, len, "fail send: %s", PQerrorMessage(c));
-		return;
-	}
 	PGresult *r;
 	while ((r = PQgetResult(c))) {
 		r = settle(c, r);
@@ -82,6 +78,17 @@ static void run_simple(PGconn *c, const char *sql, char *out, size_t len)
 			snprintf(out, len, "%s", v);
 		PQclear(r);
 	}
+}
+
+/* Run one text the simple way; the result of its worst statement wins. */
+static void run_simple(PGconn *c, const char *sql, char *out, size_t len)
+{
+	snprintf(out, len, "allow");
+	if (!PQsendQuery(c, sql)) {
+		snprintf(out, len, "fail send: %s", PQerrorMessage(c));
+		return;
+	}
+	collect(c, out, len);
 }
 
 static void run_extended(PGconn *c, const char *sql, char *out, size_t len)
@@ -97,15 +104,7 @@ static void run_extended(PGconn *c, const char *sql, char *out, size_t len)
 		snprintf(out, len, "fail send: %s", PQerrorMessage(c));
 		return;
 	}
-	while ((r = PQgetResult(c))) {
-		r = settle(c, r);
-		if (!r)
-			break;
-		const char *v = verdict(r, buf, sizeof(buf));
-		if (strcmp(v, "allow") != 0)
-			snprintf(out, len, "%s", v);
-		PQclear(r);
-	}
+	collect(c, out, len);
 }
 
 /* SELECT 1 | text | SELECT 2, each followed by a Sync, pipelined: the text's verdict, and
