@@ -68,6 +68,7 @@ check "fast path: 100 MB COPY in" in_cg psql "$CI" -qc "\\copy big FROM '$W/big.
 check "fast path: 100 MB COPY out is identical" bash -c "'$IN_CG' psql '$CI' -qc \"\\\\copy big TO '$W/big.out'\" && cmp '$W/big.txt' '$W/big.out'"
 
 # half-close: the client shuts its write side after the query and must still read everything
+# (a Python exception's last line lands in the check's name)
 hc=$(in_cg python3 -c "
 import socket, struct
 s = socket.create_connection(('127.0.0.1', $DB), timeout=10)
@@ -84,7 +85,7 @@ while True:
     d = s.recv(1 << 20)
     if not d: break
     got += d
-print(got.count(b'A'), got.count(b'Z\0\0\0\5'))")
+print(got.count(b'A'), got.count(b'Z\0\0\0\5'))" 2>&1 | tail -1)
 check "fast path: half-close after Terminate still delivers a 3 MB result, then EOF ($hc)" test "$hc" = "3000000 1"
 
 # --keep-pinned restart under load: no connection may bypass pgwardd (the database wants a
