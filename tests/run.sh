@@ -1,42 +1,32 @@
 #!/usr/bin/env bash
-# Runs every test group and prints the total as "N passed, N failed".
-# Groups: unit (pure C), integration (real PostgreSQL 15, pgwardd, real clients, and the
+# Runs every test group and prints the total as "N passed, N failed, N skipped"; exits
+# non-zero when anything failed.
+# Groups, in order: runner/selftest (this runner's own bookkeeping, tests/runner_selftest.sh),
+# unit (pure C), integration (real PostgreSQL 15, pgwardd, real clients, and the
 # regression/isolation/libpq_pipeline differential; the policy corpus and its end-to-end
 # checks), bpf (the eBPF redirect, as root).
+#
+# Adding a group is one line below:   run_group NAME CMD...
+# CMD prints TAP (see tests/tap.sh): "ok - ..." / "not ok - ..." lines ("# SKIP reason" on an
+# ok line for a skip), and a plan "1..N" at the start or the end ("1..0 # SKIP reason" for a
+# group that cannot run here). Shell tests get all that from tests/integration/lib.sh (check,
+# run_tap, and finish as their last line), C unit tests from tests/unit/check.h.
+# A group fails when it exits non-zero, prints no plan, runs a number of checks other than
+# its plan, runs none without "1..0 # SKIP", or prints a "not ok". Each group's whole output
+# (stdout and stderr) is in $BUILD/test-logs/NAME.log (recreated on every run).
 # Environment: BUILD (build dir), PGWARD_SUITES=0 skips the PostgreSQL suites differential.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 export BUILD=${BUILD:-build}
-pass=0
-fail=0
-failed_groups=()
+# shellcheck source=tests/tap.sh
+source tests/tap.sh
 
-tally() { # name, output file, exit code
-	local p f
-	p=$(grep -c '^ok ' "$2")
-	f=$(grep -c '^not ok ' "$2")
-	if [[ $3 -ne 0 && $f -eq 0 ]]; then
-		echo "not ok - $1 exited $3 without reporting a failure"
-		f=1
-	fi
-	pass=$((pass + p))
-	fail=$((fail + f))
-	[[ $f -eq 0 ]] || failed_groups+=("$1")
-	printf '# %-28s %4d passed, %d failed\n' "$1" "$p" "$f"
-}
+TAP_LOG_DIR=$BUILD/test-logs
+rm -rf "$TAP_LOG_DIR"
+mkdir -p "$TAP_LOG_DIR" || exit 1
 
-run_group() { # name, command...
-	local name=$1 out rc start
-	shift
-	out=$(mktemp)
-	start=$(date +%s)
-	echo "# --- $name"
-	"$@" 2>&1 | tee "$out" | grep -E '^(not ok|#   )' || true
-	rc=${PIPESTATUS[0]}
-	tally "$name ($(($(date +%s) - start)) s)" "$out" "$rc"
-	rm -f "$out"
-}
+run_group runner/selftest tests/runner_selftest.sh
 
 # PostgreSQL's own test sources (Debian's source package): the suites differential and the
 # analyser's regression corpus use them
@@ -45,25 +35,27 @@ if [[ ${PGWARD_SUITES:-1} != 0 ]]; then
 		eval "$env_out"
 		export PGWARD_REGRESS_SQL=$PGSRC_DIR/src/test/regress/sql
 	else
-		echo "not ok - scripts/pgsrc.sh could not provide PostgreSQL's test sources"
-		fail=$((fail + 1))
+		tap_fail pgsrc "scripts/pgsrc.sh could not provide PostgreSQL's test sources"
 	fi
 fi
 
-for t in "$BUILD"/tests/test_*; do
-	[[ -x $t && $t != *.d ]] || continue
-	run_group "unit/$(basename "$t")" "$t"
+# Unit tests: one group per tests/unit/test_*.c (a binary that is missing fails its group),
+# except these, which need what only another group provides:
+#   test_pgconn  needs a live PostgreSQL: integration/policy runs it (run_tap) against its cluster
+UNIT_RUN_ELSEWHERE=(test_pgconn)
+for src in tests/unit/test_*.c; do
+	t=$(basename "$src" .c)
+	if [[ " ${UNIT_RUN_ELSEWHERE[*]} " == *" $t "* ]]; then
+		echo "# unit/$t: not a group of its own (see UNIT_RUN_ELSEWHERE in tests/run.sh)"
+		continue
+	fi
+	run_group "unit/$t" "$BUILD/tests/$t"
 done
 run_group integration/core tests/integration/core.sh
 run_group integration/policy tests/integration/policy.sh
 for t in tests/bpf/*.sh; do
-	[[ -e $t && $t != */lib.sh ]] || continue
+	[[ $t != */lib.sh ]] || continue
 	run_group "bpf/$(basename "$t" .sh)" "$t"
 done
 
-echo
-if ((${#failed_groups[@]})); then
-	echo "# failed groups: ${failed_groups[*]}"
-fi
-echo "$pass passed, $fail failed"
-[[ $fail -eq 0 ]]
+tap_summary

@@ -592,6 +592,51 @@ out:
 	return rc;
 }
 
+/* require_auth as libpq 16 has it: the authentication methods the server may ask for, a
+ * list of names, or of names each prefixed with "!" (every method but those). */
+static int parse_require_auth(struct ctx *x, const json_t *o, const char *jp,
+                              struct pw_upstream *u)
+{
+	static const char *const names[] = {"password", "md5", "scram-sha-256", "none"};
+	static const unsigned bits[] = {PW_AUTH_PASSWORD, PW_AUTH_MD5, PW_AUTH_SCRAM, PW_AUTH_NONE};
+	char *list = NULL, jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX];
+	int n, neg = -1;
+	unsigned mask = 0;
+
+	if (get_names(x, o, jp, "require_auth", PW_NAME_MAX, 8, &list, &n) < 0) {
+		free(list);
+		return -1;
+	}
+	path_key(jp2, jp, "require_auth");
+	for (int i = 0; i < n; i++) {
+		const char *m = list + (size_t)i * PW_NAME_MAX;
+		bool not = m[0] == '!';
+		size_t k;
+		for (k = 0; k < N_ELEMS(names) && strcmp(m + not, names[k]); k++)
+			;
+		path_index(sub, jp2, (size_t)i);
+		if (k == N_ELEMS(names)) {
+			fail(x, sub,
+			     "expected password, md5, scram-sha-256 or none, each optionally "
+			     "prefixed with \"!\", got %s",
+			     quote(q, m));
+			free(list);
+			return -1;
+		}
+		if (neg >= 0 && neg != not) {
+			fail(x, sub, "negative and positive methods cannot be mixed");
+			free(list);
+			return -1;
+		}
+		neg = not;
+		mask |= bits[k];
+	}
+	free(list);
+	if (n)
+		u->require_auth = neg ? PW_AUTH_ANY & ~mask : mask;
+	return 0;
+}
+
 static int parse_upstream(struct ctx *x, const char *name, const json_t *o, const char *jp,
                           struct pw_upstream *u)
 {
@@ -609,6 +654,8 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	                                   "pool_idle_timeout_seconds",
 	                                   "pool_max_idle",
 	                                   "search_path",
+	                                   "catalog_ttl_seconds",
+	                                   "require_auth",
 	                                   NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], pwfile[PATH_MAX];
 	long long port;
@@ -625,6 +672,8 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	u->connect_timeout_ms = 10000;
 	u->pool_idle_timeout_ms = 60000;
 	u->pool_max_idle = 32;
+	u->catalog_ttl_ms = 60000;
+	u->require_auth = PW_AUTH_ANY;
 
 	rc_host = get_str(x, o, jp, "host", u->host, sizeof(u->host), F_NONEMPTY);
 	if (rc_host < 0)
@@ -692,7 +741,9 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	if (get_bool(x, o, jp, "allow_cleartext", &u->allow_cleartext) < 0 ||
 	    get_ms(x, o, jp, "connect_timeout_seconds", 0.001, &u->connect_timeout_ms) < 0 ||
 	    get_bool(x, o, jp, "reuse_connections", &u->reuse_connections) < 0 ||
-	    get_ms(x, o, jp, "pool_idle_timeout_seconds", 0.001, &u->pool_idle_timeout_ms) < 0)
+	    get_ms(x, o, jp, "pool_idle_timeout_seconds", 0.001, &u->pool_idle_timeout_ms) < 0 ||
+	    get_ms(x, o, jp, "catalog_ttl_seconds", 1, &u->catalog_ttl_ms) < 0 ||
+	    parse_require_auth(x, o, jp, u) < 0)
 		return -1;
 	long long max_idle;
 	rc = get_int(x, o, jp, "pool_max_idle", 1, 100000, 0, &max_idle);
@@ -708,10 +759,6 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	free(sp);
 	if (rc < 0)
 		return -1;
-	if (rc == 0) {
-		u->n_search_path = 1;
-		strcpy(u->search_path[0], "public");
-	}
 	return 0;
 }
 
@@ -812,19 +859,47 @@ static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_
 	static const char *const keys[] = {"name",      "action", "class", "relations",
 	                                   "access",    "functions", "facts", NULL};
 	static const char *const actions[] = {"allow", "deny", "approve", "mask"};
-	static const char *const accesses[] = {"any", "read", "write"};
 	char jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX], *list = NULL;
-	int n, act = 0, acc = 0;
+	int n, act = 0;
 
 	if (!json_is_object(e))
 		return fail(x, jp, "expected an object, got %s", type_name(e));
 	if (check_keys(x, e, jp, keys) ||
 	    get_str(x, e, jp, "name", r->name, sizeof(r->name), F_NONEMPTY) < 0 ||
-	    get_enum(x, e, jp, "action", actions, N_ELEMS(actions), F_REQUIRED, &act) < 0 ||
-	    get_enum(x, e, jp, "access", accesses, N_ELEMS(accesses), 0, &acc) < 0)
+	    get_enum(x, e, jp, "action", actions, N_ELEMS(actions), F_REQUIRED, &act) < 0)
 		return -1;
 	r->action = (enum pw_action)act;
-	r->access = acc == 1 ? PW_SQL_READ : acc == 2 ? PW_SQL_WRITE : PW_SQL_READ | PW_SQL_WRITE;
+
+	/* access: "any" (the default), or one or a list of read, lock, write; write implies lock
+	 * (a role that may change rows may lock them, as the server's UPDATE privilege does) */
+	r->access = PW_SQL_READ | PW_SQL_LOCK | PW_SQL_WRITE;
+	if (member(e, "access")) {
+		static const char *const accesses[] = {"any", "read", "lock", "write"};
+		static const uint8_t bits[] = {PW_SQL_READ | PW_SQL_LOCK | PW_SQL_WRITE, PW_SQL_READ,
+		                               PW_SQL_LOCK, PW_SQL_WRITE | PW_SQL_LOCK};
+		if (get_names(x, e, jp, "access", PW_NAME_MAX, 4, &list, &n) < 0) {
+			free(list);
+			return -1;
+		}
+		r->access = 0;
+		path_key(jp2, jp, "access");
+		for (int i = 0; i < n; i++) {
+			const char *a = list + (size_t)i * PW_NAME_MAX;
+			size_t k;
+			for (k = 0; k < N_ELEMS(accesses) && strcmp(a, accesses[k]); k++)
+				;
+			if (k == N_ELEMS(accesses)) {
+				path_index(sub, jp2, (size_t)i);
+				fail(x, n == 1 && json_is_string(member(e, "access")) ? jp2 : sub,
+				     "expected one of any, read, lock, write, got %s", quote(q, a));
+				free(list);
+				return -1;
+			}
+			r->access |= bits[k];
+		}
+		free(list);
+		list = NULL;
+	}
 
 	if (get_names(x, e, jp, "class", PW_NAME_MAX, 32, &list, &n) < 0) {
 		free(list);
@@ -887,9 +962,9 @@ static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_
 	    check_qualified(x, jp, "functions", (const char *)r->functions, r->n_functions, true) <
 	        0)
 		return -1;
-	if (member(e, "access") && !r->n_relations) {
+	if (member(e, "access") && !r->n_relations && !r->n_functions) {
 		path_key(sub, jp, "access");
-		return fail(x, sub, "only meaningful with \"relations\"");
+		return fail(x, sub, "only meaningful with \"relations\" or \"functions\"");
 	}
 	return 0;
 }

@@ -7,7 +7,12 @@
 
 #include "pgward/config.h"
 #include "pgward/ctl.h"
+#include "pgward/catalog.h"
+#include "pgward/inspect.h"
+#include "pgward/log.h"
+#include "pgward/pgconn.h"
 #include "pgward/policy.h"
+#include "pgward/runtime.h"
 #include "pgward/sql.h"
 
 /* policy check FILE */
@@ -90,7 +95,8 @@ static json_t *decision_json(const struct pw_identity *id, const struct pw_decis
 }
 
 static json_t *statement_json(const char *sql, const struct pw_sql_result *r, int i,
-                              const struct pw_identity *id, const struct pw_decision *d)
+                              const struct pw_identity *id, const struct pw_decision *d,
+                              const struct pw_policy_session *ps)
 {
 	const struct pw_sql_stmt *st = &r->stmts[i];
 	json_t *j = decision_json(id, d), *a;
@@ -126,8 +132,9 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 		json_t *o = json_object();
 		json_object_set_new(o, "schema", json_string(rl->schema));
 		json_object_set_new(o, "name", json_string(rl->name));
-		json_object_set_new(o, "access",
-		                    json_string(rl->access & PW_SQL_WRITE ? "write" : "read"));
+		json_object_set_new(o, "access", json_string(rl->access & PW_SQL_WRITE  ? "write"
+		                                             : rl->access & PW_SQL_LOCK ? "lock"
+		                                                                        : "read"));
 		if (rl->flags & PW_SQL_R_UNQUALIFIED)
 			json_object_set_new(o, "unqualified", json_true());
 		if (rl->flags & PW_SQL_R_AMBIGUOUS)
@@ -138,15 +145,24 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 	}
 	json_object_set_new(j, "relations", a);
 	a = json_array();
+	json_t *calls = json_array();
 	for (int k = 0; k < r->nfuncs; k++) {
 		const struct pw_sql_func *f = &r->funcs[k];
-		char name[2 * PW_SQL_NAMELEN + 2];
+		char name[2 * PW_SQL_NAMELEN + 2], why[128];
 		if (f->stmt != i)
 			continue;
 		snprintf(name, sizeof(name), "%s%s%s", f->schema, f->schema[0] ? "." : "", f->name);
 		json_array_append_new(a, json_string(name));
+		json_t *o = json_object();
+		bool w = pw_policy_call_writes(ps, f, why, sizeof(why));
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "writes", json_boolean(w));
+		if (w)
+			json_object_set_new(o, "why", json_string(why));
+		json_array_append_new(calls, o);
 	}
 	json_object_set_new(j, "functions", a);
+	json_object_set_new(j, "calls", calls);
 	a = json_array();
 	for (int k = 0; k < r->nsets; k++) {
 		static const char *const hows[] = {"set", "reset", "set_config", "alter"};
@@ -197,26 +213,92 @@ static void print_text(const struct pw_identity *id, const json_t *res)
 			       json_object_get(o, "ambiguous") ? " (one of several candidates)"
 			                                       : "");
 		}
-		json_array_foreach(json_object_get(s, "functions"), k, o)
-		    printf("    calls %s()\n", json_string_value(o));
+		json_array_foreach(json_object_get(s, "calls"), k, o)
+		{
+			const char *why = json_string_value(json_object_get(o, "why"));
+			printf("    calls %s()%s%s%s\n", json_string_value(json_object_get(o, "name")),
+			       why ? " (writes: " : "", why ? why : "", why ? ")" : "");
+		}
 		if (strcmp(json_string_value(json_object_get(s, "decision")), "allow") != 0)
 			printf("    why: %s\n", json_string_value(json_object_get(s, "reason")));
 	}
 }
 
-/* policy explain --config FILE --identity NAME --sql TEXT [--sql TEXT ...]: the texts run in
- * order in one simulated session (PREPARE then EXECUTE, SET search_path then a query). */
+struct truth {
+	char path[1024], user[PW_NAME_MAX], schemas[1024];
+	bool seen;
+};
+
+static void on_truth(void *arg, int ncols, const char *const *v)
+{
+	struct truth *t = arg;
+	if (ncols == 3 && v[0] && v[1] && v[2]) {
+		snprintf(t->path, sizeof(t->path), "%s", v[0]);
+		snprintf(t->user, sizeof(t->user), "%s", v[1]);
+		snprintf(t->schemas, sizeof(t->schemas), "%s", v[2]);
+		t->seen = true;
+	}
+}
+
+/* What a session of id would start with, read from the upstream as pgwardd reads it: the
+ * search_path (the upstream's imposed one, or the server's own for this login and database),
+ * "$user" (the identity's role when it has one) and the function catalog. */
+static int session_from_upstream(const struct pw_runtime *rt, int ui, const char *db,
+                                 const struct pw_identity *id, struct pw_policy_session *ps,
+                                 char *err, size_t errlen)
+{
+	const struct pw_upstream *u = &rt->cfg->upstreams[ui];
+	struct truth t = {0};
+	struct pw_pgconn *c = pw_pgconn_open(rt, ui, db, u->connect_timeout_ms, err, errlen);
+	if (!c)
+		return -1;
+	int rc = pw_pgconn_exec(c,
+	                        "SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
+	                        "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
+	                        "FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)",
+	                        on_truth, &t, err, errlen);
+	struct pw_catalog *cat = rc == 0 ? pw_catalog_load_on(c, u->name, err, errlen) : NULL;
+	pw_pgconn_close(c);
+	if (!cat)
+		return -1;
+	if (!t.seen) {
+		pw_catalog_release(cat);
+		pw_errf(err, errlen, "upstream \"%s\" did not say what its search_path is", u->name);
+		return -1;
+	}
+	char path[1024], q[2 * PW_NAME_MAX + 4];
+	size_t o = 0;
+	for (int i = 0; i < u->n_search_path; i++)
+		if (pw_sql_quote_ident(u->search_path[i], q, sizeof(q)) > 0)
+			o += (size_t)snprintf(path + o, sizeof(path) - o, "%s%s", i ? ", " : "", q);
+	pw_policy_session_init(ps, u->n_search_path ? path : t.path,
+	                       id->policy.role[0] ? id->policy.role
+	                       : id->policy.jit   ? "pgward_jit_role"
+	                                          : t.user,
+	                       t.schemas);
+	pw_policy_session_catalog(ps, cat);
+	pw_catalog_release(cat);
+	return 0;
+}
+
+/* policy explain --config FILE --identity NAME [--database DB] [--upstream NAME] [--offline]
+ * --sql TEXT ...: the texts run in order in one simulated session (PREPARE then EXECUTE, SET
+ * search_path then a query), each decided by pw_inspect_text, pgwardd's own path. */
 static int do_explain(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 	                                     {"identity", required_argument, NULL, 'i'},
 	                                     {"sql", required_argument, NULL, 's'},
 	                                     {"parse", required_argument, NULL, 'p'},
+	                                     {"database", required_argument, NULL, 'd'},
+	                                     {"upstream", required_argument, NULL, 'u'},
+	                                     {"offline", no_argument, NULL, 'o'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *file = NULL, *ident = NULL;
+	const char *file = NULL, *ident = NULL, *database = NULL, *upname = NULL;
 	const char *texts[64];
 	const char *names[64]; /* protocol statement name for --parse NAME=TEXT, else NULL */
 	int n = 0, c;
+	bool offline = false;
 
 	optind = 1;
 	/* getopt wants the program name first */
@@ -230,6 +312,12 @@ static int do_explain(int argc, char **argv)
 			file = optarg;
 		else if (c == 'i')
 			ident = optarg;
+		else if (c == 'd')
+			database = optarg;
+		else if (c == 'u')
+			upname = optarg;
+		else if (c == 'o')
+			offline = true;
 		else if ((c == 's' || c == 'p') && n < 64) {
 			names[n] = NULL;
 			texts[n] = optarg;
@@ -254,54 +342,79 @@ static int do_explain(int argc, char **argv)
 	if (!file || !ident || n == 0)
 		goto usage;
 
-	struct pw_config *cfg;
 	char err[1024];
-	if (pw_config_load(file, &cfg, err, sizeof(err)) < 0) {
+	struct pw_runtime *rt = pw_runtime_load(file, err, sizeof(err));
+	if (!rt) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	struct pw_config *cfg = rt->cfg;
 	const struct pw_identity *id = NULL;
 	for (int i = 0; i < cfg->n_identities; i++)
 		if (strcmp(cfg->identities[i].name, ident) == 0)
 			id = &cfg->identities[i];
 	if (!id) {
 		fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, ident);
-		pw_config_unref(cfg);
+		pw_runtime_unref(rt);
 		return 1;
 	}
-	const struct pw_upstream *u = id->upstream >= 0  ? &cfg->upstreams[id->upstream]
-	                              : cfg->n_upstreams ? &cfg->upstreams[0]
-	                                                 : NULL;
+	int ui = id->upstream;
+	for (int i = 0; upname && i < cfg->n_upstreams; i++)
+		if (strcmp(cfg->upstreams[i].name, upname) == 0)
+			ui = i;
+	if (upname && (ui < 0 || strcmp(cfg->upstreams[ui].name, upname) != 0)) {
+		fprintf(stderr, "pgwardctl: %s: no upstream named \"%s\"\n", file, upname);
+		pw_runtime_unref(rt);
+		return 1;
+	}
+	if (ui < 0 && cfg->n_upstreams == 1)
+		ui = 0;
+	const struct pw_upstream *u = ui >= 0 ? &cfg->upstreams[ui] : NULL;
+	if (!database)
+		database = u && u->database[0] ? u->database : u ? u->user : "";
 	struct pw_policy_session ps;
-	pw_policy_session_init(&ps, u, id->policy.role[0] ? id->policy.role : u ? u->user : "");
+	if (offline || !u) {
+		/* without the server: its default search_path (or the imposed one), no catalog:
+		 * every call needs a rule naming it, as in pgwardd before a catalog is read */
+		char path[1024] = "", q[2 * PW_NAME_MAX + 4];
+		size_t o = 0;
+		for (int i = 0; u && i < u->n_search_path; i++)
+			if (pw_sql_quote_ident(u->search_path[i], q, sizeof(q)) > 0)
+				o += (size_t)snprintf(path + o, sizeof(path) - o, "%s%s", i ? ", " : "",
+				                      q);
+		pw_policy_session_init(&ps, o ? path : NULL,
+		                       id->policy.role[0] ? id->policy.role : u ? u->user : "", NULL);
+		if (!offline)
+			fprintf(stderr,
+			        "pgwardctl: identity %s takes its upstream from the address a client "
+			        "dials: explaining offline (pass --upstream NAME to read one)\n",
+			        id->name);
+	} else if (session_from_upstream(rt, ui, database, id, &ps, err, sizeof(err)) < 0) {
+		fprintf(stderr, "pgwardctl: %s (use --offline to explain without the server)\n",
+		        err);
+		pw_runtime_unref(rt);
+		return 1;
+	}
 	struct pw_sql_result *r = malloc(sizeof(*r));
 	struct pw_decision *per = calloc(PW_SQL_MAX_STMTS, sizeof(*per));
+	struct pw_caller who = {.cfg = cfg, .identity = id, .user = id->name, .database = database,
+	                        .ps = &ps};
 	int worst = 0;
 	for (int t = 0; t < n && r && per; t++) {
-		struct pw_decision d;
+		struct pw_judgement j = {.per_stmt = per, .r = r};
 		json_t *res;
-		if (pw_policy_analyse(&ps, texts[t], strlen(texts[t]), r, err, sizeof(err)) < 0) {
-			pw_policy_unreadable(id, err, r->error_pos, &d);
-			res = decision_json(id, &d);
-			json_object_set_new(res, "statements", json_array());
-		} else {
-			pw_policy_decide(cfg, id, &ps, r, time(NULL), &d, per);
-			if (names[t] && r->nstmts > 1) {
-				/* the server refuses several commands in one Parse */
-				d.action = PW_ACT_DENY;
-			}
-			res = decision_json(id, &d);
-			json_t *a = json_array();
-			for (int i = 0; i < r->nstmts; i++)
-				json_array_append_new(a,
-				                      statement_json(texts[t], r, i, id, &per[i]));
-			json_object_set_new(res, "statements", a);
-			if (d.action == PW_ACT_ALLOW)
-				pw_policy_session_apply(&ps, r, names[t]);
-		}
+		enum pw_verdict v = pw_inspect_text(&who, names[t] ? 'P' : 'Q', texts[t],
+		                                    strlen(texts[t]), names[t], &j);
+		res = decision_json(id, &j.d);
+		json_t *a = json_array();
+		for (int i = 0; !j.unreadable && i < r->nstmts; i++)
+			json_array_append_new(a, statement_json(texts[t], r, i, id, &per[i], &ps));
+		json_object_set_new(res, "statements", a);
+		if (j.unreadable)
+			json_object_set_new(res, "unreadable", json_true());
 		json_object_set_new(res, "identity", json_string(id->name));
 		json_object_set_new(res, "sql", json_string(texts[t]));
-		if (d.action != PW_ACT_ALLOW)
+		if (v != PW_ALLOW)
 			worst = 3;
 		if (pw_ctl_json)
 			pw_ctl_print_json(res);
@@ -313,10 +426,11 @@ static int do_explain(int argc, char **argv)
 	free(r);
 	free(per);
 	pw_policy_session_free(&ps);
-	pw_config_unref(cfg);
+	pw_runtime_unref(rt);
 	return worst;
 usage:
 	fprintf(stderr, "usage: pgwardctl policy explain --config FILE --identity NAME "
+	                "[--database DB] [--upstream NAME] [--offline] "
 	                "{ --sql TEXT | --parse NAME=TEXT } ...\n");
 	return 2;
 }
@@ -324,8 +438,10 @@ usage:
 static const struct pw_ctl_cmd policy_cmds[] = {
     {"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
     {"explain", do_explain,
-     "explain --config FILE --identity NAME --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
-     "                 analyse and decide statements as pgwardd would (exit 3: refused)"},
+     "explain --config FILE --identity NAME [--database DB] [--upstream NAME] [--offline]\n"
+     "                 --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
+     "                 analyse and decide statements as pgwardd would, with the search_path\n"
+     "                 and function catalog read from the upstream (exit 3: refused)"},
     {NULL, NULL, NULL}};
 
 int pw_ctl_policy(int argc, char **argv)

@@ -12,21 +12,84 @@
 static __thread struct pw_inspect_stats stats;
 static __thread struct pw_sql_result *result;
 
-static enum pw_verdict deny(const struct pw_caller *c, const struct pw_decision *dec,
-                            struct pw_deny *d)
+static enum pw_verdict deny(const struct pw_decision *dec, struct pw_deny *d)
 {
 	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s",
 	         dec->sqlstate[0] ? dec->sqlstate : "42501");
 	snprintf(d->message, sizeof(d->message), "%s", dec->message);
-	stats.denied++;
-	(void)c;
 	return PW_DENY;
+}
+
+/* DDL may have created, changed or dropped functions: the catalog is read again. */
+static bool changes_catalog(const struct pw_sql_result *r)
+{
+	for (int i = 0; i < r->nstmts; i++) {
+		const struct pw_sql_stmt *st = &r->stmts[i];
+		if ((st->runs & ((1u << PW_SQL_DDL) | (1u << PW_SQL_DCL) | (1u << PW_SQL_DO) |
+		                 (1u << PW_SQL_CALL))) &&
+		    !(st->flags & PW_SQL_F_NOT_EXECUTED))
+			return true;
+	}
+	return false;
+}
+
+enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const char *sql,
+                                size_t len, const char *name, struct pw_judgement *j)
+{
+	struct pw_policy_session *ps = c->ps;
+	char err[256];
+
+	j->unreadable = false;
+	if (!j->r) {
+		if (!result && !(result = malloc(sizeof(*result)))) {
+			memset(&j->d, 0, sizeof(j->d));
+			j->d.action = PW_ACT_DENY;
+			j->d.by = PW_BY_REFUSAL;
+			snprintf(j->d.sqlstate, sizeof(j->d.sqlstate), "53200");
+			snprintf(j->d.message, sizeof(j->d.message), "pgward: out of memory");
+			return PW_DENY; /* cannot judge: refuse */
+		}
+		j->r = result;
+	}
+	/* a newer catalog snapshot (a reload after DDL or its time to live): judge with it */
+	if (ps && ps->cat && pw_catalog_superseded(ps->cat)) {
+		struct pw_catalog *n = pw_catalog_newest(ps->cat);
+		pw_policy_session_catalog(ps, n);
+		pw_catalog_release(n);
+	}
+	if (pw_policy_analyse(ps, sql, len, j->r, err, sizeof(err)) < 0) {
+		j->unreadable = true;
+		if (c->identity->policy.allow_all) {
+			/* nothing depends on reading it: the server answers it */
+			memset(&j->d, 0, sizeof(j->d));
+			snprintf(j->d.reason, sizeof(j->d.reason), "allowed (not analysed: %.150s)", err);
+			return PW_ALLOW;
+		}
+		pw_policy_unreadable(c->identity, err, j->r->error_pos, &j->d);
+		return PW_DENY;
+	}
+	pw_policy_decide(c->cfg, c->identity, ps, j->r, time(NULL), &j->d, j->per_stmt);
+	if (j->d.action == PW_ACT_ALLOW && type == 'P' && j->r->nstmts > 1) {
+		/* as the server would say it */
+		pw_policy_unreadable(c->identity, "cannot insert multiple commands into a prepared "
+		                     "statement", 0, &j->d);
+		snprintf(j->d.message, sizeof(j->d.message),
+		         "cannot insert multiple commands into a prepared statement");
+	}
+	if (j->d.action != PW_ACT_ALLOW)
+		return PW_DENY;
+	if (ps && pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) < 0)
+		pw_warn("session %llu: the prepared-statement store is full; EXECUTE of new names "
+		        "will be refused",
+		        (unsigned long long)c->serial);
+	if (ps && ps->cat && changes_catalog(j->r))
+		pw_catalog_invalidate(ps->cat);
+	return PW_ALLOW;
 }
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d)
 {
-	struct pw_decision dec;
-	char err[256];
+	struct pw_judgement j = {0};
 
 	switch (m->type) {
 	case 'Q':
@@ -37,9 +100,11 @@ enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, s
 		break;
 	case 'F':
 		stats.calls++;
-		pw_policy_function_call(c->identity, &dec);
-		if (dec.action != PW_ACT_ALLOW)
-			return deny(c, &dec, d);
+		pw_policy_function_call(c->identity, &j.d);
+		if (j.d.action != PW_ACT_ALLOW) {
+			stats.denied++;
+			return deny(&j.d, d);
+		}
 		stats.allowed++;
 		return PW_ALLOW;
 	default:
@@ -48,28 +113,12 @@ enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, s
 		stats.allowed++;
 		return PW_ALLOW;
 	}
-	if (!result && !(result = malloc(sizeof(*result)))) {
-		snprintf(d->sqlstate, sizeof(d->sqlstate), "53200");
-		snprintf(d->message, sizeof(d->message), "pgward: out of memory");
+	enum pw_verdict v = pw_inspect_text(c, m->type, m->sql, m->sql_len, m->name, &j);
+	stats.unreadable += j.unreadable;
+	if (v == PW_DENY) {
 		stats.denied++;
-		return PW_DENY; /* cannot judge: refuse */
+		return deny(&j.d, d);
 	}
-	if (pw_policy_analyse(c->ps, m->sql, m->sql_len, result, err, sizeof(err)) < 0) {
-		stats.unreadable++;
-		if (c->identity->policy.allow_all) {
-			stats.allowed++;
-			return PW_ALLOW;
-		}
-		pw_policy_unreadable(c->identity, err, result->error_pos, &dec);
-		return deny(c, &dec, d);
-	}
-	pw_policy_decide(c->cfg, c->identity, c->ps, result, time(NULL), &dec, NULL);
-	if (dec.action != PW_ACT_ALLOW)
-		return deny(c, &dec, d);
-	if (pw_policy_session_apply(c->ps, result, m->type == 'P' ? m->name : NULL) < 0)
-		pw_warn("session %llu: the prepared-statement store is full; EXECUTE of new names "
-		        "will be refused",
-		        (unsigned long long)c->serial);
 	stats.allowed++;
 	return PW_ALLOW;
 }

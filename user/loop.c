@@ -151,7 +151,13 @@ static void begin_stop(struct pw_worker *w, int grace_ms)
 		grace_ms);
 }
 
+/* Nudges come from other threads (the catalog loader) at any time, also while the workers are
+ * set up or torn down: the array and the eventfds are touched under this lock then. */
+static pthread_mutex_t nudge_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool nudge_ok;
+
 static int stop_grace_ms = 0; /* written by pw_loop_stop before the wake-up, read after */
+static bool stop_requested;   /* atomic: set by pw_loop_stop, a wake-up then means stop */
 
 static void *worker_main(void *arg)
 {
@@ -171,7 +177,11 @@ static void *worker_main(void *arg)
 				uint64_t v;
 				if (read(ev->fd, &v, sizeof(v)) < 0)
 					break;
-				begin_stop(w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
+				if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
+					pw_session_nudge(w);
+				if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
+					begin_stop(w, __atomic_load_n(&stop_grace_ms,
+								      __ATOMIC_ACQUIRE));
 				break;
 			}
 			default:
@@ -207,8 +217,7 @@ static void *worker_main(void *arg)
 		(unsigned long long)is->denied, (unsigned long long)is->unreadable,
 		(unsigned long long)cs->hits, (unsigned long long)cs->misses);
 	pw_inspect_thread_done();
-	close(w->epfd);
-	close(w->wake.fd);
+	close(w->epfd); /* the wake-up eventfd stays open until pw_loop_join: see pw_loop_nudge */
 	return NULL;
 }
 
@@ -291,13 +300,29 @@ int pw_loop_start(const struct pw_config *cfg)
 			return -1;
 		}
 	}
+	pthread_mutex_lock(&nudge_mu);
+	nudge_ok = true;
+	pthread_mutex_unlock(&nudge_mu);
 	pw_info("%d worker(s) running", n_workers);
 	return 0;
+}
+
+void pw_loop_nudge(void)
+{
+	pthread_mutex_lock(&nudge_mu);
+	for (int i = 0; nudge_ok && i < n_workers; i++) {
+		uint64_t one = 1;
+		__atomic_store_n(&workers[i].nudged, true, __ATOMIC_RELEASE);
+		if (write(workers[i].wake.fd, &one, sizeof(one)) < 0)
+			pw_warn("cannot wake worker %d", i);
+	}
+	pthread_mutex_unlock(&nudge_mu);
 }
 
 void pw_loop_stop(int grace_ms)
 {
 	__atomic_store_n(&stop_grace_ms, grace_ms, __ATOMIC_RELEASE);
+	__atomic_store_n(&stop_requested, true, __ATOMIC_RELEASE);
 	for (int i = 0; i < n_workers; i++) {
 		uint64_t one = 1;
 		if (write(workers[i].wake.fd, &one, sizeof(one)) < 0)
@@ -313,6 +338,12 @@ void pw_loop_join(void)
 {
 	for (int i = 0; i < n_workers; i++)
 		pthread_join(threads[i], NULL);
+	pthread_mutex_lock(&nudge_mu);
+	nudge_ok = false;
+	for (int i = 0; i < n_workers; i++)
+		if (workers[i].wake.fd >= 0)
+			close(workers[i].wake.fd);
+	pthread_mutex_unlock(&nudge_mu);
 	for (int i = 0; i < n_unix; i++) {
 		close(unix_listeners[i].fd);
 		unlink(unix_paths[i]);

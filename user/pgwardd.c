@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/catalog.h"
 #include "pgward/jit.h"
 #include "pgward/loader.h"
 #include "pgward/log.h"
@@ -142,6 +143,8 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	pw_runtime_publish(pw_runtime_ref(rt));
+	/* a catalog snapshot loaded: sessions waiting for it go on */
+	pw_catalog_on_change(pw_loop_nudge);
 	if (rt->cfg->redirect.enabled)
 		pw_loader_preopen(rt->cfg);
 	if (pw_loop_start(rt->cfg) < 0) {
@@ -221,6 +224,7 @@ int main(int argc, char **argv)
 	}
 	/* the sessions are gone: drop their just-in-time roles before leaving */
 	pw_jit_stop(5000);
+	pw_catalog_stop();
 	pw_config_unref(running);
 	pw_runtime_publish(NULL);
 	pw_info("pgwardd stopped");

@@ -32,33 +32,55 @@ static void path_add(struct pw_policy_session *ps, const char *name)
 	ps->n_path++;
 }
 
-void pw_policy_session_init(struct pw_policy_session *ps, const struct pw_upstream *u,
-                            const char *current_user)
-{
-	memset(ps, 0, sizeof(*ps));
-	snprintf(ps->user, sizeof(ps->user), "%s", current_user ? current_user : "");
-	for (int i = 0; u && i < u->n_search_path; i++)
-		path_add(ps, u->search_path[i]);
-	/* a fresh session has no temporary tables: pg_temp shadows nothing until it makes one */
-	ps->sql.no_temp_tables = true;
-}
-
-int pw_policy_session_startup_path(struct pw_policy_session *ps, const char *text)
+int pw_policy_session_init(struct pw_policy_session *ps, const char *search_path,
+                           const char *current_user, const char *existing)
 {
 	struct pw_sql_setting st;
+	int rc = 0;
 
-	if (pw_sql_split_path(text, &st) < 0) {
+	memset(ps, 0, sizeof(*ps));
+	snprintf(ps->user, sizeof(ps->user), "%s", current_user ? current_user : "");
+	if (pw_sql_split_path(search_path ? search_path : "\"$user\", public", &st) < 0) {
 		ps->path_unknown = true;
-		return -1;
+		rc = -1;
 	}
-	for (size_t o = 0; o < st.value_len; o += strlen(st.value + o) + 1)
+	for (size_t o = 0; rc == 0 && o < st.value_len; o += strlen(st.value + o) + 1)
 		path_add(ps, st.value + o);
-	return 0;
+	if (existing && pw_sql_split_path(existing, &st) == 0) {
+		for (size_t o = 0; o < st.value_len && ps->n_existing < PW_POLICY_MAX_PATH;
+		     o += strlen(st.value + o) + 1)
+			snprintf(ps->existing[ps->n_existing++], PW_SQL_NAMELEN, "%s", st.value + o);
+		ps->existing_known = true;
+	}
+	/* a fresh session has no temporary tables: pg_temp shadows nothing until it makes one */
+	ps->sql.no_temp_tables = true;
+	return rc;
+}
+
+void pw_policy_session_catalog(struct pw_policy_session *ps, struct pw_catalog *cat)
+{
+	struct pw_catalog *old = ps->cat;
+	ps->cat = pw_catalog_ref(cat);
+	pw_catalog_release(old);
 }
 
 void pw_policy_session_free(struct pw_policy_session *ps)
 {
 	pw_sql_session_free(&ps->sql);
+	pw_catalog_release(ps->cat);
+	ps->cat = NULL;
+}
+
+/* A path entry the server may search: one that existed at the session's start, or that the
+ * newest catalog snapshot knows (a schema made since). */
+static bool schema_exists(const void *arg, const char *schema)
+{
+	const struct pw_policy_session *ps = arg;
+
+	for (size_t i = 0; i < ps->n_existing; i++)
+		if (strcmp(ps->existing[i], schema) == 0)
+			return true;
+	return pw_catalog_has_schema(ps->cat, schema);
 }
 
 int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
@@ -69,6 +91,8 @@ int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
 	ps->sql.user = ps->user;
 	ps->sql.search_path = ps->path;
 	ps->sql.n_search_path = ps->n_path;
+	ps->sql.schema_exists = ps->existing_known || ps->cat ? schema_exists : NULL;
+	ps->sql.schema_arg = ps;
 	return pw_sql_analyse(sql, len, &ps->sql, out, err, errlen);
 }
 
@@ -131,7 +155,129 @@ static bool rel_any(const struct pw_rule *ru, const struct pw_sql_rel *r, bool u
 	return false;
 }
 
-/* An unqualified call resolves through pg_catalog first, then the path. */
+/* ---- function calls ------------------------------------------------------------------ */
+
+/* Is schema one an unqualified call may find its function in? pg_catalog always (searched
+ * first unless listed later); the session's path ("$user" as its role); any schema when the
+ * path is unknown or there is no session. pg_temp never: the server does not look there for
+ * functions unless the call names it. */
+static bool in_path(const struct pw_policy_session *ps, const char *schema)
+{
+	if (strcmp(schema, "pg_catalog") == 0)
+		return true;
+	if (!ps || ps->path_unknown)
+		return strncmp(schema, "pg_temp", 7) != 0;
+	for (size_t i = 0; i < ps->n_path; i++) {
+		const char *p = strcmp(ps->path[i], "$user") == 0 ? ps->user : ps->path[i];
+		if (strcmp(p, schema) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Could the server pick function c for call f? By schema and by the number of arguments
+ * (defaults and VARIADIC widen it; a call whose count is unknown fits all). */
+static bool candidate(const struct pw_policy_session *ps, const struct pw_sql_func *f,
+                      const struct pw_cat_func *c)
+{
+	if (f->schema[0] ? strcmp(f->schema, c->schema) != 0 : !in_path(ps, c->schema))
+		return false;
+	if (f->nargs < 0)
+		return true;
+	int lo = c->nargs - c->nargdefaults - (c->variadic ? 1 : 0);
+	return f->nargs >= lo && (c->variadic || f->nargs <= c->nargs);
+}
+
+/* Volatile built-ins that only read: allowed where reads are. */
+static const char *const read_safe[] = {
+    "random",
+    "clock_timestamp",
+    "timeofday",
+    "gen_random_uuid",
+    "currval",
+    "lastval",
+    "current_query",
+    "pg_is_in_recovery",
+    "pg_is_wal_replay_paused",
+    "pg_get_wal_replay_pause_state",
+    "pg_current_wal_lsn",
+    "pg_current_wal_insert_lsn",
+    "pg_current_wal_flush_lsn",
+    "pg_last_wal_receive_lsn",
+    "pg_last_wal_replay_lsn",
+    "pg_last_xact_replay_timestamp",
+    "pg_database_size",
+    "pg_relation_size",
+    "pg_table_size",
+    "pg_indexes_size",
+    "pg_total_relation_size",
+    "pg_tablespace_size",
+    "pg_notification_queue_usage",
+    "pg_jit_available",
+    "pg_partition_tree",
+    "pg_partition_ancestors",
+    "pg_collation_actual_version",
+    "pg_database_collation_actual_version",
+    "pg_xact_status",
+    "txid_status",
+    "pg_stat_get_xact_*",
+};
+/* Built-ins that are not volatile yet have an effect: they assign a transaction id. */
+static const char *const effects[] = {"txid_current", "pg_current_xact_id"};
+/* Built-ins that are not volatile yet read what no relation rule covers: other sessions'
+ * statements, addresses and progress. */
+static const char *const sensitive[] = {
+    "pg_stat_get_activity",  "pg_stat_get_backend_*",     "pg_stat_get_progress_info",
+    "pg_stat_get_wal_senders", "pg_stat_get_wal_receiver", "pg_stat_get_subscription*",
+    "pg_get_replication_slots",
+};
+
+static bool listed(const char *const *list, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fnmatch(list[i], name, 0) == 0)
+			return true;
+	return false;
+}
+
+bool pw_policy_call_writes(const struct pw_policy_session *ps, const struct pw_sql_func *f,
+                           char *why, size_t len)
+{
+	const struct pw_cat_func *c;
+	size_t n = ps && ps->cat ? pw_catalog_lookup(ps->cat, f->name, &c) : 0;
+	bool any = false, volatile_ = false, user = false, secdef = false;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!candidate(ps, f, &c[i]))
+			continue;
+		any = true;
+		user |= !c[i].builtin;
+		secdef |= c[i].secdef;
+		volatile_ |= c[i].volatility == 'v';
+	}
+	const char *r = NULL;
+	if (!ps || !ps->cat)
+		r = "pgward has no catalog to tell what it does";
+	else if (!any)
+		r = "not a function pgward's catalog of the database knows";
+	else if (secdef)
+		r = "a SECURITY DEFINER function";
+	else if (user)
+		r = "a function defined in the database";
+	else if (listed(sensitive, N_ELEMS(sensitive), f->name))
+		r = "a built-in that reads other sessions' activity";
+	else if ((volatile_ && !listed(read_safe, N_ELEMS(read_safe), f->name)) ||
+	         listed(effects, N_ELEMS(effects), f->name))
+		r = "a built-in with side effects";
+	if (r && why)
+		snprintf(why, len, "%s", r);
+	return r != NULL;
+}
+
+/* Does glob name call f? Qualified calls compare as written. An unqualified call matches an
+ * allowing glob only when every function it may resolve to (by the catalog; without one, in
+ * every schema of the path and pg_catalog) matches; a restricting glob when its name part
+ * does. */
 static bool func_glob(const char *glob, const struct pw_sql_func *f,
                       const struct pw_policy_session *ps, bool allow)
 {
@@ -146,12 +292,23 @@ static bool func_glob(const char *glob, const struct pw_sql_func *f,
 	}
 	if (!allow)
 		return fnmatch(dot + 1, f->name, 0) == 0;
+	if (ps && ps->cat) {
+		const struct pw_cat_func *c;
+		size_t n = pw_catalog_lookup(ps->cat, f->name, &c), m = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!candidate(ps, f, &c[i]))
+				continue;
+			snprintf(full, sizeof(full), "%s.%s", c[i].schema, f->name);
+			if (fnmatch(glob, full, 0) != 0)
+				return false;
+			m++;
+		}
+		return m > 0;
+	}
 	snprintf(full, sizeof(full), "pg_catalog.%s", f->name);
 	if (fnmatch(glob, full, 0) != 0)
 		return false;
-	if (!ps)
-		return true;
-	if (ps->path_unknown)
+	if (!ps || ps->path_unknown)
 		return false;
 	for (size_t i = 0; i < ps->n_path; i++) {
 		const char *s = strcmp(ps->path[i], "$user") == 0 ? ps->user : ps->path[i];
@@ -259,8 +416,15 @@ struct ctx {
 	uint32_t classes;
 };
 
-/* Does rule ru match statement i? On a match, *what names the part that made it (a relation
- * or function index; -1 for none) for the message. */
+/* A rule without any condition allows (or refuses) everything, write calls included. */
+static bool unconditional(const struct pw_rule *ru)
+{
+	return !ru->classes && !ru->n_relations && !ru->n_functions && !ru->facts;
+}
+
+/* Does rule ru match statement i? *rel / *func name the part that decided (an index, -1 for
+ * none): for a restricting rule the part it matched, for an allowing rule that does not match
+ * the first part it does not cover (the message then names it). */
 static bool rule_matches(const struct ctx *x, const struct pw_rule *ru, int *rel, int *func)
 {
 	bool allow = ru->action == PW_ACT_ALLOW;
@@ -288,7 +452,7 @@ static bool rule_matches(const struct ctx *x, const struct pw_rule *ru, int *rel
 			if (rl->stmt != x->i)
 				continue;
 			/* an allowing rule covers only the accesses it names: a statement that
-			 * also writes is not covered by "read" */
+			 * also writes (or locks rows) is not covered by "read" */
 			if (!(rl->access & ru->access)) {
 				if (allow) {
 					*rel = k;
@@ -311,42 +475,50 @@ static bool rule_matches(const struct ctx *x, const struct pw_rule *ru, int *rel
 		if (!allow && !any)
 			return false;
 	}
-	if (ru->n_functions) {
-		bool any = false;
+	if (allow && !unconditional(ru)) {
+		/* reads are covered by every allowing rule; a call that writes only by one that
+		 * names it and allows writing */
 		for (int k = 0; k < r->nfuncs; k++) {
 			const struct pw_sql_func *f = &r->funcs[k];
-			if (f->stmt != x->i)
+			if (f->stmt != x->i || !pw_policy_call_writes(x->ps, f, NULL, 0))
 				continue;
-			bool m = func_any(ru, f, x->ps, allow);
-			if (allow && !m) {
+			if (!ru->n_functions || !(ru->access & PW_SQL_WRITE) ||
+			    !func_any(ru, f, x->ps, true)) {
 				*func = k;
 				return false;
 			}
-			if (!allow && m) {
+		}
+	} else if (!allow && ru->n_functions) {
+		bool any = false;
+		for (int k = 0; k < r->nfuncs && !any; k++) {
+			const struct pw_sql_func *f = &r->funcs[k];
+			if (f->stmt == x->i && func_any(ru, f, x->ps, false)) {
 				*func = k;
 				any = true;
-				break;
 			}
 		}
-		if (!allow && !any)
+		if (!any)
 			return false;
 	}
 	return true;
 }
 
-/* The relation a message about statement i names: the first written, else the first. */
+/* The relation a message about statement i names: the first written, else the first locked,
+ * else the first. */
 static int some_rel(const struct ctx *x)
 {
-	int first = -1;
+	int first = -1, locked = -1;
 	for (int k = 0; k < x->r->nrels; k++) {
 		if (x->r->rels[k].stmt != x->i)
 			continue;
 		if (x->r->rels[k].access & PW_SQL_WRITE)
 			return k;
+		if (locked < 0 && (x->r->rels[k].access & PW_SQL_LOCK))
+			locked = k;
 		if (first < 0)
 			first = k;
 	}
-	return first;
+	return locked >= 0 ? locked : first;
 }
 
 static void rel_text(const struct ctx *x, int k, char *out, size_t len)
@@ -359,27 +531,56 @@ static void rel_text(const struct ctx *x, int k, char *out, size_t len)
 		snprintf(out, len, "%s.%s", rl->schema, rl->name);
 }
 
-/* reason: "may not DELETE public.orders" for the statement and the part that decided. */
+static bool reads_only(enum pw_sql_class c)
+{
+	return c == PW_SQL_SELECT || c == PW_SQL_COPY_TO || c == PW_SQL_EXPLAIN ||
+	       c == PW_SQL_EXECUTE || c == PW_SQL_PREPARE || c == PW_SQL_OTHER;
+}
+
+/* reason: "may not DELETE public.orders", "may not lock rows of public.orders", "may not call
+ * public.f() (a function defined in the database)", "may not run NOTIFY": the statement and
+ * the part that decided. */
 static void describe(const struct ctx *x, enum pw_action act, uint32_t among, int rel, int func,
                      char *out, size_t len)
 {
-	char obj[2 * PW_SQL_NAMELEN + 64] = "";
+	char obj[2 * PW_SQL_NAMELEN + 64] = "", why[128] = "";
 	enum pw_sql_class c = primary_class(x->st, among ? among : x->classes);
 	const char *lead = act == PW_ACT_APPROVE ? "needs approval to"
 	                   : act == PW_ACT_MASK  ? "may only with masking"
 	                                         : "may not";
 
-	if (rel < 0 && func < 0)
+	if (func >= 0) {
+		const struct pw_sql_func *f = &x->r->funcs[func];
+		if (pw_policy_call_writes(x->ps, f, why, sizeof(why)) && act == PW_ACT_DENY)
+			snprintf(out, len, "%s call %s%s%s() (%s)", lead, f->schema,
+			         f->schema[0] ? "." : "", f->name, why);
+		else
+			snprintf(out, len, "%s call %s%s%s()", lead, f->schema, f->schema[0] ? "." : "",
+			         f->name);
+		return;
+	}
+	if (rel < 0)
 		rel = some_rel(x);
-	if (rel >= 0)
-		rel_text(x, rel, obj, sizeof(obj));
-	else if (func >= 0)
-		snprintf(obj, sizeof(obj), "%s%s%s()", x->r->funcs[func].schema,
-		         x->r->funcs[func].schema[0] ? "." : "", x->r->funcs[func].name);
-	if (func >= 0 && rel < 0)
-		snprintf(out, len, "%s call %s", lead, obj);
+	if (rel < 0) {
+		/* nothing named: the command itself, as the server names it */
+		if (c == PW_SQL_OTHER || c == PW_SQL_DDL || c == PW_SQL_DCL || !x->st->tag[0])
+			snprintf(out, len, "%s run %s", lead, x->st->tag[0] ? x->st->tag : "it");
+		else
+			snprintf(out, len, "%s %s", lead, verb(c));
+		return;
+	}
+	rel_text(x, rel, obj, sizeof(obj));
+	const struct pw_sql_rel *rl = &x->r->rels[rel];
+	if (strcmp(x->st->tag, "LOCK TABLE") == 0)
+		snprintf(out, len, "%s LOCK TABLE %s", lead, obj);
+	else if ((rl->access & PW_SQL_LOCK) && !(rl->access & PW_SQL_WRITE))
+		snprintf(out, len, "%s lock rows of %s (FOR UPDATE/SHARE)", lead, obj);
+	else if ((rl->access & PW_SQL_WRITE) && reads_only(c))
+		snprintf(out, len, "%s write to %s", lead, obj);
+	else if (c == PW_SQL_OTHER && x->st->tag[0])
+		snprintf(out, len, "%s run %s on %s", lead, x->st->tag, obj);
 	else
-		snprintf(out, len, "%s %s%s%s", lead, verb(c), obj[0] ? " " : "", obj);
+		snprintf(out, len, "%s %s %s", lead, verb(c), obj);
 }
 
 static void set_decision(struct pw_decision *d, enum pw_action act, enum pw_decided_by by, int rule,
@@ -421,6 +622,7 @@ static const char *const file_funcs[] = {
     "lo_export",
 };
 static const char *const kill_funcs[] = {"pg_terminate_backend", "pg_cancel_backend"};
+static const char *const dblink_funcs[] = {"dblink*"};
 /* Functions that run SQL (or read whole tables, schemas, the database) given as text: what
  * they run is out of the analysis' sight, so they are code as much as DO is. */
 static const char *const sql_text_funcs[] = {
@@ -439,19 +641,26 @@ static const char *const sql_text_funcs[] = {
     "database_to_xmlschema",
     "database_to_xml_and_xmlschema",
     "ts_stat",
+    /* contrib: tablefunc's crosstab and connectby, xml2's xpath_table */
+    "crosstab*",
+    "connectby",
+    "xpath_table",
 };
 
-static int find_func(const struct ctx *x, const char *const *names, size_t n, const char *glob)
+/* The first call of statement i whose name matches one of the globs (whatever its schema). */
+static int find_func(const struct ctx *x, const char *const *globs, size_t n)
 {
 	for (int k = 0; k < x->r->nfuncs; k++) {
 		const struct pw_sql_func *f = &x->r->funcs[k];
 		if (f->stmt != x->i)
 			continue;
-		if (glob && fnmatch(glob, f->name, 0) == 0)
-			return k;
 		for (size_t j = 0; j < n; j++)
-			if (strcmp(f->name, names[j]) == 0)
+			if (fnmatch(globs[j], f->name, 0) == 0)
 				return k;
+		/* ts_rewrite(query, 'SELECT ...') runs the text it is given; the 3-argument form
+		 * does not */
+		if (globs == sql_text_funcs && strcmp(f->name, "ts_rewrite") == 0 && f->nargs != 3)
+			return k;
 	}
 	return -1;
 }
@@ -512,6 +721,11 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		d->guardrail = g;                                                                  \
 		return true;                                                                       \
 	} while (0)
+	if (ON(PW_GR_ROLE_ESCAPE) && (st->flags & PW_SQL_F_ROLE_ESCAPE) &&
+	    strcmp(st->tag, "DISCARD ALL") == 0)
+		HIT(PW_GR_ROLE_ESCAPE, PW_ACT_DENY,
+		    "may not run DISCARD ALL (it resets the session's role and authorization; "
+		    "DISCARD PLANS, SEQUENCES and TEMP may be allowed)");
 	if (ON(PW_GR_ROLE_ESCAPE) && (st->flags & PW_SQL_F_ROLE_ESCAPE))
 		HIT(PW_GR_ROLE_ESCAPE, PW_ACT_DENY,
 		    "may not change the session's role (SET ROLE, SESSION AUTHORIZATION)");
@@ -520,7 +734,7 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 	if (ON(PW_GR_SERVER_COPY) && (st->flags & PW_SQL_F_COPY_FILE))
 		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not COPY to or from a file on the server");
 	if (ON(PW_GR_SERVER_FILES) &&
-	    (f = find_func(x, file_funcs, N_ELEMS(file_funcs), NULL)) >= 0)
+	    (f = find_func(x, file_funcs, N_ELEMS(file_funcs))) >= 0)
 		HIT(PW_GR_SERVER_FILES, PW_ACT_DENY, "may not call %s() (server files)",
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_ALTER_SYSTEM) && (st->flags & PW_SQL_F_ALTER_SYSTEM))
@@ -529,13 +743,13 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		HIT(PW_GR_DROP_DATABASE, PW_ACT_DENY, "may not DROP DATABASE %s", st->object);
 	if (ON(PW_GR_CREATE_EXTENSION) && (st->flags & PW_SQL_F_CREATE_EXTENSION))
 		HIT(PW_GR_CREATE_EXTENSION, PW_ACT_DENY, "may not CREATE EXTENSION %s", st->object);
-	if (ON(PW_GR_DBLINK) && (f = find_func(x, NULL, 0, "dblink*")) >= 0)
+	if (ON(PW_GR_DBLINK) && (f = find_func(x, dblink_funcs, N_ELEMS(dblink_funcs))) >= 0)
 		HIT(PW_GR_DBLINK, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
 	if (ON(PW_GR_TERMINATE_BACKEND) &&
-	    (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs), NULL)) >= 0)
+	    (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs))) >= 0)
 		HIT(PW_GR_TERMINATE_BACKEND, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
 	if (ON(PW_GR_CODE) &&
-	    (f = find_func(x, sql_text_funcs, N_ELEMS(sql_text_funcs), NULL)) >= 0)
+	    (f = find_func(x, sql_text_funcs, N_ELEMS(sql_text_funcs))) >= 0)
 		HIT(PW_GR_CODE, PW_ACT_DENY, "may not call %s() (it runs SQL given as text)",
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_CODE) && (st->flags & PW_SQL_F_BODY))
@@ -569,11 +783,18 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 
 	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(x, cfg, d)) || guardrail(x, d))
 		return;
+	/* the part the first allowing rule that came closest did not cover: the message names it */
+	int miss_rel = -1, miss_func = -1;
 	for (int n = 0; n < p->n_rules; n++) {
 		const struct pw_rule *ru = &p->rules[n];
 		int rel, func;
-		if (!rule_matches(x, ru, &rel, &func))
+		if (!rule_matches(x, ru, &rel, &func)) {
+			if (ru->action == PW_ACT_ALLOW && miss_rel < 0 && miss_func < 0) {
+				miss_rel = rel;
+				miss_func = func;
+			}
 			continue;
+		}
 		if (ru->action == PW_ACT_ALLOW) {
 			if (!needs_approval(x, d))
 				set_decision(d, PW_ACT_ALLOW, PW_BY_RULE, n + 1, x->i, "allowed");
@@ -585,7 +806,7 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 		return;
 	}
 	set_decision(d, PW_ACT_DENY, PW_BY_DEFAULT, 0, x->i, "%s", "");
-	describe(x, PW_ACT_DENY, 0, -1, -1, d->reason, sizeof(d->reason));
+	describe(x, PW_ACT_DENY, 0, miss_rel, miss_func, d->reason, sizeof(d->reason));
 }
 
 static void compose(const struct pw_identity *id, const struct pw_policy *p, int nstmts,

@@ -28,6 +28,7 @@
 #include "pgward/auth.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
+#include "pgward/catalog.h"
 #include "pgward/identity.h"
 #include "pgward/inspect.h"
 #include "pgward/jit.h"
@@ -54,7 +55,8 @@ enum state {
 	ST_UP_SSLREQ,	/* sent SSLRequest upstream, waiting for S/N */
 	ST_UP_TLS,	/* TLS handshake with the upstream */
 	ST_UP_AUTH,	/* sent StartupMessage upstream, answering its authentication */
-	ST_UP_SETUP,	/* logged in: running the identity's role set-up before the client */
+	ST_UP_SETUP,	/* logged in: role set-up and what the server says of the session */
+	ST_CATALOG_WAIT, /* set up: waiting for the catalog snapshot the session needs */
 	ST_READY,	/* established: pumping */
 	ST_CANCEL,	/* forwarding a CancelRequest to an upstream */
 	ST_CLOSING,	/* flushing a last message to the client */
@@ -148,6 +150,11 @@ struct pw_session {
 	char *setup_sql;	     /* the Query that scopes the upstream session */
 	bool setup_sent;
 	char setup_error[256];
+	/* what the server said of the session at its start (the set-up's last statement) */
+	bool truth_wanted, truth_seen;
+	char truth_path[1024];	       /* current_setting('search_path') */
+	char truth_user[PW_NAME_MAX]; /* current_user */
+	char truth_schemas[1024];      /* current_schemas(true), as identifiers */
 	struct pw_jwt_claims *claims; /* auth "jwt": the verified token's claims */
 	bool peer_local;	      /* unix socket or loopback: a token may travel in clear */
 };
@@ -773,6 +780,23 @@ static bool adopt(struct pw_session *s)
 		o = o->next_pool;
 	if (!o)
 		return false;
+	if (s->truth_wanted) {
+		/* the session is the parked one's, reset by DISCARD ALL to the same defaults: what
+		 * the server said of it then holds now; the catalog must be at hand */
+		struct pw_catalog *cat;
+		char err[256];
+		const char *db = s->ups->database[0] ? s->ups->database : s->database;
+		if (!o->ps_ready ||
+		    pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err, sizeof(err)) != PW_CAT_READY)
+			return false;
+		pw_policy_session_init(&s->ps, o->truth_path, o->truth_user, o->truth_schemas);
+		pw_policy_session_catalog(&s->ps, cat);
+		pw_catalog_release(cat);
+		memcpy(s->truth_path, o->truth_path, sizeof(s->truth_path));
+		memcpy(s->truth_user, o->truth_user, sizeof(s->truth_user));
+		memcpy(s->truth_schemas, o->truth_schemas, sizeof(s->truth_schemas));
+		s->truth_seen = s->ps_ready = true;
+	}
 	pool_remove(o);
 	s->up.ev.fd = o->up.ev.fd;
 	s->up.ssl = o->up.ssl;
@@ -990,20 +1014,59 @@ static bool is_on(const char *v)
 	       !strcmp(v, "1");
 }
 
+/* The set-up's last statement: what the server says of the session once the role is in place:
+ * its search_path with role and database defaults applied, its current role, and which of the
+ * path's schemas exist. Every name is qualified: it runs under the session's own search_path.
+ * An upstream search_path is imposed first. False when the session was refused. */
+static bool truth_setup(struct pw_session *s)
+{
+	static const char truth[] =
+		"SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
+		"(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
+		"FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
+	size_t cap = (s->setup_sql ? strlen(s->setup_sql) : 0) + sizeof(truth) + 64 +
+		     (size_t)s->ups->n_search_path * (2 * PW_NAME_MAX + 4);
+	char *sql = malloc(cap), id[2 * PW_NAME_MAX + 4];
+	size_t o = 0;
+
+	if (!sql) {
+		fatal(s, "53200", "pgward: out of memory");
+		return false;
+	}
+	if (s->setup_sql)
+		o += (size_t)snprintf(sql + o, cap - o, "%s; ", s->setup_sql);
+	if (s->ups->n_search_path) {
+		o += (size_t)snprintf(sql + o, cap - o, "SET search_path TO ");
+		for (int i = 0; i < s->ups->n_search_path; i++) {
+			if (pw_sql_quote_ident(s->ups->search_path[i], id, sizeof(id)) < 0) {
+				free(sql);
+				fatal(s, "42501", "pgward: upstream %s has a search_path pgward cannot "
+						  "quote",
+				      s->ups->name);
+				return false;
+			}
+			o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", id);
+		}
+		o += (size_t)snprintf(sql + o, cap - o, "; ");
+	}
+	snprintf(sql + o, cap - o, "%s", truth);
+	free(s->setup_sql);
+	s->setup_sql = sql;
+	s->truth_wanted = true;
+	return true;
+}
+
 /* The identity's policy at start-up: what the client asked for, where, when, how many, and
  * how the upstream session is scoped. False when the session was refused. */
 static bool startup_policy(struct pw_session *s)
 {
 	const struct pw_config *cfg = s->rt->cfg;
 	const struct pw_policy *p = &s->id->policy;
-	const char *path = NULL;
 	char msg[512], name[128];
 
 	bool integrity = !p->guardrail_off[PW_GR_PARSER_INTEGRITY];
 	for (int i = 0; i < s->st.n; i++) {
 		const char *k = s->st.key[i], *v = s->st.val[i];
-		if (!strcasecmp(k, "search_path"))
-			path = v;
 		if ((!strcasecmp(k, "role") || !strcasecmp(k, "session_authorization")) &&
 		    !p->guardrail_off[PW_GR_ROLE_ESCAPE]) {
 			fatal(s, "42501", "pgward: identity %s may not choose its role at start-up (%s)",
@@ -1076,11 +1139,13 @@ static bool startup_policy(struct pw_session *s)
 		fatal(s, "53200", "pgward: out of memory");
 		return false;
 	}
-	pw_policy_session_init(&s->ps, s->ups, s->role[0] ? s->role : s->ups->user);
-	s->ps_ready = true;
-	if (path)
-		pw_policy_session_startup_path(&s->ps, path);
-	return true;
+	if (p->allow_all) {
+		/* nothing is decided from the analysis: no need to ask the server anything */
+		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
+		s->ps_ready = true;
+		return true;
+	}
+	return truth_setup(s);
 }
 
 /* A complete StartupMessage (body after the version) is in s->startup. */
@@ -1469,14 +1534,14 @@ static bool upstream_auth_step(struct pw_session *s)
 		/* forwarded as it is: from here the upstream's bytes go to the client */
 		b->scan += (size_t)len + 1;
 		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
+		if (u->reuse_connections && !s->role[0])
+			s->capturing = preamble_add(s, p, (size_t)len + 1);
 		if (s->setup_sql) {
-			s->state = ST_UP_SETUP; /* the client waits until the role is in place */
+			s->state = ST_UP_SETUP; /* the client waits until the set-up is done */
 			return true;
 		}
 		s->state = ST_READY;
 		s->deadline_ms = 0;
-		if (u->reuse_connections)
-			s->capturing = preamble_add(s, p, (size_t)len + 1);
 		return true;
 	case PW_AUTH_REQ_CLEARTEXT:
 		if (!s->up_tls && !u->allow_cleartext) {
@@ -1587,9 +1652,80 @@ static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
 	return true;
 }
 
+/* The DataRow of the set-up's last statement: search_path, current user, existing schemas,
+ * each as text. False when it is not that. */
+static bool truth_row(struct pw_session *s, const uint8_t *body, size_t len)
+{
+	char *dst[3] = {s->truth_path, s->truth_user, s->truth_schemas};
+	size_t cap[3] = {sizeof(s->truth_path), sizeof(s->truth_user), sizeof(s->truth_schemas)};
+	size_t p = 2;
+
+	if (len < 2 || (body[0] << 8 | body[1]) != 3)
+		return false;
+	for (int i = 0; i < 3; i++) {
+		if (len - p < 4)
+			return false;
+		int32_t l = (int32_t)pw_be32(body + p);
+		p += 4;
+		if (l < 0 || (size_t)l > len - p || (size_t)l >= cap[i] || memchr(body + p, 0, (size_t)l))
+			return false;
+		memcpy(dst[i], body + p, (size_t)l);
+		dst[i][l] = 0;
+		p += (size_t)l;
+	}
+	return p == len;
+}
+
+/* The set-up is done: the session's statements are judged against what the server said of it
+ * and the catalog snapshot that matches it. False while that snapshot is being loaded (the
+ * session waits in ST_CATALOG_WAIT; the client does not have its ReadyForQuery yet) or when the
+ * session was refused. */
+static bool setup_done(struct pw_session *s)
+{
+	if (!s->truth_wanted)
+		return true;
+	if (!s->ps_ready) {
+		if (!s->truth_seen) {
+			upstream_fail(s, "the session's set-up did not say what its search_path is");
+			return false;
+		}
+		if (pw_policy_session_init(&s->ps, s->truth_path, s->truth_user, s->truth_schemas) < 0)
+			pw_warn("session %llu %s: search_path %s does not read: unqualified names are "
+				"left unresolved",
+				(unsigned long long)s->serial, s->peer, s->truth_path);
+		s->ps_ready = true;
+	}
+	struct pw_catalog *cat;
+	char err[512];
+	const char *db = s->ups->database[0] ? s->ups->database : s->database;
+	switch (pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err, sizeof(err))) {
+	case PW_CAT_READY:
+		pw_policy_session_catalog(&s->ps, cat);
+		pw_catalog_release(cat);
+		return true;
+	case PW_CAT_LOADING:
+		if (s->state != ST_CATALOG_WAIT) {
+			s->state = ST_CATALOG_WAIT;
+			s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->connect_timeout_ms + 5000;
+			pw_debug("session %llu %s: waiting for the catalog of %s",
+				 (unsigned long long)s->serial, s->peer, db);
+		}
+		return false;
+	default:
+		pw_warn("session %llu %s: no catalog of upstream \"%s\" database %s: %s",
+			(unsigned long long)s->serial, s->peer, s->ups->name, db, err);
+		fatal(s, "57P03",
+		      "pgward: cannot judge this session's statements: the function catalog of "
+		      "upstream \"%s\" (database %s) cannot be read",
+		      s->ups->name, db);
+		return false;
+	}
+}
+
 /* Logged in: the upstream's start-up messages go to the client, except its ReadyForQuery,
- * which is held while the role set-up runs (the client cannot send anything before it); the
- * set-up's own answers are dropped, and its ReadyForQuery is the one the client gets. */
+ * which is held while the set-up runs (the client cannot send anything before it); the
+ * set-up's own answers are dropped (its last row is read first), and its ReadyForQuery is the
+ * one the client gets. */
 static bool setup_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->ubuf;
@@ -1605,6 +1741,8 @@ static bool setup_step(struct pw_session *s)
 	case 'S':
 		if (!param_check(s, p + PW_HDR, len - 4))
 			return false;
+		if (s->capturing && !preamble_add(s, p, total))
+			s->capturing = false;
 		b->scan += total; /* is_superuser after SET ROLE is news for the client too */
 		return true;
 	case 'K':
@@ -1613,17 +1751,33 @@ static bool setup_step(struct pw_session *s)
 			return false;
 		}
 		register_cancel_key(s, p);
+		if (s->capturing) {
+			s->preamble_k_off = s->preamble_len;
+			if (!preamble_add(s, p, total))
+				s->capturing = false;
+		}
 		b->scan += total;
 		return true;
 	case 'N':
-		if (s->setup_sent)
+		if (s->setup_sent) {
 			pw_buf_cut(b, total);
-		else
+		} else {
+			if (s->capturing && !preamble_add(s, p, total))
+				s->capturing = false;
 			b->scan += total;
+		}
 		return true;
 	case 'C':
+	case 'T':
 		if (!s->setup_sent)
 			break;
+		pw_buf_cut(b, total);
+		return true;
+	case 'D':
+		if (!s->setup_sent)
+			break;
+		if (s->truth_wanted && !s->truth_seen)
+			s->truth_seen = truth_row(s, p + PW_HDR, len - 4);
 		pw_buf_cut(b, total);
 		return true;
 	case 'E':
@@ -1653,25 +1807,58 @@ static bool setup_step(struct pw_session *s)
 			return true;
 		}
 		if (s->setup_error[0]) {
-			pw_warn("session %llu %s: identity %s: role set-up failed upstream: %s",
+			pw_warn("session %llu %s: identity %s: set-up failed upstream: %s",
 				(unsigned long long)s->serial, s->peer, s->id->name, s->setup_error);
-			fatal(s, "42501", "pgward: cannot set up the session of identity %s as role %s",
-			      s->id->name, s->role);
+			if (s->role[0])
+				fatal(s, "42501",
+				      "pgward: cannot set up the session of identity %s as role %s",
+				      s->id->name, s->role);
+			else
+				fatal(s, "08001", "pgward: cannot set up the session of identity %s",
+				      s->id->name);
 			return false;
 		}
+		if (!setup_done(s))
+			return false; /* the ReadyForQuery stays where it is until the catalog is */
 		s->tx_status = (char)p[5];
 		s->rfq_seen = 1;
+		if (s->capturing) {
+			if (!preamble_add(s, p, total))
+				s->preamble_len = s->preamble_k_off = 0;
+			s->capturing = false;
+		}
 		b->scan += total;
 		s->state = ST_READY;
 		s->deadline_ms = 0;
-		pw_debug("session %llu %s: upstream session runs as role %s",
-			 (unsigned long long)s->serial, s->peer, s->role);
+		pw_debug("session %llu %s: upstream session set up%s%s",
+			 (unsigned long long)s->serial, s->peer, s->role[0] ? " as role " : "",
+			 s->role);
 		return true;
 	default:
 		break;
 	}
 	upstream_fail(s, "unexpected message type '%c' while setting up the session", p[0]);
 	return false;
+}
+
+/* A session waiting for its catalog snapshot: ask again (after a load, or at a tick). */
+static void catalog_wait_step(struct pw_session *s)
+{
+	uint32_t len;
+	bool bad;
+	uint8_t *p = upstream_small_message(s, &len, &bad);
+	if (!p || p[0] != 'Z' || len != 5 || !setup_done(s))
+		return;
+	s->tx_status = (char)p[5];
+	s->rfq_seen = 1;
+	if (s->capturing) {
+		if (!preamble_add(s, p, (size_t)len + 1))
+			s->preamble_len = s->preamble_k_off = 0;
+		s->capturing = false;
+	}
+	s->ubuf.scan += (size_t)len + 1;
+	s->state = ST_READY;
+	s->deadline_ms = 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -2178,6 +2365,11 @@ static void run(struct pw_session *s)
 			if (s->state == ST_READY || s->state == ST_UP_SETUP)
 				moved = true;
 			break;
+		case ST_CATALOG_WAIT:
+			catalog_wait_step(s);
+			if (s->state == ST_READY)
+				moved = true;
+			break;
 		case ST_UP_SETUP:
 			if (s->up.rd) {
 				r = fill(&s->up, &s->ubuf);
@@ -2299,6 +2491,15 @@ void pw_session_run_ready(struct pw_worker *w)
 	}
 }
 
+void pw_session_nudge(struct pw_worker *w)
+{
+	for (struct pw_session *s = w->sessions, *nx; s; s = nx) {
+		nx = s->next;
+		if (s->state == ST_CATALOG_WAIT && !s->closed)
+			run(s);
+	}
+}
+
 void pw_session_event(struct pw_ev *ev, uint32_t events)
 {
 	struct pw_session *s = ev->s;
@@ -2327,9 +2528,18 @@ void pw_session_tick(struct pw_session *s)
 		session_close(s, "upstream did not close after the client left");
 		return;
 	}
+	if (s->state == ST_CATALOG_WAIT)
+		run(s); /* in case a load's wake-up came and went */
+	if (s->closed)
+		return;
 	if (s->deadline_ms && s->w->now_ms > s->deadline_ms && s->state != ST_READY) {
 		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
 			session_close(s, "timeout");
+		else if (s->state == ST_CATALOG_WAIT)
+			fatal(s, "57P03",
+			      "pgward: cannot judge this session's statements: the function catalog "
+			      "of upstream \"%s\" was not read in time",
+			      s->ups->name);
 		else if (s->state >= ST_UP_CONNECT)
 			fatal(s, "08001", "pgward: timeout connecting to upstream \"%s\"",
 			      s->ups->name);

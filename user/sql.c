@@ -118,9 +118,22 @@ static void range_var(struct walk *w, const PgQuery__RangeVar *rv, uint8_t acces
 	add_rel(w, schema, rv->relname, access);
 }
 
-/* Children of any message, found through the protobuf descriptors, except two (handled by the
- * caller already). */
-static void walk_children(struct walk *w, msg_t *m, const void *skip1, const void *skip2)
+static bool skipped(const void *const *skip, size_t n, const void *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (skip[i] && skip[i] == p)
+			return true;
+	return false;
+}
+
+/* walk_children(w, m, a, b...): every child but a, b... (NULL for none) */
+#define walk_children(w, m, ...)                                                                  \
+	walk_children_but(w, m, (const void *const[]){__VA_ARGS__},                                \
+			  sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))
+
+/* Children of any message, found through the protobuf descriptors, except those in skip (n
+ * children or repeated fields' arrays the caller handles itself; NULLs are ignored). */
+static void walk_children_but(struct walk *w, msg_t *m, const void *const *skip, size_t nskip)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 
@@ -134,6 +147,8 @@ static void walk_children(struct walk *w, msg_t *m, const void *skip1, const voi
 			size_t n = *(const size_t *)(base + f->quantifier_offset);
 			msg_t *const *arr = *(msg_t *const *const *)(base + f->offset);
 
+			if (n && skipped(skip, nskip, arr))
+				continue;
 			for (size_t j = 0; j < n && !w->failed; j++)
 				visit(w, arr[j]);
 			continue;
@@ -142,7 +157,7 @@ static void walk_children(struct walk *w, msg_t *m, const void *skip1, const voi
 		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
 			continue;
 		msg_t *child = *(msg_t *const *)(base + f->offset);
-		if (child && child != skip1 && child != skip2)
+		if (child && !skipped(skip, nskip, child))
 			visit(w, child);
 	}
 }
@@ -338,6 +353,25 @@ int pw_sql_split_path(const char *text, struct pw_sql_setting *out)
 	return out->value_known ? 0 : -1;
 }
 
+int pw_sql_quote_ident(const char *name, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (cap < 3)
+		return -1;
+	out[o++] = '"';
+	for (; *name; name++) {
+		if (o + (*name == '"' ? 2 : 1) + 2 > cap)
+			return -1;
+		if (*name == '"')
+			out[o++] = '"';
+		out[o++] = *name;
+	}
+	out[o++] = '"';
+	out[o] = 0;
+	return (int)o;
+}
+
 /* A function named by a (schema-qualified) name list; NULL when there is none. */
 static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names, size_t count,
 				    size_t *nparts)
@@ -360,6 +394,7 @@ static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names,
 	copy_name(f->schema, n > 1 ? parts[n - 2] : "");
 	copy_name(f->name, parts[n - 1]);
 	f->stmt = (uint16_t)w->stmt;
+	f->nargs = -1;
 	return f;
 }
 
@@ -419,6 +454,7 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 
 	if (!f)
 		return;
+	f->nargs = (int16_t)(fc->n_args > INT16_MAX ? INT16_MAX : fc->n_args);
 	if (strcmp(f->name, "set_config") == 0 &&
 	    (n == 1 || strcmp(f->schema, "pg_catalog") == 0)) {
 		const char *name = fc->n_args ? const_string(w, fc->args[0]) : NULL;
@@ -497,6 +533,88 @@ static bool is_relation_type(PgQuery__ObjectType t)
 	}
 }
 
+/* Does a locking clause of this SELECT (FOR UPDATE, FOR SHARE ...) lock the FROM item known
+ * as refname? Without OF it locks every one. */
+static bool locks_item(const PgQuery__SelectStmt *s, const char *refname)
+{
+	for (size_t i = 0; i < s->n_locking_clause; i++) {
+		const PgQuery__Node *n = s->locking_clause[i];
+		const PgQuery__LockingClause *lc;
+
+		if (n->node_case != PG_QUERY__NODE__NODE_LOCKING_CLAUSE)
+			continue;
+		lc = n->locking_clause;
+		if (!lc->n_locked_rels)
+			return true;
+		for (size_t k = 0; k < lc->n_locked_rels; k++) {
+			const PgQuery__Node *r = lc->locked_rels[k];
+			if (r->node_case == PG_QUERY__NODE__NODE_RANGE_VAR && refname &&
+			    strcmp(str_or(r->range_var->relname), refname) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void select_stmt(struct walk *w, const PgQuery__SelectStmt *s, bool lock_all);
+
+/* A FROM item of a SELECT with locking clauses: the tables it locks are accessed for lock
+ * (as the server, which asks UPDATE privilege for them); a locked sub-select locks every
+ * table in its own FROM. Everything else in the item is read. */
+static void from_item(struct walk *w, const PgQuery__SelectStmt *s, const PgQuery__Node *n,
+		      bool lock_all)
+{
+	if (!n || w->failed)
+		return;
+	if (n->node_case == PG_QUERY__NODE__NODE_RANGE_VAR) {
+		const PgQuery__RangeVar *rv = n->range_var;
+		const char *ref = rv->alias && rv->alias->aliasname && *rv->alias->aliasname
+					  ? rv->alias->aliasname
+					  : rv->relname;
+		range_var(w, rv, lock_all || locks_item(s, ref) ? PW_SQL_LOCK : PW_SQL_READ, true);
+	} else if (n->node_case == PG_QUERY__NODE__NODE_JOIN_EXPR) {
+		const PgQuery__JoinExpr *j = n->join_expr;
+		from_item(w, s, j->larg, lock_all);
+		from_item(w, s, j->rarg, lock_all);
+		walk_children(w, (msg_t *)j, j->larg, j->rarg);
+	} else if (n->node_case == PG_QUERY__NODE__NODE_RANGE_SUBSELECT &&
+		   n->range_subselect->subquery &&
+		   n->range_subselect->subquery->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
+		const PgQuery__RangeSubselect *rs = n->range_subselect;
+		const char *ref = rs->alias ? rs->alias->aliasname : NULL;
+		select_stmt(w, rs->subquery->select_stmt, lock_all || locks_item(s, ref));
+		walk_children(w, (msg_t *)rs, rs->subquery);
+	} else {
+		visit(w, (msg_t *)n);
+	}
+}
+
+static void select_stmt(struct walk *w, const PgQuery__SelectStmt *s, bool lock_all)
+{
+	uint8_t mode = w->mode;
+	int nctes = w->nctes;
+
+	w->mode = PW_SQL_READ;
+	with_clause(w, s->with_clause);
+	if (s->into_clause && s->into_clause->rel) {
+		/* SELECT INTO creates a table: DDL as much as CREATE TABLE AS */
+		cur(w)->flags |= PW_SQL_F_SELECT_INTO;
+		cur(w)->runs |= 1u << PW_SQL_DDL;
+		range_var(w, s->into_clause->rel, PW_SQL_WRITE, false);
+	}
+	if (lock_all || s->n_locking_clause) {
+		for (size_t i = 0; i < s->n_from_clause && !w->failed; i++)
+			from_item(w, s, s->from_clause[i], lock_all);
+		/* FOR UPDATE OF a, b names FROM items, not relations */
+		walk_children(w, (msg_t *)s, s->with_clause, s->into_clause, s->from_clause,
+			      s->locking_clause);
+	} else {
+		walk_children(w, (msg_t *)s, s->with_clause, s->into_clause);
+	}
+	w->mode = mode;
+	w->nctes = nctes;
+}
+
 static void visit(struct walk *w, msg_t *m)
 {
 	const ProtobufCMessageDescriptor *d;
@@ -512,19 +630,9 @@ static void visit(struct walk *w, msg_t *m)
 		range_var(w, (const PgQuery__RangeVar *)m, w->mode, true);
 	} else if (d == &pg_query__func_call__descriptor) {
 		func_call(w, (const PgQuery__FuncCall *)m);
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__select_stmt__descriptor) {
-		const PgQuery__SelectStmt *s = (const PgQuery__SelectStmt *)m;
-
-		w->mode = PW_SQL_READ;
-		with_clause(w, s->with_clause);
-		if (s->into_clause && s->into_clause->rel) {
-			/* SELECT INTO creates a table: DDL as much as CREATE TABLE AS */
-			cur(w)->flags |= PW_SQL_F_SELECT_INTO;
-			cur(w)->runs |= 1u << PW_SQL_DDL;
-			range_var(w, s->into_clause->rel, PW_SQL_WRITE, false);
-		}
-		walk_children(w, m, s->with_clause, s->into_clause);
+		select_stmt(w, (const PgQuery__SelectStmt *)m, false);
 	} else if (d == &pg_query__insert_stmt__descriptor) {
 		const PgQuery__InsertStmt *s = (const PgQuery__InsertStmt *)m;
 		dml(w, m, PW_SQL_INSERT, s->relation, s->with_clause, false);
@@ -544,10 +652,13 @@ static void visit(struct walk *w, msg_t *m)
 			cur(w)->flags |= PW_SQL_F_COPY_PROGRAM;
 		else if (s->filename && *s->filename)
 			cur(w)->flags |= PW_SQL_F_COPY_FILE;
+		/* the tree cannot tell FROM '' (a server file: an error there) from FROM STDIN:
+		 * COPY's analysis belongs to its exact text, never to a sibling with a file */
+		w->value_sensitive = true;
 		if (s->relation)
 			range_var(w, s->relation, s->is_from ? PW_SQL_WRITE : PW_SQL_READ, false);
 		w->mode = PW_SQL_READ;
-		walk_children(w, m, s->relation, NULL);
+		walk_children(w, m, s->relation);
 	} else if (d == &pg_query__create_table_as_stmt__descriptor) {
 		const PgQuery__CreateTableAsStmt *s = (const PgQuery__CreateTableAsStmt *)m;
 
@@ -556,7 +667,7 @@ static void visit(struct walk *w, msg_t *m)
 		if (s->into && s->into->rel)
 			range_var(w, s->into->rel, PW_SQL_WRITE, false);
 		w->mode = PW_SQL_READ;
-		walk_children(w, m, s->into, NULL);
+		walk_children(w, m, s->into);
 	} else if (d == &pg_query__drop_stmt__descriptor) {
 		const PgQuery__DropStmt *s = (const PgQuery__DropStmt *)m;
 
@@ -564,11 +675,12 @@ static void visit(struct walk *w, msg_t *m)
 			for (size_t i = 0; i < s->n_objects; i++)
 				name_list(w, s->objects[i], PW_SQL_WRITE, 0);
 		else
-			walk_children(w, m, NULL, NULL);
+			walk_children(w, m, NULL);
 	} else if (d == &pg_query__lock_stmt__descriptor) {
-		/* ACCESS SHARE (1) and ROW SHARE (2) only read; stronger modes block writers */
-		w->mode = ((const PgQuery__LockStmt *)m)->mode <= 2 ? PW_SQL_READ : PW_SQL_WRITE;
-		walk_children(w, m, NULL, NULL);
+		/* ACCESS SHARE (1) and ROW SHARE (2) lock; stronger modes block writers (or
+		 * everyone): as much as a write */
+		w->mode = ((const PgQuery__LockStmt *)m)->mode <= 2 ? PW_SQL_LOCK : PW_SQL_WRITE;
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__variable_set_stmt__descriptor) {
 		const PgQuery__VariableSetStmt *s = (const PgQuery__VariableSetStmt *)m;
 		bool reset = s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
@@ -606,11 +718,11 @@ static void visit(struct walk *w, msg_t *m)
 					st->value_len = 0;
 			}
 		}
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__alter_role_set_stmt__descriptor ||
 		   d == &pg_query__alter_database_set_stmt__descriptor) {
 		w->set_how = PW_SQL_SET_ALTER;
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 		w->set_how = PW_SQL_SET_SET;
 	} else if (d == &pg_query__do_stmt__descriptor) {
 		const PgQuery__DoStmt *s = (const PgQuery__DoStmt *)m;
@@ -621,14 +733,14 @@ static void visit(struct walk *w, msg_t *m)
 		def_lang(w, s->options, s->n_options);
 		if (s->sql_body)
 			copy_name(cur(w)->lang, "sql");
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__create_trig_stmt__descriptor) {
 		/* the trigger's function runs on every write of the table: named, so called */
 		const PgQuery__CreateTrigStmt *s = (const PgQuery__CreateTrigStmt *)m;
 		size_t n;
 
 		add_func(w, s->funcname, s->n_funcname, &n);
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__comment_stmt__descriptor ||
 		   d == &pg_query__sec_label_stmt__descriptor) {
 		/* COMMENT ON / SECURITY LABEL ON name a relation (or a column) by a name list */
@@ -644,19 +756,19 @@ static void visit(struct walk *w, msg_t *m)
 		else if (t == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN)
 			name_list(w, o, PW_SQL_WRITE, 1);
 		else
-			walk_children(w, m, NULL, NULL);
+			walk_children(w, m, NULL);
 	} else if (d == &pg_query__alter_system_stmt__descriptor) {
 		cur(w)->flags |= PW_SQL_F_ALTER_SYSTEM;
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else if (d == &pg_query__dropdb_stmt__descriptor) {
 		cur(w)->flags |= PW_SQL_F_DROP_DATABASE;
 		copy_name(cur(w)->object, ((const PgQuery__DropdbStmt *)m)->dbname);
 	} else if (d == &pg_query__create_extension_stmt__descriptor) {
 		cur(w)->flags |= PW_SQL_F_CREATE_EXTENSION;
 		copy_name(cur(w)->object, ((const PgQuery__CreateExtensionStmt *)m)->extname);
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	} else {
-		walk_children(w, m, NULL, NULL);
+		walk_children(w, m, NULL);
 	}
 	w->mode = mode;
 	w->nctes = nctes;
@@ -728,6 +840,109 @@ static enum pw_sql_class classify(const PgQuery__Node *n)
 	}
 }
 
+/* The command as PostgreSQL's command tags name it, for messages ("may not run NOTIFY"). */
+static void stmt_tag(const PgQuery__Node *n, char *out, size_t len)
+{
+	static const char *const names[][2] = {
+		{ "SelectStmt", "SELECT" },
+		{ "InsertStmt", "INSERT" },
+		{ "UpdateStmt", "UPDATE" },
+		{ "DeleteStmt", "DELETE" },
+		{ "MergeStmt", "MERGE" },
+		{ "CopyStmt", "COPY" },
+		{ "CreateStmt", "CREATE TABLE" },
+		{ "DropStmt", "DROP" },
+		{ "TruncateStmt", "TRUNCATE TABLE" },
+		{ "CommentStmt", "COMMENT" },
+		{ "VariableShowStmt", "SHOW" },
+		{ "CheckPointStmt", "CHECKPOINT" },
+		{ "ClosePortalStmt", "CLOSE CURSOR" },
+		{ "ConstraintsSetStmt", "SET CONSTRAINTS" },
+		{ "LockStmt", "LOCK TABLE" },
+		{ "DoStmt", "DO" },
+		{ "CallStmt", "CALL" },
+		{ "ExplainStmt", "EXPLAIN" },
+		{ "PrepareStmt", "PREPARE" },
+		{ "ExecuteStmt", "EXECUTE" },
+		{ "DeallocateStmt", "DEALLOCATE" },
+		{ "GrantStmt", "GRANT" },
+		{ "GrantRoleStmt", "GRANT ROLE" },
+		{ "CreateTableAsStmt", "CREATE TABLE AS" },
+		{ "IndexStmt", "CREATE INDEX" },
+		{ "ViewStmt", "CREATE VIEW" },
+		{ "CreateSeqStmt", "CREATE SEQUENCE" },
+		{ "AlterSeqStmt", "ALTER SEQUENCE" },
+		{ "CreatedbStmt", "CREATE DATABASE" },
+		{ "DropdbStmt", "DROP DATABASE" },
+		{ "AlterRoleSetStmt", "ALTER ROLE" },
+		{ "AlterDatabaseSetStmt", "ALTER DATABASE" },
+		{ "CreateTrigStmt", "CREATE TRIGGER" },
+		{ "RuleStmt", "CREATE RULE" },
+		{ "DeclareCursorStmt", "DECLARE CURSOR" },
+		{ "SecLabelStmt", "SECURITY LABEL" },
+		{ "RenameStmt", "ALTER" },
+		{ "DefineStmt", "CREATE" },
+	};
+	msg_t *m = node_inner(n);
+	const char *name = m ? m->descriptor->short_name : "";
+	size_t o = 0;
+
+	out[0] = 0;
+	if (!m)
+		return;
+	if (m->descriptor == &pg_query__discard_stmt__descriptor) {
+		static const char *const mode[] = { "DISCARD", "DISCARD ALL", "DISCARD PLANS",
+						    "DISCARD SEQUENCES", "DISCARD TEMP" };
+		unsigned k = (unsigned)((const PgQuery__DiscardStmt *)m)->target;
+		snprintf(out, len, "%s", mode[k < 5 ? k : 0]);
+		return;
+	}
+	if (m->descriptor == &pg_query__vacuum_stmt__descriptor) {
+		snprintf(out, len, "%s",
+			 ((const PgQuery__VacuumStmt *)m)->is_vacuumcmd ? "VACUUM" : "ANALYZE");
+		return;
+	}
+	if (m->descriptor == &pg_query__fetch_stmt__descriptor) {
+		snprintf(out, len, "%s", ((const PgQuery__FetchStmt *)m)->ismove ? "MOVE" : "FETCH");
+		return;
+	}
+	if (m->descriptor == &pg_query__variable_set_stmt__descriptor) {
+		PgQuery__VariableSetKind k = ((const PgQuery__VariableSetStmt *)m)->kind;
+		snprintf(out, len, "%s",
+			 k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
+					 k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL
+				 ? "RESET"
+				 : "SET");
+		return;
+	}
+	if (m->descriptor == &pg_query__transaction_stmt__descriptor) {
+		static const char *const kind[] = { "TRANSACTION",    "BEGIN",
+						    "START TRANSACTION", "COMMIT",
+						    "ROLLBACK",	      "SAVEPOINT",
+						    "RELEASE",	      "ROLLBACK",
+						    "PREPARE TRANSACTION", "COMMIT PREPARED",
+						    "ROLLBACK PREPARED" };
+		unsigned k = (unsigned)((const PgQuery__TransactionStmt *)m)->kind;
+		snprintf(out, len, "%s", kind[k < 11 ? k : 0]);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(names[i][0], name) == 0) {
+			snprintf(out, len, "%s", names[i][1]);
+			return;
+		}
+	/* AlterDomainStmt -> ALTER DOMAIN: the node's name, words split at capitals */
+	size_t nl = strlen(name);
+	if (nl > 4 && strcmp(name + nl - 4, "Stmt") == 0)
+		nl -= 4;
+	for (size_t i = 0; i < nl && o + 2 < len; i++) {
+		if (i && isupper((unsigned char)name[i]))
+			out[o++] = ' ';
+		out[o++] = (char)toupper((unsigned char)name[i]);
+	}
+	out[o] = 0;
+}
+
 /* EXPLAIN option "analyze": no argument means true; unknown spellings count as true (the
  * server would refuse them anyway, and over-reporting execution is the safe side). */
 static bool explain_analyze(struct walk *w, const PgQuery__ExplainStmt *e)
@@ -763,6 +978,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 
 	s->cls = classify(n);
 	s->runs = 1u << s->cls;
+	stmt_tag(n, s->tag, sizeof(s->tag));
 	s->location = raw->stmt_location;
 	s->length = raw->stmt_len;
 	/* utility statements name their objects to change them */
@@ -817,7 +1033,9 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 			copy_name(s->object, n->deallocate_stmt->name); /* "" = ALL */
 		} else if (n->node_case == PG_QUERY__NODE__NODE_DISCARD_STMT &&
 			   n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
-			s->flags |= PW_SQL_F_FORGET_PREPARED;
+			/* DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT: the session
+			 * leaves the role pgward put it in */
+			s->flags |= PW_SQL_F_FORGET_PREPARED | PW_SQL_F_ROLE_ESCAPE;
 		}
 		break;
 	}
@@ -1093,6 +1311,7 @@ struct centry {
 	struct centry *chain, *prev, *next; /* hash chain; LRU list (head = most recent) */
 	uint64_t hash;
 	size_t len, bytes;
+	bool normalized; /* keyed by a normalised key, not by an exact text */
 	int nstmts, nrels, nfuncs, nsets;
 	struct pw_sql_stmt *stmts;
 	struct pw_sql_rel *rels;
@@ -1155,15 +1374,17 @@ static void cache_drop(struct cache *c, struct centry *e)
 	free(e);
 }
 
-static struct centry *cache_find(struct cache *c, const char *s, size_t n, uint64_t h)
+static struct centry *cache_find(struct cache *c, const char *s, size_t n, uint64_t h,
+				 bool normalized)
 {
 	for (struct centry *e = c->bucket[h % CACHE_BUCKETS]; e; e = e->chain)
-		if (e->hash == h && e->len == n && memcmp(e->text, s, n) == 0)
+		if (e->hash == h && e->len == n && e->normalized == normalized &&
+		    memcmp(e->text, s, n) == 0)
 			return e;
 	return NULL;
 }
 
-static void cache_put(struct cache *c, const char *s, size_t n, uint64_t h,
+static void cache_put(struct cache *c, const char *s, size_t n, uint64_t h, bool normalized,
 		      const struct pw_sql_result *r)
 {
 	size_t b_st = sizeof(struct pw_sql_stmt) * (size_t)r->nstmts;
@@ -1201,6 +1422,7 @@ static void cache_put(struct cache *c, const char *s, size_t n, uint64_t h,
 	memcpy(p, s, n);
 	e->hash = h;
 	e->len = n;
+	e->normalized = normalized;
 	e->bytes = bytes;
 	e->nstmts = r->nstmts;
 	e->nrels = r->nrels;
@@ -1397,6 +1619,9 @@ static int resolve(const struct pw_sql_rel *src, const struct pw_sql_session *se
 			continue;
 		if (strcmp(p, "pg_catalog") == 0 && strncmp(src->name, "pg_", 3) != 0)
 			continue;
+		if (sess && sess->schema_exists && strcmp(p, "pg_temp") != 0 &&
+		    strcmp(p, "pg_catalog") != 0 && !sess->schema_exists(sess->schema_arg, p))
+			continue; /* no such schema: the server skips it */
 		bool dup = false;
 		for (size_t k = 0; k < n; k++)
 			dup |= strcmp(cand[k], p) == 0;
@@ -1512,116 +1737,262 @@ full:
 
 /* Texts that differ only in literals ("... WHERE aid = 17" and "... = 42", "email = 'a@b'")
  * have the same analysis, unless a decision read a constant (then the analysis is cached by
- * its exact text: see const_string()). The key replaces every numeric literal with \1 and
- * every standard string literal with \2, and starts with \1 (no exact text can: the server
- * refuses it), so the two kinds of keys never meet. The scanner follows the server's lexer for
- * what it keeps verbatim (quoted identifiers, comments, parameters, identifiers with digits)
- * and gives up (exact key) on anything whose lexing it does not do itself: backslashes, E''
- * and U&'' strings, dollar quotes. Returns the key's length, or 0 when there is no key
- * (nothing to replace, or given up). */
-static size_t normalize(const char *s, size_t n, char *out)
-{
-	size_t o = 0, i = 0;
-	bool replaced = false;
+ * its exact text: see const_string()). The key is the text with every literal replaced by a
+ * marker byte naming its kind as the server's scanner does (an integer that fits int32, with
+ * its range; any other number; a standard '...' string), everything else kept byte for byte. Keys and
+ * exact texts live apart in the cache (struct centry.normalized).
+ *
+ * The invariant: two texts with one key have the same analysis. That holds only if this
+ * scanner finds every literal where PostgreSQL's does (src/backend/parser/scan.l, 15); so it
+ * follows the server only over a small, proven part of the lexical grammar and gives up (no
+ * key: the exact text is the key) on everything else: any control byte but tab and newline
+ * (\r ends a -- comment for the server), a backslash, DEL, '$' not followed by a digit (dollar
+ * quotes), a nested or unterminated block comment, E'' B'' X'' N'' and U&'' U&"" prefixes, an
+ * unterminated quote, a string that may continue on a later line, a number running into a
+ * letter. tests/unit/test_sqlkey.c proves the keys
+ * against the server's own scanner (pg_query_scan) and cached analyses against fresh ones. */
+#define PW_KEY_ICONST 1 /* 1..53 */
+#define PW_KEY_SCONST 2
+#define PW_KEY_FCONST 3
+/* The grammar itself checks a few integers (a column number in 1..32767, float(p) with p in
+ * 1..53): an integer's marker also says which of these ranges holds it. */
+#define PW_KEY_ICONST_0 4     /* 0 */
+#define PW_KEY_ICONST_INT16 5 /* 54..32767 */
+#define PW_KEY_ICONST_INT32 6 /* 32768..2147483647 */
 
-	out[o++] = 1;
+/* What a literal's span is, for the tests: [start, end) in the text and its marker. */
+struct key_span {
+	size_t start, end;
+	char kind;
+};
+
+static bool key_byte_ok(unsigned char c)
+{
+	return (c >= 0x20 && c != 0x7f && c != '\\') || c == '\t' || c == '\n';
+}
+
+/* PostgreSQL's ident_start / ident_cont (scan.l): letters, '_', bytes >= 0x80; digits and '$'
+ * continue an identifier. */
+static bool ident_start(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+}
+
+static bool ident_cont(unsigned char c)
+{
+	return ident_start(c) || (c >= '0' && c <= '9') || c == '$';
+}
+
+static bool is_digit(unsigned char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* The marker of the integer digits [a, b): FCONST when it does not fit the server's int32
+ * (process_integer_literal), else its range. */
+static char integer_kind(const char *s, size_t a, size_t b)
+{
+	unsigned long v = 0;
+
+	while (a < b && s[a] == '0')
+		a++;
+	if (b - a > 10 || (b - a == 10 && memcmp(s + a, "2147483647", 10) > 0))
+		return PW_KEY_FCONST;
+	for (; a < b; a++)
+		v = v * 10 + (unsigned long)(s[a] - '0');
+	return v == 0 ? PW_KEY_ICONST_0
+	       : v <= 53 ? PW_KEY_ICONST
+	       : v <= 32767 ? PW_KEY_ICONST_INT16
+			    : PW_KEY_ICONST_INT32;
+}
+
+/* After a string literal ending at i: may the next '...' be joined to it? The server joins
+ * them when only blanks and -- comments with at least one newline lie between (scan.l's
+ * quotecontinue); libpg_query's scanner, which returns comments as tokens, joins them across
+ * newlines but not across a comment. Either way no key is made for such a text. */
+static bool string_may_continue(const char *s, size_t n, size_t i)
+{
+	bool crossed = false;
+
+	while (i < n) {
+		if (s[i] == ' ' || s[i] == '\t') {
+			i++;
+		} else if (s[i] == '\n') {
+			crossed = true;
+			i++;
+		} else if (s[i] == '-' && i + 1 < n && s[i + 1] == '-') {
+			crossed = true;
+			while (i < n && s[i] != '\n')
+				i++;
+		} else {
+			break;
+		}
+	}
+	return crossed && i < n && s[i] == '\'';
+}
+
+/* Writes the key of s[0, n) into out (at most n + 1 bytes) and returns its length, or 0 when
+ * there is no key (nothing replaced, or given up). spans (may be NULL) gets the literals. */
+static size_t normalize_spans(const char *s, size_t n, char *out, struct key_span *spans,
+			      size_t maxspans, size_t *nspans)
+{
+	size_t o = 0, i = 0, ns = 0;
+
+	for (size_t k = 0; k < n; k++)
+		if (!key_byte_ok((unsigned char)s[k]))
+			return 0;
+	out[o++] = 1; /* no text starts so: tells a key from a text in logs and dumps */
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];
+		size_t st = i;
+		char kind;
 
-		if (c == '\\')
-			return 0;
 		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
 			while (i < n && s[i] != '\n')
 				out[o++] = s[i++];
 			continue;
 		}
 		if (c == '/' && i + 1 < n && s[i + 1] == '*') {
-			int depth = 0;
-			do {
-				if (i + 1 < n && s[i] == '/' && s[i + 1] == '*') {
-					depth++;
-					out[o++] = s[i++];
-				} else if (i + 1 < n && s[i] == '*' && s[i + 1] == '/') {
-					depth--;
-					out[o++] = s[i++];
-				}
-				out[o++] = s[i++];
-			} while (i < n && depth > 0);
-			if (depth > 0)
-				return 0;
+			size_t j = i + 2;
+			for (;;) {
+				if (j + 1 >= n)
+					return 0; /* unterminated */
+				if (s[j] == '/' && s[j + 1] == '*')
+					return 0; /* nested: not followed here */
+				if (s[j] == '*' && s[j + 1] == '/')
+					break;
+				j++;
+			}
+			j += 2;
+			memcpy(out + o, s + i, j - i);
+			o += j - i;
+			i = j;
 			continue;
 		}
-		if (c == '\'' || c == '"') {
-			size_t st = o;
-			out[o++] = s[i++];
-			for (;;) {
+		if (c == '"') {
+			if (i + 1 < n && s[i + 1] == '"' && !(i + 2 < n && s[i + 2] == '"'))
+				return 0; /* "": the server's zero-length identifier error */
+			for (out[o++] = s[i++];;) {
 				if (i == n)
-					return 0; /* unterminated: the parser refuses it */
+					return 0;
 				out[o++] = s[i++];
-				if ((unsigned char)s[i - 1] == c) {
-					if (i < n && (unsigned char)s[i] == c) {
-						out[o++] = s[i++]; /* doubled: still inside */
+				if (s[i - 1] == '"') {
+					if (i < n && s[i] == '"') {
+						out[o++] = s[i++];
 						continue;
 					}
 					break;
 				}
 			}
-			if (c == '\'') { /* a string's text gives way to \2; a name stays */
-				o = st;
-				out[o++] = 2;
-				replaced = true;
-			}
 			continue;
+		}
+		if (c == '\'') {
+			for (i++;; i++) {
+				if (i == n)
+					return 0; /* unterminated */
+				if (s[i] == '\'') {
+					if (i + 1 < n && s[i + 1] == '\'') {
+						i++; /* '' stays inside */
+						continue;
+					}
+					break;
+				}
+			}
+			i++;
+			if (string_may_continue(s, n, i))
+				return 0;
+			kind = PW_KEY_SCONST;
+			goto literal;
 		}
 		if (c == '$') {
-			if (i + 1 >= n || !isdigit((unsigned char)s[i + 1]))
+			if (i + 1 >= n || !is_digit((unsigned char)s[i + 1]))
 				return 0; /* a dollar quote */
 			out[o++] = s[i++];
-			while (i < n && isdigit((unsigned char)s[i]))
+			while (i < n && is_digit((unsigned char)s[i]))
 				out[o++] = s[i++];
+			if (i < n && ident_start((unsigned char)s[i]))
+				return 0; /* $1abc: the server's param_junk */
 			continue;
 		}
-		if (isalpha(c) || c == '_' || c >= 0x80) {
-			size_t st = i;
-			while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '$' ||
-					 (unsigned char)s[i] >= 0x80))
+		if (c == '.' && i + 1 < n && s[i + 1] == '.') {
+			out[o++] = s[i++]; /* "..", a token of its own (dot_dot) */
+			out[o++] = s[i++];
+			continue;
+		}
+		if (ident_start(c)) {
+			while (i < n && ident_cont((unsigned char)s[i]))
 				out[o++] = s[i++];
-			/* E'...' reads backslashes; U&'...' and U&"..." escapes */
-			if (i - st == 1 && (c == 'e' || c == 'E') && i < n && s[i] == '\'')
+			/* E'' B'' X'' N'' read their text otherwise; U&'' and U&"" have escapes */
+			if (i - st == 1 && i < n && s[i] == '\'' && strchr("eEbBxXnN", c))
 				return 0;
 			if (i - st == 1 && (c == 'u' || c == 'U') && i < n && s[i] == '&')
 				return 0;
 			continue;
 		}
-		if (isdigit(c) || (c == '.' && i + 1 < n && isdigit((unsigned char)s[i + 1]))) {
-			while (i < n && isdigit((unsigned char)s[i]))
+		if (is_digit(c) || (c == '.' && i + 1 < n && is_digit((unsigned char)s[i + 1]))) {
+			bool integer = true;
+
+			while (i < n && is_digit((unsigned char)s[i]))
 				i++;
+			/* "1..5": the integer 1, then "..", as the server's decimalfail */
 			if (i < n && s[i] == '.' && !(i + 1 < n && s[i + 1] == '.')) {
-				i++;
-				while (i < n && isdigit((unsigned char)s[i]))
+				integer = false;
+				for (i++; i < n && is_digit((unsigned char)s[i]);)
 					i++;
 			}
 			if (i < n && (s[i] == 'e' || s[i] == 'E')) {
 				size_t k = i + 1;
 				if (k < n && (s[k] == '+' || s[k] == '-'))
 					k++;
-				if (k < n && isdigit((unsigned char)s[k])) {
-					i = k;
-					while (i < n && isdigit((unsigned char)s[i]))
+				if (k < n && is_digit((unsigned char)s[k])) {
+					integer = false;
+					for (i = k; i < n && is_digit((unsigned char)s[i]);)
 						i++;
 				}
 			}
-			/* a number running into an identifier is junk the server refuses */
-			if (i < n && (isalpha((unsigned char)s[i]) || s[i] == '_' ||
-				      (unsigned char)s[i] >= 0x80))
+			/* a number running into a letter: the server's *_junk and realfail rules */
+			if (i < n && ident_start((unsigned char)s[i]))
 				return 0;
-			out[o++] = 1;
-			replaced = true;
-			continue;
+			kind = integer ? integer_kind(s, st, i) : PW_KEY_FCONST;
+			goto literal;
 		}
 		out[o++] = s[i++];
+		continue;
+literal:
+		out[o++] = kind;
+		if (spans && ns < maxspans)
+			spans[ns] = (struct key_span){.start = st, .end = i, .kind = kind};
+		ns++;
 	}
-	return replaced ? o : 0;
+	if (nspans)
+		*nspans = ns;
+	return ns ? o : 0;
+}
+
+static size_t normalize(const char *s, size_t n, char *out)
+{
+	return normalize_spans(s, n, out, NULL, 0, NULL);
+}
+
+/* For tests/unit/test_sqlkey.c: the key (out holds n + 1 bytes) and the literal spans. */
+size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *ends, char *kinds,
+		   size_t maxspans, size_t *nspans);
+size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *ends, char *kinds,
+		   size_t maxspans, size_t *nspans)
+{
+	struct key_span sp[256];
+	size_t ns = 0, klen = normalize_spans(s, n, out, sp, 256, &ns);
+
+	*nspans = 0;
+	if (!klen)
+		return 0;
+	for (size_t k = 0; k < ns && k < maxspans && k < 256; k++) {
+		starts[k] = sp[k].start;
+		ends[k] = sp[k].end;
+		kinds[k] = sp[k].kind;
+	}
+	*nspans = ns < maxspans && ns <= 256 ? ns : (maxspans < 256 ? maxspans : 256);
+	return klen;
 }
 
 /* thread-local: the key buffer of this worker's cache */
@@ -1668,11 +2039,11 @@ static int analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 	e = NULL;
 	if (klen) {
 		h = hash_text(keybuf, klen);
-		e = cache_find(cache, keybuf, klen, h);
+		e = cache_find(cache, keybuf, klen, h, true);
 	}
 	if (!e) {
 		h = hash_text(sql, len);
-		e = cache_find(cache, sql, len, h);
+		e = cache_find(cache, sql, len, h, false);
 	}
 	if (e) {
 		int rc;
@@ -1682,7 +2053,7 @@ static int analyse(const char *sql, size_t len, const struct pw_sql_session *ses
 		cache_get(e, &raw);
 		rc = finish(&raw, sess, out, err, errlen);
 		/* statement spans are those of the text first cached under this key */
-		out->spans_approx = e->len && e->text[0] == 1; /* "" is an entry of 0 bytes */
+		out->spans_approx = e->normalized;
 		return rc;
 	}
 	cache->st.misses++;
@@ -1712,9 +2083,9 @@ parse:
 		return -1;
 	}
 	if (use_cache && klen && !job.value_sensitive)
-		cache_put(cache, keybuf, klen, hash_text(keybuf, klen), &raw);
+		cache_put(cache, keybuf, klen, hash_text(keybuf, klen), true, &raw);
 	else if (use_cache)
-		cache_put(cache, sql, len, hash_text(sql, len), &raw);
+		cache_put(cache, sql, len, hash_text(sql, len), false, &raw);
 	return finish(&raw, sess, out, err, errlen);
 }
 

@@ -52,11 +52,21 @@ struct pw_upstream {
 	bool reuse_connections;
 	int pool_idle_timeout_ms;  /* default 60000: a parked connection is closed after this */
 	int pool_max_idle;	   /* default 32, per worker */
-	/* how the server resolves unqualified names for our login: default {"public"} (see
-	 * README: PostgreSQL's "$user" is left out unless listed) */
+	/* search_path imposed on every session at its start (SET before the client's first
+	 * statement); none: the server's own (startup parameter, role and database defaults),
+	 * which pgwardd reads from the session at its start */
 	int n_search_path;
 	char search_path[8][PW_NAME_MAX];
+	int catalog_ttl_ms;	   /* default 60000: the function catalog is re-read after this */
+	unsigned require_auth;	   /* PW_AUTH_* methods the server may ask for; default any */
 };
+
+/* Upstream authentication methods (require_auth). */
+#define PW_AUTH_PASSWORD 1u
+#define PW_AUTH_MD5 2u
+#define PW_AUTH_SCRAM 4u
+#define PW_AUTH_NONE 8u /* the server asks for nothing (trust) */
+#define PW_AUTH_ANY 15u
 
 enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD, PW_CLIENT_AUTH_JWT };
 

@@ -41,6 +41,21 @@ struct pw_caller {
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d);
 
+/* What pw_inspect decided of one SQL text, in full (pgwardctl policy explain shows it). */
+struct pw_judgement {
+	struct pw_decision d;
+	struct pw_decision *per_stmt; /* caller's array of PW_SQL_MAX_STMTS, or NULL */
+	struct pw_sql_result *r;      /* caller's buffer for the analysis, or NULL (then one of
+				       * the worker's own is used and r points to it after) */
+	bool unreadable;	      /* the analyser could not read it (d says how it ended) */
+};
+
+/* The one decision path for a Query's or a Parse's text (type 'Q' or 'P'; name: the Parse's
+ * statement name): analyse in the session's context, decide, and for an allowed text record
+ * what it prepares, sets and creates in the session. pgwardd and pgwardctl both call it. */
+enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const char *sql,
+                                size_t len, const char *name, struct pw_judgement *j);
+
 /* Per-worker counters (thread-local: each worker counts its own, without sharing). */
 struct pw_inspect_stats {
 	uint64_t queries, parses, binds, calls, allowed, denied, unreadable;

@@ -33,6 +33,7 @@ struct pw_worker {
 	struct pw_session *pool;     /* parked upstream connections (reuse_connections) */
 	int n_pool;
 	bool stopping;
+	bool nudged; /* atomic: set by pw_loop_nudge before it writes the wake-up */
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
 	uint64_t accepted, cancels, tuple_misses;
@@ -40,6 +41,9 @@ struct pw_worker {
 
 /* Start the workers (count from cfg), binding every listener. Returns 0 or -1 (logged). */
 int pw_loop_start(const struct pw_config *cfg);
+/* Wake every worker to re-run the sessions waiting for something (a catalog snapshot). Any
+ * thread. */
+void pw_loop_nudge(void);
 /* Ask every worker to stop accepting and drain within grace_ms. */
 void pw_loop_stop(int grace_ms);
 /* Wait for the workers to end and close the listeners. */

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "pgward/catalog.h"
 #include "pgward/config.h"
 #include "pgward/sql.h"
 
@@ -19,20 +20,33 @@
 /* What a session knows that changes how its statements read. */
 struct pw_policy_session {
 	struct pw_sql_session sql; /* prepared store, temp-table knowledge, search_path */
-	/* every schema the session's search_path may hold: the upstream's path plus each one a
-	 * SET has named (kept even after a ROLLBACK could have undone it: all are candidates) */
+	/* every schema the session's search_path may hold: the path the server reported at the
+	 * session's start plus each one a SET has named since (kept even after a ROLLBACK could
+	 * have undone it: all are candidates); "$user" stays as it is, expanded to user */
 	const char *path[PW_POLICY_MAX_PATH];
 	char names[PW_POLICY_MAX_PATH][PW_SQL_NAMELEN];
 	size_t n_path;
 	bool path_unknown; /* set to a value pgward cannot know: unqualified names unresolved */
 	char user[PW_NAME_MAX]; /* what "$user" expands to: the current role */
+	/* the schemas of the path that existed at the session's start (current_schemas(true));
+	 * with the catalog's they tell which path entries the server can search */
+	char existing[PW_POLICY_MAX_PATH][PW_SQL_NAMELEN];
+	size_t n_existing;
+	bool existing_known;
+	/* what the functions called are (NULL: not known, every call needs a rule naming it);
+	 * referenced, released by pw_policy_session_free */
+	struct pw_catalog *cat;
 };
 
-void pw_policy_session_init(struct pw_policy_session *ps, const struct pw_upstream *u,
-                            const char *current_user);
+/* search_path: the server's own setting as current_setting('search_path') gives it (NULL:
+ * PostgreSQL's default, "$user", public); current_user: the role "$user" names; existing:
+ * the schemas of current_schemas(true), as a list of identifiers (NULL: not known). Returns
+ * -1 when the path does not read (then unqualified names stay unresolved). */
+int pw_policy_session_init(struct pw_policy_session *ps, const char *search_path,
+                           const char *current_user, const char *existing);
+/* Take (a reference to) a catalog snapshot, dropping the one held. */
+void pw_policy_session_catalog(struct pw_policy_session *ps, struct pw_catalog *cat);
 void pw_policy_session_free(struct pw_policy_session *ps);
-/* A search_path the client gave in its startup packet: its schemas become candidates too. */
-int pw_policy_session_startup_path(struct pw_policy_session *ps, const char *text);
 
 /* Analyse text in the session's context (search_path, prepared statements). */
 int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
@@ -68,6 +82,15 @@ struct pw_decision {
 void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
                       const struct pw_policy_session *ps, const struct pw_sql_result *r, time_t now,
                       struct pw_decision *d, struct pw_decision *per_stmt);
+
+/* How a function call is judged: a read (a built-in function that is not volatile, or a
+ * volatile built-in on the read-safe list) is allowed by every rule that allows the statement;
+ * a write (any other function: one defined in the database, SECURITY DEFINER, a built-in with
+ * side effects or one that reads other sessions' activity, or one the catalog does not know)
+ * only by an allowing rule whose "functions" name it and whose access includes write. why
+ * (may be NULL) gets the reason, e.g. "a function defined in the database". */
+bool pw_policy_call_writes(const struct pw_policy_session *ps, const struct pw_sql_func *f,
+                           char *why, size_t len);
 
 /* The FunctionCall protocol message (calls a function by OID: nothing to analyse). */
 void pw_policy_function_call(const struct pw_identity *id, struct pw_decision *d);

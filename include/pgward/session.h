@@ -12,6 +12,8 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 		       bool steered);
 /* An epoll event for one of the session's sockets. */
 void pw_session_event(struct pw_ev *ev, uint32_t events);
+/* Something sessions may wait for has changed (a catalog snapshot was loaded): run them. */
+void pw_session_nudge(struct pw_worker *w);
 /* Periodic check: start-up deadlines, graceful stop. */
 void pw_session_tick(struct pw_session *s);
 /* Close now (stop deadline passed), telling the client why. */

@@ -67,6 +67,7 @@ enum pw_sql_class {
 /* Relation access and flags. */
 #define PW_SQL_READ 1u
 #define PW_SQL_WRITE 2u
+#define PW_SQL_LOCK 4u /* row locks (FOR UPDATE/SHARE), LOCK TABLE ... ACCESS SHARE/ROW SHARE */
 #define PW_SQL_R_UNQUALIFIED 1u /* written without schema; this is one resolution candidate */
 #define PW_SQL_R_AMBIGUOUS 2u	/* and there are others (pg_temp, pg_catalog or earlier) */
 #define PW_SQL_R_UNRESOLVED 4u	/* no candidate schema at all (empty search_path) */
@@ -85,12 +86,13 @@ struct pw_sql_stmt {
 	int location, length;	    /* byte span in the text; length 0: to the end */
 	char lang[PW_SQL_NAMELEN];  /* PW_SQL_F_BODY: the language ("plpgsql" by default) */
 	char object[PW_SQL_NAMELEN]; /* PREPARE/EXECUTE/DEALLOCATE name, extension, database */
+	char tag[32];		     /* the command as the server names it: "NOTIFY", "DISCARD ALL" */
 };
 
 struct pw_sql_rel {
 	char schema[PW_SQL_NAMELEN];
 	char name[PW_SQL_NAMELEN];
-	uint8_t access; /* PW_SQL_READ or PW_SQL_WRITE */
+	uint8_t access; /* PW_SQL_READ, PW_SQL_LOCK or PW_SQL_WRITE */
 	uint8_t flags;	/* PW_SQL_R_* */
 	uint16_t stmt;	/* index into stmts[] */
 };
@@ -99,6 +101,7 @@ struct pw_sql_func {
 	char schema[PW_SQL_NAMELEN]; /* "" when written unqualified */
 	char name[PW_SQL_NAMELEN];
 	uint16_t stmt;
+	int16_t nargs; /* arguments written (VARIADIC counts one); -1: unknown (a trigger's) */
 };
 
 #define PW_SQL_VALUE_MAX 256
@@ -136,6 +139,10 @@ struct pw_sql_session {
 	size_t n_search_path;		/* ("$user", public) */
 	bool no_temp_tables; /* the caller KNOWS the session has no temp tables: pg_temp can't
 			      * shadow; otherwise every unqualified name also resolves to pg_temp */
+	/* when set: does this schema exist? Path entries that do not are no candidates (the
+	 * server skips them too); NULL: every path entry is one */
+	bool (*schema_exists)(const void *arg, const char *schema);
+	const void *schema_arg;
 	struct pw_sql_prepared *prepared[PW_SQL_MAX_PREPARED];
 	size_t n_prepared;
 };
@@ -175,5 +182,8 @@ const char *pw_sql_class_name(enum pw_sql_class c);
 /* A search_path value as text ('a, "B"', as a startup parameter or set_config gives it), split
  * the way the server splits it into out->value. -1 when the server would refuse it. */
 int pw_sql_split_path(const char *text, struct pw_sql_setting *out);
+/* name as a double-quoted identifier ("" doubled), always quoted so that it is never read as a
+ * keyword. Returns the length written, or -1 when it does not fit cap (NUL included). */
+int pw_sql_quote_ident(const char *name, char *out, size_t cap);
 
 #endif

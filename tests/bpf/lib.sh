@@ -4,13 +4,14 @@
 #                    cgroup2 mount $CGROOT), a pin path ($PIN) and $IN_CG, a script that runs
 #                    its arguments inside $CG; installs the clean-up (pgwardd stopped, the
 #                    pins removed, the cgroup emptied and removed). Not root: says so loudly
-#                    and exits 0 (the tests are skipped, never faked).
+#                    and exits 0 after the plan "1..0 # SKIP reason" (the tests are skipped,
+#                    never faked; tests/run.sh counts and lists the skip).
 #   in_cg CMD...     run CMD inside $CG
 
 bpf_setup() {
 	if [[ $EUID -ne 0 ]]; then
 		echo "# SKIP: the eBPF tests need root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN)" >&2
-		echo "# SKIP: $1 not run: not root"
+		echo "1..0 # SKIP not root ($1 needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON, CAP_SYS_ADMIN)"
 		exit 0
 	fi
 	CGROOT=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)

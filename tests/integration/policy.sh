@@ -38,6 +38,12 @@ schema() {
 		CREATE TABLE secret.keys (id int, k text);
 		CREATE TABLE "Mixed Case" (id int);
 		CREATE OR REPLACE FUNCTION safe_fn() RETURNS int LANGUAGE sql AS 'SELECT 1';
+		CREATE OR REPLACE FUNCTION evil_delete() RETURNS int LANGUAGE sql
+			AS 'DELETE FROM orders; SELECT 1';
+		CREATE OR REPLACE FUNCTION definer_read() RETURNS int LANGUAGE sql SECURITY DEFINER
+			AS 'SELECT id FROM secret.keys LIMIT 1';
+		CREATE OR REPLACE FUNCTION public.length(int) RETURNS int LANGUAGE sql
+			AS 'DELETE FROM orders; SELECT 1';
 		INSERT INTO customers VALUES (1, 'a', 'a@example.com'), (2, 'b', 'b@example.com');
 		INSERT INTO orders VALUES (1, 1, 10), (2, 2, 20), (3, 1, 30);
 		INSERT INTO audit_log (msg) VALUES ('one'), ('two');
@@ -133,7 +139,7 @@ psqlw() { psql -X "$R user=writer" "$@" 2>&1; }
 
 # the message names identity, rule and reason; the session goes on
 out=$(psqlw -c "DELETE FROM audit_log WHERE id = 1" -c "SELECT 'still here'")
-check "a refusal names identity, rule and reason" grep -q 'pgward: identity writer may not DELETE public.audit_log (rule 2 "audit-append-only")' <<<"$out"
+check "a refusal names identity, rule and reason" grep -q 'pgward: identity writer may not DELETE public.audit_log (rule 3 "audit-append-only")' <<<"$out"
 check "the session continues after a refusal" grep -q 'still here' <<<"$out"
 out=$(psqlw -Atc "SELECT count(*) FROM audit_log" -c "INSERT INTO audit_log (msg) VALUES ('x'); DELETE FROM audit_log WHERE id = 1" -c "SELECT count(*) FROM audit_log")
 check "multi-statement: one refused, none runs" test "$(grep -E '^[0-9]+$' <<<"$out" | sort -u | wc -l)" = 1
@@ -294,7 +300,7 @@ check "after SIGHUP the live session keeps its policy" test "$line" = "after|3"
 out=$(psqlr -c "SELECT count(*) FROM orders")
 check "after SIGHUP a new session gets the new policy" grep -q 'may not SELECT public.orders' <<<"$out"
 echo '\q' >&"${LIVE[1]}"
-wait "$LIVE_PID" 2>/dev/null
+wait "${LIVE_PID:-}" 2>/dev/null
 echo '{"identities": [' >"$W/broken.json"
 cp "$W/broken.json" "$W/policy.json"
 kill -HUP "$PGWARDD_PID"
@@ -306,7 +312,7 @@ check "after a bad policy file the previous policy stays" grep -q 'may not SELEC
 # --- just-in-time roles -----------------------------------------------------------------------
 jit_extra='{"name": "jitter", "match": {"user": "jitter"}, "auth": "trust", "upstream": "main",
   "jit_role": {"grants": [{"privileges": ["SELECT"], "table": "public.orders"}]},
-  "rules": [{"action": "allow", "class": ["select"]}]}'
+  "rules": [{"action": "allow", "class": ["select"], "functions": "pg_catalog.pg_sleep"}]}'
 config "$jit_extra" >"$W/policy.json"
 kill -HUP "$PGWARDD_PID"
 sleep 0.3
@@ -332,7 +338,7 @@ echo "SELECT count(*) FROM customers;" >&"${JIT[1]}"
 read -r -t 10 line <&"${JIT[0]}"
 check "the role has nothing else (the server refuses customers)" grep -q 'permission denied for table customers' <<<"$line"
 echo '\q' >&"${JIT[1]}"
-wait "$JIT_PID" 2>/dev/null
+wait "${JIT_PID:-}" 2>/dev/null
 check "the role is dropped when the session ends" jit_gone
 psql -X "$R user=jitter" -Atc "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 victim=$!
@@ -346,10 +352,10 @@ coproc JIT2 { psql -X "$R user=jitter" -Atq 2>&1; }
 echo "SELECT current_user;" >&"${JIT2[1]}"
 read -r -t 10 jrole <&"${JIT2[0]}"
 kill -KILL "$PGWARDD_PID"
-wait "$PGWARDD_PID" 2>/dev/null
+wait "${PGWARDD_PID:-}" 2>/dev/null
 check "after SIGKILL of pgwardd the role is left behind" test "$(jit_roles)" = 1
 echo '\q' >&"${JIT2[1]}"
-wait "$JIT2_PID" 2>/dev/null
+wait "${JIT2_PID:-}" 2>/dev/null
 pw_start_pgwardd "$W/policy.json" "$W/pgwardd2.log" || echo "not ok - pgwardd did not restart"
 check "the next pgwardd's start-up sweep drops it" jit_gone
 

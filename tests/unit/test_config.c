@@ -810,7 +810,7 @@ static void test_policy(void)
 		   "$.identities[0].rules[0].relations[0]", "expected \"schema.name\"");
 	expect_err("access without relations",
 		   jq(BASE("'rules': [{'action': 'allow', 'access': 'read'}]")),
-		   "$.identities[0].rules[0].access", "only meaningful with \"relations\"");
+		   "$.identities[0].rules[0].access", "only meaningful with \"relations\" or \"functions\"");
 	expect_err("parser_integrity off without allow-all",
 		   jq(BASE("'guardrails': {'parser_integrity': false}, 'rules': [{'action': "
 			   "'allow', 'class': 'select'}]")),

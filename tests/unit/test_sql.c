@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "check.h"
+#include "sqlkey.h"
 #include "pgward/sql.h"
 
 #include <pg_query.h>
@@ -32,7 +33,7 @@ static bool rels_are(const struct pw_sql_result *r, const char *spec)
 
 	snprintf(buf, sizeof(buf), "%s", spec ? spec : "");
 	for (tok = strtok_r(buf, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
-		uint8_t acc = tok[0] == 'w' ? PW_SQL_WRITE : PW_SQL_READ;
+		uint8_t acc = tok[0] == 'w' ? PW_SQL_WRITE : tok[0] == 'l' ? PW_SQL_LOCK : PW_SQL_READ;
 		char *slash = strchr(tok + 2, '/');
 		bool found = false;
 
@@ -50,7 +51,10 @@ static bool rels_are(const struct pw_sql_result *r, const char *spec)
 	}
 	if (n != r->nrels) {
 		for (int i = 0; i < r->nrels; i++)
-			printf("# have %c:%s/%s\n", r->rels[i].access == PW_SQL_WRITE ? 'w' : 'r',
+			printf("# have %c:%s/%s\n",
+			       r->rels[i].access == PW_SQL_WRITE  ? 'w'
+			       : r->rels[i].access == PW_SQL_LOCK ? 'l'
+								   : 'r',
 			       r->rels[i].schema, r->rels[i].name);
 		return false;
 	}
@@ -135,7 +139,29 @@ static const struct case_ cases[] = {
 	  "r:public/t", "lo_import" },
 	{ "VALUES (1), (2)", PW_SQL_SELECT, 0, 0, "" },
 	{ "TABLE secrets", PW_SQL_SELECT, 0, 0, "r:public/secrets" },
-	{ "SELECT * FROM t FOR UPDATE", PW_SQL_SELECT, 0, 0, "r:public/t" },
+	{ "SELECT * FROM t FOR UPDATE", PW_SQL_SELECT, 0, 0, "l:public/t" },
+	/* row locks: the locked FROM items (all, or those named by OF, sub-selects included) */
+	{ "SELECT * FROM t FOR NO KEY UPDATE", PW_SQL_SELECT, 0, 0, "l:public/t" },
+	{ "SELECT * FROM t FOR SHARE", PW_SQL_SELECT, 0, 0, "l:public/t" },
+	{ "SELECT * FROM t FOR KEY SHARE SKIP LOCKED", PW_SQL_SELECT, 0, 0, "l:public/t" },
+	{ "SELECT * FROM t a JOIN u b ON a.id = b.id FOR UPDATE OF a", PW_SQL_SELECT, 0, 0,
+	  "l:public/t|r:public/u" },
+	{ "SELECT * FROM t JOIN u USING (id) FOR UPDATE OF u", PW_SQL_SELECT, 0, 0,
+	  "r:public/t|l:public/u" },
+	{ "SELECT * FROM (SELECT * FROM t) s, u FOR SHARE OF s", PW_SQL_SELECT, 0, 0,
+	  "l:public/t|r:public/u" },
+	{ "SELECT * FROM (SELECT * FROM (SELECT * FROM t) x) s FOR UPDATE", PW_SQL_SELECT, 0, 0,
+	  "l:public/t" },
+	{ "SELECT * FROM u WHERE id IN (SELECT id FROM t FOR UPDATE)", PW_SQL_SELECT, 0, 0,
+	  "r:public/u|l:public/t" },
+	{ "SELECT * FROM u WHERE id IN (SELECT id FROM t) FOR UPDATE", PW_SQL_SELECT, 0, 0,
+	  "l:public/u|r:public/t" },
+	{ "WITH c AS (SELECT * FROM t FOR UPDATE) SELECT * FROM c", PW_SQL_SELECT, 0, 0,
+	  "l:public/t" },
+	{ "WITH c AS (SELECT * FROM t) SELECT * FROM c, u FOR UPDATE", PW_SQL_SELECT, 0, 0,
+	  "r:public/t|l:public/u" },
+	{ "EXPLAIN SELECT * FROM t FOR UPDATE", PW_SQL_EXPLAIN, PW_SQL_F_NOT_EXECUTED, 0,
+	  "r:public/t" },
 	{ "SELECT * FROM \"My Table\"", PW_SQL_SELECT, 0, 0, "r:public/My Table" },
 	{ "SELECT * FROM \"odd.schema\".\"dotted.name\"", PW_SQL_SELECT, 0, 0,
 	  "r:odd.schema/dotted.name" },
@@ -250,7 +276,9 @@ static const struct case_ cases[] = {
 	{ "CALL s.proc(1, now())", PW_SQL_CALL, 0, 0, "", "s.proc|now" },
 	/* utilities */
 	{ "LOCK TABLE t IN ACCESS EXCLUSIVE MODE", PW_SQL_OTHER, 0, 0, "w:public/t" },
-	{ "LOCK TABLE t IN ACCESS SHARE MODE", PW_SQL_OTHER, 0, 0, "r:public/t" },
+	{ "LOCK TABLE t IN ACCESS SHARE MODE", PW_SQL_OTHER, 0, 0, "l:public/t" },
+	{ "LOCK TABLE t IN ROW SHARE MODE", PW_SQL_OTHER, 0, 0, "l:public/t" },
+	{ "LOCK TABLE t IN ROW EXCLUSIVE MODE", PW_SQL_OTHER, 0, 0, "w:public/t" },
 	{ "VACUUM FULL t", PW_SQL_OTHER, 0, 0, "w:public/t" },
 	{ "ANALYZE t", PW_SQL_OTHER, 0, 0, "w:public/t" },
 	{ "SHOW search_path", PW_SQL_OTHER, 0, 0, "" },
@@ -579,8 +607,8 @@ static void test_normalised_keys(void)
 {
 	struct pw_sql_result r2;
 	uint64_t h;
-	const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = 17";
-	const char *b = "SELECT abalance FROM pgbench_accounts WHERE aid = 4242.5e3";
+	const char *a = "SELECT abalance FROM pgbench_accounts WHERE aid = 40017";
+	const char *b = "SELECT abalance FROM pgbench_accounts WHERE aid = 4242000";
 
 	pw_sql_cache_clear();
 	pw_sql_analyse(a, strlen(a), &plain, &res, err, sizeof(err));
@@ -595,6 +623,10 @@ static void test_normalised_keys(void)
 	} distinct[] = {
 		{"SELECT * FROM t1 WHERE a = 1", "SELECT * FROM t2 WHERE a = 1", "digits in names"},
 		{"SELECT $1 FROM t", "SELECT $2 FROM t", "parameters"},
+		{"SELECT 1 FROM t", "SELECT 1.5 FROM t", "an integer and a decimal"},
+		{"SELECT 40000 FROM t3", "SELECT 4000000000 FROM t3", "an int32 and a larger integer"},
+		{"ALTER INDEX i ALTER COLUMN 1 SET STATISTICS 1",
+		 "ALTER INDEX i ALTER COLUMN 0 SET STATISTICS 1", "integers the grammar checks"},
 		{"SELECT set_config('work_mem', '1', false)", "SELECT set_config('role', '1', false)",
 		 "set_config names"},
 		{"SELECT 1 FROM \"t1\"", "SELECT 1 FROM \"t2\"", "quoted names"},
@@ -721,36 +753,6 @@ static void test_deep(void)
 static struct pw_sql_result fresh;
 static long cache_diff;
 
-/* Two analyses alike in all a decision reads (statement spans aside). */
-static bool same_analysis(const struct pw_sql_result *a, const struct pw_sql_result *b)
-{
-	if (a->nstmts != b->nstmts || a->nrels != b->nrels || a->nfuncs != b->nfuncs ||
-	    a->nsets != b->nsets)
-		return false;
-	for (int i = 0; i < a->nstmts; i++) {
-		const struct pw_sql_stmt *x = &a->stmts[i], *y = &b->stmts[i];
-		if (x->cls != y->cls || x->inner != y->inner || x->flags != y->flags ||
-		    x->runs != y->runs || strcmp(x->lang, y->lang) || strcmp(x->object, y->object))
-			return false;
-	}
-	for (int i = 0; i < a->nrels; i++)
-		if (strcmp(a->rels[i].schema, b->rels[i].schema) ||
-		    strcmp(a->rels[i].name, b->rels[i].name) || a->rels[i].access != b->rels[i].access ||
-		    a->rels[i].flags != b->rels[i].flags || a->rels[i].stmt != b->rels[i].stmt)
-			return false;
-	for (int i = 0; i < a->nfuncs; i++)
-		if (strcmp(a->funcs[i].schema, b->funcs[i].schema) ||
-		    strcmp(a->funcs[i].name, b->funcs[i].name) || a->funcs[i].stmt != b->funcs[i].stmt)
-			return false;
-	for (int i = 0; i < a->nsets; i++)
-		if (strcmp(a->sets[i].name, b->sets[i].name) || a->sets[i].how != b->sets[i].how ||
-		    a->sets[i].value_known != b->sets[i].value_known ||
-		    a->sets[i].value_len != b->sets[i].value_len ||
-		    memcmp(a->sets[i].value, b->sets[i].value, a->sets[i].value_len))
-			return false;
-	return true;
-}
-
 static void test_regress(void)
 {
 	/* tests/run.sh points this at the source scripts/pgsrc.sh fetched */
@@ -807,7 +809,7 @@ static void test_regress(void)
 				 * literals only) must be what a fresh parse gives */
 				if (pw_sql_analyse_uncached(s, sl, &plain, &fresh, err,
 							    sizeof(err)) != 0 ||
-				    !same_analysis(&res, &fresh)) {
+				    !sqlkey_same_analysis(&res, &fresh)) {
 					if (cache_diff++ < 5)
 						printf("# cache differs: %.*s\n", (int)sl, s);
 				}

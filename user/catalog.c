@@ -1,0 +1,534 @@
+/* The catalog cache: snapshots, their registry and the thread that loads them. See
+ * include/pgward/catalog.h. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgward/catalog.h"
+#include "pgward/log.h"
+#include "pgward/pgconn.h"
+
+#define RETRY_MS 5000 /* a failed load is tried again after this */
+
+struct entry;
+
+struct pw_catalog {
+	int refcount; /* atomic */
+	struct entry *entry; /* the registry's entry it was published under; NULL: built */
+	uint64_t gen;	     /* the entry's generation it was published as */
+	size_t n;
+	struct pw_cat_func *funcs; /* sorted by name, then schema */
+	size_t nschemas;
+	const char **schemas; /* sorted */
+};
+
+/* ---- snapshots -------------------------------------------------------------------------- */
+
+static int cmp_func(const void *a, const void *b)
+{
+	const struct pw_cat_func *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : strcmp(x->schema, y->schema);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct pw_catalog *pw_catalog_build(const struct pw_cat_func *funcs, size_t n,
+				    const char *const *schemas, size_t nschemas)
+{
+	size_t strs = 0;
+	for (size_t i = 0; i < n; i++)
+		strs += strlen(funcs[i].schema) + strlen(funcs[i].name) + strlen(funcs[i].lang) +
+			strlen(funcs[i].owner) + 4;
+	for (size_t i = 0; i < nschemas; i++)
+		strs += strlen(schemas[i]) + 1;
+	/* one block: the header, the arrays, the strings */
+	struct pw_catalog *c = calloc(1, sizeof(*c) + n * sizeof(*funcs) +
+					      nschemas * sizeof(char *) + strs);
+	if (!c)
+		return NULL;
+	c->refcount = 1;
+	c->n = n;
+	c->funcs = (struct pw_cat_func *)(c + 1);
+	c->nschemas = nschemas;
+	c->schemas = (const char **)(c->funcs + n);
+	char *p = (char *)(c->schemas + nschemas);
+	for (size_t i = 0; i < n; i++) {
+		struct pw_cat_func *f = &c->funcs[i];
+		*f = funcs[i];
+		const char *src[4] = {funcs[i].schema, funcs[i].name, funcs[i].lang, funcs[i].owner};
+		const char **dst[4] = {&f->schema, &f->name, &f->lang, &f->owner};
+		for (int k = 0; k < 4; k++) {
+			size_t l = strlen(src[k]) + 1;
+			memcpy(p, src[k], l);
+			*dst[k] = p;
+			p += l;
+		}
+	}
+	for (size_t i = 0; i < nschemas; i++) {
+		size_t l = strlen(schemas[i]) + 1;
+		memcpy(p, schemas[i], l);
+		c->schemas[i] = p;
+		p += l;
+	}
+	qsort(c->funcs, n, sizeof(*c->funcs), cmp_func);
+	qsort(c->schemas, nschemas, sizeof(*c->schemas), cmp_str);
+	return c;
+}
+
+bool pw_catalog_has_schema(const struct pw_catalog *c, const char *name)
+{
+	return c && bsearch(&name, c->schemas, c->nschemas, sizeof(*c->schemas), cmp_str) != NULL;
+}
+
+struct pw_catalog *pw_catalog_ref(struct pw_catalog *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refcount, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void pw_catalog_release(struct pw_catalog *c)
+{
+	if (c && __atomic_sub_fetch(&c->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+		free(c);
+}
+
+size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
+			 const struct pw_cat_func **first)
+{
+	size_t lo = 0, hi = c ? c->n : 0;
+
+	*first = NULL;
+	while (lo < hi) { /* the first entry whose name is >= name */
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(c->funcs[mid].name, name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t end = lo;
+	while (c && end < c->n && strcmp(c->funcs[end].name, name) == 0)
+		end++;
+	if (end > lo)
+		*first = &c->funcs[lo];
+	return end - lo;
+}
+
+size_t pw_catalog_size(const struct pw_catalog *c)
+{
+	return c ? c->n : 0;
+}
+
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+static const char load_sql[] =
+	"SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefaults, "
+	"p.provariadic OPERATOR(pg_catalog.<>) 0, p.provolatile, p.prosecdef, p.prokind, "
+	"l.lanname, pg_catalog.pg_get_userbyid(p.proowner) "
+	"FROM pg_catalog.pg_proc p "
+	"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+	"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang";
+
+static const char schema_sql[] =
+	"SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
+	"pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
+	"pg_catalog.starts_with(s.nspname, 'pg_toast_temp_')";
+
+struct rows {
+	struct pw_cat_func *f;
+	size_t n, cap;
+	char **schemas;
+	size_t nschemas, capschemas;
+	bool bad;
+};
+
+static void on_schema(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (r->bad)
+		return;
+	if (ncols != 1 || !v[0]) {
+		r->bad = true;
+		return;
+	}
+	if (r->nschemas == r->capschemas) {
+		size_t cap = r->capschemas ? r->capschemas * 2 : 64;
+		char **p = realloc(r->schemas, cap * sizeof(*p));
+		if (!p) {
+			r->bad = true;
+			return;
+		}
+		r->schemas = p;
+		r->capschemas = cap;
+	}
+	if (!(r->schemas[r->nschemas++] = strdup(v[0])))
+		r->bad = true;
+}
+
+static char *str_dup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static void on_func(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (r->bad)
+		return;
+	if (ncols != 11 || !v[0] || !v[1] || !v[2] || !v[6] || !v[8]) {
+		r->bad = true;
+		return;
+	}
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 4096;
+		struct pw_cat_func *f = realloc(r->f, cap * sizeof(*f));
+		if (!f) {
+			r->bad = true;
+			return;
+		}
+		r->f = f;
+		r->cap = cap;
+	}
+	struct pw_cat_func *f = &r->f[r->n];
+	memset(f, 0, sizeof(*f));
+	f->oid = (uint32_t)strtoul(v[0], NULL, 10);
+	f->schema = str_dup(v[1]);
+	f->name = str_dup(v[2]);
+	f->nargs = (int16_t)atoi(v[3] ? v[3] : "0");
+	f->nargdefaults = (int16_t)atoi(v[4] ? v[4] : "0");
+	f->variadic = v[5] && v[5][0] == 't';
+	f->volatility = v[6][0];
+	f->secdef = v[7] && v[7][0] == 't';
+	f->kind = v[8][0];
+	f->lang = str_dup(v[9]);
+	f->owner = str_dup(v[10]);
+	f->builtin = f->oid < PW_CAT_FIRST_NORMAL_OID;
+	r->n++;
+	if (!f->schema || !f->name || !f->lang || !f->owner)
+		r->bad = true;
+}
+
+
+static void rows_free(struct rows *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free((char *)r->f[i].schema);
+		free((char *)r->f[i].name);
+		free((char *)r->f[i].lang);
+		free((char *)r->f[i].owner);
+	}
+	free(r->f);
+	for (size_t i = 0; i < r->nschemas; i++)
+		free(r->schemas[i]);
+	free(r->schemas);
+}
+
+struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db,
+				   char *err, size_t errlen)
+{
+	const struct pw_upstream *u = &rt->cfg->upstreams[ui];
+	struct pw_pgconn *c = pw_pgconn_open(rt, ui, db, u->connect_timeout_ms, err, errlen);
+	if (!c)
+		return NULL;
+	struct pw_catalog *cat = pw_catalog_load_on(c, u->name, err, errlen);
+	pw_pgconn_close(c);
+	return cat;
+}
+
+struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, char *err,
+				      size_t errlen)
+{
+	struct rows r = {0};
+	struct pw_catalog *cat = NULL;
+
+	/* one snapshot of the catalog for the functions and the schemas alike */
+	if (pw_pgconn_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL, NULL, err,
+			   errlen) == 0 &&
+	    pw_pgconn_exec(c, load_sql, on_func, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, schema_sql, on_schema, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, "COMMIT", NULL, NULL, err, errlen) == 0) {
+		if (r.bad || r.n == 0 || r.nschemas == 0)
+			pw_errf(err, errlen, "upstream \"%s\": unexpected catalog rows", name);
+		else if (!(cat = pw_catalog_build(r.f, r.n, (const char *const *)r.schemas,
+						  r.nschemas)))
+			pw_errf(err, errlen, "out of memory");
+	}
+	rows_free(&r);
+	return cat;
+}
+
+/* ---- the registry and its thread -------------------------------------------------------- */
+
+/* One upstream (by address, login and database, stable across reloads) and database. */
+struct entry {
+	struct entry *next;
+	char key[PW_HOST_MAX + PATH_MAX + 3 * PW_NAME_MAX + 32];
+	struct pw_catalog *snap; /* current, referenced by the registry */
+	uint64_t gen;		 /* atomic: bumped on every publish */
+	bool queued, loading, stale, failed;
+	char error[256];
+	uint64_t loaded_ms, failed_ms;
+	int ttl_ms;
+	/* what to load with: the runtime of the latest acquire (referenced) and its index */
+	struct pw_runtime *rt;
+	int ui;
+	char db[PW_NAME_MAX];
+};
+
+/* Shared by the workers and the catalog thread; taken at a session's start, when a snapshot
+ * is superseded (rare), and by the thread around a load: never per statement. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct entry *entries;
+	bool running, stopping;
+	pthread_t thread;
+	void (*notify)(void);
+	uint64_t loads, failures;
+} reg = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void make_key(const struct pw_upstream *u, const char *db, char *out, size_t len)
+{
+	snprintf(out, len, "%s|%d|%s|%s|%s", u->host, u->port, u->unix_dir, u->user, db);
+}
+
+static struct entry *find_entry(const char *key, bool add)
+{
+	for (struct entry *e = reg.entries; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	if (!add)
+		return NULL;
+	struct entry *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->key, sizeof(e->key), "%s", key);
+	e->next = reg.entries;
+	reg.entries = e;
+	return e;
+}
+
+static void *loader(void *arg);
+
+/* With reg.mu held. */
+static bool ensure_thread(void)
+{
+	if (reg.running)
+		return true;
+	if (reg.stopping)
+		return false;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread blocks every signal (SIGPIPE) */
+	int rc = pthread_create(&reg.thread, NULL, loader, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		pw_error("catalog: cannot start the loader thread");
+		return false;
+	}
+	reg.running = true;
+	return true;
+}
+
+/* With reg.mu held: queue a (re)load of e. */
+static void queue(struct entry *e)
+{
+	if (e->queued || e->loading || !e->rt)
+		return;
+	e->queued = true;
+	if (ensure_thread())
+		pthread_cond_broadcast(&reg.cv);
+}
+
+static void notify(void)
+{
+	void (*fn)(void);
+	pthread_mutex_lock(&reg.mu);
+	fn = reg.notify;
+	pthread_mutex_unlock(&reg.mu);
+	if (fn)
+		fn();
+}
+
+static void *loader(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&reg.mu);
+	while (!reg.stopping) {
+		struct entry *e = reg.entries;
+		while (e && !e->queued)
+			e = e->next;
+		if (!e) {
+			pthread_cond_wait(&reg.cv, &reg.mu);
+			continue;
+		}
+		e->queued = false;
+		e->loading = true;
+		struct pw_runtime *rt = pw_runtime_ref(e->rt);
+		int ui = e->ui;
+		char db[PW_NAME_MAX], err[512] = "";
+		snprintf(db, sizeof(db), "%s", e->db);
+		pthread_mutex_unlock(&reg.mu);
+
+		uint64_t t0 = now_ms();
+		struct pw_catalog *c = pw_catalog_load(rt, ui, db, err, sizeof(err));
+		pw_runtime_unref(rt);
+
+		pthread_mutex_lock(&reg.mu);
+		e->loading = false;
+		if (c) {
+			struct pw_catalog *old = e->snap;
+			c->entry = e;
+			c->gen = e->gen + 1;
+			e->snap = c;
+			__atomic_store_n(&e->gen, c->gen, __ATOMIC_RELEASE);
+			e->loaded_ms = now_ms();
+			e->stale = e->failed = false;
+			reg.loads++;
+			pw_info("catalog: %zu functions, %zu schemas of %s loaded in %llu ms", c->n,
+				c->nschemas, e->key, (unsigned long long)(now_ms() - t0));
+			pthread_mutex_unlock(&reg.mu);
+			pw_catalog_release(old);
+		} else {
+			e->failed = true;
+			e->failed_ms = now_ms();
+			snprintf(e->error, sizeof(e->error), "%s", err);
+			reg.failures++;
+			pthread_mutex_unlock(&reg.mu);
+			pw_warn("catalog: cannot load %s: %s", e->key, err);
+		}
+		notify();
+		pthread_mutex_lock(&reg.mu);
+	}
+	pthread_mutex_unlock(&reg.mu);
+	return NULL;
+}
+
+enum pw_cat_state pw_catalog_acquire(struct pw_runtime *rt, int ui, const char *db,
+				     struct pw_catalog **out, char *err, size_t errlen)
+{
+	const struct pw_upstream *u = &rt->cfg->upstreams[ui];
+	char key[sizeof(((struct entry *)0)->key)];
+	enum pw_cat_state st;
+	uint64_t now = now_ms();
+
+	*out = NULL;
+	make_key(u, db, key, sizeof(key));
+	pthread_mutex_lock(&reg.mu);
+	struct entry *e = find_entry(key, true);
+	if (!e) {
+		pthread_mutex_unlock(&reg.mu);
+		pw_errf(err, errlen, "out of memory");
+		return PW_CAT_FAILED;
+	}
+	if (e->rt != rt) { /* load with the newest configuration seen */
+		struct pw_runtime *old = e->rt;
+		e->rt = pw_runtime_ref(rt);
+		if (old)
+			pw_runtime_unref(old);
+	}
+	e->ui = ui;
+	e->ttl_ms = u->catalog_ttl_ms;
+	snprintf(e->db, sizeof(e->db), "%s", db);
+	if (e->snap) {
+		if (e->stale || now - e->loaded_ms > (uint64_t)e->ttl_ms)
+			queue(e); /* refreshed in the background; this one serves meanwhile */
+		*out = pw_catalog_ref(e->snap);
+		st = PW_CAT_READY;
+	} else if (e->failed && now - e->failed_ms < RETRY_MS && !e->queued && !e->loading) {
+		pw_errf(err, errlen, "%s", e->error);
+		st = PW_CAT_FAILED;
+	} else {
+		queue(e);
+		st = reg.running ? PW_CAT_LOADING : PW_CAT_FAILED;
+		if (st == PW_CAT_FAILED)
+			pw_errf(err, errlen, "the catalog loader is not running");
+	}
+	pthread_mutex_unlock(&reg.mu);
+	return st;
+}
+
+bool pw_catalog_superseded(const struct pw_catalog *c)
+{
+	return c && c->entry && __atomic_load_n(&c->entry->gen, __ATOMIC_ACQUIRE) != c->gen;
+}
+
+struct pw_catalog *pw_catalog_newest(struct pw_catalog *c)
+{
+	struct pw_catalog *n = c;
+	if (!c || !c->entry)
+		return pw_catalog_ref(c);
+	pthread_mutex_lock(&reg.mu);
+	if (c->entry->snap)
+		n = c->entry->snap;
+	pw_catalog_ref(n);
+	pthread_mutex_unlock(&reg.mu);
+	return n;
+}
+
+void pw_catalog_invalidate(const struct pw_catalog *c)
+{
+	if (!c || !c->entry)
+		return;
+	pthread_mutex_lock(&reg.mu);
+	c->entry->stale = true;
+	queue(c->entry);
+	pthread_mutex_unlock(&reg.mu);
+}
+
+void pw_catalog_on_change(void (*fn)(void))
+{
+	pthread_mutex_lock(&reg.mu);
+	reg.notify = fn;
+	pthread_mutex_unlock(&reg.mu);
+}
+
+void pw_catalog_stop(void)
+{
+	pthread_mutex_lock(&reg.mu);
+	bool running = reg.running;
+	reg.stopping = true;
+	pthread_cond_broadcast(&reg.cv);
+	pthread_mutex_unlock(&reg.mu);
+	/* a load in flight ends within its upstream's connect timeout per step */
+	if (running)
+		pthread_join(reg.thread, NULL);
+	pthread_mutex_lock(&reg.mu);
+	reg.running = false;
+	for (struct entry *e = reg.entries, *nx; e; e = nx) {
+		nx = e->next;
+		if (e->snap)
+			e->snap->entry = NULL; /* a session may still hold it */
+		pw_catalog_release(e->snap);
+		if (e->rt)
+			pw_runtime_unref(e->rt);
+		free(e);
+	}
+	reg.entries = NULL;
+	pthread_mutex_unlock(&reg.mu);
+}
+
+void pw_catalog_stats(uint64_t *loads, uint64_t *failures)
+{
+	pthread_mutex_lock(&reg.mu);
+	if (loads)
+		*loads = reg.loads;
+	if (failures)
+		*failures = reg.failures;
+	pthread_mutex_unlock(&reg.mu);
+}
