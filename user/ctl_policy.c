@@ -10,6 +10,7 @@
 #include "pgward/catalog.h"
 #include "pgward/inspect.h"
 #include "pgward/log.h"
+#include "pgward/options.h"
 #include "pgward/pgconn.h"
 #include "pgward/policy.h"
 #include "pgward/runtime.h"
@@ -435,6 +436,109 @@ usage:
 	return 2;
 }
 
+struct startup_out {
+	const struct pw_config *cfg;
+	const struct pw_identity *id;
+	json_t *settings;
+	struct pw_decision d;
+	bool refused;
+};
+
+static int startup_setting(void *arg, const char *name, const char *value)
+{
+	struct startup_out *o = arg;
+	json_t *e = json_object();
+	json_object_set_new(e, "name", json_string(name));
+	json_object_set_new(e, "value", json_string(value));
+	json_array_append_new(o->settings, e);
+	pw_policy_startup_setting(o->cfg, o->id, name, value, &o->d);
+	o->refused = o->d.action != PW_ACT_ALLOW;
+	return o->refused ? 1 : 0;
+}
+
+/* policy startup --config FILE --identity NAME NAME=VALUE ...: the startup parameters judged as
+ * pgwardd judges them (options read as the server reads them); every setting they make. */
+static int do_startup(int argc, char **argv)
+{
+	const char *file = NULL, *ident = NULL;
+	int first = 0;
+	while (first + 1 < argc && argv[first][0] == '-') {
+		if (!strcmp(argv[first], "--config"))
+			file = argv[first + 1];
+		else if (!strcmp(argv[first], "--identity"))
+			ident = argv[first + 1];
+		else
+			break;
+		first += 2;
+	}
+	if (!file || !ident || first >= argc) {
+		fprintf(stderr, "usage: pgwardctl policy startup --config FILE --identity NAME "
+		                "NAME=VALUE ...\n");
+		return 2;
+	}
+	struct pw_config *cfg;
+	char err[1024];
+	if (pw_config_load(file, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	const struct pw_identity *id = NULL;
+	for (int i = 0; i < cfg->n_identities; i++)
+		if (strcmp(cfg->identities[i].name, ident) == 0)
+			id = &cfg->identities[i];
+	if (!id) {
+		fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, ident);
+		pw_config_unref(cfg);
+		return 1;
+	}
+	struct startup_out o = {.cfg = cfg, .id = id, .settings = json_array()};
+	const char *error = NULL;
+	for (int i = first; i < argc && !o.refused && !error; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq) {
+			fprintf(stderr, "pgwardctl: expected NAME=VALUE, got \"%s\"\n", argv[i]);
+			json_decref(o.settings);
+			pw_config_unref(cfg);
+			return 2;
+		}
+		*eq = 0;
+		if (!strcmp(argv[i], "options")) {
+			if (pw_options_parse(eq + 1, startup_setting, &o, err, sizeof(err)) < 0)
+				error = err;
+		} else if (strcmp(argv[i], "user") && strcmp(argv[i], "database")) {
+			startup_setting(&o, argv[i], eq + 1);
+		}
+	}
+	json_t *j = json_object();
+	json_object_set_new(j, "identity", json_string(id->name));
+	json_object_set_new(j, "decision", json_string(error || o.refused ? "deny" : "allow"));
+	if (error) {
+		json_object_set_new(j, "reason", json_string(error));
+		json_object_set_new(j, "sqlstate", json_string("42601"));
+		json_object_set_new(j, "by", json_string("server"));
+	} else if (o.refused) {
+		json_object_set_new(j, "reason", json_string(o.d.message));
+		json_object_set_new(j, "sqlstate", json_string(o.d.sqlstate));
+	}
+	json_object_set_new(j, "settings", o.settings);
+	int rc = error || o.refused ? 3 : 0;
+	if (pw_ctl_json) {
+		pw_ctl_print_json(j);
+	} else {
+		printf("identity %s: %s\n", id->name, error || o.refused ? "deny" : "allow");
+		if (error || o.refused)
+			printf("  reason: %s\n", error ? error : o.d.message);
+		size_t k;
+		json_t *e;
+		json_array_foreach(o.settings, k, e)
+		    printf("  sets %s = %s\n", json_string_value(json_object_get(e, "name")),
+		           json_string_value(json_object_get(e, "value")));
+		json_decref(j);
+	}
+	pw_config_unref(cfg);
+	return rc;
+}
+
 static const struct pw_ctl_cmd policy_cmds[] = {
     {"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
     {"explain", do_explain,
@@ -442,6 +546,10 @@ static const struct pw_ctl_cmd policy_cmds[] = {
      "                 --sql TEXT [--sql TEXT | --parse NAME=TEXT ...]\n"
      "                 analyse and decide statements as pgwardd would, with the search_path\n"
      "                 and function catalog read from the upstream (exit 3: refused)"},
+    {"startup", do_startup,
+     "startup --config FILE --identity NAME NAME=VALUE ...\n"
+     "                 judge startup parameters as pgwardd does (\"options\" read as the\n"
+     "                 server reads it; every setting listed; exit 3: refused)"},
     {NULL, NULL, NULL}};
 
 int pw_ctl_policy(int argc, char **argv)

@@ -665,6 +665,14 @@ static int find_func(const struct ctx *x, const char *const *globs, size_t n)
 	return -1;
 }
 
+/* A boolean setting's value that keeps it on (the spellings of PostgreSQL's parse_bool that
+ * clients use; anything else is taken as a change). */
+static bool is_on(const char *v)
+{
+	return !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+	       !strcmp(v, "1");
+}
+
 /* The checks no policy can switch off: without them the analysis itself is not reliable. */
 static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_decision *d)
 {
@@ -686,7 +694,7 @@ static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_
 		if (s->stmt != x->i)
 			continue;
 		if (strcmp(s->name, "standard_conforming_strings") == 0 &&
-		    s->how != PW_SQL_SET_RESET) {
+		    s->how != PW_SQL_SET_RESET && !(s->value_known && is_on(s->value))) {
 			set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, x->i,
 			             "may not change standard_conforming_strings (pgward reads "
 			             "statements as the server does only with it on)");
@@ -885,6 +893,52 @@ void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
 		compose(id, p, r->nstmts, d);
 	else if (r->nstmts == 0)
 		d->rule = 0; /* an empty query: nothing to judge, the server answers it */
+}
+
+void pw_policy_startup_setting(const struct pw_config *cfg, const struct pw_identity *id,
+                               const char *name, const char *value, struct pw_decision *d)
+{
+	const struct pw_policy *p = &id->policy;
+	size_t cap = 2 * (strlen(name) + strlen(value)) + 64, o = 0;
+	char *sql = malloc(cap), err[256];
+	struct pw_sql_result *r = malloc(sizeof(*r));
+
+	set_decision(d, PW_ACT_ALLOW, PW_BY_RULE, 0, -1, "allowed");
+	if (!sql || !r) {
+		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, -1, "may not start: out of memory");
+		goto out;
+	}
+	/* what the server does with it is set_config(name, value): analyse exactly that */
+	o += (size_t)snprintf(sql, cap, "SELECT pg_catalog.set_config('");
+	for (const char *s = name; *s; s++) {
+		if (*s == '\'')
+			sql[o++] = '\'';
+		sql[o++] = *s;
+	}
+	o += (size_t)snprintf(sql + o, cap - o, "', '");
+	for (const char *s = value; *s; s++) {
+		if (*s == '\'')
+			sql[o++] = '\'';
+		sql[o++] = *s;
+	}
+	snprintf(sql + o, cap - o, "', false)");
+	if (pw_sql_analyse(sql, strlen(sql), NULL, r, err, sizeof(err)) < 0 || r->nstmts != 1) {
+		set_decision(d, PW_ACT_DENY, PW_BY_REFUSAL, 0, -1,
+		             "may not set %.64s at start-up (pgward cannot read it: %.100s)", name,
+		             err);
+		goto out;
+	}
+	struct ctx x = {.id = id, .r = r, .i = 0, .st = &r->stmts[0]};
+	x.classes = 1u << PW_SQL_SET;
+	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(&x, cfg, d)) || guardrail(&x, d)) {
+		size_t l = strlen(d->reason);
+		snprintf(d->reason + l, sizeof(d->reason) - l, " at start-up");
+	}
+out:
+	if (d->action != PW_ACT_ALLOW)
+		compose(id, p, 1, d);
+	free(sql);
+	free(r);
 }
 
 void pw_policy_function_call(const struct pw_identity *id, struct pw_decision *d)

@@ -35,6 +35,7 @@
 #include "pgward/jwt.h"
 #include "pgward/policy.h"
 #include "pgward/loader.h"
+#include "pgward/options.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
 #include "pgward/runtime.h"
@@ -960,58 +961,49 @@ static void after_client_auth(struct pw_session *s)
 	upstream_connect(s);
 }
 
-/* Settings a client may not choose at start-up: they change how the server reads statements
- * or who runs them (a role given at start-up would skip the identity's scoping). */
-static const char *const startup_refused[] = {"standard_conforming_strings", "client_encoding",
-					       "role", "session_authorization", "search_path"};
+struct startup_judge {
+	struct pw_session *s;
+	struct pw_decision d;
+	bool refused;
+};
 
-/* The GUC names an `options` startup parameter sets ("-c name=value", "--name=value"; words
- * split on blanks, backslash escapes the next character, as the server splits them). Returns
- * the first refused one, or NULL. */
-static const char *options_refused(const char *opt, char *name, size_t cap)
+/* A setting the options parameter makes, judged as a startup parameter is. */
+static int judge_option(void *arg, const char *name, const char *value)
 {
-	char word[1024];
-	bool want_c = false;
-
-	while (*opt) {
-		size_t n = 0;
-		while (isspace((unsigned char)*opt))
-			opt++;
-		if (!*opt)
-			break;
-		while (*opt && !isspace((unsigned char)*opt)) {
-			if (*opt == '\\' && opt[1])
-				opt++;
-			if (n < sizeof(word) - 1)
-				word[n++] = *opt;
-			opt++;
-		}
-		word[n] = 0;
-		const char *set = NULL;
-		if (want_c)
-			set = word;
-		else if (strncmp(word, "--", 2) == 0)
-			set = word + 2;
-		else if (strncmp(word, "-c", 2) == 0 && word[2])
-			set = word + 2;
-		want_c = strcmp(word, "-c") == 0;
-		if (!set)
-			continue;
-		size_t k;
-		for (k = 0; set[k] && set[k] != '=' && k < cap - 1; k++)
-			name[k] = set[k] == '-' ? '_' : (char)tolower((unsigned char)set[k]);
-		name[k] = 0;
-		for (size_t i = 0; i < sizeof(startup_refused) / sizeof(startup_refused[0]); i++)
-			if (strcmp(name, startup_refused[i]) == 0)
-				return name;
-	}
-	return NULL;
+	struct startup_judge *j = arg;
+	pw_policy_startup_setting(j->s->rt->cfg, j->s->id, name, value, &j->d);
+	j->refused = j->d.action != PW_ACT_ALLOW;
+	return j->refused ? 1 : 0;
 }
 
-static bool is_on(const char *v)
+/* Every setting the startup packet makes, as the server would make it, judged as the same
+ * set_config() would be (options.h, pw_policy_startup_setting). False when refused. */
+static bool startup_settings(struct pw_session *s)
 {
-	return !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
-	       !strcmp(v, "1");
+	struct startup_judge j = {.s = s};
+	char err[512];
+
+	for (int i = 0; i < s->st.n; i++) {
+		const char *k = s->st.key[i], *v = s->st.val[i];
+		if (!strcmp(k, "user") || !strcmp(k, "database") || !strcmp(k, "replication") ||
+		    !strncmp(k, "_pq_.", 5))
+			continue; /* not settings: who connects, and protocol extensions */
+		if (!strcmp(k, "options")) {
+			int rc = pw_options_parse(v, judge_option, &j, err, sizeof(err));
+			if (rc < 0) {
+				/* the server would end the connection: so it ends here */
+				fatal(s, "42601", "%s", err);
+				return false;
+			}
+		} else {
+			judge_option(&j, k, v);
+		}
+		if (j.refused) {
+			fatal(s, j.d.sqlstate[0] ? j.d.sqlstate : "42501", "%s", j.d.message);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* The set-up's last statement: what the server says of the session once the role is in place:
@@ -1062,41 +1054,10 @@ static bool startup_policy(struct pw_session *s)
 {
 	const struct pw_config *cfg = s->rt->cfg;
 	const struct pw_policy *p = &s->id->policy;
-	char msg[512], name[128];
+	char msg[512];
 
-	bool integrity = !p->guardrail_off[PW_GR_PARSER_INTEGRITY];
-	for (int i = 0; i < s->st.n; i++) {
-		const char *k = s->st.key[i], *v = s->st.val[i];
-		if ((!strcasecmp(k, "role") || !strcasecmp(k, "session_authorization")) &&
-		    !p->guardrail_off[PW_GR_ROLE_ESCAPE]) {
-			fatal(s, "42501", "pgward: identity %s may not choose its role at start-up (%s)",
-			      s->id->name, k);
-			return false;
-		}
-		if (!integrity)
-			continue;
-		if (!strcasecmp(k, "standard_conforming_strings") && !is_on(v)) {
-			fatal(s, "42501",
-			      "pgward: identity %s may not start with standard_conforming_strings = "
-			      "%s",
-			      s->id->name, v);
-			return false;
-		}
-		if (!strcasecmp(k, "client_encoding") && !pw_config_encoding_allowed(cfg, v)) {
-			fatal(s, "42501",
-			      "pgward: identity %s may not use client_encoding %s (see "
-			      "client_encodings)",
-			      s->id->name, v);
-			return false;
-		}
-		if (!strcmp(k, "options") && options_refused(v, name, sizeof(name))) {
-			fatal(s, "42501",
-			      "pgward: identity %s may not set %s through the options startup "
-			      "parameter",
-			      s->id->name, name);
-			return false;
-		}
-	}
+	if (!startup_settings(s))
+		return false;
 	if (pw_policy_admit(s->id, cfg, s->database, s->ups_idx, time(NULL), msg, sizeof(msg)) <
 	    0) {
 		fatal(s, "42501", "%s", msg);

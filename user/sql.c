@@ -461,7 +461,8 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 
 		struct pw_sql_setting *st = name ? setting(w, name, PW_SQL_SET_CONFIG) : NULL;
 
-		if (st && fc->n_args > 1 && strcmp(st->name, "client_encoding") == 0) {
+		if (st && fc->n_args > 1 && (strcmp(st->name, "client_encoding") == 0 ||
+					     strcmp(st->name, "standard_conforming_strings") == 0)) {
 			const char *v = const_string(w, fc->args[1]);
 
 			st->value_known = v && value_add(st, v, strlen(v));
@@ -696,10 +697,12 @@ static void visit(struct walk *w, msg_t *m)
 			struct pw_sql_setting *st = setting(w, s->name, how);
 
 			bool enc = st && (strcmp(st->name, "client_encoding") == 0 ||
-					  strcmp(st->name, "names") == 0);
+					  strcmp(st->name, "names") == 0 ||
+					  strcmp(st->name, "standard_conforming_strings") == 0);
 
 			if (enc && how != PW_SQL_SET_RESET) {
-				/* SET NAMES 'x', SET client_encoding TO x, ALTER ROLE ... SET */
+				/* SET NAMES 'x', SET client_encoding TO x, ALTER ROLE ... SET; also
+				 * standard_conforming_strings' value */
 				const char *v = s->n_args == 1 ? const_string(w, s->args[0]) : NULL;
 
 				st->value_known = v && value_add(st, v, strlen(v));

@@ -92,6 +92,13 @@ void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
 bool pw_policy_call_writes(const struct pw_policy_session *ps, const struct pw_sql_func *f,
                            char *why, size_t len);
 
+/* A setting made at start-up (a startup parameter, or one the options parameter makes: see
+ * options.h): judged as set_config(name, value) is by the checks that read settings (the
+ * parser-integrity refusals, the role_escape guardrail). Rules on class "set" do not apply:
+ * every driver sends such parameters. */
+void pw_policy_startup_setting(const struct pw_config *cfg, const struct pw_identity *id,
+                               const char *name, const char *value, struct pw_decision *d);
+
 /* The FunctionCall protocol message (calls a function by OID: nothing to analyse). */
 void pw_policy_function_call(const struct pw_identity *id, struct pw_decision *d);
 

@@ -110,8 +110,9 @@ struct pw_sql_setting {
 	uint8_t how;		   /* enum pw_sql_set_how; SET ... TO DEFAULT is a RESET */
 	uint16_t stmt;
 	/* search_path: the schema names set, each NUL-terminated, value_len bytes in all;
-	 * client_encoding / NAMES: the one name. value_known is false when the value is not a
-	 * constant (or too long to keep); true with no value for a RESET */
+	 * client_encoding / NAMES, standard_conforming_strings: the one value. value_known is
+	 * false when the value is not a constant (or too long to keep); true with no value for a
+	 * RESET */
 	bool value_known;
 	uint16_t value_len;
 	char value[PW_SQL_VALUE_MAX];

@@ -158,7 +158,7 @@ attack="SELECT 'x\\''; DROP TABLE orders; --'"
 out=$(psqlw -c "SET standard_conforming_strings = off" -c "$attack")
 check "SET standard_conforming_strings = off is refused" grep -q 'may not change standard_conforming_strings' <<<"$out"
 out=$(PGOPTIONS="-c standard_conforming_strings=off" psqlw -c "$attack")
-check "options=-c standard_conforming_strings=off is refused at start-up" grep -q 'FATAL:  pgward: identity writer may not set standard_conforming_strings' <<<"$out"
+check "options=-c standard_conforming_strings=off is refused at start-up" grep -q 'FATAL:  pgward: identity writer may not change standard_conforming_strings' <<<"$out"
 out=$(PGOPTIONS="--standard-conforming-strings=off" psqlw -c "$attack")
 check "options=--standard-conforming-strings=off is refused at start-up" grep -q 'FATAL:  pgward' <<<"$out"
 out=$(psqlw -c "SELECT set_config('standard_conforming_strings', 'off', false)" -c "$attack")
@@ -169,9 +169,48 @@ check "a server reporting standard_conforming_strings off ends the session" grep
 pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb RESET standard_conforming_strings" >/dev/null
 check "the standard_conforming_strings attack leaves the table in place" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM orders")" = 3
 out=$(PGCLIENTENCODING=SJIS psqlr -c "SELECT 1")
-check "client_encoding SJIS is refused at start-up" grep -q 'may not use client_encoding SJIS' <<<"$out"
+check "client_encoding SJIS is refused at start-up" grep -q 'may not set client_encoding to SJIS' <<<"$out"
 out=$(psqlr -c "SET client_encoding = 'BIG5'")
 check "SET client_encoding = BIG5 is refused" grep -q 'may not set client_encoding to BIG5' <<<"$out"
+
+# --- startup options as the server reads them ------------------------------------------------
+pgtmp_psql -q -d policydb -c "CREATE TABLE secret.orders (id int, secret text); INSERT INTO secret.orders VALUES (42, 'the-secret-row')" >/dev/null
+out=$(PGOPTIONS="-Ec search_path=secret" psqlr -Atc "SELECT * FROM orders")
+check "options -Ec search_path=secret: the unqualified orders is judged as secret.orders (refused)" grep -q 'may not SELECT secret.orders' <<<"$out"
+check "options -Ec search_path=secret: the secret row did not come back" bash -c "! grep -q the-secret-row <<<'$out'"
+out=$(PGOPTIONS="-e-role=postgres" psqlr -Atc "SELECT current_user")
+check "options -e-role=x (combined switches) is refused at start-up as a role escape" grep -q 'FATAL:  pgward: identity reader may not change the session.s role' <<<"$out"
+out=$(PGOPTIONS="--session-authorization=postgres" psqlr -Atc "SELECT 1")
+check "options --session-authorization=x is refused at start-up" grep -q 'FATAL:  pgward: identity reader may not change the session.s role' <<<"$out"
+out=$(PGOPTIONS="-c search_path" psqlr -Atc "SELECT 1")
+check "options the server cannot read are refused with its own words" grep -q 'FATAL:  -c search_path requires a value' <<<"$out"
+extra_opt='{"name": "optparse", "match": {"user": "optparse"}, "auth": "trust", "upstream": "main",
+  "guardrails": {"role_escape": false, "server_copy": false, "server_files": false,
+   "alter_system": false, "drop_database": false, "create_extension": false, "dblink": false,
+   "terminate_backend": false, "code": false, "no_where": false, "parser_integrity": false},
+  "rules": [{"action": "allow"}]}'
+config "$extra_opt" >"$W/optparse.json"
+out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/optdiff.py" "$CTL" "$W/optparse.json" optparse \
+	"host=127.0.0.1 port=$PGTMP_PORT user=postgres dbname=policydb sslmode=disable" "${PGWARD_OPTDIFF_N:-150}")
+printf '%s\n' "$out" | grep '^#'
+check "the options differential against the server: $(grep -o '([0-9]* generated.*)' <<<"$out")" grep -q '^ok - ' <<<"$out"
+
+# --- the session's real search_path: role defaults and a schema named after the login ---------
+pgtmp_psql -q -d policydb -c "CREATE SCHEMA postgres; CREATE TABLE postgres.customers (id int, name text, email text); INSERT INTO postgres.customers VALUES (7, 'x', 'the-secret-email')" >/dev/null
+out=$(psqlr -Atc "SELECT email FROM customers")
+check "a schema named after the login role: unqualified customers is refused (postgres.customers is a candidate)" grep -q 'may not SELECT postgres.customers' <<<"$out"
+check "a schema named after the login role: its row did not come back" bash -c "! grep -q the-secret-email <<<'$out'"
+out=$(psqlr -Atc "SELECT count(*) FROM public.customers")
+check "a schema named after the login role: qualified names still read" test "$out" = 2
+pgtmp_psql -q -d policydb -c "DROP SCHEMA postgres CASCADE" >/dev/null
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb SET search_path = secret, public" >/dev/null
+out=$(psqlr -Atc "SELECT * FROM orders")
+check "a role default search_path (secret, public): unqualified orders is refused" grep -q 'may not SELECT secret.orders' <<<"$out"
+check "a role default search_path: the secret row did not come back" bash -c "! grep -q the-secret-row <<<'$out'"
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb RESET search_path" >/dev/null
+out=$(psqlr -Atc "SELECT count(*) FROM orders")
+check "without it, unqualified orders reads public.orders again" test "$out" = 3
+pgtmp_psql -q -d policydb -c "DROP TABLE secret.orders" >/dev/null
 
 # --- FunctionCall: libpq's large-object calls ---------------------------------------------------
 out=$(psqlw -c "\\lo_import /etc/hostname")
