@@ -1045,14 +1045,20 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 	visit(w, (msg_t *)n);
 }
 
+/* nesting guard limits (see depth_guard) */
+#define PAREN_LEVELS 8
+#define CHAIN_LEVELS 2
+#define MAX_LEVELS 20000
+#define GUARD_FROM (MAX_LEVELS / PAREN_LEVELS) /* shorter texts cannot reach MAX_LEVELS */
+
 /* ---- the big stack ----------------------------------------------------------------------- */
 
-/* Stack for the parse and walk. The nesting guard below admits at most MAX_DEPTH levels; the
- * worst case admitted (8 KiB of `SELECT 1+1+...`, 4000 levels) touches 7.5 MiB (measured by
- * test_sql; more under ASan): 64 MiB leaves a margin of 8. The mapping is reserved lazily
- * (MAP_NORESERVE): only the pages a parse really touches become memory, and they are handed
- * back after a deep parse. One per thread, created on first use. */
-#define PARSE_STACK_SIZE (64ul << 20)
+/* Stack for the parse and walk. The nesting guard below admits at most MAX_LEVELS node levels
+ * of about 1 KiB each (2 to 3 KiB under ASan, measured by test_sql): 160 MiB leaves a margin
+ * of 4. The mapping is reserved lazily (MAP_NORESERVE): only the pages a parse really touches
+ * become memory, and they are handed back after a deep parse. One per thread, created on
+ * first use. */
+#define PARSE_STACK_SIZE (96ul << 20)
 #define GUARD_SIZE (64ul << 10)
 
 struct fiber {
@@ -1064,6 +1070,10 @@ struct fiber {
 
 /* thread-local: each worker thread parses on its own stack; freed by the key destructor */
 static __thread struct fiber fib;
+/* test_sql's measurement: set once it asks (pw_sql__stack_touched); thread-local */
+static __thread bool measure_stack;
+static __thread size_t touched;
+static size_t stack_touched(void);
 static pthread_key_t fib_key;
 static pthread_once_t fib_once = PTHREAD_ONCE_INIT;
 
@@ -1128,13 +1138,25 @@ static int on_big_stack(void (*fn)(void *), void *arg, size_t textlen)
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 	/* a long text may have touched many stack pages: give all but the top 1 MiB back */
-	if (textlen >= (8u << 10))
+	if (textlen >= GUARD_FROM) {
+		if (measure_stack)
+			touched = stack_touched();
 		madvise(fib.map + GUARD_SIZE, PARSE_STACK_SIZE - (1ul << 20), MADV_DONTNEED);
+	}
 	return 0;
 }
 
-size_t pw_sql__stack_touched(void); /* for the test's measurement only */
+/* For test_sql's measurement only: the stack the deepest parse since the last call touched. */
+size_t pw_sql__stack_touched(void);
 size_t pw_sql__stack_touched(void)
+{
+	size_t t = touched > stack_touched() ? touched : stack_touched();
+	measure_stack = true;
+	touched = 0;
+	return t;
+}
+
+static size_t stack_touched(void)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = PARSE_STACK_SIZE / page, i;
 	unsigned char *vec;
@@ -1154,41 +1176,54 @@ size_t pw_sql__stack_touched(void)
 
 /* ---- nesting guard ----------------------------------------------------------------------- */
 
-/* libpg_query recurses once per expression level (about 2 KiB of stack per level, measured) and
- * its parse time grows with the square of the depth (64 KiB of `1+1+...` takes over a second).
- * So depth is bounded before parsing: the scanner's tokens give an upper bound of the tree
- * depth (per parenthesis/CASE level, the operators chained since the last comma, summed over the
- * enclosing levels). The server itself refuses such statements (stack depth limit exceeded). */
-#define MAX_DEPTH 4000
-#define GUARD_FROM (8u << 10) /* shorter texts cannot nest deeper than MAX_DEPTH */
+/* What recurses is not the parser (bison keeps its own stack, and refuses more than 10000
+ * states with "memory exhausted", as the server does) but the tree: libpg_query's protobuf
+ * writer, the reader and the walk recurse once per node level, about 1 KiB of stack each
+ * (tests/unit/test_sql.c measures it: 2 KiB for a "+" level, 6 to 7 KiB for a sub-select or a
+ * WITH level). So before parsing, an upper bound of the tree's depth is taken from the server's
+ * own scanner's tokens, in node levels:
+ *   - an open '(' '[' or CASE: PAREN_LEVELS (a sub-select, a call, a CTE: several nodes);
+ *   - every token that nests its left side one level deeper: an operator, NOT, IS, COLLATE,
+ *     AT, LIKE, BETWEEN, IN, JOIN, UNION, INTERSECT, EXCEPT...: CHAIN_LEVELS, summed since the
+ *     last ',' ';' AND or OR of the same parenthesis level (AND and OR lists are flat: the
+ *     server's makeAndExpr/makeOrExpr append to the list on their left);
+ * summed over the enclosing levels. A statement over MAX_LEVELS is refused with 54001: the
+ * server itself refuses far less deep ones (stack depth limit exceeded), and a 5,000-term OR
+ * or a 200 KB VALUES list is flat. The stack below holds MAX_LEVELS with a margin of 4 (more
+ * than the ASan build's frames need: test_sql measures that build too). */
 
-static bool op_token(const char *t, size_t n, bool keyword)
+
+static bool chain_keyword(const char *t, size_t n)
 {
-	static const char *const kw[] = { "and", "or", "not", "is", "isnull", "notnull",
-					  "collate", "at", "like", "ilike", "similar", "between",
-					  "in", "operator", "escape" };
+	static const char *const kw[] = { "not",     "is",	  "isnull", "notnull",   "collate",
+					  "at",	     "like",	  "ilike",  "similar",   "between",
+					  "in",	     "operator", "escape", "join",	 "union",
+					  "intersect", "except",  "overlaps" };
 
-	if (keyword) {
-		for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
-			if (strlen(kw[i]) == n && strncasecmp(t, kw[i], n) == 0)
-				return true;
-		return false;
-	}
+	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
+		if (strlen(kw[i]) == n && strncasecmp(t, kw[i], n) == 0)
+			return true;
+	return false;
+}
+
+static bool op_token(const char *t, size_t n)
+{
 	if (n == 0)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (!strchr("+-*/<>=~!@#%^&|`?:[.", t[i]))
+		if (!strchr("+-*/<>=~!@#%^&|`?:", t[i]))
 			return false;
-	return !(n == 1 && t[0] == '.');
+	return true;
 }
 
 static int depth_guard(const char *text, size_t len, char *err, size_t errlen)
 {
 	PgQueryScanResult sr;
 	PgQuery__ScanResult *toks;
-	uint32_t chain[MAX_DEPTH + 2];
+	/* per open level: the node levels its chain adds */
+	static __thread uint32_t chain[MAX_LEVELS / PAREN_LEVELS + 2];
 	int level = 0, rc = 0;
-	long total = 1;
+	long total = 0;
 
 	if (len < GUARD_FROM)
 		return 0;
@@ -1210,24 +1245,33 @@ static int depth_guard(const char *text, size_t len, char *err, size_t errlen)
 		size_t n = (size_t)(t->end - t->start);
 		bool kw = t->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD;
 
-		if ((n == 1 && *p == '(') || (kw && n == 4 && !strncasecmp(p, "case", 4))) {
+		if (t->token == PG_QUERY__TOKEN__SQL_COMMENT || t->token == PG_QUERY__TOKEN__C_COMMENT)
+			continue;
+		if ((n == 1 && (*p == '(' || *p == '[')) || (kw && n == 4 && !strncasecmp(p, "case", 4))) {
 			chain[++level] = 0;
-			total++;
-		} else if ((n == 1 && *p == ')') || (kw && n == 3 && !strncasecmp(p, "end", 3))) {
+			total += PAREN_LEVELS;
+		} else if ((n == 1 && (*p == ')' || *p == ']')) ||
+			   (kw && n == 3 && !strncasecmp(p, "end", 3))) {
 			if (level > 0) {
-				total -= chain[level] + 1;
+				total -= chain[level] + PAREN_LEVELS;
 				level--;
 			}
-		} else if (n == 1 && (*p == ',' || *p == ';')) {
-			total -= chain[level];
-			chain[level] = 0;
-		} else if (op_token(p, n, kw)) {
-			chain[level]++;
-			total++;
+		} else if ((n == 1 && (*p == ',' || *p == ';')) ||
+			   (kw && ((n == 3 && !strncasecmp(p, "and", 3)) ||
+				   (n == 2 && !strncasecmp(p, "or", 2))))) {
+			/* a list: its members start afresh (an AND or OR list node: one level) */
+			uint32_t base = n == 1 ? 0 : CHAIN_LEVELS;
+			total += (long)base - (long)chain[level];
+			chain[level] = base;
+		} else if ((kw && chain_keyword(p, n)) || (!kw && op_token(p, n))) {
+			chain[level] += CHAIN_LEVELS;
+			total += CHAIN_LEVELS;
 		}
-		if (level > MAX_DEPTH || total > MAX_DEPTH) {
-			snprintf(err, errlen, "expression nested too deeply (more than %d levels) "
-				 "at position %d", MAX_DEPTH, t->start + 1);
+		if (level > MAX_LEVELS / PAREN_LEVELS || total > MAX_LEVELS) {
+			snprintf(err, errlen,
+				 "statement too complex: nested too deeply (more than %d node levels) "
+				 "at position %d",
+				 MAX_LEVELS, t->start + 1);
 			rc = -1;
 		}
 	}

@@ -152,6 +152,12 @@ check "a policy refusal carries SQLSTATE 42501" grep -q 'ERROR:  42501' <<<"$out
 deep=$(python3 -c 'print("SELECT " + "+".join(["1"] * 50000))')
 out=$(psqlr -Atc "$deep" -c "SELECT 'alive'")
 check "50000 chained additions are refused or answered, pgwardd keeps serving" grep -q alive <<<"$out"
+deep=$(python3 -c 'print("SELECT 1 FROM (VALUES(1)) a" + " CROSS JOIN (VALUES(1)) x" * 41000)')
+out=$(psqlr -v VERBOSITY=verbose -Atc "$deep" -c "SELECT 'alive'")
+check "41,000 CROSS JOINs: refused with 54001, pgwardd keeps serving" bash -c "grep -q 'ERROR:  54001: pgward: cannot analyse' <<<\"\$1\" && grep -q alive <<<\"\$1\"" _ "$out"
+wide=$(python3 -c 'print("SELECT count(*) FROM orders WHERE id = 0" + " OR id = 1" * 5000)')
+out=$(psqlr -Atc "$wide")
+check "a 5,000-term OR is judged and answered by the server" test "$out" = 1
 
 # --- standard_conforming_strings --------------------------------------------------------------
 attack="SELECT 'x\\''; DROP TABLE orders; --'"
