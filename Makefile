@@ -78,10 +78,61 @@ demo: deps all
 	BUILD=$(BUILD) scripts/demo.sh
 
 format:
-	clang-format -i $(wildcard user/*.c include/pgward/*.h tests/unit/*.c tests/integration/*.c bpf/*.c bpf/*.h)
+	clang-format -i $(wildcard user/*.c include/pgward/*.h tests/unit/*.c tests/integration/*.c bpf/*.c bpf/*.h tests/fuzz/*.c tests/fuzz/*.h)
+
+# ---- fuzzing (libFuzzer) ------------------------------------------------------------------------
+# `make fuzz-build` builds every tests/fuzz/fuzz_<name>.c into build/fuzz/fuzz_<name>: the
+# library (LIB_SRCS) compiled again with clang under ASan+UBSan and libFuzzer's coverage, its
+# file-system, socket and kill calls renamed (objcopy) into the sandbox of tests/fuzz/fuzzlib.c.
+# `make fuzz` runs each harness of FUZZ_TARGETS (default: all) for FUZZ_SECONDS from its corpus
+# in build/fuzz/corpus/<name>/; crashes land in build/fuzz/crashes/<name>/. tests/fuzz/run.sh
+# is the bounded run for `make check`. See tests/fuzz/README.md.
+FUZZ_CC       := clang
+FUZZ_BUILD    := build/fuzz
+FUZZ_SECONDS  ?= 300
+FUZZ_SRCS     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES    := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_TARGETS  ?= $(FUZZ_NAMES)
+FUZZ_BINS     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:user/%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_CFLAGS   := -std=gnu11 -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-D_GNU_SOURCE -Iinclude -I$(FUZZ_BUILD) -I$(BUILD) -pthread -MMD -MP
+FUZZ_SANDBOXED := open open64 openat creat fopen fopen64 freopen setmntent access faccessat \
+	euidaccess stat lstat fstatat statfs opendir readlink realpath mkdir rmdir unlink rename \
+	chmod chown truncate mount name_to_handle_at open_by_handle_at socket connect bind \
+	getaddrinfo kill
+
+$(FUZZ_BUILD)/obj/loader.o: $(BUILD)/pgward.skel.h
+
+$(FUZZ_BUILD)/obj/%.o: user/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	objcopy $(foreach s,$(FUZZ_SANDBOXED),--redefine-sym $(s)=pwfuzz_sb_$(s)) $@ || { rm -f $@; exit 1; }
+
+# the harnesses' helpers and the sandbox: no coverage, not renamed
+$(FUZZ_BUILD)/harness/fuzzlib.o: tests/fuzz/fuzzlib.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Wall -Wextra -Werror -c $< -o $@
+
+$(FUZZ_BUILD)/libpgward.a: $(FUZZ_LIB_OBJS) $(FUZZ_BUILD)/harness/fuzzlib.o
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_BUILD)/libpgward.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Wall -Wextra -Werror -MF $@.d -o $@ $< \
+		$(FUZZ_BUILD)/libpgward.a $(LIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_TARGETS='$(FUZZ_TARGETS)' tests/fuzz/fuzz.sh
+
+-include $(wildcard $(FUZZ_BUILD)/obj/*.d $(FUZZ_BUILD)/harness/*.d $(FUZZ_BUILD)/*.d)
+# ---- end of fuzzing ------------------------------------------------------------------------------
 
 clean:
 	rm -rf build
 
-.PHONY: all tests deps check bench demo format clean
+.PHONY: all tests deps check bench demo format clean fuzz fuzz-build
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

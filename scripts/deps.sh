@@ -25,6 +25,8 @@ PACKAGES=(
 	libpq-dev pgbouncer openssl dpkg-dev bison flex python3 iproute2 procps
 	# also used by scripts/pgsrc.sh, scripts/pgtmp.sh, tests/integration/suites.sh
 	bzip2 xz-utils diffutils util-linux shellcheck
+	# libFuzzer's runtime (libclang_rt.fuzzer) for clang: make fuzz, tests/fuzz/run.sh
+	libclang-rt-dev
 )
 
 LISTS_MAX_AGE_MIN=1440

@@ -51,6 +51,9 @@ for src in tests/unit/test_*.c; do
 	fi
 	run_group "unit/$t" "$BUILD/tests/$t"
 done
+# the libFuzzer harnesses: their regression inputs, then a bounded run of each (make fuzz runs
+# them for as long as asked)
+run_group fuzz tests/fuzz/run.sh "${PGWARD_FUZZ_SECONDS:-10}"
 run_group integration/core tests/integration/core.sh
 run_group integration/policy tests/integration/policy.sh
 for t in tests/bpf/*.sh; do

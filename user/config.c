@@ -1780,13 +1780,16 @@ static int load_buffer(const char *buf, size_t len, const char *path, struct pw_
 		err[0] = '\0';
 	/* duplicate keys would otherwise let the last one win unnoticed */
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-	if (!root)
-		return fail(&x, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
-
-	struct pw_config *c = calloc(1, sizeof(*c));
+	struct pw_config *c = root ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
+		int rc = root ? fail(&x, NULL, "out of memory")
+		              : fail(&x, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
 		json_decref(root);
-		return fail(&x, NULL, "out of memory");
+		if (all) /* what fail() collected is the caller's now */
+			*all = x.all;
+		else
+			free(x.all);
+		return rc;
 	}
 	c->refcount = 1;
 	c->workers = default_workers();

@@ -586,8 +586,10 @@ static json_t *part_json(const char *b64, size_t n, const char *what, char *why,
 	j = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &je);
 	free(raw);
 	if (!json_is_object(j)) {
+		/* jansson's message quotes the token's bytes: shown as the rest of its text is */
+		char s[SHOW + 4];
 		pw_errf(why, whylen, "token %s is not a JSON object%s%s", what, j ? "" : ": ",
-		        j ? "" : je.text);
+		        j ? "" : show(je.text, s, sizeof(s)));
 		json_decref(j);
 		return NULL;
 	}

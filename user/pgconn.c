@@ -22,6 +22,7 @@
 #include "pgward/pgconn.h"
 #include "pgward/proto.h"
 #include "pgward/tls.h"
+#include "pgward/upstream_login.h"
 
 #define APP_NAME "pgward-janitor"
 
@@ -449,27 +450,6 @@ static int negotiate_tls(struct pw_pgconn *c, const struct pw_runtime *rt, int u
 	return 0;
 }
 
-static const char *auth_method_name(uint32_t code)
-{
-	switch (code) {
-	case PW_AUTH_REQ_KRB5:
-		return "Kerberos V5";
-	case PW_AUTH_REQ_GSS:
-	case PW_AUTH_REQ_GSS_CONT:
-		return "GSSAPI";
-	case PW_AUTH_REQ_SSPI:
-		return "SSPI";
-	default:
-		return "unknown";
-	}
-}
-
-static int send_password(struct pw_pgconn *c, const void *pw, size_t len, int64_t deadline,
-                         char *err, size_t errlen)
-{
-	return send_msg(c, 'p', pw, len, NULL, 0, deadline, err, errlen);
-}
-
 /* StartupMessage, authentication, and everything up to the first ReadyForQuery. */
 static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *db, int64_t deadline,
                  char *err, size_t errlen)
@@ -493,11 +473,9 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 	if (write_all(c, pkt, off, deadline, err, errlen) < 0)
 		return -1;
 
-	struct pw_scram_client sc;
-	bool authed = false, sasl = false, sasl_cont = false, sasl_done = false;
-	bool tls = c->ssl != NULL;
-	char out[PW_SCRAM_MSG_MAX + 64], e[256];
-	size_t outlen;
+	struct pw_login lg;
+	bool authed = false;
+	pw_login_init(&lg, u, c->ssl != NULL);
 	for (;;) {
 		uint8_t t;
 		const uint8_t *body;
@@ -535,121 +513,22 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 			pw_errf(err, errlen, "unexpected message type 0x%02x during the login", t);
 			return -1;
 		}
-		if (authed || blen < 4) {
+		if (authed) {
 			pw_errf(err, errlen, "unexpected authentication request");
 			return -1;
 		}
-		uint32_t code = pw_be32(body);
-		if (sasl && code != PW_AUTH_REQ_SASL_CONT && code != PW_AUTH_REQ_SASL_FIN &&
-		    code != PW_AUTH_REQ_OK) {
-			pw_errf(err, errlen, "authentication request %u in the middle of SCRAM",
-			        code);
-			return -1;
-		}
-		bool needs_pw = code == PW_AUTH_REQ_CLEARTEXT || code == PW_AUTH_REQ_MD5 ||
-		                code == PW_AUTH_REQ_SASL;
-		if (needs_pw && !u->has_password) {
-			pw_errf(err, errlen, "server asks for a password and none is configured");
-			return -1;
-		}
-		switch (code) {
-		case PW_AUTH_REQ_OK:
-			/* a server that started SCRAM must finish it: the signature is its proof
-			 * that it knows the password, i.e. that it is the server we meant */
-			if (sasl && !sasl_done) {
-				pw_errf(err, errlen,
-				        "server ended SCRAM without proving it knows the "
-				        "password");
-				return -1;
-			}
+		/* the one login state machine sessions use too */
+		uint8_t out[PW_LOGIN_MSG_MAX];
+		size_t outlen;
+		switch (pw_login_step(&lg, body, blen, out, sizeof(out), &outlen, err, errlen)) {
+		case PW_LOGIN_AUTHED:
 			authed = true;
 			break;
-		case PW_AUTH_REQ_CLEARTEXT:
-			if (!tls && !u->allow_cleartext) {
-				pw_errf(err, errlen,
-				        "server asks for a cleartext password over an "
-				        "unencrypted connection (set allow_cleartext "
-				        "to permit it)");
+		case PW_LOGIN_SEND:
+			if (outlen && send_msg(c, 'p', out, outlen, NULL, 0, deadline, err, errlen) < 0)
 				return -1;
-			}
-			if (send_password(c, u->password, strlen(u->password) + 1, deadline, err,
-			                  errlen) < 0)
-				return -1;
-			break;
-		case PW_AUTH_REQ_MD5:
-			if (blen != 8) {
-				pw_errf(err, errlen, "malformed MD5 request");
-				return -1;
-			}
-			pw_md5_password(u->user, u->password, body + 4, out);
-			if (send_password(c, out, 36, deadline, err, errlen) < 0)
-				return -1;
-			break;
-		case PW_AUTH_REQ_SASL: {
-			bool scram = false;
-			for (size_t i = 4; i < blen && body[i];) {
-				const char *m = (const char *)body + i;
-				size_t ml = strnlen(m, blen - i);
-				if (ml == blen - i)
-					break; /* unterminated: ignored */
-				if (strcmp(m, "SCRAM-SHA-256") == 0)
-					scram = true; /* never -PLUS: no channel binding here */
-				i += ml + 1;
-			}
-			if (!scram) {
-				pw_errf(err, errlen,
-				        "server offers no SASL mechanism pgward supports");
-				return -1;
-			}
-			if (pw_scram_client_first(&sc, NULL, out, sizeof(out), &outlen) != 0) {
-				pw_errf(err, errlen, "SCRAM client-first failed");
-				return -1;
-			}
-			static const char mech[] = "SCRAM-SHA-256";
-			uint8_t hdr[sizeof(mech) + 4];
-			memcpy(hdr, mech, sizeof(mech));
-			pw_put_be32(hdr + sizeof(mech), (uint32_t)outlen);
-			if (send_msg(c, 'p', hdr, sizeof(hdr), out, outlen, deadline, err, errlen) <
-			    0)
-				return -1;
-			sasl = true;
-			break;
-		}
-		case PW_AUTH_REQ_SASL_CONT:
-			if (!sasl || sasl_cont) {
-				pw_errf(err, errlen, "unexpected SASL continue");
-				return -1;
-			}
-			if (pw_scram_client_final(&sc, u->password, body + 4, blen - 4, out,
-			                          sizeof(out), &outlen, e,
-			                          sizeof(e)) != PW_AUTH_OK) {
-				pw_errf(err, errlen, "SCRAM exchange failed: %s", e);
-				return -1;
-			}
-			if (send_msg(c, 'p', out, outlen, NULL, 0, deadline, err, errlen) < 0)
-				return -1;
-			sasl_cont = true;
-			break;
-		case PW_AUTH_REQ_SASL_FIN:
-			if (!sasl_cont || sasl_done) {
-				pw_errf(err, errlen, "unexpected SASL final");
-				return -1;
-			}
-			if (pw_scram_client_verify(&sc, body + 4, blen - 4, e, sizeof(e)) !=
-			    PW_AUTH_OK) {
-				pw_errf(err, errlen,
-				        "SCRAM: the server's signature does not verify "
-				        "(%s)",
-				        e);
-				return -1;
-			}
-			sasl_done = true;
 			break;
 		default:
-			pw_errf(err, errlen,
-			        "server asks for authentication method %u (%s), which pgward does "
-			        "not support",
-			        code, auth_method_name(code));
 			return -1;
 		}
 	}

@@ -41,6 +41,7 @@
 #include "pgward/runtime.h"
 #include "pgward/session.h"
 #include "pgward/tls.h"
+#include "pgward/upstream_login.h"
 
 #define BUF_SIZE     (64 * 1024)
 #define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
@@ -103,7 +104,8 @@ struct pw_session {
 	const struct pw_upstream *ups;
 	int ups_idx;
 	struct pw_scram_server scram_s;
-	struct pw_scram_client scram_c;
+	struct pw_login login; /* the upstream login (upstream_login.h) */
+	bool login_started;
 	bool up_tls;
 
 	/* established */
@@ -1460,8 +1462,6 @@ static bool upstream_auth_step(struct pw_session *s)
 	const uint8_t *body = p + PW_HDR;
 	size_t blen = len - 4;
 	const struct pw_upstream *u = s->ups;
-	char out[PW_SCRAM_MSG_MAX + 64], err[256];
-	size_t outlen;
 
 	switch (p[0]) {
 	case 'E': {
@@ -1485,13 +1485,15 @@ static bool upstream_auth_step(struct pw_session *s)
 		upstream_fail(s, "unexpected message type '%c' during authentication", p[0]);
 		return false;
 	}
-	if (blen < 4) {
-		upstream_fail(s, "short authentication request");
-		return false;
+	uint8_t out[PW_LOGIN_MSG_MAX];
+	char err[256];
+	size_t outlen;
+	if (!s->login_started) {
+		pw_login_init(&s->login, u, s->up_tls);
+		s->login_started = true;
 	}
-	uint32_t code = pw_be32(body);
-	switch (code) {
-	case PW_AUTH_REQ_OK:
+	switch (pw_login_step(&s->login, body, blen, out, sizeof(out), &outlen, err, sizeof(err))) {
+	case PW_LOGIN_AUTHED:
 		/* forwarded as it is: from here the upstream's bytes go to the client */
 		b->scan += (size_t)len + 1;
 		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
@@ -1504,77 +1506,11 @@ static bool upstream_auth_step(struct pw_session *s)
 		s->state = ST_READY;
 		s->deadline_ms = 0;
 		return true;
-	case PW_AUTH_REQ_CLEARTEXT:
-		if (!s->up_tls && !u->allow_cleartext) {
-			upstream_fail(s, "server asks for a cleartext password over an unencrypted "
-					 "connection (set allow_cleartext to permit it)");
-			return false;
-		}
-		if (!u->has_password) {
-			upstream_fail(s, "server asks for a password and none is configured");
-			return false;
-		}
+	case PW_LOGIN_SEND:
 		pw_buf_cut(b, (size_t)len + 1);
-		return pw_msg_raw(&s->cbuf, 'p', u->password, strlen(u->password) + 1) == 0;
-	case PW_AUTH_REQ_MD5:
-		if (blen != 8) {
-			upstream_fail(s, "malformed MD5 request");
-			return false;
-		}
-		if (!u->has_password) {
-			upstream_fail(s, "server asks for a password and none is configured");
-			return false;
-		}
-		pw_md5_password(u->user, u->password, body + 4, out);
-		pw_buf_cut(b, (size_t)len + 1);
-		return pw_msg_raw(&s->cbuf, 'p', out, 36) == 0;
-	case PW_AUTH_REQ_SASL: {
-		bool scram = false;
-		for (size_t i = 4; i < blen && body[i];) {
-			const char *m = (const char *)body + i;
-			size_t ml = strnlen(m, blen - i);
-			if (strcmp(m, "SCRAM-SHA-256") == 0)
-				scram = true; /* never -PLUS: no channel binding across our hop */
-			i += ml + 1;
-		}
-		if (!scram) {
-			upstream_fail(s, "server offers no SASL mechanism pgward supports");
-			return false;
-		}
-		if (!u->has_password) {
-			upstream_fail(s, "server asks for a password and none is configured");
-			return false;
-		}
-		if (pw_scram_client_first(&s->scram_c, NULL, out, sizeof(out), &outlen) != 0) {
-			upstream_fail(s, "SCRAM client-first failed");
-			return false;
-		}
-		pw_buf_cut(b, (size_t)len + 1);
-		uint8_t msg[PW_SCRAM_MSG_MAX + 32];
-		static const char mech[] = "SCRAM-SHA-256";
-		memcpy(msg, mech, sizeof(mech));
-		pw_put_be32(msg + sizeof(mech), (uint32_t)outlen);
-		memcpy(msg + sizeof(mech) + 4, out, outlen);
-		return pw_msg_raw(&s->cbuf, 'p', msg, sizeof(mech) + 4 + outlen) == 0;
-	}
-	case PW_AUTH_REQ_SASL_CONT:
-		if (pw_scram_client_final(&s->scram_c, u->password, body + 4, blen - 4, out,
-					  sizeof(out), &outlen, err, sizeof(err)) != PW_AUTH_OK) {
-			upstream_fail(s, "SCRAM exchange failed: %s", err);
-			return false;
-		}
-		pw_buf_cut(b, (size_t)len + 1);
-		return pw_msg_raw(&s->cbuf, 'p', out, outlen) == 0;
-	case PW_AUTH_REQ_SASL_FIN:
-		if (pw_scram_client_verify(&s->scram_c, body + 4, blen - 4, err, sizeof(err)) !=
-		    PW_AUTH_OK) {
-			upstream_fail(s, "server signature does not verify: %s", err);
-			return false;
-		}
-		pw_buf_cut(b, (size_t)len + 1);
-		return true;
+		return !outlen || pw_msg_raw(&s->cbuf, 'p', out, outlen) == 0;
 	default:
-		upstream_fail(s, "unsupported authentication method %u", code);
+		upstream_fail(s, "%s", err);
 		return false;
 	}
 }

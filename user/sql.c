@@ -19,7 +19,16 @@
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 
-#ifdef __SANITIZE_ADDRESS__
+/* ASan (gcc says so with __SANITIZE_ADDRESS__, clang with __has_feature) is told about the
+ * switches to and from the parse stack */
+#if defined(__SANITIZE_ADDRESS__)
+#define PW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PW_ASAN 1
+#endif
+#endif
+#ifdef PW_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -1066,6 +1075,8 @@ struct fiber {
 	ucontext_t caller, ctx;
 	void (*fn)(void *);
 	void *arg;
+	const void *caller_bottom; /* ASan: the caller's stack, to switch back to */
+	size_t caller_size;
 };
 
 /* thread-local: each worker thread parses on its own stack; freed by the key destructor */
@@ -1095,12 +1106,13 @@ static void fib_key_init(void)
 
 static void fib_entry(void)
 {
-#ifdef __SANITIZE_ADDRESS__
-	__sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#ifdef PW_ASAN
+	/* ASan must know both stacks, or LeakSanitizer stops scanning the thread's own */
+	__sanitizer_finish_switch_fiber(NULL, &fib.caller_bottom, &fib.caller_size);
 #endif
 	fib.fn(fib.arg);
-#ifdef __SANITIZE_ADDRESS__
-	__sanitizer_start_switch_fiber(NULL, NULL, 0);
+#ifdef PW_ASAN
+	__sanitizer_start_switch_fiber(NULL, fib.caller_bottom, fib.caller_size);
 #endif
 }
 
@@ -1128,13 +1140,13 @@ static int on_big_stack(void (*fn)(void *), void *arg, size_t textlen)
 	fib.ctx.uc_stack.ss_size = PARSE_STACK_SIZE;
 	fib.ctx.uc_link = &fib.caller;
 	makecontext(&fib.ctx, fib_entry, 0);
-#ifdef __SANITIZE_ADDRESS__
+#ifdef PW_ASAN
 	void *fake;
 	__sanitizer_start_switch_fiber(&fake, fib.map + GUARD_SIZE, PARSE_STACK_SIZE);
 #endif
 	if (swapcontext(&fib.caller, &fib.ctx) != 0)
 		return -1;
-#ifdef __SANITIZE_ADDRESS__
+#ifdef PW_ASAN
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
 	/* a long text may have touched many stack pages: give all but the top 1 MiB back */
@@ -1796,7 +1808,7 @@ full:
  * (\r ends a -- comment for the server), a backslash, DEL, '$' not followed by a digit (dollar
  * quotes), a nested or unterminated block comment, E'' B'' X'' N'' and U&'' U&"" prefixes, an
  * unterminated quote, a string that may continue on a later line, a number running into a
- * letter. tests/unit/test_sqlkey.c proves the keys
+ * letter, a run of 64 operator characters. tests/unit/test_sqlkey.c proves the keys
  * against the server's own scanner (pg_query_scan) and cached analyses against fresh ones. */
 #define PW_KEY_ICONST 1 /* 1..53 */
 #define PW_KEY_SCONST 2
@@ -1885,9 +1897,15 @@ static size_t normalize_spans(const char *s, size_t n, char *out, struct key_spa
 {
 	size_t o = 0, i = 0, ns = 0;
 
-	for (size_t k = 0; k < n; k++)
+	size_t oprun = 0;
+	for (size_t k = 0; k < n; k++) {
 		if (!key_byte_ok((unsigned char)s[k]))
 			return 0;
+		/* an operator of 64 characters or more is the server's "operator too long" */
+		oprun = strchr("~!@#^&|`?+-*/%<>=", s[k]) ? oprun + 1 : 0;
+		if (oprun >= PW_SQL_NAMELEN)
+			return 0;
+	}
 	out[o++] = 1; /* no text starts so: tells a key from a text in logs and dumps */
 	while (i < n) {
 		unsigned char c = (unsigned char)s[i];

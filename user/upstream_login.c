@@ -1,0 +1,206 @@
+/* The upstream login state machine. See include/pgward/upstream_login.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "pgward/log.h"
+#include "pgward/proto.h"
+#include "pgward/upstream_login.h"
+
+enum {
+	L_START,	/* nothing asked yet */
+	L_PASSWORD,	/* sent a cleartext or MD5 password: AuthenticationOk or an error next */
+	L_SASL_FIRST,	/* sent SASLInitialResponse: SASLContinue next */
+	L_SASL_FINAL,	/* sent SASLResponse: SASLFinal next */
+	L_SASL_DONE,	/* the server's signature verified: AuthenticationOk next */
+	L_AUTHED,
+};
+
+const char *pw_login_method_name(uint32_t code)
+{
+	switch (code) {
+	case PW_AUTH_REQ_OK:
+		return "none";
+	case PW_AUTH_REQ_KRB5:
+		return "Kerberos V5";
+	case PW_AUTH_REQ_CLEARTEXT:
+		return "password";
+	case PW_AUTH_REQ_MD5:
+		return "md5";
+	case PW_AUTH_REQ_GSS:
+	case PW_AUTH_REQ_GSS_CONT:
+		return "GSSAPI";
+	case PW_AUTH_REQ_SSPI:
+		return "SSPI";
+	case PW_AUTH_REQ_SASL:
+	case PW_AUTH_REQ_SASL_CONT:
+	case PW_AUTH_REQ_SASL_FIN:
+		return "SASL";
+	default:
+		return "unknown";
+	}
+}
+
+void pw_login_init(struct pw_login *l, const struct pw_upstream *u, bool tls)
+{
+	memset(l, 0, sizeof(*l));
+	l->u = u;
+	l->tls = tls;
+	l->state = L_START;
+}
+
+/* May the server ask for this method (require_auth), now (nothing asked before)? */
+static bool may_use(struct pw_login *l, unsigned method, const char *name, char *err,
+		    size_t errlen)
+{
+	if (l->state != L_START) {
+		pw_errf(err, errlen, "server asked for a second authentication (%s)", name);
+		return false;
+	}
+	if (!(l->u->require_auth & method)) {
+		pw_errf(err, errlen, "server asked for %s authentication, which require_auth does "
+				     "not allow",
+			name);
+		return false;
+	}
+	if (!l->u->has_password) {
+		pw_errf(err, errlen, "server asks for a password and none is configured");
+		return false;
+	}
+	l->used = method;
+	return true;
+}
+
+enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size_t len,
+				   uint8_t *out, size_t outcap, size_t *outlen, char *err,
+				   size_t errlen)
+{
+	const struct pw_upstream *u = l->u;
+	char e[256];
+
+	*outlen = 0;
+	if (len < 4) {
+		pw_errf(err, errlen, "short authentication request");
+		return PW_LOGIN_FAIL;
+	}
+	uint32_t code = pw_be32(body);
+	const uint8_t *data = body + 4;
+	size_t dlen = len - 4;
+
+	switch (code) {
+	case PW_AUTH_REQ_OK:
+		if (l->state == L_SASL_FIRST || l->state == L_SASL_FINAL) {
+			/* a server that started SCRAM must finish it: the signature is its proof
+			 * that it knows the password, i.e. that it is the server we meant */
+			pw_errf(err, errlen, "server ended SCRAM without proving it knows the password");
+			return PW_LOGIN_FAIL;
+		}
+		if (l->state == L_AUTHED) {
+			pw_errf(err, errlen, "AuthenticationOk twice");
+			return PW_LOGIN_FAIL;
+		}
+		if (l->state == L_START && !(u->require_auth & PW_AUTH_NONE)) {
+			pw_errf(err, errlen, "server did not ask for authentication, which require_auth "
+					     "does not allow");
+			return PW_LOGIN_FAIL;
+		}
+		l->state = L_AUTHED;
+		return PW_LOGIN_AUTHED;
+	case PW_AUTH_REQ_CLEARTEXT:
+		if (!may_use(l, PW_AUTH_PASSWORD, "password", err, errlen))
+			return PW_LOGIN_FAIL;
+		if (!l->tls && !u->allow_cleartext) {
+			pw_errf(err, errlen, "server asks for a cleartext password over an unencrypted "
+					     "connection (set allow_cleartext to permit it)");
+			return PW_LOGIN_FAIL;
+		}
+		if (strlen(u->password) + 1 > outcap) {
+			pw_errf(err, errlen, "password too long");
+			return PW_LOGIN_FAIL;
+		}
+		*outlen = strlen(u->password) + 1;
+		memcpy(out, u->password, *outlen);
+		l->state = L_PASSWORD;
+		return PW_LOGIN_SEND;
+	case PW_AUTH_REQ_MD5:
+		if (!may_use(l, PW_AUTH_MD5, "md5", err, errlen))
+			return PW_LOGIN_FAIL;
+		if (dlen != 4 || outcap < 36) {
+			pw_errf(err, errlen, "malformed MD5 request");
+			return PW_LOGIN_FAIL;
+		}
+		pw_md5_password(u->user, u->password, data, (char *)out);
+		*outlen = 36;
+		l->state = L_PASSWORD;
+		return PW_LOGIN_SEND;
+	case PW_AUTH_REQ_SASL: {
+		/* a list of mechanism names, each NUL-terminated, ended by an empty one */
+		bool scram = false, ended = false;
+		for (size_t i = 0; i < dlen;) {
+			const char *m = (const char *)data + i;
+			size_t ml = strnlen(m, dlen - i);
+			if (ml == dlen - i)
+				break; /* unterminated */
+			if (ml == 0) {
+				ended = true;
+				break;
+			}
+			if (strcmp(m, "SCRAM-SHA-256") == 0)
+				scram = true; /* never -PLUS: channel binding cannot cross our hop */
+			i += ml + 1;
+		}
+		if (!ended) {
+			pw_errf(err, errlen, "malformed SASL mechanism list");
+			return PW_LOGIN_FAIL;
+		}
+		if (!scram) {
+			pw_errf(err, errlen, "server offers no SASL mechanism pgward supports");
+			return PW_LOGIN_FAIL;
+		}
+		if (!may_use(l, PW_AUTH_SCRAM, "scram-sha-256", err, errlen))
+			return PW_LOGIN_FAIL;
+		static const char mech[] = "SCRAM-SHA-256";
+		char first[PW_SCRAM_MSG_MAX];
+		size_t flen;
+		if (pw_scram_client_first(&l->scram, NULL, first, sizeof(first), &flen) != 0 ||
+		    sizeof(mech) + 4 + flen > outcap) {
+			pw_errf(err, errlen, "SCRAM client-first failed");
+			return PW_LOGIN_FAIL;
+		}
+		memcpy(out, mech, sizeof(mech));
+		pw_put_be32(out + sizeof(mech), (uint32_t)flen);
+		memcpy(out + sizeof(mech) + 4, first, flen);
+		*outlen = sizeof(mech) + 4 + flen;
+		l->state = L_SASL_FIRST;
+		return PW_LOGIN_SEND;
+	}
+	case PW_AUTH_REQ_SASL_CONT:
+		if (l->state != L_SASL_FIRST) {
+			pw_errf(err, errlen, "unexpected SASLContinue");
+			return PW_LOGIN_FAIL;
+		}
+		if (pw_scram_client_final(&l->scram, u->password, data, dlen, (char *)out, outcap,
+					  outlen, e, sizeof(e)) != PW_AUTH_OK) {
+			pw_errf(err, errlen, "SCRAM exchange failed: %s", e);
+			return PW_LOGIN_FAIL;
+		}
+		l->state = L_SASL_FINAL;
+		return PW_LOGIN_SEND;
+	case PW_AUTH_REQ_SASL_FIN:
+		if (l->state != L_SASL_FINAL) {
+			pw_errf(err, errlen, "unexpected SASLFinal");
+			return PW_LOGIN_FAIL;
+		}
+		if (pw_scram_client_verify(&l->scram, data, dlen, e, sizeof(e)) != PW_AUTH_OK) {
+			pw_errf(err, errlen, "the server's SCRAM signature does not verify (%s)", e);
+			return PW_LOGIN_FAIL;
+		}
+		l->state = L_SASL_DONE;
+		*outlen = 0;
+		return PW_LOGIN_SEND; /* nothing to send: AuthenticationOk comes next */
+	default:
+		pw_errf(err, errlen,
+			"server asks for authentication method %u (%s), which pgward does not support",
+			code, pw_login_method_name(code));
+		return PW_LOGIN_FAIL;
+	}
+}
