@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgward/options.h"
 #include "pgward/proto.h"
 #include "pgward/sql.h"
 
@@ -70,6 +71,14 @@ static void error_roundtrip(const char *sev, const char *state, const char *msg,
 		fail("ErrorResponse detail does not read back", out, n);
 }
 
+static int count_setting(void *arg, const char *name, const char *value)
+{
+	if (!name || !value)
+		abort();
+	++*(int *)arg;
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,6 +122,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *v = pw_startup_get(&st, keys[i]);
 			if (v && !inside(buf, size, v))
 				fail("pw_startup_get returned a value outside the body", buf, size);
+		}
+		/* options read as the server reads them: every setting a name and a value
+		 * inside the text, or a refusal with a reason */
+		const char *opt = pw_startup_get(&st, "options");
+		if (opt) {
+			char err[256] = "";
+			int n = 0;
+			if (pw_options_parse(opt, count_setting, &n, err, sizeof err) < 0 && !err[0])
+				fail("pw_options_parse refused without a reason", buf, size);
 		}
 		const char *sp = pw_startup_get(&st, "search_path");
 		if (sp) {
