@@ -791,16 +791,17 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 
 	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(x, cfg, d)) || guardrail(x, d))
 		return;
-	/* the part the first allowing rule that came closest did not cover: the message names it */
+	/* what the allowing rules did not cover, for the message: a call when some rule covered
+	 * all the relations (it came closest), else the first relation one did not */
 	int miss_rel = -1, miss_func = -1;
 	for (int n = 0; n < p->n_rules; n++) {
 		const struct pw_rule *ru = &p->rules[n];
 		int rel, func;
 		if (!rule_matches(x, ru, &rel, &func)) {
-			if (ru->action == PW_ACT_ALLOW && miss_rel < 0 && miss_func < 0) {
-				miss_rel = rel;
+			if (ru->action == PW_ACT_ALLOW && miss_func < 0 && func >= 0)
 				miss_func = func;
-			}
+			if (ru->action == PW_ACT_ALLOW && miss_rel < 0 && rel >= 0)
+				miss_rel = rel;
 			continue;
 		}
 		if (ru->action == PW_ACT_ALLOW) {
@@ -814,7 +815,8 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 		return;
 	}
 	set_decision(d, PW_ACT_DENY, PW_BY_DEFAULT, 0, x->i, "%s", "");
-	describe(x, PW_ACT_DENY, 0, miss_rel, miss_func, d->reason, sizeof(d->reason));
+	describe(x, PW_ACT_DENY, 0, miss_func >= 0 ? -1 : miss_rel, miss_func, d->reason,
+	         sizeof(d->reason));
 }
 
 static void compose(const struct pw_identity *id, const struct pw_policy *p, int nstmts,

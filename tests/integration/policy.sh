@@ -153,11 +153,65 @@ deep=$(python3 -c 'print("SELECT " + "+".join(["1"] * 50000))')
 out=$(psqlr -Atc "$deep" -c "SELECT 'alive'")
 check "50000 chained additions are refused or answered, pgwardd keeps serving" grep -q alive <<<"$out"
 deep=$(python3 -c 'print("SELECT 1 FROM (VALUES(1)) a" + " CROSS JOIN (VALUES(1)) x" * 41000)')
-out=$(psqlr -v VERBOSITY=verbose -Atc "$deep" -c "SELECT 'alive'")
+out=$(printf '%s;\nSELECT %s;\n' "$deep" "'alive'" | psqlr -v VERBOSITY=verbose -At)
 check "41,000 CROSS JOINs: refused with 54001, pgwardd keeps serving" bash -c "grep -q 'ERROR:  54001: pgward: cannot analyse' <<<\"\$1\" && grep -q alive <<<\"\$1\"" _ "$out"
 wide=$(python3 -c 'print("SELECT count(*) FROM orders WHERE id = 0" + " OR id = 1" * 5000)')
 out=$(psqlr -Atc "$wide")
 check "a 5,000-term OR is judged and answered by the server" test "$out" = 1
+
+# --- the analysis cache cannot be poisoned ------------------------------------------------------
+# Two texts that an earlier cache key could not tell apart (a -- comment ends at \r for the
+# server): an allowed SELECT first, then one that runs DELETE, on the same worker's cache.
+schema
+poison_a=$'SELECT --\r\'\n\'AS a, \' --\r\'\n'
+poison_b=$'SELECT --\r\'\n\'AS a; DELETE FROM orders; SELECT \' --\r\'\n'
+out=$(psqlr -Atc "$poison_a" -c "$poison_b" -c "$poison_b")
+check "cache poisoning: the SELECT is answered" grep -q '^' <<<"$out"
+check "cache poisoning: the DELETE text is refused" grep -q 'may not DELETE public.orders' <<<"$out"
+check "cache poisoning: the orders are all still there" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM orders")" = 3
+esc() { local t=${1//\\/\\\\}; t=${t//$'\r'/\\r}; printf '%s' "${t//$'\n'/\\n}"; }
+out=$("$CLIENT" "host=127.0.0.1 port=$PORT user=reader dbname=policydb sslmode=disable" xe <<<"$(esc "$poison_a") || $(esc "$poison_b")" 2>&1)
+check "cache poisoning through Parse: refused" test "$out" = deny
+check "cache poisoning through Parse: the orders are all still there" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM orders")" = 3
+
+# --- functions judged by what they are, row locks by what they lock -----------------------------
+schema
+out=$(psqlr -Atc "SELECT evil_delete()" -c "SELECT count(*) FROM orders WHERE evil_delete() > 0" -c "SELECT length(42)")
+check "a function defined in the database is refused by name (a read rule)" grep -q 'may not call evil_delete() (a function defined in the database)' <<<"$out"
+check "an overload of a built-in's name is refused as well" grep -q 'may not call length() (a function defined in the database)' <<<"$out"
+out=$(psqlw -Atc "SELECT definer_read()")
+check "a SECURITY DEFINER function is refused (a write rule without it in functions)" grep -q 'may not call definer_read() (a SECURITY DEFINER function)' <<<"$out"
+check "functions: the orders are all still there" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM orders")" = 3
+los=$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM pg_largeobject_metadata")
+out=$(psqlr -Atc "SELECT lo_from_bytea(0, 'x')" -c "SELECT lo_create(0)")
+check "large objects cannot be made through a read rule" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM pg_largeobject_metadata")" = "$los"
+coproc LISTENER { pgtmp_psql -d policydb -Atq 2>&1; }
+echo "LISTEN pgw_ch; SELECT 'listening';" >&"${LISTENER[1]}"
+read -r -t 10 line <&"${LISTENER[0]}"
+out=$(PGPASSWORD= psqlr -Atc "SELECT pg_notify('pgw_ch', 'from-reader')")
+check "pg_notify is refused (a built-in with side effects)" grep -q 'may not call pg_notify() (a built-in with side effects)' <<<"$out"
+echo "SELECT 'after';" >&"${LISTENER[1]}"
+got=""
+while read -r -t 3 line <&"${LISTENER[0]}"; do got+="$line;"; [[ $line == after ]] && break; done
+check "pg_notify: the listener got nothing" bash -c "! grep -q from-reader <<<'$got'"
+echo '\q' >&"${LISTENER[1]}"
+out=$(psqlr -Atc "SELECT pg_advisory_lock(4242)" -c "SELECT pg_stat_get_activity(NULL)")
+check "pg_advisory_lock is refused" grep -q 'may not call pg_advisory_lock()' <<<"$out"
+check "pg_stat_get_activity is refused (another session's statements)" grep -q 'may not call pg_stat_get_activity() (a built-in that reads other sessions' <<<"$out"
+check "no advisory lock was taken" test "$(pgtmp_psql -d policydb -Atc "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")" = 0
+out=$(psqlr -Atc "SELECT set_config('work_mem', '1MB', false) FROM orders")
+check "set_config beside a table read is refused" grep -q 'may not call set_config()' <<<"$out"
+# FOR UPDATE under a read-only identity: refused, and another session's write does not wait
+coproc LOCKER { psql -X "$R user=reader" -Atq 2>&1; }
+echo "BEGIN; SELECT * FROM orders WHERE id = 1 FOR UPDATE; SELECT 'asked';" >&"${LOCKER[1]}"
+got=""
+while read -r -t 5 line <&"${LOCKER[0]}"; do got+="$line;"; [[ $line == asked ]] && break; done
+check "SELECT ... FOR UPDATE is refused to a read-only identity" grep -q 'may not lock rows of public.orders' <<<"$got"
+t0=$(date +%s%N)
+pgtmp_psql -d policydb -Atc "SET lock_timeout = '2s'; UPDATE orders SET amount = amount WHERE id = 1" >/dev/null 2>&1
+check "FOR UPDATE: another session's UPDATE did not wait for a lock" test $((($(date +%s%N) - t0) / 1000000)) -lt 1500
+echo "ROLLBACK;" >&"${LOCKER[1]}"
+echo '\q' >&"${LOCKER[1]}"
 
 # --- standard_conforming_strings --------------------------------------------------------------
 attack="SELECT 'x\\''; DROP TABLE orders; --'"
@@ -382,6 +436,15 @@ check "the role has its grant (SELECT on orders)" test "$line" = 3
 echo "SELECT count(*) FROM customers;" >&"${JIT[1]}"
 read -r -t 10 line <&"${JIT[0]}"
 check "the role has nothing else (the server refuses customers)" grep -q 'permission denied for table customers' <<<"$line"
+echo "DISCARD ALL;" >&"${JIT[1]}"
+read -r -t 10 line <&"${JIT[0]}"
+check "DISCARD ALL is refused in a just-in-time session (a role escape)" grep -q 'may not run DISCARD ALL' <<<"$line"
+echo "SELECT current_user;" >&"${JIT[1]}"
+read -r -t 10 line <&"${JIT[0]}"
+check "the session still runs as its just-in-time role" test "$line" = "$jrole"
+echo "SELECT count(*) FROM customers;" >&"${JIT[1]}"
+read -r -t 10 line <&"${JIT[0]}"
+check "and still cannot read what its role may not" grep -q 'permission denied for table customers' <<<"$line"
 echo '\q' >&"${JIT[1]}"
 wait "${JIT_PID:-}" 2>/dev/null
 check "the role is dropped when the session ends" jit_gone

@@ -3,6 +3,7 @@
  *   MODE q: simple protocol (PQexec)      x: extended protocol (unnamed Parse + Bind/Execute)
  *        p: a pipeline of three Syncs: the text between two harmless queries
  *        n: Parse of the text as the named statement "pw_named", then `EXECUTE pw_named` (SQL)
+ * With MODE followed by 'e' ("xe"), \n, \r and \\ in a line stand for those bytes.
  * Each input line holds texts separated by " || ", run in order on one new connection. One
  * output line per input line, for the last text: "allow" (run, or refused by the server
  * itself: "allow SQLSTATE"), "deny", "approve" (refused by pgward: SQLSTATE 42501 and a
@@ -160,16 +161,34 @@ static void run_named(PGconn *c, const char *sql, char *out, size_t len)
 	run_simple(c, "EXECUTE pw_named", out, len);
 }
 
+/* MODE with a trailing 'e' ("xe"): \n, \r and \\ in a line stand for those bytes */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (*s == '\\' && (s[1] == 'n' || s[1] == 'r' || s[1] == '\\')) {
+			s++;
+			*o++ = *s == 'n' ? '\n' : *s == 'r' ? '\r' : '\\';
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
 int main(int argc, char **argv)
 {
 	char line[65536], out[512];
 	if (argc != 3) {
-		fprintf(stderr, "usage: policy_client CONNINFO q|x|p|n < lines\n");
+		fprintf(stderr, "usage: policy_client CONNINFO q|x|p|n[e] < lines\n");
 		return 2;
 	}
 	char mode = argv[2][0];
+	bool escapes = argv[2][0] && argv[2][1] == 'e';
 	while (fgets(line, sizeof(line), stdin)) {
 		line[strcspn(line, "\n")] = 0;
+		if (escapes)
+			unescape(line);
 		PGconn *c = PQconnectdb(argv[1]);
 		if (PQstatus(c) != CONNECTION_OK) {
 			printf("fail connect: %s\n", strtok(PQerrorMessage(c), "\n"));
