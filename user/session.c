@@ -70,6 +70,7 @@ struct sock {
 	struct pw_ev ev;
 	SSL *ssl;
 	bool rd, wr; /* readiness as last reported (edge-triggered) */
+	bool hup;    /* the peer's end was reported: read on until EOF, whatever a read returns */
 	bool eof;
 };
 
@@ -115,6 +116,12 @@ struct pw_session {
 	struct pw_deny pending_deny; /* the error to give at that Sync */
 	bool c_terminated;  /* client sent Terminate */
 	bool up_shut;	    /* the client's end was passed on to the upstream */
+	/* a ParameterStatus the client already has (server_version): sent again after the
+	 * client's end while a statement runs, so that a client that is gone (not half-closed)
+	 * answers with a reset */
+	uint8_t probe[96];
+	size_t probe_len;
+	bool probe_sent;
 	size_t u_remaining;
 	uint64_t rfq_owed;  /* ReadyForQuery messages the upstream owes us, in total */
 	uint64_t rfq_seen;
@@ -191,8 +198,10 @@ static ssize_t sock_read(struct sock *k, uint8_t *p, size_t n)
 	}
 	ssize_t r = read(k->ev.fd, p, n);
 	if (r > 0) {
-		/* edge-triggered: a short read drained the socket, new data raises a new edge */
-		if ((size_t)r < n)
+		/* edge-triggered: a short read drained the socket, new data raises a new edge;
+		 * but not the peer's end when it came with the data (one edge for both): after a
+		 * hang-up, read until EOF */
+		if ((size_t)r < n && !k->hup)
 			k->rd = false;
 		return r;
 	}
@@ -854,6 +863,8 @@ static void upstream_start_tls(struct pw_session *s)
 /* ------------------------------------------------------------------------------------ */
 /* client start-up                                                                       */
 
+static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t);
+
 static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 {
 	struct pw_cancel_target t;
@@ -872,22 +883,61 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 	}
 	close(s->cl.ev.fd);
 	s->cl.ev.fd = -1;
-	int fd = open_nonblocking(&t, upstream_mark(s));
+	pw_info("session %llu %s: forwarding cancel request for pid %u",
+		(unsigned long long)s->serial, s->peer, pid);
+	send_cancel(s, &t);
+}
+
+/* s (with no client) becomes the CancelRequest for t on a connection of its own. */
+static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t)
+{
+	int fd = open_nonblocking(t, upstream_mark(s));
 	if (fd < 0) {
 		session_close(s, "cancel: cannot connect upstream");
 		return;
 	}
 	pw_put_be32(s->cancel_pkt, 16);
 	pw_put_be32(s->cancel_pkt + 4, PW_CANCEL_REQUEST);
-	pw_put_be32(s->cancel_pkt + 8, t.pid);
-	pw_put_be32(s->cancel_pkt + 12, t.real_key);
+	pw_put_be32(s->cancel_pkt + 8, t->pid);
+	pw_put_be32(s->cancel_pkt + 12, t->real_key);
 	s->up.ev.fd = fd;
 	s->state = ST_CANCEL;
 	s->deadline_ms = s->w->now_ms + 10000;
 	if (pw_worker_watch(s->w, &s->up.ev) < 0)
 		session_close(s, "cancel: epoll");
-	pw_info("session %llu %s: forwarding cancel request for pid %u",
-		(unsigned long long)s->serial, s->peer, pid);
+}
+
+/* Is a statement (or a COPY) running upstream: answers still owed? */
+static bool statement_running(const struct pw_session *s)
+{
+	return s->rfq_seen < s->rfq_owed || s->copy_in;
+}
+
+/* Did the client's connection end in a reset (the peer is gone, not half-closed)? */
+static bool client_reset(const struct pw_session *s)
+{
+	int e = 0;
+	socklen_t l = sizeof(e);
+	return s->cl.ev.fd >= 0 &&
+	       getsockopt(s->cl.ev.fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 &&
+	       (e == ECONNRESET || e == EPIPE || e == ETIMEDOUT);
+}
+
+/* The client of s is gone (its connection reset) while its statement runs: cancel it from a
+ * session of its own, and close s now (its upstream connection with it; a just-in-time role's
+ * backend is ended by the janitor), rather than let the statement run on unwatched. */
+static void client_gone(struct pw_session *s)
+{
+	struct pw_session *c = s->cancel.pid ? session_new(s->w) : NULL;
+	if (c) {
+		c->rt = pw_runtime_ref(s->rt);
+		snprintf(c->peer, sizeof(c->peer), "%s", s->peer);
+		send_cancel(c, &s->cancel);
+	}
+	pw_info("session %llu %s: the client is gone with a statement running: cancelled, "
+		"upstream closed",
+		(unsigned long long)s->serial, s->peer);
+	session_close(s, "client gone mid-statement");
 }
 
 static bool is_replication(const char *v)
@@ -1530,6 +1580,12 @@ static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
 		return false;
 	}
 	const char *val = z + 1;
+	if (strcmp(name, "server_version") == 0 && len + PW_HDR <= sizeof(s->probe)) {
+		s->probe[0] = 'S';
+		pw_put_be32(s->probe + 1, (uint32_t)len + 4);
+		memcpy(s->probe + PW_HDR, body, len);
+		s->probe_len = len + PW_HDR;
+	}
 	if (s->id && s->id->policy.guardrail_off[PW_GR_PARSER_INTEGRITY])
 		return true; /* allowed everything: nothing depends on reading it right */
 	if (strcmp(name, "standard_conforming_strings") == 0 && strcmp(val, "on") != 0) {
@@ -2117,7 +2173,10 @@ static void run(struct pw_session *s)
 		    s->state != ST_CLIENT_TLS) {
 			r = drain(&s->cl, &s->ubuf);
 			if (r == IO_ERR) {
-				session_close(s, "client write error");
+				if (s->state == ST_READY && statement_running(s))
+					client_gone(s);
+				else
+					session_close(s, "client write error");
 				return;
 			}
 			moved |= r > 0;
@@ -2324,6 +2383,18 @@ static void run(struct pw_session *s)
 				s->deadline_ms = s->w->now_ms + 10000;
 				moved = true;
 			}
+			if (s->up_shut && s->cl.eof && !s->c_terminated && statement_running(s) &&
+			    s->probe_len && !s->probe_sent && !s->u_remaining) {
+				/* is the client half-closed, or gone? A client that is gone
+				 * answers this with a reset */
+				if (pw_buf_insert(&s->ubuf, s->probe, s->probe_len) == 0)
+					s->probe_sent = true;
+				moved = true;
+			}
+			if (s->cl.eof && s->cl.hup && statement_running(s) && client_reset(s)) {
+				client_gone(s);
+				return;
+			}
 			if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
 				session_close(s, "upstream closed");
 				return;
@@ -2405,6 +2476,8 @@ void pw_session_event(struct pw_ev *ev, uint32_t events)
 	struct sock *k = ev->kind == PW_EV_CLIENT ? &s->cl : &s->up;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		k->rd = true;
+	if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+		k->hup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		k->wr = true;
 	if (k->ssl) /* TLS reads can need writes and the other way round */

@@ -286,10 +286,25 @@ extra='{"name": "windowed", "match": {"user": "windowed"}, "auth": "trust", "ups
  {"name": "elsewhere", "match": {"user": "elsewhere"}, "auth": "trust", "upstream": "main",
   "databases": ["reporting_*"], "rules": [{"action": "allow"}]},
  {"name": "scoped", "match": {"user": "scoped"}, "auth": "trust", "upstream": "main",
-  "role": "app_reader", "rules": [{"action": "allow", "class": ["select"]}]}'
+  "role": "app_reader", "rules": [{"action": "allow", "class": ["select"]}]},
+ '"${extra_opt//optparse/allowall}"
 config "$extra" >"$W/policy.json"
 kill -HUP "$PGWARDD_PID"
 pw_wait_log "$W/pgwardd.log" 'configuration reloaded' >/dev/null
+# the end of a backend reaches the client even when it comes with the backend's last message
+out=$(ADMIN_CMD="PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") psql -X 'host=127.0.0.1 port=$PGTMP_PORT user=postgres dbname=policydb sslmode=disable' -qc 'SELECT pg_terminate_backend(%d)'" \
+	python3 "$here/eof_race.py" "$PORT" 5 "$PGWARDD_PID" allowall policydb 2>&1)
+check "a terminated backend's FATAL and close reach a listening client (pgwardd busy meanwhile): $out" test "$out" = "hung 0 of 5"
+# a client killed mid-statement: the statement is cancelled and its backend ends at once
+gone_backend() { # SQL: wait up to 3 s until no backend runs it
+	for _ in $(seq 30); do
+		[[ $(pgtmp_psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE query = '$1'") == 0 ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+python3 "$here/client_gone.py" "$PORT" allowall policydb "SELECT pg_sleep(31)" >/dev/null
+check "a client killed mid-statement: its statement is cancelled, its backend gone within 3 s" gone_backend "SELECT pg_sleep(31)"
 out=$(psql -X "$R user=windowed" -c "SELECT 1" 2>&1)
 check "outside its time window an identity cannot connect" grep -q 'may connect only within its time windows' <<<"$out"
 out=$(psql -X "$R user=elsewhere" -c "SELECT 1" 2>&1)
@@ -448,6 +463,11 @@ check "and still cannot read what its role may not" grep -q 'permission denied f
 echo '\q' >&"${JIT[1]}"
 wait "${JIT_PID:-}" 2>/dev/null
 check "the role is dropped when the session ends" jit_gone
+python3 "$here/client_gone.py" "$PORT" jitter policydb "SELECT pg_sleep(32)" >/dev/null
+t0=$(date +%s)
+check "a JIT client killed mid-statement: its backend gone within 3 s" gone_backend "SELECT pg_sleep(32)"
+jit_gone
+check "and its role dropped at once, not after the 10 s half-close grace ($(($(date +%s) - t0)) s)" test $(($(date +%s) - t0)) -lt 6
 psql -X "$R user=jitter" -Atc "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 victim=$!
 for _ in $(seq 50); do [[ $(jit_roles) == 1 ]] && break; sleep 0.1; done
