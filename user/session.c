@@ -45,7 +45,7 @@
 
 #define BUF_SIZE     (64 * 1024)
 #define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
-#define MAX_INJECT   8
+#define MAX_REFUSALS 8 /* refusals on their way through the server at once, per session */
 
 enum state {
 	ST_STARTUP,	/* waiting for the client's first packet */
@@ -74,8 +74,12 @@ struct sock {
 	bool eof;
 };
 
-struct inject {
-	uint64_t at; /* ordinal of the ReadyForQuery it precedes */
+/* A refused message, replaced by its sentinel: a statement the server cannot parse, named
+ * with the session's nonce. The server fails it exactly where the refused message stood (its
+ * transaction aborted, the rest of an extended group discarded, the error flushed at once, as
+ * for any error of its own), and that error is rewritten into the refusal on the way back. */
+struct refusal {
+	uint64_t at; /* the ReadyForQuery that ends its group; UINT64_MAX until its Sync came */
 	char sqlstate[6];
 	char message[512];
 };
@@ -113,7 +117,6 @@ struct pw_session {
 	size_t c_remaining; /* bytes of the current client message still to pass or drop */
 	bool c_dropping;
 	bool c_discard;	    /* a Parse/Bind was denied: drop everything up to Sync */
-	struct pw_deny pending_deny; /* the error to give at that Sync */
 	bool c_terminated;  /* client sent Terminate */
 	bool up_shut;	    /* the client's end was passed on to the upstream */
 	/* a ParameterStatus the client already has (server_version): sent again after the
@@ -127,10 +130,11 @@ struct pw_session {
 	uint64_t rfq_seen;
 	uint32_t syncs_since_exec;
 	bool copy_in;
-	bool u_error_in_group;
+	bool u_error_in_group; /* pool reset: the server failed the DISCARD ALL */
 	char tx_status;
-	struct inject inj[MAX_INJECT];
-	int inj_head, inj_n;
+	struct refusal ref[MAX_REFUSALS];
+	int ref_head, ref_n;
+	char nonce[48]; /* "pgward_refused_<16 hex>": the sentinels' name, made at the first */
 
 	uint32_t be_pid, our_key;
 	bool key_registered;
@@ -695,7 +699,7 @@ static bool reusable(const struct pw_session *s)
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
 	       !s->capturing &&
 	       s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
-	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->inj_n && !s->copy_in &&
+	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in &&
 	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
 	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !s->w->stopping &&
 	       s->w->n_pool < s->ups->pool_max_idle;
@@ -1817,39 +1821,90 @@ static void catalog_wait_step(struct pw_session *s)
 /* ------------------------------------------------------------------------------------ */
 /* established: the scanners                                                             */
 
-static void queue_injection(struct pw_session *s, const struct pw_deny *d)
-{
-	struct inject *in = &s->inj[(s->inj_head + s->inj_n) % MAX_INJECT];
-	in->at = s->rfq_owed; /* the ReadyForQuery answering the Sync just forwarded */
-	memcpy(in->sqlstate, d->sqlstate, sizeof(in->sqlstate));
-	snprintf(in->message, sizeof(in->message), "%s", d->message);
-	s->inj_n++;
-}
-
-/* Deny the client message at scan (total bytes, of which `have` are in the buffer). */
-static void deny_message(struct pw_session *s, uint8_t type, size_t total, const struct pw_deny *d)
+/* Deny the client message at scan (total bytes, of which some may not be in the buffer yet):
+ * it is replaced by its sentinel, a Query for a Query or FunctionCall, a Parse (of a statement
+ * named after the nonce, so the unnamed one is left alone) for a Parse or Bind, whose group the
+ * client's messages up to Sync are then dropped from. False when the session was closed. */
+static bool deny_message(struct pw_session *s, uint8_t type, size_t total, const struct pw_deny *d)
 {
 	struct pw_buf *b = &s->cbuf;
+	uint8_t msg[128];
+	size_t n;
+
 	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
 		d->sqlstate, d->message);
-	if (type == 'Q' || type == 'F') {
-		/* the Query (FunctionCall) becomes a Sync: the server answers ReadyForQuery in order, and the
-		 * error is put in front of it on the way back */
-		b->data[b->scan] = 'S';
-		pw_put_be32(b->data + b->scan + 1, 4);
-		b->scan += PW_HDR;
-		s->rfq_owed++;
-		s->syncs_since_exec = 0;
-		queue_injection(s, d);
-		total -= PW_HDR;
-	} else {
-		s->c_discard = true;
-		s->pending_deny = *d;
+	if (!s->nonce[0]) {
+		uint8_t r[8];
+		if (RAND_bytes(r, sizeof(r)) != 1) {
+			fatal(s, "53200", "pgward: no randomness for a refusal");
+			return false;
+		}
+		n = (size_t)snprintf(s->nonce, sizeof(s->nonce), "pgward_refused_");
+		for (int i = 0; i < 8; i++)
+			n += (size_t)snprintf(s->nonce + n, sizeof(s->nonce) - n, "%02x", r[i]);
 	}
+	size_t nl = strlen(s->nonce) + 1;
+	struct refusal *rf = &s->ref[(s->ref_head + s->ref_n) % MAX_REFUSALS];
+	memcpy(rf->sqlstate, d->sqlstate, sizeof(rf->sqlstate));
+	snprintf(rf->message, sizeof(rf->message), "%s", d->message);
+	if (type == 'Q' || type == 'F') {
+		msg[0] = 'Q';
+		memcpy(msg + PW_HDR, s->nonce, nl);
+		n = PW_HDR + nl;
+		s->rfq_owed++; /* it is answered like the Query it stands for */
+		s->syncs_since_exec = 0;
+		rf->at = s->rfq_owed;
+	} else {
+		msg[0] = 'P';
+		memcpy(msg + PW_HDR, s->nonce, nl);
+		memcpy(msg + PW_HDR + nl, s->nonce, nl);
+		msg[PW_HDR + 2 * nl] = msg[PW_HDR + 2 * nl + 1] = 0; /* no parameter types */
+		n = PW_HDR + 2 * nl + 2;
+		rf->at = UINT64_MAX;
+		s->c_discard = true;
+	}
+	pw_put_be32(msg + 1, (uint32_t)(n - 1));
+	s->ref_n++;
 	size_t have = pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total;
 	pw_buf_cut(b, have);
 	s->c_remaining = total - have;
 	s->c_dropping = s->c_remaining > 0;
+	if (pw_buf_insert(b, msg, n) < 0) {
+		fatal(s, "53200", "pgward: out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* An ErrorResponse from the upstream while refusals are on their way: the one its sentinel
+ * caused becomes the refusal. Returns -1 when the session was closed, 0 when the message is not
+ * whole yet, 1 when it is not a sentinel's (left as it is), 2 when it was replaced (the refusal
+ * is in its place, scanned). */
+static int sentinel_error(struct pw_session *s, uint32_t len)
+{
+	struct pw_buf *b = &s->ubuf;
+	size_t total = (size_t)len + 1;
+	if (len > AUTH_MSG_MAX)
+		return 1; /* not one of ours: those are short */
+	if (pw_buf_unscanned(b) < total) {
+		if (pw_buf_reserve_at_scan(b, total) < 0) {
+			fatal(s, "53200", "pgward: out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	const char *m = pw_error_field(b->data + b->scan + PW_HDR, len - 4, 'M');
+	if (!m || !strstr(m, s->nonce))
+		return 1;
+	struct refusal *rf = &s->ref[s->ref_head];
+	pw_buf_cut(b, total);
+	if (pw_msg_error(b, 'E', "ERROR", rf->sqlstate, rf->message, NULL) < 0) {
+		fatal(s, "53200", "pgward: out of memory");
+		return -1;
+	}
+	s->ref_head = (s->ref_head + 1) % MAX_REFUSALS;
+	s->ref_n--;
+	return 2;
 }
 
 /* Walk the client's messages. Returns false when the session was closed. */
@@ -1897,12 +1952,12 @@ static bool scan_client(struct pw_session *s)
 				s->c_remaining = total;
 				continue;
 			}
-			/* the Sync that ends the discarded group: the server answers it, our error
-			 * goes before that answer */
+			/* the Sync that ends the refused group: the server answers it, and the
+			 * refusal's sentinel error (if the group had not failed before) comes first */
 			s->c_discard = false;
 			s->rfq_owed++;
 			s->syncs_since_exec = 0;
-			queue_injection(s, &s->pending_deny);
+			s->ref[(s->ref_head + s->ref_n - 1) % MAX_REFUSALS].at = s->rfq_owed;
 			s->c_remaining = total;
 			continue;
 		}
@@ -1910,8 +1965,8 @@ static bool scan_client(struct pw_session *s)
 		case 'Q':
 		case 'P':
 		case 'B': {
-			if (s->inj_n == MAX_INJECT)
-				return true; /* wait for the queued errors to go out */
+			if (s->ref_n == MAX_REFUSALS)
+				return true; /* wait for the refusals on their way to come back */
 			size_t limit = t == 'B' ? cfg->max_bind_bytes : cfg->max_statement_bytes;
 			struct pw_deny d;
 			if (total > limit + PW_HDR + 64) {
@@ -1920,7 +1975,8 @@ static bool scan_client(struct pw_session *s)
 					 "pgward: %s message of %zu bytes exceeds limits.%s (%zu)",
 					 t == 'B' ? "Bind" : t == 'P' ? "Parse" : "Query", total,
 					 t == 'B' ? "max_bind_bytes" : "max_statement_bytes", limit);
-				deny_message(s, t, total, &d);
+				if (!deny_message(s, t, total, &d))
+					return false;
 				continue;
 			}
 			if (pw_buf_unscanned(b) < total) {
@@ -1961,7 +2017,8 @@ static bool scan_client(struct pw_session *s)
 						.database = s->database, .serial = s->serial,
 						.ps = &s->ps};
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
-				deny_message(s, t, total, &d);
+				if (!deny_message(s, t, total, &d))
+					return false;
 				continue;
 			}
 			if (t == 'Q') {
@@ -1976,15 +2033,16 @@ static bool scan_client(struct pw_session *s)
 			s->syncs_since_exec++;
 			break;
 		case 'F': {
-			if (s->inj_n == MAX_INJECT)
-				return true; /* wait for the queued errors to go out */
+			if (s->ref_n == MAX_REFUSALS)
+				return true; /* wait for the refusals on their way to come back */
 			struct pw_stmt m = {.type = 'F', .body = p + PW_HDR, .len = len - 4};
 			struct pw_caller who = {.cfg = cfg, .identity = s->id, .user = s->user,
 						.database = s->database, .serial = s->serial,
 						.ps = &s->ps};
 			struct pw_deny d;
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
-				deny_message(s, t, total, &d);
+				if (!deny_message(s, t, total, &d))
+					return false;
 				continue;
 			}
 			s->rfq_owed++;
@@ -2089,23 +2147,21 @@ static bool scan_upstream(struct pw_session *s)
 			}
 			s->tx_status = (char)p[5];
 			s->rfq_seen++;
-			if (s->inj_n && s->inj[s->inj_head].at <= s->rfq_seen) {
-				struct inject *in = &s->inj[s->inj_head];
-				/* when the server already failed this group it discarded the rest,
-				 * our message included: one error, as the server would give */
-				if (in->at == s->rfq_seen && !s->u_error_in_group &&
-				    pw_msg_error(b, 'E', "ERROR", in->sqlstate, in->message, NULL) < 0) {
-					fatal(s, "53200", "pgward: out of memory");
-					return false;
-				}
-				s->inj_head = (s->inj_head + 1) % MAX_INJECT;
-				s->inj_n--;
-				p = b->data + b->scan;
+			/* a group that had failed before its sentinel: the server discarded the
+			 * sentinel with the rest, and gave the one error it gives, as it would */
+			while (s->ref_n && s->ref[s->ref_head].at <= s->rfq_seen) {
+				s->ref_head = (s->ref_head + 1) % MAX_REFUSALS;
+				s->ref_n--;
 			}
-			s->u_error_in_group = false;
 			break;
 		case 'E':
-			s->u_error_in_group = true;
+			if (s->ref_n) {
+				int rc = sentinel_error(s, len);
+				if (rc <= 0)
+					return rc == 0;
+				if (rc == 2)
+					continue; /* replaced by the refusal, already decided */
+			}
 			break;
 		}
 		if (s->capturing) {

@@ -159,6 +159,14 @@ wide=$(python3 -c 'print("SELECT count(*) FROM orders WHERE id = 0" + " OR id = 
 out=$(psqlr -Atc "$wide")
 check "a 5,000-term OR is judged and answered by the server" test "$out" = 1
 
+# --- a refused Parse followed by Flush is answered at the Flush ---------------------------------
+out=$(python3 "$here/flush.py" "$PORT" reader policydb 2>&1)
+rc=$?
+printf '%s\n' "$out" | sed 's/^/# /'
+check "a refused Parse + Flush (no Sync) gets its error at once, after what came before it" test "$rc" = 0
+out=$(psqlw -Atc "BEGIN" -c "DELETE FROM audit_log" -c "SELECT 1" -c "ROLLBACK")
+check "a refusal inside a transaction aborts it, as the server's own errors do" grep -q 'current transaction is aborted' <<<"$out"
+
 # --- the analysis cache cannot be poisoned ------------------------------------------------------
 # Two texts that an earlier cache key could not tell apart (a -- comment ends at \r for the
 # server): an allowed SELECT first, then one that runs DELETE, on the same worker's cache.
