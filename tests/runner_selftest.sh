@@ -177,10 +177,12 @@ lib "run_tap: a program skipped as a whole" passed - \
 	'check a true; run_tap bash -c "echo \"1..0 # SKIP needs a server\""; finish'
 grep -q '# SKIP needs a server$' "$TAP_LAST_LOG"
 say $? "run_tap turns the program's 1..0 # SKIP into a skip" "$TAP_LAST_LOG"
-lib "run_tap: a program of PW_TAP_NO_PLAN (pgtest) without a plan" passed - \
-	"run_tap \"$tmp/pgtest\" arg; finish"
+lib "run_tap: a program of PW_TAP_NO_PLAN (pgtest here) without a plan" passed - \
+	"PW_TAP_NO_PLAN=(pgtest); run_tap \"$tmp/pgtest\" arg; finish"
 lib "run_tap: the same program crashing" failed "log:exited 139 (SIGSEGV)" \
-	"run_tap bash -c 'ulimit -c 0; \"$tmp/pgtest\"; kill -SEGV \$\$' pgtest; finish"
+	"PW_TAP_NO_PLAN=(pgtest); run_tap bash -c 'ulimit -c 0; \"$tmp/pgtest\"; kill -SEGV \$\$' pgtest; finish"
+lib "run_tap: a program not on that list without a plan" failed "log:no plan" \
+	"run_tap \"$tmp/pgtest\" arg; finish"
 # finish's plan when the output is not a file: what check/run_tap counted
 out=$(bash -c 'source "$0"; check a true; echo "ok - by hand"; run_tap bash -c "echo 1..1; echo ok 1 - x"; finish' "$LIB" | tail -1)
 [[ $out == 1..2 ]]

@@ -60,34 +60,40 @@ static void cgroup_path(unsigned long long id, char *out, size_t len)
 		snprintf(out, len, "%s", path[ml] ? path + ml : "/");
 }
 
-/* start_boottime (ns) -> /proc/PID/stat field 22 (clock ticks since boot) */
-static bool start_time_matches(int pid, unsigned long long start_ns)
+unsigned long long pw_proc_start_ticks(long pid)
 {
 	char p[64], buf[1024];
-	snprintf(p, sizeof(p), "/proc/%d/stat", pid);
+	snprintf(p, sizeof(p), "/proc/%ld/stat", pid);
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return 0;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return 0;
 	buf[n] = 0;
-	/* comm may hold spaces and parentheses: fields start after the last ')' */
+	/* comm (field 2) may hold spaces and parentheses: fields are counted after the last ')';
+	 * no strtok: this runs on worker threads */
 	char *s = strrchr(buf, ')');
 	if (!s)
-		return false;
-	unsigned long long ticks = 0;
-	int field = 2;
-	for (char *tok = strtok(s + 1, " "); tok; tok = strtok(NULL, " ")) {
-		if (++field == 22) {
-			ticks = strtoull(tok, NULL, 10);
-			break;
-		}
+		return 0;
+	s++;
+	for (int field = 3; field < 22; field++) { /* s is at field 3 (state) */
+		while (*s == ' ')
+			s++;
+		while (*s && *s != ' ')
+			s++;
 	}
+	return strtoull(s, NULL, 10);
+}
+
+/* start_boottime (ns) -> /proc/PID/stat field 22 (clock ticks since boot) */
+static bool start_time_matches(int pid, unsigned long long start_ns)
+{
+	unsigned long long ticks = pw_proc_start_ticks(pid);
 	long hz = sysconf(_SC_CLK_TCK);
 	unsigned long long want = start_ns / (1000000000ULL / (unsigned long long)hz);
-	return ticks == want || ticks + 1 == want || ticks == want + 1; /* rounding */
+	return ticks && (ticks == want || ticks + 1 == want || ticks == want + 1); /* rounding */
 }
 
 static void read_exe(int pid, char *out, size_t len)

@@ -69,13 +69,6 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		return PW_DENY;
 	}
 	pw_policy_decide(c->cfg, c->identity, ps, j->r, time(NULL), &j->d, j->per_stmt);
-	if (j->d.action == PW_ACT_ALLOW && type == 'P' && j->r->nstmts > 1) {
-		/* as the server would say it */
-		pw_policy_unreadable(c->identity, "cannot insert multiple commands into a prepared "
-		                     "statement", 0, &j->d);
-		snprintf(j->d.message, sizeof(j->d.message),
-		         "cannot insert multiple commands into a prepared statement");
-	}
 	if (j->d.action != PW_ACT_ALLOW)
 		return PW_DENY;
 	if (ps && pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) < 0)

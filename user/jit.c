@@ -15,6 +15,7 @@
 
 #include <openssl/rand.h>
 
+#include "pgward/identity.h"
 #include "pgward/jit.h"
 #include "pgward/log.h"
 #include "pgward/pgconn.h"
@@ -31,32 +32,6 @@ static struct {
 	unsigned long long pidns; /* inode of /proc/self/ns/pid; 0 if unknown */
 } me;
 static pthread_once_t me_once = PTHREAD_ONCE_INIT;
-
-/* Field 22 (starttime) of /proc/<pid>/stat; 0 when there is no such process. The command
- * name (field 2) may hold spaces and parentheses: fields are counted after the last ')'. */
-static unsigned long long proc_start(long pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	p++;
-	/* p is at field 3 (state): skip fields 3..21 */
-	for (int field = 3; field < 22; field++) {
-		while (*p == ' ')
-			p++;
-		while (*p && *p != ' ')
-			p++;
-	}
-	return strtoull(p, NULL, 10);
-}
 
 static void me_init(void)
 {
@@ -87,7 +62,7 @@ static void me_init(void)
 	if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
 		r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
 	snprintf(me.tag, sizeof(me.tag), "%08" PRIx32, r);
-	me.start = proc_start((long)getpid());
+	me.start = pw_proc_start_ticks((long)getpid());
 	struct stat st;
 	me.pidns = stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
 }
@@ -566,7 +541,7 @@ static void collect(void *arg, int ncols, const char *const *vals)
 	if (strcmp(host, me.host) != 0 || pidns != me.pidns || !me.pidns)
 		return;
 	/* a live pgwardd (this one included) still uses it */
-	if (proc_start(pid) == start)
+	if (pw_proc_start_ticks(pid) == start)
 		return;
 	if (f->n == f->cap) {
 		int cap = f->cap ? f->cap * 2 : 16;

@@ -25,6 +25,9 @@ struct pw_kernel_facts {
 /* Fill f from the kernel record. Never fails: what cannot be read stays "" (and so cannot
  * match a glob that needs it). */
 void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f);
+/* Field 22 of /proc/PID/stat: the process's start in clock ticks after boot; 0 when there is
+ * no such process. Thread-safe (the one /proc/PID/stat reader of pgwardd). */
+unsigned long long pw_proc_start_ticks(long pid);
 /* One line for logs and refusals: "pid 12 uid 1000 exe /usr/bin/psql cgroup /agents/a". */
 void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len);
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -287,10 +289,29 @@ int pwfuzz_sb_open_by_handle_at(int d, void *h, int f)
 	return -1;
 }
 
+/* Unix sockets inside the sandbox, when the harness allowed them (pwfuzz_sandbox_unix). */
+static int unix_mode; /* atomic: enum pwfuzz_unix */
+static pthread_t unix_owner;
+
+void pwfuzz_sandbox_unix(enum pwfuzz_unix mode)
+{
+	unix_owner = pthread_self();
+	__atomic_store_n(&unix_mode, (int)mode, __ATOMIC_SEQ_CST);
+}
+
+static bool unix_allowed(void)
+{
+	int m = __atomic_load_n(&unix_mode, __ATOMIC_SEQ_CST);
+
+	return m == PWFUZZ_UNIX_ANY_THREAD ||
+	       (m == PWFUZZ_UNIX_THIS_THREAD && pthread_equal(unix_owner, pthread_self()));
+}
+
 int pwfuzz_sb_socket(int d, int t, int p);
 int pwfuzz_sb_socket(int d, int t, int p)
 {
-	(void)d, (void)t, (void)p;
+	if (d == AF_UNIX && unix_allowed())
+		return socket(d, t, p);
 	errno = EACCES;
 	return -1;
 }
@@ -298,7 +319,16 @@ int pwfuzz_sb_socket(int d, int t, int p)
 int pwfuzz_sb_connect(int fd, const struct sockaddr *a, socklen_t n);
 int pwfuzz_sb_connect(int fd, const struct sockaddr *a, socklen_t n)
 {
-	(void)fd, (void)a, (void)n;
+	const size_t off = offsetof(struct sockaddr_un, sun_path);
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+
+	if (a && a->sa_family == AF_UNIX && n > off && n <= sizeof(struct sockaddr_un) &&
+	    unix_allowed()) {
+		memcpy(path, (const char *)a + off, n - off);
+		path[n - off] = '\0';
+		if (path[0] && allowed(path)) /* not an abstract name: a file in the sandbox */
+			return connect(fd, a, n);
+	}
 	errno = EACCES;
 	return -1;
 }
@@ -497,6 +527,11 @@ static const char ec_pem[] = "-----BEGIN PRIVATE KEY-----\n"
                              "OISN8xHA02oe1gB8yQ6Oz8VALHyhRANCAAQg6I/VkRG6DyQpwkHJHKqAWi2xpui3\n"
                              "at8zMUOJWuaJntJB2VxCY+L3i61CcDzBf7U+Zo8NWa9Q0XGbomNONiK4\n"
                              "-----END PRIVATE KEY-----\n";
+
+const char *pwfuzz_key_pem(const char *kid)
+{
+	return strcmp(kid, "rsa") == 0 ? rsa_pem : strcmp(kid, "ec") == 0 ? ec_pem : NULL;
+}
 
 static EVP_PKEY *load_key(const char *pem)
 {

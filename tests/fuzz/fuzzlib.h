@@ -5,8 +5,10 @@
  * stat(2), socket(2) and the like to pwfuzz_sb_* (objcopy --redefine-sym), which land in
  * fuzzlib.c. There a path is allowed only inside the directory a harness named with
  * pwfuzz_sandbox(), and never when it named none; sockets, connect, name resolution and kill
- * are always refused. Fuzzed configuration text may name any file: the loader can still only
- * read the harness's own fixtures, and nothing can reach the network. */
+ * are refused, but for unix sockets inside that directory when a harness allows them
+ * (pwfuzz_sandbox_unix: fuzz_session plays the upstream server on one). Fuzzed configuration
+ * text may name any file: the loader can still only read the harness's own fixtures, and
+ * nothing can reach the network. */
 #ifndef PGWARD_FUZZLIB_H
 #define PGWARD_FUZZLIB_H
 
@@ -16,6 +18,14 @@
 
 /* The one directory project code may touch from now on (NULL: none). */
 void pwfuzz_sandbox(const char *dir);
+
+/* Unix sockets for project code: socket(AF_UNIX, ...) and connect() to a socket file inside
+ * the sandbox directory, nothing else (no bind, no other family, no abstract name). OFF (the
+ * default) refuses them; THIS_THREAD allows them on the calling thread only (the harness's:
+ * a background thread of the library, such as the catalog loader, stays refused); ANY_THREAD
+ * on every thread. */
+enum pwfuzz_unix { PWFUZZ_UNIX_OFF, PWFUZZ_UNIX_THIS_THREAD, PWFUZZ_UNIX_ANY_THREAD };
+void pwfuzz_sandbox_unix(enum pwfuzz_unix mode);
 
 /* A private directory for fixtures, made once: "<TMPDIR or /tmp>/pgward-fuzz-<tag>.XXXXXX"
  * (TMPDIR is used only when it lies under /tmp/), removed with the files written by
@@ -40,6 +50,8 @@ size_t pwfuzz_b64url(const uint8_t *in, size_t n, char *out);
  * ("rsa": RS256, 2048 bits; "ec": ES256, P-256; "hs": an oct key for HS256), built once from
  * the PEMs in fuzzlib.c. */
 const char *pwfuzz_jwks(void);
+/* The PEM private key of kid "rsa" or "ec" (NULL for another), e.g. to make a certificate. */
+const char *pwfuzz_key_pem(const char *kid);
 /* The HS256 secret of kid "hs". */
 extern const uint8_t pwfuzz_hs_secret[32];
 /* Signs header.payload (base64url text) with kid "rsa" (RS256) or "ec" (ES256, r || s) or

@@ -51,6 +51,7 @@ fuzz_max_len() {
 	jwt) echo 4096 ;;    # RS256 tokens are ~600 bytes; the JWKS of the test keys ~700
 	config) echo 8192 ;; # the README's complete example is ~1.5 KiB
 	sql) echo 16384 ;;
+	session) echo 8192 ;; # a session: startup, login, a few statements each way
 	*) echo 4096 ;;
 	esac
 }

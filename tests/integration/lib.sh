@@ -48,9 +48,8 @@ check_skip() {
 }
 
 # Programs run_tap accepts without a plan line (their exit status, and that they printed
-# checks at all, are still verified), by file name. tests/integration/pgtest.c prints no
-# "1..N" yet: remove it from this list once it does.
-PW_TAP_NO_PLAN=(pgtest)
+# checks at all, are still verified), by file name: none today.
+PW_TAP_NO_PLAN=()
 
 # run_tap CMD...: a program printing TAP itself (ok/not ok lines, a plan "1..N"); its check
 # and comment lines are folded into this group (their numbers dropped), then one "not ok"

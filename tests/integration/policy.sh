@@ -135,6 +135,7 @@ check "named Parse: a refused statement is refused at Parse" test "$(sed -n 2p <
 
 R="host=127.0.0.1 port=$PORT dbname=policydb sslmode=disable"
 psqlr() { psql -X "$R user=reader" "$@" 2>&1; }
+not_in() { ! grep -q -- "$1" <<<"$2"; } # PATTERN TEXT: the text does not hold it
 psqlw() { psql -X "$R user=writer" "$@" 2>&1; }
 
 # the message names identity, rule and reason; the session goes on
@@ -201,7 +202,7 @@ check "pg_notify is refused (a built-in with side effects)" grep -q 'may not cal
 echo "SELECT 'after';" >&"${LISTENER[1]}"
 got=""
 while read -r -t 3 line <&"${LISTENER[0]}"; do got+="$line;"; [[ $line == after ]] && break; done
-check "pg_notify: the listener got nothing" bash -c "! grep -q from-reader <<<'$got'"
+check "pg_notify: the listener got nothing" not_in from-reader "$got"
 echo '\q' >&"${LISTENER[1]}"
 out=$(psqlr -Atc "SELECT pg_advisory_lock(4242)" -c "SELECT pg_stat_get_activity(NULL)")
 check "pg_advisory_lock is refused" grep -q 'may not call pg_advisory_lock()' <<<"$out"
@@ -245,7 +246,7 @@ check "SET client_encoding = BIG5 is refused" grep -q 'may not set client_encodi
 pgtmp_psql -q -d policydb -c "CREATE TABLE secret.orders (id int, secret text); INSERT INTO secret.orders VALUES (42, 'the-secret-row')" >/dev/null
 out=$(PGOPTIONS="-Ec search_path=secret" psqlr -Atc "SELECT * FROM orders")
 check "options -Ec search_path=secret: the unqualified orders is judged as secret.orders (refused)" grep -q 'may not SELECT secret.orders' <<<"$out"
-check "options -Ec search_path=secret: the secret row did not come back" bash -c "! grep -q the-secret-row <<<'$out'"
+check "options -Ec search_path=secret: the secret row did not come back" not_in the-secret-row "$out"
 out=$(PGOPTIONS="-e-role=postgres" psqlr -Atc "SELECT current_user")
 check "options -e-role=x (combined switches) is refused at start-up as a role escape" grep -q 'FATAL:  pgward: identity reader may not change the session.s role' <<<"$out"
 out=$(PGOPTIONS="--session-authorization=postgres" psqlr -Atc "SELECT 1")
@@ -263,18 +264,47 @@ out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/optdiff.py" "$CT
 printf '%s\n' "$out" | grep '^#'
 check "the options differential against the server: $(grep -o '([0-9]* generated.*)' <<<"$out")" grep -q '^ok - ' <<<"$out"
 
+# --- the upstream must prove it knows the password ----------------------------------------------
+main_pid=$PGWARDD_PID
+FAKE=$(pw_free_port)
+PORT2=$(pw_free_port)
+cat >"$W/fake.json" <<EOF
+{"listen": [{"host": "127.0.0.1", "port": $PORT2}], "workers": 1,
+ "upstreams": {"fake": {"host": "127.0.0.1", "port": $FAKE, "user": "app",
+                        "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}},
+ "identities": [${extra_opt//optparse/app}]}
+EOF
+sed -i 's/"upstream": "main"/"upstream": "fake"/' "$W/fake.json"
+pw_start_pgwardd "$W/fake.json" "$W/fake.log" || echo "not ok - the second pgwardd did not start"
+for mode in skip-final bad-signature; do
+	python3 "$here/fake_upstream.py" "$FAKE" "$mode" 1 >"$W/fake.$mode.out" 2>&1 &
+	fake=$!
+	pw_wait_log "$W/fake.$mode.out" ready 5 >/dev/null
+	out=$(psql -X "host=127.0.0.1 port=$PORT2 user=app dbname=x sslmode=disable" -Atc "SELECT 1" 2>&1)
+	wait "$fake" 2>/dev/null
+	case $mode in
+	skip-final) want='server ended SCRAM without proving it knows the password' ;;
+	*) want='signature does not verify' ;;
+	esac
+	check "an upstream that $mode: the login is refused ($want)" grep -q "cannot log in to upstream \"fake\": .*$want" <<<"$out"
+	check "an upstream that $mode: nothing of it reached the client" not_in leaked "$out"
+done
+kill -TERM "$PGWARDD_PID"
+wait "$PGWARDD_PID" 2>/dev/null
+PGWARDD_PID=$main_pid
+
 # --- the session's real search_path: role defaults and a schema named after the login ---------
 pgtmp_psql -q -d policydb -c "CREATE SCHEMA postgres; CREATE TABLE postgres.customers (id int, name text, email text); INSERT INTO postgres.customers VALUES (7, 'x', 'the-secret-email')" >/dev/null
 out=$(psqlr -Atc "SELECT email FROM customers")
 check "a schema named after the login role: unqualified customers is refused (postgres.customers is a candidate)" grep -q 'may not SELECT postgres.customers' <<<"$out"
-check "a schema named after the login role: its row did not come back" bash -c "! grep -q the-secret-email <<<'$out'"
+check "a schema named after the login role: its row did not come back" not_in the-secret-email "$out"
 out=$(psqlr -Atc "SELECT count(*) FROM public.customers")
 check "a schema named after the login role: qualified names still read" test "$out" = 2
 pgtmp_psql -q -d policydb -c "DROP SCHEMA postgres CASCADE" >/dev/null
 pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb SET search_path = secret, public" >/dev/null
 out=$(psqlr -Atc "SELECT * FROM orders")
 check "a role default search_path (secret, public): unqualified orders is refused" grep -q 'may not SELECT secret.orders' <<<"$out"
-check "a role default search_path: the secret row did not come back" bash -c "! grep -q the-secret-row <<<'$out'"
+check "a role default search_path: the secret row did not come back" not_in the-secret-row "$out"
 pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb RESET search_path" >/dev/null
 out=$(psqlr -Atc "SELECT count(*) FROM orders")
 check "without it, unqualified orders reads public.orders again" test "$out" = 3
