@@ -11,7 +11,9 @@
 #include "pgward/log.h"
 #include "pgward/pgconn.h"
 
-#define RETRY_MS 5000 /* a failed load is tried again after this */
+#define RETRY_MS 5000	   /* a failed load is tried again after this */
+#define MIN_RELOAD_MS 1000 /* a snapshot is read again at most this often (a client calling
+			    * names the catalog does not know must not keep the server busy) */
 
 struct entry;
 
@@ -375,6 +377,20 @@ static void *loader(void *arg)
 			e = e->next;
 		if (!e) {
 			pthread_cond_wait(&reg.cv, &reg.mu);
+			continue;
+		}
+		uint64_t age = now_ms() - e->loaded_ms;
+		if (e->snap && age < MIN_RELOAD_MS) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t wait = MIN_RELOAD_MS - age;
+			ts.tv_sec += (time_t)(wait / 1000);
+			ts.tv_nsec += (long)(wait % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&reg.cv, &reg.mu, &ts);
 			continue;
 		}
 		e->queued = false;

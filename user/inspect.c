@@ -33,6 +33,17 @@ static bool changes_catalog(const struct pw_sql_result *r)
 	return false;
 }
 
+/* Does r call a name the session's catalog snapshot does not know? */
+static bool calls_unknown(const struct pw_policy_session *ps, const struct pw_sql_result *r)
+{
+	for (int k = 0; k < r->nfuncs; k++) {
+		const struct pw_cat_func *f;
+		if (pw_catalog_lookup(ps->cat, r->funcs[k].name, &f) == 0)
+			return true;
+	}
+	return false;
+}
+
 enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const char *sql,
                                 size_t len, const char *name, struct pw_judgement *j)
 {
@@ -69,6 +80,10 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		return PW_DENY;
 	}
 	pw_policy_decide(c->cfg, c->identity, ps, j->r, time(NULL), &j->d, j->per_stmt);
+	if (j->d.action != PW_ACT_ALLOW && ps && ps->cat && calls_unknown(ps, j->r))
+		/* a function made since the snapshot (by a DBA, say): read the catalog again,
+		 * so that the next attempt is judged by what the function is */
+		pw_catalog_invalidate(ps->cat);
 	if (j->d.action != PW_ACT_ALLOW)
 		return PW_DENY;
 	if (ps && pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) < 0)

@@ -1590,6 +1590,15 @@ static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
 		memcpy(s->probe + PW_HDR, body, len);
 		s->probe_len = len + PW_HDR;
 	}
+	if (s->role[0] && s->state == ST_READY && strcmp(name, "is_superuser") == 0 &&
+	    strcmp(val, "on") == 0 && s->id && !s->id->policy.guardrail_off[PW_GR_ROLE_ESCAPE]) {
+		/* the fixed or just-in-time role is not a superuser: the session left it */
+		fatal(s, "42501",
+		      "pgward: the session of identity %s left its role %s (the server reports "
+		      "is_superuser = on); it ends",
+		      s->id->name, s->role);
+		return false;
+	}
 	if (s->id && s->id->policy.guardrail_off[PW_GR_PARSER_INTEGRITY])
 		return true; /* allowed everything: nothing depends on reading it right */
 	if (strcmp(name, "standard_conforming_strings") == 0 && strcmp(val, "on") != 0) {
@@ -2096,7 +2105,9 @@ static bool scan_upstream(struct pw_session *s)
 			s->u_remaining -= n;
 			continue;
 		}
-		if (pw_buf_unscanned(b) < PW_HDR + 1) {
+		if (pw_buf_unscanned(b) < PW_HDR) {
+			/* a header is all a message needs to be passed on: ParseComplete and its
+			 * kin are nothing more, and after a Flush nothing else may follow */
 			pw_buf_reserve_at_scan(b, PW_HDR + 8);
 			break;
 		}

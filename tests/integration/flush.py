@@ -42,6 +42,14 @@ class Conn:
             self.buf += d
 ok = True
 c = Conn()
+# 0. an allowed Parse, then Flush: its ParseComplete (a header and nothing else) comes at once
+c.s.sendall(parse(b'', b'SELECT 1') + msg(b'H'))
+seen = c.read_until(b'1', timeout=3)
+print('allowed Parse + Flush:', seen)
+ok &= seen == ['1']
+c.s.sendall(msg(b'S'))
+seen = c.read_until(b'Z')
+ok &= seen == ['Z']
 # 1. a refused Parse, then Flush: the error comes without a Sync
 c.s.sendall(parse(b'', b'DELETE FROM orders') + msg(b'H'))
 seen = c.read_until(b'E', timeout=3)

@@ -324,7 +324,7 @@ extra='{"name": "windowed", "match": {"user": "windowed"}, "auth": "trust", "ups
  {"name": "elsewhere", "match": {"user": "elsewhere"}, "auth": "trust", "upstream": "main",
   "databases": ["reporting_*"], "rules": [{"action": "allow"}]},
  {"name": "scoped", "match": {"user": "scoped"}, "auth": "trust", "upstream": "main",
-  "role": "app_reader", "rules": [{"action": "allow", "class": ["select"]}]},
+  "role": "app_reader", "rules": [{"action": "allow", "class": ["select"], "functions": "public.pgw_escape"}]},
  '"${extra_opt//optparse/allowall}"
 config "$extra" >"$W/policy.json"
 kill -HUP "$PGWARDD_PID"
@@ -361,6 +361,14 @@ check "max_sessions: a slot is free again once the first session ends" grep -q a
 out=$(psql -X "$R user=scoped" -Atc "SELECT current_user" -c "SELECT count(*) FROM orders" 2>&1)
 check "a fixed role is in place before the first statement" test "$(head -1 <<<"$out")" = app_reader
 check "the fixed role's own privileges apply" test "$(sed -n 2p <<<"$out")" = 3
+# a function (named by the rule) that leaves the role: the server says so, the session ends
+pgtmp_psql -q -d policydb -c "CREATE OR REPLACE FUNCTION pgw_escape() RETURNS text LANGUAGE plpgsql AS \$\$BEGIN SET ROLE postgres; RETURN current_user; END\$\$" >/dev/null
+out=$(psql -X "$R user=scoped" -Atc "SELECT pgw_escape()" 2>&1)
+check "a function made after the catalog was read: refused at first (not known yet)" grep -q "may not call pgw_escape() (not a function pgward's catalog" <<<"$out"
+sleep 1.5 # the refusal had the catalog read again
+out=$(psql -X "$R user=scoped" -Atc "SELECT pgw_escape()" -c "SELECT count(*) FROM secret.keys" 2>&1)
+check "a fixed role left (is_superuser reported on): the session ends" grep -q 'left its role app_reader' <<<"$out"
+check "a fixed role left: nothing more runs as the superuser" not_in '^1$' "$out"
 
 # --- JWT identities --------------------------------------------------------------------------
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/jwt.key" 2>/dev/null
