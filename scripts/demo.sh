@@ -97,7 +97,7 @@ setup_pgwardd() {
 	LOG=$W/pgwardd.log
 	local identity tls
 	# the policy: reads of public and the catalog; orders are never deleted; the rest is denied
-	local policy='"databases": ["postgres"], "rules": [{"name": "orders-are-kept", "action": "deny", "class": ["delete", "truncate"], "relations": "public.orders"}, {"name": "read", "action": "allow", "class": ["select", "explain", "copy_to", "set", "transaction"], "relations": ["public.*", "pg_catalog.*"], "access": "read"}]'
+	local policy='"databases": ["postgres"], "rules": [{"name": "orders-are-kept", "action": "deny", "class": ["delete", "truncate"], "relations": "public.orders"}, {"name": "read", "action": "allow", "class": ["select", "explain", "copy_to", "set", "transaction"], "relations": ["public.*", "pg_catalog.*"], "access": "read"}, {"name": "may-wait", "action": "allow", "class": "select", "relations": "pg_catalog.*", "functions": "pg_catalog.pg_sleep"}]'
 	identity=$(printf '{"name": "reporting-agent", "match": {"user": "agent"}, "auth": "password",
 		"scram_verifier": "%s", "upstream": "pg", %s}' "$verifier" "$policy")
 	tls=$(printf '{"tls": {"cert": "%s", "key": "%s"},

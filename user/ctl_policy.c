@@ -225,6 +225,28 @@ static void print_text(const struct pw_identity *id, const json_t *res)
 	}
 }
 
+/* The identity called name, or NULL (said on stderr). */
+static const struct pw_identity *find_identity(const struct pw_config *cfg, const char *file,
+                                               const char *name)
+{
+	for (int i = 0; i < cfg->n_identities; i++)
+		if (strcmp(cfg->identities[i].name, name) == 0)
+			return &cfg->identities[i];
+	fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, name);
+	return NULL;
+}
+
+/* The upstream's imposed search_path as the server's setting would read ("a", "B"), or "". */
+static void imposed_path(const struct pw_upstream *u, char *out, size_t len)
+{
+	char q[2 * PW_NAME_MAX + 4];
+	size_t o = 0;
+	out[0] = 0;
+	for (int i = 0; u && i < u->n_search_path && o < len; i++)
+		if (pw_sql_quote_ident(u->search_path[i], q, sizeof(q)) > 0)
+			o += (size_t)snprintf(out + o, len - o, "%s%s", i ? ", " : "", q);
+}
+
 struct truth {
 	char path[1024], user[PW_NAME_MAX], schemas[1024];
 	bool seen;
@@ -267,11 +289,8 @@ static int session_from_upstream(const struct pw_runtime *rt, int ui, const char
 		pw_errf(err, errlen, "upstream \"%s\" did not say what its search_path is", u->name);
 		return -1;
 	}
-	char path[1024], q[2 * PW_NAME_MAX + 4];
-	size_t o = 0;
-	for (int i = 0; i < u->n_search_path; i++)
-		if (pw_sql_quote_ident(u->search_path[i], q, sizeof(q)) > 0)
-			o += (size_t)snprintf(path + o, sizeof(path) - o, "%s%s", i ? ", " : "", q);
+	char path[1024];
+	imposed_path(u, path, sizeof(path));
 	pw_policy_session_init(ps, u->n_search_path ? path : t.path,
 	                       id->policy.role[0] ? id->policy.role
 	                       : id->policy.jit   ? "pgward_jit_role"
@@ -350,12 +369,8 @@ static int do_explain(int argc, char **argv)
 		return 1;
 	}
 	struct pw_config *cfg = rt->cfg;
-	const struct pw_identity *id = NULL;
-	for (int i = 0; i < cfg->n_identities; i++)
-		if (strcmp(cfg->identities[i].name, ident) == 0)
-			id = &cfg->identities[i];
+	const struct pw_identity *id = find_identity(cfg, file, ident);
 	if (!id) {
-		fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, ident);
 		pw_runtime_unref(rt);
 		return 1;
 	}
@@ -377,13 +392,9 @@ static int do_explain(int argc, char **argv)
 	if (offline || !u) {
 		/* without the server: its default search_path (or the imposed one), no catalog:
 		 * every call needs a rule naming it, as in pgwardd before a catalog is read */
-		char path[1024] = "", q[2 * PW_NAME_MAX + 4];
-		size_t o = 0;
-		for (int i = 0; u && i < u->n_search_path; i++)
-			if (pw_sql_quote_ident(u->search_path[i], q, sizeof(q)) > 0)
-				o += (size_t)snprintf(path + o, sizeof(path) - o, "%s%s", i ? ", " : "",
-				                      q);
-		pw_policy_session_init(&ps, o ? path : NULL,
+		char path[1024];
+		imposed_path(u, path, sizeof(path));
+		pw_policy_session_init(&ps, path[0] ? path : NULL,
 		                       id->policy.role[0] ? id->policy.role : u ? u->user : "", NULL);
 		if (!offline)
 			fprintf(stderr,
@@ -482,12 +493,8 @@ static int do_startup(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
-	const struct pw_identity *id = NULL;
-	for (int i = 0; i < cfg->n_identities; i++)
-		if (strcmp(cfg->identities[i].name, ident) == 0)
-			id = &cfg->identities[i];
+	const struct pw_identity *id = find_identity(cfg, file, ident);
 	if (!id) {
-		fprintf(stderr, "pgwardctl: %s: no identity named \"%s\"\n", file, ident);
 		pw_config_unref(cfg);
 		return 1;
 	}

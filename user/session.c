@@ -2118,9 +2118,18 @@ static bool scan_upstream(struct pw_session *s)
 			return false;
 		}
 		size_t total = (size_t)len + 1;
+		if (s->capturing && total > AUTH_MSG_MAX) {
+			/* start-up messages are small: one that is not is passed on as any other,
+			 * and this connection is not kept for reuse */
+			s->capturing = false;
+			s->preamble_len = s->preamble_k_off = 0;
+		}
 		if (s->capturing && pw_buf_unscanned(b) < total) {
-			/* start-up messages are small: keep each whole for the reuse preamble */
-			pw_buf_reserve_at_scan(b, total);
+			/* keep each start-up message whole for the reuse preamble */
+			if (pw_buf_reserve_at_scan(b, total) < 0) {
+				fatal(s, "53200", "pgward: out of memory");
+				return false;
+			}
 			return true;
 		}
 		switch (p[0]) {

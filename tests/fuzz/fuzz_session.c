@@ -23,8 +23,10 @@
  *   j  jwt (the test keys, issuer ISS, audience AUD), allow-all, main
  *   r  trust, allow-all with a fixed role: its SET ROLE runs after the upstream login
  *   q  trust, database "app", a deny rule (secret.*) and an allow rule (public.*), guardrails on,
- *      at most 2 sessions, upstream pol: set-up query (its DataRow), catalog ready, refusals
- *   w  trust, the same rules, upstream nocat: waits for the catalog until its deadline
+ *      a fixed role, at most 2 sessions, upstream pol: set-up query (SET ROLE, search_path and
+ *      the row saying what the session is), catalog ready, refusals
+ *   w  trust, the same rules without a role, upstream nocat: its set-up query, then it waits
+ *      for the catalog until its deadline
  *   o  trust, allow-all, upstream pool (park on Terminate, DISCARD ALL, adoption)
  * After the loads, unix sockets are allowed to the harness's thread only.
  *
@@ -76,8 +78,11 @@
  * Seeds: PGWARD_FUZZ_MKSEEDS=DIR build/fuzz/fuzz_session writes them (a JWT signed with the RSA
  * test key among them). PGWARD_FUZZ_VERBOSE=1 traces the operations and what pgwardd sends each
  * peer, and logs at debug level (pgwardd's own log lines; quiet otherwise: error level).
- * PGWARD_FUZZ_TOLERATE=held-5-byte-message lets the relay check pass the open bug of
- * tests/fuzz/session/crash-upstream-5-byte-message-held, for a campaign that looks for others. */
+ * PGWARD_FUZZ_TOLERATE (comma-separated) steps around the open bugs, for a campaign that looks
+ * for others: held-5-byte-message lets the relay check pass the bug of
+ * tests/fuzz/session/crash-upstream-5-byte-message-held; pool-preamble-message lowers every
+ * length word above 4 MiB the harness's server sends to 4 MiB (no input can complete such a
+ * message anyway), around tests/fuzz/session/crash-pool-preamble-message-buffered-whole. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -356,10 +361,8 @@ static struct pw_worker w;
 static struct pw_scram_verifier up_verifier, bad_verifier; /* for the harness's SCRAM server */
 static SSL_CTX *cli_ctx;                                   /* the harness's TLS clients */
 static bool verbose;
-/* PGWARD_FUZZ_TOLERATE=held-5-byte-message: the relay check lets the one known open bug pass
- * (tests/fuzz/session/crash-upstream-5-byte-message-held), so that a campaign can look for
- * others. Off by default: the check fails on it. */
-static bool tolerate_held5;
+/* PGWARD_FUZZ_TOLERATE (see the head of this file): off by default, the checks fail. */
+static bool tolerate_held5, tolerate_pool;
 
 static void cleanup(void)
 {
@@ -458,7 +461,7 @@ static const char *make_config(const char *name, const char *pwfile, const char 
 	    "  {\"name\": \"r\", \"match\": {\"user\": \"r\"}, \"auth\": \"trust\", \"upstream\": "
 	    "\"main\", \"role\": \"app_reader\", %s},"
 	    "  {\"name\": \"q\", \"match\": {\"user\": \"q\", \"database\": \"app\"}, \"auth\": "
-	    "\"trust\", \"upstream\": \"pol\", \"max_sessions\": 2, %s},"
+	    "\"trust\", \"upstream\": \"pol\", \"role\": \"app_reader\", \"max_sessions\": 2, %s},"
 	    "  {\"name\": \"w\", \"match\": {\"user\": \"w\"}, \"auth\": \"trust\", \"upstream\": "
 	    "\"nocat\", %s},"
 	    "  {\"name\": \"o\", \"match\": {\"user\": \"o\"}, \"auth\": \"trust\", \"upstream\": "
@@ -638,6 +641,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	verbose = getenv("PGWARD_FUZZ_VERBOSE") && *getenv("PGWARD_FUZZ_VERBOSE");
 	tolerate_held5 = getenv("PGWARD_FUZZ_TOLERATE") &&
 	                 strstr(getenv("PGWARD_FUZZ_TOLERATE"), "held-5-byte-message");
+	tolerate_pool = getenv("PGWARD_FUZZ_TOLERATE") &&
+	                strstr(getenv("PGWARD_FUZZ_TOLERATE"), "pool-preamble-message");
 	jwks_text = pwfuzz_jwks();
 	if (pwfuzz_seed_dir()) {
 		make_seeds();
@@ -703,19 +708,30 @@ struct framer {
 	uint64_t last; /* the length of the last whole message, type byte included */
 };
 
-static void frame(struct framer *f, const uint8_t *d, size_t n)
+/* clamp (PGWARD_FUZZ_TOLERATE=pool-preamble-message): a length word above it, when all of it is
+ * in d, is lowered to it (d is the caller's copy). */
+#define CLAMP_LEN (4u << 20)
+
+static void frame_ex(struct framer *f, uint8_t *d, size_t n, bool clamp)
 {
 	uint64_t base = f->total;
-	size_t i = 0;
+	size_t i = 0, len_at = 0;
 
 	f->total += n;
 	while (i < n && !f->bad) {
 		if (f->hlen < 5) {
 			if (f->hlen == 0)
 				f->start = base + i;
+			if (f->hlen == 1)
+				len_at = i + 1; /* the length word's first byte, in d, plus one */
 			f->hdr[f->hlen++] = d[i++];
 			if (f->hlen == 5) {
 				uint32_t len = pw_be32(f->hdr + 1);
+				if (clamp && len > CLAMP_LEN && len_at) {
+					pw_put_be32(d + len_at - 1, CLAMP_LEN);
+					pw_put_be32(f->hdr + 1, CLAMP_LEN);
+					len = CLAMP_LEN;
+				}
 				f->bad = len < 4;
 				f->left = len - 4;
 				f->clen = 0;
@@ -745,6 +761,11 @@ static void frame(struct framer *f, const uint8_t *d, size_t n)
 	}
 }
 
+static void frame(struct framer *f, const uint8_t *d, size_t n)
+{
+	frame_ex(f, (uint8_t *)d, n, false);
+}
+
 struct rec {
 	uint8_t type; /* 0: a startup packet or CancelRequest */
 	size_t len;   /* of the body, whole */
@@ -760,9 +781,11 @@ struct peer {
 	/* the relay check (see relay_check): what pgwardd sent a client from the start-up on,
 	 * what the harness's server sent an upstream connection */
 	struct framer fr;
-	bool tracked; /* client: an allow-all session started cleanly (STARTUP of user t) */
-	bool untidy;  /* client: something before that start-up made the stream unknowable */
-	bool refusal; /* upstream: pgwardd sent a refusal's sentinel */
+	bool tracked;    /* client: an allow-all session started cleanly (STARTUP of user t) */
+	bool untidy;     /* client: something before that start-up made the stream unknowable */
+	bool refusal;    /* upstream: pgwardd sent a refusal's sentinel */
+	uint8_t held[5]; /* upstream, pool-preamble-message: a header's start, not sent yet */
+	size_t nheld;
 	/* client: TLS of the harness's */
 	SSL *ssl;
 	bool hs_done;
@@ -1063,9 +1086,29 @@ static void tick(uint64_t delta)
 static void put(struct peer *p, const void *data, size_t n)
 {
 	const uint8_t *d = data;
+	uint8_t *copy = NULL;
 
-	if (p >= up && p < up + MAX_UPS && p->fd >= 0)
-		frame(&p->fr, d, n); /* what the server sent: the relay check's reference */
+	if (!n)
+		return;
+	if (p >= up && p < up + MAX_UPS && p->fd >= 0) {
+		if (tolerate_pool) {
+			/* the held start of a header first; a header's start is held back until its
+			 * length word is whole, so that the clamp can lower it */
+			if (!(copy = malloc(p->nheld + n)))
+				die("out of memory");
+			memcpy(copy, p->held, p->nheld);
+			memcpy(copy + p->nheld, data, n);
+			n += p->nheld;
+			struct framer t = p->fr;
+			frame(&t, copy, n);
+			p->nheld = t.hlen > 0 && t.hlen < 5 ? t.hlen : 0;
+			n -= p->nheld;
+			memcpy(p->held, copy + n, p->nheld);
+			d = copy;
+		}
+		/* what the server sent: the relay check's reference */
+		frame_ex(&p->fr, (uint8_t *)d, n, tolerate_pool);
+	}
 	for (int tries = 0; n && p->fd >= 0 && tries < 32;) {
 		ssize_t r;
 		if (p->ssl && !p->hs_done) {
@@ -1081,7 +1124,7 @@ static void put(struct peer *p, const void *data, size_t n)
 				int e = SSL_get_error(p->ssl, k);
 				ERR_clear_error();
 				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-					return;
+					break;
 				r = -1;
 				errno = EAGAIN;
 			} else {
@@ -1104,6 +1147,7 @@ static void put(struct peer *p, const void *data, size_t n)
 	}
 	if (n)
 		p->lost = true;
+	free(copy);
 }
 
 static void put_out(struct peer *p, struct out *o)
@@ -1644,8 +1688,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				struct peer *p = &cl[n_cl - 1];
 				startup(&o, users[a & 7], (a & 7) == 5 ? "w" : "app", a & 8);
 				if (!p->tracked && (a & 7) == 0 && !p->eof) {
-					/* what pgwardd sent before (encryption answers) is not
+					/* what pgwardd sent before (encryption answers, which a
+					 * write without a pump may have left on their way) is not
 					 * framed */
+					pump();
 					p->tracked = true;
 					p->fr = (struct framer){0};
 				} else {
@@ -2302,6 +2348,20 @@ static void make_seeds(void)
 	m_rfq(&m, 'I');
 	s_server();
 	s_save("role-setup-literal");
+
+	s_begin(0);
+	s_op(OP_STARTUP, U_R);
+	m_auth(&m, PW_AUTH_REQ_OK, NULL, 0);
+	m_error(&m, 'E', "FATAL", "53300", "too many connections for role \"app\"");
+	s_server();
+	s_save("role-setup-fatal-after-login");
+
+	s_begin(0);
+	s_login(U_Q);
+	s_op(OP_ANSWER, 0);
+	m_param(&m, "is_superuser", "on");
+	s_server();
+	s_save("role-left");
 
 	/* the restrictive policy: refusals through sentinels */
 	s_begin(0);
