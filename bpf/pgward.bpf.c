@@ -10,11 +10,11 @@
 
 #include "pgward/abi.h"
 
-#define AF_INET	    2
-#define AF_INET6    10
-#define SOCK_STREAM 1
+#define AF_INET      2
+#define AF_INET6     10
+#define SOCK_STREAM  1
 #define ECONNREFUSED 111
-#define TCP_CLOSE   7
+#define TCP_CLOSE    7
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -159,7 +159,7 @@ static __always_inline void emit(__u32 type, const struct pw_conn_info *info)
 
 /* Decide for one connect(); fills *info. Returns 1 to steer, 0 to leave alone, -1 to refuse. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 port_host,
-				  struct pw_bpf_config **cfgp, __u32 family, const __u32 *addr)
+                                  struct pw_bpf_config **cfgp, __u32 family, const __u32 *addr)
 {
 	if (ctx->type != SOCK_STREAM)
 		return 0;
@@ -199,7 +199,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 port_host,
 }
 
 static __always_inline int refuse_or_bypass(struct bpf_sock_addr *ctx, struct pw_bpf_config *cfg,
-					    struct pw_conn_info *info)
+                                            struct pw_conn_info *info)
 {
 	if (cfg->fail_mode == PW_FAIL_OPEN) {
 		count(PW_CNT_BYPASSES);
@@ -219,7 +219,8 @@ static __always_inline bool store(struct bpf_sock_addr *ctx, const struct pw_con
 	struct bpf_sock *sk = ctx->sk;
 	if (!sk)
 		return false;
-	struct pw_conn_info *st = bpf_sk_storage_get(&pw_sk_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	struct pw_conn_info *st =
+	    bpf_sk_storage_get(&pw_sk_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return false;
 	__builtin_memcpy(st, info, sizeof(*info));
@@ -269,7 +270,7 @@ int pw_connect6(struct bpf_sock_addr *ctx)
 	/* one call site: the verifier wants ctx fields read at constant offsets */
 	__u32 d4[4] = {a[3], 0, 0, 0};
 	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg, mapped ? AF_INET : AF_INET6,
-		       mapped ? d4 : a);
+	               mapped ? d4 : a);
 	if (d == 0 || !cfg)
 		return 1;
 	if (d > 0 && !mapped && !cfg->listen6_port)
@@ -358,9 +359,9 @@ static __always_inline void sock_key(struct bpf_sock_ops *skops, struct pw_sock_
 		return;
 	}
 	__u32 l[4] = {skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
-		      skops->local_ip6[3]};
+	              skops->local_ip6[3]};
 	__u32 r[4] = {skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-		      skops->remote_ip6[3]};
+	              skops->remote_ip6[3]};
 	if (v4mapped(l) && v4mapped(r)) {
 		k->family = AF_INET;
 		k->local_addr[0] = l[3];
@@ -430,7 +431,7 @@ int pw_sockops(struct bpf_sock_ops *skops)
 				agent = true;
 		}
 		bool enforcer = skops->op == BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB &&
-				is_enforcer_port(cfg, k.local_port);
+		                is_enforcer_port(cfg, k.local_port);
 		if (agent || enforcer)
 			bpf_sock_hash_update(skops, &pw_sockhash, &k, BPF_NOEXIST);
 		return 1;
@@ -462,9 +463,9 @@ int pw_sk_msg(struct sk_msg_md *msg)
 		peer.remote_addr[0] = msg->local_ip4;
 	} else {
 		__u32 l[4] = {msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2],
-			      msg->local_ip6[3]};
+		              msg->local_ip6[3]};
 		__u32 r[4] = {msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2],
-			      msg->remote_ip6[3]};
+		              msg->remote_ip6[3]};
 		if (v4mapped(l) && v4mapped(r)) {
 			peer.family = AF_INET;
 			peer.local_addr[0] = r[3];

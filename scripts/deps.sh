@@ -27,6 +27,8 @@ PACKAGES=(
 	bzip2 xz-utils diffutils util-linux shellcheck
 	# libFuzzer's runtime (libclang_rt.fuzzer) for clang: make fuzz, tests/fuzz/run.sh
 	libclang-rt-dev
+	# the format check of make check (tests/run.sh, group format)
+	clang-format
 )
 
 LISTS_MAX_AGE_MIN=1440

@@ -27,6 +27,8 @@ rm -rf "$TAP_LOG_DIR"
 mkdir -p "$TAP_LOG_DIR" || exit 1
 
 run_group runner/selftest tests/runner_selftest.sh
+# every C file formatted as .clang-format wants it (make format mends them)
+run_group format bash -c 'if make -s format-check; then echo "ok - clang-format --dry-run --Werror on every C file"; else echo "not ok - clang-format: run make format"; fi; echo 1..1'
 
 # PostgreSQL's own test sources (Debian's source package): the suites differential and the
 # analyser's regression corpus use them

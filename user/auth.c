@@ -102,7 +102,7 @@ static int sha256(const void *data, size_t n, uint8_t out[PW_SCRAM_KEY_LEN])
 }
 
 static int hmac256(const uint8_t key[PW_SCRAM_KEY_LEN], const void *data, size_t n,
-		   uint8_t out[PW_SCRAM_KEY_LEN])
+                   uint8_t out[PW_SCRAM_KEY_LEN])
 {
 	unsigned int len = 0;
 
@@ -125,7 +125,7 @@ static void saslprep(const char *password, const char **out, size_t *outlen)
 }
 
 static int salted_password(const char *password, const uint8_t *salt, size_t salt_len,
-			   int iterations, uint8_t out[PW_SCRAM_KEY_LEN])
+                           int iterations, uint8_t out[PW_SCRAM_KEY_LEN])
 {
 	const char *pw;
 	size_t pwlen;
@@ -134,7 +134,7 @@ static int salted_password(const char *password, const uint8_t *salt, size_t sal
 	if (pwlen > INT_MAX || salt_len > INT_MAX || iterations < 1)
 		return -1;
 	if (PKCS5_PBKDF2_HMAC(pw, (int)pwlen, salt, (int)salt_len, iterations, EVP_sha256(),
-			      PW_SCRAM_KEY_LEN, out) != 1)
+	                      PW_SCRAM_KEY_LEN, out) != 1)
 		return -1;
 	return 0;
 }
@@ -152,7 +152,7 @@ static __thread struct {
 static __thread unsigned salt_cache_next;
 
 static int salted_password_cached(const char *password, const uint8_t *salt, size_t salt_len,
-				  int iterations, uint8_t out[PW_SCRAM_KEY_LEN])
+                                  int iterations, uint8_t out[PW_SCRAM_KEY_LEN])
 {
 	uint8_t key[PW_SCRAM_KEY_LEN];
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -160,10 +160,10 @@ static int salted_password_cached(const char *password, const uint8_t *salt, siz
 	uint32_t it = (uint32_t)iterations;
 	uint32_t pl = (uint32_t)strlen(password);
 	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
-		 EVP_DigestUpdate(md, &pl, sizeof(pl)) == 1 &&
-		 EVP_DigestUpdate(md, password, pl) == 1 &&
-		 EVP_DigestUpdate(md, &it, sizeof(it)) == 1 &&
-		 EVP_DigestUpdate(md, salt, salt_len) == 1 && EVP_DigestFinal_ex(md, key, &kl) == 1;
+	         EVP_DigestUpdate(md, &pl, sizeof(pl)) == 1 &&
+	         EVP_DigestUpdate(md, password, pl) == 1 &&
+	         EVP_DigestUpdate(md, &it, sizeof(it)) == 1 &&
+	         EVP_DigestUpdate(md, salt, salt_len) == 1 && EVP_DigestFinal_ex(md, key, &kl) == 1;
 	EVP_MD_CTX_free(md);
 	if (!ok)
 		return salted_password(password, salt, salt_len, iterations, out);
@@ -314,7 +314,7 @@ int pw_scram_parse_verifier(const char *text, struct pw_scram_verifier *v, char 
 	n = b64_decode(colon + 1, (size_t)(dollar - colon - 1), v->salt, sizeof(v->salt));
 	if (n < 1) {
 		pw_errf(err, errlen, "bad salt in verifier (empty, not base64 or over %d bytes)",
-			PW_SCRAM_MAX_SALT);
+		        PW_SCRAM_MAX_SALT);
 		goto fail;
 	}
 	v->salt_len = (size_t)n;
@@ -322,14 +322,14 @@ int pw_scram_parse_verifier(const char *text, struct pw_scram_verifier *v, char 
 	n = b64_decode(dollar + 1, (size_t)(colon2 - dollar - 1), key, sizeof(key));
 	if (n != PW_SCRAM_KEY_LEN) {
 		pw_errf(err, errlen, "bad StoredKey in verifier (need %d bytes of base64)",
-			PW_SCRAM_KEY_LEN);
+		        PW_SCRAM_KEY_LEN);
 		goto fail;
 	}
 	memcpy(v->stored_key, key, PW_SCRAM_KEY_LEN);
 	n = b64_decode(colon2 + 1, strlen(colon2 + 1), key, sizeof(key));
 	if (n != PW_SCRAM_KEY_LEN) {
 		pw_errf(err, errlen, "bad ServerKey in verifier (need %d bytes of base64)",
-			PW_SCRAM_KEY_LEN);
+		        PW_SCRAM_KEY_LEN);
 		goto fail;
 	}
 	memcpy(v->server_key, key, PW_SCRAM_KEY_LEN);
@@ -342,7 +342,7 @@ fail:
 }
 
 int pw_scram_make_verifier(const char *password, int iterations, const uint8_t *salt,
-			   size_t salt_len, char *out, size_t outlen)
+                           size_t salt_len, char *out, size_t outlen)
 {
 	uint8_t rnd[DEFAULT_SALT], sp[PW_SCRAM_KEY_LEN], ck[PW_SCRAM_KEY_LEN];
 	uint8_t stored[PW_SCRAM_KEY_LEN], server[PW_SCRAM_KEY_LEN];
@@ -385,8 +385,8 @@ out:
 /* ---- server side ---- */
 
 int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verifier *v,
-			  const uint8_t *client_first, size_t len, const char *server_nonce,
-			  char *out, size_t outcap, size_t *outlen, char *err, size_t errlen)
+                          const uint8_t *client_first, size_t len, const char *server_nonce,
+                          char *out, size_t outcap, size_t *outlen, char *err, size_t errlen)
 {
 	char msg[PW_SCRAM_MSG_MAX], snonce_buf[PW_SCRAM_NONCE_LEN / 3 * 4 + 8];
 	char salt64[PW_SCRAM_MAX_SALT / 3 * 4 + 8];
@@ -419,7 +419,7 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 	flag = *p;
 	if (flag == 'p') {
 		pw_errf(err, errlen,
-			"SCRAM: client requires channel binding, which is not offered");
+		        "SCRAM: client requires channel binding, which is not offered");
 		return PW_AUTH_PROTOCOL;
 	}
 	if ((flag != 'n' && flag != 'y') || p[1] != ',') {
@@ -485,7 +485,7 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 		return PW_AUTH_PROTOCOL;
 	}
 	n = snprintf(s->server_first, sizeof(s->server_first), "r=%s,s=%s,i=%d", s->nonce, salt64,
-		     v->iterations);
+	             v->iterations);
 	if (n < 0 || (size_t)n >= sizeof(s->server_first) || (size_t)n >= outcap) {
 		pw_errf(err, errlen, "SCRAM: server-first-message does not fit");
 		return PW_AUTH_PROTOCOL;
@@ -504,7 +504,7 @@ int pw_scram_server_first(struct pw_scram_server *s, const struct pw_scram_verif
 }
 
 int pw_scram_server_final(struct pw_scram_server *s, const uint8_t *client_final, size_t len,
-			  char *out, size_t outcap, size_t *outlen, char *err, size_t errlen)
+                          char *out, size_t outcap, size_t *outlen, char *err, size_t errlen)
 {
 	char msg[PW_SCRAM_MSG_MAX], auth[3 * PW_SCRAM_MSG_MAX], sig64[48];
 	uint8_t proof[PW_SCRAM_KEY_LEN + 3], sig[PW_SCRAM_KEY_LEN], key[PW_SCRAM_KEY_LEN];
@@ -564,7 +564,7 @@ int pw_scram_server_final(struct pw_scram_server *s, const uint8_t *client_final
 	}
 
 	n = snprintf(auth, sizeof(auth), "%s,%s,%.*s", s->client_first_bare, s->server_first,
-		     (int)without_proof, msg);
+	             (int)without_proof, msg);
 	if (n < 0 || (size_t)n >= sizeof(auth)) {
 		pw_errf(err, errlen, "SCRAM: AuthMessage too long");
 		goto out;
@@ -609,7 +609,7 @@ out:
 /* ---- client side ---- */
 
 int pw_scram_client_first(struct pw_scram_client *c, const char *client_nonce, char *out,
-			  size_t outcap, size_t *outlen)
+                          size_t outcap, size_t *outlen)
 {
 	uint8_t rnd[PW_SCRAM_NONCE_LEN];
 	char buf[PW_SCRAM_NONCE_LEN / 3 * 4 + 8];
@@ -647,8 +647,8 @@ int pw_scram_client_first(struct pw_scram_client *c, const char *client_nonce, c
 }
 
 int pw_scram_client_final(struct pw_scram_client *c, const char *password,
-			  const uint8_t *server_first, size_t len, char *out, size_t outcap,
-			  size_t *outlen, char *err, size_t errlen)
+                          const uint8_t *server_first, size_t len, char *out, size_t outcap,
+                          size_t *outlen, char *err, size_t errlen)
 {
 	char msg[PW_SCRAM_MSG_MAX], without_proof[PW_SCRAM_MSG_MAX], proof64[48];
 	uint8_t salt[PW_SCRAM_MAX_SALT], ck[PW_SCRAM_KEY_LEN], stored[PW_SCRAM_KEY_LEN];
@@ -715,13 +715,13 @@ int pw_scram_client_final(struct pw_scram_client *c, const char *password,
 		return PW_AUTH_PROTOCOL;
 	}
 	n = snprintf(c->auth_message, sizeof(c->auth_message), "%s,%s,%s", c->client_first_bare,
-		     msg, without_proof);
+	             msg, without_proof);
 	if (n < 0 || (size_t)n >= sizeof(c->auth_message)) {
 		pw_errf(err, errlen, "SCRAM: AuthMessage too long");
 		return PW_AUTH_PROTOCOL;
 	}
 	if (salted_password_cached(password, salt, (size_t)salt_len, iterations,
-				   c->salted_password) < 0 ||
+	                           c->salted_password) < 0 ||
 	    hmac256(c->salted_password, client_key_label, strlen(client_key_label), ck) < 0 ||
 	    sha256(ck, sizeof(ck), stored) < 0 ||
 	    hmac256(stored, c->auth_message, (size_t)n, sig) < 0) {
@@ -753,7 +753,7 @@ out:
 }
 
 int pw_scram_client_verify(struct pw_scram_client *c, const uint8_t *server_final, size_t len,
-			   char *err, size_t errlen)
+                           char *err, size_t errlen)
 {
 	char msg[PW_SCRAM_MSG_MAX];
 	uint8_t got[PW_SCRAM_KEY_LEN + 3], sk[PW_SCRAM_KEY_LEN], want[PW_SCRAM_KEY_LEN];

@@ -11,16 +11,17 @@
 #include "pgward/log.h"
 #include "pgward/pgconn.h"
 
-#define RETRY_MS 5000	   /* a failed load is tried again after this */
-#define MIN_RELOAD_MS 1000 /* a snapshot is read again at most this often (a client calling
-			    * names the catalog does not know must not keep the server busy) */
+#define RETRY_MS 5000 /* a failed load is tried again after this */
+#define MIN_RELOAD_MS                                                                              \
+	1000 /* a snapshot is read again at most this often (a client calling                      \
+	      * names the catalog does not know must not keep the server busy) */
 
 struct entry;
 
 struct pw_catalog {
-	int refcount; /* atomic */
+	int refcount;        /* atomic */
 	struct entry *entry; /* the registry's entry it was published under; NULL: built */
-	uint64_t gen;	     /* the entry's generation it was published as */
+	uint64_t gen;        /* the entry's generation it was published as */
 	size_t n;
 	struct pw_cat_func *funcs; /* sorted by name, then schema */
 	size_t nschemas;
@@ -42,17 +43,17 @@ static int cmp_str(const void *a, const void *b)
 }
 
 struct pw_catalog *pw_catalog_build(const struct pw_cat_func *funcs, size_t n,
-				    const char *const *schemas, size_t nschemas)
+                                    const char *const *schemas, size_t nschemas)
 {
 	size_t strs = 0;
 	for (size_t i = 0; i < n; i++)
 		strs += strlen(funcs[i].schema) + strlen(funcs[i].name) + strlen(funcs[i].lang) +
-			strlen(funcs[i].owner) + 4;
+		        strlen(funcs[i].owner) + 4;
 	for (size_t i = 0; i < nschemas; i++)
 		strs += strlen(schemas[i]) + 1;
 	/* one block: the header, the arrays, the strings */
-	struct pw_catalog *c = calloc(1, sizeof(*c) + n * sizeof(*funcs) +
-					      nschemas * sizeof(char *) + strs);
+	struct pw_catalog *c =
+	    calloc(1, sizeof(*c) + n * sizeof(*funcs) + nschemas * sizeof(char *) + strs);
 	if (!c)
 		return NULL;
 	c->refcount = 1;
@@ -64,7 +65,8 @@ struct pw_catalog *pw_catalog_build(const struct pw_cat_func *funcs, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		struct pw_cat_func *f = &c->funcs[i];
 		*f = funcs[i];
-		const char *src[4] = {funcs[i].schema, funcs[i].name, funcs[i].lang, funcs[i].owner};
+		const char *src[4] = {funcs[i].schema, funcs[i].name, funcs[i].lang,
+		                      funcs[i].owner};
 		const char **dst[4] = {&f->schema, &f->name, &f->lang, &f->owner};
 		for (int k = 0; k < 4; k++) {
 			size_t l = strlen(src[k]) + 1;
@@ -103,7 +105,7 @@ void pw_catalog_release(struct pw_catalog *c)
 }
 
 size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
-			 const struct pw_cat_func **first)
+                         const struct pw_cat_func **first)
 {
 	size_t lo = 0, hi = c ? c->n : 0;
 
@@ -128,21 +130,19 @@ size_t pw_catalog_size(const struct pw_catalog *c)
 	return c ? c->n : 0;
 }
 
-
 /* ---- loading ---------------------------------------------------------------------------- */
 
 static const char load_sql[] =
-	"SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefaults, "
-	"p.provariadic OPERATOR(pg_catalog.<>) 0, p.provolatile, p.prosecdef, p.prokind, "
-	"l.lanname, pg_catalog.pg_get_userbyid(p.proowner) "
-	"FROM pg_catalog.pg_proc p "
-	"JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
-	"JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang";
+    "SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefaults, "
+    "p.provariadic OPERATOR(pg_catalog.<>) 0, p.provolatile, p.prosecdef, p.prokind, "
+    "l.lanname, pg_catalog.pg_get_userbyid(p.proowner) "
+    "FROM pg_catalog.pg_proc p "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
+    "JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang";
 
-static const char schema_sql[] =
-	"SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
-	"pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
-	"pg_catalog.starts_with(s.nspname, 'pg_toast_temp_')";
+static const char schema_sql[] = "SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
+                                 "pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
+                                 "pg_catalog.starts_with(s.nspname, 'pg_toast_temp_')";
 
 struct rows {
 	struct pw_cat_func *f;
@@ -218,7 +218,6 @@ static void on_func(void *arg, int ncols, const char *const *v)
 		r->bad = true;
 }
 
-
 static void rows_free(struct rows *r)
 {
 	for (size_t i = 0; i < r->n; i++) {
@@ -233,8 +232,8 @@ static void rows_free(struct rows *r)
 	free(r->schemas);
 }
 
-struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db,
-				   char *err, size_t errlen)
+struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db, char *err,
+                                   size_t errlen)
 {
 	const struct pw_upstream *u = &rt->cfg->upstreams[ui];
 	struct pw_pgconn *c = pw_pgconn_open(rt, ui, db, u->connect_timeout_ms, err, errlen);
@@ -246,21 +245,21 @@ struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const ch
 }
 
 struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, char *err,
-				      size_t errlen)
+                                      size_t errlen)
 {
 	struct rows r = {0};
 	struct pw_catalog *cat = NULL;
 
 	/* one snapshot of the catalog for the functions and the schemas alike */
 	if (pw_pgconn_exec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL, NULL, err,
-			   errlen) == 0 &&
+	                   errlen) == 0 &&
 	    pw_pgconn_exec(c, load_sql, on_func, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, schema_sql, on_schema, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, "COMMIT", NULL, NULL, err, errlen) == 0) {
 		if (r.bad || r.n == 0 || r.nschemas == 0)
 			pw_errf(err, errlen, "upstream \"%s\": unexpected catalog rows", name);
 		else if (!(cat = pw_catalog_build(r.f, r.n, (const char *const *)r.schemas,
-						  r.nschemas)))
+		                                  r.nschemas)))
 			pw_errf(err, errlen, "out of memory");
 	}
 	rows_free(&r);
@@ -274,7 +273,7 @@ struct entry {
 	struct entry *next;
 	char key[PW_HOST_MAX + PATH_MAX + 3 * PW_NAME_MAX + 32];
 	struct pw_catalog *snap; /* current, referenced by the registry */
-	uint64_t gen;		 /* atomic: bumped on every publish */
+	uint64_t gen;            /* atomic: bumped on every publish */
 	bool queued, loading, stale, failed;
 	char error[256];
 	uint64_t loaded_ms, failed_ms;
@@ -417,7 +416,7 @@ static void *loader(void *arg)
 			e->stale = e->failed = false;
 			reg.loads++;
 			pw_info("catalog: %zu functions, %zu schemas of %s loaded in %llu ms", c->n,
-				c->nschemas, e->key, (unsigned long long)(now_ms() - t0));
+			        c->nschemas, e->key, (unsigned long long)(now_ms() - t0));
 			pthread_mutex_unlock(&reg.mu);
 			pw_catalog_release(old);
 		} else {
@@ -436,7 +435,7 @@ static void *loader(void *arg)
 }
 
 enum pw_cat_state pw_catalog_acquire(struct pw_runtime *rt, int ui, const char *db,
-				     struct pw_catalog **out, char *err, size_t errlen)
+                                     struct pw_catalog **out, char *err, size_t errlen)
 {
 	const struct pw_upstream *u = &rt->cfg->upstreams[ui];
 	char key[sizeof(((struct entry *)0)->key)];

@@ -594,8 +594,7 @@ out:
 
 /* require_auth as libpq 16 has it: the authentication methods the server may ask for, a
  * list of names, or of names each prefixed with "!" (every method but those). */
-static int parse_require_auth(struct ctx *x, const json_t *o, const char *jp,
-                              struct pw_upstream *u)
+static int parse_require_auth(struct ctx *x, const json_t *o, const char *jp, struct pw_upstream *u)
 {
 	static const char *const names[] = {"password", "md5", "scram-sha-256", "none"};
 	static const unsigned bits[] = {PW_AUTH_PASSWORD, PW_AUTH_MD5, PW_AUTH_SCRAM, PW_AUTH_NONE};
@@ -623,12 +622,12 @@ static int parse_require_auth(struct ctx *x, const json_t *o, const char *jp,
 			free(list);
 			return -1;
 		}
-		if (neg >= 0 && neg != not) {
+		if (neg >= 0 && neg != not ) {
 			fail(x, sub, "negative and positive methods cannot be mixed");
 			free(list);
 			return -1;
 		}
-		neg = not;
+		neg = not ;
 		mask |= bits[k];
 	}
 	free(list);
@@ -809,8 +808,10 @@ static int check_qualified(struct ctx *x, const char *base, const char *key, con
 		const char *dot = strchr(g, '.');
 		if (dot ? dot == g || !dot[1] || strchr(dot + 1, '.') : !may_be_bare) {
 			path_index(sub, jp, (size_t)i);
-			return fail(x, sub, "expected %s\"schema.name\" (globs allowed, as \"public.*\"), got %s",
-			            may_be_bare ? "\"name\" or " : "", quote(q, g));
+			return fail(
+			    x, sub,
+			    "expected %s\"schema.name\" (globs allowed, as \"public.*\"), got %s",
+			    may_be_bare ? "\"name\" or " : "", quote(q, g));
 		}
 	}
 	return 0;
@@ -820,44 +821,44 @@ static const struct {
 	const char *name;
 	uint32_t flag;
 } fact_names[] = {
-	{"no_where", PW_SQL_F_NO_WHERE},
-	{"cte_dml", PW_SQL_F_CTE_DML},
-	{"explain_analyze", PW_SQL_F_EXPLAIN_ANALYZE},
-	{"select_into", PW_SQL_F_SELECT_INTO},
-	{"create_table_as", PW_SQL_F_CREATE_TABLE_AS},
-	{"copy_program", PW_SQL_F_COPY_PROGRAM},
-	{"copy_file", PW_SQL_F_COPY_FILE},
-	{"body", PW_SQL_F_BODY},
-	{"role_escape", PW_SQL_F_ROLE_ESCAPE},
-	{"alter_system", PW_SQL_F_ALTER_SYSTEM},
-	{"drop_database", PW_SQL_F_DROP_DATABASE},
-	{"create_extension", PW_SQL_F_CREATE_EXTENSION},
-	{"creates_temp", PW_SQL_F_CREATES_TEMP},
-	{"ambiguous", PW_SQL_F_AMBIGUOUS},
+    {"no_where", PW_SQL_F_NO_WHERE},
+    {"cte_dml", PW_SQL_F_CTE_DML},
+    {"explain_analyze", PW_SQL_F_EXPLAIN_ANALYZE},
+    {"select_into", PW_SQL_F_SELECT_INTO},
+    {"create_table_as", PW_SQL_F_CREATE_TABLE_AS},
+    {"copy_program", PW_SQL_F_COPY_PROGRAM},
+    {"copy_file", PW_SQL_F_COPY_FILE},
+    {"body", PW_SQL_F_BODY},
+    {"role_escape", PW_SQL_F_ROLE_ESCAPE},
+    {"alter_system", PW_SQL_F_ALTER_SYSTEM},
+    {"drop_database", PW_SQL_F_DROP_DATABASE},
+    {"create_extension", PW_SQL_F_CREATE_EXTENSION},
+    {"creates_temp", PW_SQL_F_CREATES_TEMP},
+    {"ambiguous", PW_SQL_F_AMBIGUOUS},
 };
 
 const char *pw_guardrail_name(enum pw_guardrail g)
 {
 	static const char *const names[PW_GR_COUNT] = {
-		[PW_GR_ROLE_ESCAPE] = "role_escape",
-		[PW_GR_SERVER_COPY] = "server_copy",
-		[PW_GR_SERVER_FILES] = "server_files",
-		[PW_GR_ALTER_SYSTEM] = "alter_system",
-		[PW_GR_DROP_DATABASE] = "drop_database",
-		[PW_GR_CREATE_EXTENSION] = "create_extension",
-		[PW_GR_DBLINK] = "dblink",
-		[PW_GR_TERMINATE_BACKEND] = "terminate_backend",
-		[PW_GR_CODE] = "code",
-		[PW_GR_NO_WHERE] = "no_where",
-		[PW_GR_PARSER_INTEGRITY] = "parser_integrity",
+	    [PW_GR_ROLE_ESCAPE] = "role_escape",
+	    [PW_GR_SERVER_COPY] = "server_copy",
+	    [PW_GR_SERVER_FILES] = "server_files",
+	    [PW_GR_ALTER_SYSTEM] = "alter_system",
+	    [PW_GR_DROP_DATABASE] = "drop_database",
+	    [PW_GR_CREATE_EXTENSION] = "create_extension",
+	    [PW_GR_DBLINK] = "dblink",
+	    [PW_GR_TERMINATE_BACKEND] = "terminate_backend",
+	    [PW_GR_CODE] = "code",
+	    [PW_GR_NO_WHERE] = "no_where",
+	    [PW_GR_PARSER_INTEGRITY] = "parser_integrity",
 	};
 	return (unsigned)g < PW_GR_COUNT ? names[g] : "?";
 }
 
 static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_rule *r)
 {
-	static const char *const keys[] = {"name",      "action", "class", "relations",
-	                                   "access",    "functions", "facts", NULL};
+	static const char *const keys[] = {"name",   "action",    "class", "relations",
+	                                   "access", "functions", "facts", NULL};
 	static const char *const actions[] = {"allow", "deny", "approve", "mask"};
 	char jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX], *list = NULL;
 	int n, act = 0;
@@ -875,8 +876,9 @@ static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_
 	r->access = PW_SQL_READ | PW_SQL_LOCK | PW_SQL_WRITE;
 	if (member(e, "access")) {
 		static const char *const accesses[] = {"any", "read", "lock", "write"};
-		static const uint8_t bits[] = {PW_SQL_READ | PW_SQL_LOCK | PW_SQL_WRITE, PW_SQL_READ,
-		                               PW_SQL_LOCK, PW_SQL_WRITE | PW_SQL_LOCK};
+		static const uint8_t bits[] = {PW_SQL_READ | PW_SQL_LOCK | PW_SQL_WRITE,
+		                               PW_SQL_READ, PW_SQL_LOCK,
+		                               PW_SQL_WRITE | PW_SQL_LOCK};
 		if (get_names(x, e, jp, "access", PW_NAME_MAX, 4, &list, &n) < 0) {
 			free(list);
 			return -1;
@@ -955,8 +957,8 @@ static int parse_rule(struct ctx *x, const json_t *e, const char *jp, struct pw_
 
 	if (get_names(x, e, jp, "relations", PW_GLOB_MAX, 256, (char **)&r->relations,
 	              &r->n_relations) < 0 ||
-	    check_qualified(x, jp, "relations", (const char *)r->relations, r->n_relations,
-	                    false) < 0 ||
+	    check_qualified(x, jp, "relations", (const char *)r->relations, r->n_relations, false) <
+	        0 ||
 	    get_names(x, e, jp, "functions", PW_GLOB_MAX, 256, (char **)&r->functions,
 	              &r->n_functions) < 0 ||
 	    check_qualified(x, jp, "functions", (const char *)r->functions, r->n_functions, true) <
@@ -976,8 +978,8 @@ static int parse_time_of_day(struct ctx *x, const json_t *w, const char *jp, con
 	int h, m, end = 0;
 	if (get_str(x, w, jp, key, buf, sizeof(buf), F_REQUIRED) < 0)
 		return -1;
-	if (sscanf(buf, "%2d:%2d%n", &h, &m, &end) != 2 || buf[end] || end != 5 || h < 0 ||
-	    m < 0 || m > 59 || h > 24 || (h == 24 && m != 0)) {
+	if (sscanf(buf, "%2d:%2d%n", &h, &m, &end) != 2 || buf[end] || end != 5 || h < 0 || m < 0 ||
+	    m > 59 || h > 24 || (h == 24 && m != 0)) {
 		path_key(sub, jp, key);
 		return fail(x, sub, "expected a time as \"HH:MM\" (00:00 to 24:00), got %s",
 		            quote(q, buf));
@@ -1023,7 +1025,8 @@ static int parse_window(struct ctx *x, const json_t *w, const char *jp, struct p
 		}
 		if (a < 0 || (d[3] == '-' && b < 0)) {
 			path_index(sub, jp2, (size_t)i);
-			fail(x, sub, "expected a day (mon .. sun) or a range such as \"mon-fri\", got %s",
+			fail(x, sub,
+			     "expected a day (mon .. sun) or a range such as \"mon-fri\", got %s",
 			     quote(q, d));
 			free(list);
 			return -1;
@@ -1044,8 +1047,8 @@ static int parse_window(struct ctx *x, const json_t *w, const char *jp, struct p
 static int parse_grant(struct ctx *x, const json_t *g, const char *jp, struct pw_grant *gr)
 {
 	static const char *const keys[] = {"privileges", "table", "schema", NULL};
-	static const char *const privs[] = {"SELECT",     "INSERT",  "UPDATE",  "DELETE",
-	                                    "TRUNCATE",   "REFERENCES", "TRIGGER", "ALL"};
+	static const char *const privs[] = {"SELECT",   "INSERT",     "UPDATE",  "DELETE",
+	                                    "TRUNCATE", "REFERENCES", "TRIGGER", "ALL"};
 	char *list = NULL, jp2[JPATH_MAX], sub[JPATH_MAX], q[QUOTE_MAX], table[2 * PW_NAME_MAX];
 	int n, rt, rs;
 
@@ -1085,8 +1088,9 @@ static int parse_grant(struct ctx *x, const json_t *g, const char *jp, struct pw
 	if (rt < 0 || rs < 0)
 		return -1;
 	if (rt == rs)
-		return fail(x, jp, "expected exactly one of \"table\" (\"schema.table\") or "
-		                   "\"schema\" (all its tables)");
+		return fail(x, jp,
+		            "expected exactly one of \"table\" (\"schema.table\") or "
+		            "\"schema\" (all its tables)");
 	if (rt) {
 		char *dot = strchr(table, '.');
 		path_key(sub, jp, "table");
@@ -1176,7 +1180,8 @@ static int parse_policy(struct ctx *x, const json_t *e, const char *jp, struct p
 	if (ws) {
 		path_key(jp2, jp, "windows");
 		if (json_array_size(ws) == 0 || json_array_size(ws) > 64)
-			return fail(x, jp2, "expected 1 to 64 windows (leave the key out for always)");
+			return fail(x, jp2,
+			            "expected 1 to 64 windows (leave the key out for always)");
 		if (!(p->windows = calloc(json_array_size(ws), sizeof(*p->windows))))
 			return fail(x, jp2, "out of memory");
 		size_t i;
@@ -1224,14 +1229,16 @@ static int parse_policy(struct ctx *x, const json_t *e, const char *jp, struct p
 		path_key(jp2, jp, "rules");
 		if (json_array_size(rs) > 4096)
 			return fail(x, jp2, "at most 4096 rules");
-		if (json_array_size(rs) && !(p->rules = calloc(json_array_size(rs), sizeof(*p->rules))))
+		if (json_array_size(rs) &&
+		    !(p->rules = calloc(json_array_size(rs), sizeof(*p->rules))))
 			return fail(x, jp2, "out of memory");
 		size_t i;
 		json_t *r;
 		json_array_foreach(rs, i, r)
 		{
 			path_index(sub, jp2, i);
-			p->n_rules++; /* counted before parsing so that a failure frees its arrays */
+			p->n_rules++; /* counted before parsing so that a failure frees its arrays
+			               */
 			if (parse_rule(x, r, sub, &p->rules[i]) < 0 && !x->collect)
 				return -1;
 		}
@@ -1272,17 +1279,22 @@ static void policy_free(struct pw_policy *p)
 static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct pw_config *c,
                           struct pw_identity *id)
 {
-	static const char *const keys[] = {"name",      "match",      "auth",     "scram_verifier",
-	                                   "upstream",  "databases",  "upstreams", "role",
-	                                   "jit_role",  "windows",    "max_sessions",
-	                                   "guardrails", "rules",     NULL};
-	static const char *const match_keys[] = {"user",	      "database",
-						 "application_name", "cgroup",
-						 "exe",		      "comm",
-						 "ancestor_comm",    "ancestor_exe",
-						 "uid",		      "gid",
-						 "sub",		      "group",
-						 NULL};
+	static const char *const keys[] = {
+	    "name", "match",    "auth",    "scram_verifier", "upstream",   "databases", "upstreams",
+	    "role", "jit_role", "windows", "max_sessions",   "guardrails", "rules",     NULL};
+	static const char *const match_keys[] = {"user",
+	                                         "database",
+	                                         "application_name",
+	                                         "cgroup",
+	                                         "exe",
+	                                         "comm",
+	                                         "ancestor_comm",
+	                                         "ancestor_exe",
+	                                         "uid",
+	                                         "gid",
+	                                         "sub",
+	                                         "group",
+	                                         NULL};
 	char sub[JPATH_MAX], q[QUOTE_MAX], upstream[PW_NAME_MAX];
 	int auth = 0, rc;
 
@@ -1311,7 +1323,8 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		            0) < 0 ||
 		    get_str(x, m, sub, "application_name", id->match_application_name,
 		            sizeof(id->match_application_name), 0) < 0 ||
-		    get_str(x, m, sub, "cgroup", id->match_cgroup, sizeof(id->match_cgroup), 0) < 0 ||
+		    get_str(x, m, sub, "cgroup", id->match_cgroup, sizeof(id->match_cgroup), 0) <
+		        0 ||
 		    get_str(x, m, sub, "exe", id->match_exe, sizeof(id->match_exe), 0) < 0 ||
 		    get_str(x, m, sub, "comm", id->match_comm, sizeof(id->match_comm), 0) < 0 ||
 		    get_str(x, m, sub, "ancestor_comm", id->match_ancestor_comm,
@@ -1336,9 +1349,10 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 		                   id->match_ancestor_comm[0] || id->match_ancestor_exe[0] ||
 		                   id->match_uid >= 0 || id->match_gid >= 0;
 		if (id->needs_kernel && !c->redirect.enabled)
-			return fail(x, sub,
-			            "kernel facts (cgroup, exe, comm, ancestor_*, uid, gid) need the "
-			            "\"redirect\" section");
+			return fail(
+			    x, sub,
+			    "kernel facts (cgroup, exe, comm, ancestor_*, uid, gid) need the "
+			    "\"redirect\" section");
 	} else {
 		id->match_uid = id->match_gid = -1;
 	}
@@ -1360,14 +1374,14 @@ static int parse_identity(struct ctx *x, const json_t *e, const char *jp, struct
 			return fail(x, sub, "invalid SCRAM-SHA-256 verifier: %s", why);
 	} else if (ver) {
 		/* a verifier next to "trust" suggests the operator believes it is checked */
-		return fail(x, sub,
-		            "not used with auth \"%s\"; remove it or use auth \"password\"",
+		return fail(x, sub, "not used with auth \"%s\"; remove it or use auth \"password\"",
 		            auth_names[id->auth]);
 	}
 	if (id->auth == PW_CLIENT_AUTH_JWT && !c->jwt.enabled) {
 		path_key(sub, jp, "auth");
-		return fail(x, sub, "auth \"jwt\" needs the \"jwt\" section (jwks_file, issuer, "
-		                    "audience)");
+		return fail(x, sub,
+		            "auth \"jwt\" needs the \"jwt\" section (jwks_file, issuer, "
+		            "audience)");
 	}
 	if (id->auth != PW_CLIENT_AUTH_JWT && (id->match_sub[0] || id->match_group[0])) {
 		path_key(sub, jp, "match");
@@ -1464,11 +1478,19 @@ static int parse_limits(struct ctx *x, const json_t *root, struct pw_config *c)
 
 static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c)
 {
-	static const char *const keys[] = {"cgroups",	 "ports",	 "fail_mode",
-					   "fastpath",	 "heartbeat_timeout_seconds",
-					   "mark",	 "pin_path",	 "listen4",
-					   "listen4_port", "listen6",	 "listen6_port",
-					   "destinations", NULL};
+	static const char *const keys[] = {"cgroups",
+	                                   "ports",
+	                                   "fail_mode",
+	                                   "fastpath",
+	                                   "heartbeat_timeout_seconds",
+	                                   "mark",
+	                                   "pin_path",
+	                                   "listen4",
+	                                   "listen4_port",
+	                                   "listen6",
+	                                   "listen6_port",
+	                                   "destinations",
+	                                   NULL};
 	static const char *const fail_names[] = {"closed", "open"};
 	struct pw_redirect *r = &c->redirect;
 	char sub[JPATH_MAX], q[QUOTE_MAX];
@@ -1483,7 +1505,7 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 		return -1;
 	r->enabled = true;
 	r->heartbeat_timeout_ms = 1000;
-	r->fastpath = true; /* it wins every row of make bench (README) */
+	r->fastpath = true;   /* it wins every row of make bench (README) */
 	r->mark = 0x70677764; /* "pgwd" */
 	snprintf(r->pin_path, sizeof(r->pin_path), "/sys/fs/bpf/pgward");
 	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");
@@ -1493,11 +1515,11 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	json_t *cg = member(o, "cgroups");
 	if (!cg)
 		return missing(x, o, "$.redirect.cgroups", "cgroups",
-			       "an array of cgroup v2 directories to steer");
+		               "an array of cgroup v2 directories to steer");
 	if (!json_is_array(cg) || json_array_size(cg) == 0 ||
 	    json_array_size(cg) > PW_MAX_REDIRECT_CGROUPS)
 		return fail(x, "$.redirect.cgroups", "expected an array of 1 to %d paths",
-			    PW_MAX_REDIRECT_CGROUPS);
+		            PW_MAX_REDIRECT_CGROUPS);
 	for (size_t i = 0; i < json_array_size(cg); i++) {
 		json_t *v = json_array_get(cg, i);
 		path_index(sub, "$.redirect.cgroups", i);
@@ -1508,14 +1530,14 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 		struct stat st;
 		if (stat(json_string_value(v), &st) != 0 || !S_ISDIR(st.st_mode))
 			return fail(x, sub, "cgroup %s does not exist",
-				    quote(q, json_string_value(v)));
+			            quote(q, json_string_value(v)));
 	}
 	json_t *ports = member(o, "ports");
 	if (ports) {
 		if (!json_is_array(ports) || json_array_size(ports) == 0 ||
 		    json_array_size(ports) > PW_MAX_REDIRECT_PORTS)
 			return fail(x, "$.redirect.ports", "expected an array of 1 to %d ports",
-				    PW_MAX_REDIRECT_PORTS);
+			            PW_MAX_REDIRECT_PORTS);
 		for (size_t i = 0; i < json_array_size(ports); i++) {
 			json_t *v = json_array_get(ports, i);
 			path_index(sub, "$.redirect.ports", i);
@@ -1553,8 +1575,10 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	json_t *dsts = member(o, "destinations");
 	if (dsts) {
 		if (!json_is_array(dsts) || json_array_size(dsts) > PW_MAX_REDIRECT_DSTS)
-			return fail(x, "$.redirect.destinations", "expected an array of at most %d "
-				    "CIDRs", PW_MAX_REDIRECT_DSTS);
+			return fail(x, "$.redirect.destinations",
+			            "expected an array of at most %d "
+			            "CIDRs",
+			            PW_MAX_REDIRECT_DSTS);
 		for (size_t i = 0; i < json_array_size(dsts); i++) {
 			json_t *d = json_array_get(dsts, i);
 			path_index(sub, "$.redirect.destinations", i);
@@ -1579,8 +1603,9 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 					bits = -1;
 			}
 			if (bits < 0)
-				return fail(x, sub, "expected a CIDR such as \"10.0.0.0/8\" or "
-					    "\"fd00::/8\"");
+				return fail(x, sub,
+				            "expected a CIDR such as \"10.0.0.0/8\" or "
+				            "\"fd00::/8\"");
 			c->bits = (int)bits;
 			r->n_destinations++;
 		}
@@ -1589,10 +1614,10 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	struct in6_addr a6;
 	if (inet_pton(AF_INET, r->listen4, &a4) != 1)
 		return fail(x, "$.redirect.listen4", "expected a numeric IPv4 address, got %s",
-			    quote(q, r->listen4));
+		            quote(q, r->listen4));
 	if (r->listen6[0] && inet_pton(AF_INET6, r->listen6, &a6) != 1)
 		return fail(x, "$.redirect.listen6", "expected a numeric IPv6 address, got %s",
-			    quote(q, r->listen6));
+		            quote(q, r->listen6));
 	return 0;
 }
 
@@ -1600,10 +1625,10 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
  * the server would read such text differently from the analyser (CVE-2006-2314). */
 static int parse_client_encodings(struct ctx *x, const json_t *root, struct pw_config *c)
 {
-	static const char *const unsafe[] = {"SJIS", "SHIFTJIS", "BIG5", "GBK", "GB18030",
-	                                     "JOHAB", "UHC", "WIN932", "WIN936", "WIN949",
-	                                     "WIN950", "CP932", "CP936", "CP949", "CP950",
-	                                     "MSKANJI", "TCVN", "WIN1258"};
+	static const char *const unsafe[] = {"SJIS",    "SHIFTJIS", "BIG5",   "GBK",    "GB18030",
+	                                     "JOHAB",   "UHC",      "WIN932", "WIN936", "WIN949",
+	                                     "WIN950",  "CP932",    "CP936",  "CP949",  "CP950",
+	                                     "MSKANJI", "TCVN",     "WIN1258"};
 	char *list = NULL, jp[JPATH_MAX], q[QUOTE_MAX];
 	int rc = get_names(x, root, "$", "client_encodings", PW_NAME_MAX,
 	                   (int)N_ELEMS(c->client_encodings), &list, &c->n_client_encodings);
@@ -1622,10 +1647,11 @@ static int parse_client_encodings(struct ctx *x, const json_t *root, struct pw_c
 		for (size_t k = 0; k < N_ELEMS(unsafe); k++) {
 			if (strcmp(norm, unsafe[k]) == 0) {
 				path_index(jp, "$.client_encodings", (size_t)i);
-				return fail(x, jp,
-				            "%s cannot be allowed: its multibyte characters can hide "
-				            "a quote from the statement analyser",
-				            quote(q, c->client_encodings[i]));
+				return fail(
+				    x, jp,
+				    "%s cannot be allowed: its multibyte characters can hide "
+				    "a quote from the statement analyser",
+				    quote(q, c->client_encodings[i]));
 			}
 		}
 		strcpy(c->client_encodings[i], norm);
@@ -1657,9 +1683,9 @@ bool pw_config_encoding_allowed(const struct pw_config *c, const char *name)
 
 static int parse_jwt(struct ctx *x, const json_t *root, struct pw_config *c)
 {
-	static const char *const keys[] = {"jwks_file",    "issuer",      "audience",
-	                                   "leeway_seconds", "groups_claim", "allow_hs256",
-	                                   NULL};
+	static const char *const keys[] = {
+	    "jwks_file",    "issuer",      "audience", "leeway_seconds",
+	    "groups_claim", "allow_hs256", NULL};
 	struct pw_jwt_config *j = &c->jwt;
 	char err[512];
 	long long v;
@@ -1673,8 +1699,8 @@ static int parse_jwt(struct ctx *x, const json_t *root, struct pw_config *c)
 	    get_str(x, o, "$.jwt", "jwks_file", j->jwks_file, sizeof(j->jwks_file),
 	            F_REQUIRED | F_NONEMPTY) < 0 ||
 	    /* a token for any issuer or any audience would do: both are required */
-	    get_str(x, o, "$.jwt", "issuer", j->issuer, sizeof(j->issuer), F_REQUIRED | F_NONEMPTY) <
-	        0 ||
+	    get_str(x, o, "$.jwt", "issuer", j->issuer, sizeof(j->issuer),
+	            F_REQUIRED | F_NONEMPTY) < 0 ||
 	    get_str(x, o, "$.jwt", "audience", j->audience, sizeof(j->audience),
 	            F_REQUIRED | F_NONEMPTY) < 0 ||
 	    get_str(x, o, "$.jwt", "groups_claim", j->groups_claim, sizeof(j->groups_claim),
@@ -1772,7 +1798,8 @@ static void config_free(struct pw_config *c)
 static int load_buffer(const char *buf, size_t len, const char *path, struct pw_config **out,
                        char *err, size_t errlen, char **all)
 {
-	struct ctx x = {.file = path ? path : "<string>", .err = err, .errlen = errlen, .collect = all != NULL};
+	struct ctx x = {
+	    .file = path ? path : "<string>", .err = err, .errlen = errlen, .collect = all != NULL};
 	json_error_t je;
 
 	*out = NULL;
@@ -1782,8 +1809,9 @@ static int load_buffer(const char *buf, size_t len, const char *path, struct pw_
 	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	struct pw_config *c = root ? calloc(1, sizeof(*c)) : NULL;
 	if (!c) {
-		int rc = root ? fail(&x, NULL, "out of memory")
-		              : fail(&x, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
+		int rc =
+		    root ? fail(&x, NULL, "out of memory")
+		         : fail(&x, NULL, "line %d, column %d: %s", je.line, je.column, je.text);
 		json_decref(root);
 		if (all) /* what fail() collected is the caller's now */
 			*all = x.all;
@@ -1830,8 +1858,7 @@ int pw_config_load_string(const char *text, const char *path, struct pw_config *
 	return load_buffer(text, strlen(text), path, out, err, errlen, NULL);
 }
 
-static int load_file(const char *path, struct pw_config **out, char *err, size_t errlen,
-                     char **all)
+static int load_file(const char *path, struct pw_config **out, char *err, size_t errlen, char **all)
 {
 	struct ctx x = {.file = path, .err = err, .errlen = errlen};
 	struct stat st;
@@ -1957,8 +1984,8 @@ static bool any_glob(const char *glob, const char *const *vals, int n)
 }
 
 const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const char *user,
-						const char *database, const char *app,
-						const struct pw_facts *f)
+                                                const char *database, const char *app,
+                                                const struct pw_facts *f)
 {
 	return pw_config_match_ex(c, 0, user, database, app, f, NULL);
 }
@@ -1976,9 +2003,9 @@ static bool claims_ok(const struct pw_identity *id, const struct pw_jwt_claims *
 }
 
 const struct pw_identity *pw_config_match_ex(const struct pw_config *c, int from, const char *user,
-					     const char *database, const char *app,
-					     const struct pw_facts *f,
-					     const struct pw_jwt_claims *claims)
+                                             const char *database, const char *app,
+                                             const struct pw_facts *f,
+                                             const struct pw_jwt_claims *claims)
 {
 	for (int i = from < 0 ? 0 : from; i < c->n_identities; i++) {
 		const struct pw_identity *id = &c->identities[i];
@@ -2012,8 +2039,8 @@ int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst
 		if (dst->sa_family == AF_INET) {
 			const struct sockaddr_in *a = (const void *)dst;
 			struct in_addr x;
-			if (inet_pton(AF_INET, u->host, &x) == 1 && x.s_addr == a->sin_addr.s_addr &&
-			    ntohs(a->sin_port) == u->port)
+			if (inet_pton(AF_INET, u->host, &x) == 1 &&
+			    x.s_addr == a->sin_addr.s_addr && ntohs(a->sin_port) == u->port)
 				return i;
 		} else if (dst->sa_family == AF_INET6) {
 			const struct sockaddr_in6 *a = (const void *)dst;

@@ -133,9 +133,10 @@ static json_t *statement_json(const char *sql, const struct pw_sql_result *r, in
 		json_t *o = json_object();
 		json_object_set_new(o, "schema", json_string(rl->schema));
 		json_object_set_new(o, "name", json_string(rl->name));
-		json_object_set_new(o, "access", json_string(rl->access & PW_SQL_WRITE  ? "write"
-		                                             : rl->access & PW_SQL_LOCK ? "lock"
-		                                                                        : "read"));
+		json_object_set_new(o, "access",
+		                    json_string(rl->access & PW_SQL_WRITE  ? "write"
+		                                : rl->access & PW_SQL_LOCK ? "lock"
+		                                                           : "read"));
 		if (rl->flags & PW_SQL_R_UNQUALIFIED)
 			json_object_set_new(o, "unqualified", json_true());
 		if (rl->flags & PW_SQL_R_AMBIGUOUS)
@@ -217,7 +218,8 @@ static void print_text(const struct pw_identity *id, const json_t *res)
 		json_array_foreach(json_object_get(s, "calls"), k, o)
 		{
 			const char *why = json_string_value(json_object_get(o, "why"));
-			printf("    calls %s()%s%s%s\n", json_string_value(json_object_get(o, "name")),
+			printf("    calls %s()%s%s%s\n",
+			       json_string_value(json_object_get(o, "name")),
 			       why ? " (writes: " : "", why ? why : "", why ? ")" : "");
 		}
 		if (strcmp(json_string_value(json_object_get(s, "decision")), "allow") != 0)
@@ -286,7 +288,8 @@ static int session_from_upstream(const struct pw_runtime *rt, int ui, const char
 		return -1;
 	if (!t.seen) {
 		pw_catalog_release(cat);
-		pw_errf(err, errlen, "upstream \"%s\" did not say what its search_path is", u->name);
+		pw_errf(err, errlen, "upstream \"%s\" did not say what its search_path is",
+		        u->name);
 		return -1;
 	}
 	char path[1024];
@@ -306,14 +309,11 @@ static int session_from_upstream(const struct pw_runtime *rt, int ui, const char
  * search_path then a query), each decided by pw_inspect_text, pgwardd's own path. */
 static int do_explain(int argc, char **argv)
 {
-	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-	                                     {"identity", required_argument, NULL, 'i'},
-	                                     {"sql", required_argument, NULL, 's'},
-	                                     {"parse", required_argument, NULL, 'p'},
-	                                     {"database", required_argument, NULL, 'd'},
-	                                     {"upstream", required_argument, NULL, 'u'},
-	                                     {"offline", no_argument, NULL, 'o'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},   {"identity", required_argument, NULL, 'i'},
+	    {"sql", required_argument, NULL, 's'},      {"parse", required_argument, NULL, 'p'},
+	    {"database", required_argument, NULL, 'd'}, {"upstream", required_argument, NULL, 'u'},
+	    {"offline", no_argument, NULL, 'o'},        {NULL, 0, NULL, 0}};
 	const char *file = NULL, *ident = NULL, *database = NULL, *upname = NULL;
 	const char *texts[64];
 	const char *names[64]; /* protocol statement name for --parse NAME=TEXT, else NULL */
@@ -395,12 +395,16 @@ static int do_explain(int argc, char **argv)
 		char path[1024];
 		imposed_path(u, path, sizeof(path));
 		pw_policy_session_init(&ps, path[0] ? path : NULL,
-		                       id->policy.role[0] ? id->policy.role : u ? u->user : "", NULL);
+		                       id->policy.role[0] ? id->policy.role
+		                       : u                ? u->user
+		                                          : "",
+		                       NULL);
 		if (!offline)
-			fprintf(stderr,
-			        "pgwardctl: identity %s takes its upstream from the address a client "
-			        "dials: explaining offline (pass --upstream NAME to read one)\n",
-			        id->name);
+			fprintf(
+			    stderr,
+			    "pgwardctl: identity %s takes its upstream from the address a client "
+			    "dials: explaining offline (pass --upstream NAME to read one)\n",
+			    id->name);
 	} else if (session_from_upstream(rt, ui, database, id, &ps, err, sizeof(err)) < 0) {
 		fprintf(stderr, "pgwardctl: %s (use --offline to explain without the server)\n",
 		        err);
@@ -409,8 +413,8 @@ static int do_explain(int argc, char **argv)
 	}
 	struct pw_sql_result *r = malloc(sizeof(*r));
 	struct pw_decision *per = calloc(PW_SQL_MAX_STMTS, sizeof(*per));
-	struct pw_caller who = {.cfg = cfg, .identity = id, .user = id->name, .database = database,
-	                        .ps = &ps};
+	struct pw_caller who = {
+	    .cfg = cfg, .identity = id, .user = id->name, .database = database, .ps = &ps};
 	int worst = 0;
 	for (int t = 0; t < n && r && per; t++) {
 		struct pw_judgement j = {.per_stmt = per, .r = r};

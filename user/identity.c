@@ -142,10 +142,10 @@ void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_f
 
 void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len)
 {
-	int off = snprintf(out, len, "pid %u uid %u gid %u comm %s exe %s cgroup %s",
-			   f->info.tgid, f->info.uid, f->info.gid, f->comm,
-			   f->exe[0] ? f->exe : "?", f->cgroup[0] ? f->cgroup : "?");
+	int off = snprintf(out, len, "pid %u uid %u gid %u comm %s exe %s cgroup %s", f->info.tgid,
+	                   f->info.uid, f->info.gid, f->comm, f->exe[0] ? f->exe : "?",
+	                   f->cgroup[0] ? f->cgroup : "?");
 	for (int i = 0; i < f->view.n_ancestors && off > 0 && (size_t)off < len; i++)
 		off += snprintf(out + off, len - (size_t)off, "%s%s(%u)", i ? "<-" : " ancestors ",
-				f->anc_comm[i], f->info.anc_pid[i]);
+		                f->anc_comm[i], f->info.anc_pid[i]);
 }

@@ -73,7 +73,8 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		if (c->identity->policy.allow_all) {
 			/* nothing depends on reading it: the server answers it */
 			memset(&j->d, 0, sizeof(j->d));
-			snprintf(j->d.reason, sizeof(j->d.reason), "allowed (not analysed: %.150s)", err);
+			snprintf(j->d.reason, sizeof(j->d.reason), "allowed (not analysed: %.150s)",
+			         err);
 			return PW_ALLOW;
 		}
 		pw_policy_unreadable(c->identity, err, j->r->error_pos, &j->d);

@@ -186,9 +186,9 @@ static int check_caps(char *err, size_t errlen)
 	}
 	if (off) {
 		pw_errf(err, errlen,
-		       "pgwardd needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN "
-		       "(missing: %s)",
-		       missing);
+		        "pgwardd needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN "
+		        "(missing: %s)",
+		        missing);
 		return -1;
 	}
 	return 0;
@@ -299,7 +299,7 @@ static int prepare_pin_dir(const char *pin, char *err, size_t errlen)
 		}
 		if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700") < 0) {
 			pw_errf(err, errlen, "mounting bpffs on %s: %s", BPFFS_ROOT,
-			       strerror(errno));
+			        strerror(errno));
 			return -1;
 		}
 		pw_info("mounted bpffs on %s", BPFFS_ROOT);
@@ -361,7 +361,7 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 		int port = r->listen6_port ? r->listen6_port : r->listen4_port;
 		if (inet_pton(AF_INET6, r->listen6, &a6) != 1) {
 			pw_errf(err, errlen, "redirect listen6 \"%s\" is not an IPv6 address",
-			       r->listen6);
+			        r->listen6);
 			return -1;
 		}
 		if (port <= 0 || port > 65535) {
@@ -646,7 +646,7 @@ static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, 
 	close(fd);
 	if (!l)
 		pw_errf(err, errlen, "attaching %s to cgroup %s: %s", cg_progs[p].name, t->path,
-		       strerror(e));
+		        strerror(e));
 	return l;
 }
 
@@ -1064,8 +1064,8 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	bool adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
 		pw_errf(err, errlen,
-		       "the pin set at %s belongs to a running pgwardd (pid %u, heartbeat fresh)",
-		       pin, pinned.enforcer_tgid);
+		        "the pin set at %s belongs to a running pgwardd (pid %u, heartbeat fresh)",
+		        pin, pinned.enforcer_tgid);
 		teardown_skel();
 		return -1;
 	}
@@ -1370,7 +1370,8 @@ void pw_loader_preopen(const struct pw_config *cfg)
 	/* A pgwardd taking a pinned set over accepts steered connections before its own
 	 * programs are in place; the kernel records them in the pinned tuple map, so read that. */
 	char path[PATH_MAX + 32];
-	const char *pin = cfg->redirect.pin_path[0] ? cfg->redirect.pin_path : PW_LOADER_DEFAULT_PIN;
+	const char *pin =
+	    cfg->redirect.pin_path[0] ? cfg->redirect.pin_path : PW_LOADER_DEFAULT_PIN;
 	snprintf(path, sizeof(path), "%s/maps/pw_conns", pin);
 	int fd = bpf_obj_get(path);
 	if (fd < 0)

@@ -40,14 +40,13 @@ uint64_t pw_now_ms(void)
 int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev)
 {
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-				.data.ptr = ev};
+	                        .data.ptr = ev};
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev->fd, &e);
 }
 
 static int tcp_listener(const struct pw_listen *l)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE},
-			*res = NULL;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
 	char port[8];
 	snprintf(port, sizeof(port), "%d", l->port);
 	const char *host = strcmp(l->host, "*") == 0 ? NULL : l->host;
@@ -126,7 +125,7 @@ static void accept_some(struct pw_worker *w, int lfd, bool steered)
 	}
 }
 
-static int not_accepting;     /* workers that have closed their listeners (atomic) */
+static int not_accepting; /* workers that have closed their listeners (atomic) */
 
 static void begin_stop(struct pw_worker *w, int grace_ms)
 {
@@ -148,7 +147,7 @@ static void begin_stop(struct pw_worker *w, int grace_ms)
 	for (int i = 0; i < n_unix; i++)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, unix_listeners[i].fd, NULL);
 	pw_info("worker %d: stopping, %d session(s) have %d ms to finish", w->idx, w->n_sessions,
-		grace_ms);
+	        grace_ms);
 }
 
 /* Nudges come from other threads (the catalog loader) at any time, also while the workers are
@@ -180,8 +179,8 @@ static void *worker_main(void *arg)
 				if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
 					pw_session_nudge(w);
 				if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
-					begin_stop(w, __atomic_load_n(&stop_grace_ms,
-								      __ATOMIC_ACQUIRE));
+					begin_stop(
+					    w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
 				break;
 			}
 			default:
@@ -197,7 +196,8 @@ static void *worker_main(void *arg)
 				nx = pw_session_next(s);
 				if (w->stopping && w->now_ms >= w->stop_deadline_ms)
 					pw_session_terminate(
-						s, "terminating connection due to administrator command");
+					    s,
+					    "terminating connection due to administrator command");
 				else
 					pw_session_tick(s);
 			}
@@ -208,14 +208,15 @@ static void *worker_main(void *arg)
 	}
 	const struct pw_inspect_stats *is = pw_inspect_stats_local();
 	const struct pw_sql_cache_stats *cs = pw_sql_cache_stats_local();
-	pw_log_summary("worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
-		"statements: %llu queries, %llu parses, %llu allowed, %llu denied, %llu "
-		"unreadable; analysis cache: %llu hits, %llu misses)",
-		w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,
-		(unsigned long long)w->tuple_misses, (unsigned long long)is->queries,
-		(unsigned long long)is->parses, (unsigned long long)is->allowed,
-		(unsigned long long)is->denied, (unsigned long long)is->unreadable,
-		(unsigned long long)cs->hits, (unsigned long long)cs->misses);
+	pw_log_summary(
+	    "worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
+	    "statements: %llu queries, %llu parses, %llu allowed, %llu denied, %llu "
+	    "unreadable; analysis cache: %llu hits, %llu misses)",
+	    w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,
+	    (unsigned long long)w->tuple_misses, (unsigned long long)is->queries,
+	    (unsigned long long)is->parses, (unsigned long long)is->allowed,
+	    (unsigned long long)is->denied, (unsigned long long)is->unreadable,
+	    (unsigned long long)cs->hits, (unsigned long long)cs->misses);
 	pw_inspect_thread_done();
 	close(w->epfd); /* the wake-up eventfd stays open until pw_loop_join: see pw_loop_nudge */
 	return NULL;
@@ -245,7 +246,8 @@ int pw_loop_start(const struct pw_config *cfg)
 		struct pw_worker *w = &workers[wi];
 		w->idx = wi;
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->wake = (struct pw_ev){.kind = PW_EV_WAKE, .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+		w->wake = (struct pw_ev){.kind = PW_EV_WAKE,
+		                         .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
 		w->listeners = calloc((size_t)cfg->n_listen + 3, sizeof(*w->listeners));
 		if (w->epfd < 0 || w->wake.fd < 0 || !w->listeners)
 			return -1;
@@ -258,18 +260,19 @@ int pw_loop_start(const struct pw_config *cfg)
 			if (fd < 0)
 				return -1;
 			w->listeners[w->n_listeners] =
-				(struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
+			    (struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
 			e = (struct epoll_event){.events = EPOLLIN,
-						 .data.ptr = &w->listeners[w->n_listeners]};
+			                         .data.ptr = &w->listeners[w->n_listeners]};
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
 			w->n_listeners++;
 			if (wi == 0)
-				pw_info("listening on %s:%d", cfg->listen[i].host, cfg->listen[i].port);
+				pw_info("listening on %s:%d", cfg->listen[i].host,
+				        cfg->listen[i].port);
 		}
 		if (cfg->redirect.enabled) {
 			/* where the kernel steers agents' connections: identity from the kernel */
 			struct pw_listen rl[2] = {{.port = cfg->redirect.listen4_port},
-						  {.port = cfg->redirect.listen6_port}};
+			                          {.port = cfg->redirect.listen6_port}};
 			snprintf(rl[0].host, sizeof(rl[0].host), "%s", cfg->redirect.listen4);
 			snprintf(rl[1].host, sizeof(rl[1].host), "%s", cfg->redirect.listen6);
 			for (int i = 0; i < (cfg->redirect.listen6[0] ? 2 : 1); i++) {
@@ -277,20 +280,20 @@ int pw_loop_start(const struct pw_config *cfg)
 				if (fd < 0)
 					return -1;
 				w->listeners[w->n_listeners] = (struct pw_ev){
-					.kind = PW_EV_LISTENER, .fd = fd, .steered = true};
+				    .kind = PW_EV_LISTENER, .fd = fd, .steered = true};
 				e = (struct epoll_event){.events = EPOLLIN,
-							 .data.ptr = &w->listeners[w->n_listeners]};
+				                         .data.ptr = &w->listeners[w->n_listeners]};
 				epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
 				w->n_listeners++;
 				if (wi == 0)
 					pw_info("listening on %s:%d for steered connections",
-						rl[i].host, rl[i].port);
+					        rl[i].host, rl[i].port);
 			}
 		}
 		for (int i = 0; i < n_unix; i++) {
 			/* one shared socket: wake one worker per connection, not all of them */
 			e = (struct epoll_event){.events = EPOLLIN | EPOLLEXCLUSIVE,
-						 .data.ptr = &unix_listeners[i]};
+			                         .data.ptr = &unix_listeners[i]};
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, unix_listeners[i].fd, &e);
 		}
 	}
@@ -330,7 +333,8 @@ void pw_loop_stop(int grace_ms)
 	}
 	/* return once no worker accepts any more (the caller may then take the eBPF side
 	 * down without a session being accepted in between) */
-	for (int i = 0; i < 1000 && __atomic_load_n(&not_accepting, __ATOMIC_ACQUIRE) < n_workers; i++)
+	for (int i = 0; i < 1000 && __atomic_load_n(&not_accepting, __ATOMIC_ACQUIRE) < n_workers;
+	     i++)
 		usleep(1000);
 }
 

@@ -9,8 +9,9 @@
 #include "pgward/options.h"
 
 #define MAX_WORDS 256
-#define WORD_MAX 1024 /* a word longer than this is refused (the server's are as long as the
-		       * startup packet allows; none of a sane client is near this) */
+#define WORD_MAX                                                                                   \
+	1024 /* a word longer than this is refused (the server's are as long as the                \
+	      * startup packet allows; none of a sane client is near this) */
 
 /* process_postgres_switches' option string: a letter, ':' when it takes an argument. */
 static const char optstring[] = "B:bc:C:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:";
@@ -34,8 +35,8 @@ static int long_option(struct parse *p, char flag, const char *optarg)
 	char name[WORD_MAX];
 
 	if (!eq) {
-		pw_errf(p->err, p->errlen, flag == '-' ? "--%s requires a value" : "-c %s requires a value",
-			optarg);
+		pw_errf(p->err, p->errlen,
+		        flag == '-' ? "--%s requires a value" : "-c %s requires a value", optarg);
 		return -1;
 	}
 	size_t n = (size_t)(eq - optarg);
@@ -88,9 +89,10 @@ static int one_switch(struct parse *p, char flag, const char *optarg, const char
 		return set(p, "fsync", "false");
 	case 'f': {
 		static const char *const plan[][2] = {
-			{"s", "enable_seqscan"},   {"i", "enable_indexscan"}, {"o", "enable_indexonlyscan"},
-			{"b", "enable_bitmapscan"}, {"t", "enable_tidscan"},	  {"n", "enable_nestloop"},
-			{"m", "enable_mergejoin"}, {"h", "enable_hashjoin"},
+		    {"s", "enable_seqscan"},       {"i", "enable_indexscan"},
+		    {"o", "enable_indexonlyscan"}, {"b", "enable_bitmapscan"},
+		    {"t", "enable_tidscan"},       {"n", "enable_nestloop"},
+		    {"m", "enable_mergejoin"},     {"h", "enable_hashjoin"},
 		};
 		for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]); i++)
 			if (optarg[0] == plan[i][0][0])
@@ -165,7 +167,7 @@ int pw_options_parse(const char *opt, pw_option_fn fn, void *arg, char *err, siz
 			escaped = false;
 			if (n + 1 >= sizeof(w)) {
 				pw_errf(err, errlen, "startup options: a word longer than %d bytes",
-					WORD_MAX - 1);
+				        WORD_MAX - 1);
 				rc = -1;
 				goto out;
 			}
@@ -197,7 +199,7 @@ int pw_options_parse(const char *opt, pw_option_fn fn, void *arg, char *err, siz
 			const char *o = *c != ':' ? strchr(optstring, *c) : NULL;
 			if (!o) {
 				pw_errf(err, errlen,
-					"invalid command-line argument for server process: %s", w);
+				        "invalid command-line argument for server process: %s", w);
 				rc = -1;
 				break;
 			}
@@ -208,7 +210,7 @@ int pw_options_parse(const char *opt, pw_option_fn fn, void *arg, char *err, siz
 			const char *optarg = c[1] ? c + 1 : i + 1 < nwords ? words[++i] : NULL;
 			if (!optarg) {
 				pw_errf(err, errlen,
-					"invalid command-line argument for server process: %s", w);
+				        "invalid command-line argument for server process: %s", w);
 				rc = -1;
 				break;
 			}
@@ -218,7 +220,7 @@ int pw_options_parse(const char *opt, pw_option_fn fn, void *arg, char *err, siz
 	}
 	if (rc == 0 && i < nwords) {
 		pw_errf(err, errlen, "invalid command-line argument for server process: %s",
-			words[i]);
+		        words[i]);
 		rc = -1;
 	}
 out:

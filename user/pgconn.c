@@ -525,7 +525,8 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 			authed = true;
 			break;
 		case PW_LOGIN_SEND:
-			if (outlen && send_msg(c, 'p', out, outlen, NULL, 0, deadline, err, errlen) < 0)
+			if (outlen &&
+			    send_msg(c, 'p', out, outlen, NULL, 0, deadline, err, errlen) < 0)
 				return -1;
 			break;
 		default:

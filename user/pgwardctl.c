@@ -26,7 +26,7 @@ int pw_ctl_run_table(const struct pw_ctl_cmd *t, const char *obj, int argc, char
 		if (strcmp(t->name, argv[0]) == 0)
 			return t->fn(argc - 1, argv + 1);
 	fprintf(stderr, "pgwardctl: unknown command \"%s %s\" (try \"pgwardctl %s help\")\n", obj,
-		argv[0], obj);
+	        argv[0], obj);
 	return 2;
 }
 
@@ -102,12 +102,12 @@ static int do_scram_verifier(int argc, char **argv)
 }
 
 static const struct pw_ctl_cmd config_cmds[] = {
-	{"check", do_config_check, "check FILE      validate a pgwardd configuration"},
-	{NULL, NULL, NULL}};
+    {"check", do_config_check, "check FILE      validate a pgwardd configuration"},
+    {NULL, NULL, NULL}};
 static const struct pw_ctl_cmd scram_cmds[] = {
-	{"verifier", do_scram_verifier,
-	 "verifier [--iterations N] < PASSWORD   print a SCRAM-SHA-256 verifier for the config"},
-	{NULL, NULL, NULL}};
+    {"verifier", do_scram_verifier,
+     "verifier [--iterations N] < PASSWORD   print a SCRAM-SHA-256 verifier for the config"},
+    {NULL, NULL, NULL}};
 
 static int do_config(int argc, char **argv)
 {
@@ -119,16 +119,15 @@ static int do_scram(int argc, char **argv)
 }
 
 static const struct pw_ctl_cmd objects[] = {{"config", do_config, "{ check | help }"},
-				     {"policy", pw_ctl_policy, "{ check | explain | help }"},
-				     {"scram", do_scram, "{ verifier | help }"},
-				     {NULL, NULL, NULL}};
+                                            {"policy", pw_ctl_policy, "{ check | explain | help }"},
+                                            {"scram", do_scram, "{ verifier | help }"},
+                                            {NULL, NULL, NULL}};
 
 int main(int argc, char **argv)
 {
 	int c;
-	static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
-					     {"help", no_argument, NULL, 'h'},
-					     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"json", no_argument, NULL, 'j'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
 		if (c == 'j')
 			pw_ctl_json = true;

@@ -21,19 +21,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL] [--keep-pinned]\n"
-		   "       pgwardd --uninstall [--config FILE]\n"
-		   "       pgwardd --version\n"
-		   "\n"
-		   "  -c, --config FILE     configuration (JSON), see README.md\n"
-		   "  -t, --check           validate the configuration and exit\n"
-		   "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
-		   "  -k, --keep-pinned     on stop, leave the eBPF programs attached and pinned\n"
-		   "                        (fail-closed until the next pgwardd takes them over)\n"
-		   "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit\n"
-		   "\n"
-		   "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
-		   "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
-		   "shutdown_grace_seconds; a second SIGTERM closes everything at once.\n");
+	           "       pgwardd --uninstall [--config FILE]\n"
+	           "       pgwardd --version\n"
+	           "\n"
+	           "  -c, --config FILE     configuration (JSON), see README.md\n"
+	           "  -t, --check           validate the configuration and exit\n"
+	           "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
+	           "  -k, --keep-pinned     on stop, leave the eBPF programs attached and pinned\n"
+	           "                        (fail-closed until the next pgwardd takes them over)\n"
+	           "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit\n"
+	           "\n"
+	           "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
+	           "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
+	           "shutdown_grace_seconds; a second SIGTERM closes everything at once.\n");
 }
 
 static bool same_listen(const struct pw_config *a, const struct pw_config *b)
@@ -58,11 +58,14 @@ static void *join_workers(void *arg)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 't'},
-		{"log-level", required_argument, NULL, 'l'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},	   {"keep-pinned", no_argument, NULL, 'k'},
-		{"uninstall", no_argument, NULL, 'u'},	   {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+	                                     {"check", no_argument, NULL, 't'},
+	                                     {"log-level", required_argument, NULL, 'l'},
+	                                     {"version", no_argument, NULL, 'V'},
+	                                     {"help", no_argument, NULL, 'h'},
+	                                     {"keep-pinned", no_argument, NULL, 'k'},
+	                                     {"uninstall", no_argument, NULL, 'u'},
+	                                     {NULL, 0, NULL, 0}};
 	const char *path = NULL, *level = NULL;
 	bool check = false, keep_pinned = false, uninstall = false;
 	int c;
@@ -98,7 +101,8 @@ int main(int argc, char **argv)
 		char e[512];
 		const char *pin = "/sys/fs/bpf/pgward";
 		struct pw_config *ucfg = NULL;
-		if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 && ucfg->redirect.enabled)
+		if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 &&
+		    ucfg->redirect.enabled)
 			pin = ucfg->redirect.pin_path;
 		int rc = pw_loader_uninstall(pin, e, sizeof(e));
 		if (rc < 0)
@@ -178,7 +182,8 @@ int main(int argc, char **argv)
 				continue;
 			struct pw_runtime *nrt = pw_runtime_load(path, err, sizeof(err));
 			if (!nrt) {
-				pw_error("reload failed, keeping the current configuration: %s", err);
+				pw_error("reload failed, keeping the current configuration: %s",
+				         err);
 				continue;
 			}
 			if (!same_listen(running, nrt->cfg))
@@ -186,8 +191,9 @@ int main(int argc, char **argv)
 			if (running->redirect.enabled != nrt->cfg->redirect.enabled)
 				pw_warn("reload: the redirect section changes only on restart");
 			else if (nrt->cfg->redirect.enabled &&
-				 pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
-				pw_error("reload failed, keeping the current configuration: %s", err);
+			         pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
+				pw_error("reload failed, keeping the current configuration: %s",
+				         err);
 				pw_runtime_unref(nrt);
 				continue;
 			}
@@ -212,7 +218,8 @@ int main(int argc, char **argv)
 					struct timespec ts = {0, 100 * 1000000};
 					sig = sigtimedwait(&set, NULL, &ts);
 					if (sig == SIGTERM || sig == SIGINT) {
-						pw_info("second stop signal: closing all sessions now");
+						pw_info(
+						    "second stop signal: closing all sessions now");
 						pw_loop_stop(0);
 					}
 					if (pthread_tryjoin_np(joiner, NULL) == 0)

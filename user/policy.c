@@ -49,7 +49,8 @@ int pw_policy_session_init(struct pw_policy_session *ps, const char *search_path
 	if (existing && pw_sql_split_path(existing, &st) == 0) {
 		for (size_t o = 0; o < st.value_len && ps->n_existing < PW_POLICY_MAX_PATH;
 		     o += strlen(st.value + o) + 1)
-			snprintf(ps->existing[ps->n_existing++], PW_SQL_NAMELEN, "%s", st.value + o);
+			snprintf(ps->existing[ps->n_existing++], PW_SQL_NAMELEN, "%s",
+			         st.value + o);
 		ps->existing_known = true;
 	}
 	/* a fresh session has no temporary tables: pg_temp shadows nothing until it makes one */
@@ -227,8 +228,8 @@ static const char *const effects[] = {"txid_current", "pg_current_xact_id"};
 /* Built-ins that are not volatile yet read what no relation rule covers: other sessions'
  * statements, addresses and progress. */
 static const char *const sensitive[] = {
-    "pg_stat_get_activity",  "pg_stat_get_backend_*",     "pg_stat_get_progress_info",
-    "pg_stat_get_wal_senders", "pg_stat_get_wal_receiver", "pg_stat_get_subscription*",
+    "pg_stat_get_activity",     "pg_stat_get_backend_*",    "pg_stat_get_progress_info",
+    "pg_stat_get_wal_senders",  "pg_stat_get_wal_receiver", "pg_stat_get_subscription*",
     "pg_get_replication_slots",
 };
 
@@ -555,8 +556,8 @@ static void describe(const struct ctx *x, enum pw_action act, uint32_t among, in
 			snprintf(out, len, "%s call %s%s%s() (%s)", lead, f->schema,
 			         f->schema[0] ? "." : "", f->name, why);
 		else
-			snprintf(out, len, "%s call %s%s%s()", lead, f->schema, f->schema[0] ? "." : "",
-			         f->name);
+			snprintf(out, len, "%s call %s%s%s()", lead, f->schema,
+			         f->schema[0] ? "." : "", f->name);
 		return;
 	}
 	if (rel < 0)
@@ -741,8 +742,7 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not run COPY ... PROGRAM on the server");
 	if (ON(PW_GR_SERVER_COPY) && (st->flags & PW_SQL_F_COPY_FILE))
 		HIT(PW_GR_SERVER_COPY, PW_ACT_DENY, "may not COPY to or from a file on the server");
-	if (ON(PW_GR_SERVER_FILES) &&
-	    (f = find_func(x, file_funcs, N_ELEMS(file_funcs))) >= 0)
+	if (ON(PW_GR_SERVER_FILES) && (f = find_func(x, file_funcs, N_ELEMS(file_funcs))) >= 0)
 		HIT(PW_GR_SERVER_FILES, PW_ACT_DENY, "may not call %s() (server files)",
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_ALTER_SYSTEM) && (st->flags & PW_SQL_F_ALTER_SYSTEM))
@@ -753,11 +753,9 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		HIT(PW_GR_CREATE_EXTENSION, PW_ACT_DENY, "may not CREATE EXTENSION %s", st->object);
 	if (ON(PW_GR_DBLINK) && (f = find_func(x, dblink_funcs, N_ELEMS(dblink_funcs))) >= 0)
 		HIT(PW_GR_DBLINK, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
-	if (ON(PW_GR_TERMINATE_BACKEND) &&
-	    (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs))) >= 0)
+	if (ON(PW_GR_TERMINATE_BACKEND) && (f = find_func(x, kill_funcs, N_ELEMS(kill_funcs))) >= 0)
 		HIT(PW_GR_TERMINATE_BACKEND, PW_ACT_DENY, "may not call %s()", x->r->funcs[f].name);
-	if (ON(PW_GR_CODE) &&
-	    (f = find_func(x, sql_text_funcs, N_ELEMS(sql_text_funcs))) >= 0)
+	if (ON(PW_GR_CODE) && (f = find_func(x, sql_text_funcs, N_ELEMS(sql_text_funcs))) >= 0)
 		HIT(PW_GR_CODE, PW_ACT_DENY, "may not call %s() (it runs SQL given as text)",
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_CODE) && (st->flags & PW_SQL_F_BODY))
@@ -932,7 +930,8 @@ void pw_policy_startup_setting(const struct pw_config *cfg, const struct pw_iden
 	}
 	struct ctx x = {.id = id, .r = r, .i = 0, .st = &r->stmts[0]};
 	x.classes = 1u << PW_SQL_SET;
-	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(&x, cfg, d)) || guardrail(&x, d)) {
+	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(&x, cfg, d)) ||
+	    guardrail(&x, d)) {
 		size_t l = strlen(d->reason);
 		snprintf(d->reason + l, sizeof(d->reason) - l, " at start-up");
 	}

@@ -88,7 +88,7 @@ static size_t put_field(uint8_t *out, size_t cap, size_t off, char code, const c
 }
 
 size_t pw_msg_error_to(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
-		       const char *message, const char *detail)
+                       const char *message, const char *detail)
 {
 	size_t off = PW_HDR;
 	if (cap < PW_HDR + 1)
@@ -109,7 +109,7 @@ size_t pw_msg_error_to(uint8_t *out, size_t cap, const char *severity, const cha
 }
 
 int pw_msg_error(struct pw_buf *b, char type, const char *severity, const char *sqlstate,
-		 const char *message, const char *detail)
+                 const char *message, const char *detail)
 {
 	uint8_t tmp[2048];
 	size_t n = pw_msg_error_to(tmp, sizeof(tmp), severity, sqlstate, message, detail);

@@ -32,7 +32,7 @@ struct pw_runtime *pw_runtime_load(const char *path, char *err, size_t errlen)
 		rt->upstream_tls[i] = pw_tls_upstream_ctx(&cfg->upstreams[i], e, sizeof(e));
 		if (!rt->upstream_tls[i] && e[0]) {
 			snprintf(err, errlen, "%s: $.upstreams.%s: %s", cfg->path,
-				 cfg->upstreams[i].name, e);
+			         cfg->upstreams[i].name, e);
 			goto fail;
 		}
 	}

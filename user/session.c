@@ -45,25 +45,25 @@
 
 #define BUF_SIZE     (64 * 1024)
 #define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
-#define MAX_REFUSALS 8 /* refusals on their way through the server at once, per session */
+#define MAX_REFUSALS 8    /* refusals on their way through the server at once, per session */
 
 enum state {
-	ST_STARTUP,	/* waiting for the client's first packet */
-	ST_CLIENT_TLS,	/* TLS handshake with the client */
-	ST_SASL_INIT,	/* sent AuthenticationSASL, waiting for SASLInitialResponse */
-	ST_SASL_CONT,	/* sent SASLContinue, waiting for SASLResponse */
-	ST_TOKEN,	/* asked for a password: the client's JWT */
-	ST_UP_CONNECT,	/* connecting to the upstream */
-	ST_UP_SSLREQ,	/* sent SSLRequest upstream, waiting for S/N */
-	ST_UP_TLS,	/* TLS handshake with the upstream */
-	ST_UP_AUTH,	/* sent StartupMessage upstream, answering its authentication */
-	ST_UP_SETUP,	/* logged in: role set-up and what the server says of the session */
+	ST_STARTUP,      /* waiting for the client's first packet */
+	ST_CLIENT_TLS,   /* TLS handshake with the client */
+	ST_SASL_INIT,    /* sent AuthenticationSASL, waiting for SASLInitialResponse */
+	ST_SASL_CONT,    /* sent SASLContinue, waiting for SASLResponse */
+	ST_TOKEN,        /* asked for a password: the client's JWT */
+	ST_UP_CONNECT,   /* connecting to the upstream */
+	ST_UP_SSLREQ,    /* sent SSLRequest upstream, waiting for S/N */
+	ST_UP_TLS,       /* TLS handshake with the upstream */
+	ST_UP_AUTH,      /* sent StartupMessage upstream, answering its authentication */
+	ST_UP_SETUP,     /* logged in: role set-up and what the server says of the session */
 	ST_CATALOG_WAIT, /* set up: waiting for the catalog snapshot the session needs */
-	ST_READY,	/* established: pumping */
-	ST_CANCEL,	/* forwarding a CancelRequest to an upstream */
-	ST_CLOSING,	/* flushing a last message to the client */
-	ST_POOL_RESET,	/* client gone: DISCARD ALL sent upstream, waiting for its answer */
-	ST_POOL_IDLE,	/* parked upstream connection, waiting for the next client */
+	ST_READY,        /* established: pumping */
+	ST_CANCEL,       /* forwarding a CancelRequest to an upstream */
+	ST_CLOSING,      /* flushing a last message to the client */
+	ST_POOL_RESET,   /* client gone: DISCARD ALL sent upstream, waiting for its answer */
+	ST_POOL_IDLE,    /* parked upstream connection, waiting for the next client */
 };
 
 struct sock {
@@ -116,9 +116,9 @@ struct pw_session {
 	/* established */
 	size_t c_remaining; /* bytes of the current client message still to pass or drop */
 	bool c_dropping;
-	bool c_discard;	    /* a Parse/Bind was denied: drop everything up to Sync */
-	bool c_terminated;  /* client sent Terminate */
-	bool up_shut;	    /* the client's end was passed on to the upstream */
+	bool c_discard;    /* a Parse/Bind was denied: drop everything up to Sync */
+	bool c_terminated; /* client sent Terminate */
+	bool up_shut;      /* the client's end was passed on to the upstream */
 	/* a ParameterStatus the client already has (server_version): sent again after the
 	 * client's end while a statement runs, so that a client that is gone (not half-closed)
 	 * answers with a reset */
@@ -126,7 +126,7 @@ struct pw_session {
 	size_t probe_len;
 	bool probe_sent;
 	size_t u_remaining;
-	uint64_t rfq_owed;  /* ReadyForQuery messages the upstream owes us, in total */
+	uint64_t rfq_owed; /* ReadyForQuery messages the upstream owes us, in total */
 	uint64_t rfq_seen;
 	uint32_t syncs_since_exec;
 	bool copy_in;
@@ -149,7 +149,7 @@ struct pw_session {
 	/* connection reuse (upstream.reuse_connections) */
 	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
 	size_t up_startup_len;
-	uint8_t *preamble;   /* AuthenticationOk .. ReadyForQuery as first sent to the client */
+	uint8_t *preamble; /* AuthenticationOk .. ReadyForQuery as first sent to the client */
 	size_t preamble_len, preamble_cap, preamble_k_off;
 	bool capturing;
 	struct pw_session *next_pool;
@@ -158,19 +158,19 @@ struct pw_session {
 	/* policy */
 	struct pw_policy_session ps; /* search_path, prepared statements (ps_ready) */
 	bool ps_ready;
-	bool counted;		     /* holds one of its identity's max_sessions */
-	char role[PW_NAME_MAX];	     /* the role the upstream session runs as; "" = login user */
-	bool jit;		     /* role is made for this session and dropped after it */
-	char *setup_sql;	     /* the Query that scopes the upstream session */
+	bool counted;           /* holds one of its identity's max_sessions */
+	char role[PW_NAME_MAX]; /* the role the upstream session runs as; "" = login user */
+	bool jit;               /* role is made for this session and dropped after it */
+	char *setup_sql;        /* the Query that scopes the upstream session */
 	bool setup_sent;
 	char setup_error[256];
 	/* what the server said of the session at its start (the set-up's last statement) */
 	bool truth_wanted, truth_seen;
-	char truth_path[1024];	       /* current_setting('search_path') */
+	char truth_path[1024];        /* current_setting('search_path') */
 	char truth_user[PW_NAME_MAX]; /* current_user */
-	char truth_schemas[1024];      /* current_schemas(true), as identifiers */
+	char truth_schemas[1024];     /* current_schemas(true), as identifiers */
 	struct pw_jwt_claims *claims; /* auth "jwt": the verified token's claims */
-	bool peer_local;	      /* unix socket or loopback: a token may travel in clear */
+	bool peer_local;              /* unix socket or loopback: a token may travel in clear */
 };
 
 static uint64_t serial_counter; /* atomic */
@@ -289,7 +289,8 @@ static void session_close(struct pw_session *s, const char *why)
 	if (s->state == ST_POOL_IDLE)
 		pool_remove(s);
 	if (why)
-		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer, why);
+		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
+		         why);
 	struct sock *ks[2] = {&s->cl, &s->up};
 	for (int i = 0; i < 2; i++) {
 		struct sock *k = ks[i];
@@ -314,7 +315,7 @@ static void session_close(struct pw_session *s, const char *why)
 		/* the upstream connection is closed above: the janitor drops the role (and ends
 		 * the backend, should it still be running a statement) from its own connection */
 		pw_jit_drop(s->rt, s->ups_idx, s->ups->database[0] ? s->ups->database : s->database,
-			    s->role, s->cancel.pid);
+		            s->role, s->cancel.pid);
 		s->jit = false;
 	}
 	if (s->queued) {
@@ -361,7 +362,7 @@ void pw_session_reap(struct pw_worker *w)
 
 /* Send a FATAL to the client and close once it is written. */
 static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, ...)
 {
 	char msg[512];
@@ -370,7 +371,7 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
-		msg);
+	        msg);
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
 	s->ubuf.end = s->ubuf.scan;
@@ -471,7 +472,7 @@ static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
 }
 
 void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-		       bool steered)
+                       bool steered)
 {
 	(void)len;
 	struct pw_session *s = session_new(w);
@@ -486,11 +487,13 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 	if (peer->sa_family == AF_UNIX)
 		s->peer_local = true;
 	else if (peer->sa_family == AF_INET)
-		s->peer_local = (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
+		s->peer_local =
+		    (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
 	else if (peer->sa_family == AF_INET6)
-		s->peer_local = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)peer)->sin6_addr) ||
-				(IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr) &&
-				 ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr[12] == 127);
+		s->peer_local =
+		    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)peer)->sin6_addr) ||
+		    (IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)peer)->sin6_addr) &&
+		     ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr[12] == 127);
 	if (peer->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -507,7 +510,7 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 		return;
 	}
 	pw_debug("session %llu %s: accepted on worker %d", (unsigned long long)s->serial, s->peer,
-		 w->idx);
+	         w->idx);
 	run(s);
 }
 
@@ -521,7 +524,7 @@ static int resolve_upstream(const struct pw_upstream *u, struct pw_cancel_target
 		struct sockaddr_un *un = (void *)&t->addr;
 		un->sun_family = AF_UNIX;
 		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", u->unix_dir,
-				 u->port);
+		                 u->port);
 		if (n < 0 || (size_t)n >= sizeof(un->sun_path))
 			return -1;
 		t->addrlen = sizeof(*un);
@@ -697,8 +700,7 @@ static void pool_remove(struct pw_session *s)
 static bool reusable(const struct pw_session *s)
 {
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->capturing &&
-	       s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
+	       !s->capturing && s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
 	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in &&
 	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
 	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !s->w->stopping &&
@@ -749,7 +751,8 @@ static uint8_t *upstream_small_message(struct pw_session *s, uint32_t *len, bool
 		return NULL;
 	}
 	if (pw_buf_unscanned(b) < (size_t)*len + 1) {
-		pw_buf_reserve_at_scan(b, (size_t)*len + 1); /* within the buffer's size: no failure */
+		pw_buf_reserve_at_scan(b,
+		                       (size_t)*len + 1); /* within the buffer's size: no failure */
 		return NULL;
 	}
 	return p;
@@ -791,8 +794,8 @@ static bool adopt(struct pw_session *s)
 {
 	struct pw_session *o = s->w->pool;
 	while (o && !(o->rt == s->rt && o->ups_idx == s->ups_idx &&
-		      o->up_startup_len == s->up_startup_len &&
-		      memcmp(o->up_startup, s->up_startup, s->up_startup_len) == 0))
+	              o->up_startup_len == s->up_startup_len &&
+	              memcmp(o->up_startup, s->up_startup, s->up_startup_len) == 0))
 		o = o->next_pool;
 	if (!o)
 		return false;
@@ -802,8 +805,8 @@ static bool adopt(struct pw_session *s)
 		struct pw_catalog *cat;
 		char err[256];
 		const char *db = s->ups->database[0] ? s->ups->database : s->database;
-		if (!o->ps_ready ||
-		    pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err, sizeof(err)) != PW_CAT_READY)
+		if (!o->ps_ready || pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err,
+		                                       sizeof(err)) != PW_CAT_READY)
 			return false;
 		pw_policy_session_init(&s->ps, o->truth_path, o->truth_user, o->truth_schemas);
 		pw_policy_session_catalog(&s->ps, cat);
@@ -820,7 +823,7 @@ static bool adopt(struct pw_session *s)
 	o->up.ev.fd = -1;
 	o->up.ssl = NULL;
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-				.data.ptr = &s->up.ev};
+	                        .data.ptr = &s->up.ev};
 	if (epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->up.ev.fd, &e) < 0) {
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
@@ -847,7 +850,7 @@ static bool adopt(struct pw_session *s)
 	s->rfq_owed = s->rfq_seen = 1;
 	s->tx_status = 'I';
 	pw_debug("session %llu %s: reusing upstream connection (pid %u)",
-		 (unsigned long long)s->serial, s->peer, s->be_pid);
+	         (unsigned long long)s->serial, s->peer, s->be_pid);
 	return true;
 }
 
@@ -876,7 +879,7 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 	if (pw_cancel_lookup(pid, key, &t) < 0) {
 		/* as the server does: no answer, just close */
 		pw_info("session %llu %s: cancel request for unknown key (pid %u)",
-			(unsigned long long)s->serial, s->peer, pid);
+		        (unsigned long long)s->serial, s->peer, pid);
 		session_close(s, "unknown cancel key");
 		return;
 	}
@@ -888,7 +891,7 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 	close(s->cl.ev.fd);
 	s->cl.ev.fd = -1;
 	pw_info("session %llu %s: forwarding cancel request for pid %u",
-		(unsigned long long)s->serial, s->peer, pid);
+	        (unsigned long long)s->serial, s->peer, pid);
 	send_cancel(s, &t);
 }
 
@@ -922,8 +925,7 @@ static bool client_reset(const struct pw_session *s)
 {
 	int e = 0;
 	socklen_t l = sizeof(e);
-	return s->cl.ev.fd >= 0 &&
-	       getsockopt(s->cl.ev.fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 &&
+	return s->cl.ev.fd >= 0 && getsockopt(s->cl.ev.fd, SOL_SOCKET, SO_ERROR, &e, &l) == 0 &&
 	       (e == ECONNRESET || e == EPIPE || e == ETIMEDOUT);
 }
 
@@ -939,8 +941,8 @@ static void client_gone(struct pw_session *s)
 		send_cancel(c, &s->cancel);
 	}
 	pw_info("session %llu %s: the client is gone with a statement running: cancelled, "
-		"upstream closed",
-		(unsigned long long)s->serial, s->peer);
+	        "upstream closed",
+	        (unsigned long long)s->serial, s->peer);
 	session_close(s, "client gone mid-statement");
 }
 
@@ -979,8 +981,9 @@ static bool choose_upstream(struct pw_session *s)
 		if (s->ups_idx < 0) {
 			char d[80];
 			format_peer((struct sockaddr *)&dst, d, sizeof(d));
-			fatal(s, "28000", "pgward: no upstream is configured for %s, the address "
-					  "the client dialled",
+			fatal(s, "28000",
+			      "pgward: no upstream is configured for %s, the address "
+			      "the client dialled",
 			      d);
 			return false;
 		}
@@ -995,9 +998,9 @@ static bool choose_upstream(struct pw_session *s)
 	if (s->steered)
 		pw_identity_describe(s->kf, who, sizeof(who));
 	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
-		(unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
-		s->ups->name, s->claims ? " sub=" : "", s->claims ? s->claims->sub : "",
-		who[0] ? " caller: " : "", who);
+	        (unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
+	        s->ups->name, s->claims ? " sub=" : "", s->claims ? s->claims->sub : "",
+	        who[0] ? " caller: " : "", who);
 	return true;
 }
 
@@ -1069,11 +1072,11 @@ static bool startup_settings(struct pw_session *s)
 static bool truth_setup(struct pw_session *s)
 {
 	static const char truth[] =
-		"SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
-		"(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
-		"FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
+	    "SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
+	    "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
+	    "FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
 	size_t cap = (s->setup_sql ? strlen(s->setup_sql) : 0) + sizeof(truth) + 64 +
-		     (size_t)s->ups->n_search_path * (2 * PW_NAME_MAX + 4);
+	             (size_t)s->ups->n_search_path * (2 * PW_NAME_MAX + 4);
 	char *sql = malloc(cap), id[2 * PW_NAME_MAX + 4];
 	size_t o = 0;
 
@@ -1088,8 +1091,9 @@ static bool truth_setup(struct pw_session *s)
 		for (int i = 0; i < s->ups->n_search_path; i++) {
 			if (pw_sql_quote_ident(s->ups->search_path[i], id, sizeof(id)) < 0) {
 				free(sql);
-				fatal(s, "42501", "pgward: upstream %s has a search_path pgward cannot "
-						  "quote",
+				fatal(s, "42501",
+				      "pgward: upstream %s has a search_path pgward cannot "
+				      "quote",
 				      s->ups->name);
 				return false;
 			}
@@ -1140,12 +1144,13 @@ static bool startup_policy(struct pw_session *s)
 		char *sql = malloc(cap);
 		pw_jit_role_name(s->serial, s->role);
 		int n = sql ? pw_jit_setup_sql(s->id, s->role,
-					       s->ups->database[0] ? s->ups->database : s->database,
-					       sql, cap)
-			    : -1;
+		                               s->ups->database[0] ? s->ups->database : s->database,
+		                               sql, cap)
+		            : -1;
 		if (n < 0) {
 			free(sql);
-			fatal(s, "42501", "pgward: cannot build the just-in-time role of identity %s",
+			fatal(s, "42501",
+			      "pgward: cannot build the just-in-time role of identity %s",
 			      s->id->name);
 			return false;
 		}
@@ -1300,8 +1305,7 @@ static bool client_startup_step(struct pw_session *s)
 		return false;
 	}
 	if (code >> 16 != 3) {
-		fatal(s, "0A000",
-		      "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		fatal(s, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 		      code >> 16, code & 0xffff);
 		return false;
 	}
@@ -1322,7 +1326,7 @@ static bool client_startup_step(struct pw_session *s)
  * in *len; NULL while it is incomplete or after a FATAL. A length outside [min, max] is a
  * protocol error, or for a token (token) a failed token authentication. */
 static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
-				    uint32_t max, bool token, uint32_t *len)
+                                    uint32_t max, bool token, uint32_t *len)
 {
 	struct pw_buf *b = &s->cbuf;
 	size_t avail = pw_buf_unscanned(b);
@@ -1336,7 +1340,7 @@ static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint
 	}
 	if (*len < min || *len > max) {
 		pw_info("session %llu %s: %s of %u bytes refused", (unsigned long long)s->serial,
-			s->peer, what, *len);
+		        s->peer, what, *len);
 		if (token)
 			fatal(s, "28000", "pgward: token authentication failed for user \"%s\"",
 			      s->user);
@@ -1358,17 +1362,17 @@ static bool client_token_step(struct pw_session *s)
 	const struct pw_config *cfg = s->rt->cfg;
 	uint32_t len;
 	/* too short or too long to be a token: refused like a bad one */
-	uint8_t *p = client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true,
-					 &len);
+	uint8_t *p =
+	    client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true, &len);
 	if (!p)
 		return false;
 	const char *tok = (const char *)p + PW_HDR;
 	size_t tlen = strnlen(tok, len - 4);
 	struct pw_jwt_params prm = {.issuer = cfg->jwt.issuer,
-				    .audience = cfg->jwt.audience,
-				    .leeway_s = cfg->jwt.leeway_s,
-				    .groups_claim = cfg->jwt.groups_claim,
-				    .require_exp = true};
+	                            .audience = cfg->jwt.audience,
+	                            .leeway_s = cfg->jwt.leeway_s,
+	                            .groups_claim = cfg->jwt.groups_claim,
+	                            .require_exp = true};
 	char why[256];
 	s->claims = calloc(1, sizeof(*s->claims));
 	if (!s->claims) {
@@ -1376,8 +1380,8 @@ static bool client_token_step(struct pw_session *s)
 		return false;
 	}
 	int rc = tlen + 1 == len - 4 ? pw_jwt_verify(cfg->jwt.keys, &prm, tok, tlen, time(NULL),
-						     s->claims, why, sizeof(why))
-				     : -1;
+	                                             s->claims, why, sizeof(why))
+	                             : -1;
 	if (tlen + 1 != len - 4)
 		snprintf(why, sizeof(why), "malformed password message");
 	explicit_bzero(p, (size_t)len + 1); /* a bearer token: no copy left behind */
@@ -1385,18 +1389,18 @@ static bool client_token_step(struct pw_session *s)
 	if (rc < 0) {
 		/* why goes to the log only: a client probing tokens learns nothing */
 		pw_info("session %llu %s: token refused for identity %s: %s",
-			(unsigned long long)s->serial, s->peer, s->id->name, why);
+		        (unsigned long long)s->serial, s->peer, s->id->name, why);
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
 	/* the claims may pick a later identity; only token identities match from here */
 	const char *app = pw_startup_get(&s->st, "application_name");
-	const struct pw_identity *id = pw_config_match_ex(
-		cfg, (int)(s->id - cfg->identities), s->user, s->database, app,
-		s->steered && s->kf ? &s->kf->view : NULL, s->claims);
+	const struct pw_identity *id =
+	    pw_config_match_ex(cfg, (int)(s->id - cfg->identities), s->user, s->database, app,
+	                       s->steered && s->kf ? &s->kf->view : NULL, s->claims);
 	if (!id) {
 		pw_info("session %llu %s: no identity matches the token of sub \"%s\"",
-			(unsigned long long)s->serial, s->peer, s->claims->sub);
+		        (unsigned long long)s->serial, s->peer, s->claims->sub);
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
@@ -1437,21 +1441,21 @@ static bool client_sasl_step(struct pw_session *s)
 			return false;
 		}
 		rc = pw_scram_server_first(&s->scram_s, &s->id->verifier, body + off, (size_t)dlen,
-					   NULL, out, sizeof(out), &outlen, err, sizeof(err));
+		                           NULL, out, sizeof(out), &outlen, err, sizeof(err));
 	} else {
 		rc = pw_scram_server_final(&s->scram_s, body, blen, out, sizeof(out), &outlen, err,
-					   sizeof(err));
+		                           sizeof(err));
 	}
 	pw_buf_cut(b, (size_t)len + 1);
 	if (rc == PW_AUTH_FAIL) {
 		pw_info("session %llu %s: password authentication failed for user \"%s\": %s",
-			(unsigned long long)s->serial, s->peer, s->user, err);
+		        (unsigned long long)s->serial, s->peer, s->user, err);
 		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
 		return false;
 	}
 	if (rc != PW_AUTH_OK) {
 		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
-			s->peer, err);
+		        s->peer, err);
 		fatal(s, "08P01", "invalid SASL message: %s", err);
 		return false;
 	}
@@ -1469,7 +1473,7 @@ static bool client_sasl_step(struct pw_session *s)
 /* upstream authentication                                                               */
 
 static void upstream_fail(struct pw_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void upstream_fail(struct pw_session *s, const char *fmt, ...)
 {
 	char msg[400];
@@ -1478,7 +1482,7 @@ static void upstream_fail(struct pw_session *s, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pw_warn("session %llu %s: upstream \"%s\": %s", (unsigned long long)s->serial, s->peer,
-		s->ups->name, msg);
+	        s->ups->name, msg);
 	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
 }
 
@@ -1523,7 +1527,7 @@ static bool upstream_auth_step(struct pw_session *s)
 		 * gets it as it is, the log says which upstream */
 		const char *m = pw_error_field(body, blen, 'M');
 		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
-			(unsigned long long)s->serial, s->peer, u->name, m ? m : "?");
+		        (unsigned long long)s->serial, s->peer, u->name, m ? m : "?");
 		b->scan += (size_t)len + 1;
 		b->end = b->scan;
 		s->state = ST_CLOSING;
@@ -1633,7 +1637,8 @@ static bool truth_row(struct pw_session *s, const uint8_t *body, size_t len)
 			return false;
 		int32_t l = (int32_t)pw_be32(body + p);
 		p += 4;
-		if (l < 0 || (size_t)l > len - p || (size_t)l >= cap[i] || memchr(body + p, 0, (size_t)l))
+		if (l < 0 || (size_t)l > len - p || (size_t)l >= cap[i] ||
+		    memchr(body + p, 0, (size_t)l))
 			return false;
 		memcpy(dst[i], body + p, (size_t)l);
 		dst[i][l] = 0;
@@ -1652,13 +1657,16 @@ static bool setup_done(struct pw_session *s)
 		return true;
 	if (!s->ps_ready) {
 		if (!s->truth_seen) {
-			upstream_fail(s, "the session's set-up did not say what its search_path is");
+			upstream_fail(s,
+			              "the session's set-up did not say what its search_path is");
 			return false;
 		}
-		if (pw_policy_session_init(&s->ps, s->truth_path, s->truth_user, s->truth_schemas) < 0)
-			pw_warn("session %llu %s: search_path %s does not read: unqualified names are "
-				"left unresolved",
-				(unsigned long long)s->serial, s->peer, s->truth_path);
+		if (pw_policy_session_init(&s->ps, s->truth_path, s->truth_user, s->truth_schemas) <
+		    0)
+			pw_warn(
+			    "session %llu %s: search_path %s does not read: unqualified names are "
+			    "left unresolved",
+			    (unsigned long long)s->serial, s->peer, s->truth_path);
 		s->ps_ready = true;
 	}
 	struct pw_catalog *cat;
@@ -1674,12 +1682,12 @@ static bool setup_done(struct pw_session *s)
 			s->state = ST_CATALOG_WAIT;
 			s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->connect_timeout_ms + 5000;
 			pw_debug("session %llu %s: waiting for the catalog of %s",
-				 (unsigned long long)s->serial, s->peer, db);
+			         (unsigned long long)s->serial, s->peer, db);
 		}
 		return false;
 	default:
 		pw_warn("session %llu %s: no catalog of upstream \"%s\" database %s: %s",
-			(unsigned long long)s->serial, s->peer, s->ups->name, db, err);
+		        (unsigned long long)s->serial, s->peer, s->ups->name, db, err);
 		fatal(s, "57P03",
 		      "pgward: cannot judge this session's statements: the function catalog of "
 		      "upstream \"%s\" (database %s) cannot be read",
@@ -1774,13 +1782,15 @@ static bool setup_step(struct pw_session *s)
 		}
 		if (s->setup_error[0]) {
 			pw_warn("session %llu %s: identity %s: set-up failed upstream: %s",
-				(unsigned long long)s->serial, s->peer, s->id->name, s->setup_error);
+			        (unsigned long long)s->serial, s->peer, s->id->name,
+			        s->setup_error);
 			if (s->role[0])
 				fatal(s, "42501",
 				      "pgward: cannot set up the session of identity %s as role %s",
 				      s->id->name, s->role);
 			else
-				fatal(s, "08001", "pgward: cannot set up the session of identity %s",
+				fatal(s, "08001",
+				      "pgward: cannot set up the session of identity %s",
 				      s->id->name);
 			return false;
 		}
@@ -1797,8 +1807,8 @@ static bool setup_step(struct pw_session *s)
 		s->state = ST_READY;
 		s->deadline_ms = 0;
 		pw_debug("session %llu %s: upstream session set up%s%s",
-			 (unsigned long long)s->serial, s->peer, s->role[0] ? " as role " : "",
-			 s->role);
+		         (unsigned long long)s->serial, s->peer, s->role[0] ? " as role " : "",
+		         s->role);
 		return true;
 	default:
 		break;
@@ -1841,7 +1851,7 @@ static bool deny_message(struct pw_session *s, uint8_t type, size_t total, const
 	size_t n;
 
 	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
-		d->sqlstate, d->message);
+	        d->sqlstate, d->message);
 	if (!s->nonce[0]) {
 		uint8_t r[8];
 		if (RAND_bytes(r, sizeof(r)) != 1) {
@@ -1951,7 +1961,8 @@ static bool scan_client(struct pw_session *s)
 			return false;
 		}
 		if (len < 4 || len > cfg->max_message_bytes) {
-			fatal(s, "08P01", "invalid message length %u for message type '%c'", len, t);
+			fatal(s, "08P01", "invalid message length %u for message type '%c'", len,
+			      t);
 			return false;
 		}
 		size_t total = (size_t)len + 1;
@@ -1962,7 +1973,8 @@ static bool scan_client(struct pw_session *s)
 				continue;
 			}
 			/* the Sync that ends the refused group: the server answers it, and the
-			 * refusal's sentinel error (if the group had not failed before) comes first */
+			 * refusal's sentinel error (if the group had not failed before) comes first
+			 */
 			s->c_discard = false;
 			s->rfq_owed++;
 			s->syncs_since_exec = 0;
@@ -1981,9 +1993,12 @@ static bool scan_client(struct pw_session *s)
 			if (total > limit + PW_HDR + 64) {
 				snprintf(d.sqlstate, sizeof(d.sqlstate), "54000");
 				snprintf(d.message, sizeof(d.message),
-					 "pgward: %s message of %zu bytes exceeds limits.%s (%zu)",
-					 t == 'B' ? "Bind" : t == 'P' ? "Parse" : "Query", total,
-					 t == 'B' ? "max_bind_bytes" : "max_statement_bytes", limit);
+				         "pgward: %s message of %zu bytes exceeds limits.%s (%zu)",
+				         t == 'B'   ? "Bind"
+				         : t == 'P' ? "Parse"
+				                    : "Query",
+				         total, t == 'B' ? "max_bind_bytes" : "max_statement_bytes",
+				         limit);
 				if (!deny_message(s, t, total, &d))
 					return false;
 				continue;
@@ -2000,7 +2015,8 @@ static bool scan_client(struct pw_session *s)
 			const char *z;
 			if (t == 'Q') {
 				if (!(z = memchr(body, 0, m.len))) {
-					fatal(s, "08P01", "invalid Query message: unterminated string");
+					fatal(s, "08P01",
+					      "invalid Query message: unterminated string");
 					return false;
 				}
 				m.sql = body;
@@ -2022,9 +2038,12 @@ static bool scan_client(struct pw_session *s)
 					m.stmt = z + 1;
 				}
 			}
-			struct pw_caller who = {.cfg = cfg, .identity = s->id, .user = s->user,
-						.database = s->database, .serial = s->serial,
-						.ps = &s->ps};
+			struct pw_caller who = {.cfg = cfg,
+			                        .identity = s->id,
+			                        .user = s->user,
+			                        .database = s->database,
+			                        .serial = s->serial,
+			                        .ps = &s->ps};
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
 				if (!deny_message(s, t, total, &d))
 					return false;
@@ -2045,9 +2064,12 @@ static bool scan_client(struct pw_session *s)
 			if (s->ref_n == MAX_REFUSALS)
 				return true; /* wait for the refusals on their way to come back */
 			struct pw_stmt m = {.type = 'F', .body = p + PW_HDR, .len = len - 4};
-			struct pw_caller who = {.cfg = cfg, .identity = s->id, .user = s->user,
-						.database = s->database, .serial = s->serial,
-						.ps = &s->ps};
+			struct pw_caller who = {.cfg = cfg,
+			                        .identity = s->id,
+			                        .user = s->user,
+			                        .database = s->database,
+			                        .serial = s->serial,
+			                        .ps = &s->ps};
 			struct pw_deny d;
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
 				if (!deny_message(s, t, total, &d))
@@ -2066,7 +2088,8 @@ static bool scan_client(struct pw_session *s)
 		case 'f':
 			if (!s->copy_in) {
 				/* the server ignores Sync while in COPY IN: the Syncs a client
-				 * pipelined after the Execute that started the COPY get no answer */
+				 * pipelined after the Execute that started the COPY get no answer
+				 */
 				s->copy_in = true;
 				s->rfq_owed -= s->syncs_since_exec;
 				s->syncs_since_exec = 0;
@@ -2078,7 +2101,8 @@ static bool scan_client(struct pw_session *s)
 			s->c_terminated = true;
 			if (s->ups->reuse_connections) {
 				/* held back: the upstream connection may serve the next client */
-				pw_buf_cut(b, pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total);
+				pw_buf_cut(b, pw_buf_unscanned(b) < total ? pw_buf_unscanned(b)
+				                                          : total);
 				return true;
 			}
 			break;
@@ -2135,7 +2159,8 @@ static bool scan_upstream(struct pw_session *s)
 		switch (p[0]) {
 		case 'S':
 			if (len > AUTH_MSG_MAX) {
-				fatal(s, "08P01", "pgward: upstream sent an oversized ParameterStatus");
+				fatal(s, "08P01",
+				      "pgward: upstream sent an oversized ParameterStatus");
 				return false;
 			}
 			if (pw_buf_unscanned(b) < total) {
@@ -2147,7 +2172,8 @@ static bool scan_upstream(struct pw_session *s)
 			break;
 		case 'K':
 			if (len != 12) {
-				fatal(s, "08P01", "pgward: upstream sent a malformed BackendKeyData");
+				fatal(s, "08P01",
+				      "pgward: upstream sent a malformed BackendKeyData");
 				return false;
 			}
 			if (pw_buf_unscanned(b) < total) {
@@ -2158,7 +2184,8 @@ static bool scan_upstream(struct pw_session *s)
 			break;
 		case 'Z':
 			if (len != 5) {
-				fatal(s, "08P01", "pgward: upstream sent a malformed ReadyForQuery");
+				fatal(s, "08P01",
+				      "pgward: upstream sent a malformed ReadyForQuery");
 				return false;
 			}
 			if (pw_buf_unscanned(b) < total) {
@@ -2225,13 +2252,12 @@ static int handshake(struct pw_session *s, struct sock *k, bool server)
 	pw_tls_error(buf, sizeof(buf));
 	if (server) {
 		pw_info("session %llu %s: TLS handshake failed: %s", (unsigned long long)s->serial,
-			s->peer, buf);
+		        s->peer, buf);
 		session_close(s, "TLS handshake failed");
 	} else {
 		long v = SSL_get_verify_result(k->ssl);
-		upstream_fail(s, "TLS handshake failed: %s%s%s", buf,
-			      v != X509_V_OK ? ": " : "",
-			      v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+		upstream_fail(s, "TLS handshake failed: %s%s%s", buf, v != X509_V_OK ? ": " : "",
+		              v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
 	}
 	return -1;
 }
@@ -2287,10 +2313,10 @@ static void run(struct pw_session *s)
 				moved |= r > 0;
 			}
 			while (!s->closed && (s->state == ST_STARTUP || s->state == ST_SASL_INIT ||
-					      s->state == ST_SASL_CONT || s->state == ST_TOKEN)) {
+			                      s->state == ST_SASL_CONT || s->state == ST_TOKEN)) {
 				bool step = s->state == ST_STARTUP ? client_startup_step(s)
-					    : s->state == ST_TOKEN ? client_token_step(s)
-								    : client_sasl_step(s);
+				            : s->state == ST_TOKEN ? client_token_step(s)
+				                                   : client_sasl_step(s);
 				if (!step)
 					break;
 				moved = true;
@@ -2366,7 +2392,7 @@ static void run(struct pw_session *s)
 				upstream_start_tls(s);
 			else if (s->ups->sslmode >= PW_SSL_REQUIRE) {
 				upstream_fail(s, "server does not support SSL, but sslmode is %s",
-					      pw_sslmode_name(s->ups->sslmode));
+				              pw_sslmode_name(s->ups->sslmode));
 				continue;
 			} else
 				upstream_ready_to_login(s);
@@ -2407,7 +2433,7 @@ static void run(struct pw_session *s)
 				r = fill(&s->up, &s->ubuf);
 				if (r < 0) {
 					upstream_fail(s, "connection closed while setting up the "
-							 "session's role");
+					                 "session's role");
 					continue;
 				}
 				moved |= r > 0;
@@ -2582,10 +2608,11 @@ void pw_session_tick(struct pw_session *s)
 		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
 			session_close(s, "timeout");
 		else if (s->state == ST_CATALOG_WAIT)
-			fatal(s, "57P03",
-			      "pgward: cannot judge this session's statements: the function catalog "
-			      "of upstream \"%s\" was not read in time",
-			      s->ups->name);
+			fatal(
+			    s, "57P03",
+			    "pgward: cannot judge this session's statements: the function catalog "
+			    "of upstream \"%s\" was not read in time",
+			    s->ups->name);
 		else if (s->state >= ST_UP_CONNECT)
 			fatal(s, "08001", "pgward: timeout connecting to upstream \"%s\"",
 			      s->ups->name);

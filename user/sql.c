@@ -37,16 +37,16 @@ typedef const ProtobufCMessage msg_t;
 struct walk {
 	struct pw_sql_result *r;
 	int stmt;
-	uint8_t mode;	/* access of the RangeVars met now */
-	bool noexec;	/* EXPLAIN without ANALYZE: writes are reported as reads */
-	uint8_t set_how; /* VariableSetStmt met directly or under ALTER ROLE/DATABASE */
+	uint8_t mode;          /* access of the RangeVars met now */
+	bool noexec;           /* EXPLAIN without ANALYZE: writes are reported as reads */
+	uint8_t set_how;       /* VariableSetStmt met directly or under ALTER ROLE/DATABASE */
 	const char *ctes[256]; /* CTE names in scope (unqualified references to them) */
 	int nctes;
 	char *err;
 	size_t errlen;
 	int failed;
 	bool value_sensitive; /* a decision read a constant (set_config's name, EXPLAIN's
-			       * ANALYZE 0, a search_path): see normalize() */
+	                       * ANALYZE 0, a search_path): see normalize() */
 };
 
 static void visit(struct walk *w, msg_t *m);
@@ -136,9 +136,9 @@ static bool skipped(const void *const *skip, size_t n, const void *p)
 }
 
 /* walk_children(w, m, a, b...): every child but a, b... (NULL for none) */
-#define walk_children(w, m, ...)                                                                  \
+#define walk_children(w, m, ...)                                                                   \
 	walk_children_but(w, m, (const void *const[]){__VA_ARGS__},                                \
-			  sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))
+	                  sizeof((const void *const[]){__VA_ARGS__}) / sizeof(void *))
 
 /* Children of any message, found through the protobuf descriptors, except those in skip (n
  * children or repeated fields' arrays the caller handles itself; NULLs are ignored). */
@@ -230,7 +230,7 @@ static void with_clause(struct walk *w, const PgQuery__WithClause *wc)
 
 /* INSERT/UPDATE/DELETE/MERGE anywhere: the target is written, the rest read. */
 static void dml(struct walk *w, msg_t *m, enum pw_sql_class cls, const PgQuery__RangeVar *target,
-		const PgQuery__WithClause *wc, bool no_where)
+                const PgQuery__WithClause *wc, bool no_where)
 {
 	int nctes = w->nctes;
 	uint8_t mode = w->mode;
@@ -280,7 +280,7 @@ static struct pw_sql_setting *setting(struct walk *w, const char *name, uint8_t 
 		cur(w)->flags |= PW_SQL_F_ENCODING_CHANGE;
 	else if (strcmp(lname, "all") == 0 && how == PW_SQL_SET_RESET)
 		cur(w)->flags |=
-			PW_SQL_F_RESET_ALL | PW_SQL_F_SCS_CHANGE | PW_SQL_F_ENCODING_CHANGE;
+		    PW_SQL_F_RESET_ALL | PW_SQL_F_SCS_CHANGE | PW_SQL_F_ENCODING_CHANGE;
 	if (w->r->nsets >= PW_SQL_MAX_SETS) {
 		fail(w, "the settings limit");
 		return NULL;
@@ -383,9 +383,9 @@ int pw_sql_quote_ident(const char *name, char *out, size_t cap)
 
 /* A function named by a (schema-qualified) name list; NULL when there is none. */
 static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names, size_t count,
-				    size_t *nparts)
+                                    size_t *nparts)
 {
-	const char *parts[3] = { NULL, NULL, NULL };
+	const char *parts[3] = {NULL, NULL, NULL};
 	size_t n = 0;
 	struct pw_sql_func *f;
 
@@ -470,8 +470,9 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 
 		struct pw_sql_setting *st = name ? setting(w, name, PW_SQL_SET_CONFIG) : NULL;
 
-		if (st && fc->n_args > 1 && (strcmp(st->name, "client_encoding") == 0 ||
-					     strcmp(st->name, "standard_conforming_strings") == 0)) {
+		if (st && fc->n_args > 1 &&
+		    (strcmp(st->name, "client_encoding") == 0 ||
+		     strcmp(st->name, "standard_conforming_strings") == 0)) {
 			const char *v = const_string(w, fc->args[1]);
 
 			st->value_known = v && value_add(st, v, strlen(v));
@@ -515,7 +516,7 @@ static void def_lang(struct walk *w, PgQuery__Node **opts, size_t n)
  * column's). */
 static void name_list(struct walk *w, const PgQuery__Node *n, uint8_t access, size_t skip)
 {
-	const char *parts[4] = { NULL, NULL, NULL, NULL };
+	const char *parts[4] = {NULL, NULL, NULL, NULL};
 	size_t k = 0;
 
 	if (!n || n->node_case != PG_QUERY__NODE__NODE_LIST)
@@ -572,15 +573,15 @@ static void select_stmt(struct walk *w, const PgQuery__SelectStmt *s, bool lock_
  * (as the server, which asks UPDATE privilege for them); a locked sub-select locks every
  * table in its own FROM. Everything else in the item is read. */
 static void from_item(struct walk *w, const PgQuery__SelectStmt *s, const PgQuery__Node *n,
-		      bool lock_all)
+                      bool lock_all)
 {
 	if (!n || w->failed)
 		return;
 	if (n->node_case == PG_QUERY__NODE__NODE_RANGE_VAR) {
 		const PgQuery__RangeVar *rv = n->range_var;
 		const char *ref = rv->alias && rv->alias->aliasname && *rv->alias->aliasname
-					  ? rv->alias->aliasname
-					  : rv->relname;
+		                      ? rv->alias->aliasname
+		                      : rv->relname;
 		range_var(w, rv, lock_all || locks_item(s, ref) ? PW_SQL_LOCK : PW_SQL_READ, true);
 	} else if (n->node_case == PG_QUERY__NODE__NODE_JOIN_EXPR) {
 		const PgQuery__JoinExpr *j = n->join_expr;
@@ -588,8 +589,8 @@ static void from_item(struct walk *w, const PgQuery__SelectStmt *s, const PgQuer
 		from_item(w, s, j->rarg, lock_all);
 		walk_children(w, (msg_t *)j, j->larg, j->rarg);
 	} else if (n->node_case == PG_QUERY__NODE__NODE_RANGE_SUBSELECT &&
-		   n->range_subselect->subquery &&
-		   n->range_subselect->subquery->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
+	           n->range_subselect->subquery &&
+	           n->range_subselect->subquery->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
 		const PgQuery__RangeSubselect *rs = n->range_subselect;
 		const char *ref = rs->alias ? rs->alias->aliasname : NULL;
 		select_stmt(w, rs->subquery->select_stmt, lock_all || locks_item(s, ref));
@@ -617,7 +618,7 @@ static void select_stmt(struct walk *w, const PgQuery__SelectStmt *s, bool lock_
 			from_item(w, s, s->from_clause[i], lock_all);
 		/* FOR UPDATE OF a, b names FROM items, not relations */
 		walk_children(w, (msg_t *)s, s->with_clause, s->into_clause, s->from_clause,
-			      s->locking_clause);
+		              s->locking_clause);
 	} else {
 		walk_children(w, (msg_t *)s, s->with_clause, s->into_clause);
 	}
@@ -673,7 +674,7 @@ static void visit(struct walk *w, msg_t *m)
 		const PgQuery__CreateTableAsStmt *s = (const PgQuery__CreateTableAsStmt *)m;
 
 		cur(w)->flags |=
-			s->is_select_into ? PW_SQL_F_SELECT_INTO : PW_SQL_F_CREATE_TABLE_AS;
+		    s->is_select_into ? PW_SQL_F_SELECT_INTO : PW_SQL_F_CREATE_TABLE_AS;
 		if (s->into && s->into->rel)
 			range_var(w, s->into->rel, PW_SQL_WRITE, false);
 		w->mode = PW_SQL_READ;
@@ -694,7 +695,7 @@ static void visit(struct walk *w, msg_t *m)
 	} else if (d == &pg_query__variable_set_stmt__descriptor) {
 		const PgQuery__VariableSetStmt *s = (const PgQuery__VariableSetStmt *)m;
 		bool reset = s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
-			     s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL;
+		             s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL;
 		uint8_t how = w->set_how;
 
 		if (how == PW_SQL_SET_SET &&
@@ -706,8 +707,8 @@ static void visit(struct walk *w, msg_t *m)
 			struct pw_sql_setting *st = setting(w, s->name, how);
 
 			bool enc = st && (strcmp(st->name, "client_encoding") == 0 ||
-					  strcmp(st->name, "names") == 0 ||
-					  strcmp(st->name, "standard_conforming_strings") == 0);
+			                  strcmp(st->name, "names") == 0 ||
+			                  strcmp(st->name, "standard_conforming_strings") == 0);
 
 			if (enc && how != PW_SQL_SET_RESET) {
 				/* SET NAMES 'x', SET client_encoding TO x, ALTER ROLE ... SET; also
@@ -720,7 +721,7 @@ static void visit(struct walk *w, msg_t *m)
 				/* SET search_path TO a, "B", 'c d': one schema per list element, as
 				 * written (the scanner already folded unquoted names) */
 				st->value_known =
-					s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE;
+				    s->kind == PG_QUERY__VARIABLE_SET_KIND__VAR_SET_VALUE;
 				for (size_t i = 0; st->value_known && i < s->n_args; i++) {
 					const char *v = const_string(w, s->args[i]);
 
@@ -732,7 +733,7 @@ static void visit(struct walk *w, msg_t *m)
 		}
 		walk_children(w, m, NULL);
 	} else if (d == &pg_query__alter_role_set_stmt__descriptor ||
-		   d == &pg_query__alter_database_set_stmt__descriptor) {
+	           d == &pg_query__alter_database_set_stmt__descriptor) {
 		w->set_how = PW_SQL_SET_ALTER;
 		walk_children(w, m, NULL);
 		w->set_how = PW_SQL_SET_SET;
@@ -754,14 +755,14 @@ static void visit(struct walk *w, msg_t *m)
 		add_func(w, s->funcname, s->n_funcname, &n);
 		walk_children(w, m, NULL);
 	} else if (d == &pg_query__comment_stmt__descriptor ||
-		   d == &pg_query__sec_label_stmt__descriptor) {
+	           d == &pg_query__sec_label_stmt__descriptor) {
 		/* COMMENT ON / SECURITY LABEL ON name a relation (or a column) by a name list */
 		PgQuery__ObjectType t = d == &pg_query__comment_stmt__descriptor
-						? ((const PgQuery__CommentStmt *)m)->objtype
-						: ((const PgQuery__SecLabelStmt *)m)->objtype;
+		                            ? ((const PgQuery__CommentStmt *)m)->objtype
+		                            : ((const PgQuery__SecLabelStmt *)m)->objtype;
 		const PgQuery__Node *o = d == &pg_query__comment_stmt__descriptor
-						 ? ((const PgQuery__CommentStmt *)m)->object
-						 : ((const PgQuery__SecLabelStmt *)m)->object;
+		                             ? ((const PgQuery__CommentStmt *)m)->object
+		                             : ((const PgQuery__SecLabelStmt *)m)->object;
 
 		if (is_relation_type(t))
 			name_list(w, o, PW_SQL_WRITE, 0);
@@ -856,44 +857,44 @@ static enum pw_sql_class classify(const PgQuery__Node *n)
 static void stmt_tag(const PgQuery__Node *n, char *out, size_t len)
 {
 	static const char *const names[][2] = {
-		{ "SelectStmt", "SELECT" },
-		{ "InsertStmt", "INSERT" },
-		{ "UpdateStmt", "UPDATE" },
-		{ "DeleteStmt", "DELETE" },
-		{ "MergeStmt", "MERGE" },
-		{ "CopyStmt", "COPY" },
-		{ "CreateStmt", "CREATE TABLE" },
-		{ "DropStmt", "DROP" },
-		{ "TruncateStmt", "TRUNCATE TABLE" },
-		{ "CommentStmt", "COMMENT" },
-		{ "VariableShowStmt", "SHOW" },
-		{ "CheckPointStmt", "CHECKPOINT" },
-		{ "ClosePortalStmt", "CLOSE CURSOR" },
-		{ "ConstraintsSetStmt", "SET CONSTRAINTS" },
-		{ "LockStmt", "LOCK TABLE" },
-		{ "DoStmt", "DO" },
-		{ "CallStmt", "CALL" },
-		{ "ExplainStmt", "EXPLAIN" },
-		{ "PrepareStmt", "PREPARE" },
-		{ "ExecuteStmt", "EXECUTE" },
-		{ "DeallocateStmt", "DEALLOCATE" },
-		{ "GrantStmt", "GRANT" },
-		{ "GrantRoleStmt", "GRANT ROLE" },
-		{ "CreateTableAsStmt", "CREATE TABLE AS" },
-		{ "IndexStmt", "CREATE INDEX" },
-		{ "ViewStmt", "CREATE VIEW" },
-		{ "CreateSeqStmt", "CREATE SEQUENCE" },
-		{ "AlterSeqStmt", "ALTER SEQUENCE" },
-		{ "CreatedbStmt", "CREATE DATABASE" },
-		{ "DropdbStmt", "DROP DATABASE" },
-		{ "AlterRoleSetStmt", "ALTER ROLE" },
-		{ "AlterDatabaseSetStmt", "ALTER DATABASE" },
-		{ "CreateTrigStmt", "CREATE TRIGGER" },
-		{ "RuleStmt", "CREATE RULE" },
-		{ "DeclareCursorStmt", "DECLARE CURSOR" },
-		{ "SecLabelStmt", "SECURITY LABEL" },
-		{ "RenameStmt", "ALTER" },
-		{ "DefineStmt", "CREATE" },
+	    {"SelectStmt", "SELECT"},
+	    {"InsertStmt", "INSERT"},
+	    {"UpdateStmt", "UPDATE"},
+	    {"DeleteStmt", "DELETE"},
+	    {"MergeStmt", "MERGE"},
+	    {"CopyStmt", "COPY"},
+	    {"CreateStmt", "CREATE TABLE"},
+	    {"DropStmt", "DROP"},
+	    {"TruncateStmt", "TRUNCATE TABLE"},
+	    {"CommentStmt", "COMMENT"},
+	    {"VariableShowStmt", "SHOW"},
+	    {"CheckPointStmt", "CHECKPOINT"},
+	    {"ClosePortalStmt", "CLOSE CURSOR"},
+	    {"ConstraintsSetStmt", "SET CONSTRAINTS"},
+	    {"LockStmt", "LOCK TABLE"},
+	    {"DoStmt", "DO"},
+	    {"CallStmt", "CALL"},
+	    {"ExplainStmt", "EXPLAIN"},
+	    {"PrepareStmt", "PREPARE"},
+	    {"ExecuteStmt", "EXECUTE"},
+	    {"DeallocateStmt", "DEALLOCATE"},
+	    {"GrantStmt", "GRANT"},
+	    {"GrantRoleStmt", "GRANT ROLE"},
+	    {"CreateTableAsStmt", "CREATE TABLE AS"},
+	    {"IndexStmt", "CREATE INDEX"},
+	    {"ViewStmt", "CREATE VIEW"},
+	    {"CreateSeqStmt", "CREATE SEQUENCE"},
+	    {"AlterSeqStmt", "ALTER SEQUENCE"},
+	    {"CreatedbStmt", "CREATE DATABASE"},
+	    {"DropdbStmt", "DROP DATABASE"},
+	    {"AlterRoleSetStmt", "ALTER ROLE"},
+	    {"AlterDatabaseSetStmt", "ALTER DATABASE"},
+	    {"CreateTrigStmt", "CREATE TRIGGER"},
+	    {"RuleStmt", "CREATE RULE"},
+	    {"DeclareCursorStmt", "DECLARE CURSOR"},
+	    {"SecLabelStmt", "SECURITY LABEL"},
+	    {"RenameStmt", "ALTER"},
+	    {"DefineStmt", "CREATE"},
 	};
 	msg_t *m = node_inner(n);
 	const char *name = m ? m->descriptor->short_name : "";
@@ -903,37 +904,43 @@ static void stmt_tag(const PgQuery__Node *n, char *out, size_t len)
 	if (!m)
 		return;
 	if (m->descriptor == &pg_query__discard_stmt__descriptor) {
-		static const char *const mode[] = { "DISCARD", "DISCARD ALL", "DISCARD PLANS",
-						    "DISCARD SEQUENCES", "DISCARD TEMP" };
+		static const char *const mode[] = {"DISCARD", "DISCARD ALL", "DISCARD PLANS",
+		                                   "DISCARD SEQUENCES", "DISCARD TEMP"};
 		unsigned k = (unsigned)((const PgQuery__DiscardStmt *)m)->target;
 		snprintf(out, len, "%s", mode[k < 5 ? k : 0]);
 		return;
 	}
 	if (m->descriptor == &pg_query__vacuum_stmt__descriptor) {
 		snprintf(out, len, "%s",
-			 ((const PgQuery__VacuumStmt *)m)->is_vacuumcmd ? "VACUUM" : "ANALYZE");
+		         ((const PgQuery__VacuumStmt *)m)->is_vacuumcmd ? "VACUUM" : "ANALYZE");
 		return;
 	}
 	if (m->descriptor == &pg_query__fetch_stmt__descriptor) {
-		snprintf(out, len, "%s", ((const PgQuery__FetchStmt *)m)->ismove ? "MOVE" : "FETCH");
+		snprintf(out, len, "%s",
+		         ((const PgQuery__FetchStmt *)m)->ismove ? "MOVE" : "FETCH");
 		return;
 	}
 	if (m->descriptor == &pg_query__variable_set_stmt__descriptor) {
 		PgQuery__VariableSetKind k = ((const PgQuery__VariableSetStmt *)m)->kind;
 		snprintf(out, len, "%s",
-			 k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
-					 k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL
-				 ? "RESET"
-				 : "SET");
+		         k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET ||
+		                 k == PG_QUERY__VARIABLE_SET_KIND__VAR_RESET_ALL
+		             ? "RESET"
+		             : "SET");
 		return;
 	}
 	if (m->descriptor == &pg_query__transaction_stmt__descriptor) {
-		static const char *const kind[] = { "TRANSACTION",    "BEGIN",
-						    "START TRANSACTION", "COMMIT",
-						    "ROLLBACK",	      "SAVEPOINT",
-						    "RELEASE",	      "ROLLBACK",
-						    "PREPARE TRANSACTION", "COMMIT PREPARED",
-						    "ROLLBACK PREPARED" };
+		static const char *const kind[] = {"TRANSACTION",
+		                                   "BEGIN",
+		                                   "START TRANSACTION",
+		                                   "COMMIT",
+		                                   "ROLLBACK",
+		                                   "SAVEPOINT",
+		                                   "RELEASE",
+		                                   "ROLLBACK",
+		                                   "PREPARE TRANSACTION",
+		                                   "COMMIT PREPARED",
+		                                   "ROLLBACK PREPARED"};
 		unsigned k = (unsigned)((const PgQuery__TransactionStmt *)m)->kind;
 		snprintf(out, len, "%s", kind[k < 11 ? k : 0]);
 		return;
@@ -976,7 +983,7 @@ static bool explain_analyze(struct walk *w, const PgQuery__ExplainStmt *e)
 			return a->boolean->boolval;
 		v = const_string(w, a);
 		if (v && (!strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcmp(v, "0") ||
-			  !strcasecmp(v, "no")))
+		          !strcasecmp(v, "no")))
 			return false;
 		return true;
 	}
@@ -995,9 +1002,9 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 	s->length = raw->stmt_len;
 	/* utility statements name their objects to change them */
 	w->mode = s->cls == PW_SQL_DDL || s->cls == PW_SQL_DCL || s->cls == PW_SQL_OTHER ||
-				  s->cls == PW_SQL_TRUNCATE
-			  ? PW_SQL_WRITE
-			  : PW_SQL_READ;
+	                  s->cls == PW_SQL_TRUNCATE
+	              ? PW_SQL_WRITE
+	              : PW_SQL_READ;
 	w->nctes = 0;
 	w->set_how = PW_SQL_SET_SET;
 	switch (s->cls) {
@@ -1044,7 +1051,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 			s->flags |= PW_SQL_F_FORGET_PREPARED;
 			copy_name(s->object, n->deallocate_stmt->name); /* "" = ALL */
 		} else if (n->node_case == PG_QUERY__NODE__NODE_DISCARD_STMT &&
-			   n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
+		           n->discard_stmt->target == PG_QUERY__DISCARD_MODE__DISCARD_ALL) {
 			/* DISCARD ALL includes SET SESSION AUTHORIZATION DEFAULT: the session
 			 * leaves the role pgward put it in */
 			s->flags |= PW_SQL_F_FORGET_PREPARED | PW_SQL_F_ROLE_ESCAPE;
@@ -1057,8 +1064,8 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
 /* nesting guard limits (see depth_guard) */
 #define PAREN_LEVELS 8
 #define CHAIN_LEVELS 2
-#define MAX_LEVELS 20000
-#define GUARD_FROM (MAX_LEVELS / PAREN_LEVELS) /* shorter texts cannot reach MAX_LEVELS */
+#define MAX_LEVELS   20000
+#define GUARD_FROM   (MAX_LEVELS / PAREN_LEVELS) /* shorter texts cannot reach MAX_LEVELS */
 
 /* ---- the big stack ----------------------------------------------------------------------- */
 
@@ -1068,7 +1075,7 @@ static void statement(struct walk *w, const PgQuery__RawStmt *raw)
  * become memory, and they are handed back after a deep parse. One per thread, created on
  * first use. */
 #define PARSE_STACK_SIZE (96ul << 20)
-#define GUARD_SIZE (64ul << 10)
+#define GUARD_SIZE       (64ul << 10)
 
 struct fiber {
 	char *map;
@@ -1120,7 +1127,7 @@ static int on_big_stack(void (*fn)(void *), void *arg, size_t textlen)
 {
 	if (!fib.map) {
 		char *m = mmap(NULL, PARSE_STACK_SIZE + GUARD_SIZE, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 		if (m == MAP_FAILED)
 			return -1;
 		/* the guard below the stack turns an overflow into a clean SIGSEGV */
@@ -1204,13 +1211,12 @@ static size_t stack_touched(void)
  * or a 200 KB VALUES list is flat. The stack below holds MAX_LEVELS with a margin of 4 (more
  * than the ASan build's frames need: test_sql measures that build too). */
 
-
 static bool chain_keyword(const char *t, size_t n)
 {
-	static const char *const kw[] = { "not",     "is",	  "isnull", "notnull",   "collate",
-					  "at",	     "like",	  "ilike",  "similar",   "between",
-					  "in",	     "operator", "escape", "join",	 "union",
-					  "intersect", "except",  "overlaps" };
+	static const char *const kw[] = {"not",       "is",       "isnull",  "notnull", "collate",
+	                                 "at",        "like",     "ilike",   "similar", "between",
+	                                 "in",        "operator", "escape",  "join",    "union",
+	                                 "intersect", "except",   "overlaps"};
 
 	for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
 		if (strlen(kw[i]) == n && strncasecmp(t, kw[i], n) == 0)
@@ -1257,20 +1263,22 @@ static int depth_guard(const char *text, size_t len, char *err, size_t errlen)
 		size_t n = (size_t)(t->end - t->start);
 		bool kw = t->keyword_kind != PG_QUERY__KEYWORD_KIND__NO_KEYWORD;
 
-		if (t->token == PG_QUERY__TOKEN__SQL_COMMENT || t->token == PG_QUERY__TOKEN__C_COMMENT)
+		if (t->token == PG_QUERY__TOKEN__SQL_COMMENT ||
+		    t->token == PG_QUERY__TOKEN__C_COMMENT)
 			continue;
-		if ((n == 1 && (*p == '(' || *p == '[')) || (kw && n == 4 && !strncasecmp(p, "case", 4))) {
+		if ((n == 1 && (*p == '(' || *p == '[')) ||
+		    (kw && n == 4 && !strncasecmp(p, "case", 4))) {
 			chain[++level] = 0;
 			total += PAREN_LEVELS;
 		} else if ((n == 1 && (*p == ')' || *p == ']')) ||
-			   (kw && n == 3 && !strncasecmp(p, "end", 3))) {
+		           (kw && n == 3 && !strncasecmp(p, "end", 3))) {
 			if (level > 0) {
 				total -= chain[level] + PAREN_LEVELS;
 				level--;
 			}
 		} else if ((n == 1 && (*p == ',' || *p == ';')) ||
-			   (kw && ((n == 3 && !strncasecmp(p, "and", 3)) ||
-				   (n == 2 && !strncasecmp(p, "or", 2))))) {
+		           (kw && ((n == 3 && !strncasecmp(p, "and", 3)) ||
+		                   (n == 2 && !strncasecmp(p, "or", 2))))) {
 			/* a list: its members start afresh (an AND or OR list node: one level) */
 			uint32_t base = n == 1 ? 0 : CHAIN_LEVELS;
 			total += (long)base - (long)chain[level];
@@ -1280,10 +1288,11 @@ static int depth_guard(const char *text, size_t len, char *err, size_t errlen)
 			total += CHAIN_LEVELS;
 		}
 		if (level > MAX_LEVELS / PAREN_LEVELS || total > MAX_LEVELS) {
-			snprintf(err, errlen,
-				 "statement too complex: nested too deeply (more than %d node levels) "
-				 "at position %d",
-				 MAX_LEVELS, t->start + 1);
+			snprintf(
+			    err, errlen,
+			    "statement too complex: nested too deeply (more than %d node levels) "
+			    "at position %d",
+			    MAX_LEVELS, t->start + 1);
 			rc = -1;
 		}
 	}
@@ -1310,7 +1319,7 @@ struct parse_job {
 static void parse_job_run(void *p)
 {
 	struct parse_job *j = p;
-	PgQueryProtobufParseResult pr = { 0 };
+	PgQueryProtobufParseResult pr = {0};
 	PgQuery__ParseResult *tree = NULL;
 	struct walk *w = NULL;
 
@@ -1320,12 +1329,12 @@ static void parse_job_run(void *p)
 	pr = pg_query_parse_protobuf(j->text);
 	if (pr.error) {
 		snprintf(j->err, j->errlen, "%s at position %d", str_or(pr.error->message),
-			 pr.error->cursorpos);
+		         pr.error->cursorpos);
 		j->r->error_pos = pr.error->cursorpos;
 		goto out;
 	}
 	tree = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
-					      (const uint8_t *)pr.parse_tree.data);
+	                                      (const uint8_t *)pr.parse_tree.data);
 	if (!tree) {
 		snprintf(j->err, j->errlen, "cannot read the parse tree");
 		goto out;
@@ -1361,10 +1370,10 @@ out:
 
 /* Per-thread LRU of raw analyses keyed by the exact text: open hash chains plus an LRU list.
  * Nothing in an entry depends on the session. thread-local: no locks, no sharing. */
-#define CACHE_BUCKETS 2048
+#define CACHE_BUCKETS     2048
 #define CACHE_MAX_ENTRIES 1024
-#define CACHE_MAX_BYTES (8u << 20)
-#define CACHE_MAX_TEXT (64u << 10) /* longer texts are not worth keeping */
+#define CACHE_MAX_BYTES   (8u << 20)
+#define CACHE_MAX_TEXT    (64u << 10) /* longer texts are not worth keeping */
 
 struct centry {
 	struct centry *chain, *prev, *next; /* hash chain; LRU list (head = most recent) */
@@ -1434,7 +1443,7 @@ static void cache_drop(struct cache *c, struct centry *e)
 }
 
 static struct centry *cache_find(struct cache *c, const char *s, size_t n, uint64_t h,
-				 bool normalized)
+                                 bool normalized)
 {
 	for (struct centry *e = c->bucket[h % CACHE_BUCKETS]; e; e = e->chain)
 		if (e->hash == h && e->len == n && e->normalized == normalized &&
@@ -1444,7 +1453,7 @@ static struct centry *cache_find(struct cache *c, const char *s, size_t n, uint6
 }
 
 static void cache_put(struct cache *c, const char *s, size_t n, uint64_t h, bool normalized,
-		      const struct pw_sql_result *r)
+                      const struct pw_sql_result *r)
 {
 	size_t b_st = sizeof(struct pw_sql_stmt) * (size_t)r->nstmts;
 	size_t b_rel = sizeof(struct pw_sql_rel) * (size_t)r->nrels;
@@ -1456,8 +1465,8 @@ static void cache_put(struct cache *c, const char *s, size_t n, uint64_t h, bool
 
 	if (n > CACHE_MAX_TEXT)
 		return;
-	while (c->tail && (c->st.entries >= CACHE_MAX_ENTRIES ||
-			   c->st.bytes + bytes > CACHE_MAX_BYTES))
+	while (c->tail &&
+	       (c->st.entries >= CACHE_MAX_ENTRIES || c->st.bytes + bytes > CACHE_MAX_BYTES))
 		cache_drop(c, c->tail);
 	e = malloc(bytes);
 	if (!e)
@@ -1544,7 +1553,7 @@ static int find_prepared(const struct pw_sql_session *s, const char *name)
 }
 
 const struct pw_sql_prepared *pw_sql_prepared_lookup(const struct pw_sql_session *s,
-						     const char *name)
+                                                     const char *name)
 {
 	int i = s && name ? find_prepared(s, name) : -1;
 
@@ -1569,7 +1578,7 @@ void pw_sql_prepared_forget(struct pw_sql_session *s, const char *name)
 }
 
 int pw_sql_prepared_remember(struct pw_sql_session *s, const char *name,
-			     const struct pw_sql_result *r, int i)
+                             const struct pw_sql_result *r, int i)
 {
 	const struct pw_sql_stmt *st;
 	struct pw_sql_prepared *p;
@@ -1586,7 +1595,7 @@ int pw_sql_prepared_remember(struct pw_sql_session *s, const char *name,
 	if (s->n_prepared >= PW_SQL_MAX_PREPARED)
 		return -1;
 	p = calloc(1, sizeof(*p) + sizeof(struct pw_sql_rel) * (size_t)nrels +
-			      sizeof(struct pw_sql_func) * (size_t)nfuncs);
+	                  sizeof(struct pw_sql_func) * (size_t)nfuncs);
 	if (!p)
 		return -1;
 	p->rels = (struct pw_sql_rel *)(p + 1);
@@ -1629,10 +1638,10 @@ void pw_sql_session_free(struct pw_sql_session *s)
 
 /* ---- resolution -------------------------------------------------------------------------- */
 
-static const char *const default_path[] = { "$user", "public" };
+static const char *const default_path[] = {"$user", "public"};
 
 static int push_rel(struct pw_sql_result *out, const struct pw_sql_rel *src, const char *schema,
-		    uint8_t flags)
+                    uint8_t flags)
 {
 	struct pw_sql_rel *rel;
 
@@ -1650,7 +1659,7 @@ static int push_rel(struct pw_sql_result *out, const struct pw_sql_rel *src, con
  * relations are fixed by the server release), then the path with "$user" expanded. Every
  * candidate is reported; more than one makes the name ambiguous. */
 static int resolve(const struct pw_sql_rel *src, const struct pw_sql_session *sess,
-		   struct pw_sql_result *out)
+                   struct pw_sql_result *out)
 {
 	const char *const *path = sess && sess->search_path ? sess->search_path : default_path;
 	size_t npath = sess && sess->search_path ? sess->n_search_path : 2;
@@ -1691,7 +1700,7 @@ static int resolve(const struct pw_sql_rel *src, const struct pw_sql_session *se
 		return push_rel(out, src, "", PW_SQL_R_UNQUALIFIED | PW_SQL_R_UNRESOLVED);
 	for (size_t k = 0; k < n; k++)
 		if (push_rel(out, src, cand[k],
-			     PW_SQL_R_UNQUALIFIED | (n > 1 ? PW_SQL_R_AMBIGUOUS : 0)) != 0)
+		             PW_SQL_R_UNQUALIFIED | (n > 1 ? PW_SQL_R_AMBIGUOUS : 0)) != 0)
 			return -1;
 	if (n > 1)
 		out->stmts[src->stmt].flags |= PW_SQL_F_AMBIGUOUS;
@@ -1722,7 +1731,7 @@ static int same_string_prepared(struct pw_sql_result *out, int i, int j, bool ex
 }
 
 static int finish(const struct pw_sql_result *r, const struct pw_sql_session *sess,
-		  struct pw_sql_result *out, char *err, size_t errlen)
+                  struct pw_sql_result *out, char *err, size_t errlen)
 {
 	out->nstmts = r->nstmts;
 	out->nfuncs = r->nfuncs;
@@ -1734,7 +1743,7 @@ static int finish(const struct pw_sql_result *r, const struct pw_sql_session *se
 	memcpy(out->sets, r->sets, sizeof(r->sets[0]) * (size_t)r->nsets);
 	for (int i = 0; i < r->nrels; i++) {
 		int rc = r->rels[i].schema[0] ? push_rel(out, &r->rels[i], r->rels[i].schema, 0)
-					      : resolve(&r->rels[i], sess, out);
+		                              : resolve(&r->rels[i], sess, out);
 		if (rc != 0)
 			goto full;
 	}
@@ -1750,7 +1759,7 @@ static int finish(const struct pw_sql_result *r, const struct pw_sql_session *se
 		/* a PREPARE earlier in the same string wins over the store */
 		int j = i - 1;
 		while (j >= 0 && !(out->stmts[j].cls == PW_SQL_PREPARE &&
-				   strcmp(out->stmts[j].object, st->object) == 0))
+		                   strcmp(out->stmts[j].object, st->object) == 0))
 			j--;
 		if (j >= 0) {
 			if (same_string_prepared(out, i, j, explain) != 0)
@@ -1791,15 +1800,14 @@ full:
 	return -1;
 }
 
-
 /* ---- normalised cache keys ------------------------------------------------------------- */
 
 /* Texts that differ only in literals ("... WHERE aid = 17" and "... = 42", "email = 'a@b'")
  * have the same analysis, unless a decision read a constant (then the analysis is cached by
  * its exact text: see const_string()). The key is the text with every literal replaced by a
  * marker byte naming its kind as the server's scanner does (an integer that fits int32, with
- * its range; any other number; a standard '...' string), everything else kept byte for byte. Keys and
- * exact texts live apart in the cache (struct centry.normalized).
+ * its range; any other number; a standard '...' string), everything else kept byte for byte. Keys
+ * and exact texts live apart in the cache (struct centry.normalized).
  *
  * The invariant: two texts with one key have the same analysis. That holds only if this
  * scanner finds every literal where PostgreSQL's does (src/backend/parser/scan.l, 15); so it
@@ -1815,7 +1823,7 @@ full:
 #define PW_KEY_FCONST 3
 /* The grammar itself checks a few integers (a column number in 1..32767, float(p) with p in
  * 1..53): an integer's marker also says which of these ranges holds it. */
-#define PW_KEY_ICONST_0 4     /* 0 */
+#define PW_KEY_ICONST_0     4 /* 0 */
 #define PW_KEY_ICONST_INT16 5 /* 54..32767 */
 #define PW_KEY_ICONST_INT32 6 /* 32768..2147483647 */
 
@@ -1859,10 +1867,10 @@ static char integer_kind(const char *s, size_t a, size_t b)
 		return PW_KEY_FCONST;
 	for (; a < b; a++)
 		v = v * 10 + (unsigned long)(s[a] - '0');
-	return v == 0 ? PW_KEY_ICONST_0
-	       : v <= 53 ? PW_KEY_ICONST
+	return v == 0       ? PW_KEY_ICONST_0
+	       : v <= 53    ? PW_KEY_ICONST
 	       : v <= 32767 ? PW_KEY_ICONST_INT16
-			    : PW_KEY_ICONST_INT32;
+	                    : PW_KEY_ICONST_INT32;
 }
 
 /* After a string literal ending at i: may the next '...' be joined to it? The server joins
@@ -1893,7 +1901,7 @@ static bool string_may_continue(const char *s, size_t n, size_t i)
 /* Writes the key of s[0, n) into out (at most n + 1 bytes) and returns its length, or 0 when
  * there is no key (nothing replaced, or given up). spans (may be NULL) gets the literals. */
 static size_t normalize_spans(const char *s, size_t n, char *out, struct key_span *spans,
-			      size_t maxspans, size_t *nspans)
+                              size_t maxspans, size_t *nspans)
 {
 	size_t o = 0, i = 0, ns = 0;
 
@@ -2023,7 +2031,7 @@ static size_t normalize_spans(const char *s, size_t n, char *out, struct key_spa
 		}
 		out[o++] = s[i++];
 		continue;
-literal:
+	literal:
 		out[o++] = kind;
 		if (spans && ns < maxspans)
 			spans[ns] = (struct key_span){.start = st, .end = i, .kind = kind};
@@ -2041,9 +2049,9 @@ static size_t normalize(const char *s, size_t n, char *out)
 
 /* For tests/unit/test_sqlkey.c: the key (out holds n + 1 bytes) and the literal spans. */
 size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *ends, char *kinds,
-		   size_t maxspans, size_t *nspans);
+                   size_t maxspans, size_t *nspans);
 size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *ends, char *kinds,
-		   size_t maxspans, size_t *nspans)
+                   size_t maxspans, size_t *nspans)
 {
 	struct key_span sp[256];
 	size_t ns = 0, klen = normalize_spans(s, n, out, sp, 256, &ns);
@@ -2065,9 +2073,9 @@ static __thread char *keybuf;
 static __thread size_t keycap;
 
 static int analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
-		   struct pw_sql_result *out, char *err, size_t errlen, bool use_cache)
+                   struct pw_sql_result *out, char *err, size_t errlen, bool use_cache)
 {
-	struct parse_job job = { 0 };
+	struct parse_job job = {0};
 	struct centry *e;
 	uint64_t h;
 	char *text;
@@ -2155,13 +2163,13 @@ parse:
 }
 
 int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
-		   struct pw_sql_result *out, char *err, size_t errlen)
+                   struct pw_sql_result *out, char *err, size_t errlen)
 {
 	return analyse(sql, len, sess, out, err, errlen, true);
 }
 
 int pw_sql_analyse_uncached(const char *sql, size_t len, const struct pw_sql_session *sess,
-			    struct pw_sql_result *out, char *err, size_t errlen)
+                            struct pw_sql_result *out, char *err, size_t errlen)
 {
 	return analyse(sql, len, sess, out, err, errlen, false);
 }
@@ -2169,15 +2177,24 @@ int pw_sql_analyse_uncached(const char *sql, size_t len, const struct pw_sql_ses
 const char *pw_sql_class_name(enum pw_sql_class c)
 {
 	static const char *const names[] = {
-		[PW_SQL_OTHER] = "other",	  [PW_SQL_SELECT] = "select",
-		[PW_SQL_INSERT] = "insert",	  [PW_SQL_UPDATE] = "update",
-		[PW_SQL_DELETE] = "delete",	  [PW_SQL_MERGE] = "merge",
-		[PW_SQL_COPY_TO] = "copy_to",	  [PW_SQL_COPY_FROM] = "copy_from",
-		[PW_SQL_DDL] = "ddl",		  [PW_SQL_DCL] = "dcl",
-		[PW_SQL_TRUNCATE] = "truncate",	  [PW_SQL_CALL] = "call",
-		[PW_SQL_DO] = "do",		  [PW_SQL_SET] = "set",
-		[PW_SQL_TRANSACTION] = "transaction", [PW_SQL_PREPARE] = "prepare",
-		[PW_SQL_EXECUTE] = "execute",	  [PW_SQL_EXPLAIN] = "explain",
+	    [PW_SQL_OTHER] = "other",
+	    [PW_SQL_SELECT] = "select",
+	    [PW_SQL_INSERT] = "insert",
+	    [PW_SQL_UPDATE] = "update",
+	    [PW_SQL_DELETE] = "delete",
+	    [PW_SQL_MERGE] = "merge",
+	    [PW_SQL_COPY_TO] = "copy_to",
+	    [PW_SQL_COPY_FROM] = "copy_from",
+	    [PW_SQL_DDL] = "ddl",
+	    [PW_SQL_DCL] = "dcl",
+	    [PW_SQL_TRUNCATE] = "truncate",
+	    [PW_SQL_CALL] = "call",
+	    [PW_SQL_DO] = "do",
+	    [PW_SQL_SET] = "set",
+	    [PW_SQL_TRANSACTION] = "transaction",
+	    [PW_SQL_PREPARE] = "prepare",
+	    [PW_SQL_EXECUTE] = "execute",
+	    [PW_SQL_EXPLAIN] = "explain",
 	};
 
 	return (unsigned)c < sizeof(names) / sizeof(names[0]) ? names[c] : "?";

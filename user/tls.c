@@ -37,7 +37,7 @@ SSL_CTX *pw_tls_server_ctx(const char *cert, const char *key, char *err, size_t 
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* partial writes with a moving buffer: our direction buffers compact between calls */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
+	                          SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	/* one process, many threads: a session cache keyed by our context is useless for
 	 * PostgreSQL clients, which do not resume */
@@ -72,7 +72,7 @@ SSL_CTX *pw_tls_upstream_ctx(const struct pw_upstream *u, char *err, size_t errl
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-				      SSL_MODE_RELEASE_BUFFERS);
+	                          SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	if (u->sslmode >= PW_SSL_VERIFY_CA) {
 		if (SSL_CTX_load_verify_locations(ctx, u->ca_file, NULL) != 1) {
@@ -92,7 +92,8 @@ SSL_CTX *pw_tls_upstream_ctx(const struct pw_upstream *u, char *err, size_t errl
 int pw_tls_upstream_prepare(SSL *ssl, const struct pw_upstream *u)
 {
 	unsigned char tmp[16];
-	bool is_ip = inet_pton(AF_INET, u->host, tmp) == 1 || inet_pton(AF_INET6, u->host, tmp) == 1;
+	bool is_ip =
+	    inet_pton(AF_INET, u->host, tmp) == 1 || inet_pton(AF_INET6, u->host, tmp) == 1;
 	if (!is_ip && SSL_set_tlsext_host_name(ssl, u->host) != 1)
 		return -1;
 	if (u->sslmode == PW_SSL_VERIFY_FULL) {

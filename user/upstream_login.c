@@ -7,11 +7,11 @@
 #include "pgward/upstream_login.h"
 
 enum {
-	L_START,	/* nothing asked yet */
-	L_PASSWORD,	/* sent a cleartext or MD5 password: AuthenticationOk or an error next */
-	L_SASL_FIRST,	/* sent SASLInitialResponse: SASLContinue next */
-	L_SASL_FINAL,	/* sent SASLResponse: SASLFinal next */
-	L_SASL_DONE,	/* the server's signature verified: AuthenticationOk next */
+	L_START,      /* nothing asked yet */
+	L_PASSWORD,   /* sent a cleartext or MD5 password: AuthenticationOk or an error next */
+	L_SASL_FIRST, /* sent SASLInitialResponse: SASLContinue next */
+	L_SASL_FINAL, /* sent SASLResponse: SASLFinal next */
+	L_SASL_DONE,  /* the server's signature verified: AuthenticationOk next */
 	L_AUTHED,
 };
 
@@ -49,17 +49,17 @@ void pw_login_init(struct pw_login *l, const struct pw_upstream *u, bool tls)
 }
 
 /* May the server ask for this method (require_auth), now (nothing asked before)? */
-static bool may_use(struct pw_login *l, unsigned method, const char *name, char *err,
-		    size_t errlen)
+static bool may_use(struct pw_login *l, unsigned method, const char *name, char *err, size_t errlen)
 {
 	if (l->state != L_START) {
 		pw_errf(err, errlen, "server asked for a second authentication (%s)", name);
 		return false;
 	}
 	if (!(l->u->require_auth & method)) {
-		pw_errf(err, errlen, "server asked for %s authentication, which require_auth does "
-				     "not allow",
-			name);
+		pw_errf(err, errlen,
+		        "server asked for %s authentication, which require_auth does "
+		        "not allow",
+		        name);
 		return false;
 	}
 	if (!l->u->has_password) {
@@ -71,8 +71,8 @@ static bool may_use(struct pw_login *l, unsigned method, const char *name, char 
 }
 
 enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size_t len,
-				   uint8_t *out, size_t outcap, size_t *outlen, char *err,
-				   size_t errlen)
+                                   uint8_t *out, size_t outcap, size_t *outlen, char *err,
+                                   size_t errlen)
 {
 	const struct pw_upstream *u = l->u;
 	char e[256];
@@ -91,7 +91,8 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 		if (l->state == L_SASL_FIRST || l->state == L_SASL_FINAL) {
 			/* a server that started SCRAM must finish it: the signature is its proof
 			 * that it knows the password, i.e. that it is the server we meant */
-			pw_errf(err, errlen, "server ended SCRAM without proving it knows the password");
+			pw_errf(err, errlen,
+			        "server ended SCRAM without proving it knows the password");
 			return PW_LOGIN_FAIL;
 		}
 		if (l->state == L_AUTHED) {
@@ -99,8 +100,9 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 			return PW_LOGIN_FAIL;
 		}
 		if (l->state == L_START && !(u->require_auth & PW_AUTH_NONE)) {
-			pw_errf(err, errlen, "server did not ask for authentication, which require_auth "
-					     "does not allow");
+			pw_errf(err, errlen,
+			        "server did not ask for authentication, which require_auth "
+			        "does not allow");
 			return PW_LOGIN_FAIL;
 		}
 		l->state = L_AUTHED;
@@ -109,8 +111,9 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 		if (!may_use(l, PW_AUTH_PASSWORD, "password", err, errlen))
 			return PW_LOGIN_FAIL;
 		if (!l->tls && !u->allow_cleartext) {
-			pw_errf(err, errlen, "server asks for a cleartext password over an unencrypted "
-					     "connection (set allow_cleartext to permit it)");
+			pw_errf(err, errlen,
+			        "server asks for a cleartext password over an unencrypted "
+			        "connection (set allow_cleartext to permit it)");
 			return PW_LOGIN_FAIL;
 		}
 		if (strlen(u->password) + 1 > outcap) {
@@ -145,7 +148,8 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 				break;
 			}
 			if (strcmp(m, "SCRAM-SHA-256") == 0)
-				scram = true; /* never -PLUS: channel binding cannot cross our hop */
+				scram =
+				    true; /* never -PLUS: channel binding cannot cross our hop */
 			i += ml + 1;
 		}
 		if (!ended) {
@@ -179,7 +183,7 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 			return PW_LOGIN_FAIL;
 		}
 		if (pw_scram_client_final(&l->scram, u->password, data, dlen, (char *)out, outcap,
-					  outlen, e, sizeof(e)) != PW_AUTH_OK) {
+		                          outlen, e, sizeof(e)) != PW_AUTH_OK) {
 			pw_errf(err, errlen, "SCRAM exchange failed: %s", e);
 			return PW_LOGIN_FAIL;
 		}
@@ -191,16 +195,18 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 			return PW_LOGIN_FAIL;
 		}
 		if (pw_scram_client_verify(&l->scram, data, dlen, e, sizeof(e)) != PW_AUTH_OK) {
-			pw_errf(err, errlen, "the server's SCRAM signature does not verify (%s)", e);
+			pw_errf(err, errlen, "the server's SCRAM signature does not verify (%s)",
+			        e);
 			return PW_LOGIN_FAIL;
 		}
 		l->state = L_SASL_DONE;
 		*outlen = 0;
 		return PW_LOGIN_SEND; /* nothing to send: AuthenticationOk comes next */
 	default:
-		pw_errf(err, errlen,
-			"server asks for authentication method %u (%s), which pgward does not support",
-			code, pw_login_method_name(code));
+		pw_errf(
+		    err, errlen,
+		    "server asks for authentication method %u (%s), which pgward does not support",
+		    code, pw_login_method_name(code));
 		return PW_LOGIN_FAIL;
 	}
 }

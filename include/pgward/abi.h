@@ -9,30 +9,30 @@
 #include <linux/types.h>
 #endif
 
-#define PW_ABI_VERSION	 2
+#define PW_ABI_VERSION   2
 #define PW_MAX_ANCESTORS 8
-#define PW_COMM_LEN	 16
-#define PW_MAX_SCOPE	 256
-#define PW_MAX_PORTS	 64
-#define PW_MAX_CONNS	 65536
-#define PW_MAX_DSTS	 64
+#define PW_COMM_LEN      16
+#define PW_MAX_SCOPE     256
+#define PW_MAX_PORTS     64
+#define PW_MAX_CONNS     65536
+#define PW_MAX_DSTS      64
 
 /* config map (array, one entry) */
 #define PW_FAIL_CLOSED 0
 #define PW_FAIL_OPEN   1
 struct pw_bpf_config {
 	__u32 abi_version;
-	__u32 fail_mode;	   /* PW_FAIL_CLOSED / PW_FAIL_OPEN */
-	__u64 heartbeat_ns;	   /* CLOCK_MONOTONIC of pgwardd's last heartbeat */
+	__u32 fail_mode;            /* PW_FAIL_CLOSED / PW_FAIL_OPEN */
+	__u64 heartbeat_ns;         /* CLOCK_MONOTONIC of pgwardd's last heartbeat */
 	__u64 heartbeat_timeout_ns; /* stale after this: enforcer considered dead */
-	__u32 mark;		   /* SO_MARK on pgwardd's own sockets: never steered */
-	__u32 enforcer_tgid;	   /* pgwardd's pid: never steered either */
-	__u32 listen4_addr;	   /* network order */
-	__u16 listen4_port;	   /* network order */
-	__u16 listen6_port;	   /* network order; 0 = no IPv6 listener */
-	__u32 listen6_addr[4];	   /* network order */
-	__u32 fastpath;		   /* sockmap redirect between agent and pgwardd */
-	__u32 dst_filter;	   /* steer only destinations in pw_dsts */
+	__u32 mark;                 /* SO_MARK on pgwardd's own sockets: never steered */
+	__u32 enforcer_tgid;        /* pgwardd's pid: never steered either */
+	__u32 listen4_addr;         /* network order */
+	__u16 listen4_port;         /* network order */
+	__u16 listen6_port;         /* network order; 0 = no IPv6 listener */
+	__u32 listen6_addr[4];      /* network order */
+	__u32 fastpath;             /* sockmap redirect between agent and pgwardd */
+	__u32 dst_filter;           /* steer only destinations in pw_dsts */
 };
 
 /* destination filter (LPM trie): prefix over family then address, so one trie holds both
@@ -46,7 +46,7 @@ struct pw_dst_key {
 /* tuple map key: the agent's connection as pgwardd sees it after accept() */
 struct pw_conn_key {
 	__u64 netns_cookie;
-	__u32 family; /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is folded to AF_INET) */
+	__u32 family;        /* AF_INET or AF_INET6 (IPv4-mapped IPv6 is folded to AF_INET) */
 	__u16 agent_port;    /* host order */
 	__u16 enforcer_port; /* host order */
 	__u32 agent_addr[4]; /* network order; IPv4 in [0] */
@@ -57,15 +57,15 @@ struct pw_conn_key {
 struct pw_conn_info {
 	__u64 cgroup_id;
 	__u64 netns_cookie;
-	__u64 connect_ns;      /* CLOCK_MONOTONIC */
-	__u64 task_start_ns;   /* start_boottime of the calling thread group leader */
-	__u32 pid;	       /* thread id */
-	__u32 tgid;	       /* process id */
+	__u64 connect_ns;    /* CLOCK_MONOTONIC */
+	__u64 task_start_ns; /* start_boottime of the calling thread group leader */
+	__u32 pid;           /* thread id */
+	__u32 tgid;          /* process id */
 	__u32 uid, gid;
-	__u32 family;	       /* of the original destination, folded like the key */
-	__u16 orig_port;       /* network order */
+	__u32 family;    /* of the original destination, folded like the key */
+	__u16 orig_port; /* network order */
 	__u16 n_ancestors;
-	__u32 orig_addr[4];    /* network order */
+	__u32 orig_addr[4]; /* network order */
 	char comm[PW_COMM_LEN];
 	__u32 anc_pid[PW_MAX_ANCESTORS];
 	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN];
@@ -86,10 +86,10 @@ struct pw_event {
 /* per-CPU counters (array index) */
 enum pw_counter {
 	PW_CNT_REDIRECTS,
-	PW_CNT_SKIPS,	  /* in scope and port, but our own socket (mark) */
-	PW_CNT_REFUSALS,  /* fail-closed refusals */
-	PW_CNT_BYPASSES,  /* fail-open direct connects */
-	PW_CNT_RB_DROPS,  /* ring buffer full */
+	PW_CNT_SKIPS,      /* in scope and port, but our own socket (mark) */
+	PW_CNT_REFUSALS,   /* fail-closed refusals */
+	PW_CNT_BYPASSES,   /* fail-open direct connects */
+	PW_CNT_RB_DROPS,   /* ring buffer full */
 	PW_CNT_TUPLE_MISS, /* sockops found no record (user side counts accept misses) */
 	PW_CNT_FASTPATH_REDIRECTS,
 	PW_CNT_FASTPATH_FALLBACKS,

@@ -1,8 +1,9 @@
 /* What the server's catalog says, cached per upstream and database: every function (built-in
  * or not, its schema, arguments, volatility, SECURITY DEFINER, language, owner), so that a
  * call is judged by what the function is rather than by its name, and every schema, so that
- * an unqualified name is resolved only against the schemas of its search_path that exist. Masking will resolve result
- * columns through the same snapshots (table OID + column number -> schema.table.column).
+ * an unqualified name is resolved only against the schemas of its search_path that exist. Masking
+ * will resolve result columns through the same snapshots (table OID + column number ->
+ * schema.table.column).
  *
  * A snapshot is read by a background thread through pgwardd's own maintenance connection
  * (pgconn.c) in one REPEATABLE READ transaction, is immutable once published and reference
@@ -25,11 +26,11 @@ struct pw_cat_func {
 	const char *schema, *name, *lang, *owner; /* into the snapshot (copies) */
 	uint32_t oid;
 	int16_t nargs, nargdefaults;
-	bool variadic; /* provariadic: the last argument takes a list */
-	bool secdef;   /* SECURITY DEFINER */
-	bool builtin;  /* oid < FirstNormalObjectId: shipped with the server release */
+	bool variadic;   /* provariadic: the last argument takes a list */
+	bool secdef;     /* SECURITY DEFINER */
+	bool builtin;    /* oid < FirstNormalObjectId: shipped with the server release */
 	char volatility; /* 'i' immutable, 's' stable, 'v' volatile */
-	char kind;	 /* 'f' function, 'p' procedure, 'a' aggregate, 'w' window */
+	char kind;       /* 'f' function, 'p' procedure, 'a' aggregate, 'w' window */
 };
 
 struct pw_catalog;
@@ -37,28 +38,28 @@ struct pw_catalog;
 /* A snapshot from rows (the loader and tests): the functions and the names of the schemas
  * (temporary ones left out); the strings are copied. NULL on no memory. */
 struct pw_catalog *pw_catalog_build(const struct pw_cat_func *funcs, size_t n,
-				    const char *const *schemas, size_t nschemas);
+                                    const char *const *schemas, size_t nschemas);
 struct pw_catalog *pw_catalog_ref(struct pw_catalog *c);
 void pw_catalog_release(struct pw_catalog *c); /* NULL is fine */
 
 /* The functions named name (every schema), contiguous: *first and the count. */
 size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
-			 const struct pw_cat_func **first);
+                         const struct pw_cat_func **first);
 size_t pw_catalog_size(const struct pw_catalog *c);
 /* Does a schema of that name exist (pg_temp_N and pg_toast_temp_N are not listed)? */
 bool pw_catalog_has_schema(const struct pw_catalog *c, const char *name);
 
 enum pw_cat_state {
-	PW_CAT_READY,	/* *out holds a referenced snapshot */
+	PW_CAT_READY,   /* *out holds a referenced snapshot */
 	PW_CAT_LOADING, /* queued or loading: ask again after the change callback */
-	PW_CAT_FAILED,	/* the last load failed (err says why); retried after 5 s */
+	PW_CAT_FAILED,  /* the last load failed (err says why); retried after 5 s */
 };
 
 /* The current snapshot of upstream ui of rt for database db; one older than the upstream's
  * catalog_ttl_seconds (or invalidated) serves while a reload runs. Never blocks: loads run on
  * the catalog thread (started on first use). */
 enum pw_cat_state pw_catalog_acquire(struct pw_runtime *rt, int ui, const char *db,
-				     struct pw_catalog **out, char *err, size_t errlen);
+                                     struct pw_catalog **out, char *err, size_t errlen);
 /* Has a newer snapshot of c's upstream and database been published? (One relaxed atomic load:
  * callers check it per statement.) */
 bool pw_catalog_superseded(const struct pw_catalog *c);
@@ -72,13 +73,13 @@ void pw_catalog_on_change(void (*fn)(void));
 void pw_catalog_stop(void);
 
 /* Load synchronously over a new connection (the loader thread). NULL with err. */
-struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db,
-				   char *err, size_t errlen);
+struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db, char *err,
+                                   size_t errlen);
 struct pw_pgconn;
 /* The same over an open connection (pgwardctl policy explain); name: the upstream's, for
  * messages. The connection stays open and usable. */
 struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, char *err,
-				      size_t errlen);
+                                      size_t errlen);
 
 /* Counters for logs and tests: loads done, loads failed. */
 void pw_catalog_stats(uint64_t *loads, uint64_t *failures);

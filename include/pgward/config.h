@@ -13,7 +13,7 @@
 #include "pgward/auth.h"
 #include "pgward/log.h"
 
-#define PW_NAME_MAX 64	/* PostgreSQL's NAMEDATALEN */
+#define PW_NAME_MAX 64 /* PostgreSQL's NAMEDATALEN */
 #define PW_HOST_MAX 256
 
 enum pw_sslmode {
@@ -28,45 +28,45 @@ struct pw_listen {
 	bool is_unix;
 	char host[PW_HOST_MAX]; /* TCP: numeric address or name ("127.0.0.1", "::1", "*") */
 	int port;
-	char unix_path[108];	/* unix: the socket file's path */
-	int unix_mode;		/* unix: permission bits, default 0777 as PostgreSQL */
+	char unix_path[108]; /* unix: the socket file's path */
+	int unix_mode;       /* unix: permission bits, default 0777 as PostgreSQL */
 };
 
 struct pw_upstream {
 	char name[PW_NAME_MAX];
-	char host[PW_HOST_MAX];	   /* TCP host (empty when unix_dir is set) */
-	int port;		   /* default 5432 */
-	char unix_dir[PATH_MAX];   /* socket directory: connects to <dir>/.s.PGSQL.<port> */
+	char host[PW_HOST_MAX];     /* TCP host (empty when unix_dir is set) */
+	int port;                   /* default 5432 */
+	char unix_dir[PATH_MAX];    /* socket directory: connects to <dir>/.s.PGSQL.<port> */
 	char database[PW_NAME_MAX]; /* empty: use the client's database */
 	char user[PW_NAME_MAX];
-	char password[1024];	   /* read from password_file at load time (trailing \n cut) */
+	char password[1024]; /* read from password_file at load time (trailing \n cut) */
 	bool has_password;
-	enum pw_sslmode sslmode;   /* default prefer */
-	char ca_file[PATH_MAX];	   /* needed for verify-ca / verify-full */
-	bool allow_cleartext;	   /* cleartext password without TLS; default false */
-	int connect_timeout_ms;	   /* default 10000 */
+	enum pw_sslmode sslmode; /* default prefer */
+	char ca_file[PATH_MAX];  /* needed for verify-ca / verify-full */
+	bool allow_cleartext;    /* cleartext password without TLS; default false */
+	int connect_timeout_ms;  /* default 10000 */
 	/* Session pooling: when a client leaves while its upstream connection is idle, the
 	 * connection is reset (DISCARD ALL) and parked for the next client with the same
 	 * startup parameters, saving a backend start. Off by default: a fresh backend per
 	 * client is the transparent choice. */
 	bool reuse_connections;
-	int pool_idle_timeout_ms;  /* default 60000: a parked connection is closed after this */
-	int pool_max_idle;	   /* default 32, per worker */
+	int pool_idle_timeout_ms; /* default 60000: a parked connection is closed after this */
+	int pool_max_idle;        /* default 32, per worker */
 	/* search_path imposed on every session at its start (SET before the client's first
 	 * statement); none: the server's own (startup parameter, role and database defaults),
 	 * which pgwardd reads from the session at its start */
 	int n_search_path;
 	char search_path[8][PW_NAME_MAX];
-	int catalog_ttl_ms;	   /* default 60000: the function catalog is re-read after this */
-	unsigned require_auth;	   /* PW_AUTH_* methods the server may ask for; default any */
+	int catalog_ttl_ms;    /* default 60000: the function catalog is re-read after this */
+	unsigned require_auth; /* PW_AUTH_* methods the server may ask for; default any */
 };
 
 /* Upstream authentication methods (require_auth). */
 #define PW_AUTH_PASSWORD 1u
-#define PW_AUTH_MD5 2u
-#define PW_AUTH_SCRAM 4u
-#define PW_AUTH_NONE 8u /* the server asks for nothing (trust) */
-#define PW_AUTH_ANY 15u
+#define PW_AUTH_MD5      2u
+#define PW_AUTH_SCRAM    4u
+#define PW_AUTH_NONE     8u /* the server asks for nothing (trust) */
+#define PW_AUTH_ANY      15u
 
 enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD, PW_CLIENT_AUTH_JWT };
 
@@ -80,38 +80,38 @@ struct pw_jwt_config {
 	struct pw_jwt_keys *keys; /* loaded with the config: a reload re-reads the JWKS */
 	char issuer[256];
 	char audience[256];
-	int leeway_s;		  /* default 30 */
-	char groups_claim[64];	  /* default "groups" */
-	bool allow_hs256;	  /* default false */
+	int leeway_s;          /* default 30 */
+	char groups_claim[64]; /* default "groups" */
+	bool allow_hs256;      /* default false */
 };
 
 #define PW_MAX_REDIRECT_CGROUPS 32
-#define PW_MAX_REDIRECT_PORTS	32
-#define PW_MAX_REDIRECT_DSTS	32
+#define PW_MAX_REDIRECT_PORTS   32
+#define PW_MAX_REDIRECT_DSTS    32
 
 struct pw_cidr {
-	int family;	  /* AF_INET or AF_INET6 */
-	int bits;	  /* prefix length */
+	int family;       /* AF_INET or AF_INET6 */
+	int bits;         /* prefix length */
 	uint8_t addr[16]; /* network order; IPv4 in the first 4 bytes */
 };
 
 /* Transparent interception (the eBPF redirect). */
 struct pw_redirect {
-	bool enabled;				/* the "redirect" section is present */
+	bool enabled;                                    /* the "redirect" section is present */
 	char cgroups[PW_MAX_REDIRECT_CGROUPS][PATH_MAX]; /* cgroup v2 directories in scope */
 	int n_cgroups;
-	int ports[PW_MAX_REDIRECT_PORTS];	/* destination ports steered; default 5432 */
+	int ports[PW_MAX_REDIRECT_PORTS]; /* destination ports steered; default 5432 */
 	int n_ports;
-	bool fail_open;				/* default false: fail closed */
-	bool fastpath;				/* sockmap agent<->pgwardd; default true */
-	int heartbeat_timeout_ms;		/* default 1000 */
-	unsigned mark;				/* SO_MARK of pgwardd's sockets; default 0x70677764 */
-	char pin_path[PATH_MAX];		/* default /sys/fs/bpf/pgward */
+	bool fail_open;           /* default false: fail closed */
+	bool fastpath;            /* sockmap agent<->pgwardd; default true */
+	int heartbeat_timeout_ms; /* default 1000 */
+	unsigned mark;            /* SO_MARK of pgwardd's sockets; default 0x70677764 */
+	char pin_path[PATH_MAX];  /* default /sys/fs/bpf/pgward */
 	/* where steered connections land: pgwardd's own listeners for them */
-	char listen4[64];			/* default "127.0.0.1" */
-	int listen4_port;			/* default 15432 */
-	char listen6[64];			/* default "::1"; empty = no IPv6 */
-	int listen6_port;			/* default: listen4_port */
+	char listen4[64]; /* default "127.0.0.1" */
+	int listen4_port; /* default 15432 */
+	char listen6[64]; /* default "::1"; empty = no IPv6 */
+	int listen6_port; /* default: listen4_port */
 	/* optional: steer only these destination networks ("10.0.0.0/8", "fd00::/8") */
 	struct pw_cidr destinations[PW_MAX_REDIRECT_DSTS];
 	int n_destinations;
@@ -127,28 +127,28 @@ enum pw_action { PW_ACT_ALLOW, PW_ACT_DENY, PW_ACT_APPROVE, PW_ACT_MASK };
  * it covers the whole statement (every class it runs, every relation and function it
  * touches); a restricting one (deny, approve, mask) when it names any part of it. */
 struct pw_rule {
-	char name[PW_NAME_MAX];	  /* optional label for messages; "" = none */
+	char name[PW_NAME_MAX]; /* optional label for messages; "" = none */
 	enum pw_action action;
-	uint32_t classes;	  /* bits 1u << enum pw_sql_class; 0 = any */
-	uint8_t access;		  /* which relation accesses "relations" looks at: read|write */
+	uint32_t classes; /* bits 1u << enum pw_sql_class; 0 = any */
+	uint8_t access;   /* which relation accesses "relations" looks at: read|write */
 	int n_relations, n_functions;
 	char (*relations)[PW_GLOB_MAX]; /* "schema.table" globs */
 	char (*functions)[PW_GLOB_MAX]; /* "name" or "schema.name" globs */
-	uint32_t facts;		  /* PW_SQL_F_* bits: matches when the statement has any */
+	uint32_t facts;                 /* PW_SQL_F_* bits: matches when the statement has any */
 };
 
 /* Built-in guardrails: on for every identity unless switched off for it by name. */
 enum pw_guardrail {
 	PW_GR_ROLE_ESCAPE,
-	PW_GR_SERVER_COPY,	 /* COPY ... PROGRAM, COPY to/from a server file */
-	PW_GR_SERVER_FILES,	 /* pg_read_file & co, lo_import/lo_export, FunctionCall */
+	PW_GR_SERVER_COPY,  /* COPY ... PROGRAM, COPY to/from a server file */
+	PW_GR_SERVER_FILES, /* pg_read_file & co, lo_import/lo_export, FunctionCall */
 	PW_GR_ALTER_SYSTEM,
 	PW_GR_DROP_DATABASE,
 	PW_GR_CREATE_EXTENSION,
 	PW_GR_DBLINK,
 	PW_GR_TERMINATE_BACKEND,
-	PW_GR_CODE,		 /* DO blocks, CREATE FUNCTION / PROCEDURE */
-	PW_GR_NO_WHERE,		 /* UPDATE/DELETE without WHERE: approve */
+	PW_GR_CODE,     /* DO blocks, CREATE FUNCTION / PROCEDURE */
+	PW_GR_NO_WHERE, /* UPDATE/DELETE without WHERE: approve */
 	/* standard_conforming_strings stays on, client_encoding in the allowed list, no
 	 * set_config with a computed name, no EXECUTE of an unknown statement: what the analysis
 	 * needs to be right. Off only for an identity whose rules allow everything. */
@@ -157,9 +157,9 @@ enum pw_guardrail {
 };
 
 struct pw_window {
-	uint8_t days;	       /* bit 0 = Monday .. bit 6 = Sunday */
-	int from_min, to_min;  /* minutes since midnight, [from, to); to < from wraps midnight */
-	bool utc;	       /* default true; false: the host's local time */
+	uint8_t days;         /* bit 0 = Monday .. bit 6 = Sunday */
+	int from_min, to_min; /* minutes since midnight, [from, to); to < from wraps midnight */
+	bool utc;             /* default true; false: the host's local time */
 };
 
 #define PW_MAX_GRANT_PRIVS 8
@@ -175,16 +175,16 @@ struct pw_policy {
 	int n_databases;
 	char (*databases)[PW_NAME_MAX]; /* globs; none = any */
 	int n_upstreams;
-	int *upstreams;			/* indexes the session may use; none = any */
-	char role[PW_NAME_MAX];		/* fixed role: SET ROLE after login; "" = none */
-	bool jit;			/* a role made for each session */
+	int *upstreams;         /* indexes the session may use; none = any */
+	char role[PW_NAME_MAX]; /* fixed role: SET ROLE after login; "" = none */
+	bool jit;               /* a role made for each session */
 	int n_grants;
 	struct pw_grant *grants;
 	int n_member_of;
 	char (*member_of)[PW_NAME_MAX]; /* existing roles the JIT role is granted */
 	int n_windows;
-	struct pw_window *windows;	/* none = always */
-	int max_sessions;		/* 0 = unlimited */
+	struct pw_window *windows; /* none = always */
+	int max_sessions;          /* 0 = unlimited */
 	bool guardrail_off[PW_GR_COUNT];
 	/* every guardrail off and one unconditional allow rule: no decision depends on the
 	 * analysis, so text the analyser cannot read goes to the server, which answers it */
@@ -200,35 +200,35 @@ struct pw_identity {
 	char match_database[PW_NAME_MAX];
 	char match_application_name[PW_NAME_MAX];
 	/* kernel facts (steered connections only); a missing key matches anything. */
-	char match_cgroup[PATH_MAX];	   /* glob on the cgroup v2 path below the mount */
-	char match_exe[PATH_MAX];	   /* glob on the executable's path */
-	char match_comm[PW_NAME_MAX];	   /* glob on the thread's comm */
+	char match_cgroup[PATH_MAX];           /* glob on the cgroup v2 path below the mount */
+	char match_exe[PATH_MAX];              /* glob on the executable's path */
+	char match_comm[PW_NAME_MAX];          /* glob on the thread's comm */
 	char match_ancestor_comm[PW_NAME_MAX]; /* glob: any ancestor's comm */
 	char match_ancestor_exe[PATH_MAX];     /* glob: any ancestor's executable */
-	long long match_uid;		   /* -1 = any */
-	long long match_gid;		   /* -1 = any */
+	long long match_uid;                   /* -1 = any */
+	long long match_gid;                   /* -1 = any */
 	/* token claims (auth "jwt" only) */
-	char match_sub[256];		   /* glob on the token's sub */
-	char match_group[64];		   /* the groups claim must contain this (glob) */
-	bool needs_kernel;		   /* any kernel fact set: only steered sessions match */
+	char match_sub[256];  /* glob on the token's sub */
+	char match_group[64]; /* the groups claim must contain this (glob) */
+	bool needs_kernel;    /* any kernel fact set: only steered sessions match */
 	enum pw_client_auth auth;
 	struct pw_scram_verifier verifier; /* when auth == PASSWORD */
-	int upstream;			   /* index into pw_config.upstreams; -1 = the upstream
-					    * matching the steered connection's destination */
+	int upstream;                      /* index into pw_config.upstreams; -1 = the upstream
+	                                    * matching the steered connection's destination */
 	struct pw_policy policy;
 };
 
 struct pw_config {
 	char path[PATH_MAX];
-	int workers;			/* default: number of online CPUs */
-	enum pw_log_level log_level;	/* default info */
-	int shutdown_grace_ms;		/* default 30000 */
-	char control_socket[108];	/* optional; empty = none */
+	int workers;                 /* default: number of online CPUs */
+	enum pw_log_level log_level; /* default info */
+	int shutdown_grace_ms;       /* default 30000 */
+	char control_socket[108];    /* optional; empty = none */
 
 	struct pw_listen *listen;
 	int n_listen;
 
-	bool tls_enabled;		/* tls.cert and tls.key given */
+	bool tls_enabled; /* tls.cert and tls.key given */
 	char tls_cert[PATH_MAX];
 	char tls_key[PATH_MAX];
 
@@ -244,9 +244,9 @@ struct pw_config {
 	/* limits */
 	size_t max_message_bytes;   /* default 1 GiB: any protocol message, either side */
 	size_t max_statement_bytes; /* default 1 MiB: Query/Parse text held for inspection */
-	size_t max_bind_bytes;	    /* default 64 MiB: Bind held for inspection */
+	size_t max_bind_bytes;      /* default 64 MiB: Bind held for inspection */
 	size_t max_startup_bytes;   /* default 10000 (PostgreSQL's MAX_STARTUP_PACKET_LENGTH) */
-	int auth_timeout_ms;	    /* default 60000: client must finish startup+auth in this */
+	int auth_timeout_ms;        /* default 60000: client must finish startup+auth in this */
 
 	/* client_encoding values a client may use; default {"UTF8"}. Encodings whose multibyte
 	 * characters can hide a quote or backslash (SJIS, BIG5, GBK, GB18030, JOHAB) are
@@ -262,7 +262,7 @@ struct pw_config {
 int pw_config_load(const char *path, struct pw_config **out, char *err, size_t errlen);
 /* Same, from a string (path is used only in messages). */
 int pw_config_load_string(const char *text, const char *path, struct pw_config **out, char *err,
-			  size_t errlen);
+                          size_t errlen);
 /* Validate a file and report every error, not only the first (pgwardctl policy check): returns
  * the number of errors, with *errors a malloc'd text of one "FILE: PATH: what" per line. */
 int pw_config_check_all(const char *path, char **errors);
@@ -272,12 +272,12 @@ void pw_config_unref(struct pw_config *c);
 /* First identity whose globs all match, or NULL. app may be NULL (treated as "").
  * Identities that need kernel facts never match here (see pw_config_match_facts). */
 const struct pw_identity *pw_config_match(const struct pw_config *c, const char *user,
-					  const char *database, const char *app);
+                                          const char *database, const char *app);
 
 /* What the kernel told us about a steered connection's caller. */
 struct pw_facts {
-	const char *cgroup;  /* path below the cgroup2 mount, "/" rooted */
-	const char *exe;     /* may be "" when unreadable */
+	const char *cgroup; /* path below the cgroup2 mount, "/" rooted */
+	const char *exe;    /* may be "" when unreadable */
 	const char *comm;
 	long long uid, gid;
 	int n_ancestors;
@@ -285,15 +285,15 @@ struct pw_facts {
 	const char *anc_exe[8]; /* may be "" */
 };
 const struct pw_identity *pw_config_match_facts(const struct pw_config *c, const char *user,
-						const char *database, const char *app,
-						const struct pw_facts *f);
+                                                const char *database, const char *app,
+                                                const struct pw_facts *f);
 /* The general form: the first identity at index >= from that matches. claims NULL: the token
  * is not known yet, so an auth "jwt" identity matches on the rest (its claim conditions are
  * checked once the token is verified); with claims, only auth "jwt" identities match. */
 const struct pw_identity *pw_config_match_ex(const struct pw_config *c, int from, const char *user,
-					     const char *database, const char *app,
-					     const struct pw_facts *f,
-					     const struct pw_jwt_claims *claims);
+                                             const char *database, const char *app,
+                                             const struct pw_facts *f,
+                                             const struct pw_jwt_claims *claims);
 /* The upstream whose host:port is this destination (numeric compare), or -1. */
 int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst);
 

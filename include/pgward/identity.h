@@ -18,8 +18,8 @@ struct pw_kernel_facts {
 	char comm[PW_COMM_LEN + 1];
 	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN + 1];
 	char anc_exe[PW_MAX_ANCESTORS][256];
-	bool exe_verified;     /* the pid still named the process that connected */
-	struct pw_facts view;  /* pointers into the above, for pw_config_match_facts */
+	bool exe_verified;    /* the pid still named the process that connected */
+	struct pw_facts view; /* pointers into the above, for pw_config_match_facts */
 };
 
 /* Fill f from the kernel record. Never fails: what cannot be read stays "" (and so cannot

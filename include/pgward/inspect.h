@@ -46,8 +46,8 @@ struct pw_judgement {
 	struct pw_decision d;
 	struct pw_decision *per_stmt; /* caller's array of PW_SQL_MAX_STMTS, or NULL */
 	struct pw_sql_result *r;      /* caller's buffer for the analysis, or NULL (then one of
-				       * the worker's own is used and r points to it after) */
-	bool unreadable;	      /* the analyser could not read it (d says how it ended) */
+	                               * the worker's own is used and r points to it after) */
+	bool unreadable;              /* the analyser could not read it (d says how it ended) */
 };
 
 /* The one decision path for a Query's or a Parse's text (type 'Q' or 'P'; name: the Parse's

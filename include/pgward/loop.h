@@ -28,9 +28,9 @@ struct pw_worker {
 	int n_listeners;
 	struct pw_session *sessions; /* doubly linked list of live sessions */
 	int n_sessions;
-	struct pw_session *dead;     /* closed during this epoll batch, freed after it */
-	struct pw_session *ready;    /* yielded with work left: run again after the batch */
-	struct pw_session *pool;     /* parked upstream connections (reuse_connections) */
+	struct pw_session *dead;  /* closed during this epoll batch, freed after it */
+	struct pw_session *ready; /* yielded with work left: run again after the batch */
+	struct pw_session *pool;  /* parked upstream connections (reuse_connections) */
 	int n_pool;
 	bool stopping;
 	bool nudged; /* atomic: set by pw_loop_nudge before it writes the wake-up */

@@ -8,11 +8,11 @@
 
 #include "pgward/buf.h"
 
-#define PW_PROTO_V3        196608u /* 3.0 */
-#define PW_SSL_REQUEST     80877103u
-#define PW_GSSENC_REQUEST  80877104u
-#define PW_CANCEL_REQUEST  80877102u
-#define PW_HDR             5 /* type byte + int32 length */
+#define PW_PROTO_V3       196608u /* 3.0 */
+#define PW_SSL_REQUEST    80877103u
+#define PW_GSSENC_REQUEST 80877104u
+#define PW_CANCEL_REQUEST 80877102u
+#define PW_HDR            5 /* type byte + int32 length */
 
 /* Authentication request codes (backend 'R'). */
 enum {
@@ -56,13 +56,13 @@ struct pw_startup {
 int pw_startup_parse(const uint8_t *body, size_t len, struct pw_startup *st, const char **why);
 const char *pw_startup_get(const struct pw_startup *st, const char *key);
 
-/* Insert (at scan, decided: see pw_buf_insert) an ErrorResponse (or NoticeResponse when type == 'N') to b.
- * severity: "ERROR", "FATAL"...; sqlstate: 5 chars. Returns 0 or -1. */
+/* Insert (at scan, decided: see pw_buf_insert) an ErrorResponse (or NoticeResponse when type ==
+ * 'N') to b. severity: "ERROR", "FATAL"...; sqlstate: 5 chars. Returns 0 or -1. */
 int pw_msg_error(struct pw_buf *b, char type, const char *severity, const char *sqlstate,
-		 const char *message, const char *detail);
+                 const char *message, const char *detail);
 /* Same into a caller's array; returns the length, or 0 if it does not fit. */
 size_t pw_msg_error_to(uint8_t *out, size_t cap, const char *severity, const char *sqlstate,
-		       const char *message, const char *detail);
+                       const char *message, const char *detail);
 
 /* Insert a message with a 4-byte code and an optional payload: 'R' auth requests. */
 int pw_msg_auth(struct pw_buf *b, uint32_t code, const void *payload, size_t len);

@@ -10,7 +10,7 @@
 
 struct pw_runtime {
 	struct pw_config *cfg;
-	SSL_CTX *client_tls;   /* NULL when TLS for clients is not configured */
+	SSL_CTX *client_tls;    /* NULL when TLS for clients is not configured */
 	SSL_CTX **upstream_tls; /* one per upstream, NULL where TLS is not used */
 	int refcount;
 };

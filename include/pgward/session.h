@@ -9,7 +9,7 @@
 
 /* Take over an accepted client socket. */
 void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
-		       bool steered);
+                       bool steered);
 /* An epoll event for one of the session's sockets. */
 void pw_session_event(struct pw_ev *ev, uint32_t events);
 /* Something sessions may wait for has changed (a catalog snapshot was loaded): run them. */

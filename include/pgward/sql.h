@@ -11,13 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PW_SQL_MAX_TEXT (1u << 20) /* longest text analysed; the parse stack is sized for it */
-#define PW_SQL_MAX_STMTS 64
-#define PW_SQL_MAX_RELS 256 /* after search_path expansion */
-#define PW_SQL_MAX_FUNCS 128
-#define PW_SQL_MAX_SETS 32
+#define PW_SQL_MAX_TEXT     (1u << 20) /* longest text analysed; the parse stack is sized for it */
+#define PW_SQL_MAX_STMTS    64
+#define PW_SQL_MAX_RELS     256 /* after search_path expansion */
+#define PW_SQL_MAX_FUNCS    128
+#define PW_SQL_MAX_SETS     32
 #define PW_SQL_MAX_PREPARED 256 /* SQL-level prepared statements remembered per session */
-#define PW_SQL_NAMELEN 64	/* NAMEDATALEN: the scanner truncates identifiers to 63 bytes */
+#define PW_SQL_NAMELEN      64  /* NAMEDATALEN: the scanner truncates identifiers to 63 bytes */
 
 enum pw_sql_class {
 	PW_SQL_OTHER = 0, /* utility: SHOW, LOCK, VACUUM, DISCARD, DEALLOCATE, ... */
@@ -41,36 +41,36 @@ enum pw_sql_class {
 };
 
 /* Statement flags. */
-#define PW_SQL_F_NO_WHERE (1u << 0)	   /* UPDATE or DELETE without WHERE (anywhere inside) */
-#define PW_SQL_F_CTE_DML (1u << 1)	   /* INSERT/UPDATE/DELETE/MERGE inside a WITH */
+#define PW_SQL_F_NO_WHERE        (1u << 0) /* UPDATE or DELETE without WHERE (anywhere inside) */
+#define PW_SQL_F_CTE_DML         (1u << 1) /* INSERT/UPDATE/DELETE/MERGE inside a WITH */
 #define PW_SQL_F_EXPLAIN_ANALYZE (1u << 2) /* the explained statement executes */
 /* EXPLAIN without ANALYZE (writes shown as reads) and PREPARE (accesses kept for EXECUTE) */
-#define PW_SQL_F_NOT_EXECUTED (1u << 3)
-#define PW_SQL_F_SELECT_INTO (1u << 4)
-#define PW_SQL_F_CREATE_TABLE_AS (1u << 5) /* also CREATE MATERIALIZED VIEW */
-#define PW_SQL_F_COPY_PROGRAM (1u << 6)
-#define PW_SQL_F_COPY_FILE (1u << 7) /* a server-side file */
-#define PW_SQL_F_BODY (1u << 8)	     /* DO block or CREATE FUNCTION body; see lang */
-#define PW_SQL_F_ROLE_ESCAPE (1u << 9) /* SET/RESET ROLE, SESSION AUTHORIZATION, set_config */
-#define PW_SQL_F_ALTER_SYSTEM (1u << 10)
-#define PW_SQL_F_DROP_DATABASE (1u << 11)
-#define PW_SQL_F_CREATE_EXTENSION (1u << 12)
-#define PW_SQL_F_SCS_CHANGE (1u << 13) /* standard_conforming_strings set or reset */
-#define PW_SQL_F_ENCODING_CHANGE (1u << 14) /* client_encoding set or reset */
+#define PW_SQL_F_NOT_EXECUTED       (1u << 3)
+#define PW_SQL_F_SELECT_INTO        (1u << 4)
+#define PW_SQL_F_CREATE_TABLE_AS    (1u << 5) /* also CREATE MATERIALIZED VIEW */
+#define PW_SQL_F_COPY_PROGRAM       (1u << 6)
+#define PW_SQL_F_COPY_FILE          (1u << 7) /* a server-side file */
+#define PW_SQL_F_BODY               (1u << 8) /* DO block or CREATE FUNCTION body; see lang */
+#define PW_SQL_F_ROLE_ESCAPE        (1u << 9) /* SET/RESET ROLE, SESSION AUTHORIZATION, set_config */
+#define PW_SQL_F_ALTER_SYSTEM       (1u << 10)
+#define PW_SQL_F_DROP_DATABASE      (1u << 11)
+#define PW_SQL_F_CREATE_EXTENSION   (1u << 12)
+#define PW_SQL_F_SCS_CHANGE         (1u << 13) /* standard_conforming_strings set or reset */
+#define PW_SQL_F_ENCODING_CHANGE    (1u << 14) /* client_encoding set or reset */
 #define PW_SQL_F_SET_CONFIG_DYNAMIC (1u << 15) /* set_config() with a non-constant name */
-#define PW_SQL_F_RESET_ALL (1u << 16)	    /* RESET ALL (also flags SCS and encoding) */
-#define PW_SQL_F_AMBIGUOUS (1u << 17) /* an unqualified relation has several candidates */
-#define PW_SQL_F_UNKNOWN_PREPARED (1u << 18) /* EXECUTE of a name the session store lacks */
-#define PW_SQL_F_CREATES_TEMP (1u << 19)     /* creates a temporary relation */
-#define PW_SQL_F_FORGET_PREPARED (1u << 20)  /* DEALLOCATE name / ALL, DISCARD ALL */
+#define PW_SQL_F_RESET_ALL          (1u << 16) /* RESET ALL (also flags SCS and encoding) */
+#define PW_SQL_F_AMBIGUOUS          (1u << 17) /* an unqualified relation has several candidates */
+#define PW_SQL_F_UNKNOWN_PREPARED   (1u << 18) /* EXECUTE of a name the session store lacks */
+#define PW_SQL_F_CREATES_TEMP       (1u << 19) /* creates a temporary relation */
+#define PW_SQL_F_FORGET_PREPARED    (1u << 20) /* DEALLOCATE name / ALL, DISCARD ALL */
 
 /* Relation access and flags. */
-#define PW_SQL_READ 1u
-#define PW_SQL_WRITE 2u
-#define PW_SQL_LOCK 4u /* row locks (FOR UPDATE/SHARE), LOCK TABLE ... ACCESS SHARE/ROW SHARE */
+#define PW_SQL_READ          1u
+#define PW_SQL_WRITE         2u
+#define PW_SQL_LOCK          4u /* row locks (FOR UPDATE/SHARE), LOCK TABLE ... ACCESS SHARE/ROW SHARE */
 #define PW_SQL_R_UNQUALIFIED 1u /* written without schema; this is one resolution candidate */
-#define PW_SQL_R_AMBIGUOUS 2u	/* and there are others (pg_temp, pg_catalog or earlier) */
-#define PW_SQL_R_UNRESOLVED 4u	/* no candidate schema at all (empty search_path) */
+#define PW_SQL_R_AMBIGUOUS   2u /* and there are others (pg_temp, pg_catalog or earlier) */
+#define PW_SQL_R_UNRESOLVED  4u /* no candidate schema at all (empty search_path) */
 
 /* How a setting is changed. */
 enum pw_sql_set_how { PW_SQL_SET_SET, PW_SQL_SET_RESET, PW_SQL_SET_CONFIG, PW_SQL_SET_ALTER };
@@ -83,18 +83,18 @@ struct pw_sql_stmt {
 	 * DELETE/MERGE nested in it (WITH, EXPLAIN, COPY (query), PREPARE'd text); set even when
 	 * PW_SQL_F_NOT_EXECUTED says the text is only planned or stored */
 	uint32_t runs;
-	int location, length;	    /* byte span in the text; length 0: to the end */
-	char lang[PW_SQL_NAMELEN];  /* PW_SQL_F_BODY: the language ("plpgsql" by default) */
+	int location, length;        /* byte span in the text; length 0: to the end */
+	char lang[PW_SQL_NAMELEN];   /* PW_SQL_F_BODY: the language ("plpgsql" by default) */
 	char object[PW_SQL_NAMELEN]; /* PREPARE/EXECUTE/DEALLOCATE name, extension, database */
-	char tag[32];		     /* the command as the server names it: "NOTIFY", "DISCARD ALL" */
+	char tag[32]; /* the command as the server names it: "NOTIFY", "DISCARD ALL" */
 };
 
 struct pw_sql_rel {
 	char schema[PW_SQL_NAMELEN];
 	char name[PW_SQL_NAMELEN];
 	uint8_t access; /* PW_SQL_READ, PW_SQL_LOCK or PW_SQL_WRITE */
-	uint8_t flags;	/* PW_SQL_R_* */
-	uint16_t stmt;	/* index into stmts[] */
+	uint8_t flags;  /* PW_SQL_R_* */
+	uint16_t stmt;  /* index into stmts[] */
 };
 
 struct pw_sql_func {
@@ -107,7 +107,7 @@ struct pw_sql_func {
 #define PW_SQL_VALUE_MAX 256
 struct pw_sql_setting {
 	char name[PW_SQL_NAMELEN]; /* lower case; "all" for RESET ALL */
-	uint8_t how;		   /* enum pw_sql_set_how; SET ... TO DEFAULT is a RESET */
+	uint8_t how;               /* enum pw_sql_set_how; SET ... TO DEFAULT is a RESET */
 	uint16_t stmt;
 	/* search_path: the schema names set, each NUL-terminated, value_len bytes in all;
 	 * client_encoding / NAMES, standard_conforming_strings: the one value. value_known is
@@ -120,9 +120,9 @@ struct pw_sql_setting {
 
 struct pw_sql_result {
 	int nstmts, nrels, nfuncs, nsets;
-	int error_pos; /* on a parse error: 1-based byte position, 0 if none */
+	int error_pos;     /* on a parse error: 1-based byte position, 0 if none */
 	bool spans_approx; /* from the cache entry of a text that differs in numbers only: the
-			    * statements' location/length are that text's */
+	                    * statements' location/length are that text's */
 	struct pw_sql_stmt stmts[PW_SQL_MAX_STMTS];
 	struct pw_sql_rel rels[PW_SQL_MAX_RELS];
 	struct pw_sql_func funcs[PW_SQL_MAX_FUNCS];
@@ -135,11 +135,11 @@ struct pw_sql_prepared; /* opaque store entry */
  * search_path (they must outlive calls); the prepared store is managed by the functions below
  * and released with pw_sql_session_free(). */
 struct pw_sql_session {
-	const char *user;		/* expands "$user" */
+	const char *user;               /* expands "$user" */
 	const char *const *search_path; /* schema names as the server holds them; NULL: default */
-	size_t n_search_path;		/* ("$user", public) */
+	size_t n_search_path;           /* ("$user", public) */
 	bool no_temp_tables; /* the caller KNOWS the session has no temp tables: pg_temp can't
-			      * shadow; otherwise every unqualified name also resolves to pg_temp */
+	                      * shadow; otherwise every unqualified name also resolves to pg_temp */
 	/* when set: does this schema exist? Path entries that do not are no candidates (the
 	 * server skips them too); NULL: every path entry is one */
 	bool (*schema_exists)(const void *arg, const char *schema);
@@ -152,21 +152,21 @@ struct pw_sql_session {
  * (for a parse error: the parser's message and position; out->error_pos is set too). The text
  * must be judged refused on -1. sess may be NULL (default search_path, no prepared names). */
 int pw_sql_analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
-		   struct pw_sql_result *out, char *err, size_t errlen);
+                   struct pw_sql_result *out, char *err, size_t errlen);
 
 /* The same, parsing afresh: neither looks in the cache nor fills it (tests compare the two). */
 int pw_sql_analyse_uncached(const char *sql, size_t len, const struct pw_sql_session *sess,
-			    struct pw_sql_result *out, char *err, size_t errlen);
+                            struct pw_sql_result *out, char *err, size_t errlen);
 
 /* Session store of SQL-level (and later protocol-level) prepared statements. remember records
  * statement i of r (a PREPARE, or any statement when name is given for protocol level) under
  * name; -1 when the store is full or the name too long. */
 int pw_sql_prepared_remember(struct pw_sql_session *s, const char *name,
-			     const struct pw_sql_result *r, int i);
+                             const struct pw_sql_result *r, int i);
 void pw_sql_prepared_forget(struct pw_sql_session *s, const char *name); /* NULL: all */
 /* Looks a name up: class, flags and counts; NULL when unknown. */
 const struct pw_sql_prepared *pw_sql_prepared_lookup(const struct pw_sql_session *s,
-						     const char *name);
+                                                     const char *name);
 enum pw_sql_class pw_sql_prepared_class(const struct pw_sql_prepared *p);
 /* After the server ran r successfully: remember PREPAREs, forget DEALLOCATE / DISCARD ALL. */
 int pw_sql_session_apply(struct pw_sql_session *s, const struct pw_sql_result *r);

@@ -19,24 +19,24 @@
 
 struct pw_login {
 	const struct pw_upstream *u;
-	bool tls;	/* the connection is encrypted */
-	int state;	/* see upstream_login.c */
-	unsigned used;	/* the PW_AUTH_* method the server asked for (0: none yet) */
+	bool tls;      /* the connection is encrypted */
+	int state;     /* see upstream_login.c */
+	unsigned used; /* the PW_AUTH_* method the server asked for (0: none yet) */
 	struct pw_scram_client scram;
 };
 
 enum pw_login_result {
-	PW_LOGIN_SEND,	 /* answer with a PasswordMessage ('p') holding out[0, *outlen) */
+	PW_LOGIN_SEND,   /* answer with a PasswordMessage ('p') holding out[0, *outlen) */
 	PW_LOGIN_AUTHED, /* AuthenticationOk: logged in; the start-up messages follow */
-	PW_LOGIN_FAIL,	 /* err says why; the connection must be given up */
+	PW_LOGIN_FAIL,   /* err says why; the connection must be given up */
 };
 
 void pw_login_init(struct pw_login *l, const struct pw_upstream *u, bool tls);
 
 /* One AuthenticationRequest ('R'): body is the message after its length word. */
 enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size_t len,
-				   uint8_t *out, size_t outcap, size_t *outlen, char *err,
-				   size_t errlen);
+                                   uint8_t *out, size_t outcap, size_t *outlen, char *err,
+                                   size_t errlen);
 
 /* The name of an authentication request code, for messages ("GSSAPI", "SASL"...). */
 const char *pw_login_method_name(uint32_t code);

@@ -129,7 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (opt) {
 			char err[256] = "";
 			int n = 0;
-			if (pw_options_parse(opt, count_setting, &n, err, sizeof err) < 0 && !err[0])
+			if (pw_options_parse(opt, count_setting, &n, err, sizeof err) < 0 &&
+			    !err[0])
 				fail("pw_options_parse refused without a reason", buf, size);
 		}
 		const char *sp = pw_startup_get(&st, "search_path");

@@ -73,10 +73,10 @@ static void check_extended(const char *conninfo)
 {
 	PGconn *c = connect_or_die(conninfo);
 	const char *vals[2] = {"41", "hello"};
-	PGresult *r = PQexecParams(c, "SELECT $1::int + 1, upper($2::text)", 2, NULL, vals, NULL,
-				   NULL, 0);
+	PGresult *r =
+	    PQexecParams(c, "SELECT $1::int + 1, upper($2::text)", 2, NULL, vals, NULL, NULL, 0);
 	report(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "42") == 0 &&
-		       strcmp(PQgetvalue(r, 0, 1), "HELLO") == 0,
+	           strcmp(PQgetvalue(r, 0, 1), "HELLO") == 0,
 	       "extended: PQexecParams with text parameters");
 	PQclear(r);
 
@@ -87,9 +87,8 @@ static void check_extended(const char *conninfo)
 	Oid types[1] = {23};
 	r = PQexecParams(c, "SELECT $1::int4 * 2, '\\x00ff10'::bytea", 1, types, bv, lens, fmts, 1);
 	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQfformat(r, 0) == 1 &&
-		  PQgetlength(r, 0, 0) == 4 &&
-		  ntohl(*(uint32_t *)PQgetvalue(r, 0, 0)) == 2469134 && PQgetlength(r, 0, 1) == 3 &&
-		  memcmp(PQgetvalue(r, 0, 1), "\x00\xff\x10", 3) == 0;
+	          PQgetlength(r, 0, 0) == 4 && ntohl(*(uint32_t *)PQgetvalue(r, 0, 0)) == 2469134 &&
+	          PQgetlength(r, 0, 1) == 3 && memcmp(PQgetvalue(r, 0, 1), "\x00\xff\x10", 3) == 0;
 	report(ok, "extended: binary parameters and binary results");
 	PQclear(r);
 
@@ -99,7 +98,7 @@ static void check_extended(const char *conninfo)
 	const char *n[1] = {"1000"};
 	r = PQexecPrepared(c, "s1", 1, n, NULL, NULL, 0);
 	report(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1000 &&
-		       strcmp(PQgetvalue(r, 999, 0), "1000") == 0,
+	           strcmp(PQgetvalue(r, 999, 0), "1000") == 0,
 	       "extended: PQexecPrepared returns 1000 rows");
 	PQclear(r);
 	r = PQdescribePrepared(c, "s1");
@@ -112,7 +111,8 @@ static void check_extended(const char *conninfo)
 	PQclear(r);
 	report(exec_ok(c, "SELECT 1"), "extended: session usable after an error");
 	/* multi-statement simple query */
-	r = PQexec(c, "CREATE TEMP TABLE m(x int); INSERT INTO m VALUES (1),(2); SELECT sum(x) FROM m");
+	r = PQexec(
+	    c, "CREATE TEMP TABLE m(x int); INSERT INTO m VALUES (1),(2); SELECT sum(x) FROM m");
 	report(PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "3") == 0,
 	       "simple: multi-statement query string");
 	PQclear(r);
@@ -142,7 +142,7 @@ static void check_pipeline(const char *conninfo)
 	for (int i = 0; i < 100; i++) {
 		snprintf(buf, sizeof(buf), "%d", i);
 		ok &= PQsendQueryParams(c, i == 50 ? "SELECT 1/($1::int - 50)" : "SELECT $1::int",
-					1, NULL, v, NULL, NULL, 0) == 1;
+		                        1, NULL, v, NULL, NULL, 0) == 1;
 		if (i == 49 || i == 99)
 			ok &= PQpipelineSync(c) == 1;
 	}
@@ -222,7 +222,7 @@ static void check_notify(const char *conninfo)
 		n = PQnotifies(a);
 	}
 	report(n && strcmp(n->relname, "pgtest_chan") == 0 && strcmp(n->extra, "payload-42") == 0 &&
-		       n->be_pid == PQbackendPID(b),
+	           n->be_pid == PQbackendPID(b),
 	       "NOTIFY delivered to an idle listener");
 	PQfreemem(n);
 	PQfinish(a);
@@ -322,8 +322,8 @@ static void check_limit(const char *conninfo, size_t limit)
 	ok &= PQpipelineSync(c) == 1;
 	ok &= PQsendQueryParams(c, "SELECT 4", 0, NULL, NULL, NULL, NULL, 0) == 1;
 	ok &= PQpipelineSync(c) == 1;
-	ExecStatusType want[] = {PGRES_TUPLES_OK, PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
-				 PGRES_PIPELINE_SYNC, PGRES_TUPLES_OK, PGRES_PIPELINE_SYNC};
+	ExecStatusType want[] = {PGRES_TUPLES_OK,     PGRES_FATAL_ERROR, PGRES_PIPELINE_ABORTED,
+	                         PGRES_PIPELINE_SYNC, PGRES_TUPLES_OK,   PGRES_PIPELINE_SYNC};
 	char got[256] = "";
 	for (int i = 0; i < 6; i++) {
 		while (!(r = PQgetResult(c)) && i > 0 && want[i - 1] != PGRES_PIPELINE_SYNC)
@@ -332,7 +332,7 @@ static void check_limit(const char *conninfo, size_t limit)
 			r = PQgetResult(c);
 		ExecStatusType st = PQresultStatus(r);
 		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? "," : "",
-			 PQresStatus(st));
+		         PQresStatus(st));
 		ok &= st == want[i];
 		if (st == PGRES_FATAL_ERROR)
 			ok &= strcmp(sqlstate(r), "54000") == 0;
@@ -439,7 +439,7 @@ static int startup_raw(const char *host, const char *port, const char *user, con
 }
 
 static void check_malformed(const char *conninfo, const char *host, const char *port,
-			    const char *user, const char *db)
+                            const char *user, const char *db)
 {
 	char st[8];
 	bool closed;
@@ -451,7 +451,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	put32(pkt + 4, 196608);
 	ssize_t w = write(fd, pkt, 8);
 	read_error(fd, st, sizeof(st), &closed);
-	report(w == 8 && strcmp(st, "08P01") == 0 && closed, "malformed: oversize startup packet -> 08P01 (%s)", st);
+	report(w == 8 && strcmp(st, "08P01") == 0 && closed,
+	       "malformed: oversize startup packet -> 08P01 (%s)", st);
 	close(fd);
 
 	/* startup length below the minimum */
@@ -460,7 +461,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	put32(pkt + 4, 196608);
 	w = write(fd, pkt, 8);
 	read_error(fd, st, sizeof(st), &closed);
-	report(w == 8 && strcmp(st, "08P01") == 0 && closed, "malformed: startup length 3 -> 08P01 (%s)", st);
+	report(w == 8 && strcmp(st, "08P01") == 0 && closed,
+	       "malformed: startup length 3 -> 08P01 (%s)", st);
 	close(fd);
 
 	/* after login: message length < 4 */
@@ -468,7 +470,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	memcpy(pkt, "Q\0\0\0\2", 5);
 	w = write(fd, pkt, 5);
 	read_error(fd, st, sizeof(st), &closed);
-	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed, "malformed: message length 2 -> 08P01 (%s)", st);
+	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed,
+	       "malformed: message length 2 -> 08P01 (%s)", st);
 	close(fd);
 
 	/* after login: unknown message type */
@@ -476,7 +479,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	memcpy(pkt, "\x07\0\0\0\4", 5);
 	w = write(fd, pkt, 5);
 	read_error(fd, st, sizeof(st), &closed);
-	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed, "malformed: unknown message type -> 08P01 (%s)", st);
+	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed,
+	       "malformed: unknown message type -> 08P01 (%s)", st);
 	close(fd);
 
 	/* after login: length over the message limit */
@@ -484,7 +488,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	memcpy(pkt, "d\x7f\xff\xff\xff", 5);
 	w = write(fd, pkt, 5);
 	read_error(fd, st, sizeof(st), &closed);
-	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed, "malformed: length over the limit -> 08P01 (%s)", st);
+	report(fd >= 0 && strcmp(st, "08P01") == 0 && closed,
+	       "malformed: length over the limit -> 08P01 (%s)", st);
 	close(fd);
 
 	/* unencrypted bytes after SSLRequest (CVE-2021-23214 pattern) */
@@ -503,7 +508,8 @@ static void check_malformed(const char *conninfo, const char *host, const char *
 	} else {
 		read_error(fd, st, sizeof(st), &closed);
 	}
-	report(strcmp(st, "08P01") == 0 && closed, "malformed: data after SSLRequest -> 08P01 (%s)", st);
+	report(strcmp(st, "08P01") == 0 && closed, "malformed: data after SSLRequest -> 08P01 (%s)",
+	       st);
 	close(fd);
 
 	/* replication connection refused */
@@ -534,7 +540,8 @@ static void check_query(const char *conninfo, const char *sql, const char *expec
 {
 	PGconn *c = connect_or_die(conninfo);
 	PGresult *r = PQexec(c, sql);
-	const char *v = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : PQerrorMessage(c);
+	const char *v =
+	    PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : PQerrorMessage(c);
 	report(strcmp(v, expect) == 0, "query %s -> %s (want %s)", sql, v, expect);
 	PQclear(r);
 	PQfinish(c);

@@ -19,7 +19,7 @@
 #include "pgward/sql.h"
 
 size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *ends, char *kinds,
-		   size_t maxspans, size_t *nspans);
+                   size_t maxspans, size_t *nspans);
 
 struct sqlkey_stats {
 	unsigned long texts, keyed, ref_keyed, hits, analysed, refused;
@@ -35,19 +35,20 @@ static bool sqlkey_same_analysis(const struct pw_sql_result *a, const struct pw_
 	for (int i = 0; i < a->nstmts; i++) {
 		const struct pw_sql_stmt *x = &a->stmts[i], *y = &b->stmts[i];
 		if (x->cls != y->cls || x->inner != y->inner || x->flags != y->flags ||
-		    x->runs != y->runs || strcmp(x->lang, y->lang) || strcmp(x->object, y->object) ||
-		    strcmp(x->tag, y->tag))
+		    x->runs != y->runs || strcmp(x->lang, y->lang) ||
+		    strcmp(x->object, y->object) || strcmp(x->tag, y->tag))
 			return false;
 	}
 	for (int i = 0; i < a->nrels; i++)
 		if (strcmp(a->rels[i].schema, b->rels[i].schema) ||
-		    strcmp(a->rels[i].name, b->rels[i].name) || a->rels[i].access != b->rels[i].access ||
+		    strcmp(a->rels[i].name, b->rels[i].name) ||
+		    a->rels[i].access != b->rels[i].access ||
 		    a->rels[i].flags != b->rels[i].flags || a->rels[i].stmt != b->rels[i].stmt)
 			return false;
 	for (int i = 0; i < a->nfuncs; i++)
 		if (strcmp(a->funcs[i].schema, b->funcs[i].schema) ||
-		    strcmp(a->funcs[i].name, b->funcs[i].name) || a->funcs[i].stmt != b->funcs[i].stmt ||
-		    a->funcs[i].nargs != b->funcs[i].nargs)
+		    strcmp(a->funcs[i].name, b->funcs[i].name) ||
+		    a->funcs[i].stmt != b->funcs[i].stmt || a->funcs[i].nargs != b->funcs[i].nargs)
 			return false;
 	for (int i = 0; i < a->nsets; i++)
 		if (strcmp(a->sets[i].name, b->sets[i].name) || a->sets[i].how != b->sets[i].how ||
@@ -70,7 +71,8 @@ static __attribute__((unused)) size_t sqlkey_reference(const char *t, size_t n, 
 	bool ok = !sr.error;
 
 	if (ok)
-		toks = pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
+		toks =
+		    pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
 	ok = ok && toks;
 	out[o++] = 1;
 	for (size_t k = 0; ok && k < toks->n_tokens; k++) {
@@ -147,7 +149,7 @@ static struct pw_sql_result sqlkey_cached, sqlkey_fresh;
 /* Check one text (no NUL inside; t[n] must be NUL). Returns false on a violation, described
  * on f (may be NULL). */
 static __attribute__((unused)) bool sqlkey_check(const char *t, size_t n, struct sqlkey_stats *st,
-						FILE *f)
+                                                 FILE *f)
 {
 	static char *fast, *ref;
 	static size_t cap;
@@ -192,10 +194,12 @@ static __attribute__((unused)) bool sqlkey_check(const char *t, size_t n, struct
 		st->cache_mismatch++;
 		good = false;
 		if (f) {
-			fprintf(f, "# cached analysis differs from a fresh parse (%s; cached rc %d%s%s, "
-				   "fresh rc %d%s%s)\n",
-				hit ? "cache hit" : "miss", rc1, rc1 ? ": " : "", rc1 ? err : "",
-				rc2, rc2 ? ": " : "", rc2 ? err2 : "");
+			fprintf(
+			    f,
+			    "# cached analysis differs from a fresh parse (%s; cached rc %d%s%s, "
+			    "fresh rc %d%s%s)\n",
+			    hit ? "cache hit" : "miss", rc1, rc1 ? ": " : "", rc1 ? err : "", rc2,
+			    rc2 ? ": " : "", rc2 ? err2 : "");
 			sqlkey_show(f, "text", t, n);
 		}
 	}

@@ -19,7 +19,7 @@
 #define RFC_CFINAL "c=biws,r=" RFC_NONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define RFC_SFINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 static const uint8_t rfc_salt[16] = {0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
-				     0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81};
+                                     0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81};
 /* Computed independently with Python hashlib.pbkdf2_hmac/hmac for "pencil" and the salt. */
 #define RFC_VERIFIER                                                                               \
 	"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=="                                              \
@@ -67,24 +67,24 @@ struct exchange {
 };
 
 static int server_first_str(struct exchange *x, const struct pw_scram_verifier *v, const char *msg,
-			    const char *snonce)
+                            const char *snonce)
 {
 	memset(&x->s, 0, sizeof(x->s));
 	x->err[0] = '\0';
 	return pw_scram_server_first(&x->s, v, U8(msg), strlen(msg), snonce, x->sfirst,
-				     sizeof(x->sfirst), &x->sfirst_len, x->err, sizeof(x->err));
+	                             sizeof(x->sfirst), &x->sfirst_len, x->err, sizeof(x->err));
 }
 
 static int server_final_str(struct exchange *x, const char *msg)
 {
 	x->err[0] = '\0';
 	return pw_scram_server_final(&x->s, U8(msg), strlen(msg), x->sfinal, sizeof(x->sfinal),
-				     &x->sfinal_len, x->err, sizeof(x->err));
+	                             &x->sfinal_len, x->err, sizeof(x->err));
 }
 
 /* Runs client_first + server_first + client_final; returns the first non-OK code. */
 static int run_to_client_final(struct exchange *x, const struct pw_scram_verifier *v,
-			       const char *password)
+                               const char *password)
 {
 	int rc;
 
@@ -93,16 +93,16 @@ static int run_to_client_final(struct exchange *x, const struct pw_scram_verifie
 	if (rc != PW_AUTH_OK)
 		return rc;
 	rc = pw_scram_server_first(&x->s, v, U8(x->cfirst), x->cfirst_len, NULL, x->sfirst,
-				   sizeof(x->sfirst), &x->sfirst_len, x->err, sizeof(x->err));
+	                           sizeof(x->sfirst), &x->sfirst_len, x->err, sizeof(x->err));
 	if (rc != PW_AUTH_OK)
 		return rc;
 	return pw_scram_client_final(&x->c, password, U8(x->sfirst), x->sfirst_len, x->cfinal,
-				     sizeof(x->cfinal), &x->cfinal_len, x->err, sizeof(x->err));
+	                             sizeof(x->cfinal), &x->cfinal_len, x->err, sizeof(x->err));
 }
 
 /* Full exchange; returns the server's verdict, and the client's in *client_rc. */
 static int run_exchange(struct exchange *x, const struct pw_scram_verifier *v, const char *password,
-			int *client_rc)
+                        int *client_rc)
 {
 	int rc = run_to_client_final(x, v, password);
 
@@ -110,18 +110,18 @@ static int run_exchange(struct exchange *x, const struct pw_scram_verifier *v, c
 	if (rc != PW_AUTH_OK)
 		return rc;
 	rc = pw_scram_server_final(&x->s, U8(x->cfinal), x->cfinal_len, x->sfinal,
-				   sizeof(x->sfinal), &x->sfinal_len, x->err, sizeof(x->err));
+	                           sizeof(x->sfinal), &x->sfinal_len, x->err, sizeof(x->err));
 	if (rc == PW_AUTH_OK)
 		*client_rc = pw_scram_client_verify(&x->c, U8(x->sfinal), x->sfinal_len, x->err,
-						    sizeof(x->err));
+		                                    sizeof(x->err));
 	return rc;
 }
 
 /* Reference client-final computed directly with OpenSSL, independent of auth.c, so the
  * server can be fed messages the module's own client never produces (e.g. c=eSws). */
 static void ref_client_final(const char *password, const uint8_t *salt, size_t salt_len, int iter,
-			     const char *bare, const char *sfirst, const char *cbind,
-			     const char *nonce, char *out, size_t cap)
+                             const char *bare, const char *sfirst, const char *cbind,
+                             const char *nonce, char *out, size_t cap)
 {
 	uint8_t sp[32], ck[32], sk[32], sig[32];
 	unsigned int l;
@@ -129,7 +129,7 @@ static void ref_client_final(const char *password, const uint8_t *salt, size_t s
 	int i;
 
 	PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iter, EVP_sha256(),
-			  32, sp);
+	                  32, sp);
 	HMAC(EVP_sha256(), sp, 32, U8("Client Key"), 10, ck, &l);
 	EVP_Digest(ck, 32, sk, &l, EVP_sha256(), NULL);
 	snprintf(wp, sizeof(wp), "c=%s,r=%s", cbind, nonce);
@@ -150,7 +150,7 @@ static void test_rfc7677(void)
 
 	memset(&x, 0, sizeof(x));
 	CHECK(pw_scram_make_verifier("pencil", 4096, rfc_salt, sizeof(rfc_salt), text,
-				     sizeof(text)) == 0,
+	                             sizeof(text)) == 0,
 	      "rfc: make_verifier");
 	CHECK(strcmp(text, RFC_VERIFIER) == 0, "rfc: verifier matches python oracle");
 	CHECK(pw_scram_parse_verifier(text, &v, err, sizeof(err)) == 0, "rfc: parse verifier");
@@ -159,14 +159,14 @@ static void test_rfc7677(void)
 
 	rc = pw_scram_client_first(&x.c, RFC_CNONCE, x.cfirst, sizeof(x.cfirst), &x.cfirst_len);
 	CHECK(rc == PW_AUTH_OK && strcmp(x.cfirst, "n,,n=,r=" RFC_CNONCE) == 0 &&
-		  x.cfirst_len == strlen(x.cfirst),
+	          x.cfirst_len == strlen(x.cfirst),
 	      "rfc: client-first is PostgreSQL style (%s)", x.cfirst);
 	/* The RFC names the user; rewrite the bare message the client will sign. */
 	strcpy(x.c.client_first_bare, "n=user,r=" RFC_CNONCE);
 
 	rc = pw_scram_server_first(&x.s, &v, U8("n,,n=user,r=" RFC_CNONCE),
-				   strlen("n,,n=user,r=" RFC_CNONCE), RFC_SNONCE, x.sfirst,
-				   sizeof(x.sfirst), &x.sfirst_len, x.err, sizeof(x.err));
+	                           strlen("n,,n=user,r=" RFC_CNONCE), RFC_SNONCE, x.sfirst,
+	                           sizeof(x.sfirst), &x.sfirst_len, x.err, sizeof(x.err));
 	CHECK(rc == PW_AUTH_OK, "rfc: server_first ok (%s)", x.err);
 	CHECK(strcmp(x.sfirst, RFC_SFIRST) == 0 && x.sfirst_len == strlen(RFC_SFIRST),
 	      "rfc: server-first exact (%s)", x.sfirst);
@@ -174,13 +174,13 @@ static void test_rfc7677(void)
 	CHECK(x.s.state == 1, "rfc: server state 1 after server-first");
 
 	rc = pw_scram_client_final(&x.c, "pencil", U8(x.sfirst), x.sfirst_len, x.cfinal,
-				   sizeof(x.cfinal), &x.cfinal_len, x.err, sizeof(x.err));
+	                           sizeof(x.cfinal), &x.cfinal_len, x.err, sizeof(x.err));
 	CHECK(rc == PW_AUTH_OK, "rfc: client_final ok (%s)", x.err);
 	CHECK(strcmp(x.cfinal, RFC_CFINAL) == 0 && x.cfinal_len == strlen(RFC_CFINAL),
 	      "rfc: client-final exact (%s)", x.cfinal);
 
 	rc = pw_scram_server_final(&x.s, U8(x.cfinal), x.cfinal_len, x.sfinal, sizeof(x.sfinal),
-				   &x.sfinal_len, x.err, sizeof(x.err));
+	                           &x.sfinal_len, x.err, sizeof(x.err));
 	CHECK(rc == PW_AUTH_OK, "rfc: server_final ok (%s)", x.err);
 	CHECK(strcmp(x.sfinal, RFC_SFINAL) == 0 && x.sfinal_len == strlen(RFC_SFINAL),
 	      "rfc: server-final exact (%s)", x.sfinal);
@@ -191,15 +191,15 @@ static void test_rfc7677(void)
 
 	/* Feed the RFC's literal client-final to a fresh server too. */
 	CHECK(server_first_str(&x, &v, "n,,n=user,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK &&
-		  server_final_str(&x, RFC_CFINAL) == PW_AUTH_OK &&
-		  strcmp(x.sfinal, RFC_SFINAL) == 0,
+	          server_final_str(&x, RFC_CFINAL) == PW_AUTH_OK &&
+	          strcmp(x.sfinal, RFC_SFINAL) == 0,
 	      "rfc: server accepts the RFC's literal client-final");
 	/* The exact bare message is signed: a different user name breaks the proof. */
 	CHECK(server_first_str(&x, &v, "n,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK &&
-		  server_final_str(&x, RFC_CFINAL) == PW_AUTH_FAIL,
+	          server_final_str(&x, RFC_CFINAL) == PW_AUTH_FAIL,
 	      "rfc: AuthMessage covers the exact client-first-bare");
 	CHECK(pw_scram_client_verify(&x.c, U8(RFC_SFINAL), strlen(RFC_SFINAL), NULL, 0) ==
-		  PW_AUTH_PROTOCOL,
+	          PW_AUTH_PROTOCOL,
 	      "rfc: client verify cannot be repeated");
 }
 
@@ -211,24 +211,24 @@ static void test_server_negative(void)
 	int crc, rc;
 	size_t i;
 	static const char *const bad_first[] = {
-		"",
-		"garbage",
-		"n,,",
-		"n,",
-		"x,,n=,r=abc",
-		"n,,r=abc",
-		"n,,n=,r=",
-		"n,,n=,r=ab c",
-		"n,,n=,r=abc\x7f",
-		"n,,n=,",
-		"n,,n=,r=abc,x=ext",
-		"n,,m=ext,n=,r=abc",
-		"n,a=bob,n=,r=abc",
-		"n,,n=a=2Xb,r=abc",
-		"n,,n=a=,r=abc",
-		"n,,r=abc,n=",
-		"n,,,n=,r=abc",
-		"nn,,n=,r=abc",
+	    "",
+	    "garbage",
+	    "n,,",
+	    "n,",
+	    "x,,n=,r=abc",
+	    "n,,r=abc",
+	    "n,,n=,r=",
+	    "n,,n=,r=ab c",
+	    "n,,n=,r=abc\x7f",
+	    "n,,n=,",
+	    "n,,n=,r=abc,x=ext",
+	    "n,,m=ext,n=,r=abc",
+	    "n,a=bob,n=,r=abc",
+	    "n,,n=a=2Xb,r=abc",
+	    "n,,n=a=,r=abc",
+	    "n,,r=abc,n=",
+	    "n,,,n=,r=abc",
+	    "nn,,n=,r=abc",
 	};
 
 	CHECK(pw_scram_parse_verifier(RFC_VERIFIER, &v, NULL, 0) == 0, "neg: parse verifier");
@@ -268,20 +268,20 @@ static void test_server_negative(void)
 	/* Missing proof, bad proof encodings, order, extensions. */
 	{
 		static const char *const tails[] = {
-			"",                                                    /* no p= at all */
-			",p=",                                                 /* empty proof */
-			",p=AAAA",                                             /* short proof */
-			",p=!!!!",                                             /* not base64 */
-			",x=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", /* extension */
-			",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=1", /* trailing */
-			",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVR=",     /* non-canonical */
-			",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",      /* no padding */
-			",m=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+		    "",                                                    /* no p= at all */
+		    ",p=",                                                 /* empty proof */
+		    ",p=AAAA",                                             /* short proof */
+		    ",p=!!!!",                                             /* not base64 */
+		    ",x=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", /* extension */
+		    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=,x=1", /* trailing */
+		    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVR=",     /* non-canonical */
+		    ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ",      /* no padding */
+		    ",m=1,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
 		};
 
 		for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
 			CHECK(server_first_str(&x, &v, "n,,n=,r=" RFC_CNONCE, RFC_SNONCE) ==
-				  PW_AUTH_OK,
+			          PW_AUTH_OK,
 			      "neg: setup tail %zu", i);
 			snprintf(cf, sizeof(cf), "c=biws,r=%s%s", RFC_NONCE, tails[i]);
 			rc = server_final_str(&x, cf);
@@ -290,15 +290,15 @@ static void test_server_negative(void)
 		}
 	}
 	CHECK(server_first_str(&x, &v, "n,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK &&
-		  server_final_str(&x, "r=" RFC_NONCE ",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjf"
-				       "MHgsqmmiz7AndVQ=") == PW_AUTH_PROTOCOL,
+	          server_final_str(&x, "r=" RFC_NONCE ",c=biws,p=dHzbZapWIk4jUhN+Ute9ytag9zjf"
+	                               "MHgsqmmiz7AndVQ=") == PW_AUTH_PROTOCOL,
 	      "neg: r before c -> PROTOCOL");
 	CHECK(server_first_str(&x, &v, "n,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK &&
-		  server_final_str(&x, "garbage") == PW_AUTH_PROTOCOL,
+	          server_final_str(&x, "garbage") == PW_AUTH_PROTOCOL,
 	      "neg: garbage client-final -> PROTOCOL");
 	CHECK(server_first_str(&x, &v, "n,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK &&
-		  pw_scram_server_final(&x.s, U8("c=biws\0,r=x"), 11, x.sfinal, sizeof(x.sfinal),
-					&x.sfinal_len, NULL, 0) == PW_AUTH_PROTOCOL,
+	          pw_scram_server_final(&x.s, U8("c=biws\0,r=x"), 11, x.sfinal, sizeof(x.sfinal),
+	                                &x.sfinal_len, NULL, 0) == PW_AUTH_PROTOCOL,
 	      "neg: NUL inside client-final -> PROTOCOL (err NULL tolerated)");
 
 	/* Channel binding requested. */
@@ -314,7 +314,7 @@ static void test_server_negative(void)
 	}
 	memset(&x.s, 0, sizeof(x.s));
 	CHECK(pw_scram_server_first(&x.s, &v, U8("n,,n=\0,r=abc"), 12, NULL, x.sfirst,
-				    sizeof(x.sfirst), &x.sfirst_len, NULL, 0) == PW_AUTH_PROTOCOL,
+	                            sizeof(x.sfirst), &x.sfirst_len, NULL, 0) == PW_AUTH_PROTOCOL,
 	      "neg: NUL inside client-first -> PROTOCOL");
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -331,15 +331,15 @@ static void test_server_negative(void)
 	CHECK(server_first_str(&x, &v, "n,,n=,r=abc", "bad,nonce") == PW_AUTH_PROTOCOL,
 	      "neg: server nonce with ',' refused");
 	CHECK(server_first_str(&x, &v,
-			       "n,,n=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-			       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-			       "aaaaaaaaaaaaaaaaaaaaaa,r=abc",
-			       NULL) == PW_AUTH_PROTOCOL,
+	                       "n,,n=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	                       "aaaaaaaaaaaaaaaaaaaaaa,r=abc",
+	                       NULL) == PW_AUTH_PROTOCOL,
 	      "neg: over-long user name -> PROTOCOL");
 
 	/* Escaped user name and "y" flag are accepted. */
 	CHECK(server_first_str(&x, &v, "y,,n=a=2Cb=3Dc,r=abc", NULL) == PW_AUTH_OK &&
-		  strcmp(x.s.user, "a,b=c") == 0,
+	          strcmp(x.s.user, "a,b=c") == 0,
 	      "neg: y,, accepted and saslname decoded (%s)", x.s.user);
 
 	/* Order: server_final before server_first, and server_first twice. */
@@ -347,15 +347,15 @@ static void test_server_negative(void)
 	CHECK(server_final_str(&x, RFC_CFINAL) == PW_AUTH_PROTOCOL,
 	      "neg: server_final before server_first -> PROTOCOL");
 	CHECK(server_first_str(&x, &v, "n,,n=,r=abc", NULL) == PW_AUTH_OK &&
-		  pw_scram_server_first(&x.s, &v, U8("n,,n=,r=abc"), 11, NULL, x.sfirst,
-					sizeof(x.sfirst), &x.sfirst_len, x.err,
-					sizeof(x.err)) == PW_AUTH_PROTOCOL,
+	          pw_scram_server_first(&x.s, &v, U8("n,,n=,r=abc"), 11, NULL, x.sfirst,
+	                                sizeof(x.sfirst), &x.sfirst_len, x.err,
+	                                sizeof(x.err)) == PW_AUTH_PROTOCOL,
 	      "neg: server_first twice -> PROTOCOL");
 
 	/* Output buffer too small. */
 	memset(&x.s, 0, sizeof(x.s));
 	CHECK(pw_scram_server_first(&x.s, &v, U8("n,,n=,r=abc"), 11, NULL, x.sfirst, 10,
-				    &x.sfirst_len, x.err, sizeof(x.err)) == PW_AUTH_PROTOCOL,
+	                            &x.sfirst_len, x.err, sizeof(x.err)) == PW_AUTH_PROTOCOL,
 	      "neg: small output buffer -> PROTOCOL");
 }
 
@@ -370,18 +370,18 @@ static void test_gs2_y(void)
 	CHECK(server_first_str(&x, &v, "y,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK,
 	      "y: server_first accepts y,,");
 	ref_client_final("pencil", rfc_salt, 16, 4096, "n=,r=" RFC_CNONCE, RFC_SFIRST, "eSws",
-			 RFC_NONCE, cf, sizeof(cf));
+	                 RFC_NONCE, cf, sizeof(cf));
 	CHECK(server_final_str(&x, cf) == PW_AUTH_OK, "y: reference client with c=eSws accepted");
 
 	CHECK(server_first_str(&x, &v, "y,,n=,r=" RFC_CNONCE, RFC_SNONCE) == PW_AUTH_OK,
 	      "y: setup for mismatch");
 	ref_client_final("pencil", rfc_salt, 16, 4096, "n=,r=" RFC_CNONCE, RFC_SFIRST, "biws",
-			 RFC_NONCE, cf, sizeof(cf));
+	                 RFC_NONCE, cf, sizeof(cf));
 	CHECK(server_final_str(&x, cf) == PW_AUTH_PROTOCOL, "y: c=biws after y,, -> PROTOCOL");
 
 	/* And the reference client agrees with the RFC, validating the reference itself. */
 	ref_client_final("pencil", rfc_salt, 16, 4096, "n=user,r=" RFC_CNONCE, RFC_SFIRST, "biws",
-			 RFC_NONCE, cf, sizeof(cf));
+	                 RFC_NONCE, cf, sizeof(cf));
 	CHECK(strcmp(cf, RFC_CFINAL) == 0, "y: reference client reproduces RFC 7677");
 }
 
@@ -392,30 +392,30 @@ static void test_client_negative(void)
 	size_t len, i;
 	int rc;
 	static const char *const bad_sfirst[] = {
-		"",
-		"garbage",
-		"r=" RFC_CNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",      /* nonce not extended */
-		"r=X" RFC_CNONCE "abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",  /* not a prefix */
-		"r=rOprNGfwEbeRWgbNEkq,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", /* shorter */
-		"m=x,r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==",
-		"r=" RFC_NONCE ",i=4096,s=W22ZaJ0SNY7soEsUEjb6gQ==",
-		"r=" RFC_NONCE ",s=,i=4096",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096",
-		"r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,x=1",
-		"s=W22ZaJ0SNY7soEsUEjb6gQ==,r=" RFC_NONCE ",i=4096",
-		"r=" RFC_NONCE " x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+	    "",
+	    "garbage",
+	    "r=" RFC_CNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",      /* nonce not extended */
+	    "r=X" RFC_CNONCE "abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",  /* not a prefix */
+	    "r=rOprNGfwEbeRWgbNEkq,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096", /* shorter */
+	    "m=x,r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=99999999999",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==",
+	    "r=" RFC_NONCE ",i=4096,s=W22ZaJ0SNY7soEsUEjb6gQ==",
+	    "r=" RFC_NONCE ",s=,i=4096",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ=,i=4096",
+	    "r=" RFC_NONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,x=1",
+	    "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=" RFC_NONCE ",i=4096",
+	    "r=" RFC_NONCE " x,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
 	};
 
 	for (i = 0; i < sizeof(bad_sfirst) / sizeof(bad_sfirst[0]); i++) {
 		pw_scram_client_first(&c, RFC_CNONCE, out, sizeof(out), &len);
 		err[0] = '\0';
 		rc = pw_scram_client_final(&c, "pencil", U8(bad_sfirst[i]), strlen(bad_sfirst[i]),
-					   out, sizeof(out), &len, err, sizeof(err));
+		                           out, sizeof(out), &len, err, sizeof(err));
 		CHECK(rc == PW_AUTH_PROTOCOL && err[0], "cli: server-first '%s' -> PROTOCOL (%s)",
 		      bad_sfirst[i], err);
 	}
@@ -429,10 +429,10 @@ static void test_client_negative(void)
 	/* Out of order. */
 	memset(&c, 0, sizeof(c));
 	CHECK(pw_scram_client_final(&c, "pencil", U8(RFC_SFIRST), strlen(RFC_SFIRST), out,
-				    sizeof(out), &len, err, sizeof(err)) == PW_AUTH_PROTOCOL,
+	                            sizeof(out), &len, err, sizeof(err)) == PW_AUTH_PROTOCOL,
 	      "cli: client_final before client_first -> PROTOCOL");
 	CHECK(pw_scram_client_verify(&c, U8(RFC_SFINAL), strlen(RFC_SFINAL), err, sizeof(err)) ==
-		  PW_AUTH_PROTOCOL,
+	          PW_AUTH_PROTOCOL,
 	      "cli: verify before client_final -> PROTOCOL");
 
 	/* Server-final checks. */
@@ -441,27 +441,27 @@ static void test_client_negative(void)
 			const char *msg;
 			int want;
 		} finals[] = {
-			{"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=", PW_AUTH_PROTOCOL},
-			{"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", PW_AUTH_FAIL},
-			{"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", PW_AUTH_FAIL},
-			{"e=invalid-proof", PW_AUTH_FAIL},
-			{"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=1", PW_AUTH_PROTOCOL},
-			{"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4", PW_AUTH_PROTOCOL},
-			{"v=AAAA", PW_AUTH_PROTOCOL},
-			{"x=1", PW_AUTH_PROTOCOL},
-			{"", PW_AUTH_PROTOCOL},
-			{RFC_SFINAL, PW_AUTH_OK},
+		    {"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G5=", PW_AUTH_PROTOCOL},
+		    {"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=", PW_AUTH_FAIL},
+		    {"v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", PW_AUTH_FAIL},
+		    {"e=invalid-proof", PW_AUTH_FAIL},
+		    {"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=1", PW_AUTH_PROTOCOL},
+		    {"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4", PW_AUTH_PROTOCOL},
+		    {"v=AAAA", PW_AUTH_PROTOCOL},
+		    {"x=1", PW_AUTH_PROTOCOL},
+		    {"", PW_AUTH_PROTOCOL},
+		    {RFC_SFINAL, PW_AUTH_OK},
 		};
 
 		for (i = 0; i < sizeof(finals) / sizeof(finals[0]); i++) {
 			pw_scram_client_first(&c, RFC_CNONCE, out, sizeof(out), &len);
 			strcpy(c.client_first_bare, "n=user,r=" RFC_CNONCE);
 			rc = pw_scram_client_final(&c, "pencil", U8(RFC_SFIRST), strlen(RFC_SFIRST),
-						   out, sizeof(out), &len, err, sizeof(err));
+			                           out, sizeof(out), &len, err, sizeof(err));
 			err[0] = '\0';
 			rc = rc ? rc
-				: pw_scram_client_verify(&c, U8(finals[i].msg),
-							 strlen(finals[i].msg), err, sizeof(err));
+			        : pw_scram_client_verify(&c, U8(finals[i].msg),
+			                                 strlen(finals[i].msg), err, sizeof(err));
 			CHECK(rc == finals[i].want && (rc == PW_AUTH_OK || err[0]),
 			      "cli: server-final '%s' -> %d (%s)", finals[i].msg, rc, err);
 		}
@@ -478,7 +478,7 @@ static void test_round_trip(void)
 	CHECK(pw_scram_make_verifier("s3cret-Pa55", 1, NULL, 0, text, sizeof(text)) == 0,
 	      "rt: make_verifier with random salt");
 	CHECK(pw_scram_parse_verifier(text, &v, NULL, 0) == 0 && v.salt_len == 16 &&
-		  v.iterations == 1,
+	          v.iterations == 1,
 	      "rt: random-salt verifier parses, 16-byte salt");
 
 	for (iter = 0; iter < 3; iter++) {
@@ -499,7 +499,7 @@ static void test_round_trip(void)
 	rc = run_to_client_final(&x, &v, "s3cret-Pa55");
 	CHECK(rc == PW_AUTH_OK, "rt: setup for wrong server signature");
 	CHECK(pw_scram_client_verify(&x.c, U8(RFC_SFINAL), strlen(RFC_SFINAL), x.err,
-				     sizeof(x.err)) == PW_AUTH_FAIL,
+	                             sizeof(x.err)) == PW_AUTH_FAIL,
 	      "rt: client rejects a wrong server signature (%s)", x.err);
 
 	CHECK(pw_scram_make_verifier("x", 0, NULL, 0, text, sizeof(text)) == -1 && text[0] == 0,
@@ -525,8 +525,8 @@ static void test_independent_verifiers(void)
 	rc = run_exchange(&x, &v, "correct horse battery stapler", &crc);
 	CHECK(rc == PW_AUTH_FAIL, "pg: wrong password against libpq verifier");
 	CHECK(pw_scram_make_verifier(PG_PASSWORD, 4096, v.salt, v.salt_len, text, sizeof(text)) ==
-		      0 &&
-		  strcmp(text, PG_VERIFIER) == 0,
+	              0 &&
+	          strcmp(text, PG_VERIFIER) == 0,
 	      "pg: make_verifier reproduces libpq's verifier");
 
 	rc = pw_scram_parse_verifier(PG_VERIFIER_UTF8, &v, err, sizeof(err));
@@ -534,17 +534,17 @@ static void test_independent_verifiers(void)
 	rc = run_exchange(&x, &v, PG_PASSWORD_UTF8, &crc);
 	CHECK(rc == PW_AUTH_OK && crc == PW_AUTH_OK, "pg: NFKC-stable UTF-8 password works");
 	CHECK(pw_scram_make_verifier(PG_PASSWORD_UTF8, 4096, v.salt, v.salt_len, text,
-				     sizeof(text)) == 0 &&
-		  strcmp(text, PG_VERIFIER_UTF8) == 0,
+	                             sizeof(text)) == 0 &&
+	          strcmp(text, PG_VERIFIER_UTF8) == 0,
 	      "pg: make_verifier reproduces libpq's UTF-8 verifier");
 
 	for (i = 0; i < 64; i++)
 		salt[i] = (uint8_t)i;
 	CHECK(pw_scram_make_verifier("x", 1, salt, 64, text, sizeof(text)) == 0 &&
-		  strcmp(text, PY_VERIFIER_64) == 0,
+	          strcmp(text, PY_VERIFIER_64) == 0,
 	      "py: 64-byte salt verifier matches python oracle");
 	CHECK(pw_scram_parse_verifier(PY_VERIFIER_64, &v, NULL, 0) == 0 && v.salt_len == 64 &&
-		  memcmp(v.salt, salt, 64) == 0,
+	          memcmp(v.salt, salt, 64) == 0,
 	      "py: 64-byte salt parses back");
 	CHECK(pw_scram_make_verifier("x", 1, salt, 65, text, sizeof(text)) == -1,
 	      "py: 65-byte salt refused");
@@ -571,41 +571,41 @@ static void test_parse_reject(void)
 	char err[128];
 	size_t i;
 	static const char *const bad[] = {
-		"",
-		"SCRAM-SHA-256$",
-		"md5ced99751bea390968e795eaedb0a4935",
-		/* prefix */
-		"SCRAM-SHA-1$4096:" V_SALT V_KEYS,
-		"scram-sha-256$4096:" V_SALT V_KEYS,
-		" SCRAM-SHA-256$4096:" V_SALT V_KEYS,
-		/* iterations */
-		"SCRAM-SHA-256$0:" V_SALT V_KEYS,
-		"SCRAM-SHA-256$-1:" V_SALT V_KEYS,
-		"SCRAM-SHA-256$+1:" V_SALT V_KEYS,
-		"SCRAM-SHA-256$4096x:" V_SALT V_KEYS,
-		"SCRAM-SHA-256$:" V_SALT V_KEYS,
-		"SCRAM-SHA-256$2147483648:" V_SALT V_KEYS,
-		/* salt: empty, bad padding, bad character, space, 65 bytes */
-		"SCRAM-SHA-256$4096:" V_KEYS,
-		"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=" V_KEYS,
-		"SCRAM-SHA-256$4096:W22ZaJ0SNY7so*sUEjb6gQ==" V_KEYS,
-		"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ ==" V_KEYS,
-		"SCRAM-SHA-256$4096:" SALT_65 V_KEYS,
-		/* keys: 31 bytes, unpadded, 35 bytes, bad character, missing */
-		"SCRAM-SHA-256$4096:" V_SALT "$" KEY_31 ":" V_SERVER,
-		"SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_31,
-		"SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_NOPAD,
-		"SCRAM-SHA-256$4096:" V_SALT "$" KEY_35 ":" V_SERVER,
-		"SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_35,
-		"SCRAM-SHA-256$4096:" V_SALT "$" KEY_BADCH ":" V_SERVER,
-		"SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":",
-		"SCRAM-SHA-256$4096:" V_SALT "$" V_STORED,
-		"SCRAM-SHA-256$4096:" V_SALT,
-		"SCRAM-SHA-256$4096",
-		/* trailing garbage and extra fields */
-		"SCRAM-SHA-256$4096:" V_SALT V_KEYS " ",
-		"SCRAM-SHA-256$4096:" V_SALT V_KEYS ":x",
-		"SCRAM-SHA-256$4096:" V_SALT V_KEYS "$x",
+	    "",
+	    "SCRAM-SHA-256$",
+	    "md5ced99751bea390968e795eaedb0a4935",
+	    /* prefix */
+	    "SCRAM-SHA-1$4096:" V_SALT V_KEYS,
+	    "scram-sha-256$4096:" V_SALT V_KEYS,
+	    " SCRAM-SHA-256$4096:" V_SALT V_KEYS,
+	    /* iterations */
+	    "SCRAM-SHA-256$0:" V_SALT V_KEYS,
+	    "SCRAM-SHA-256$-1:" V_SALT V_KEYS,
+	    "SCRAM-SHA-256$+1:" V_SALT V_KEYS,
+	    "SCRAM-SHA-256$4096x:" V_SALT V_KEYS,
+	    "SCRAM-SHA-256$:" V_SALT V_KEYS,
+	    "SCRAM-SHA-256$2147483648:" V_SALT V_KEYS,
+	    /* salt: empty, bad padding, bad character, space, 65 bytes */
+	    "SCRAM-SHA-256$4096:" V_KEYS,
+	    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=" V_KEYS,
+	    "SCRAM-SHA-256$4096:W22ZaJ0SNY7so*sUEjb6gQ==" V_KEYS,
+	    "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ ==" V_KEYS,
+	    "SCRAM-SHA-256$4096:" SALT_65 V_KEYS,
+	    /* keys: 31 bytes, unpadded, 35 bytes, bad character, missing */
+	    "SCRAM-SHA-256$4096:" V_SALT "$" KEY_31 ":" V_SERVER,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_31,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_NOPAD,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" KEY_35 ":" V_SERVER,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":" KEY_35,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" KEY_BADCH ":" V_SERVER,
+	    "SCRAM-SHA-256$4096:" V_SALT "$" V_STORED ":",
+	    "SCRAM-SHA-256$4096:" V_SALT "$" V_STORED,
+	    "SCRAM-SHA-256$4096:" V_SALT,
+	    "SCRAM-SHA-256$4096",
+	    /* trailing garbage and extra fields */
+	    "SCRAM-SHA-256$4096:" V_SALT V_KEYS " ",
+	    "SCRAM-SHA-256$4096:" V_SALT V_KEYS ":x",
+	    "SCRAM-SHA-256$4096:" V_SALT V_KEYS "$x",
 	};
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

@@ -12,25 +12,28 @@
 #include "pgward/policy.h"
 #include "pgward/runtime.h"
 
-#define F(schema, name, nargs, vol, builtin) {schema, name, "internal", "postgres", 0, nargs, 0, false, false, builtin, vol, 'f'}
+#define F(schema, name, nargs, vol, builtin)                                                       \
+	{                                                                                          \
+		schema, name, "internal", "postgres", 0, nargs, 0, false, false, builtin, vol, 'f' \
+	}
 
 static const struct pw_cat_func funcs[] = {
-	F("pg_catalog", "lower", 1, 'i', true),
-	F("pg_catalog", "count", 0, 'i', true),
-	F("pg_catalog", "count", 1, 'i', true),
-	F("pg_catalog", "now", 0, 's', true),
-	F("pg_catalog", "random", 0, 'v', true),
-	F("pg_catalog", "nextval", 1, 'v', true),
-	F("pg_catalog", "pg_notify", 2, 'v', true),
-	F("pg_catalog", "pg_stat_get_activity", 1, 's', true),
-	F("pg_catalog", "txid_current", 0, 's', true),
-	F("pg_catalog", "length", 1, 'i', true),
-	F("public", "length", 1, 'i', false), /* an overload a user made */
-	F("public", "safe_fn", 0, 'i', false),
-	F("app", "report", 0, 's', false), /* in a schema not on the path */
-	F("pg_catalog", "ts_rewrite", 2, 'v', true),
-	F("pg_catalog", "ts_rewrite", 3, 'i', true),
-	F("pg_catalog", "concat", 1, 's', true),
+    F("pg_catalog", "lower", 1, 'i', true),
+    F("pg_catalog", "count", 0, 'i', true),
+    F("pg_catalog", "count", 1, 'i', true),
+    F("pg_catalog", "now", 0, 's', true),
+    F("pg_catalog", "random", 0, 'v', true),
+    F("pg_catalog", "nextval", 1, 'v', true),
+    F("pg_catalog", "pg_notify", 2, 'v', true),
+    F("pg_catalog", "pg_stat_get_activity", 1, 's', true),
+    F("pg_catalog", "txid_current", 0, 's', true),
+    F("pg_catalog", "length", 1, 'i', true),
+    F("public", "length", 1, 'i', false), /* an overload a user made */
+    F("public", "safe_fn", 0, 'i', false),
+    F("app", "report", 0, 's', false), /* in a schema not on the path */
+    F("pg_catalog", "ts_rewrite", 2, 'v', true),
+    F("pg_catalog", "ts_rewrite", 3, 'i', true),
+    F("pg_catalog", "concat", 1, 's', true),
 };
 
 static struct pw_sql_func call(const char *schema, const char *name, int nargs)
@@ -70,27 +73,27 @@ int main(void)
 		bool writes;
 		const char *why;
 	} cases[] = {
-		{"", "lower", 1, false, NULL},
-		{"pg_catalog", "lower", 1, false, NULL},
-		{"", "count", 0, false, NULL},
-		{"", "now", 0, false, NULL},
-		{"", "random", 0, false, NULL}, /* volatile, on the read-safe list */
-		{"", "nextval", 1, true, "side effects"},
-		{"", "pg_notify", 2, true, "side effects"},
-		{"", "txid_current", 0, true, "side effects"},
-		{"", "pg_stat_get_activity", 1, true, "other sessions"},
-		{"", "length", 1, true, "defined in the database"}, /* the overload may be picked */
-		{"pg_catalog", "length", 1, false, NULL},	    /* not when the call says which */
-		{"", "safe_fn", 0, true, "defined in the database"},
-		{"", "definer", 0, true, "SECURITY DEFINER"},
-		{"", "report", 0, true, "knows"},		/* app is not on the path */
-		{"app", "report", 0, true, "defined in the database"},
-		{"", "nope", 0, true, "knows"},
-		{"", "ts_rewrite", 3, false, NULL}, /* by the number of arguments */
-		{"", "ts_rewrite", 2, true, "side effects"},
-		{"", "lower", 2, true, "knows"}, /* no such overload: not a function it knows */
-		{"", "concat", 5, true, "knows"},
-		{"pg_temp", "lower", 1, true, "knows"},
+	    {"", "lower", 1, false, NULL},
+	    {"pg_catalog", "lower", 1, false, NULL},
+	    {"", "count", 0, false, NULL},
+	    {"", "now", 0, false, NULL},
+	    {"", "random", 0, false, NULL}, /* volatile, on the read-safe list */
+	    {"", "nextval", 1, true, "side effects"},
+	    {"", "pg_notify", 2, true, "side effects"},
+	    {"", "txid_current", 0, true, "side effects"},
+	    {"", "pg_stat_get_activity", 1, true, "other sessions"},
+	    {"", "length", 1, true, "defined in the database"}, /* the overload may be picked */
+	    {"pg_catalog", "length", 1, false, NULL},           /* not when the call says which */
+	    {"", "safe_fn", 0, true, "defined in the database"},
+	    {"", "definer", 0, true, "SECURITY DEFINER"},
+	    {"", "report", 0, true, "knows"}, /* app is not on the path */
+	    {"app", "report", 0, true, "defined in the database"},
+	    {"", "nope", 0, true, "knows"},
+	    {"", "ts_rewrite", 3, false, NULL}, /* by the number of arguments */
+	    {"", "ts_rewrite", 2, true, "side effects"},
+	    {"", "lower", 2, true, "knows"}, /* no such overload: not a function it knows */
+	    {"", "concat", 5, true, "knows"},
+	    {"pg_temp", "lower", 1, true, "knows"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct pw_sql_func f = call(cases[i].schema, cases[i].name, cases[i].nargs);
@@ -122,11 +125,12 @@ int main(void)
 	/* the registry: an upstream that cannot be reached fails the session, never blocks it */
 	char path[] = "/tmp/pgward-test-catalog-XXXXXX";
 	int fd = mkstemp(path);
-	const char conf[] = "{\"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}],"
-			    " \"upstreams\": {\"u\": {\"host\": \"127.0.0.1\", \"port\": 9, \"user\": \"x\","
-			    " \"sslmode\": \"disable\", \"connect_timeout_seconds\": 1}},"
-			    " \"identities\": [{\"name\": \"a\", \"auth\": \"trust\", \"upstream\": \"u\","
-			    " \"rules\": [{\"action\": \"allow\"}]}]}";
+	const char conf[] =
+	    "{\"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}],"
+	    " \"upstreams\": {\"u\": {\"host\": \"127.0.0.1\", \"port\": 9, \"user\": \"x\","
+	    " \"sslmode\": \"disable\", \"connect_timeout_seconds\": 1}},"
+	    " \"identities\": [{\"name\": \"a\", \"auth\": \"trust\", \"upstream\": \"u\","
+	    " \"rules\": [{\"action\": \"allow\"}]}]}";
 	CHECK(fd >= 0 && write(fd, conf, sizeof(conf) - 1) == (ssize_t)(sizeof(conf) - 1),
 	      "a configuration with an unreachable upstream");
 	close(fd);
@@ -135,8 +139,8 @@ int main(void)
 	unlink(path);
 	CHECK(rt != NULL, "loaded (%s)", rt ? "ok" : err);
 	struct pw_catalog *c = NULL;
-	enum pw_cat_state st = rt ? pw_catalog_acquire(rt, 0, "db", &c, err, sizeof(err))
-				  : PW_CAT_FAILED;
+	enum pw_cat_state st =
+	    rt ? pw_catalog_acquire(rt, 0, "db", &c, err, sizeof(err)) : PW_CAT_FAILED;
 	CHECK(st == PW_CAT_LOADING && !c, "the first acquire queues a load and does not wait");
 	for (int i = 0; i < 100 && st == PW_CAT_LOADING; i++) {
 		usleep(50000);

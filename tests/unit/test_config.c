@@ -728,39 +728,39 @@ static void test_refcount(void)
 /* The policy part of an identity: rules, guardrails, windows, roles, and what goes with them. */
 static void test_policy(void)
 {
-#define BASE(ID) "{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': " \
-		 "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', " \
-		 "'upstream': 'u', " ID "}]}"
+#define BASE(ID)                                                                                   \
+	"{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "              \
+	"'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "               \
+	"'upstream': 'u', " ID "}]}"
 	struct pw_config *c = load_ok(
 	    "rules, windows, role, guardrails",
 	    jq(BASE("'databases': ['app_*'], 'upstreams': ['u'], 'role': 'ro', 'max_sessions': 3,"
-		    "'windows': [{'days': ['mon-fri', 'sun'], 'from': '22:00', 'to': '06:00'}],"
-		    "'guardrails': {'role_escape': false},"
-		    "'rules': [{'name': 'r1', 'action': 'deny', 'class': ['delete', 'update'],"
-		    "           'relations': ['public.orders'], 'facts': ['no_where']},"
-		    "          {'action': 'allow', 'class': 'select', 'relations': 'public.*',"
-		    "           'access': 'read', 'functions': ['lower', 'pg_catalog.*']}]")));
+	            "'windows': [{'days': ['mon-fri', 'sun'], 'from': '22:00', 'to': '06:00'}],"
+	            "'guardrails': {'role_escape': false},"
+	            "'rules': [{'name': 'r1', 'action': 'deny', 'class': ['delete', 'update'],"
+	            "           'relations': ['public.orders'], 'facts': ['no_where']},"
+	            "          {'action': 'allow', 'class': 'select', 'relations': 'public.*',"
+	            "           'access': 'read', 'functions': ['lower', 'pg_catalog.*']}]")));
 	if (c) {
 		const struct pw_policy *p = &c->identities[0].policy;
 		CHECK(p->n_rules == 2 && p->rules[0].action == PW_ACT_DENY &&
-			      p->rules[0].classes == ((1u << PW_SQL_DELETE) | (1u << PW_SQL_UPDATE)) &&
-			      p->rules[0].facts == PW_SQL_F_NO_WHERE &&
-			      !strcmp(p->rules[0].name, "r1"),
+		          p->rules[0].classes == ((1u << PW_SQL_DELETE) | (1u << PW_SQL_UPDATE)) &&
+		          p->rules[0].facts == PW_SQL_F_NO_WHERE && !strcmp(p->rules[0].name, "r1"),
 		      "rule 1 read");
 		CHECK(p->rules[1].action == PW_ACT_ALLOW && p->rules[1].access == PW_SQL_READ &&
-			      p->rules[1].n_relations == 1 &&
-			      !strcmp(p->rules[1].relations[0], "public.*") &&
-			      p->rules[1].n_functions == 2,
+		          p->rules[1].n_relations == 1 &&
+		          !strcmp(p->rules[1].relations[0], "public.*") &&
+		          p->rules[1].n_functions == 2,
 		      "rule 2 read (one string is a list of one)");
 		CHECK(p->n_windows == 1 && p->windows[0].days == 0x5f &&
-			      p->windows[0].from_min == 22 * 60 && p->windows[0].to_min == 6 * 60 &&
-			      p->windows[0].utc,
+		          p->windows[0].from_min == 22 * 60 && p->windows[0].to_min == 6 * 60 &&
+		          p->windows[0].utc,
 		      "window: mon-fri + sun, across midnight, UTC by default");
 		CHECK(!strcmp(p->role, "ro") && p->max_sessions == 3 && p->n_databases == 1 &&
-			      p->n_upstreams == 1 && p->upstreams[0] == 0,
+		          p->n_upstreams == 1 && p->upstreams[0] == 0,
 		      "role, max_sessions, databases, upstreams");
 		CHECK(p->guardrail_off[PW_GR_ROLE_ESCAPE] && !p->guardrail_off[PW_GR_NO_WHERE] &&
-			      !p->allow_all,
+		          !p->allow_all,
 		      "one guardrail off, the others on");
 		/* Saturday is not listed: only Friday's window reaches into it, until 06:00 */
 		time_t sat_0300 = 1763780400; /* 2025-11-22 03:00 UTC, a Saturday */
@@ -776,82 +776,88 @@ static void test_policy(void)
 		char e[256];
 		CHECK(pw_sql_analyse("SELECT 1", 8, NULL, &r, e, sizeof(e)) == 0, "analysed");
 		pw_policy_decide(c, &c->identities[0], NULL, &r, sat_2300, &d, NULL);
-		CHECK(d.action == PW_ACT_DENY && d.by == PW_BY_WINDOW && !strcmp(d.sqlstate, "42501") &&
-			      strstr(d.message, "identity a may run statements only within its time "
-						"windows"),
+		CHECK(d.action == PW_ACT_DENY && d.by == PW_BY_WINDOW &&
+		          !strcmp(d.sqlstate, "42501") &&
+		          strstr(d.message, "identity a may run statements only within its time "
+		                            "windows"),
 		      "outside the window: %s", d.message);
 		pw_policy_decide(c, &c->identities[0], NULL, &r, sun_2300, &d, NULL);
 		CHECK(d.action == PW_ACT_ALLOW, "inside the window the rules allow SELECT 1");
 		pw_config_unref(c);
 	}
-	c = load_ok("allow-all", jq(BASE("'guardrails': {'all': false}, 'rules': [{'action': 'allow'}]")));
+	c = load_ok("allow-all",
+	            jq(BASE("'guardrails': {'all': false}, 'rules': [{'action': 'allow'}]")));
 	CHECK(c && c->identities[0].policy.allow_all, "allow-all with the guardrails off");
 	pw_config_unref(c);
 	c = load_ok("jit role", jq(BASE("'jit_role': {'member_of': ['readers'], 'grants': ["
-					  "{'privileges': ['select', 'INSERT'], 'table': 'public.t'},"
-					  "{'privileges': 'SELECT', 'schema': 'rep'}]}")));
+	                                "{'privileges': ['select', 'INSERT'], 'table': 'public.t'},"
+	                                "{'privileges': 'SELECT', 'schema': 'rep'}]}")));
 	if (c) {
 		const struct pw_policy *p = &c->identities[0].policy;
 		CHECK(p->jit && p->n_grants == 2 && !strcmp(p->grants[0].schema, "public") &&
-			      !strcmp(p->grants[0].table, "t") &&
-			      !strcmp(p->grants[0].privileges[0], "SELECT") &&
-			      !p->grants[1].table[0] && p->n_member_of == 1,
+		          !strcmp(p->grants[0].table, "t") &&
+		          !strcmp(p->grants[0].privileges[0], "SELECT") && !p->grants[1].table[0] &&
+		          p->n_member_of == 1,
 		      "jit role grants read");
 		pw_config_unref(c);
 	}
 	expect_err("unknown action", jq(BASE("'rules': [{'action': 'permit'}]")),
-		   "$.identities[0].rules[0].action", "expected one of allow, deny, approve, mask");
+	           "$.identities[0].rules[0].action", "expected one of allow, deny, approve, mask");
 	expect_err("unknown class", jq(BASE("'rules': [{'action': 'deny', 'class': ['drop']}]")),
-		   "$.identities[0].rules[0].class[0]", "unknown command class \"drop\"");
+	           "$.identities[0].rules[0].class[0]", "unknown command class \"drop\"");
 	expect_err("unknown fact", jq(BASE("'rules': [{'action': 'deny', 'facts': ['huge']}]")),
-		   "$.identities[0].rules[0].facts[0]", "unknown fact \"huge\"");
+	           "$.identities[0].rules[0].facts[0]", "unknown fact \"huge\"");
 	expect_err("relation without schema",
-		   jq(BASE("'rules': [{'action': 'deny', 'relations': ['orders']}]")),
-		   "$.identities[0].rules[0].relations[0]", "expected \"schema.name\"");
+	           jq(BASE("'rules': [{'action': 'deny', 'relations': ['orders']}]")),
+	           "$.identities[0].rules[0].relations[0]", "expected \"schema.name\"");
 	expect_err("access without relations",
-		   jq(BASE("'rules': [{'action': 'allow', 'access': 'read'}]")),
-		   "$.identities[0].rules[0].access", "only meaningful with \"relations\" or \"functions\"");
+	           jq(BASE("'rules': [{'action': 'allow', 'access': 'read'}]")),
+	           "$.identities[0].rules[0].access",
+	           "only meaningful with \"relations\" or \"functions\"");
 	expect_err("parser_integrity off without allow-all",
-		   jq(BASE("'guardrails': {'parser_integrity': false}, 'rules': [{'action': "
-			   "'allow', 'class': 'select'}]")),
-		   "$.identities[0].guardrails", "allow everything");
+	           jq(BASE("'guardrails': {'parser_integrity': false}, 'rules': [{'action': "
+	                   "'allow', 'class': 'select'}]")),
+	           "$.identities[0].guardrails", "allow everything");
 	expect_err("unknown guardrail", jq(BASE("'guardrails': {'copy': false}")),
-		   "$.identities[0].guardrails.copy", "unknown key");
+	           "$.identities[0].guardrails.copy", "unknown key");
 	expect_err("role and jit_role", jq(BASE("'role': 'r', 'jit_role': {}")),
-		   "$.identities[0].jit_role", "exclude each other");
+	           "$.identities[0].jit_role", "exclude each other");
 	expect_err("bad privilege",
-		   jq(BASE("'jit_role': {'grants': [{'privileges': ['EXECUTE'], 'schema': 's'}]}")),
-		   "$.identities[0].jit_role.grants[0].privileges[0]", "expected a table privilege");
+	           jq(BASE("'jit_role': {'grants': [{'privileges': ['EXECUTE'], 'schema': 's'}]}")),
+	           "$.identities[0].jit_role.grants[0].privileges[0]",
+	           "expected a table privilege");
 	expect_err("grant target", jq(BASE("'jit_role': {'grants': [{'privileges': ['SELECT']}]}")),
-		   "$.identities[0].jit_role.grants[0]", "exactly one of");
+	           "$.identities[0].jit_role.grants[0]", "exactly one of");
 	expect_err("bad time", jq(BASE("'windows': [{'from': '8:00', 'to': '18:00'}]")),
-		   "$.identities[0].windows[0].from", "HH:MM");
-	expect_err("bad day", jq(BASE("'windows': [{'days': 'weekdays', 'from': '08:00', 'to': "
-				      "'18:00'}]")),
-		   "$.identities[0].windows[0].days[0]", "mon-fri");
+	           "$.identities[0].windows[0].from", "HH:MM");
+	expect_err("bad day",
+	           jq(BASE("'windows': [{'days': 'weekdays', 'from': '08:00', 'to': "
+	                   "'18:00'}]")),
+	           "$.identities[0].windows[0].days[0]", "mon-fri");
 	expect_err("unknown upstream in the list", jq(BASE("'upstreams': ['nope']")),
-		   "$.identities[0].upstreams[0]", "no upstream named \"nope\"");
+	           "$.identities[0].upstreams[0]", "no upstream named \"nope\"");
 	expect_err("jwt auth without the jwt section",
-		   jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
-		      "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'jwt', "
-		      "'upstream': 'u'}]}"),
-		   "$.identities[0].auth", "needs the \"jwt\" section");
+	           jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
+	              "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'jwt', "
+	              "'upstream': 'u'}]}"),
+	           "$.identities[0].auth", "needs the \"jwt\" section");
 	expect_err("claims need jwt auth",
-		   jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
-		      "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "
-		      "'match': {'group': 'ci'}, 'upstream': 'u'}]}"),
-		   "$.identities[0].match", "need auth \"jwt\"");
+	           jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
+	              "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "
+	              "'match': {'group': 'ci'}, 'upstream': 'u'}]}"),
+	           "$.identities[0].match", "need auth \"jwt\"");
 	expect_err("unsafe client encoding",
-		   jq("{'client_encodings': ['UTF8', 'sjis'], 'listen': [{'host': '127.0.0.1', "
-		      "'port': 1}], 'upstreams': {'u': {'host': '127.0.0.1', 'user': 'x'}}, "
-		      "'identities': [{'name': 'a', 'auth': 'trust', 'upstream': 'u'}]}"),
-		   "$.client_encodings[1]", "cannot be allowed");
+	           jq("{'client_encodings': ['UTF8', 'sjis'], 'listen': [{'host': '127.0.0.1', "
+	              "'port': 1}], 'upstreams': {'u': {'host': '127.0.0.1', 'user': 'x'}}, "
+	              "'identities': [{'name': 'a', 'auth': 'trust', 'upstream': 'u'}]}"),
+	           "$.client_encodings[1]", "cannot be allowed");
 	c = load_ok("client encodings", jq("{'client_encodings': ['utf-8', 'Latin1'], 'listen': "
-					   "[{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': "
-					   "{'host': '127.0.0.1', 'user': 'x'}}, 'identities': "
-					   "[{'name': 'a', 'auth': 'trust', 'upstream': 'u'}]}"));
-	CHECK(c && pw_config_encoding_allowed(c, "UTF8") && pw_config_encoding_allowed(c, "latin-1") &&
-		      !pw_config_encoding_allowed(c, "SQL_ASCII"),
+	                                   "[{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': "
+	                                   "{'host': '127.0.0.1', 'user': 'x'}}, 'identities': "
+	                                   "[{'name': 'a', 'auth': 'trust', 'upstream': 'u'}]}"));
+	CHECK(c && pw_config_encoding_allowed(c, "UTF8") &&
+	          pw_config_encoding_allowed(c, "latin-1") &&
+	          !pw_config_encoding_allowed(c, "SQL_ASCII"),
 	      "client_encodings compared as PostgreSQL does");
 	pw_config_unref(c);
 #undef BASE

@@ -363,8 +363,8 @@ static void test_fixed_role(void)
 	CHECK(n > 0 && strcmp(out, "SET ROLE \"We \"\"Read\"\"; RESET ROLE\"") == 0,
 	      "fixed role: quotes doubled, the rest stays inside the name: %s", out);
 	CHECK(pw_role_setup_sql("", out, sizeof(out)) == -1 &&
-		      pw_role_setup_sql("bad\xff", out, sizeof(out)) == -1 &&
-		      pw_role_setup_sql("app_reader", out, 12) == -1,
+	          pw_role_setup_sql("bad\xff", out, sizeof(out)) == -1 &&
+	          pw_role_setup_sql("app_reader", out, 12) == -1,
 	      "fixed role: empty, invalid UTF-8 and too long refused");
 }
 

@@ -225,9 +225,9 @@ static int pinned_links(uint32_t *ids, uint32_t *progs, int max)
 /* ids of every pinned map */
 static int pinned_map_ids(uint32_t *ids, int max)
 {
-	static const char *const names[] = {"pw_sk_info", "pw_conns", "pw_sockhash", "pw_config",
-	                                    "pw_scope",   "pw_ports", "pw_events",   "pw_counters",
-	                                    "pw_dsts"};
+	static const char *const names[] = {"pw_sk_info", "pw_conns",    "pw_sockhash",
+	                                    "pw_config",  "pw_scope",    "pw_ports",
+	                                    "pw_events",  "pw_counters", "pw_dsts"};
 	int n = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < max; i++)
 		if ((ids[n] = pinned_map_id(names[i])))
@@ -693,7 +693,7 @@ int main(void)
 	}
 	sleep_ms(50);
 	wrote = wrote && bpf_map_lookup_elem(cfd, &zero, &pc) == 0 &&
-		pc.enforcer_tgid == (uint32_t)owner;
+	        pc.enforcer_tgid == (uint32_t)owner;
 	CHECK(wrote, "stop(true) marked the heartbeat stale; faked a live owner (pid %d)", owner);
 	err[0] = '\0';
 	rc = pw_loader_start(cfg, (uint32_t)getpid(), err, sizeof(err));

@@ -54,7 +54,7 @@ static enum pw_login_result scram(const char *server_pw, bool bad_sig, bool skip
 	/* out: "SCRAM-SHA-256\0" + int32 length + client-first */
 	size_t ml = strlen((char *)out) + 1;
 	if (pw_scram_server_first(&srv, &v, out + ml + 4, outlen - ml - 4, NULL, msg, sizeof(msg),
-				  &mlen, e, sizeof(e)) != PW_AUTH_OK)
+	                          &mlen, e, sizeof(e)) != PW_AUTH_OK)
 		return PW_LOGIN_FAIL;
 	if ((r = req(PW_AUTH_REQ_SASL_CONT, msg, mlen)) != PW_LOGIN_SEND)
 		return r;
@@ -90,7 +90,7 @@ int main(void)
 	fresh(PW_AUTH_ANY, false);
 	static const char plus[] = "SCRAM-SHA-256-PLUS\0";
 	CHECK(req(PW_AUTH_REQ_SASL, plus, sizeof(plus)) == PW_LOGIN_FAIL &&
-		      strstr(err, "no SASL mechanism"),
+	          strstr(err, "no SASL mechanism"),
 	      "SCRAM-SHA-256-PLUS alone is not used (%s)", err);
 	fresh(PW_AUTH_ANY, false);
 	CHECK(req(PW_AUTH_REQ_SASL, "SCRAM-SHA-256", 13) == PW_LOGIN_FAIL,
@@ -99,7 +99,7 @@ int main(void)
 	/* MD5 and cleartext */
 	fresh(PW_AUTH_ANY, false);
 	CHECK(req(PW_AUTH_REQ_MD5, "salt", 4) == PW_LOGIN_SEND && outlen == 36 &&
-		      memcmp(out, "md5", 3) == 0 && req(PW_AUTH_REQ_OK, NULL, 0) == PW_LOGIN_AUTHED,
+	          memcmp(out, "md5", 3) == 0 && req(PW_AUTH_REQ_OK, NULL, 0) == PW_LOGIN_AUTHED,
 	      "MD5: answered, logged in");
 	fresh(PW_AUTH_ANY, false);
 	CHECK(req(PW_AUTH_REQ_MD5, "sal", 3) == PW_LOGIN_FAIL, "a malformed MD5 request fails");
@@ -108,7 +108,7 @@ int main(void)
 	      "a cleartext password is not sent over a plain connection (%s)", err);
 	fresh(PW_AUTH_ANY, true);
 	CHECK(req(PW_AUTH_REQ_CLEARTEXT, NULL, 0) == PW_LOGIN_SEND &&
-		      strcmp((char *)out, "secret pw") == 0 && outlen == 10,
+	          strcmp((char *)out, "secret pw") == 0 && outlen == 10,
 	      "over TLS it is");
 	fresh(PW_AUTH_ANY, false);
 	up.allow_cleartext = true;
@@ -124,7 +124,7 @@ int main(void)
 	CHECK(req(99, NULL, 0) == PW_LOGIN_FAIL && strstr(err, "99"), "an unknown method fails");
 	fresh(PW_AUTH_ANY, false);
 	CHECK(pw_login_step(&lg, (const uint8_t *)"\0\0", 2, out, sizeof(out), &outlen, err,
-			    sizeof(err)) == PW_LOGIN_FAIL,
+	                    sizeof(err)) == PW_LOGIN_FAIL,
 	      "a short request fails");
 
 	/* a second method after the first: a man in the middle downgrading */
@@ -134,7 +134,7 @@ int main(void)
 	      "a second password request after MD5 fails (%s)", err);
 	fresh(PW_AUTH_ANY, false);
 	CHECK(scram("secret pw", false, false) == PW_LOGIN_AUTHED &&
-		      req(PW_AUTH_REQ_OK, NULL, 0) == PW_LOGIN_FAIL,
+	          req(PW_AUTH_REQ_OK, NULL, 0) == PW_LOGIN_FAIL,
 	      "AuthenticationOk twice fails");
 
 	/* require_auth */
@@ -145,7 +145,8 @@ int main(void)
 	CHECK(req(PW_AUTH_REQ_OK, NULL, 0) == PW_LOGIN_FAIL && strstr(err, "require_auth"),
 	      "require_auth scram-sha-256: no authentication at all refused (%s)", err);
 	fresh(PW_AUTH_SCRAM, false);
-	CHECK(scram("secret pw", false, false) == PW_LOGIN_AUTHED, "require_auth scram-sha-256: SCRAM");
+	CHECK(scram("secret pw", false, false) == PW_LOGIN_AUTHED,
+	      "require_auth scram-sha-256: SCRAM");
 	fresh(PW_AUTH_ANY & ~PW_AUTH_PASSWORD, true);
 	CHECK(req(PW_AUTH_REQ_CLEARTEXT, NULL, 0) == PW_LOGIN_FAIL,
 	      "require_auth !password: cleartext refused even over TLS");

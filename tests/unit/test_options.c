@@ -16,7 +16,7 @@ static int collect(void *arg, const char *name, const char *value)
 {
 	struct out *o = arg;
 	o->len += (size_t)snprintf(o->text + o->len, sizeof(o->text) - o->len, "%s%s=%s",
-				   o->len ? "|" : "", name, value);
+	                           o->len ? "|" : "", name, value);
 	return 0;
 }
 
@@ -25,57 +25,56 @@ static const struct {
 	const char *settings; /* "a=1|b=2", or NULL when refused */
 	const char *error;    /* a part of the refusal */
 } cases[] = {
-	{"", "", NULL},
-	{"   ", "", NULL},
-	{"-c search_path=a", "search_path=a", NULL},
-	{"-csearch_path=a", "search_path=a", NULL},
-	{"--search_path=a", "search_path=a", NULL},
-	{"--search-path=a", "search_path=a", NULL},
-	{"-c search-path=a-b", "search_path=a-b", NULL},
-	/* combined switches: -E (ignored for clients) then -c with the next word */
-	{"-Ec search_path=x", "search_path=x", NULL},
-	{"-ec search_path=x", "datestyle=euro|search_path=x", NULL},
-	{"-e-role=x", "datestyle=euro|role=x", NULL},
-	{"-Pe", "ignore_system_indexes=true|datestyle=euro", NULL},
-	/* backslashes: the next character as it is, blanks included; a trailing one dropped */
-	{"-c application_name=a\\ b", "application_name=a b", NULL},
-	{"-c application_name=a\\\\b", "application_name=a\\b", NULL},
-	{"-c application_name=ab\\", "application_name=ab", NULL},
-	{"-c\\ search_path=x", " search_path=x", NULL}, /* no such setting: the server says so */
-	{"-c search_path=\"a b\"", NULL, "invalid command-line argument"},
-	{"-c search_path=\"a\\ b\"", "search_path=\"a b\"", NULL},
-	/* an argument is the rest of the word or the next word, whatever it is */
-	{"-c -e=1", "_e=1", NULL},
-	{"-c --", NULL, "-c -- requires a value"},
-	{"-S 4MB -W 1", "work_mem=4MB|post_auth_delay=1", NULL},
-	{"-d 3", "log_min_messages=debug3|log_statement=all|debug_print_parse=true", NULL},
-	{"-d0", "log_min_messages=notice", NULL},
-	{"-fs -fh", "enable_seqscan=false|enable_hashjoin=false", NULL},
-	{"-fq", NULL, "invalid command-line argument for server process: -fq"},
-	{"-tpa -tpl -te", "log_parser_stats=true|log_planner_stats=true|log_executor_stats=true",
-	 NULL},
-	{"-tx", NULL, "invalid command-line argument"},
-	{"-j -n -T -b -E -r x -v 3 -D /tmp -C y", "", NULL},
-	{"-O -s", "allow_system_table_mods=true|log_statement_stats=true", NULL},
-	{"-B 1 -p 2 -N 3 -k /x -h y -i -l -F",
-	 "shared_buffers=1|port=2|max_connections=3|unix_socket_directories=/x|listen_addresses=y|"
-	 "listen_addresses=*|ssl=true|fsync=false",
-	 NULL},
-	/* -c and -- need a value */
-	{"-c search_path", NULL, "-c search_path requires a value"},
-	{"--work_mem", NULL, "--work_mem requires a value"},
-	{"-c", NULL, "invalid command-line argument"},
-	/* words that are no switches end the connection; "--" ends the switches */
-	{"x", NULL, "invalid command-line argument for server process: x"},
-	{"-c a=1 x", NULL, "invalid command-line argument for server process: x"},
-	{"-", NULL, "invalid command-line argument"},
-	{"-c a=1 --", "a=1", NULL},
-	{"-c a=1 -- -c b=2", NULL, "invalid command-line argument for server process: -c"},
-	{"-x", NULL, "invalid command-line argument for server process: -x"},
-	{"-:", NULL, "invalid command-line argument"},
-	{"-c a=1=2", "a=1=2", NULL},
-	{"-c =1", "=1", NULL},
-	{"\t-c\ta=1\n-e", "a=1|datestyle=euro", NULL},
+    {"", "", NULL},
+    {"   ", "", NULL},
+    {"-c search_path=a", "search_path=a", NULL},
+    {"-csearch_path=a", "search_path=a", NULL},
+    {"--search_path=a", "search_path=a", NULL},
+    {"--search-path=a", "search_path=a", NULL},
+    {"-c search-path=a-b", "search_path=a-b", NULL},
+    /* combined switches: -E (ignored for clients) then -c with the next word */
+    {"-Ec search_path=x", "search_path=x", NULL},
+    {"-ec search_path=x", "datestyle=euro|search_path=x", NULL},
+    {"-e-role=x", "datestyle=euro|role=x", NULL},
+    {"-Pe", "ignore_system_indexes=true|datestyle=euro", NULL},
+    /* backslashes: the next character as it is, blanks included; a trailing one dropped */
+    {"-c application_name=a\\ b", "application_name=a b", NULL},
+    {"-c application_name=a\\\\b", "application_name=a\\b", NULL},
+    {"-c application_name=ab\\", "application_name=ab", NULL},
+    {"-c\\ search_path=x", " search_path=x", NULL}, /* no such setting: the server says so */
+    {"-c search_path=\"a b\"", NULL, "invalid command-line argument"},
+    {"-c search_path=\"a\\ b\"", "search_path=\"a b\"", NULL},
+    /* an argument is the rest of the word or the next word, whatever it is */
+    {"-c -e=1", "_e=1", NULL},
+    {"-c --", NULL, "-c -- requires a value"},
+    {"-S 4MB -W 1", "work_mem=4MB|post_auth_delay=1", NULL},
+    {"-d 3", "log_min_messages=debug3|log_statement=all|debug_print_parse=true", NULL},
+    {"-d0", "log_min_messages=notice", NULL},
+    {"-fs -fh", "enable_seqscan=false|enable_hashjoin=false", NULL},
+    {"-fq", NULL, "invalid command-line argument for server process: -fq"},
+    {"-tpa -tpl -te", "log_parser_stats=true|log_planner_stats=true|log_executor_stats=true", NULL},
+    {"-tx", NULL, "invalid command-line argument"},
+    {"-j -n -T -b -E -r x -v 3 -D /tmp -C y", "", NULL},
+    {"-O -s", "allow_system_table_mods=true|log_statement_stats=true", NULL},
+    {"-B 1 -p 2 -N 3 -k /x -h y -i -l -F",
+     "shared_buffers=1|port=2|max_connections=3|unix_socket_directories=/x|listen_addresses=y|"
+     "listen_addresses=*|ssl=true|fsync=false",
+     NULL},
+    /* -c and -- need a value */
+    {"-c search_path", NULL, "-c search_path requires a value"},
+    {"--work_mem", NULL, "--work_mem requires a value"},
+    {"-c", NULL, "invalid command-line argument"},
+    /* words that are no switches end the connection; "--" ends the switches */
+    {"x", NULL, "invalid command-line argument for server process: x"},
+    {"-c a=1 x", NULL, "invalid command-line argument for server process: x"},
+    {"-", NULL, "invalid command-line argument"},
+    {"-c a=1 --", "a=1", NULL},
+    {"-c a=1 -- -c b=2", NULL, "invalid command-line argument for server process: -c"},
+    {"-x", NULL, "invalid command-line argument for server process: -x"},
+    {"-:", NULL, "invalid command-line argument"},
+    {"-c a=1=2", "a=1=2", NULL},
+    {"-c =1", "=1", NULL},
+    {"\t-c\ta=1\n-e", "a=1|datestyle=euro", NULL},
 };
 
 int main(void)
@@ -87,10 +86,11 @@ int main(void)
 		int rc = pw_options_parse(cases[i].options, collect, &o, err, sizeof(err));
 		if (cases[i].settings)
 			CHECK(rc == 0 && strcmp(o.text, cases[i].settings) == 0,
-			      "options case %zu: %s (%s)", i + 1, cases[i].settings, rc ? err : o.text);
+			      "options case %zu: %s (%s)", i + 1, cases[i].settings,
+			      rc ? err : o.text);
 		else
-			CHECK(rc < 0 && strstr(err, cases[i].error), "options case %zu: refused (%s)",
-			      i + 1, err);
+			CHECK(rc < 0 && strstr(err, cases[i].error),
+			      "options case %zu: refused (%s)", i + 1, err);
 	}
 	/* a setting the caller refuses stops the reading */
 	struct out o = {.len = 0};
@@ -98,7 +98,7 @@ int main(void)
 	CHECK(pw_options_parse("-c a=1 -c b=2", NULL, NULL, err, sizeof(err)) == 0,
 	      "without a callback the options are only checked");
 	CHECK(pw_options_parse("-c role=x -c b=2", collect, &o, err, sizeof(err)) == 0 &&
-		      strcmp(o.text, "role=x|b=2") == 0,
+	          strcmp(o.text, "role=x|b=2") == 0,
 	      "every setting is reported in order");
 	return check_done();
 }

@@ -14,13 +14,14 @@ static void test_startup(void)
 	CHECK(pw_startup_parse((const uint8_t *)ok, sizeof(ok) - 1, &st, &why) == 0,
 	      "startup: a well-formed parameter list parses");
 	CHECK(st.n == 3 && strcmp(pw_startup_get(&st, "user"), "alice") == 0 &&
-		      strcmp(pw_startup_get(&st, "options"), "-c x=1") == 0,
+	          strcmp(pw_startup_get(&st, "options"), "-c x=1") == 0,
 	      "startup: parameters are found by name, options included");
 	CHECK(pw_startup_get(&st, "replication") == NULL, "startup: an absent key is NULL");
 
 	static const char unterminated[] = "user\0alice\0";
 	CHECK(pw_startup_parse((const uint8_t *)unterminated, sizeof(unterminated) - 1, &st, &why) <
-			      0 && why,
+	              0 &&
+	          why,
 	      "startup: a list without its final NUL is refused (%s)", why);
 	static const char novalue[] = "user\0";
 	CHECK(pw_startup_parse((const uint8_t *)novalue, sizeof(novalue) - 1, &st, &why) < 0,
@@ -52,7 +53,7 @@ static void test_error_message(void)
 	const char *m = pw_error_field(out + 5, n - 5, 'M');
 	const char *s = pw_error_field(out + 5, n - 5, 'S');
 	CHECK(c && strcmp(c, "08P01") == 0 && m && strcmp(m, "bad thing") == 0 && s &&
-		      strcmp(s, "FATAL") == 0,
+	          strcmp(s, "FATAL") == 0,
 	      "error: SQLSTATE, message and severity read back");
 	CHECK(pw_msg_error_to(out, 20, "FATAL", "08P01", "a message that does not fit", NULL) == 0,
 	      "error: a message that does not fit is refused, not truncated");
@@ -86,7 +87,7 @@ static void test_buf(void)
 	/* insert past capacity grows */
 	pw_buf_insert(&b, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 26);
 	CHECK(b.cap >= 35 && b.end == 35 && memcmp(b.data + 4, "ABCDEFGHIJ", 10) == 0 &&
-		      memcmp(b.data + 30, "56789", 5) == 0,
+	          memcmp(b.data + 30, "56789", 5) == 0,
 	      "buf: insert grows the buffer and keeps the order");
 	/* compaction keeps [start, end) */
 	b.start = 4;

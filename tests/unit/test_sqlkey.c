@@ -59,21 +59,24 @@ static void test_fixed(void)
 
 	/* \r ends a -- comment for the server: no key is ever made around one */
 	static const char *const cr[] = {
-		"SELECT 1 --\r'\n'x'",
-		"SELECT 'a' --\r'; DELETE FROM t; --'\n",
-		"SELECT 1 --\r'\nDELETE FROM t --'",
-		"SELECT 1\r",
+	    "SELECT 1 --\r'\n'x'",
+	    "SELECT 'a' --\r'; DELETE FROM t; --'\n",
+	    "SELECT 1 --\r'\nDELETE FROM t --'",
+	    "SELECT 1\r",
 	};
 	for (size_t i = 0; i < sizeof(cr) / sizeof(cr[0]); i++)
 		CHECK(key_of(cr[i], k1) == 0, "no key for a text with \\r (case %zu)", i + 1);
 	/* nor for the other constructs the key scanner does not follow */
 	static const char *const giveup[] = {
-		"SELECT E'\\'' , 1",	     "SELECT $$ ' $$, 1",	 "SELECT $a$ x $a$, 1",
-		"SELECT U&'d\\0061t', 1",    "SELECT U&\"x\", 1",	 "SELECT B'101', 1",
-		"SELECT X'1f', 1",	     "SELECT N'x', 1",		 "SELECT 1 /* /* */ */",
-		"SELECT 1 /* open",	     "SELECT 'open, 1",		 "SELECT 1x",
-		"SELECT 'a'\n'b', 1",	     "SELECT 'a' -- c\n'b', 1", "SELECT \x01, 1",
-		"SELECT 1 \\gset",	     "SELECT 1\f",		 "SELECT '\x7f', 1",
+	    "SELECT E'\\'' , 1",    "SELECT $$ ' $$, 1",
+	    "SELECT $a$ x $a$, 1",  "SELECT U&'d\\0061t', 1",
+	    "SELECT U&\"x\", 1",    "SELECT B'101', 1",
+	    "SELECT X'1f', 1",      "SELECT N'x', 1",
+	    "SELECT 1 /* /* */ */", "SELECT 1 /* open",
+	    "SELECT 'open, 1",      "SELECT 1x",
+	    "SELECT 'a'\n'b', 1",   "SELECT 'a' -- c\n'b', 1",
+	    "SELECT \x01, 1",       "SELECT 1 \\gset",
+	    "SELECT 1\f",           "SELECT '\x7f', 1",
 	};
 	for (size_t i = 0; i < sizeof(giveup) / sizeof(giveup[0]); i++)
 		CHECK(key_of(giveup[i], k1) == 0, "no key for %s", oneline(giveup[i]));
@@ -95,7 +98,7 @@ static void test_fixed(void)
 	      "COPY TO '' analysed");
 	const char *f = "COPY orders TO '/tmp/pgward-leak'";
 	CHECK(pw_sql_analyse(f, strlen(f), NULL, &res, err, sizeof(err)) == 0 &&
-		      (res.stmts[0].flags & PW_SQL_F_COPY_FILE),
+	          (res.stmts[0].flags & PW_SQL_F_COPY_FILE),
 	      "then COPY TO a file is still a server file");
 	CHECK(check_text(f, strlen(f)), "and equals a fresh parse");
 	/* a text of the same key that the parser reads otherwise: refused, not served */
@@ -107,14 +110,14 @@ static void test_fixed(void)
 	      "and refused (libpg_query does not join it, the server does)");
 	/* DISCARD ALL leaves the session's role */
 	CHECK(pw_sql_analyse("DISCARD ALL", 11, NULL, &res, err, sizeof(err)) == 0 &&
-		      (res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE) &&
-		      strcmp(res.stmts[0].tag, "DISCARD ALL") == 0,
+	          (res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE) &&
+	          strcmp(res.stmts[0].tag, "DISCARD ALL") == 0,
 	      "DISCARD ALL is a role escape, tagged DISCARD ALL");
 	CHECK(pw_sql_analyse("DISCARD PLANS", 13, NULL, &res, err, sizeof(err)) == 0 &&
-		      !(res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE),
+	          !(res.stmts[0].flags & PW_SQL_F_ROLE_ESCAPE),
 	      "DISCARD PLANS is not");
 	CHECK(pw_sql_analyse("NOTIFY ch, 'x'", 14, NULL, &res, err, sizeof(err)) == 0 &&
-		      strcmp(res.stmts[0].tag, "NOTIFY") == 0,
+	          strcmp(res.stmts[0].tag, "NOTIFY") == 0,
 	      "NOTIFY is tagged NOTIFY (%s)", res.stmts[0].tag);
 }
 
@@ -157,74 +160,105 @@ static void add_seed(const char *s, size_t n)
 
 /* Known traps: the lexical corners, each a seed of its own. */
 static const char *const traps[] = {
-	"SELECT 1 --\r'\n'x'",
-	"SELECT 'a' --\r'; DELETE FROM t; --'\n",
-	"SELECT 'a' -- c\n'b'",
-	"SELECT 'a'\n'b'",
-	"SELECT 'a'\n\n  'b', 2",
-	"SELECT 'a' /* c */\n'b'",
-	"SELECT 1 /* a /* b */ c */ 2",
-	"SELECT 1 /*/ x */ 2",
-	"SELECT 1 /**/ 2",
-	"SELECT 1 */ 2",
-	"SELECT 1 +-- x\n 2",
-	"SELECT 1 */* x */ 2",
-	"SELECT $$ ' $$, 'x'",
-	"SELECT $1, $2, '$$'",
-	"SELECT $1$a$ x $a$",
-	"SELECT E'\\'', 'x'",
-	"SELECT e'x', 1",
-	"SELECT xe'x', 1",
-	"SELECT U&'\\0041', 1",
-	"SELECT u&\"x\", 1",
-	"SELECT n'x', 1",
-	"SELECT b'1', x'1f', 1",
-	"SELECT 1e5, 1.e5, .5, 1..2, 1.2.3, 2147483648, 00012",
-	"SELECT 1e, 2",
-	"SELECT 1e+, 2",
-	"SELECT 'it''s', \"a\"\"b\", 1",
-	"SELECT '\"', \"'\", 1",
-	"SELECT 'x'::text, 1::int, '1'::int",
-	"COPY orders TO ''",
-	"COPY orders FROM '/tmp/x'",
-	"COPY orders TO STDOUT",
-	"SELECT set_config('search_path', 'a, b', false)",
-	"SELECT set_config('application_name', 'x', false)",
-	"SET search_path TO 'a', b",
-	"EXPLAIN (ANALYZE 0) DELETE FROM orders",
-	"EXPLAIN (ANALYZE 'off') DELETE FROM orders",
-	"SELECT nextval('s'), currval('public.s'), setval('\"S\"', 1)",
-	"SELECT * FROM orders WHERE id = 1; DELETE FROM orders WHERE id = 2",
-	"SELECT 'a'; SELECT 'b' -- 'c'",
-	"SELECT 1 -- ; DELETE FROM orders",
-	"SELECT ';' , '--', '/*', '*/'",
-	"DO 'BEGIN NULL; END'",
-	"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
-	"PREPARE p AS SELECT 1; EXECUTE p",
-	"SELECT 'x' FROM orders FOR UPDATE",
-	"LOCK TABLE orders IN ACCESS SHARE MODE",
-	"SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
+    "SELECT 1 --\r'\n'x'",
+    "SELECT 'a' --\r'; DELETE FROM t; --'\n",
+    "SELECT 'a' -- c\n'b'",
+    "SELECT 'a'\n'b'",
+    "SELECT 'a'\n\n  'b', 2",
+    "SELECT 'a' /* c */\n'b'",
+    "SELECT 1 /* a /* b */ c */ 2",
+    "SELECT 1 /*/ x */ 2",
+    "SELECT 1 /**/ 2",
+    "SELECT 1 */ 2",
+    "SELECT 1 +-- x\n 2",
+    "SELECT 1 */* x */ 2",
+    "SELECT $$ ' $$, 'x'",
+    "SELECT $1, $2, '$$'",
+    "SELECT $1$a$ x $a$",
+    "SELECT E'\\'', 'x'",
+    "SELECT e'x', 1",
+    "SELECT xe'x', 1",
+    "SELECT U&'\\0041', 1",
+    "SELECT u&\"x\", 1",
+    "SELECT n'x', 1",
+    "SELECT b'1', x'1f', 1",
+    "SELECT 1e5, 1.e5, .5, 1..2, 1.2.3, 2147483648, 00012",
+    "SELECT 1e, 2",
+    "SELECT 1e+, 2",
+    "SELECT 'it''s', \"a\"\"b\", 1",
+    "SELECT '\"', \"'\", 1",
+    "SELECT 'x'::text, 1::int, '1'::int",
+    "COPY orders TO ''",
+    "COPY orders FROM '/tmp/x'",
+    "COPY orders TO STDOUT",
+    "SELECT set_config('search_path', 'a, b', false)",
+    "SELECT set_config('application_name', 'x', false)",
+    "SET search_path TO 'a', b",
+    "EXPLAIN (ANALYZE 0) DELETE FROM orders",
+    "EXPLAIN (ANALYZE 'off') DELETE FROM orders",
+    "SELECT nextval('s'), currval('public.s'), setval('\"S\"', 1)",
+    "SELECT * FROM orders WHERE id = 1; DELETE FROM orders WHERE id = 2",
+    "SELECT 'a'; SELECT 'b' -- 'c'",
+    "SELECT 1 -- ; DELETE FROM orders",
+    "SELECT ';' , '--', '/*', '*/'",
+    "DO 'BEGIN NULL; END'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "PREPARE p AS SELECT 1; EXECUTE p",
+    "SELECT 'x' FROM orders FOR UPDATE",
+    "LOCK TABLE orders IN ACCESS SHARE MODE",
+    "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
 };
 
 /* Pieces the mutations insert: the bytes lexing turns on. */
 static const char *const pieces[] = {
-	"'",  "''", "\"", "--", "/*", "*/", "\r", "\n", " ",   "\t", "$",	"$$", "$1",
-	"$a$", "E", "e", "U&", "N", "B", "X", "\\", ";",	 "1",	"1.5", ".5",  "1e5",
-	"x",  ".",  "-",  "+",  "*",  "/",  "(",  ")",	 ",",	"=",	"'a'", "\"a\"",
-	"DELETE FROM orders", "SELECT", "--\r'", "'\n'", " -- c\n", "/* x */", "\x01",
-	"2147483648",
+    "'",          "''",      "\"",
+    "--",         "/*",      "*/",
+    "\r",         "\n",      " ",
+    "\t",         "$",       "$$",
+    "$1",         "$a$",     "E",
+    "e",          "U&",      "N",
+    "B",          "X",       "\\",
+    ";",          "1",       "1.5",
+    ".5",         "1e5",     "x",
+    ".",          "-",       "+",
+    "*",          "/",       "(",
+    ")",          ",",       "=",
+    "'a'",        "\"a\"",   "DELETE FROM orders",
+    "SELECT",     "--\r'",   "'\n'",
+    " -- c\n",    "/* x */", "\x01",
+    "2147483648",
 };
 
 /* Replacement literals, by kind, adversarial strings included. */
-static const char *const ints[] = { "0", "1", "7", "42", "2147483647", "0000000001", "00" };
-static const char *const floats[] = { "1.5", ".5", "1e5", "2147483648", "1.", "1.e5", "3E-2",
-				      "99999999999999999999" };
+static const char *const ints[] = {"0", "1", "7", "42", "2147483647", "0000000001", "00"};
+static const char *const floats[] = {"1.5", ".5",   "1e5",  "2147483648",
+                                     "1.",  "1.e5", "3E-2", "99999999999999999999"};
 static const char *const strings[] = {
-	"''",	   "'x'",	  "'it''s'",	 "'--'",	"'/*'",	     "'*/'",
-	"'$$'",	   "'$1'",	  "'\"'",	 "';'",		"'\n'",	     "'a''; DELETE FROM orders; --'",
-	"'\xc3\xa9'", "'a'\n'b'", "'a' -- c\n'b'", "''''",	"'E''x'''",  "'\\'",
-	"'--\r'",  "'x' /* c */", "'public'",	 "'/tmp/x'",	"'search_path'",
-	"'role'",  "'secret.keys'",
+    "''",
+    "'x'",
+    "'it''s'",
+    "'--'",
+    "'/*'",
+    "'*/'",
+    "'$$'",
+    "'$1'",
+    "'\"'",
+    "';'",
+    "'\n'",
+    "'a''; DELETE FROM orders; --'",
+    "'\xc3\xa9'",
+    "'a'\n'b'",
+    "'a' -- c\n'b'",
+    "''''",
+    "'E''x'''",
+    "'\\'",
+    "'--\r'",
+    "'x' /* c */",
+    "'public'",
+    "'/tmp/x'",
+    "'search_path'",
+    "'role'",
+    "'secret.keys'",
 };
 
 static const char *pick_literal(char kind)
@@ -388,7 +422,8 @@ static void load_regress(void)
 		PgQuerySplitResult sp = pg_query_split_with_scanner(text);
 		for (int i = 0; !sp.error && i < sp.n_stmts; i++) {
 			const char *s = text + sp.stmts[i]->stmt_location;
-			size_t sl = sp.stmts[i]->stmt_len ? (size_t)sp.stmts[i]->stmt_len : strlen(s);
+			size_t sl =
+			    sp.stmts[i]->stmt_len ? (size_t)sp.stmts[i]->stmt_len : strlen(s);
 			if (sl < 2000)
 				add_seed(s, sl);
 		}
@@ -467,16 +502,16 @@ static void test_differential(void)
 	printf("# differential: %lu texts (%lu rounds), %lu keyed (%lu keyed by the scanner too), "
 	       "%lu cache hits, %lu analysed, %lu refused\n",
 	       st.texts, rounds, st.keyed, st.ref_keyed, st.hits, st.analysed, st.refused);
-	CHECK(st.key_mismatch == 0, "every key equals the server scanner's (%lu texts keyed, %lu "
-				    "differ)",
+	CHECK(st.key_mismatch == 0,
+	      "every key equals the server scanner's (%lu texts keyed, %lu "
+	      "differ)",
 	      st.keyed, st.key_mismatch);
 	CHECK(st.cache_mismatch == 0,
 	      "every analysis through the cache equals a fresh parse (%lu texts, %lu hits, %lu "
 	      "differ)",
 	      st.texts, st.hits, st.cache_mismatch);
 	CHECK(st.texts > 10000 && st.hits > 1000,
-	      "the run was long enough to mean something (%lu texts, %lu hits)", st.texts,
-	      st.hits);
+	      "the run was long enough to mean something (%lu texts, %lu hits)", st.texts, st.hits);
 }
 
 int main(void)
