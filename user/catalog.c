@@ -26,6 +26,9 @@ struct pw_catalog {
 	struct pw_cat_func *funcs; /* sorted by name, then schema */
 	size_t nschemas;
 	const char **schemas; /* sorted */
+	size_t nrels;
+	struct pw_cat_rel *rels; /* sorted by OID; one allocation with its names (relmem) */
+	void *relmem;
 };
 
 /* ---- snapshots -------------------------------------------------------------------------- */
@@ -100,8 +103,60 @@ struct pw_catalog *pw_catalog_ref(struct pw_catalog *c)
 
 void pw_catalog_release(struct pw_catalog *c)
 {
-	if (c && __atomic_sub_fetch(&c->refcount, 1, __ATOMIC_ACQ_REL) == 0)
+	if (c && __atomic_sub_fetch(&c->refcount, 1, __ATOMIC_ACQ_REL) == 0) {
+		free(c->relmem);
 		free(c);
+	}
+}
+
+static int cmp_rel(const void *a, const void *b)
+{
+	uint32_t x = ((const struct pw_cat_rel *)a)->oid, y = ((const struct pw_cat_rel *)b)->oid;
+	return x < y ? -1 : x > y;
+}
+
+int pw_catalog_set_relations(struct pw_catalog *c, const struct pw_cat_rel *rels, size_t n)
+{
+	size_t ptrs = 0, strs = 0;
+	for (size_t i = 0; i < n; i++) {
+		strs += strlen(rels[i].schema) + strlen(rels[i].name) + 2;
+		ptrs += (size_t)rels[i].ncols;
+		for (int k = 0; k < rels[i].ncols; k++)
+			strs += rels[i].cols[k] ? strlen(rels[i].cols[k]) + 1 : 0;
+	}
+	/* one block: the relations, every column array, the names */
+	char *m = malloc(n * sizeof(*rels) + ptrs * sizeof(char *) + strs);
+	if (!m)
+		return -1;
+	struct pw_cat_rel *r = (struct pw_cat_rel *)m;
+	const char **cols = (const char **)(r + n);
+	char *p = (char *)(cols + ptrs);
+	for (size_t i = 0; i < n; i++) {
+		r[i] = rels[i];
+		r[i].cols = cols;
+		for (int k = 0; k < rels[i].ncols; k++) {
+			const char *col = rels[i].cols[k];
+			cols[k] = col ? memcpy(p, col, strlen(col) + 1) : NULL;
+			p += col ? strlen(col) + 1 : 0;
+		}
+		cols += rels[i].ncols;
+		r[i].schema = memcpy(p, rels[i].schema, strlen(rels[i].schema) + 1);
+		p += strlen(rels[i].schema) + 1;
+		r[i].name = memcpy(p, rels[i].name, strlen(rels[i].name) + 1);
+		p += strlen(rels[i].name) + 1;
+	}
+	qsort(r, n, sizeof(*r), cmp_rel);
+	free(c->relmem);
+	c->relmem = m;
+	c->rels = r;
+	c->nrels = n;
+	return 0;
+}
+
+const struct pw_cat_rel *pw_catalog_relation(const struct pw_catalog *c, uint32_t oid)
+{
+	struct pw_cat_rel key = {.oid = oid};
+	return c && c->nrels ? bsearch(&key, c->rels, c->nrels, sizeof(key), cmp_rel) : NULL;
 }
 
 size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
@@ -140,6 +195,20 @@ static const char load_sql[] =
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
     "JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang";
 
+/* The relations of the database's own schemas and their columns, one row per column (a
+ * relation without any: one row with a NULL column), in OID and column order. */
+static const char rel_sql[] =
+    "SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
+    "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped "
+    "WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,v,m,p,f}'::pg_catalog.\"char\"[]) "
+    "AND n.nspname OPERATOR(pg_catalog.<>) ALL ('{pg_catalog,information_schema}') "
+    "AND NOT pg_catalog.starts_with(n.nspname, 'pg_toast') "
+    "AND NOT pg_catalog.starts_with(n.nspname, 'pg_temp_') "
+    "ORDER BY c.oid, a.attnum";
+
 static const char schema_sql[] = "SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
                                  "pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
                                  "pg_catalog.starts_with(s.nspname, 'pg_toast_temp_')";
@@ -149,8 +218,65 @@ struct rows {
 	size_t n, cap;
 	char **schemas;
 	size_t nschemas, capschemas;
+	struct pw_cat_rel *rels;
+	size_t nrels, caprels;
 	bool bad;
 };
+
+/* A column row of rel_sql: a new relation when the OID changes. Dropped columns keep their
+ * number with a NULL name. */
+static void on_rel(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (r->bad)
+		return;
+	if (ncols != 6 || !v[0] || !v[1] || !v[2] || !v[3]) {
+		r->bad = true;
+		return;
+	}
+	uint32_t oid = (uint32_t)strtoul(v[0], NULL, 10);
+	if (!r->nrels || r->rels[r->nrels - 1].oid != oid) {
+		if (r->nrels == r->caprels) {
+			size_t cap = r->caprels ? r->caprels * 2 : 256;
+			struct pw_cat_rel *p = realloc(r->rels, cap * sizeof(*p));
+			if (!p) {
+				r->bad = true;
+				return;
+			}
+			r->rels = p;
+			r->caprels = cap;
+		}
+		struct pw_cat_rel *rel = &r->rels[r->nrels++];
+		memset(rel, 0, sizeof(*rel));
+		rel->oid = oid;
+		rel->schema = strdup(v[1]);
+		rel->name = strdup(v[2]);
+		rel->kind = v[3][0];
+		if (!rel->schema || !rel->name)
+			r->bad = true;
+	}
+	struct pw_cat_rel *rel = &r->rels[r->nrels - 1];
+	if (!v[4] || !v[5])
+		return; /* a relation without columns */
+	long attnum = strtol(v[4], NULL, 10);
+	if (attnum < 1 || attnum > 1600) { /* MaxHeapAttributeNumber */
+		r->bad = true;
+		return;
+	}
+	if (attnum > rel->ncols) {
+		const char **c = realloc(rel->cols, (size_t)attnum * sizeof(*c));
+		if (!c) {
+			r->bad = true;
+			return;
+		}
+		for (long k = rel->ncols; k < attnum; k++)
+			c[k] = NULL;
+		rel->cols = c;
+		rel->ncols = (int)attnum;
+	}
+	if (!(rel->cols[attnum - 1] = strdup(v[5])))
+		r->bad = true;
+}
 
 static void on_schema(void *arg, int ncols, const char *const *v)
 {
@@ -230,6 +356,14 @@ static void rows_free(struct rows *r)
 	for (size_t i = 0; i < r->nschemas; i++)
 		free(r->schemas[i]);
 	free(r->schemas);
+	for (size_t i = 0; i < r->nrels; i++) {
+		free((char *)r->rels[i].schema);
+		free((char *)r->rels[i].name);
+		for (int k = 0; k < r->rels[i].ncols; k++)
+			free((char *)r->rels[i].cols[k]);
+		free(r->rels[i].cols);
+	}
+	free(r->rels);
 }
 
 struct pw_catalog *pw_catalog_load(const struct pw_runtime *rt, int ui, const char *db, char *err,
@@ -255,12 +389,17 @@ struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, cha
 	                   errlen) == 0 &&
 	    pw_pgconn_exec(c, load_sql, on_func, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, schema_sql, on_schema, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, rel_sql, on_rel, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, "COMMIT", NULL, NULL, err, errlen) == 0) {
 		if (r.bad || r.n == 0 || r.nschemas == 0)
 			pw_errf(err, errlen, "upstream \"%s\": unexpected catalog rows", name);
 		else if (!(cat = pw_catalog_build(r.f, r.n, (const char *const *)r.schemas,
-		                                  r.nschemas)))
+		                                  r.nschemas)) ||
+		         pw_catalog_set_relations(cat, r.rels, r.nrels) < 0) {
+			pw_catalog_release(cat);
+			cat = NULL;
 			pw_errf(err, errlen, "out of memory");
+		}
 	}
 	rows_free(&r);
 	return cat;
@@ -415,8 +554,11 @@ static void *loader(void *arg)
 			e->loaded_ms = now_ms();
 			e->stale = e->failed = false;
 			reg.loads++;
-			pw_info("catalog: %zu functions, %zu schemas of %s loaded in %llu ms", c->n,
-			        c->nschemas, e->key, (unsigned long long)(now_ms() - t0));
+			pw_info(
+			    "catalog: %zu functions, %zu schemas, %zu relations of %s loaded in "
+			    "%llu ms",
+			    c->n, c->nschemas, c->nrels, e->key,
+			    (unsigned long long)(now_ms() - t0));
 			pthread_mutex_unlock(&reg.mu);
 			pw_catalog_release(old);
 		} else {

@@ -1,7 +1,10 @@
 /* What the server's catalog says, cached per upstream and database: every function (built-in
  * or not, its schema, arguments, volatility, SECURITY DEFINER, language, owner), so that a
- * call is judged by what the function is rather than by its name, and every schema, so that
- * an unqualified name is resolved only against the schemas of its search_path that exist. Masking
+ * call is judged by what the function is rather than by its name; every schema, so that an
+ * unqualified name is resolved only against the schemas of its search_path that exist; and
+ * every relation of the database's own schemas with its columns (table OID + column number ->
+ * schema.table.column), which masking resolves result columns with (a view's columns to their
+ * base columns is masking's to add, from the view's definition). Masking
  * will resolve result columns through the same snapshots (table OID + column number ->
  * schema.table.column).
  *
@@ -33,12 +36,26 @@ struct pw_cat_func {
 	char kind;       /* 'f' function, 'p' procedure, 'a' aggregate, 'w' window */
 };
 
+/* A relation of the database's own schemas (not pg_catalog, information_schema, pg_toast or
+ * temporary ones) with its columns, for masking: a result column's table OID and column number
+ * (RowDescription) name schema.table.column through it. */
+struct pw_cat_rel {
+	uint32_t oid;
+	const char *schema, *name;
+	char kind; /* 'r' table, 'v' view, 'm' materialized view, 'p' partitioned, 'f' foreign */
+	int ncols; /* the highest column number */
+	const char **cols; /* cols[attnum - 1]: the column's name; NULL for a dropped column */
+};
+
 struct pw_catalog;
 
 /* A snapshot from rows (the loader and tests): the functions and the names of the schemas
  * (temporary ones left out); the strings are copied. NULL on no memory. */
 struct pw_catalog *pw_catalog_build(const struct pw_cat_func *funcs, size_t n,
                                     const char *const *schemas, size_t nschemas);
+/* Give a snapshot that is not published yet its relations (copied, sorted by OID): rels[i].cols
+ * has rels[i].ncols entries. -1 on no memory (the snapshot keeps none). */
+int pw_catalog_set_relations(struct pw_catalog *c, const struct pw_cat_rel *rels, size_t n);
 struct pw_catalog *pw_catalog_ref(struct pw_catalog *c);
 void pw_catalog_release(struct pw_catalog *c); /* NULL is fine */
 
@@ -46,6 +63,8 @@ void pw_catalog_release(struct pw_catalog *c); /* NULL is fine */
 size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
                          const struct pw_cat_func **first);
 size_t pw_catalog_size(const struct pw_catalog *c);
+/* The relation with that OID, or NULL; its column number n is cols[n - 1]. */
+const struct pw_cat_rel *pw_catalog_relation(const struct pw_catalog *c, uint32_t oid);
 /* Does a schema of that name exist (pg_temp_N and pg_toast_temp_N are not listed)? */
 bool pw_catalog_has_schema(const struct pw_catalog *c, const char *name);
 

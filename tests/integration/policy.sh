@@ -160,6 +160,10 @@ wide=$(python3 -c 'print("SELECT count(*) FROM orders WHERE id = 0" + " OR id = 
 out=$(psqlr -Atc "$wide")
 check "a 5,000-term OR is judged and answered by the server" test "$out" = 1
 
+# --- the catalog pgwardd read of policydb ------------------------------------------------------
+cat_line=$(grep -o 'catalog: [0-9]* functions, [0-9]* schemas, [0-9]* relations of [^ ]*|policydb' "$W/pgwardd.log" | tail -1)
+check "the catalog of policydb was read: $cat_line" awk '{ exit !($2 > 2000 && $4 >= 3 && $6 >= 5) }' <<<"$cat_line"
+
 # --- a refused Parse followed by Flush is answered at the Flush ---------------------------------
 out=$(python3 "$here/flush.py" "$PORT" reader policydb 2>&1)
 rc=$?

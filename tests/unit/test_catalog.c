@@ -63,6 +63,21 @@ int main(void)
 	CHECK(pw_catalog_lookup(cat, "nope", &first) == 0 && !first, "and none of an unknown name");
 	CHECK(pw_catalog_has_schema(cat, "app") && !pw_catalog_has_schema(cat, "agent"),
 	      "schemas: app exists, agent does not");
+	/* relations and their columns, as masking will name result columns */
+	const char *ocols[] = {"id", NULL, "email"}, *vcols[] = {"n"};
+	struct pw_cat_rel rels[] = {{24601, "public", "orders", 'r', 3, ocols},
+	                            {16999, "app", "v", 'v', 1, vcols},
+	                            {17000, "app", "empty", 'r', 0, NULL}};
+	CHECK(pw_catalog_set_relations(cat, rels, 3) == 0, "relations set");
+	const struct pw_cat_rel *rl = pw_catalog_relation(cat, 24601);
+	CHECK(rl && !strcmp(rl->schema, "public") && !strcmp(rl->name, "orders") &&
+	          rl->ncols == 3 && !strcmp(rl->cols[0], "id") && !rl->cols[1] &&
+	          !strcmp(rl->cols[2], "email"),
+	      "table OID 24601, column 3: public.orders.email (column 2 dropped)");
+	rl = pw_catalog_relation(cat, 16999);
+	CHECK(rl && rl->kind == 'v' && !strcmp(rl->cols[0], "n"), "a view's columns");
+	CHECK(pw_catalog_relation(cat, 17000) && !pw_catalog_relation(cat, 1),
+	      "a relation without columns; no relation of an unknown OID");
 
 	struct pw_policy_session ps;
 	pw_policy_session_init(&ps, "\"$user\", public", "agent", "pg_catalog,public");
