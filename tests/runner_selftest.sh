@@ -93,6 +93,10 @@ expect "Bail out!" failed "Bail out!" \
 	bash -c 'echo 1..1; echo "ok 1 - a"; echo "Bail out! no database"'
 expect "a command that does not exist" failed "exited 127" \
 	"$tmp/no-such-test"
+TAP_GROUP_SECONDS=1 expect "a group that hangs" failed "exited 124" \
+	bash -c 'echo 1..1; echo "ok 1 - a"; sleep 60'
+grep -q '^not ok - a group that hangs: still running after 1 s' "$TAP_LAST_LOG"
+say $? "a hung group is stopped at TAP_GROUP_SECONDS and its log says so" "$tmp/detail"
 expect "checks on stderr count too" passed - \
 	bash -c 'echo 1..2; echo "ok 1 - a"; echo "ok 2 - b" >&2'
 [[ -f $TAP_LOG_DIR/2_oks__plan__exit_1.log ]]

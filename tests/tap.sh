@@ -15,7 +15,8 @@
 # explicit "1..0 # SKIP", says "Bail out!", or prints any "not ok". An exit status of 1 after
 # at least one "not ok" is the usual way to say "checks failed" and adds nothing to those.
 #
-#   run_group NAME CMD...   runs CMD with stdout+stderr to $TAP_LOG_DIR/<NAME>.log, then
+#   run_group NAME CMD...   runs CMD (a program, not a function; at most TAP_GROUP_SECONDS,
+#                           default 3000) with stdout+stderr to $TAP_LOG_DIR/<NAME>.log, then
 #                           tallies that file (tap_tally) into the totals
 #   tap_summary             prints the skips, the failed groups and "N passed, N failed,
 #                           N skipped"; returns 1 when anything failed
@@ -165,8 +166,11 @@ run_group() {
 	TAP_LAST_LOG=$log
 	echo "# --- $name (log: $log)"
 	start=$(date +%s)
-	"$@" >"$log" 2>&1
+	# a hung group fails in its own name instead of stalling the whole run: TERM at the limit
+	# (its traps stop its clusters and daemons), KILL 30 s later
+	timeout --kill-after=30 "${TAP_GROUP_SECONDS:-3000}" "$@" >"$log" 2>&1
 	rc=$?
+	((rc != 124)) || echo "not ok - $name: still running after ${TAP_GROUP_SECONDS:-3000} s (TAP_GROUP_SECONDS), stopped" >>"$log"
 	grep -E '^(not ok|#   )' "$log"
 	tap_tally "$name" "$log" "$rc" "$(($(date +%s) - start))"
 }

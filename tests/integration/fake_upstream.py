@@ -22,9 +22,14 @@ srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(('127.0.0.1', port))
 srv.listen(8)
+srv.settimeout(30)  # a test whose client never comes must not wait for ever
 print('ready', flush=True)
 for _ in range(conns):
-    c, _ = srv.accept()
+    try:
+        c, _ = srv.accept()
+    except socket.timeout:
+        sys.exit('fake_upstream: no connection within 30 s')
+    c.settimeout(30)
     try:
         l = struct.unpack('!I', read_exact(c, 4))[0]
         code = struct.unpack('!I', read_exact(c, 4))[0]
