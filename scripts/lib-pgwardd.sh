@@ -13,7 +13,8 @@
 #                                 into it in turn: objects key by key, anything else
 #                                 replaced
 #   pgw_start CONFIG LOG PORT     start $PGW_BIN --config CONFIG in the background,
-#                                 output to LOG; sets PGW_PID and waits for PORT
+#                                 output to LOG; sets PGW_PID and waits for PORT and
+#                                 for the log's "started" (redirect attached)
 #   pgw_stop_all                  stop every pgwardd started by pgw_start
 #
 # PGW_BIN: the daemon (default $BUILD/pgwardd).  Functions return non-zero on failure
@@ -106,6 +107,16 @@ pgw_start() {
 		pgw__err "pgwardd did not start listening on 127.0.0.1:$port"
 		return 1
 	fi
+	# listening comes before the BPF programs are attached; "started" comes after
+	local i
+	for ((i = 0; i < 200; i++)); do
+		grep -q 'pgwardd .* started (pid' "$log" 2>/dev/null && return 0
+		kill -0 "$PGW_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	tail -n 20 "$log" >&2
+	pgw__err "pgwardd did not finish starting"
+	return 1
 }
 
 # SIGTERM starts the graceful stop, a second one closes the remaining sessions at once.

@@ -165,7 +165,8 @@ int main(int argc, char **argv)
 	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
 	if (pw_jit_start(rt) < 0)
 		pw_warn("just-in-time roles: cannot start the janitor thread");
-	pw_info("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
+	/* the readiness line (whatever the log level): listeners open, redirect attached */
+	pw_log_summary("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
 	struct pw_config *running = pw_config_ref(rt->cfg);
 	pw_runtime_unref(rt);
 
@@ -234,6 +235,6 @@ int main(int argc, char **argv)
 	pw_catalog_stop();
 	pw_config_unref(running);
 	pw_runtime_publish(NULL);
-	pw_info("pgwardd stopped");
+	pw_log_summary("pgwardd stopped");
 	return 0;
 }

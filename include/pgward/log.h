@@ -12,8 +12,9 @@ enum pw_log_level pw_log_get_level(void);
 int pw_log_parse_level(const char *s, enum pw_log_level *out);
 const char *pw_log_level_name(enum pw_log_level lvl);
 void pw_log(enum pw_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* An end-of-run summary (a worker's counters at stop): written whatever the level, so that a
- * quiet daemon still says what it did. */
+/* Written whatever the level: the start (readiness) and stop lines and the end-of-run summary
+ * (a worker's counters at stop), so that a quiet daemon still says when it is up and what it
+ * did. */
 void pw_log_summary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Format a reason into a caller's error buffer (NULL or empty buffer: nothing). */

@@ -113,14 +113,16 @@ pw_wait_log() {
 }
 
 # pw_start_pgwardd CONFIG LOG [ARGS...]: starts pgwardd in the background (PGWARDD_PID), waits until it
-# listens, and arranges for it to be stopped when the shell exits.
+# is fully up ("started": listeners open and, with a redirect section, the BPF programs attached;
+# "worker(s) running" comes before the attach), and arranges for it to be stopped when the shell
+# exits.
 pw_start_pgwardd() {
 	local runner=()
 	[[ -n ${PGWARD_VALGRIND:-} ]] && runner=(valgrind -q --error-exitcode=99)
 	"${runner[@]}" "$BUILD/pgwardd" --config "$1" "${@:3}" >"$2" 2>&1 &
 	PGWARDD_PID=$!
 	PW_PIDS+=("$PGWARDD_PID")
-	pw_wait_log "$2" 'worker(s) running' 10 || return 1
+	pw_wait_log "$2" 'pgwardd .* started (pid' 20 || return 1
 }
 PW_PIDS=()
 pw_cleanup() {
