@@ -15,6 +15,7 @@
 #define SOCK_STREAM  1
 #define ECONNREFUSED 111
 #define TCP_CLOSE    7
+#define IPPROTO_TCP  6
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -31,6 +32,22 @@ struct {
 	__type(key, __u64); /* cgroup id */
 	__type(value, __u8);
 } pw_scope SEC(".maps");
+
+/* scope by uid as well: a task whose uid is here is in scope wherever its cgroup is */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PW_MAX_SCOPE_UID);
+	__type(key, __u32);
+	__type(value, __u8);
+} pw_scope_uid SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, PW_MAX_DENY);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pw_deny_key);
+	__type(value, __u8);
+} pw_deny SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -93,7 +110,10 @@ static __always_inline struct pw_bpf_config *get_config(void)
 	return bpf_map_lookup_elem(&pw_config, &zero);
 }
 
-/* Is the calling task's cgroup, or one of its ancestors, in scope? */
+/* Is the calling task in scope: its cgroup or one of the cgroup's ancestors, or its uid? The
+ * programs are attached to the cgroup root and judge the task that connects, not the cgroup
+ * the socket was made in: a socket made outside the scope (before the task was moved in, or
+ * by another process and passed over) is judged by whoever connects it. */
 static __always_inline bool in_scope(__u64 *cgid)
 {
 	__u64 id = bpf_get_current_cgroup_id();
@@ -107,7 +127,23 @@ static __always_inline bool in_scope(__u64 *cgid)
 		if (bpf_map_lookup_elem(&pw_scope, &id))
 			return true;
 	}
-	return false;
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	return bpf_map_lookup_elem(&pw_scope_uid, &uid) != NULL;
+}
+
+/* The executable a task runs, as the mount it came through and its inode (see abi.h). */
+static __always_inline void exe_of(struct task_struct *t, __u64 *ino, __u32 *mnt)
+{
+	struct file *f = BPF_CORE_READ(t, mm, exe_file);
+	if (!f) {
+		*ino = 0;
+		*mnt = 0;
+		return;
+	}
+	*ino = BPF_CORE_READ(f, f_inode, i_ino);
+	struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+	struct mount *m = (void *)((char *)vm - bpf_core_field_offset(struct mount, mnt));
+	*mnt = (__u32)BPF_CORE_READ(m, mnt_id);
 }
 
 static __always_inline void fill_caller(struct pw_conn_info *info, __u64 cgid)
@@ -122,12 +158,17 @@ static __always_inline void fill_caller(struct pw_conn_info *info, __u64 cgid)
 	info->connect_ns = bpf_ktime_get_ns();
 	bpf_get_current_comm(info->comm, sizeof(info->comm));
 
-	/* ancestry, read now so that a parent exiting later cannot change it */
+	/* the executable and the ancestry, read now: an exec or a parent exiting later cannot
+	 * change them */
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	exe_of(task, &info->exe_ino, &info->exe_mnt);
 	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	info->task_start_ns = BPF_CORE_READ(leader, start_boottime);
+	/* child: the task whose real_parent p is; its parent_exec_id is p's self_exec_id at
+	 * the fork, and every exec of p increments that (kernel/fork.c, fs/exec.c) */
+	struct task_struct *child = leader;
 	struct task_struct *p = BPF_CORE_READ(leader, real_parent);
-	__u16 n = 0;
+	__u16 n = 0, execd = 0;
 	for (int i = 0; i < PW_MAX_ANCESTORS; i++) {
 		if (!p)
 			break;
@@ -136,12 +177,17 @@ static __always_inline void fill_caller(struct pw_conn_info *info, __u64 cgid)
 			break;
 		info->anc_pid[i] = ppid;
 		BPF_CORE_READ_STR_INTO(&info->anc_comm[i], p, comm);
+		exe_of(p, &info->anc_exe_ino[i], &info->anc_exe_mnt[i]);
+		if (BPF_CORE_READ(child, parent_exec_id) != BPF_CORE_READ(p, self_exec_id))
+			execd |= (__u16)(1u << i);
 		n++;
 		if (ppid == 1)
 			break;
-		p = BPF_CORE_READ(p, real_parent);
+		child = BPF_CORE_READ(p, group_leader);
+		p = BPF_CORE_READ(child, real_parent);
 	}
 	info->n_ancestors = n;
+	info->anc_execd = execd;
 }
 
 static __always_inline void emit(__u32 type, const struct pw_conn_info *info)
@@ -157,74 +203,139 @@ static __always_inline void emit(__u32 type, const struct pw_conn_info *info)
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* Decide for one connect(); fills *info. Returns 1 to steer, 0 to leave alone, -1 to refuse. */
-static __always_inline int decide(struct bpf_sock_addr *ctx, __u16 port_host,
-                                  struct pw_bpf_config **cfgp, __u32 family, const __u32 *addr)
+enum { D_LEAVE = 0, D_STEER = 1, D_REFUSE = -1, D_DENY = -2 };
+
+/* Is (family, port, address) on the deny list? An entry for the port wins over one for every
+ * port only by being found first; both refuse. */
+static __always_inline bool denied(__u32 family, __u16 port_net, const __u32 *addr)
+{
+	struct pw_deny_key k = {
+	    .prefixlen = 64 + 128, .family = bpf_htonl(family), .port = port_net};
+	k.addr[0] = addr[0];
+	k.addr[1] = addr[1];
+	k.addr[2] = addr[2];
+	k.addr[3] = addr[3];
+	if (bpf_map_lookup_elem(&pw_deny, &k))
+		return true;
+	k.port = 0;
+	return bpf_map_lookup_elem(&pw_deny, &k) != NULL;
+}
+
+/* Decide for one connect() from a task in scope. addr: the destination, IPv4 in [0] (an
+ * IPv4-mapped destination arrives folded to AF_INET). */
+static __always_inline int decide(struct bpf_sock_addr *ctx, struct pw_bpf_config **cfgp,
+                                  __u32 family, const __u32 *addr)
 {
 	if (ctx->type != SOCK_STREAM)
-		return 0;
-	if (!bpf_map_lookup_elem(&pw_ports, &port_host))
-		return 0;
+		return D_LEAVE;
 	struct pw_bpf_config *cfg = get_config();
 	if (!cfg || cfg->abi_version != PW_ABI_VERSION)
-		return 0; /* not configured yet: pgwardd fills the config before attaching */
+		return D_LEAVE; /* not configured yet: pgwardd fills the config before attaching */
 	*cfgp = cfg;
+	__u16 port_net = (__u16)ctx->user_port;
+	__u16 port_host = bpf_ntohs(port_net);
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk)
+		return D_LEAVE;
+	/* the one exception, for pgwardd's own connections: a mark only CAP_NET_ADMIN can set,
+	 * honoured only while pgwardd is alive (never a pid: a pid can be had by forking) */
+	__u64 now = bpf_ktime_get_ns();
+	bool alive = cfg->heartbeat_ns && now - cfg->heartbeat_ns <= cfg->heartbeat_timeout_ns;
+	bool ours = alive && cfg->mark && sk->mark == cfg->mark;
+	if (!ours && denied(family, port_net, addr))
+		return D_DENY;
+	if (!bpf_map_lookup_elem(&pw_ports, &port_host))
+		return D_LEAVE;
 	if (cfg->dst_filter) {
 		/* only the configured destination networks are steered */
 		struct pw_dst_key k = {.prefixlen = 32 + 128, .family = bpf_htonl(family)};
 		k.addr[0] = addr[0];
-		if (family == AF_INET6) {
-			k.addr[1] = addr[1];
-			k.addr[2] = addr[2];
-			k.addr[3] = addr[3];
-		}
+		k.addr[1] = addr[1];
+		k.addr[2] = addr[2];
+		k.addr[3] = addr[3];
 		if (!bpf_map_lookup_elem(&pw_dsts, &k))
-			return 0;
+			return D_LEAVE;
 	}
-	struct bpf_sock *sk = ctx->sk;
-	if (!sk)
-		return 0;
-	if (cfg->mark && sk->mark == cfg->mark) {
-		count(PW_CNT_SKIPS); /* pgwardd's own upstream connection: never a loop */
-		return 0;
-	}
-	if ((bpf_get_current_pid_tgid() >> 32) == cfg->enforcer_tgid) {
+	if (!alive)
+		return D_REFUSE;
+	if (ours) {
 		count(PW_CNT_SKIPS);
-		return 0;
+		return D_LEAVE;
 	}
-	__u64 now = bpf_ktime_get_ns();
-	if (cfg->heartbeat_ns == 0 || now - cfg->heartbeat_ns > cfg->heartbeat_timeout_ns)
-		return -1;
-	return 1;
+	return D_STEER;
 }
 
-static __always_inline int refuse_or_bypass(struct bpf_sock_addr *ctx, struct pw_bpf_config *cfg,
-                                            struct pw_conn_info *info)
-{
-	if (cfg->fail_mode == PW_FAIL_OPEN) {
-		count(PW_CNT_BYPASSES);
-		emit(PW_EV_BYPASS, info);
-		return 1;
-	}
-	count(PW_CNT_REFUSALS);
-	emit(PW_EV_REFUSED, info);
-	/* fail at once with "connection refused": no hang, and never straight to the database */
-	bpf_set_retval(-ECONNREFUSED);
-	return 0;
-}
-
-/* Keep the record with the socket: getpeername and sockops find it there. */
-static __always_inline bool store(struct bpf_sock_addr *ctx, const struct pw_conn_info *info)
+/* The record lives in the socket's storage from the start (getpeername and sockops find it
+ * there; the stack is too small for it); a connect that is not steered removes it. */
+static __always_inline struct pw_conn_info *record(struct bpf_sock_addr *ctx, __u64 cgid)
 {
 	struct bpf_sock *sk = ctx->sk;
 	if (!sk)
-		return false;
+		return NULL;
 	struct pw_conn_info *st =
 	    bpf_sk_storage_get(&pw_sk_info, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
-		return false;
-	__builtin_memcpy(st, info, sizeof(*info));
-	return true;
+		return NULL;
+	__builtin_memset(st, 0, sizeof(*st));
+	fill_caller(st, cgid);
+	st->netns_cookie = bpf_get_netns_cookie(ctx);
+	return st;
+}
+
+/* MPTCP: the connect programs see the first subflow, getpeername the MPTCP socket itself;
+ * the record goes on both (a plain TCP socket has no MPTCP socket: nothing to do). */
+static __always_inline void record_mptcp(struct bpf_sock_addr *ctx, const struct pw_conn_info *info)
+{
+	struct bpf_sock *sk = ctx->sk;
+	if (!sk || sk->protocol != IPPROTO_TCP)
+		return;
+	struct mptcp_sock *msk = bpf_skc_to_mptcp_sock(sk);
+	if (!msk)
+		return;
+	struct pw_conn_info *st =
+	    bpf_sk_storage_get(&pw_sk_info, msk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		__builtin_memcpy(st, info, sizeof(*info));
+}
+
+/* Refuse the connect at once with "connection refused" (no hang, never straight to the
+ * database), or (fail-open, enforcer dead) let it through; either way an event. */
+static __always_inline int not_steered(struct bpf_sock_addr *ctx, struct pw_bpf_config *cfg,
+                                       struct pw_conn_info *info, int d)
+{
+	if (d == D_REFUSE && cfg && cfg->fail_mode == PW_FAIL_OPEN) {
+		count(PW_CNT_BYPASSES);
+		if (info)
+			emit(PW_EV_BYPASS, info);
+	} else {
+		count(d == D_DENY ? PW_CNT_DENIED : PW_CNT_REFUSALS);
+		if (info)
+			emit(d == D_DENY ? PW_EV_DENIED : PW_EV_REFUSED, info);
+		bpf_set_retval(-ECONNREFUSED);
+	}
+	if (info && ctx->sk)
+		bpf_sk_storage_delete(&pw_sk_info, ctx->sk);
+	return d == D_REFUSE && cfg && cfg->fail_mode == PW_FAIL_OPEN ? 1 : 0;
+}
+
+/* Not ours to steer: a record left by an earlier connect of the same socket must not make
+ * getpeername lie or sockops publish a tuple. */
+static __always_inline int leave(struct bpf_sock_addr *ctx)
+{
+	if (ctx->sk)
+		bpf_sk_storage_delete(&pw_sk_info, ctx->sk);
+	return 1;
+}
+
+static __always_inline void set_orig(struct pw_conn_info *info, __u32 family, const __u32 *a,
+                                     __u16 port_net)
+{
+	info->family = family;
+	info->orig_addr[0] = a[0];
+	info->orig_addr[1] = a[1];
+	info->orig_addr[2] = a[2];
+	info->orig_addr[3] = a[3];
+	info->orig_port = port_net;
 }
 
 SEC("cgroup/connect4")
@@ -235,21 +346,19 @@ int pw_connect4(struct bpf_sock_addr *ctx)
 	if (!in_scope(&cgid))
 		return 1;
 	__u32 dst4[4] = {ctx->user_ip4, 0, 0, 0};
-	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg, AF_INET, dst4);
-	if (d == 0 || !cfg)
-		return 1;
-	struct pw_conn_info info = {};
-	fill_caller(&info, cgid);
-	info.netns_cookie = bpf_get_netns_cookie(ctx);
-	info.family = AF_INET;
-	info.orig_addr[0] = ctx->user_ip4;
-	info.orig_port = (__u16)ctx->user_port;
-	if (d < 0 || !store(ctx, &info))
-		return refuse_or_bypass(ctx, cfg, &info);
+	int d = decide(ctx, &cfg, AF_INET, dst4);
+	if (d == D_LEAVE || !cfg)
+		return leave(ctx);
+	struct pw_conn_info *info = record(ctx, cgid);
+	if (info)
+		set_orig(info, AF_INET, dst4, (__u16)ctx->user_port);
+	if (d != D_STEER || !info)
+		return not_steered(ctx, cfg, info, d == D_STEER ? D_REFUSE : d);
+	record_mptcp(ctx, info);
 	ctx->user_ip4 = cfg->listen4_addr;
 	ctx->user_port = cfg->listen4_port;
 	count(PW_CNT_REDIRECTS);
-	emit(PW_EV_REDIRECT, &info);
+	emit(PW_EV_REDIRECT, info);
 	return 1;
 }
 
@@ -267,31 +376,21 @@ int pw_connect6(struct bpf_sock_addr *ctx)
 		return 1;
 	__u32 a[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
 	bool mapped = v4mapped(a);
-	/* one call site: the verifier wants ctx fields read at constant offsets */
+	/* Java and other dual-stack clients: IPv4 in IPv6 clothing, judged as the IPv4 it is */
 	__u32 d4[4] = {a[3], 0, 0, 0};
-	int d = decide(ctx, bpf_ntohs(ctx->user_port), &cfg, mapped ? AF_INET : AF_INET6,
-	               mapped ? d4 : a);
-	if (d == 0 || !cfg)
-		return 1;
-	if (d > 0 && !mapped && !cfg->listen6_port)
-		d = -1; /* no IPv6 listener to steer to: refusing beats a silent bypass */
-	struct pw_conn_info info = {};
-	fill_caller(&info, cgid);
-	info.netns_cookie = bpf_get_netns_cookie(ctx);
-	if (mapped) {
-		/* Java and other dual-stack clients: IPv4 in IPv6 clothing */
-		info.family = AF_INET;
-		info.orig_addr[0] = a[3];
-	} else {
-		info.family = AF_INET6;
-		info.orig_addr[0] = a[0];
-		info.orig_addr[1] = a[1];
-		info.orig_addr[2] = a[2];
-		info.orig_addr[3] = a[3];
-	}
-	info.orig_port = (__u16)ctx->user_port;
-	if (d < 0 || !store(ctx, &info))
-		return refuse_or_bypass(ctx, cfg, &info);
+	__u32 *dst = mapped ? d4 : a;
+	__u32 family = mapped ? AF_INET : AF_INET6;
+	int d = decide(ctx, &cfg, family, dst);
+	if (d == D_LEAVE || !cfg)
+		return leave(ctx);
+	if (d == D_STEER && !mapped && !cfg->listen6_port)
+		d = D_REFUSE; /* no IPv6 listener to steer to: refusing beats a silent bypass */
+	struct pw_conn_info *info = record(ctx, cgid);
+	if (info)
+		set_orig(info, family, dst, (__u16)ctx->user_port);
+	if (d != D_STEER || !info)
+		return not_steered(ctx, cfg, info, d == D_STEER ? D_REFUSE : d);
+	record_mptcp(ctx, info);
 	if (mapped) {
 		ctx->user_ip6[3] = cfg->listen4_addr;
 		ctx->user_port = cfg->listen4_port;
@@ -303,8 +402,43 @@ int pw_connect6(struct bpf_sock_addr *ctx)
 		ctx->user_port = cfg->listen6_port;
 	}
 	count(PW_CNT_REDIRECTS);
-	emit(PW_EV_REDIRECT, &info);
+	emit(PW_EV_REDIRECT, info);
 	return 1;
+}
+
+/* The steered listeners cannot be taken: a task in scope may not bind their ports (on any
+ * address), so an agent cannot catch another agent's connects in the gap of a restart. */
+static __always_inline int bind_check(struct bpf_sock_addr *ctx)
+{
+	__u64 cgid;
+	struct pw_bpf_config *cfg = get_config();
+	if (!cfg || cfg->abi_version != PW_ABI_VERSION || !in_scope(&cgid))
+		return 1;
+	__u16 port = (__u16)ctx->user_port;
+	if (!port || (port != cfg->listen4_port && port != cfg->listen6_port))
+		return 1;
+	count(PW_CNT_BINDS);
+	struct pw_event *ev = bpf_ringbuf_reserve(&pw_events, sizeof(*ev), 0);
+	if (ev) {
+		__builtin_memset(ev, 0, sizeof(*ev));
+		ev->type = PW_EV_BIND;
+		fill_caller(&ev->info, cgid);
+		ev->info.orig_port = port;
+		bpf_ringbuf_submit(ev, 0);
+	}
+	return 0; /* EPERM */
+}
+
+SEC("cgroup/bind4")
+int pw_bind4(struct bpf_sock_addr *ctx)
+{
+	return bind_check(ctx);
+}
+
+SEC("cgroup/bind6")
+int pw_bind6(struct bpf_sock_addr *ctx)
+{
+	return bind_check(ctx);
 }
 
 /* The agent asks who it is talking to: the address it dialled. */

@@ -1476,9 +1476,57 @@ static int parse_limits(struct ctx *x, const json_t *root, struct pw_config *c)
 	return 0;
 }
 
+/* "10.0.0.0/8", "fd00::/8", "10.0.0.5" (a host). An IPv4-mapped IPv6 network is the IPv4
+ * network it maps (the programs judge a mapped destination as IPv4); one wider than the
+ * mapped range cannot be said in the one family and is refused. */
+static int parse_cidr(struct ctx *x, const char *jp, const json_t *d, struct pw_cidr *c)
+{
+	char net[64], *slash = NULL;
+	long bits = -1;
+	if (json_is_string(d) && json_string_length(d) < sizeof(net)) {
+		snprintf(net, sizeof(net), "%s", json_string_value(d));
+		if ((slash = strchr(net, '/'))) {
+			*slash = 0;
+			char *end;
+			bits = strtol(slash + 1, &end, 10);
+			if (*end || end == slash + 1)
+				bits = -1;
+		}
+		bool v6 = strchr(net, ':') != NULL;
+		if (!slash)
+			bits = v6 ? 128 : 32;
+		memset(c, 0, sizeof(*c));
+		c->family = v6 ? AF_INET6 : AF_INET;
+		if (inet_pton(c->family, net, c->addr) != 1 || bits < 0 || bits > (v6 ? 128 : 32))
+			bits = -1;
+		static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+		if (bits >= 0 && v6 && memcmp(c->addr, mapped, 12) == 0) {
+			if (bits < 96)
+				return fail(
+				    x, jp,
+				    "an IPv4-mapped network shorter than /96 mixes families: "
+				    "give the IPv4 and IPv6 networks separately");
+			memmove(c->addr, c->addr + 12, 4);
+			memset(c->addr + 4, 0, 12);
+			c->family = AF_INET;
+			bits -= 96;
+		}
+	}
+	if (bits < 0)
+		return fail(x, jp, "expected a CIDR such as \"10.0.0.0/8\" or \"fd00::/8\"");
+	c->bits = (int)bits;
+	/* host bits set: the trie would match on them; say what was meant instead */
+	for (int i = (int)bits; i < (c->family == AF_INET ? 32 : 128); i++)
+		if (c->addr[i / 8] & (0x80 >> (i % 8)))
+			return fail(x, jp, "%s has bits set beyond its /%ld prefix", net, bits);
+	return 0;
+}
+
 static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c)
 {
 	static const char *const keys[] = {"cgroups",
+	                                   "uids",
+	                                   "deny",
 	                                   "ports",
 	                                   "fail_mode",
 	                                   "fastpath",
@@ -1510,17 +1558,34 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	snprintf(r->pin_path, sizeof(r->pin_path), "/sys/fs/bpf/pgward");
 	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");
 	snprintf(r->listen6, sizeof(r->listen6), "::1");
-	r->listen4_port = 15432;
+	r->listen4_port = 432;
 
-	json_t *cg = member(o, "cgroups");
-	if (!cg)
+	json_t *cg = member(o, "cgroups"), *uids = member(o, "uids");
+	if (!cg && !uids)
 		return missing(x, o, "$.redirect.cgroups", "cgroups",
-		               "an array of cgroup v2 directories to steer");
-	if (!json_is_array(cg) || json_array_size(cg) == 0 ||
-	    json_array_size(cg) > PW_MAX_REDIRECT_CGROUPS)
+		               "an array of cgroup v2 directories to steer (or \"uids\")");
+	if (uids) {
+		if (!json_is_array(uids) || json_array_size(uids) == 0 ||
+		    json_array_size(uids) > PW_MAX_REDIRECT_UIDS)
+			return fail(x, "$.redirect.uids", "expected an array of 1 to %d uids",
+			            PW_MAX_REDIRECT_UIDS);
+		for (size_t i = 0; i < json_array_size(uids); i++) {
+			json_t *v = json_array_get(uids, i);
+			path_index(sub, "$.redirect.uids", i);
+			/* root can detach the programs: scoping it would only pretend */
+			if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+			    json_integer_value(v) > 4294967294LL)
+				return fail(x, sub,
+				            "expected a uid from 1 to 4294967294 (root cannot be "
+				            "fenced: it can detach the programs)");
+			r->uids[r->n_uids++] = (unsigned)json_integer_value(v);
+		}
+	}
+	if (cg && (!json_is_array(cg) || json_array_size(cg) == 0 ||
+	           json_array_size(cg) > PW_MAX_REDIRECT_CGROUPS))
 		return fail(x, "$.redirect.cgroups", "expected an array of 1 to %d paths",
 		            PW_MAX_REDIRECT_CGROUPS);
-	for (size_t i = 0; i < json_array_size(cg); i++) {
+	for (size_t i = 0; cg && i < json_array_size(cg); i++) {
 		json_t *v = json_array_get(cg, i);
 		path_index(sub, "$.redirect.cgroups", i);
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
@@ -1576,38 +1641,43 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	if (dsts) {
 		if (!json_is_array(dsts) || json_array_size(dsts) > PW_MAX_REDIRECT_DSTS)
 			return fail(x, "$.redirect.destinations",
-			            "expected an array of at most %d "
-			            "CIDRs",
-			            PW_MAX_REDIRECT_DSTS);
+			            "expected an array of at most %d CIDRs", PW_MAX_REDIRECT_DSTS);
 		for (size_t i = 0; i < json_array_size(dsts); i++) {
-			json_t *d = json_array_get(dsts, i);
 			path_index(sub, "$.redirect.destinations", i);
-			char net[64], *slash;
-			struct pw_cidr *c = &r->destinations[r->n_destinations];
-			long bits = -1;
-			if (json_is_string(d) && json_string_length(d) < sizeof(net)) {
-				snprintf(net, sizeof(net), "%s", json_string_value(d));
-				if ((slash = strchr(net, '/'))) {
-					*slash = 0;
-					char *end;
-					bits = strtol(slash + 1, &end, 10);
-					if (*end || end == slash + 1)
-						bits = -1;
-				}
-				bool v6 = strchr(net, ':') != NULL;
-				if (!slash)
-					bits = v6 ? 128 : 32;
-				c->family = v6 ? AF_INET6 : AF_INET;
-				if (inet_pton(c->family, net, c->addr) != 1 || bits < 0 ||
-				    bits > (v6 ? 128 : 32))
-					bits = -1;
-			}
-			if (bits < 0)
+			if (parse_cidr(x, sub, json_array_get(dsts, i),
+			               &r->destinations[r->n_destinations++]) < 0)
+				return -1;
+		}
+	}
+	json_t *deny = member(o, "deny");
+	if (deny) {
+		if (!json_is_array(deny) || json_array_size(deny) > PW_MAX_REDIRECT_DENY)
+			return fail(x, "$.redirect.deny",
+			            "expected an array of at most %d {\"net\": CIDR, \"port\": N}",
+			            PW_MAX_REDIRECT_DENY);
+		for (size_t i = 0; i < json_array_size(deny); i++) {
+			static const char *const dkeys[] = {"net", "port", NULL};
+			json_t *d = json_array_get(deny, i);
+			path_index(sub, "$.redirect.deny", i);
+			if (!json_is_object(d))
 				return fail(x, sub,
-				            "expected a CIDR such as \"10.0.0.0/8\" or "
-				            "\"fd00::/8\"");
-			c->bits = (int)bits;
-			r->n_destinations++;
+				            "expected {\"net\": \"10.0.0.5/32\", \"port\": 6432} "
+				            "(no port: every port)");
+			if (check_keys(x, d, sub, dkeys))
+				return -1;
+			char np[JPATH_MAX + 8];
+			snprintf(np, sizeof(np), "%s.net", sub);
+			json_t *net = member(d, "net");
+			if (!net)
+				return missing(x, d, np, "net", "a CIDR");
+			if (parse_cidr(x, np, net, &r->deny[r->n_deny]) < 0)
+				return -1;
+			r->deny_port[r->n_deny] = 0;
+			if ((rc = get_int(x, d, sub, "port", 1, 65535, 0, &v)) < 0)
+				return -1;
+			if (rc)
+				r->deny_port[r->n_deny] = (int)v;
+			r->n_deny++;
 		}
 	}
 	struct in_addr a4;
@@ -1946,6 +2016,44 @@ int pw_config_check_all(const char *path, char **errors)
 	for (const char *p = *errors; p && *p; p++)
 		n += *p == '\n';
 	return n ? n : 1;
+}
+
+/* i's match, without its comm and ancestor_comm, is no narrower than j's: a process that
+ * matches j can match i by naming itself (or the reverse), so only comm tells them apart. */
+static bool told_apart_by_comm(const struct pw_identity *i, const struct pw_identity *j)
+{
+#define LOOSE(f) (!i->f[0] || strcmp(i->f, j->f) == 0)
+	return (i->match_comm[0] || i->match_ancestor_comm[0]) &&
+	       (strcmp(i->match_comm, j->match_comm) != 0 ||
+	        strcmp(i->match_ancestor_comm, j->match_ancestor_comm) != 0) &&
+	       LOOSE(match_user) && LOOSE(match_database) && LOOSE(match_application_name) &&
+	       LOOSE(match_cgroup) && LOOSE(match_exe) && LOOSE(match_ancestor_exe) &&
+	       LOOSE(match_sub) && LOOSE(match_group) &&
+	       (i->match_uid < 0 || i->match_uid == j->match_uid) &&
+	       (i->match_gid < 0 || i->match_gid == j->match_gid);
+#undef LOOSE
+}
+
+int pw_config_warnings(const struct pw_config *c, void (*fn)(void *arg, const char *msg), void *arg)
+{
+	char msg[512];
+	int n = 0;
+	for (int a = 0; a < c->n_identities; a++)
+		for (int b = 0; b < c->n_identities; b++) {
+			const struct pw_identity *i = &c->identities[a], *j = &c->identities[b];
+			if (a == b || !told_apart_by_comm(i, j) ||
+			    (told_apart_by_comm(j, i) && b < a))
+				continue;
+			snprintf(
+			    msg, sizeof(msg),
+			    "identities \"%s\" and \"%s\" are told apart only by comm or "
+			    "ancestor_comm, which a process sets itself (prctl PR_SET_NAME, a "
+			    "symlink's name): tell them apart by exe, ancestor_exe, cgroup or uid",
+			    i->name, j->name);
+			fn(arg, msg);
+			n++;
+		}
+	return n;
 }
 
 struct pw_config *pw_config_ref(struct pw_config *c)

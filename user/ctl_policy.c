@@ -16,6 +16,16 @@
 #include "pgward/runtime.h"
 #include "pgward/sql.h"
 
+static void warn_stderr(void *arg, const char *msg)
+{
+	fprintf(stderr, "%s: warning: %s\n", (const char *)arg, msg);
+}
+
+static void warn_json(void *arg, const char *msg)
+{
+	json_array_append_new(arg, json_string(msg));
+}
+
 /* policy check FILE */
 static int do_check(int argc, char **argv)
 {
@@ -25,8 +35,15 @@ static int do_check(int argc, char **argv)
 	}
 	char *errors = NULL;
 	int n = pw_config_check_all(argv[0], &errors);
+	struct pw_config *cfg = NULL;
+	char err[64];
+	if (n == 0 && pw_config_load(argv[0], &cfg, err, sizeof(err)) < 0)
+		cfg = NULL;
 	if (pw_ctl_json) {
-		json_t *j = json_object(), *a = json_array();
+		json_t *j = json_object(), *a = json_array(), *w = json_array();
+		if (cfg)
+			pw_config_warnings(cfg, warn_json, w);
+		json_object_set_new(j, "warnings", w);
 		json_object_set_new(j, "file", json_string(argv[0]));
 		json_object_set_new(j, "valid", json_boolean(n == 0));
 		for (char *line = errors, *nl; line && *line; line = nl + 1) {
@@ -44,8 +61,10 @@ static int do_check(int argc, char **argv)
 			fputc('\n', stderr);
 		fprintf(stderr, "%s: %d error%s\n", argv[0], n, n == 1 ? "" : "s");
 	} else {
+		pw_config_warnings(cfg, warn_stderr, argv[0]);
 		printf("%s: OK\n", argv[0]);
 	}
+	pw_config_unref(cfg);
 	free(errors);
 	return n ? 1 : 0;
 }

@@ -11,8 +11,10 @@
  * new program with BPF_LINK_UPDATE, which is atomic. A link that cannot be switched gets a
  * new link next to it first (cgroup links stack), and only then is the old one detached. */
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <dirent.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -48,7 +50,16 @@
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
 
 /* the programs attached per cgroup, and the attach type that identifies a pinned link */
-enum { CG_CONNECT4, CG_CONNECT6, CG_GETPEER4, CG_GETPEER6, CG_SOCKOPS, N_CG_PROGS };
+enum {
+	CG_CONNECT4,
+	CG_CONNECT6,
+	CG_GETPEER4,
+	CG_GETPEER6,
+	CG_SOCKOPS,
+	CG_BIND4,
+	CG_BIND6,
+	N_CG_PROGS
+};
 static const struct {
 	const char *name;
 	enum bpf_attach_type type;
@@ -58,14 +69,18 @@ static const struct {
     [CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
     [CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
     [CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
+    [CG_BIND4] = {"pw_bind4", BPF_CGROUP_INET4_BIND},
+    [CG_BIND6] = {"pw_bind6", BPF_CGROUP_INET6_BIND},
 };
 
-/* a cgroup the programs go on: a scope cgroup gets all of them, pgwardd's own cgroup (fast
- * path, when it is not in scope) only sockops */
+/* The programs go on the root of the cgroup v2 hierarchy, where every socket's connect is
+ * seen, and judge the task that connects (bpf/pgward.bpf.c, in_scope): a socket made outside
+ * the scope cannot slip by. The scope cgroups are only entries of the scope map. */
 struct cg_target {
 	char path[PATH_MAX];
 	uint64_t id;
-	bool in_scope;
+	bool in_scope; /* an entry of the scope map */
+	bool attach;   /* the programs are attached here (the root) */
 };
 #define MAX_TARGETS (PW_MAX_REDIRECT_CGROUPS + 1)
 #define MAX_LINKS   (MAX_TARGETS * N_CG_PROGS)
@@ -393,47 +408,90 @@ static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, cha
 	return 0;
 }
 
-/* Every scope cgroup (deduplicated by id), then pgwardd's own cgroup for the fast path. */
+/* The cgroup2 mount point: the root the programs are attached to. */
+static int cgroup_root(char *out, size_t len)
+{
+	FILE *m = setmntent("/proc/self/mounts", "re");
+	if (!m)
+		return -1;
+	struct mntent *e;
+	int rc = -1;
+	while ((e = getmntent(m))) {
+		if (strcmp(e->mnt_type, "cgroup2") == 0) {
+			rc = pathf(out, len, "%s", e->mnt_dir) ? 0 : -1;
+			break;
+		}
+	}
+	endmntent(m);
+	return rc;
+}
+
+/* The root (attached to), then every scope cgroup (deduplicated by id; map entries only). */
 static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *n, char *err,
                          size_t errlen)
 {
 	const struct pw_redirect *r = &cfg->redirect;
 	*n = 0;
-	if (r->n_cgroups <= 0) {
-		pw_errf(err, errlen, "redirect: no cgroups in scope");
+	if (r->n_cgroups <= 0 && r->n_uids <= 0) {
+		pw_errf(err, errlen, "redirect: nothing in scope (no cgroups, no uids)");
 		return -1;
 	}
+	memset(&t[0], 0, sizeof(t[0]));
+	if (cgroup_root(t[0].path, sizeof(t[0].path)) < 0) {
+		pw_errf(err, errlen, "no cgroup v2 hierarchy is mounted");
+		return -1;
+	}
+	if (cgroup_id(t[0].path, &t[0].id, err, errlen) < 0)
+		return -1;
+	t[0].attach = true;
+	*n = 1;
 	for (int i = 0; i < r->n_cgroups && i < PW_MAX_REDIRECT_CGROUPS; i++) {
 		uint64_t id;
 		if (cgroup_id(r->cgroups[i], &id, err, errlen) < 0)
 			return -1;
 		bool dup = false;
-		for (int j = 0; j < *n; j++)
+		for (int j = 1; j < *n; j++)
 			dup |= t[j].id == id;
 		if (dup)
 			continue;
+		memset(&t[*n], 0, sizeof(t[*n]));
 		snprintf(t[*n].path, sizeof(t[*n].path), "%s", r->cgroups[i]);
 		t[*n].id = id;
 		t[*n].in_scope = true;
 		(*n)++;
 	}
-	if (!r->fastpath)
-		return 0;
+	/* pgwardd in its own scope could not bind its listeners, and its connects would pass
+	 * only by the mark: refuse the configuration instead */
 	char self[PATH_MAX];
-	uint64_t id;
 	if (self_cgroup(self, sizeof(self)) < 0) {
-		pw_errf(err, errlen, "fastpath: cannot find pgwardd's own cgroup v2 directory");
+		pw_errf(err, errlen, "cannot find pgwardd's own cgroup v2 directory");
 		return -1;
 	}
-	if (cgroup_id(self, &id, err, errlen) < 0)
-		return -1;
-	for (int j = 0; j < *n; j++)
-		if (t[j].id == id)
-			return 0;
-	snprintf(t[*n].path, sizeof(t[*n].path), "%s", self);
-	t[*n].id = id;
-	t[*n].in_scope = false;
-	(*n)++;
+	size_t rl = strlen(t[0].path);
+	for (;;) {
+		uint64_t id;
+		if (cgroup_id(self, &id, err, errlen) < 0)
+			return -1;
+		for (int j = 1; j < *n; j++)
+			if (t[j].id == id) {
+				pw_errf(
+				    err, errlen,
+				    "pgwardd's own cgroup is in the redirect scope (through %s): "
+				    "run pgwardd outside the agents' cgroups",
+				    t[j].path);
+				return -1;
+			}
+		char *slash = strrchr(self, '/');
+		if (strlen(self) <= rl || !slash || (size_t)(slash - self) < rl)
+			break;
+		*slash = '\0';
+	}
+	for (int i = 0; i < r->n_uids; i++)
+		if (r->uids[i] == (unsigned)geteuid()) {
+			pw_errf(err, errlen, "pgwardd's own uid %u is in the redirect scope",
+			        r->uids[i]);
+			return -1;
+		}
 	return 0;
 }
 
@@ -449,7 +507,7 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 	char *stale = calloc(max ? max : 1, ksz);
 	if (!stale)
 		return -ENOMEM;
-	char cur[32], next[32]; /* the largest key: struct pw_dst_key */
+	char cur[32], next[32]; /* the largest key: struct pw_deny_key */
 	int ns = 0;
 	void *prev = NULL;
 	while (ns < (int)max && bpf_map_get_next_key(fd, prev, next) == 0) {
@@ -467,19 +525,109 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 	return 0;
 }
 
-/* The destination filter's trie from the configured (already validated) CIDRs. */
+static void dst_key(struct pw_dst_key *k, int family, const void *addr, int bits)
+{
+	memset(k, 0, sizeof(*k));
+	k->family = htonl((uint32_t)family);
+	k->prefixlen = 32 + (uint32_t)bits;
+	memcpy(k->addr, addr, family == AF_INET ? 4 : 16);
+}
+
+/* Do the network c and the network (family, a, bits) share an address? */
+static bool overlaps(const struct pw_cidr *c, int family, const uint8_t *a, int bits)
+{
+	if (c->family != family)
+		return false;
+	int b = c->bits < bits ? c->bits : bits, full = b / 8, rest = b % 8;
+	if (memcmp(c->addr, a, (size_t)full) != 0)
+		return false;
+	return !rest || ((c->addr[full] ^ a[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/* The destination filter's trie from the configured CIDRs. A database on this host is
+ * reachable through every address of the host (127.0.0.0/8, ::1, 0.0.0.0, ::, each
+ * interface's): when any configured network holds one of them, all of them are steered,
+ * or the agent would dial the same server through another one. */
 static int sync_dsts(const struct pw_config *cfg)
 {
 	struct pw_dst_key keys[PW_MAX_DSTS];
 	int n = 0;
-	for (int i = 0; i < cfg->redirect.n_destinations && i < PW_MAX_DSTS; i++, n++) {
-		const struct pw_cidr *c = &cfg->redirect.destinations[i];
-		memset(&keys[n], 0, sizeof(keys[n]));
-		keys[n].family = htonl((uint32_t)c->family);
-		keys[n].prefixlen = 32 + (uint32_t)c->bits;
-		memcpy(keys[n].addr, c->addr, sizeof(keys[n].addr));
+	const struct pw_redirect *r = &cfg->redirect;
+	for (int i = 0; i < r->n_destinations && n < PW_MAX_DSTS; i++, n++)
+		dst_key(&keys[n], r->destinations[i].family, r->destinations[i].addr,
+		        r->destinations[i].bits);
+	/* this host's addresses */
+	struct {
+		int family;
+		uint8_t a[16];
+		int bits;
+	} local[PW_MAX_DSTS];
+	int nl = 0;
+	static const uint8_t lo4[4] = {127, 0, 0, 0}, any[16] = {0},
+	                     lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	local[nl].family = AF_INET, memcpy(local[nl].a, lo4, 4), local[nl++].bits = 8;
+	local[nl].family = AF_INET, memcpy(local[nl].a, any, 4), local[nl++].bits = 32;
+	local[nl].family = AF_INET6, memcpy(local[nl].a, lo6, 16), local[nl++].bits = 128;
+	local[nl].family = AF_INET6, memcpy(local[nl].a, any, 16), local[nl++].bits = 128;
+	struct ifaddrs *ifs = NULL;
+	if (getifaddrs(&ifs) == 0) {
+		for (struct ifaddrs *i = ifs; i && nl < PW_MAX_DSTS; i = i->ifa_next) {
+			if (!i->ifa_addr)
+				continue;
+			if (i->ifa_addr->sa_family == AF_INET) {
+				local[nl].family = AF_INET;
+				memcpy(local[nl].a, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				       4);
+				local[nl++].bits = 32;
+			} else if (i->ifa_addr->sa_family == AF_INET6) {
+				local[nl].family = AF_INET6;
+				memcpy(local[nl].a,
+				       &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+				local[nl++].bits = 128;
+			}
+		}
+		freeifaddrs(ifs);
 	}
+	bool local_db = false;
+	for (int i = 0; i < r->n_destinations && !local_db; i++)
+		for (int j = 0; j < nl && !local_db; j++)
+			local_db = overlaps(&r->destinations[i], local[j].family, local[j].a,
+			                    local[j].bits);
+	for (int j = 0; local_db && j < nl && n < PW_MAX_DSTS; j++)
+		dst_key(&keys[n++], local[j].family, local[j].a, local[j].bits);
 	return sync_set(bpf_map__fd(L.skel->maps.pw_dsts), keys, n, sizeof(keys[0]), PW_MAX_DSTS);
+}
+
+static int sync_deny(const struct pw_config *cfg)
+{
+	struct pw_deny_key keys[PW_MAX_DENY];
+	int n = 0;
+	const struct pw_redirect *r = &cfg->redirect;
+	for (int i = 0; i < r->n_deny && n < PW_MAX_DENY; i++, n++) {
+		memset(&keys[n], 0, sizeof(keys[n]));
+		keys[n].family = htonl((uint32_t)r->deny[i].family);
+		keys[n].port = htons((uint16_t)r->deny_port[i]);
+		keys[n].prefixlen = 64 + (uint32_t)r->deny[i].bits;
+		memcpy(keys[n].addr, r->deny[i].addr, sizeof(keys[n].addr));
+	}
+	return sync_set(bpf_map__fd(L.skel->maps.pw_deny), keys, n, sizeof(keys[0]), PW_MAX_DENY);
+}
+
+static int sync_uids(const struct pw_config *cfg)
+{
+	return sync_set(bpf_map__fd(L.skel->maps.pw_scope_uid), cfg->redirect.uids,
+	                cfg->redirect.n_uids, sizeof(cfg->redirect.uids[0]), PW_MAX_SCOPE_UID);
+}
+
+/* Everything of the maps the configuration says besides the scope cgroups and ports. */
+static int sync_filters(const struct pw_config *cfg)
+{
+	int rc = sync_dsts(cfg);
+	if (rc == 0)
+		rc = sync_deny(cfg);
+	if (rc == 0)
+		rc = sync_uids(cfg);
+	return rc;
 }
 
 static int sync_scope(const struct cg_target *t, int n)
@@ -548,6 +696,10 @@ static const char *event_name(uint32_t type)
 		return "refused";
 	case PW_EV_BYPASS:
 		return "bypass";
+	case PW_EV_DENIED:
+		return "denied";
+	case PW_EV_BIND:
+		return "bind-refused";
 	}
 	return "event";
 }
@@ -623,6 +775,10 @@ static struct bpf_program *prog_of(int p)
 		return L.skel->progs.pw_getpeername4;
 	case CG_GETPEER6:
 		return L.skel->progs.pw_getpeername6;
+	case CG_BIND4:
+		return L.skel->progs.pw_bind4;
+	case CG_BIND6:
+		return L.skel->progs.pw_bind6;
 	default:
 		return L.skel->progs.pw_sockops;
 	}
@@ -630,7 +786,8 @@ static struct bpf_program *prog_of(int p)
 
 static bool target_wants(const struct cg_target *t, int p)
 {
-	return t->in_scope || p == CG_SOCKOPS;
+	(void)p;
+	return t->attach;
 }
 
 static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, size_t errlen)
@@ -932,7 +1089,7 @@ static int attach_sk_msg(char *err, size_t errlen)
 		pw_errf(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
 		return -1;
 	}
-	L.sk_msg_attached = true; /* detached with bpf_prog_detach2 on stop(false) */
+	L.sk_msg_attached = true; /* the sockhash pin keeps it; uninstall removes both */
 	return 0;
 }
 
@@ -1098,7 +1255,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_dsts(cfg);
+		rc = sync_filters(cfg);
 	if (rc < 0) {
 		pw_errf(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
@@ -1315,7 +1472,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
 		              PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_dsts(cfg);
+		rc = sync_filters(cfg);
 	if (rc < 0) {
 		pw_errf(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;
@@ -1422,7 +1579,7 @@ bool pw_loader_running(void)
 
 /* ---- stop, uninstall ---- */
 
-void pw_loader_stop(bool keep_pinned)
+void pw_loader_stop(void)
 {
 	if (!L.running)
 		return;
@@ -1430,32 +1587,21 @@ void pw_loader_stop(bool keep_pinned)
 	atomic_store(&counters_fd, -1);
 	stop_threads();
 
-	if (keep_pinned) {
-		/* stale at once rather than after the timeout: this pgwardd accepts no more, and
-		 * the next one can tell that nobody owns the pins */
-		pthread_mutex_lock(&L.lock);
-		L.bcfg.heartbeat_ns = 0;
-		uint32_t zero = 0;
-		if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
-			pw_warn("eBPF: marking the heartbeat stale: %s", strerror(errno));
-		pthread_mutex_unlock(&L.lock);
-		for (int i = 0; i < L.n_links; i++)
-			bpf_link__destroy(L.links[i].link); /* our fd only: the pin stays */
-		pw_info("eBPF redirect: left pinned at %s for the next pgwardd (heartbeat "
-		        "stopped)",
-		        L.pin);
-	} else {
-		destroy_links_from(0);
-		if (L.sk_msg_attached &&
-		    bpf_prog_detach2(bpf_program__fd(L.skel->progs.pw_sk_msg),
-		                     bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT) < 0)
-			pw_warn("eBPF: detaching pw_sk_msg: %s", strerror(errno));
-		char err[512];
-		if (pw_loader_uninstall(L.pin, err, sizeof(err)) < 0)
-			pw_warn("eBPF: cleaning %s: %s", L.pin, err);
-		else
-			pw_info("eBPF redirect: detached and unpinned");
-	}
+	/* stale at once rather than after the timeout: this pgwardd accepts no more, and the
+	 * next one can tell that nobody owns the pins */
+	pthread_mutex_lock(&L.lock);
+	L.bcfg.heartbeat_ns = 0;
+	uint32_t zero = 0;
+	if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
+		pw_warn("eBPF: marking the heartbeat stale: %s", strerror(errno));
+	pthread_mutex_unlock(&L.lock);
+	for (int i = 0; i < L.n_links; i++)
+		bpf_link__destroy(L.links[i].link); /* our fd only: the pin stays */
+	pw_info("eBPF redirect: left pinned at %s, %s until the next pgwardd takes it over "
+	        "(pgwardd --uninstall removes it)",
+	        L.pin,
+	        L.bcfg.fail_mode == PW_FAIL_OPEN ? "fail-open: agents' connects go direct"
+	                                         : "fail-closed: agents' connects are refused");
 	L.n_links = 0;
 	L.sk_msg_attached = false;
 	teardown_skel();

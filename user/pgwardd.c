@@ -20,20 +20,57 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL] [--keep-pinned]\n"
+	fprintf(f, "Usage: pgwardd --config FILE [--check] [--log-level LEVEL]\n"
 	           "       pgwardd --uninstall [--config FILE]\n"
 	           "       pgwardd --version\n"
 	           "\n"
 	           "  -c, --config FILE     configuration (JSON), see README.md\n"
 	           "  -t, --check           validate the configuration and exit\n"
 	           "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
-	           "  -k, --keep-pinned     on stop, leave the eBPF programs attached and pinned\n"
-	           "                        (fail-closed until the next pgwardd takes them over)\n"
-	           "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit\n"
+	           "  -k, --keep-pinned     accepted for compatibility: a stop always leaves the\n"
+	           "                        eBPF programs attached and pinned (fail-closed until\n"
+	           "                        the next pgwardd takes them over)\n"
+	           "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit:\n"
+	           "                        the only way agents' connects go direct again\n"
 	           "\n"
 	           "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
 	           "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
 	           "shutdown_grace_seconds; a second SIGTERM closes everything at once.\n");
+}
+
+static void warn_log(void *arg, const char *msg)
+{
+	(void)arg;
+	pw_warn("configuration: %s", msg);
+}
+
+static void warn_print(void *arg, const char *msg)
+{
+	printf("%s: warning: %s\n", (const char *)arg, msg);
+}
+
+/* With Yama's ptrace_scope at 0 an agent may ptrace any process of its uid, outside the scope
+ * too, and make it connect for it (or take its sockets with pidfd_getfd): only a scope by uid
+ * covers that. "" when nothing to say. */
+static void ptrace_note(const struct pw_config *cfg, char *out, size_t len)
+{
+	out[0] = 0;
+	if (!cfg->redirect.enabled || cfg->redirect.n_uids > 0)
+		return;
+	int scope = -1;
+	FILE *f = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
+	if (f) {
+		if (fscanf(f, "%d", &scope) != 1)
+			scope = -1;
+		fclose(f);
+	}
+	if (scope >= 1)
+		return;
+	snprintf(out, len,
+	         "kernel.yama.ptrace_scope is %s: an agent can ptrace a process of its own uid "
+	         "outside the redirect's cgroups and connect through it unsteered; set it to 1 "
+	         "or more, or scope the agents' uids (redirect.uids)",
+	         scope < 0 ? "unavailable (no Yama)" : "0");
 }
 
 static bool same_listen(const struct pw_config *a, const struct pw_config *b)
@@ -67,13 +104,12 @@ int main(int argc, char **argv)
 	                                     {"uninstall", no_argument, NULL, 'u'},
 	                                     {NULL, 0, NULL, 0}};
 	const char *path = NULL, *level = NULL;
-	bool check = false, keep_pinned = false, uninstall = false;
+	bool check = false, uninstall = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:tl:Vhku", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
-			keep_pinned = true;
-			break;
+			break; /* the default now */
 		case 'u':
 			uninstall = true;
 			break;
@@ -108,7 +144,9 @@ int main(int argc, char **argv)
 		if (rc < 0)
 			fprintf(stderr, "pgwardd: uninstall: %s\n", e);
 		else
-			printf("pgwardd: nothing of pgward left under %s\n", pin);
+			printf("pgwardd: nothing of pgward left under %s: the eBPF redirect is "
+			       "removed, agents' connects go where they are dialled\n",
+			       pin);
 		pw_config_unref(ucfg);
 		return rc < 0 ? 1 : 0;
 	}
@@ -128,7 +166,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "pgwardd: %s\n", err);
 		return 1;
 	}
+	char note[512];
+	ptrace_note(rt->cfg, note, sizeof(note));
 	if (check) {
+		pw_config_warnings(rt->cfg, warn_print, (void *)path);
+		if (note[0])
+			printf("%s: warning: %s\n", path, note);
 		printf("%s: OK (%d listener(s), %d upstream(s), %d identit%s)\n", path,
 		       rt->cfg->n_listen, rt->cfg->n_upstreams, rt->cfg->n_identities,
 		       rt->cfg->n_identities == 1 ? "y" : "ies");
@@ -137,6 +180,9 @@ int main(int argc, char **argv)
 	}
 	pw_log_set_level(level ? forced : rt->cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	pw_config_warnings(rt->cfg, warn_log, NULL);
+	if (note[0])
+		pw_warn("%s", note);
 
 	/* signals are taken synchronously by this thread; workers never see them */
 	sigset_t set;
@@ -206,10 +252,10 @@ int main(int argc, char **argv)
 		if (stops++ == 0) {
 			pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 			pw_loop_stop(running->shutdown_grace_ms);
-			/* nothing is accepted any more: now the kernel side (kept pinned and
-			 * fail-closed for the next pgwardd, or detached) */
+			/* nothing is accepted any more: now the kernel side, kept pinned and
+			 * fail-closed for the next pgwardd */
 			if (running->redirect.enabled)
-				pw_loader_stop(keep_pinned);
+				pw_loader_stop();
 			/* the workers end by themselves; a second signal cuts the grace short */
 			pthread_t joiner;
 			pthread_sigmask(SIG_BLOCK, &set, NULL);

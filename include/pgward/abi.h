@@ -9,13 +9,15 @@
 #include <linux/types.h>
 #endif
 
-#define PW_ABI_VERSION   2
+#define PW_ABI_VERSION   3
 #define PW_MAX_ANCESTORS 8
 #define PW_COMM_LEN      16
 #define PW_MAX_SCOPE     256
 #define PW_MAX_PORTS     64
 #define PW_MAX_CONNS     65536
 #define PW_MAX_DSTS      64
+#define PW_MAX_DENY      64
+#define PW_MAX_SCOPE_UID 64
 
 /* config map (array, one entry) */
 #define PW_FAIL_CLOSED 0
@@ -25,8 +27,9 @@ struct pw_bpf_config {
 	__u32 fail_mode;            /* PW_FAIL_CLOSED / PW_FAIL_OPEN */
 	__u64 heartbeat_ns;         /* CLOCK_MONOTONIC of pgwardd's last heartbeat */
 	__u64 heartbeat_timeout_ns; /* stale after this: enforcer considered dead */
-	__u32 mark;                 /* SO_MARK on pgwardd's own sockets: never steered */
-	__u32 enforcer_tgid;        /* pgwardd's pid: never steered either */
+	__u32 mark;                 /* SO_MARK on pgwardd's own sockets (only CAP_NET_ADMIN can set
+	                               one): never steered, but only while the heartbeat is fresh */
+	__u32 enforcer_tgid;        /* pgwardd's pid: for takeover and logs only, never trusted */
 	__u32 listen4_addr;         /* network order */
 	__u16 listen4_port;         /* network order */
 	__u16 listen6_port;         /* network order; 0 = no IPv6 listener */
@@ -53,7 +56,19 @@ struct pw_conn_key {
 	__u32 enforcer_addr[4];
 };
 
-/* what the kernel knew at connect time */
+/* deny list (LPM trie): connects from the scope to these destinations are refused. Prefix
+ * over family, port (0 = any port), then address: prefixlen = 64 + the CIDR's length */
+struct pw_deny_key {
+	__u32 prefixlen;
+	__u32 family;  /* network order, part of the prefix */
+	__u32 port;    /* network order in the low 16 bits; 0 = every port */
+	__u32 addr[4]; /* network order; IPv4 in [0] */
+};
+
+/* what the kernel knew at connect time. An executable is named by the mount it was opened
+ * through and its inode number, as /proc/PID/fdinfo names an open file ("mnt_id", "ino"):
+ * pgwardd resolves a path in its own mount namespace and compares, so neither an exec after
+ * the connect nor a mount namespace of the agent's can change what the record says. */
 struct pw_conn_info {
 	__u64 cgroup_id;
 	__u64 netns_cookie;
@@ -69,13 +84,25 @@ struct pw_conn_info {
 	char comm[PW_COMM_LEN];
 	__u32 anc_pid[PW_MAX_ANCESTORS];
 	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN];
+	__u64 exe_ino; /* the caller's executable; 0 = none (kernel thread) */
+	__u32 exe_mnt;
+	/* bit i: ancestor i ran exec after it forked the chain below it (the child's
+	 * parent_exec_id is not its self_exec_id), so it did not spawn it as what it is now */
+	__u16 anc_execd;
+	__u16 pad2;
+	__u64 anc_exe_ino[PW_MAX_ANCESTORS];
+	__u32 anc_exe_mnt[PW_MAX_ANCESTORS];
 };
 
 /* ring buffer events */
 enum pw_event_type {
-	PW_EV_REDIRECT = 1, /* a connect was steered into pgwardd */
-	PW_EV_REFUSED = 2,  /* fail-closed: the enforcer is not alive */
-	PW_EV_BYPASS = 3,   /* fail-open: the connect went direct */
+	PW_EV_REDIRECT = 1,     /* a connect was steered into pgwardd */
+	PW_EV_REFUSED = 2,      /* fail-closed: the enforcer is not alive */
+	PW_EV_BYPASS = 3,       /* fail-open: the connect went direct */
+	PW_EV_DENIED = 4,       /* a destination on the deny list (any pgwardd state) */
+	PW_EV_BIND = 5,         /* a bind to a steered listener's port, refused */
+	PW_EV_UNIX = 6,         /* a unix-socket connect to PostgreSQL, steered */
+	PW_EV_UNIX_REFUSED = 7, /* the same, refused (fail-closed, or no unix listener) */
 };
 struct pw_event {
 	__u32 type;
@@ -93,6 +120,9 @@ enum pw_counter {
 	PW_CNT_TUPLE_MISS, /* sockops found no record (user side counts accept misses) */
 	PW_CNT_FASTPATH_REDIRECTS,
 	PW_CNT_FASTPATH_FALLBACKS,
+	PW_CNT_DENIED, /* deny-list refusals */
+	PW_CNT_BINDS,  /* binds to a steered port refused */
+	PW_CNT_UNIX,   /* unix connects steered */
 	PW_CNT_MAX,
 };
 

@@ -88,6 +88,8 @@ struct pw_jwt_config {
 #define PW_MAX_REDIRECT_CGROUPS 32
 #define PW_MAX_REDIRECT_PORTS   32
 #define PW_MAX_REDIRECT_DSTS    32
+#define PW_MAX_REDIRECT_DENY    32
+#define PW_MAX_REDIRECT_UIDS    32
 
 struct pw_cidr {
 	int family;       /* AF_INET or AF_INET6 */
@@ -100,6 +102,8 @@ struct pw_redirect {
 	bool enabled;                                    /* the "redirect" section is present */
 	char cgroups[PW_MAX_REDIRECT_CGROUPS][PATH_MAX]; /* cgroup v2 directories in scope */
 	int n_cgroups;
+	unsigned uids[PW_MAX_REDIRECT_UIDS]; /* and tasks of these uids, wherever they are */
+	int n_uids;
 	int ports[PW_MAX_REDIRECT_PORTS]; /* destination ports steered; default 5432 */
 	int n_ports;
 	bool fail_open;           /* default false: fail closed */
@@ -109,12 +113,17 @@ struct pw_redirect {
 	char pin_path[PATH_MAX];  /* default /sys/fs/bpf/pgward */
 	/* where steered connections land: pgwardd's own listeners for them */
 	char listen4[64]; /* default "127.0.0.1" */
-	int listen4_port; /* default 15432 */
+	int listen4_port; /* default 432: below ip_unprivileged_port_start, no agent binds it */
 	char listen6[64]; /* default "::1"; empty = no IPv6 */
 	int listen6_port; /* default: listen4_port */
 	/* optional: steer only these destination networks ("10.0.0.0/8", "fd00::/8") */
 	struct pw_cidr destinations[PW_MAX_REDIRECT_DSTS];
 	int n_destinations;
+	/* refused from the scope whatever pgwardd's state: other ways to the database (a
+	 * pooler's port, a replica); port 0 = every port */
+	struct pw_cidr deny[PW_MAX_REDIRECT_DENY];
+	int deny_port[PW_MAX_REDIRECT_DENY];
+	int n_deny;
 };
 
 /* ---- policy (decided in policy.c) ---- */
@@ -266,6 +275,10 @@ int pw_config_load_string(const char *text, const char *path, struct pw_config *
 /* Validate a file and report every error, not only the first (pgwardctl policy check): returns
  * the number of errors, with *errors a malloc'd text of one "FILE: PATH: what" per line. */
 int pw_config_check_all(const char *path, char **errors);
+/* Calls fn for each warning about a valid configuration (identities told apart only by what
+ * a process says of itself); returns how many. */
+int pw_config_warnings(const struct pw_config *c, void (*fn)(void *arg, const char *msg),
+                       void *arg);
 struct pw_config *pw_config_ref(struct pw_config *c);
 void pw_config_unref(struct pw_config *c);
 

@@ -14,11 +14,13 @@
 struct pw_kernel_facts {
 	struct pw_conn_info info;
 	char cgroup[PATH_MAX]; /* below the cgroup2 mount, "/"-rooted; "" if unresolvable */
-	char exe[PATH_MAX];    /* "" if the process is gone or was replaced */
+	char exe[PATH_MAX];    /* "" if the process is gone, ran exec since the connect, or its
+	                          path does not name the same file in pgwardd's mount namespace */
 	char comm[PW_COMM_LEN + 1];
 	char anc_comm[PW_MAX_ANCESTORS][PW_COMM_LEN + 1];
-	char anc_exe[PW_MAX_ANCESTORS][256];
-	bool exe_verified;    /* the pid still named the process that connected */
+	char anc_exe[PW_MAX_ANCESTORS][256]; /* the same; also "" for an ancestor that ran exec
+	                                        after it forked the chain */
+	bool exe_verified;                   /* the pid still named the process that connected */
 	struct pw_facts view; /* pointers into the above, for pw_config_match_facts */
 };
 

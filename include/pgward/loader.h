@@ -18,7 +18,7 @@
 #define PW_LOADER_DEFAULT_PIN "/sys/fs/bpf/pgward"
 
 /* Load the programs (or take over pinned ones), fill the maps, attach, pin. A compatible pin
- * set left by an earlier pgwardd (pw_loader_stop(true), or a crash) is adopted: its maps keep
+ * set left by an earlier pgwardd (pw_loader_stop, or a crash) is adopted: its maps keep
  * their contents and its links are switched to the new programs in place, so agents are never
  * left unsteered. An incompatible set is replaced (with a warning naming the difference).
  * Returns 0 or -1 with err set; err names the cgroup path that does not exist, or the missing
@@ -41,12 +41,13 @@ void pw_loader_preopen(const struct pw_config *cfg);
 void pw_loader_counters(uint64_t out[PW_CNT_MAX]);
 /* Is the loader running (started and not stopped)? */
 bool pw_loader_running(void);
-/* Stop: unless keep_pinned, detach every link and unpin everything. Stops the threads. With
- * keep_pinned the links and maps stay; the heartbeat stops, so the programs see it go stale and
- * (fail-closed) refuse agents' connects until a new pgwardd takes the pins over. */
-void pw_loader_stop(bool keep_pinned);
-/* pgwardd --uninstall: remove every pin under pin_path (detaching links). A missing or empty
- * pin_path is fine. 0 or -1 with err set. */
+/* Stop: the threads stop, the links and maps stay pinned and the heartbeat is marked stale, so
+ * the programs (fail-closed) refuse agents' connects until a new pgwardd takes the pins over.
+ * Stopping never opens the gate: only pw_loader_uninstall does. */
+void pw_loader_stop(void);
+/* pgwardd --uninstall: remove every pin under pin_path (detaching links): from then on agents'
+ * connects go wherever they were dialled. A missing or empty pin_path is fine. 0 or -1 with
+ * err set. */
 int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen);
 
 /* Optional: called on the ring-buffer thread for each event, after it is logged. Set it

@@ -2,7 +2,7 @@
  * is put in scope, children that move into it connect() to 127.0.0.2:54329 (nothing listens
  * there) and land on this test's own listener on 127.0.0.1, with their identity in the tuple
  * map. Also: no steering outside the scope, reload (ports, fast path, a missing cgroup), a
- * pin set left by stop(true) refusing once its heartbeat is stale and then taken over by a new
+ * pin set left by a stop refusing once its heartbeat is stale and then taken over by a new
  * start without detaching, an incompatible pin set replaced, uninstall, and a clean stop.
  * Network: loopback (127.0.0.0/8) only. */
 #include <arpa/inet.h>
@@ -130,31 +130,52 @@ static uint64_t ino_of(const char *path)
 	return stat(path, &st) == 0 ? (uint64_t)st.st_ino : 0;
 }
 
-/* programs attached directly to a cgroup for one attach type */
+/* pgward's programs (named pw_*) attached directly to a cgroup for one attach type */
 static int attached(const char *cg, enum bpf_attach_type type)
 {
 	int fd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	uint32_t cnt = 0, flags = 0;
-	int rc = bpf_prog_query(fd, type, 0, &flags, NULL, &cnt);
+	uint32_t ids[64], cnt = 64, flags = 0;
+	int rc = bpf_prog_query(fd, type, 0, &flags, ids, &cnt);
 	close(fd);
-	return rc < 0 ? -1 : (int)cnt;
+	if (rc < 0)
+		return -1;
+	int n = 0;
+	for (uint32_t i = 0; i < cnt; i++) {
+		int pfd = bpf_prog_get_fd_by_id(ids[i]);
+		struct bpf_prog_info pi;
+		uint32_t pl = sizeof(pi);
+		memset(&pi, 0, sizeof(pi));
+		if (pfd >= 0 && bpf_obj_get_info_by_fd(pfd, &pi, &pl) == 0 &&
+		    strncmp(pi.name, "pw_", 3) == 0)
+			n++;
+		if (pfd >= 0)
+			close(pfd);
+	}
+	return n;
 }
 
 static const enum bpf_attach_type all_types[] = {
     BPF_CGROUP_INET4_CONNECT,     BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_INET4_GETPEERNAME,
-    BPF_CGROUP_INET6_GETPEERNAME, BPF_CGROUP_SOCK_OPS,
+    BPF_CGROUP_INET6_GETPEERNAME, BPF_CGROUP_SOCK_OPS,      BPF_CGROUP_INET4_BIND,
+    BPF_CGROUP_INET6_BIND,
 };
+#define N_PROGS ((int)(sizeof(all_types) / sizeof(all_types[0])))
 
-/* every program type attached exactly `want` times on the scope cgroup */
-static bool scope_attached(int want)
+/* every program type attached exactly `want` times on the cgroup root (where the programs go:
+ * they judge the connecting task, whatever cgroup its socket was made in), none on the scope
+ * cgroup itself */
+static bool root_attached(int want)
 {
-	for (size_t i = 0; i < sizeof(all_types) / sizeof(all_types[0]); i++)
-		if (attached(cg_scope, all_types[i]) != want)
+	for (int i = 0; i < N_PROGS; i++)
+		if (attached(cg_mount, all_types[i]) != want ||
+		    attached(cg_scope, all_types[i]) != 0)
 			return false;
 	return true;
 }
+
+#define N_MAPS 11 /* the maps of bpf/pgward.bpf.c */
 
 static int count_entries(const char *dir)
 {
@@ -225,9 +246,9 @@ static int pinned_links(uint32_t *ids, uint32_t *progs, int max)
 /* ids of every pinned map */
 static int pinned_map_ids(uint32_t *ids, int max)
 {
-	static const char *const names[] = {"pw_sk_info", "pw_conns",    "pw_sockhash",
-	                                    "pw_config",  "pw_scope",    "pw_ports",
-	                                    "pw_events",  "pw_counters", "pw_dsts"};
+	static const char *const names[] = {
+	    "pw_sk_info", "pw_conns",    "pw_sockhash", "pw_config",    "pw_scope", "pw_ports",
+	    "pw_events",  "pw_counters", "pw_dsts",     "pw_scope_uid", "pw_deny"};
 	int n = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < max; i++)
 		if ((ids[n] = pinned_map_id(names[i])))
@@ -514,7 +535,7 @@ static struct pw_config *make_config(void)
 static void cleanup(void)
 {
 	if (pw_loader_running())
-		pw_loader_stop(false);
+		pw_loader_stop();
 	char err[256];
 	pw_loader_uninstall(pin, err, sizeof(err));
 	if (lfd >= 0)
@@ -617,11 +638,12 @@ int main(void)
 	      "the incompatible pin set was replaced (pw_config value size %u)", mi.value_size);
 	if (cfd >= 0)
 		close(cfd);
-	CHECK(scope_attached(1), "each program attached once to the scope cgroup");
+	CHECK(root_attached(1), "each program attached once to the cgroup root");
 	char links[PATH_MAX + 8];
 	snprintf(links, sizeof(links), "%s/links", pin);
-	CHECK(count_entries(links) == 5, "five links pinned (%d)", count_entries(links));
-	CHECK(count_entries(maps) == 9, "nine maps pinned (%d)", count_entries(maps));
+	CHECK(count_entries(links) == N_PROGS, "%d links pinned (%d)", N_PROGS,
+	      count_entries(links));
+	CHECK(count_entries(maps) == N_MAPS, "%d maps pinned (%d)", N_MAPS, count_entries(maps));
 
 	check_redirect("steered", ORIG_PORT);
 	for (int i = 0; i < 100 && atomic_load(&ev_redirects) == 0; i++)
@@ -650,7 +672,7 @@ int main(void)
 	cfg->redirect.fastpath = true;
 	err[0] = '\0';
 	CHECK(pw_loader_update(cfg, err, sizeof(err)) == 0, "update: fastpath on (%s)", err);
-	CHECK(attached(cg_self, BPF_CGROUP_SOCK_OPS) == 1, "fastpath: sockops on pgwardd's cgroup");
+	CHECK(root_attached(1), "fastpath: the same links (sockops on the root sees both ends)");
 	pw_loader_counters(cnt);
 	uint64_t fp0 = cnt[PW_CNT_FASTPATH_REDIRECTS];
 	check_redirect("fastpath", ORIG_PORT);
@@ -659,17 +681,16 @@ int main(void)
 	      (unsigned long long)(cnt[PW_CNT_FASTPATH_REDIRECTS] - fp0));
 	cfg->redirect.fastpath = false;
 	CHECK(pw_loader_update(cfg, err, sizeof(err)) == 0, "update: fastpath off");
-	CHECK(attached(cg_self, BPF_CGROUP_SOCK_OPS) == 0, "fastpath off: pgwardd's cgroup clear");
-	CHECK(scope_attached(1), "still each program once on the scope cgroup");
+	CHECK(root_attached(1), "still each program once on the root");
 
-	/* stop(true): everything stays; the heartbeat goes stale; fail-closed refuses */
+	/* stop: everything stays; the heartbeat goes stale; fail-closed refuses */
 	uint32_t conns_id = pinned_map_id("pw_conns");
 	uint32_t link_ids[16], prog_ids[16], link_ids2[16], prog_ids2[16];
 	int n_links = pinned_links(link_ids, prog_ids, 16);
-	pw_loader_stop(true);
+	pw_loader_stop();
 	CHECK(!pw_loader_running(), "stopped, pins kept");
-	CHECK(scope_attached(1) && count_entries(links) == 5 && count_entries(maps) == 9,
-	      "stop(true) leaves the links attached and everything pinned");
+	CHECK(root_attached(1) && count_entries(links) == N_PROGS && count_entries(maps) == N_MAPS,
+	      "stop leaves the links attached and everything pinned");
 	sleep_ms(HEARTBEAT_MS + 100);
 	int ms = check_refused("stale heartbeat (fail-closed)", true, ORIG_PORT);
 	CHECK(ms >= 0 && ms < 100, "stale heartbeat: refused at once (%d ms)", ms);
@@ -694,13 +715,13 @@ int main(void)
 	sleep_ms(50);
 	wrote = wrote && bpf_map_lookup_elem(cfd, &zero, &pc) == 0 &&
 	        pc.enforcer_tgid == (uint32_t)owner;
-	CHECK(wrote, "stop(true) marked the heartbeat stale; faked a live owner (pid %d)", owner);
+	CHECK(wrote, "stop marked the heartbeat stale; faked a live owner (pid %d)", owner);
 	err[0] = '\0';
 	rc = pw_loader_start(cfg, (uint32_t)getpid(), err, sizeof(err));
 	CHECK(rc < 0 && strstr(err, "running pgwardd"), "a live owner's pins are left alone (%s)",
 	      err);
 	if (rc == 0)
-		pw_loader_stop(true);
+		pw_loader_stop();
 	kill(owner, SIGKILL);
 	waitpid(owner, NULL, 0);
 	if (cfd >= 0)
@@ -721,11 +742,10 @@ int main(void)
 	CHECK(cnt[PW_CNT_REFUSALS] >= 1 && cnt[PW_CNT_REDIRECTS] >= 3,
 	      "counters carried over (refusals %llu, redirects %llu)",
 	      (unsigned long long)cnt[PW_CNT_REFUSALS], (unsigned long long)cnt[PW_CNT_REDIRECTS]);
-	CHECK(scope_attached(1) && count_entries(links) == 6 &&
-	          attached(cg_self, BPF_CGROUP_SOCK_OPS) == 1,
-	      "takeover: exactly one set of links (5 + sockops on pgwardd's cgroup)");
+	CHECK(root_attached(1) && count_entries(links) == N_PROGS,
+	      "takeover: exactly one set of links");
 	int n_links2 = pinned_links(link_ids2, prog_ids2, 16);
-	bool same = n_links == 5 && n_links2 == 6;
+	bool same = n_links == N_PROGS && n_links2 == N_PROGS;
 	for (int i = 0, j = 0; same && i < n_links; i++, j++) {
 		while (j < n_links2 && link_ids2[j] != link_ids[i])
 			j++;
@@ -742,30 +762,29 @@ int main(void)
 	/* uninstall a kept pin set: links detached, nothing left */
 	uint32_t map_ids[16];
 	int n_maps = pinned_map_ids(map_ids, 16);
-	pw_loader_stop(true);
+	pw_loader_stop();
 	err[0] = '\0';
 	CHECK(pw_loader_uninstall(pin, err, sizeof(err)) == 0, "uninstall a kept pin set (%s)",
 	      err);
-	CHECK(n_maps == 9 && maps_gone(map_ids, n_maps), "uninstall: the kernel freed every map");
-	CHECK(scope_attached(0) && attached(cg_self, BPF_CGROUP_SOCK_OPS) == 0 &&
-	          access(pin, F_OK) < 0,
-	      "uninstall: nothing attached or pinned");
+	CHECK(n_maps == N_MAPS && maps_gone(map_ids, n_maps),
+	      "uninstall: the kernel freed every map");
+	CHECK(root_attached(0) && access(pin, F_OK) < 0, "uninstall: nothing attached or pinned");
 
-	/* a fresh start (fast path on: sk_msg attached) and a full stop */
+	/* a fresh start (fast path on: sk_msg attached), a stop and an uninstall */
 	rc = pw_loader_start(cfg, (uint32_t)getpid(), err, sizeof(err));
 	CHECK(rc == 0, "fresh start (%s)", err);
 	if (rc == 0)
 		check_redirect("fresh", ORIG_PORT);
 	n_maps = pinned_map_ids(map_ids, 16);
-	CHECK(n_maps == 9, "fresh start: 9 maps pinned");
-	pw_loader_stop(false);
-	CHECK(maps_gone(map_ids, n_maps), "stop(false): the kernel freed every map (no leak)");
-	CHECK(access(pin, F_OK) < 0 && errno == ENOENT, "stop(false) leaves nothing at %s", pin);
-	CHECK(scope_attached(0), "stop(false): no program attached to the scope cgroup");
-	CHECK(attached(cg_scope, BPF_CGROUP_INET4_CONNECT) == 0 &&
-	          attached(cg_self, BPF_CGROUP_SOCK_OPS) == 0,
-	      "bpf_prog_query: zero connect4 programs on the scope cgroup");
-	check_refused("after stop", true, ORIG_PORT);
+	CHECK(n_maps == N_MAPS, "fresh start: %d maps pinned", N_MAPS);
+	pw_loader_stop();
+	CHECK(root_attached(1) && access(pin, F_OK) == 0, "a stop never opens the gate");
+	CHECK(pw_loader_uninstall(pin, err, sizeof(err)) == 0, "uninstall (%s)", err);
+	CHECK(maps_gone(map_ids, n_maps), "uninstall: the kernel freed every map (no leak)");
+	CHECK(access(pin, F_OK) < 0 && errno == ENOENT, "uninstall leaves nothing at %s", pin);
+	CHECK(root_attached(0) && attached(cg_mount, BPF_CGROUP_INET4_CONNECT) == 0,
+	      "bpf_prog_query: zero pgward programs on the root");
+	check_refused("after uninstall", true, ORIG_PORT);
 
 	CHECK(pw_loader_uninstall(pin, err, sizeof(err)) == 0, "uninstall: a missing pin path");
 	mkdir(pin, 0700);
