@@ -15,12 +15,15 @@
 #   pgw_start CONFIG LOG PORT     start $PGW_BIN --config CONFIG in the background,
 #                                 output to LOG; sets PGW_PID and waits for PORT and
 #                                 for the log's "started" (redirect attached)
-#   pgw_stop_all                  stop every pgwardd started by pgw_start
+#   pgw_stop_all                  stop every pgwardd started by pgw_start (and, for a
+#                                 configuration with a redirect, remove its pins: a stop
+#                                 alone leaves them, fail-closed)
 #
 # PGW_BIN: the daemon (default $BUILD/pgwardd).  Functions return non-zero on failure
 # and work under `set -euo pipefail`.
 
 PGW_PIDS=()
+PGW_CONFS=()
 
 pgw__err() { printf 'pgwardd helper: error: %s\n' "$*" >&2; }
 
@@ -102,6 +105,7 @@ pgw_start() {
 	"$bin" --config "$conf" >"$log" 2>&1 &
 	PGW_PID=$!
 	PGW_PIDS+=("$PGW_PID")
+	PGW_CONFS+=("$conf")
 	if ! pgw_wait_listen "$port" "$PGW_PID" 10; then
 		tail -n 20 "$log" >&2
 		pgw__err "pgwardd did not start listening on 127.0.0.1:$port"
@@ -131,6 +135,13 @@ pgw_stop_all() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
+	local conf bin=${PGW_BIN:-${BUILD:-build}/pgwardd}
+	for conf in "${PGW_CONFS[@]}"; do
+		if grep -q '"redirect"' "$conf" 2>/dev/null; then
+			"$bin" --uninstall --config "$conf" >/dev/null 2>&1 || true
+		fi
+	done
 	PGW_PIDS=()
+	PGW_CONFS=()
 	return 0
 }

@@ -1,11 +1,13 @@
 /* pgwardd: the enforcer daemon. Main thread: configuration, signals, workers. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pgward/config.h"
@@ -71,6 +73,41 @@ static void ptrace_note(const struct pw_config *cfg, char *out, size_t len)
 	         "outside the redirect's cgroups and connect through it unsteered; set it to 1 "
 	         "or more, or scope the agents' uids (redirect.uids)",
 	         scope < 0 ? "unavailable (no Yama)" : "0");
+}
+
+/* The kernel programs see TCP connects only: a PostgreSQL (or pooler) unix socket on this host
+ * is a way around them unless its permissions or pg_hba.conf keep agents out. Each one found in
+ * /proc/net/unix gets a warning. */
+static void unix_notes(const struct pw_config *cfg, void (*fn)(void *arg, const char *msg),
+                       void *arg)
+{
+	if (!cfg->redirect.enabled)
+		return;
+	FILE *f = fopen("/proc/net/unix", "re");
+	if (!f)
+		return;
+	char line[PATH_MAX + 128], msg[PATH_MAX + 512];
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strrchr(line, ' ');
+		if (!path || path[1] != '/')
+			continue;
+		path++;
+		path[strcspn(path, "\n")] = 0;
+		const char *base = strrchr(path, '/') + 1;
+		if (strncmp(base, ".s.PGSQL.", 9) != 0 || strchr(base + 9, '.'))
+			continue;
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+			continue;
+		snprintf(
+		    msg, sizeof(msg),
+		    "PostgreSQL's unix socket %s (mode %04o) is not steered by the redirect "
+		    "(only TCP is): keep agents out of it with its permissions "
+		    "(unix_socket_permissions, unix_socket_group) or pg_hba.conf's local lines",
+		    path, (unsigned)(st.st_mode & 07777));
+		fn(arg, msg);
+	}
+	fclose(f);
 }
 
 static bool same_listen(const struct pw_config *a, const struct pw_config *b)
@@ -170,6 +207,7 @@ int main(int argc, char **argv)
 	ptrace_note(rt->cfg, note, sizeof(note));
 	if (check) {
 		pw_config_warnings(rt->cfg, warn_print, (void *)path);
+		unix_notes(rt->cfg, warn_print, (void *)path);
 		if (note[0])
 			printf("%s: warning: %s\n", path, note);
 		printf("%s: OK (%d listener(s), %d upstream(s), %d identit%s)\n", path,
@@ -181,6 +219,7 @@ int main(int argc, char **argv)
 	pw_log_set_level(level ? forced : rt->cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	pw_config_warnings(rt->cfg, warn_log, NULL);
+	unix_notes(rt->cfg, warn_log, NULL);
 	if (note[0])
 		pw_warn("%s", note);
 

@@ -162,6 +162,11 @@ EOF
 out=$("$BUILD/pgwardctl" policy check "$W/comm.json" 2>&1)
 check "policy check warns that only comm tells admin-tool from agent" grep -q 'warning: identities "admin-tool" and "agent" are told apart only by comm' <<<"$out"
 
+# unix sockets are not steered (the kernel programs see TCP): pgwardd says which are reachable
+out=$("$BUILD/pgwardd" --config "$CONF" --check 2>&1)
+check "pgwardd --check names the cluster's unix socket as a way around" \
+	grep -q "warning: PostgreSQL's unix socket .*/.s.PGSQL.$DB (mode 0[0-7]*) is not steered" <<<"$out"
+
 # 7. the deny list: another way to the database (a pooler's port) is refused from the scope
 python3 -c "
 import socket, time
