@@ -516,7 +516,13 @@ static int do_startup(int argc, char **argv)
 		if (!strcmp(argv[i], "options")) {
 			if (pw_options_parse(eq + 1, startup_setting, &o, err, sizeof(err)) < 0)
 				error = err;
-		} else if (strcmp(argv[i], "user") && strcmp(argv[i], "database")) {
+		} else if (!strcmp(argv[i], "replication")) {
+			if (pw_replication_refused(eq + 1, o.d.message, sizeof(o.d.message))) {
+				snprintf(o.d.sqlstate, sizeof(o.d.sqlstate), "0A000");
+				o.refused = true;
+			}
+		} else if (strcmp(argv[i], "user") && strcmp(argv[i], "database") &&
+		           strncmp(argv[i], "_pq_.", 5)) {
 			startup_setting(&o, argv[i], eq + 1);
 		}
 	}
