@@ -260,7 +260,8 @@ check "options the server cannot read are refused with its own words" grep -q 'F
 extra_opt='{"name": "optparse", "match": {"user": "optparse"}, "auth": "trust", "upstream": "main",
   "guardrails": {"role_escape": false, "server_copy": false, "server_files": false,
    "alter_system": false, "drop_database": false, "create_extension": false, "dblink": false,
-   "terminate_backend": false, "code": false, "no_where": false, "parser_integrity": false},
+   "terminate_backend": false, "code": false, "no_where": false, "parser_integrity": false,
+   "superuser_settings": false},
   "rules": [{"action": "allow"}]}'
 config "$extra_opt" >"$W/optparse.json"
 out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/optdiff.py" "$CTL" "$W/optparse.json" optparse \
