@@ -29,6 +29,9 @@ struct pw_catalog {
 	size_t nrels;
 	struct pw_cat_rel *rels; /* sorted by OID; one allocation with its names (relmem) */
 	void *relmem;
+	/* the login role the catalog was read as, when the server said it is a superuser
+	 * ("": not one, or not known) */
+	char superuser[PW_NAME_MAX];
 };
 
 /* ---- snapshots -------------------------------------------------------------------------- */
@@ -209,11 +212,16 @@ static const char rel_sql[] =
     "AND NOT pg_catalog.starts_with(n.nspname, 'pg_temp_') "
     "ORDER BY c.oid, a.attnum";
 
+/* Who the catalog connection (the upstream's login role, no SET ROLE) is: pgwardd warns once
+ * per upstream when it is a superuser. */
+static const char login_sql[] = "SELECT CURRENT_USER, pg_catalog.current_setting('is_superuser')";
+
 static const char schema_sql[] = "SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
                                  "pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
                                  "pg_catalog.starts_with(s.nspname, 'pg_toast_temp_')";
 
 struct rows {
+	char superuser[PW_NAME_MAX]; /* login_sql: the login role, if it is a superuser */
 	struct pw_cat_func *f;
 	size_t n, cap;
 	char **schemas;
@@ -276,6 +284,13 @@ static void on_rel(void *arg, int ncols, const char *const *v)
 	}
 	if (!(rel->cols[attnum - 1] = strdup(v[5])))
 		r->bad = true;
+}
+
+static void on_login(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (ncols == 2 && v[0] && v[1] && strcmp(v[1], "on") == 0)
+		snprintf(r->superuser, sizeof(r->superuser), "%s", v[0]);
 }
 
 static void on_schema(void *arg, int ncols, const char *const *v)
@@ -390,6 +405,7 @@ struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, cha
 	    pw_pgconn_exec(c, load_sql, on_func, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, schema_sql, on_schema, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, rel_sql, on_rel, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, login_sql, on_login, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, "COMMIT", NULL, NULL, err, errlen) == 0) {
 		if (r.bad || r.n == 0 || r.nschemas == 0)
 			pw_errf(err, errlen, "upstream \"%s\": unexpected catalog rows", name);
@@ -399,7 +415,8 @@ struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, cha
 			pw_catalog_release(cat);
 			cat = NULL;
 			pw_errf(err, errlen, "out of memory");
-		}
+		} else
+			memcpy(cat->superuser, r.superuser, sizeof(cat->superuser));
 	}
 	rows_free(&r);
 	return cat;
@@ -414,6 +431,7 @@ struct entry {
 	struct pw_catalog *snap; /* current, referenced by the registry */
 	uint64_t gen;            /* atomic: bumped on every publish */
 	bool queued, loading, stale, failed;
+	bool warned_superuser; /* the superuser login was logged for this upstream */
 	char error[256];
 	uint64_t loaded_ms, failed_ms;
 	int ttl_ms;
@@ -464,6 +482,19 @@ static struct entry *find_entry(const char *key, bool add)
 }
 
 static void *loader(void *arg);
+
+/* With reg.mu held: was e's upstream (its key without the database) said to log in as a
+ * superuser already? Marks it so when not. */
+static bool superuser_warned(struct entry *e)
+{
+	size_t n = strrchr(e->key, '|') - e->key + 1;
+	for (struct entry *o = reg.entries; o; o = o->next)
+		if (o->warned_superuser && strncmp(o->key, e->key, n) == 0 &&
+		    !strchr(o->key + n, '|'))
+			return true;
+	e->warned_superuser = true;
+	return false;
+}
 
 /* With reg.mu held. */
 static bool ensure_thread(void)
@@ -541,6 +572,8 @@ static void *loader(void *arg)
 
 		uint64_t t0 = now_ms();
 		struct pw_catalog *c = pw_catalog_load(rt, ui, db, err, sizeof(err));
+		char ups[PW_NAME_MAX];
+		snprintf(ups, sizeof(ups), "%s", rt->cfg->upstreams[ui].name);
 		pw_runtime_unref(rt);
 
 		pthread_mutex_lock(&reg.mu);
@@ -559,6 +592,18 @@ static void *loader(void *arg)
 			    "%llu ms",
 			    c->n, c->nschemas, c->nrels, e->key,
 			    (unsigned long long)(now_ms() - t0));
+			if (c->superuser[0] && !superuser_warned(e))
+				/* every setting and statement an identity without a role of its own
+				 * makes runs with these rights; guardrails narrow them, grants do
+				 * better */
+				pw_warn(
+				    "upstream %s logs in as superuser %s: sessions without a fixed "
+				    "or "
+				    "just-in-time role run with superuser rights, and the server "
+				    "ignores its own privilege checks for them; give pgwardd a "
+				    "least-privilege login role: see README, \"A least-privilege "
+				    "login role\"",
+				    ups, c->superuser);
 			pthread_mutex_unlock(&reg.mu);
 			pw_catalog_release(old);
 		} else {

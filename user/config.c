@@ -850,6 +850,7 @@ const char *pw_guardrail_name(enum pw_guardrail g)
 	    [PW_GR_TERMINATE_BACKEND] = "terminate_backend",
 	    [PW_GR_CODE] = "code",
 	    [PW_GR_NO_WHERE] = "no_where",
+	    [PW_GR_SUPERUSER_SETTINGS] = "superuser_settings",
 	    [PW_GR_PARSER_INTEGRITY] = "parser_integrity",
 	};
 	return (unsigned)g < PW_GR_COUNT ? names[g] : "?";

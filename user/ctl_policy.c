@@ -10,6 +10,7 @@
 #include "pgward/catalog.h"
 #include "pgward/inspect.h"
 #include "pgward/log.h"
+#include "pgward/guc.h"
 #include "pgward/options.h"
 #include "pgward/pgconn.h"
 #include "pgward/policy.h"
@@ -535,7 +536,13 @@ static int do_startup(int argc, char **argv)
 		if (!strcmp(argv[i], "options")) {
 			if (pw_options_parse(eq + 1, startup_setting, &o, err, sizeof(err)) < 0)
 				error = err;
-		} else if (strcmp(argv[i], "user") && strcmp(argv[i], "database")) {
+		} else if (!strcmp(argv[i], "replication")) {
+			if (pw_replication_refused(eq + 1, o.d.message, sizeof(o.d.message))) {
+				snprintf(o.d.sqlstate, sizeof(o.d.sqlstate), "0A000");
+				o.refused = true;
+			}
+		} else if (strcmp(argv[i], "user") && strcmp(argv[i], "database") &&
+		           strncmp(argv[i], "_pq_.", 5)) {
 			startup_setting(&o, argv[i], eq + 1);
 		}
 	}
@@ -569,6 +576,37 @@ static int do_startup(int argc, char **argv)
 	return rc;
 }
 
+/* policy settings: the compiled-in table of PostgreSQL 15's settings and their contexts, which
+ * the guardrail superuser_settings goes by (only "user" ones may be made). */
+static int do_settings(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0) {
+		fprintf(stderr, "usage: pgwardctl policy settings\n");
+		return 2;
+	}
+	json_t *a = json_array();
+	enum pw_guc_context c;
+	bool shown;
+	const char *name;
+	for (size_t i = 0; (name = pw_guc_at(i, &c, &shown)); i++) {
+		if (!pw_ctl_json) {
+			printf("%s %s%s\n", name, pw_guc_context_name(c), shown ? "" : " (hidden)");
+			continue;
+		}
+		json_t *e = json_object();
+		json_object_set_new(e, "name", json_string(name));
+		json_object_set_new(e, "context", json_string(pw_guc_context_name(c)));
+		json_object_set_new(e, "shown", json_boolean(shown));
+		json_array_append_new(a, e);
+	}
+	if (pw_ctl_json)
+		pw_ctl_print_json(a);
+	else
+		json_decref(a);
+	return 0;
+}
+
 static const struct pw_ctl_cmd policy_cmds[] = {
     {"check", do_check, "check FILE      validate a policy (every error, with its JSON path)"},
     {"explain", do_explain,
@@ -580,6 +618,9 @@ static const struct pw_ctl_cmd policy_cmds[] = {
      "startup --config FILE --identity NAME NAME=VALUE ...\n"
      "                 judge startup parameters as pgwardd does (\"options\" read as the\n"
      "                 server reads it; every setting listed; exit 3: refused)"},
+    {"settings", do_settings,
+     "settings        PostgreSQL 15's settings and their contexts, as the guardrail\n"
+     "                 superuser_settings knows them (only \"user\" ones may be made)"},
     {NULL, NULL, NULL}};
 
 int pw_ctl_policy(int argc, char **argv)

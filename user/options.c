@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pgward/log.h"
 #include "pgward/options.h"
@@ -227,4 +228,95 @@ out:
 	for (size_t k = 0; k < nwords; k++)
 		free(words[k]);
 	return rc;
+}
+
+/* The server's pg_strncasecmp over n bytes: ASCII case folded, stops after a NUL in both. */
+static bool prefix_of(const char *value, const char *word, size_t n)
+{
+	return strncasecmp(value, word, n) == 0;
+}
+
+bool pw_parse_bool(const char *v, size_t len, bool *result)
+{
+	bool ok = false, val = false;
+
+	/* what decides is the first byte, then the whole value compared with the word over its
+	 * own length: so only a prefix of the word matches, and "" matches nothing */
+	switch (len ? v[0] : 0) {
+	case 't':
+	case 'T':
+		ok = val = prefix_of(v, "true", len);
+		break;
+	case 'f':
+	case 'F':
+		ok = prefix_of(v, "false", len);
+		break;
+	case 'y':
+	case 'Y':
+		ok = val = prefix_of(v, "yes", len);
+		break;
+	case 'n':
+	case 'N':
+		ok = prefix_of(v, "no", len);
+		break;
+	case 'o':
+	case 'O':
+		/* at least two bytes compared: "o" alone is neither */
+		if (prefix_of(v, "on", len > 2 ? len : 2))
+			ok = val = true;
+		else
+			ok = prefix_of(v, "off", len > 2 ? len : 2);
+		break;
+	case '1':
+		ok = val = len == 1;
+		break;
+	case '0':
+		ok = len == 1;
+		break;
+	}
+	if (result)
+		*result = ok && val;
+	return ok;
+}
+
+enum pw_replication pw_startup_replication(const char *value)
+{
+	bool on;
+
+	if (!value)
+		return PW_REPL_NONE;
+	if (strcmp(value, "database") == 0) /* case-sensitive, unlike the booleans */
+		return PW_REPL_LOGICAL;
+	if (!pw_parse_bool(value, strlen(value), &on))
+		return PW_REPL_INVALID;
+	return on ? PW_REPL_PHYSICAL : PW_REPL_NONE;
+}
+
+const char *pw_replication_name(enum pw_replication r)
+{
+	static const char *const names[] = {
+	    [PW_REPL_NONE] = "none",
+	    [PW_REPL_PHYSICAL] = "physical",
+	    [PW_REPL_LOGICAL] = "logical",
+	    [PW_REPL_INVALID] = "invalid",
+	};
+	return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
+}
+
+bool pw_replication_refused(const char *value, char *msg, size_t len)
+{
+	static const char *const what[] = {
+	    [PW_REPL_PHYSICAL] = "the server reads it as true: a physical walsender",
+	    [PW_REPL_LOGICAL] = "a logical walsender",
+	    [PW_REPL_INVALID] = "not a value the server accepts",
+	};
+	enum pw_replication r = pw_startup_replication(value);
+
+	if (r == PW_REPL_NONE)
+		return false;
+	snprintf(msg, len,
+	         "pgward: replication connections are not supported through pgward "
+	         "(replication \"%.40s\"%s: %s)",
+	         value, strlen(value) > 40 ? "..." : "", what[r]);
+	return true;
 }

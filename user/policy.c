@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgward/guc.h"
 #include "pgward/policy.h"
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -415,6 +416,7 @@ struct ctx {
 	int i; /* statement index */
 	const struct pw_sql_stmt *st;
 	uint32_t classes;
+	bool startup; /* a setting of the startup packet, judged as the set_config it is */
 };
 
 /* A rule without any condition allows (or refuses) everything, write calls included. */
@@ -717,8 +719,49 @@ static bool refusal(const struct ctx *x, const struct pw_config *cfg, struct pw_
 	return false;
 }
 
+/* SET forms that name no setting of their own: they set transaction_isolation,
+ * transaction_read_only, transaction_deferrable (all "user") or import a snapshot. */
+static const char *const set_multi[] = {"transaction", "session characteristics",
+                                        "transaction snapshot"};
+
+/* The first setting statement i makes that an ordinary user may not make (guardrail
+ * superuser_settings), why in why; -1 for none. A RESET returns to what the session started
+ * with; a custom (dotted) name is the application's own in a session, but at start-up it is
+ * made with the login role's rights, which the server keeps should an extension later define
+ * it as a superuser-only setting. */
+static int superuser_setting(const struct ctx *x, char *why, size_t len)
+{
+	for (int k = 0; k < x->r->nsets; k++) {
+		const struct pw_sql_setting *s = &x->r->sets[k];
+		if (s->stmt != x->i || s->how == PW_SQL_SET_RESET)
+			continue;
+		bool multi = false;
+		for (size_t m = 0; m < N_ELEMS(set_multi) && !multi; m++)
+			multi = strcmp(s->name, set_multi[m]) == 0;
+		enum pw_guc_context c = pw_guc_context(s->name);
+		if (multi || c == PW_GUC_USERSET)
+			continue;
+		if (c != PW_GUC_UNKNOWN)
+			snprintf(why, len,
+			         "PostgreSQL context \"%s\": only \"user\" settings may be made",
+			         pw_guc_context_name(c));
+		else if (!pw_guc_is_custom(s->name))
+			snprintf(why, len, "not a setting PostgreSQL 15 has");
+		else if (x->startup)
+			snprintf(why, len,
+			         "a custom setting made at start-up gets the login role's rights: "
+			         "SET it "
+			         "after connecting");
+		else
+			continue;
+		return k;
+	}
+	return -1;
+}
+
 static bool guardrail(const struct ctx *x, struct pw_decision *d)
 {
+	char why[128];
 	const struct pw_policy *p = &x->id->policy;
 	const struct pw_sql_stmt *st = x->st;
 	int f;
@@ -747,6 +790,9 @@ static bool guardrail(const struct ctx *x, struct pw_decision *d)
 		    x->r->funcs[f].name);
 	if (ON(PW_GR_ALTER_SYSTEM) && (st->flags & PW_SQL_F_ALTER_SYSTEM))
 		HIT(PW_GR_ALTER_SYSTEM, PW_ACT_DENY, "may not ALTER SYSTEM");
+	if (ON(PW_GR_SUPERUSER_SETTINGS) && (f = superuser_setting(x, why, sizeof(why))) >= 0)
+		HIT(PW_GR_SUPERUSER_SETTINGS, PW_ACT_DENY, "may not set %s%s (%s)",
+		    x->r->sets[f].name, x->startup ? " at start-up" : "", why);
 	if (ON(PW_GR_DROP_DATABASE) && (st->flags & PW_SQL_F_DROP_DATABASE))
 		HIT(PW_GR_DROP_DATABASE, PW_ACT_DENY, "may not DROP DATABASE %s", st->object);
 	if (ON(PW_GR_CREATE_EXTENSION) && (st->flags & PW_SQL_F_CREATE_EXTENSION))
@@ -928,10 +974,11 @@ void pw_policy_startup_setting(const struct pw_config *cfg, const struct pw_iden
 		             err);
 		goto out;
 	}
-	struct ctx x = {.id = id, .r = r, .i = 0, .st = &r->stmts[0]};
+	struct ctx x = {.id = id, .r = r, .i = 0, .st = &r->stmts[0], .startup = true};
 	x.classes = 1u << PW_SQL_SET;
-	if ((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(&x, cfg, d)) ||
-	    guardrail(&x, d)) {
+	if (((!p->guardrail_off[PW_GR_PARSER_INTEGRITY] && refusal(&x, cfg, d)) ||
+	     guardrail(&x, d)) &&
+	    !strstr(d->reason, " at start-up")) {
 		size_t l = strlen(d->reason);
 		snprintf(d->reason + l, sizeof(d->reason) - l, " at start-up");
 	}

@@ -946,17 +946,6 @@ static void client_gone(struct pw_session *s)
 	session_close(s, "client gone mid-statement");
 }
 
-static bool is_replication(const char *v)
-{
-	static const char *const on[] = {"true", "on", "yes", "1", "database"};
-	if (!v)
-		return false;
-	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++)
-		if (strcasecmp(v, on[i]) == 0)
-			return true;
-	return false;
-}
-
 /* The upstream the identity uses: its own, or the one the steered client dialled. */
 static bool choose_upstream(struct pw_session *s)
 {
@@ -1187,9 +1176,9 @@ static void handle_startup_message(struct pw_session *s)
 	s->database = pw_startup_get(&s->st, "database");
 	if (!s->database || !s->database[0])
 		s->database = s->user;
-	if (is_replication(pw_startup_get(&s->st, "replication"))) {
-		fatal(s, "0A000",
-		      "pgward: replication connections are not supported through pgward");
+	char repl[256];
+	if (pw_replication_refused(pw_startup_get(&s->st, "replication"), repl, sizeof(repl))) {
+		fatal(s, "0A000", "%s", repl);
 		return;
 	}
 	const struct pw_config *cfg = s->rt->cfg;

@@ -158,6 +158,10 @@ enum pw_guardrail {
 	PW_GR_TERMINATE_BACKEND,
 	PW_GR_CODE,     /* DO blocks, CREATE FUNCTION / PROCEDURE */
 	PW_GR_NO_WHERE, /* UPDATE/DELETE without WHERE: approve */
+	/* a setting an ordinary user may not make (PostgreSQL context other than "user"), by
+	 * SET, set_config, ALTER ROLE/DATABASE ... SET or at start-up, where a custom (dotted)
+	 * one is refused too: pgwardd's login, often a superuser, would make it */
+	PW_GR_SUPERUSER_SETTINGS,
 	/* standard_conforming_strings stays on, client_encoding in the allowed list, no
 	 * set_config with a computed name, no EXECUTE of an unknown statement: what the analysis
 	 * needs to be right. Off only for an identity whose rules allow everything. */

@@ -94,8 +94,9 @@ bool pw_policy_call_writes(const struct pw_policy_session *ps, const struct pw_s
 
 /* A setting made at start-up (a startup parameter, or one the options parameter makes: see
  * options.h): judged as set_config(name, value) is by the checks that read settings (the
- * parser-integrity refusals, the role_escape guardrail). Rules on class "set" do not apply:
- * every driver sends such parameters. */
+ * parser-integrity refusals, the role_escape and superuser_settings guardrails; the latter
+ * refuses a custom dotted name here too). Rules on class "set" do not apply: every driver
+ * sends such parameters. */
 void pw_policy_startup_setting(const struct pw_config *cfg, const struct pw_identity *id,
                                const char *name, const char *value, struct pw_decision *d);
 

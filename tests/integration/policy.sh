@@ -3,7 +3,9 @@
 # the corpus (tests/policy/corpus.tsv) decided by `pgwardctl policy explain` and by pgwardd
 # through the simple protocol, the extended protocol, pipelines and protocol-level named
 # statements; then the standard_conforming_strings attack, FunctionCall, session-level rules
-# (databases, time windows, max_sessions, fixed role), JWT identities, just-in-time roles,
+# (databases, time windows, max_sessions, fixed role), the startup packet as the server reads it
+# (replication and settings only a superuser may make, each with a differential against the
+# server: repldiff.py, gucdiff.py), JWT identities, just-in-time roles,
 # reload, and `pgwardctl policy check`. Prints "ok - ..." / "not ok - ..." per check.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -260,13 +262,78 @@ check "options the server cannot read are refused with its own words" grep -q 'F
 extra_opt='{"name": "optparse", "match": {"user": "optparse"}, "auth": "trust", "upstream": "main",
   "guardrails": {"role_escape": false, "server_copy": false, "server_files": false,
    "alter_system": false, "drop_database": false, "create_extension": false, "dblink": false,
-   "terminate_backend": false, "code": false, "no_where": false, "parser_integrity": false},
+   "terminate_backend": false, "code": false, "no_where": false, "parser_integrity": false,
+   "superuser_settings": false},
   "rules": [{"action": "allow"}]}'
 config "$extra_opt" >"$W/optparse.json"
 out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/optdiff.py" "$CTL" "$W/optparse.json" optparse \
 	"host=127.0.0.1 port=$PGTMP_PORT user=postgres dbname=policydb sslmode=disable" "${PGWARD_OPTDIFF_N:-150}")
 printf '%s\n' "$out" | grep '^#'
 check "the options differential against the server: $(grep -o '([0-9]* generated.*)' <<<"$out")" grep -q '^ok - ' <<<"$out"
+
+# --- the startup packet as the server reads it: replication, settings only a superuser may make ---
+SU="host=127.0.0.1 port=$PGTMP_PORT user=postgres dbname=policydb sslmode=disable"
+out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/repldiff.py" "$CTL" "$W/policy.json" writer \
+	127.0.0.1 "$PGTMP_PORT" postgres policydb 2>&1)
+printf '%s\n' "$out" | grep '^#'
+check "the replication differential against the server: $(grep -o '([0-9]* values.*)' <<<"$out")" grep -q '^ok - ' <<<"$out"
+out=$(PGPASSWORD=$(cat "$PGTMP_DIR/postgres.pw") python3 "$here/gucdiff.py" "$CTL" "$SU" 2>&1)
+printf '%s\n' "$out" | grep '^#'
+check "the settings table equals the server's: $(grep -o 'pg_settings ([^)]*)' <<<"$out")" grep -q "^ok - pgward's settings table" <<<"$out"
+check "a plain role may SET exactly the \"user\" settings: $(grep -o '([0-9]* names tried[^)]*)' <<<"$out")" grep -q '^ok - a plain role' <<<"$out"
+walsenders() { pgtmp_psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'"; }
+for _ in $(seq 50); do [[ $(walsenders) == 0 ]] && break; sleep 0.1; done
+raw() { # startup parameters as NAME=VALUE ... [-- SQL]: "refused SQLSTATE message" or the SQL's rows
+	python3 - "$PORT" "$@" <<-'PY'
+		import os, sys
+		sys.path.insert(0, os.environ["PW_HERE"])
+		import pgraw
+		port, args = int(sys.argv[1]), sys.argv[2:]
+		sql = args[args.index("--") + 1] if "--" in args else None
+		params = [a.split("=", 1) for a in (args[:args.index("--")] if sql else args)]
+		try:
+		    c = pgraw.Conn("127.0.0.1", port, params)
+		except pgraw.Error as e:
+		    print("refused", e.fields.get("C"), e.fields.get("M"))
+		    sys.exit()
+		print("|".join(str(v) for r in (c.query(sql) if sql else []) for v in r) or "connected")
+		c.close()
+	PY
+}
+export PW_HERE=$here
+for v in t y ye TRu on 1 database DATABASE ""; do
+	out=$(raw user=writer database=policydb "replication=$v" -- "SELECT 1")
+	check "through pgwardd: replication=\"$v\" is refused with 0A000" grep -q '^refused 0A000 pgward: replication connections are not supported' <<<"$out"
+done
+check "through pgwardd: no walsender was started on the server" test "$(walsenders)" = 0
+for v in off f no 0; do
+	check "through pgwardd: replication=$v is an ordinary session" test "$(raw user=writer database=policydb "replication=$v" -- "SELECT 1")" = 1
+done
+for o in "-c session_replication_role=replica" "-c log_statement=none" "--session-replication-role=replica" "-c lc_messages=C" "-P"; do
+	out=$(raw user=writer database=policydb "options=$o" -- "SELECT 1")
+	check "options $o is refused at start-up with 42501 (guardrail superuser_settings)" grep -q "^refused 42501 pgward: identity writer may not set .* at start-up (PostgreSQL context .*(guardrail superuser_settings)" <<<"$out"
+done
+out=$(raw user=writer database=policydb "session_replication_role=replica" -- "SELECT 1")
+check "a startup parameter session_replication_role=replica is refused with 42501" grep -q "^refused 42501 .*may not set session_replication_role at start-up" <<<"$out"
+out=$(raw user=writer database=policydb "options=-c app.tenant=5" -- "SELECT 1")
+check "options -c app.tenant=5 (a custom setting) is refused at start-up, saying to SET it after connecting" grep -q "^refused 42501 .*may not set app.tenant at start-up (.*SET it after connecting)" <<<"$out"
+check "through pgwardd: options -c work_mem=3MB (a \"user\" setting) still works" test "$(raw user=writer database=policydb "options=-c work_mem=3MB" -- "SHOW work_mem")" = 3MB
+logst=$(pgtmp_psql -Atc "SHOW log_statement")
+[[ $logst != none ]] || logst=all # (a value the attempt below does not set)
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb SET log_statement = '$logst'" >/dev/null
+out=$(psqlw -Atc "SET session_replication_role = replica" -c "SHOW session_replication_role" -c "SELECT set_config('log_statement', 'none', false)" -c "SHOW log_statement")
+pgtmp_psql -q -c "ALTER ROLE postgres IN DATABASE policydb RESET log_statement" >/dev/null
+check "SET session_replication_role = replica is refused (guardrail superuser_settings)" grep -q 'may not set session_replication_role (PostgreSQL context "superuser": only "user" settings may be made) (guardrail superuser_settings)' <<<"$out"
+check "set_config('log_statement', 'none') is refused" grep -q 'may not set log_statement' <<<"$out"
+check "on the server the session's session_replication_role is still origin" grep -qx origin <<<"$out"
+check "on the server the session's log_statement is still $logst" grep -qx "$logst" <<<"$out"
+out=$(psqlw -v VERBOSITY=verbose -c "SET LOCAL log_statement = 'none'")
+check "the SQL refusal carries SQLSTATE 42501" grep -q 'ERROR:  42501: pgward: identity writer may not set log_statement' <<<"$out"
+out=$(psqlw -Atc "SET app.tenant = '5'" -c "SHOW app.tenant" -c "RESET session_replication_role" -c "SHOW session_replication_role")
+check "SET app.tenant = '5' (a custom setting) is allowed in a session and set on the server" test "$(sed -n 2p <<<"$out")" = 5
+check "RESET session_replication_role stays allowed" test "$(sed -n 4p <<<"$out")" = origin
+check "pgwardd warned that upstream main logs in as a superuser" grep -q 'warn  upstream main logs in as superuser postgres: .*least-privilege login role' "$W/pgwardd.log"
+check "and warned once" test "$(grep -c 'upstream main logs in as superuser' "$W/pgwardd.log")" = 1
 
 # --- the upstream must prove it knows the password ----------------------------------------------
 main_pid=$PGWARDD_PID

@@ -760,7 +760,7 @@ static void test_policy(void)
 		          p->n_upstreams == 1 && p->upstreams[0] == 0,
 		      "role, max_sessions, databases, upstreams");
 		CHECK(p->guardrail_off[PW_GR_ROLE_ESCAPE] && !p->guardrail_off[PW_GR_NO_WHERE] &&
-		          !p->allow_all,
+		          !p->guardrail_off[PW_GR_SUPERUSER_SETTINGS] && !p->allow_all,
 		      "one guardrail off, the others on");
 		/* Saturday is not listed: only Friday's window reaches into it, until 06:00 */
 		time_t sat_0300 = 1763780400; /* 2025-11-22 03:00 UTC, a Saturday */
@@ -818,6 +818,12 @@ static void test_policy(void)
 	           jq(BASE("'guardrails': {'parser_integrity': false}, 'rules': [{'action': "
 	                   "'allow', 'class': 'select'}]")),
 	           "$.identities[0].guardrails", "allow everything");
+	c = load_ok("superuser_settings switched off by name",
+	            jq(BASE("'guardrails': {'superuser_settings': false}")));
+	CHECK(c && c->identities[0].policy.guardrail_off[PW_GR_SUPERUSER_SETTINGS] &&
+	          !strcmp(pw_guardrail_name(PW_GR_SUPERUSER_SETTINGS), "superuser_settings"),
+	      "the guardrail superuser_settings has its name");
+	pw_config_unref(c);
 	expect_err("unknown guardrail", jq(BASE("'guardrails': {'copy': false}")),
 	           "$.identities[0].guardrails.copy", "unknown key");
 	expect_err("role and jit_role", jq(BASE("'role': 'r', 'jit_role': {}")),

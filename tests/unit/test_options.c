@@ -1,6 +1,7 @@
 /* The startup "options" parameter read as the server reads it (user/options.c): a table of
  * strings and the settings they make, or the server's refusal. The same reading is checked
  * against the server itself by tests/integration/optdiff.py. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,69 @@ static const struct {
     {"\t-c\ta=1\n-e", "a=1|datestyle=euro", NULL},
 };
 
+/* replication as ProcessStartupPacket reads it (parse_bool, and "database"); the same list is
+ * checked against the server by tests/integration/repldiff.py */
+static const struct {
+	const char *value;
+	enum pw_replication want;
+} repl[] = {
+    {NULL, PW_REPL_NONE},
+    /* booleans false: every prefix of "false" and "no", "off" and "of", "0" */
+    {"f", PW_REPL_NONE},
+    {"fa", PW_REPL_NONE},
+    {"fal", PW_REPL_NONE},
+    {"fals", PW_REPL_NONE},
+    {"false", PW_REPL_NONE},
+    {"FALSE", PW_REPL_NONE},
+    {"fAlS", PW_REPL_NONE},
+    {"n", PW_REPL_NONE},
+    {"no", PW_REPL_NONE},
+    {"NO", PW_REPL_NONE},
+    {"of", PW_REPL_NONE},
+    {"off", PW_REPL_NONE},
+    {"OfF", PW_REPL_NONE},
+    {"0", PW_REPL_NONE},
+    /* booleans true: a physical walsender */
+    {"t", PW_REPL_PHYSICAL},
+    {"T", PW_REPL_PHYSICAL},
+    {"tr", PW_REPL_PHYSICAL},
+    {"TRu", PW_REPL_PHYSICAL},
+    {"true", PW_REPL_PHYSICAL},
+    {"TRUE", PW_REPL_PHYSICAL},
+    {"y", PW_REPL_PHYSICAL},
+    {"ye", PW_REPL_PHYSICAL},
+    {"yes", PW_REPL_PHYSICAL},
+    {"YeS", PW_REPL_PHYSICAL},
+    {"on", PW_REPL_PHYSICAL},
+    {"ON", PW_REPL_PHYSICAL},
+    {"1", PW_REPL_PHYSICAL},
+    /* exactly "database": a logical walsender */
+    {"database", PW_REPL_LOGICAL},
+    /* anything else is the server's FATAL */
+    {"", PW_REPL_INVALID},
+    {"o", PW_REPL_INVALID},
+    {"O", PW_REPL_INVALID},
+    {"offf", PW_REPL_INVALID},
+    {"onn", PW_REPL_INVALID},
+    {"truex", PW_REPL_INVALID},
+    {"falsey", PW_REPL_INVALID},
+    {"yess", PW_REPL_INVALID},
+    {"nope", PW_REPL_INVALID},
+    {" true", PW_REPL_INVALID},
+    {"true ", PW_REPL_INVALID},
+    {" 0", PW_REPL_INVALID},
+    {"00", PW_REPL_INVALID},
+    {"01", PW_REPL_INVALID},
+    {"10", PW_REPL_INVALID},
+    {"2", PW_REPL_INVALID},
+    {"DATABASE", PW_REPL_INVALID},
+    {"Database", PW_REPL_INVALID},
+    {"databas", PW_REPL_INVALID},
+    {"d", PW_REPL_INVALID},
+    {"databasex", PW_REPL_INVALID},
+    {"\xe2\x80\x8btrue", PW_REPL_INVALID},
+};
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -100,5 +164,22 @@ int main(void)
 	CHECK(pw_options_parse("-c role=x -c b=2", collect, &o, err, sizeof(err)) == 0 &&
 	          strcmp(o.text, "role=x|b=2") == 0,
 	      "every setting is reported in order");
+	for (size_t i = 0; i < sizeof(repl) / sizeof(repl[0]); i++) {
+		enum pw_replication got = pw_startup_replication(repl[i].value);
+		char msg[256] = "";
+		bool refused = pw_replication_refused(repl[i].value, msg, sizeof(msg));
+		CHECK(got == repl[i].want && refused == (repl[i].want != PW_REPL_NONE),
+		      "replication \"%s\": %s (got %s)", repl[i].value ? repl[i].value : "(absent)",
+		      pw_replication_name(repl[i].want), pw_replication_name(got));
+	}
+	char msg[256];
+	CHECK(pw_replication_refused("ye", msg, sizeof(msg)) && strstr(msg, "replication \"ye\"") &&
+	          strstr(msg, "physical walsender"),
+	      "the refusal names the value and what the server makes of it (%s)", msg);
+	/* parse_bool_with_len reads len bytes only: a prefix of a longer buffer */
+	bool b = true;
+	CHECK(pw_parse_bool("yesterday", 3, &b) && b, "parse_bool over a length: \"yes\"");
+	CHECK(pw_parse_bool("offside", 2, &b) && !b, "parse_bool over a length: \"of\"");
+	CHECK(!pw_parse_bool("", 0, &b) && !b, "parse_bool: empty is no boolean");
 	return check_done();
 }
