@@ -23,7 +23,7 @@
 # and work under `set -euo pipefail`.
 
 PGW_PIDS=()
-PGW_CONFS=()
+PGW_PINS=()
 
 pgw__err() { printf 'pgwardd helper: error: %s\n' "$*" >&2; }
 
@@ -105,7 +105,10 @@ pgw_start() {
 	"$bin" --config "$conf" >"$log" 2>&1 &
 	PGW_PID=$!
 	PGW_PIDS+=("$PGW_PID")
-	PGW_CONFS+=("$conf")
+	# the pins a redirect leaves after a stop (read now: the file may be gone by then)
+	PGW_PINS+=("$(python3 -c 'import json, sys
+r = json.load(open(sys.argv[1])).get("redirect")
+print(r.get("pin_path", "/sys/fs/bpf/pgward") if r is not None else "")' "$conf" 2>/dev/null)")
 	if ! pgw_wait_listen "$port" "$PGW_PID" 10; then
 		tail -n 20 "$log" >&2
 		pgw__err "pgwardd did not start listening on 127.0.0.1:$port"
@@ -135,13 +138,12 @@ pgw_stop_all() {
 		kill -KILL "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 	done
-	local conf bin=${PGW_BIN:-${BUILD:-build}/pgwardd}
-	for conf in "${PGW_CONFS[@]}"; do
-		if grep -q '"redirect"' "$conf" 2>/dev/null; then
-			"$bin" --uninstall --config "$conf" >/dev/null 2>&1 || true
-		fi
+	# unpinning the links detaches them (what pgwardd --uninstall does)
+	local pin
+	for pin in "${PGW_PINS[@]}"; do
+		[[ $pin == /sys/fs/bpf/?* ]] && rm -rf -- "$pin"
 	done
 	PGW_PIDS=()
-	PGW_CONFS=()
+	PGW_PINS=()
 	return 0
 }
