@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pgward/config.h"
@@ -47,6 +48,50 @@ static bool same_listen(const struct pw_config *a, const struct pw_config *b)
 			return false;
 	}
 	return true;
+}
+
+/* Descriptors pgwardd needs besides its sessions: listeners, epoll and wake-up descriptors,
+ * the workers' spare descriptors, the log, the catalog's and the janitor's connections, the
+ * eBPF objects. A generous round number: the estimate only informs the log. */
+#define FDS_OWN 64
+
+/* Raise the soft open-file limit to the hard one (systemd and shells start daemons at 1024,
+ * about 500 sessions) and say what it allows: each session holds its client's descriptor and
+ * its upstream's, and a worker may keep parked upstream connections besides. */
+static void raise_nofile(const struct pw_config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		pw_warn("open files: cannot read the limit: %s", strerror(errno));
+		return;
+	}
+	rlim_t was = rl.rlim_cur;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			pw_warn("open files: cannot raise the limit from %llu to %llu: %s",
+			        (unsigned long long)was, (unsigned long long)rl.rlim_max,
+			        strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	long long pooled = 0;
+	for (int i = 0; i < cfg->n_upstreams; i++)
+		if (cfg->upstreams[i].reuse_connections && cfg->upstreams[i].pool_max_idle > pooled)
+			pooled = cfg->upstreams[i].pool_max_idle;
+	pooled *= cfg->workers;
+	long long limit = rl.rlim_cur == RLIM_INFINITY ? 1LL << 30 : (long long)rl.rlim_cur;
+	long long sessions = (limit - FDS_OWN - pooled) / 2;
+	if (sessions < 0)
+		sessions = 0;
+	pw_info("open files: %lld%s (about %lld sessions: 2 descriptors each, %lld for parked "
+	        "upstream connections, %d for pgwardd itself)",
+	        limit, was != rl.rlim_cur ? " (raised from the soft limit)" : "", sessions, pooled,
+	        FDS_OWN);
+	if (sessions < 1000)
+		pw_warn("open files: the hard limit (%lld) allows fewer than 1000 sessions; raise "
+		        "it (LimitNOFILE= in the systemd unit)",
+		        limit);
 }
 
 static void *join_workers(void *arg)
@@ -146,6 +191,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
+	raise_nofile(rt->cfg);
 	pw_runtime_publish(pw_runtime_ref(rt));
 	/* a catalog snapshot loaded: sessions waiting for it go on */
 	pw_catalog_on_change(pw_loop_nudge);

@@ -37,6 +37,14 @@ struct pw_worker {
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
 	uint64_t accepted, cancels, tuple_misses;
+	/* out of file descriptors (EMFILE/ENFILE at accept): the listeners are out of this
+	 * worker's epoll until accept_resume_ms, so that the loop never spins on them */
+	bool accept_paused;
+	uint64_t accept_resume_ms;
+	uint32_t accept_backoff_ms; /* the next pause; doubles while it goes on, up to 1 s */
+	uint64_t fd_refused;        /* connections refused for want of a descriptor, unlogged */
+	uint64_t fd_log_ms;         /* when the next such message may be written */
+	int spare_fd; /* kept open to be given up for a moment: accept, refuse, close */
 };
 
 /* Start the workers (count from cfg), binding every listener. Returns 0 or -1 (logged). */
