@@ -1,6 +1,7 @@
 /* pgwardd: the enforcer daemon. Main thread: configuration, signals, workers. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/runtime.h"
+#include "pgward/session.h"
 
 #define PGWARD_VERSION "0.1.0"
 
@@ -92,6 +94,23 @@ static void raise_nofile(const struct pw_config *cfg)
 		pw_warn("open files: the hard limit (%lld) allows fewer than 1000 sessions; raise "
 		        "it (LimitNOFILE= in the systemd unit)",
 		        limit);
+}
+
+/* After a burst of closed sessions, give their memory back to the system: free()d chunks stay
+ * in the workers' malloc arenas (19,000 idle sessions left 338 MB behind). Called by the main
+ * thread once a second; trims at most every TRIM_EVERY_MS, and only when enough sessions went,
+ * so that steady connection churn does not pay for a walk of every arena. */
+#define TRIM_AFTER    512
+#define TRIM_EVERY_MS 5000
+static void trim_after_closes(void)
+{
+	static uint64_t freed_then, trimmed_ms; /* main thread only */
+	uint64_t freed = pw_session_freed(), now = pw_now_ms();
+	if (freed - freed_then < TRIM_AFTER || now - trimmed_ms < TRIM_EVERY_MS)
+		return;
+	freed_then = freed;
+	trimmed_ms = now;
+	malloc_trim(0);
 }
 
 static void *join_workers(void *arg)
@@ -217,10 +236,15 @@ int main(int argc, char **argv)
 
 	int stops = 0;
 	for (;;) {
-		int sig = sigwaitinfo(&set, NULL);
+		struct timespec second = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &second);
 		if (sig < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN) {
+				trim_after_closes();
+				continue;
+			}
 			break;
 		}
 		if (sig == SIGHUP) {

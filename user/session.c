@@ -174,6 +174,13 @@ struct pw_session {
 };
 
 static uint64_t serial_counter; /* atomic */
+/* sessions freed so far, all workers (atomic): the main thread gives memory back after bursts */
+static uint64_t freed_counter;
+
+uint64_t pw_session_freed(void)
+{
+	return __atomic_load_n(&freed_counter, __ATOMIC_RELAXED);
+}
 static void pool_remove(struct pw_session *s);
 
 struct pw_session *pw_session_next(struct pw_session *s)
@@ -357,6 +364,7 @@ void pw_session_reap(struct pw_worker *w)
 		if (s->rt)
 			pw_runtime_unref(s->rt);
 		free(s);
+		__atomic_add_fetch(&freed_counter, 1, __ATOMIC_RELAXED);
 	}
 }
 
