@@ -211,6 +211,13 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	raise_nofile(rt->cfg);
+	for (int i = 0; i < rt->cfg->n_upstreams; i++)
+		if (!rt->cfg->upstreams[i].max_connections_set)
+			pw_warn(
+			    "upstream \"%s\": max_connections is not set: pgwardd holds at most %d "
+			    "connections to it; set it below the server's max_connections minus "
+			    "superuser_reserved_connections and what other clients need",
+			    rt->cfg->upstreams[i].name, rt->cfg->upstreams[i].max_connections);
 	pw_runtime_publish(pw_runtime_ref(rt));
 	/* a catalog snapshot loaded: sessions waiting for it go on */
 	pw_catalog_on_change(pw_loop_nudge);

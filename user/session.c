@@ -112,6 +112,7 @@ struct pw_session {
 	struct pw_login login; /* the upstream login (upstream_login.h) */
 	bool login_started;
 	bool up_tls;
+	int *up_slot; /* one of the upstream's max_connections, held with the connection */
 
 	/* established */
 	size_t c_remaining; /* bytes of the current client message still to pass or drop */
@@ -312,6 +313,8 @@ static void session_close(struct pw_session *s, const char *why)
 			k->ev.fd = -1;
 		}
 	}
+	pw_runtime_upstream_put(s->up_slot);
+	s->up_slot = NULL;
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->key_registered = false;
@@ -397,6 +400,8 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
 	}
+	pw_runtime_upstream_put(s->up_slot);
+	s->up_slot = NULL;
 	s->state = ST_CLOSING;
 }
 
@@ -594,9 +599,33 @@ static unsigned upstream_mark(const struct pw_session *s)
 	return s->rt->cfg->redirect.enabled ? s->rt->cfg->redirect.mark : 0;
 }
 
+/* One of the upstream's max_connections for s: a connection parked on this worker for another
+ * client gives its own up if need be. False (the client told) when there is none. */
+static bool upstream_slot(struct pw_session *s)
+{
+	const struct pw_upstream *u = s->ups;
+	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx))) {
+		struct pw_session *o = s->w->pool;
+		while (o && strcmp(o->ups->name, u->name) != 0)
+			o = o->next_pool;
+		if (!o) {
+			fatal(
+			    s, "53300",
+			    "pgward: too many connections to upstream \"%s\" (its max_connections "
+			    "is %d)",
+			    u->name, u->max_connections);
+			return false;
+		}
+		session_close(o, "pool: its slot is wanted by a new session");
+	}
+	return true;
+}
+
 static void upstream_connect(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
+	if (!upstream_slot(s))
+		return;
 	if (resolve_upstream(u, &s->cancel) < 0) {
 		fatal(s, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
 		      u->unix_dir[0] ? u->unix_dir : u->host);
@@ -828,6 +857,8 @@ static bool adopt(struct pw_session *s)
 	s->up.ev.fd = o->up.ev.fd;
 	s->up.ssl = o->up.ssl;
 	s->up.rd = s->up.wr = true;
+	s->up_slot = o->up_slot; /* the connection's slot comes with it */
+	o->up_slot = NULL;
 	o->up.ev.fd = -1;
 	o->up.ssl = NULL;
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -835,6 +866,8 @@ static bool adopt(struct pw_session *s)
 	if (epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->up.ev.fd, &e) < 0) {
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
+		pw_runtime_upstream_put(s->up_slot);
+		s->up_slot = NULL;
 		session_close(o, "pool: epoll");
 		return false;
 	}
