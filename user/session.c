@@ -298,7 +298,7 @@ static void session_close(struct pw_session *s, const char *why)
 		pool_remove(s);
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
-		         why);
+		         PW_Q(why));
 	struct sock *ks[2] = {&s->cl, &s->up};
 	for (int i = 0; i < 2; i++) {
 		struct sock *k = ks[i];
@@ -381,8 +381,9 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* the message may hold what the client sent (user, database, settings): one quoted value */
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
-	        msg);
+	        pw_logq((char[sizeof(msg) * 4 + 8]){0}, sizeof(msg) * 4 + 8, msg));
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
 	s->ubuf.end = s->ubuf.scan;
@@ -1039,9 +1040,9 @@ static bool choose_upstream(struct pw_session *s)
 	if (s->steered)
 		pw_identity_describe(s->kf, who, sizeof(who));
 	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
-	        (unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
-	        s->ups->name, s->claims ? " sub=" : "", s->claims ? s->claims->sub : "",
-	        who[0] ? " caller: " : "", who);
+	        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(s->database),
+	        s->id->name, s->ups->name, s->claims ? " sub=" : "",
+	        s->claims ? PW_Q(s->claims->sub) : "", who[0] ? " caller: " : "", who);
 	return true;
 }
 
@@ -1430,7 +1431,7 @@ static bool client_token_step(struct pw_session *s)
 	if (rc < 0) {
 		/* why goes to the log only: a client probing tokens learns nothing */
 		pw_info("session %llu %s: token refused for identity %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->id->name, why);
+		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(why));
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
@@ -1440,8 +1441,8 @@ static bool client_token_step(struct pw_session *s)
 	    pw_config_match_ex(cfg, (int)(s->id - cfg->identities), s->user, s->database, app,
 	                       s->steered && s->kf ? &s->kf->view : NULL, s->claims);
 	if (!id) {
-		pw_info("session %llu %s: no identity matches the token of sub \"%s\"",
-		        (unsigned long long)s->serial, s->peer, s->claims->sub);
+		pw_info("session %llu %s: no identity matches the token of sub %s",
+		        (unsigned long long)s->serial, s->peer, PW_Q(s->claims->sub));
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
@@ -1489,14 +1490,14 @@ static bool client_sasl_step(struct pw_session *s)
 	}
 	pw_buf_cut(b, (size_t)len + 1);
 	if (rc == PW_AUTH_FAIL) {
-		pw_info("session %llu %s: password authentication failed for user \"%s\": %s",
-		        (unsigned long long)s->serial, s->peer, s->user, err);
+		pw_info("session %llu %s: password authentication failed for user %s: %s",
+		        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(err));
 		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
 		return false;
 	}
 	if (rc != PW_AUTH_OK) {
 		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
-		        s->peer, err);
+		        s->peer, PW_Q(err));
 		fatal(s, "08P01", "invalid SASL message: %s", err);
 		return false;
 	}
@@ -1523,7 +1524,7 @@ static void upstream_fail(struct pw_session *s, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pw_warn("session %llu %s: upstream \"%s\": %s", (unsigned long long)s->serial, s->peer,
-	        s->ups->name, msg);
+	        s->ups->name, PW_Q(msg));
 	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
 }
 
@@ -1568,7 +1569,7 @@ static bool upstream_auth_step(struct pw_session *s)
 		 * gets it as it is, the log says which upstream */
 		const char *m = pw_error_field(body, blen, 'M');
 		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
-		        (unsigned long long)s->serial, s->peer, u->name, m ? m : "?");
+		        (unsigned long long)s->serial, s->peer, u->name, PW_Q(m));
 		b->scan += (size_t)len + 1;
 		b->end = b->scan;
 		s->state = ST_CLOSING;
@@ -1707,7 +1708,7 @@ static bool setup_done(struct pw_session *s)
 			pw_warn(
 			    "session %llu %s: search_path %s does not read: unqualified names are "
 			    "left unresolved",
-			    (unsigned long long)s->serial, s->peer, s->truth_path);
+			    (unsigned long long)s->serial, s->peer, PW_Q(s->truth_path));
 		s->ps_ready = true;
 	}
 	struct pw_catalog *cat;
@@ -1723,12 +1724,12 @@ static bool setup_done(struct pw_session *s)
 			s->state = ST_CATALOG_WAIT;
 			s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->connect_timeout_ms + 5000;
 			pw_debug("session %llu %s: waiting for the catalog of %s",
-			         (unsigned long long)s->serial, s->peer, db);
+			         (unsigned long long)s->serial, s->peer, PW_Q(db));
 		}
 		return false;
 	default:
 		pw_warn("session %llu %s: no catalog of upstream \"%s\" database %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->ups->name, db, err);
+		        (unsigned long long)s->serial, s->peer, s->ups->name, PW_Q(db), PW_Q(err));
 		fatal(s, "57P03",
 		      "pgward: cannot judge this session's statements: the function catalog of "
 		      "upstream \"%s\" (database %s) cannot be read",
@@ -1824,7 +1825,7 @@ static bool setup_step(struct pw_session *s)
 		if (s->setup_error[0]) {
 			pw_warn("session %llu %s: identity %s: set-up failed upstream: %s",
 			        (unsigned long long)s->serial, s->peer, s->id->name,
-			        s->setup_error);
+			        PW_Q(s->setup_error));
 			if (s->role[0])
 				fatal(s, "42501",
 				      "pgward: cannot set up the session of identity %s as role %s",
@@ -1892,7 +1893,7 @@ static bool deny_message(struct pw_session *s, uint8_t type, size_t total, const
 	size_t n;
 
 	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
-	        d->sqlstate, d->message);
+	        d->sqlstate, PW_Q(d->message));
 	if (!s->nonce[0]) {
 		uint8_t r[8];
 		if (RAND_bytes(r, sizeof(r)) != 1) {
@@ -2293,7 +2294,7 @@ static int handshake(struct pw_session *s, struct sock *k, bool server)
 	pw_tls_error(buf, sizeof(buf));
 	if (server) {
 		pw_info("session %llu %s: TLS handshake failed: %s", (unsigned long long)s->serial,
-		        s->peer, buf);
+		        s->peer, PW_Q(buf));
 		session_close(s, "TLS handshake failed");
 	} else {
 		long v = SSL_get_verify_result(k->ssl);
