@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgward/analysis.h"
 #include "pgward/inspect.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
@@ -269,6 +270,14 @@ static void *worker_main(void *arg)
 					break;
 				if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
 					pw_session_nudge(w);
+				struct pw_analysis_job *j =
+				    __atomic_exchange_n(&w->analysed, NULL, __ATOMIC_ACQ_REL);
+				while (j) {
+					struct pw_analysis_job *nx = j->next;
+					w->jobs--;
+					pw_session_analysed(j);
+					j = nx;
+				}
 				if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
 					begin_stop(
 					    w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
@@ -294,7 +303,9 @@ static void *worker_main(void *arg)
 			}
 			pw_session_reap(w);
 		}
-		if (w->stopping && w->n_sessions == 0)
+		/* a session closed while its statement was being judged is freed when the
+		 * verdict comes back: wait for it */
+		if (w->stopping && w->n_sessions == 0 && w->jobs == 0)
 			break;
 	}
 	const struct pw_inspect_stats *is = pw_inspect_stats_local();
@@ -391,6 +402,10 @@ int pw_loop_start(const struct pw_config *cfg)
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, unix_listeners[i].fd, &e);
 		}
 	}
+	/* as many analysis threads as workers: big statements of every worker at once */
+	if (pw_analysis_start(n_workers) < 0)
+		pw_warn("cannot start the analysis threads: big statements are judged on the "
+		        "workers' loops");
 	for (int wi = 0; wi < n_workers; wi++) {
 		if (pthread_create(&threads[wi], NULL, worker_main, &workers[wi]) != 0) {
 			pw_error("cannot start worker %d", wi);
@@ -402,6 +417,19 @@ int pw_loop_start(const struct pw_config *cfg)
 	pthread_mutex_unlock(&nudge_mu);
 	pw_info("%d worker(s) running", n_workers);
 	return 0;
+}
+
+void pw_loop_analysed(struct pw_worker *w, struct pw_analysis_job *j)
+{
+	struct pw_analysis_job *top = __atomic_load_n(&w->analysed, __ATOMIC_RELAXED);
+	do
+		j->next = top;
+	while (!__atomic_compare_exchange_n(&w->analysed, &top, j, true, __ATOMIC_RELEASE,
+	                                    __ATOMIC_RELAXED));
+	uint64_t one = 1;
+	/* the eventfd lives until pw_loop_join, after this worker waited for its jobs */
+	if (write(w->wake.fd, &one, sizeof(one)) < 0)
+		pw_warn("cannot wake worker %d", w->idx);
 }
 
 void pw_loop_nudge(void)
@@ -436,6 +464,7 @@ void pw_loop_join(void)
 {
 	for (int i = 0; i < n_workers; i++)
 		pthread_join(threads[i], NULL);
+	pw_analysis_stop();
 	pthread_mutex_lock(&nudge_mu);
 	nudge_ok = false;
 	for (int i = 0; i < n_workers; i++)

@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "pgward/analysis.h"
 #include "pgward/auth.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
@@ -119,7 +120,13 @@ struct pw_session {
 	bool c_dropping;
 	bool c_discard;    /* a Parse/Bind was denied: drop everything up to Sync */
 	bool c_terminated; /* client sent Terminate */
-	bool up_shut;      /* the client's end was passed on to the upstream */
+	/* the message at the client buffer's scan is being judged by an analysis thread
+	 * (analysis.h): nothing is read from the client meanwhile, and s is freed only once the
+	 * verdict is back; then verdict_ready holds it for the message */
+	bool analysing, verdict_ready, verdict_unreadable;
+	enum pw_verdict verdict;
+	struct pw_deny verdict_d;
+	bool up_shut; /* the client's end was passed on to the upstream */
 	/* a ParameterStatus the client already has (server_version): sent again after the
 	 * client's end while a statement runs, so that a client that is gone (not half-closed)
 	 * answers with a reset */
@@ -349,25 +356,33 @@ static void session_close(struct pw_session *s, const char *why)
 	w->dead = s;
 }
 
+static void session_free(struct pw_session *s)
+{
+	pw_buf_free(&s->cbuf);
+	pw_buf_free(&s->ubuf);
+	free(s->startup);
+	free(s->up_startup);
+	free(s->preamble);
+	free(s->kf);
+	free(s->setup_sql);
+	free(s->claims);
+	if (s->ps_ready)
+		pw_policy_session_free(&s->ps);
+	if (s->rt)
+		pw_runtime_unref(s->rt);
+	free(s);
+	__atomic_add_fetch(&freed_counter, 1, __ATOMIC_RELAXED);
+}
+
 void pw_session_reap(struct pw_worker *w)
 {
 	while (w->dead) {
 		struct pw_session *s = w->dead;
 		w->dead = s->next;
-		pw_buf_free(&s->cbuf);
-		pw_buf_free(&s->ubuf);
-		free(s->startup);
-		free(s->up_startup);
-		free(s->preamble);
-		free(s->kf);
-		free(s->setup_sql);
-		free(s->claims);
-		if (s->ps_ready)
-			pw_policy_session_free(&s->ps);
-		if (s->rt)
-			pw_runtime_unref(s->rt);
-		free(s);
-		__atomic_add_fetch(&freed_counter, 1, __ATOMIC_RELAXED);
+		/* an analysis thread still reads its policy session and start-up: the job holds s
+		 * and frees it when it comes back (pw_session_analysed) */
+		if (!s->analysing)
+			session_free(s);
 	}
 }
 
@@ -738,11 +753,11 @@ static void pool_remove(struct pw_session *s)
 static bool reusable(const struct pw_session *s)
 {
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->capturing && s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
-	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in &&
-	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
-	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !s->w->stopping &&
-	       s->w->n_pool < s->ups->pool_max_idle;
+	       !s->analysing && !s->verdict_ready && !s->capturing && s->preamble_len &&
+	       s->preamble_k_off && s->st.version == 0x30000 && s->tx_status == 'I' &&
+	       s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in && !s->c_discard &&
+	       !s->c_remaining && !s->u_remaining && !s->up.eof && s->up.ev.fd >= 0 &&
+	       !pw_buf_pending(&s->cbuf) && !s->w->stopping && s->w->n_pool < s->ups->pool_max_idle;
 }
 
 /* The client is gone: reset the upstream connection and park it. */
@@ -1968,11 +1983,61 @@ static int sentinel_error(struct pw_session *s, uint32_t len)
 	return 2;
 }
 
+/* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
+ * the same function, the session parked until the verdict is back (pw_session_analysed).
+ * False when there is no analysis thread (judge it here). */
+static bool judge_away(struct pw_session *s, const struct pw_caller *who, const struct pw_stmt *m)
+{
+	struct pw_analysis_job *j = malloc(sizeof(*j) + m->len);
+	if (!j)
+		return false;
+	memset(j, 0, sizeof(*j));
+	j->text = (char *)(j + 1);
+	memcpy(j->text, m->body, m->len);
+	j->w = s->w;
+	j->owner = s;
+	j->who = *who;
+	j->m = *m;
+	/* the same message in the copy: the session's buffer may move meanwhile */
+	const char *base = (const char *)m->body;
+	j->m.body = (const uint8_t *)j->text;
+	j->m.sql = m->sql ? j->text + (m->sql - base) : NULL;
+	j->m.name = m->name ? j->text + (m->name - base) : NULL;
+	j->m.stmt = m->stmt ? j->text + (m->stmt - base) : NULL;
+	if (!pw_analysis_submit(j)) {
+		free(j);
+		return false;
+	}
+	s->analysing = true;
+	s->w->jobs++;
+	return true;
+}
+
+void pw_session_analysed(struct pw_analysis_job *j)
+{
+	struct pw_session *s = j->owner;
+	s->analysing = false;
+	if (s->closed) {
+		/* the client went away meanwhile: the verdict has no use, s goes now */
+		free(j);
+		session_free(s);
+		return;
+	}
+	pw_inspect_count(j->m.type, j->v, j->unreadable);
+	s->verdict_ready = true;
+	s->verdict = j->v;
+	s->verdict_d = j->d;
+	free(j);
+	run(s);
+}
+
 /* Walk the client's messages. Returns false when the session was closed. */
 static bool scan_client(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
 	const struct pw_config *cfg = s->rt->cfg;
+	if (s->analysing)
+		return true; /* parked until the verdict on the message at scan is back */
 	while (pw_buf_unscanned(b)) {
 		if (s->c_remaining) {
 			size_t n = pw_buf_unscanned(b);
@@ -2086,7 +2151,19 @@ static bool scan_client(struct pw_session *s)
 			                        .database = s->database,
 			                        .serial = s->serial,
 			                        .ps = &s->ps};
-			if (pw_inspect(&who, &m, &d) == PW_DENY) {
+			enum pw_verdict v;
+			if (s->verdict_ready) {
+				/* judged by an analysis thread while the session was parked */
+				s->verdict_ready = false;
+				v = s->verdict;
+				d = s->verdict_d;
+			} else if (t != 'B' && m.sql_len >= PW_ANALYSIS_AWAY_BYTES &&
+			           judge_away(s, &who, &m)) {
+				return true;
+			} else {
+				v = pw_inspect(&who, &m, &d);
+			}
+			if (v == PW_DENY) {
 				if (!deny_message(s, t, total, &d))
 					return false;
 				continue;
@@ -2487,7 +2564,7 @@ static void run(struct pw_session *s)
 			break;
 		case ST_READY:
 			/* client -> upstream */
-			if (s->cl.rd && !s->cl.eof && !s->c_terminated) {
+			if (s->cl.rd && !s->cl.eof && !s->c_terminated && !s->analysing) {
 				r = fill(&s->cl, &s->cbuf);
 				if (r == IO_ERR) {
 					session_close(s, "client read error");
@@ -2495,8 +2572,12 @@ static void run(struct pw_session *s)
 				}
 				moved |= r > 0;
 			}
+			bool verdict = s->verdict_ready;
 			if (pw_buf_unscanned(&s->cbuf) && !scan_client(s))
 				continue;
+			/* a verdict from an analysis thread came without any I/O: what it
+			 * decided is to be written now */
+			moved |= verdict && !s->verdict_ready;
 			/* upstream -> client */
 			if (s->up.rd && !s->up.eof) {
 				r = fill(&s->up, &s->ubuf);
@@ -2510,7 +2591,7 @@ static void run(struct pw_session *s)
 				continue;
 			/* ends: after an EOF or Terminate, flush what is decided, then close */
 			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf) &&
-			    !s->up_shut) {
+			    !s->up_shut && !s->analysing) {
 				if (reusable(s)) {
 					park(s);
 					moved = true;
