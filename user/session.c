@@ -123,7 +123,8 @@ struct pw_session {
 	/* the message at the client buffer's scan is being judged by an analysis thread
 	 * (analysis.h): nothing is read from the client meanwhile, and s is freed only once the
 	 * verdict is back; then verdict_ready holds it for the message */
-	bool analysing, verdict_ready, verdict_unreadable;
+	bool analysing, verdict_ready;
+	bool orphan; /* closed while analysing, and off the dead list: the job frees it */
 	enum pw_verdict verdict;
 	struct pw_deny verdict_d;
 	bool up_shut; /* the client's end was passed on to the upstream */
@@ -381,7 +382,9 @@ void pw_session_reap(struct pw_worker *w)
 		w->dead = s->next;
 		/* an analysis thread still reads its policy session and start-up: the job holds s
 		 * and frees it when it comes back (pw_session_analysed) */
-		if (!s->analysing)
+		if (s->analysing)
+			s->orphan = true;
+		else
 			session_free(s);
 	}
 }
@@ -2018,9 +2021,11 @@ void pw_session_analysed(struct pw_analysis_job *j)
 	struct pw_session *s = j->owner;
 	s->analysing = false;
 	if (s->closed) {
-		/* the client went away meanwhile: the verdict has no use, s goes now */
+		/* the client went away meanwhile: the verdict has no use; s goes now, or with
+		 * the rest of the dead list if it is still on it (closed in this very batch) */
 		free(j);
-		session_free(s);
+		if (s->orphan)
+			session_free(s);
 		return;
 	}
 	pw_inspect_count(j->m.type, j->v, j->unreadable);
