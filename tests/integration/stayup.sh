@@ -129,6 +129,11 @@ worst=$(sed -n 's/.*max \([0-9.]*\) ms.*/\1/p' <<<"$busy")
 check "none of them waited 2 s for its connect + SELECT 1 (${worst:-?} ms at worst; a loop parsing the big ones itself: many seconds)" \
 	awk -v m="${worst:-99999}" 'BEGIN { exit !(m < 2000) }'
 check "the big statements were refused" bash -c "cat '$W'/big*.out | awk '{ s += \$2; r += \$4 } END { exit !(s > 0 && s == r) }'"
+for i in 1 2 3; do "${CLIENT[@]}" hangup "$PORT" agent 200000; done
+sleep 2
+out=$("${CLIENT[@]}" probe "$PORT" agent 1 0 2>&1)
+check "clients that leave while their statement is being judged leave pgwardd serving" \
+	bash -c "kill -0 $P && grep -q '^probe: 1 ok' <<<'$out'"
 
 # --- soak: ~19,000 idle connections ----------------------------------------------------------------
 N=${STAYUP_IDLE:-$((HARD - 1000 < 20000 ? HARD - 1000 : 20000))}

@@ -6,6 +6,8 @@
 #   stayup_client.py big PORT USER BYTES SECONDS
 #       one session sending Query messages of BYTES bytes (SELECT 1,1,...,1 FROM secret.t, which
 #       the policy refuses) for SECONDS; prints "big: N sent, R refused"
+#   stayup_client.py hangup PORT USER BYTES
+#       sends one such statement and closes at once, while it is being judged
 #   stayup_client.py user PORT HEXUSER
 #       a start-up with the user name given in hex; prints the server's answer
 import socket, statistics, struct, sys, time
@@ -74,11 +76,16 @@ if mode == 'probe':
         print('probe: %d ok, median %.1f ms, max %.1f ms' %
               (len(times), statistics.median(times), max(times)))
     sys.exit(1 if failed or not times else 0)
-elif mode == 'big':
-    user, size, seconds = sys.argv[3].encode(), int(sys.argv[4]), float(sys.argv[5])
+elif mode in ('big', 'hangup'):
+    user, size = sys.argv[3].encode(), int(sys.argv[4])
     head, tail = b'SELECT 1', b' FROM secret.t'
     sql = head + b',1' * ((size - len(head) - len(tail)) // 2) + tail
     s = session(port, user)
+    if mode == 'hangup':
+        s.sendall(msg(b'Q', sql + b'\0'))
+        s.close()
+        sys.exit(0)
+    seconds = float(sys.argv[5])
     sent = refused = 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
