@@ -25,9 +25,11 @@ def count(kind):
 
 
 def read_answers():
-    # in batches: the backlog stays short, and a stuck pgwardd shows early
+    # in batches: the backlog stays short, and a stuck pgwardd shows early (20 s per batch)
+    deadline = time.monotonic() + 20
     for c in pending:
         try:
+            c.settimeout(max(0.01, deadline - time.monotonic()))
             d = c.recv(256)
             count('EOF' if not d else '53300' if d[:1] == b'E' and b'53300' in d
                   else d[:1].decode('latin-1'))

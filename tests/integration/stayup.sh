@@ -190,7 +190,7 @@ S=$PGWARDD_PID
 python3 "$here/idle_clients.py" 300 "$PORT2" >"$W/starved.out" 2>&1 &
 I3=$!
 PIDS+=("$I3")
-for _ in $(seq 300); do
+for _ in $(seq 600); do
 	[[ -s $W/starved.out ]] && break
 	sleep 0.1
 done
