@@ -2074,7 +2074,6 @@ size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *e
 	return klen;
 }
 
-
 static int analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
                    struct pw_sql_result *out, char *err, size_t errlen, bool use_cache)
 {
