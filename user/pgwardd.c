@@ -103,7 +103,7 @@ static void raise_nofile(const struct pw_config *cfg)
  * most every TRIM_EVERY_MS, and only after enough of either, so that steady traffic does not
  * pay for a walk of every arena. */
 #define TRIM_AFTER_SESSIONS 512
-#define TRIM_AFTER_BYTES    (16u << 20)
+#define TRIM_AFTER_BYTES    (1u << 20)
 #define TRIM_EVERY_MS       5000
 static void trim_after_bursts(void)
 {

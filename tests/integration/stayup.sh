@@ -135,6 +135,17 @@ out=$("${CLIENT[@]}" probe "$PORT" agent 1 0 2>&1)
 check "clients that leave while their statement is being judged leave pgwardd serving" \
 	bash -c "kill -0 $P && grep -q '^probe: 1 ok' <<<'$out'"
 
+rssb=$(rss_kb "$P")
+rssa=$rssb
+for _ in $(seq 20); do # the memory of the parses is given back within a few seconds
+	sleep 0.5
+	rssa=$(rss_kb "$P")
+	((rssa < rssb / 2)) && break
+done
+echo "# RSS right after the big statements: $rssb kB; $rssa kB a few seconds later"
+check "the memory their parsing took goes back to the system ($rssb kB, then $rssa kB)" \
+	test "$rssa" -lt $((rssb / 2))
+
 # --- soak: ~19,000 idle connections ----------------------------------------------------------------
 N=${STAYUP_IDLE:-$((HARD - 1000 < 20000 ? HARD - 1000 : 20000))}
 rss0=$(rss_kb "$P")
