@@ -20,8 +20,9 @@ static bool stopping;
 static bool running; /* written under mu; read by pw_analysis_submit under mu */
 static pthread_t *threads;
 static int n_threads;
-/* bytes of text judged so far (atomic): parsing a big text leaves its memory in the thread's
- * malloc arena, which the main thread gives back after enough of them (pgwardd.c) */
+/* bytes of text judged so far (atomic), counted when the job is freed on its worker: parsing a
+ * big text leaves its memory in the malloc arenas, which the main thread gives back after
+ * enough of them (pgwardd.c) */
 static uint64_t judged_bytes;
 
 uint64_t pw_analysis_bytes(void)
@@ -50,7 +51,6 @@ static void *analysis_main(void *arg)
 		pthread_mutex_unlock(&mu);
 		j->v = pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable);
 		judged++;
-		__atomic_add_fetch(&judged_bytes, j->m.len, __ATOMIC_RELAXED);
 		pw_loop_analysed(j->w, j);
 		pthread_mutex_lock(&mu);
 	}
@@ -95,6 +95,12 @@ bool pw_analysis_submit(struct pw_analysis_job *j)
 	}
 	pthread_mutex_unlock(&mu);
 	return ok;
+}
+
+void pw_analysis_free(struct pw_analysis_job *j)
+{
+	__atomic_add_fetch(&judged_bytes, j->m.len, __ATOMIC_RELAXED);
+	free(j);
 }
 
 void pw_analysis_stop(void)

@@ -2023,7 +2023,7 @@ void pw_session_analysed(struct pw_analysis_job *j)
 	if (s->closed) {
 		/* the client went away meanwhile: the verdict has no use; s goes now, or with
 		 * the rest of the dead list if it is still on it (closed in this very batch) */
-		free(j);
+		pw_analysis_free(j);
 		if (s->orphan)
 			session_free(s);
 		return;
@@ -2032,7 +2032,7 @@ void pw_session_analysed(struct pw_analysis_job *j)
 	s->verdict_ready = true;
 	s->verdict = j->v;
 	s->verdict_d = j->d;
-	free(j);
+	pw_analysis_free(j);
 	run(s);
 }
 

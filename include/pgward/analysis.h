@@ -35,6 +35,8 @@ struct pw_analysis_job {
 int pw_analysis_start(int n);
 /* Hand a job to the pool; false when there is no pool (the caller judges inline). */
 bool pw_analysis_submit(struct pw_analysis_job *j);
+/* A job is done with (its worker): freed, its text counted for pw_analysis_bytes. */
+void pw_analysis_free(struct pw_analysis_job *j);
 /* Bytes of text the analysis threads have judged since start. Any thread. */
 uint64_t pw_analysis_bytes(void);
 /* Stop the threads once every worker is done (no job is in flight then). */
