@@ -590,7 +590,7 @@ static void *loader(void *arg)
 			pw_info(
 			    "catalog: %zu functions, %zu schemas, %zu relations of %s loaded in "
 			    "%llu ms",
-			    c->n, c->nschemas, c->nrels, e->key,
+			    c->n, c->nschemas, c->nrels, PW_Q(e->key),
 			    (unsigned long long)(now_ms() - t0));
 			if (c->superuser[0] && !superuser_warned(e))
 				/* every setting and statement an identity without a role of its own
@@ -612,7 +612,7 @@ static void *loader(void *arg)
 			snprintf(e->error, sizeof(e->error), "%s", err);
 			reg.failures++;
 			pthread_mutex_unlock(&reg.mu);
-			pw_warn("catalog: cannot load %s: %s", e->key, err);
+			pw_warn("catalog: cannot load %s: %s", PW_Q(e->key), PW_Q(err));
 		}
 		notify();
 		pthread_mutex_lock(&reg.mu);

@@ -652,6 +652,7 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	                                   "reuse_connections",
 	                                   "pool_idle_timeout_seconds",
 	                                   "pool_max_idle",
+	                                   "max_connections",
 	                                   "search_path",
 	                                   "catalog_ttl_seconds",
 	                                   "require_auth",
@@ -671,6 +672,7 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 	u->connect_timeout_ms = 10000;
 	u->pool_idle_timeout_ms = 60000;
 	u->pool_max_idle = 32;
+	u->max_connections = PW_UPSTREAM_MAX_CONNECTIONS;
 	u->catalog_ttl_ms = 60000;
 	u->require_auth = PW_AUTH_ANY;
 
@@ -750,6 +752,14 @@ static int parse_upstream(struct ctx *x, const char *name, const json_t *o, cons
 		return -1;
 	if (rc)
 		u->pool_max_idle = (int)max_idle;
+	long long max_conns;
+	rc = get_int(x, o, jp, "max_connections", 1, 100000, 0, &max_conns);
+	if (rc < 0)
+		return -1;
+	if (rc) {
+		u->max_connections = (int)max_conns;
+		u->max_connections_set = true;
+	}
 	char *sp = NULL;
 	rc = get_names(x, o, jp, "search_path", PW_NAME_MAX, (int)N_ELEMS(u->search_path), &sp,
 	               &u->n_search_path);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pgward/identity.h"
+#include "pgward/log.h"
 
 /* The cgroup v2 id is the directory's kernfs node id; open_by_handle_at() resolves it to the
  * directory without walking the tree. The mount fd and the mount's path are opened once. */
@@ -177,10 +178,11 @@ void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_f
 
 void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len)
 {
+	/* what the agent's processes are called is theirs to choose: quoted and escaped */
 	int off = snprintf(out, len, "pid %u uid %u gid %u comm %s exe %s cgroup %s", f->info.tgid,
-	                   f->info.uid, f->info.gid, f->comm, f->exe[0] ? f->exe : "?",
-	                   f->cgroup[0] ? f->cgroup : "?");
+	                   f->info.uid, f->info.gid, PW_Q(f->comm), f->exe[0] ? PW_Q(f->exe) : "?",
+	                   f->cgroup[0] ? PW_Q(f->cgroup) : "?");
 	for (int i = 0; i < f->view.n_ancestors && off > 0 && (size_t)off < len; i++)
 		off += snprintf(out + off, len - (size_t)off, "%s%s(%u)", i ? "<-" : " ancestors ",
-		                f->anc_comm[i], f->info.anc_pid[i]);
+		                PW_Q(f->anc_comm[i]), f->info.anc_pid[i]);
 }

@@ -96,11 +96,31 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 	return PW_ALLOW;
 }
 
-enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d)
+enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
+                                 struct pw_deny *d, bool *unreadable)
 {
 	struct pw_judgement j = {0};
 
+	*unreadable = false;
 	switch (m->type) {
+	case 'Q':
+	case 'P':
+		break;
+	case 'F':
+		pw_policy_function_call(c->identity, &j.d);
+		return j.d.action != PW_ACT_ALLOW ? deny(&j.d, d) : PW_ALLOW;
+	default:
+		/* a Bind runs a statement judged at its Parse (or the server refuses it) */
+		return PW_ALLOW;
+	}
+	enum pw_verdict v = pw_inspect_text(c, m->type, m->sql, m->sql_len, m->name, &j);
+	*unreadable = j.unreadable;
+	return v == PW_DENY ? deny(&j.d, d) : PW_ALLOW;
+}
+
+void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable)
+{
+	switch (type) {
 	case 'Q':
 		stats.queries++;
 		break;
@@ -109,27 +129,24 @@ enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, s
 		break;
 	case 'F':
 		stats.calls++;
-		pw_policy_function_call(c->identity, &j.d);
-		if (j.d.action != PW_ACT_ALLOW) {
-			stats.denied++;
-			return deny(&j.d, d);
-		}
-		stats.allowed++;
-		return PW_ALLOW;
+		break;
 	default:
-		/* a Bind runs a statement judged at its Parse (or the server refuses it) */
 		stats.binds++;
-		stats.allowed++;
-		return PW_ALLOW;
+		break;
 	}
-	enum pw_verdict v = pw_inspect_text(c, m->type, m->sql, m->sql_len, m->name, &j);
-	stats.unreadable += j.unreadable;
-	if (v == PW_DENY) {
+	stats.unreadable += unreadable;
+	if (v == PW_DENY)
 		stats.denied++;
-		return deny(&j.d, d);
-	}
-	stats.allowed++;
-	return PW_ALLOW;
+	else
+		stats.allowed++;
+}
+
+enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d)
+{
+	bool unreadable;
+	enum pw_verdict v = pw_inspect_judge(c, m, d, &unreadable);
+	pw_inspect_count(m->type, v, unreadable);
+	return v;
 }
 
 void pw_inspect_thread_done(void)

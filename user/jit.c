@@ -616,10 +616,10 @@ static int run_sweep(struct job *j, char *err, size_t errlen)
 			pw_info(
 			    "jit: dropped role %s left by a pgwardd that is gone (upstream \"%s\", "
 			    "database %s)",
-			    role, u->name, db);
+			    role, u->name, PW_Q(db));
 		else
 			pw_warn("jit: cannot drop role %s left by a pgwardd that is gone: %s", role,
-			        e);
+			        PW_Q(e));
 		count(r == 0);
 	}
 	pw_pgconn_close(dc);
@@ -680,20 +680,20 @@ static void *janitor(void *arg)
 				count(true);
 			} else if (j->attempts < DROP_ATTEMPTS) {
 				pw_info("jit: drop of role %s failed (attempt %d), retrying: %s",
-				        j->role, j->attempts, err);
+				        j->role, j->attempts, PW_Q(err));
 				j->not_before = now_ms() + 1000 * (1 << (j->attempts - 1));
 				requeue = true;
 			} else {
 				pw_warn("jit: cannot drop role %s (upstream \"%s\", database %s) "
 				        "after %d attempts; the next start's sweep drops it: %s",
-				        j->role, up, j->database, j->attempts, err);
+				        j->role, up, PW_Q(j->database), j->attempts, PW_Q(err));
 				count(false);
 			}
 		} else if (run_sweep(j, err, sizeof(err)) < 0) {
 			pw_warn(
 			    "jit: cannot sweep upstream \"%s\" for roles left by a dead pgwardd "
 			    "(retrying in %d s): %s",
-			    up, j->retry_s, err);
+			    up, j->retry_s, PW_Q(err));
 			j->not_before = now_ms() + 1000LL * j->retry_s;
 			j->retry_s =
 			    j->retry_s * 2 > SWEEP_RETRY_MAX ? SWEEP_RETRY_MAX : j->retry_s * 2;

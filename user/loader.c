@@ -723,15 +723,18 @@ static int on_event(void *ctx, void *data, size_t size)
 		return 0;
 	const struct pw_event *ev = data;
 	const struct pw_conn_info *in = &ev->info;
-	char dst[INET6_ADDRSTRLEN + 16], anc[PW_MAX_ANCESTORS * (PW_COMM_LEN + 16)] = "";
+	char dst[INET6_ADDRSTRLEN + 16], anc[PW_MAX_ANCESTORS * (PW_COMM_LEN * 4 + 24)] = "";
 	format_dst(in, dst, sizeof(dst));
 	size_t off = 0;
 	for (int i = 0; i < in->n_ancestors && i < PW_MAX_ANCESTORS; i++)
-		off += snprintf(anc + off, sizeof(anc) - off, "%s%.*s(%u)", i ? "<-" : "",
-		                PW_COMM_LEN, in->anc_comm[i], in->anc_pid[i]);
-	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%.*s cgroup=%" PRIu64 " dst=%s ancestors=%s",
-	        event_name(ev->type), in->pid, in->tgid, in->uid, in->gid, PW_COMM_LEN, in->comm,
-	        (uint64_t)in->cgroup_id, dst, anc[0] ? anc : "-");
+		off += snprintf(anc + off, sizeof(anc) - off, "%s%s(%u)", i ? "<-" : "",
+		                PW_QN(in->anc_comm[i], strnlen(in->anc_comm[i], PW_COMM_LEN)),
+		                in->anc_pid[i]);
+	/* process names are the agent's to choose: quoted and escaped */
+	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%s cgroup=%" PRIu64 " dst=%s ancestors=%s",
+	        event_name(ev->type), in->pid, in->tgid, in->uid, in->gid,
+	        PW_QN(in->comm, strnlen(in->comm, PW_COMM_LEN)), (uint64_t)in->cgroup_id, dst,
+	        anc[0] ? anc : "-");
 	if (pw_loader_on_event)
 		pw_loader_on_event(ev);
 	return 0;

@@ -81,6 +81,51 @@ void pw_log_summary(const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *pw_logqn(char *buf, size_t cap, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	if (cap < 8) {
+		if (cap)
+			buf[0] = 0;
+		return buf;
+	}
+	if (!s) {
+		buf[0] = '-';
+		buf[1] = 0;
+		return buf;
+	}
+	buf[o++] = '"';
+	size_t i;
+	/* room is kept for the longest escape (4), the closing quote, "..." and the NUL */
+	for (i = 0; i < len && o + 4 + 5 <= cap; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o++] = '"';
+	if (i < len) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+const char *pw_logq(char *buf, size_t cap, const char *s)
+{
+	return pw_logqn(buf, cap, s, s ? strlen(s) : 0);
+}
+
 void pw_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	if (!err || !errlen)

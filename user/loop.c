@@ -1,6 +1,7 @@
 /* Worker threads and their epoll loops. See include/pgward/loop.h. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -15,9 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pgward/analysis.h"
 #include "pgward/inspect.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
+#include "pgward/proto.h"
 #include "pgward/session.h"
 
 #define MAX_EVENTS 256
@@ -109,18 +112,97 @@ fail:
 	return -1;
 }
 
+/* The listeners this worker polls: its own TCP ones and the shared unix ones. */
+static void listeners_watch(struct pw_worker *w, bool on)
+{
+	for (int i = 0; i < w->n_listeners; i++) {
+		struct epoll_event e = {.events = EPOLLIN, .data.ptr = &w->listeners[i]};
+		epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listeners[i].fd, &e);
+	}
+	for (int i = 0; i < n_unix; i++) {
+		/* one shared socket: wake one worker per connection, not all of them */
+		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+		                        .data.ptr = &unix_listeners[i]};
+		epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, unix_listeners[i].fd, &e);
+	}
+}
+
+/* A connection taken with the spare descriptor: told why, in the protocol, and closed. */
+static void refuse_now(int fd)
+{
+	uint8_t junk[512], msg[256];
+	/* what the client already sent (its startup packet) is read first: closing a socket
+	 * with unread bytes resets it, and the client might never see the error */
+	while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+		;
+	size_t n = pw_msg_error_to(msg, sizeof(msg), "FATAL", "53300",
+	                           "pgward: too many connections (out of file descriptors)", NULL);
+	if (n) {
+		ssize_t r = send(fd, msg, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)r; /* best effort: the close says the rest */
+	}
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+/* accept failed for want of descriptors (or kernel memory): refuse what waits on lfd with
+ * the spare descriptor, then stop polling the listeners for a while. Level-triggered
+ * listeners that cannot be accepted from would otherwise wake the loop at once, forever. */
+static void accept_starved(struct pw_worker *w, int lfd, int err)
+{
+	for (int i = 0; i < 64 && w->spare_fd >= 0; i++) {
+		close(w->spare_fd);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			refuse_now(fd);
+			w->fd_refused++;
+		}
+		/* another thread may take the freed slot first: then there is no spare until the
+		 * pause is over */
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+	}
+	if (!w->accept_backoff_ms)
+		w->accept_backoff_ms = 100;
+	w->accept_paused = true;
+	w->accept_resume_ms = w->now_ms + w->accept_backoff_ms;
+	listeners_watch(w, false);
+	if (w->now_ms >= w->fd_log_ms) {
+		pw_warn(
+		    "worker %d: accept: %s: not accepting for %u ms (%llu connection(s) refused "
+		    "since the last message)",
+		    w->idx, strerror(err), w->accept_backoff_ms, (unsigned long long)w->fd_refused);
+		w->fd_refused = 0;
+		w->fd_log_ms = w->now_ms + 1000;
+	}
+	if (w->accept_backoff_ms < 1000)
+		w->accept_backoff_ms *= 2;
+}
+
+static void accept_resume(struct pw_worker *w)
+{
+	w->accept_paused = false;
+	if (w->spare_fd < 0)
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!w->stopping)
+		listeners_watch(w, true);
+}
+
 static void accept_some(struct pw_worker *w, int lfd, bool steered)
 {
-	for (int i = 0; i < 64 && !w->stopping; i++) {
+	for (int i = 0; i < 64 && !w->stopping && !w->accept_paused; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				pw_warn("worker %d: accept: %s", w->idx, strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				accept_starved(w, lfd, errno);
 			return;
 		}
 		w->accepted++;
+		w->accept_backoff_ms = 0; /* descriptors again: the next shortage starts short */
 		pw_session_accept(w, fd, (struct sockaddr *)&ss, sl, steered);
 	}
 }
@@ -164,8 +246,18 @@ static void *worker_main(void *arg)
 	struct epoll_event evs[MAX_EVENTS];
 	uint64_t next_tick = 0;
 	for (;;) {
-		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, w->ready ? 0 : 1000);
+		int timeout = w->ready ? 0 : 1000;
+		if (w->accept_paused && !w->ready) {
+			uint64_t now = pw_now_ms();
+			timeout = now >= w->accept_resume_ms ? 0
+			          : w->accept_resume_ms - now < 1000
+			              ? (int)(w->accept_resume_ms - now)
+			              : 1000;
+		}
+		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
 		w->now_ms = pw_now_ms();
+		if (w->accept_paused && w->now_ms >= w->accept_resume_ms)
+			accept_resume(w);
 		for (int i = 0; i < n; i++) {
 			struct pw_ev *ev = evs[i].data.ptr;
 			switch (ev->kind) {
@@ -178,6 +270,14 @@ static void *worker_main(void *arg)
 					break;
 				if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
 					pw_session_nudge(w);
+				struct pw_analysis_job *j =
+				    __atomic_exchange_n(&w->analysed, NULL, __ATOMIC_ACQ_REL);
+				while (j) {
+					struct pw_analysis_job *nx = j->next;
+					w->jobs--;
+					pw_session_analysed(j);
+					j = nx;
+				}
 				if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
 					begin_stop(
 					    w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
@@ -203,7 +303,9 @@ static void *worker_main(void *arg)
 			}
 			pw_session_reap(w);
 		}
-		if (w->stopping && w->n_sessions == 0)
+		/* a session closed while its statement was being judged is freed when the
+		 * verdict comes back: wait for it */
+		if (w->stopping && w->n_sessions == 0 && w->jobs == 0)
 			break;
 	}
 	const struct pw_inspect_stats *is = pw_inspect_stats_local();
@@ -218,6 +320,8 @@ static void *worker_main(void *arg)
 	    (unsigned long long)is->denied, (unsigned long long)is->unreadable,
 	    (unsigned long long)cs->hits, (unsigned long long)cs->misses);
 	pw_inspect_thread_done();
+	if (w->spare_fd >= 0)
+		close(w->spare_fd);
 	close(w->epfd); /* the wake-up eventfd stays open until pw_loop_join: see pw_loop_nudge */
 	return NULL;
 }
@@ -245,6 +349,7 @@ int pw_loop_start(const struct pw_config *cfg)
 	for (int wi = 0; wi < n_workers; wi++) {
 		struct pw_worker *w = &workers[wi];
 		w->idx = wi;
+		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->wake = (struct pw_ev){.kind = PW_EV_WAKE,
 		                         .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
@@ -297,6 +402,10 @@ int pw_loop_start(const struct pw_config *cfg)
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, unix_listeners[i].fd, &e);
 		}
 	}
+	/* as many analysis threads as workers: big statements of every worker at once */
+	if (pw_analysis_start(n_workers) < 0)
+		pw_warn("cannot start the analysis threads: big statements are judged on the "
+		        "workers' loops");
 	for (int wi = 0; wi < n_workers; wi++) {
 		if (pthread_create(&threads[wi], NULL, worker_main, &workers[wi]) != 0) {
 			pw_error("cannot start worker %d", wi);
@@ -308,6 +417,19 @@ int pw_loop_start(const struct pw_config *cfg)
 	pthread_mutex_unlock(&nudge_mu);
 	pw_info("%d worker(s) running", n_workers);
 	return 0;
+}
+
+void pw_loop_analysed(struct pw_worker *w, struct pw_analysis_job *j)
+{
+	struct pw_analysis_job *top = __atomic_load_n(&w->analysed, __ATOMIC_RELAXED);
+	do
+		j->next = top;
+	while (!__atomic_compare_exchange_n(&w->analysed, &top, j, true, __ATOMIC_RELEASE,
+	                                    __ATOMIC_RELAXED));
+	uint64_t one = 1;
+	/* the eventfd lives until pw_loop_join, after this worker waited for its jobs */
+	if (write(w->wake.fd, &one, sizeof(one)) < 0)
+		pw_warn("cannot wake worker %d", w->idx);
 }
 
 void pw_loop_nudge(void)
@@ -342,6 +464,7 @@ void pw_loop_join(void)
 {
 	for (int i = 0; i < n_workers; i++)
 		pthread_join(threads[i], NULL);
+	pw_analysis_stop();
 	pthread_mutex_lock(&nudge_mu);
 	nudge_ok = false;
 	for (int i = 0; i < n_workers; i++)

@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "pgward/analysis.h"
 #include "pgward/auth.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
@@ -112,13 +113,21 @@ struct pw_session {
 	struct pw_login login; /* the upstream login (upstream_login.h) */
 	bool login_started;
 	bool up_tls;
+	int *up_slot; /* one of the upstream's max_connections, held with the connection */
 
 	/* established */
 	size_t c_remaining; /* bytes of the current client message still to pass or drop */
 	bool c_dropping;
 	bool c_discard;    /* a Parse/Bind was denied: drop everything up to Sync */
 	bool c_terminated; /* client sent Terminate */
-	bool up_shut;      /* the client's end was passed on to the upstream */
+	/* the message at the client buffer's scan is being judged by an analysis thread
+	 * (analysis.h): nothing is read from the client meanwhile, and s is freed only once the
+	 * verdict is back; then verdict_ready holds it for the message */
+	bool analysing, verdict_ready;
+	bool orphan; /* closed while analysing, and off the dead list: the job frees it */
+	enum pw_verdict verdict;
+	struct pw_deny verdict_d;
+	bool up_shut; /* the client's end was passed on to the upstream */
 	/* a ParameterStatus the client already has (server_version): sent again after the
 	 * client's end while a statement runs, so that a client that is gone (not half-closed)
 	 * answers with a reset */
@@ -174,6 +183,13 @@ struct pw_session {
 };
 
 static uint64_t serial_counter; /* atomic */
+/* sessions freed so far, all workers (atomic): the main thread gives memory back after bursts */
+static uint64_t freed_counter;
+
+uint64_t pw_session_freed(void)
+{
+	return __atomic_load_n(&freed_counter, __ATOMIC_RELAXED);
+}
 static void pool_remove(struct pw_session *s);
 
 struct pw_session *pw_session_next(struct pw_session *s)
@@ -290,7 +306,7 @@ static void session_close(struct pw_session *s, const char *why)
 		pool_remove(s);
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
-		         why);
+		         PW_Q(why));
 	struct sock *ks[2] = {&s->cl, &s->up};
 	for (int i = 0; i < 2; i++) {
 		struct sock *k = ks[i];
@@ -305,6 +321,8 @@ static void session_close(struct pw_session *s, const char *why)
 			k->ev.fd = -1;
 		}
 	}
+	pw_runtime_upstream_put(s->up_slot);
+	s->up_slot = NULL;
 	if (s->key_registered)
 		pw_cancel_unregister(s->be_pid, s->our_key);
 	s->key_registered = false;
@@ -339,24 +357,35 @@ static void session_close(struct pw_session *s, const char *why)
 	w->dead = s;
 }
 
+static void session_free(struct pw_session *s)
+{
+	pw_buf_free(&s->cbuf);
+	pw_buf_free(&s->ubuf);
+	free(s->startup);
+	free(s->up_startup);
+	free(s->preamble);
+	free(s->kf);
+	free(s->setup_sql);
+	free(s->claims);
+	if (s->ps_ready)
+		pw_policy_session_free(&s->ps);
+	if (s->rt)
+		pw_runtime_unref(s->rt);
+	free(s);
+	__atomic_add_fetch(&freed_counter, 1, __ATOMIC_RELAXED);
+}
+
 void pw_session_reap(struct pw_worker *w)
 {
 	while (w->dead) {
 		struct pw_session *s = w->dead;
 		w->dead = s->next;
-		pw_buf_free(&s->cbuf);
-		pw_buf_free(&s->ubuf);
-		free(s->startup);
-		free(s->up_startup);
-		free(s->preamble);
-		free(s->kf);
-		free(s->setup_sql);
-		free(s->claims);
-		if (s->ps_ready)
-			pw_policy_session_free(&s->ps);
-		if (s->rt)
-			pw_runtime_unref(s->rt);
-		free(s);
+		/* an analysis thread still reads its policy session and start-up: the job holds s
+		 * and frees it when it comes back (pw_session_analysed) */
+		if (s->analysing)
+			s->orphan = true;
+		else
+			session_free(s);
 	}
 }
 
@@ -370,8 +399,9 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* the message may hold what the client sent (user, database, settings): one quoted value */
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
-	        msg);
+	        pw_logq((char[sizeof(msg) * 4 + 8]){0}, sizeof(msg) * 4 + 8, msg));
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
 	s->ubuf.end = s->ubuf.scan;
@@ -389,6 +419,8 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
 	}
+	pw_runtime_upstream_put(s->up_slot);
+	s->up_slot = NULL;
 	s->state = ST_CLOSING;
 }
 
@@ -586,9 +618,33 @@ static unsigned upstream_mark(const struct pw_session *s)
 	return s->rt->cfg->redirect.enabled ? s->rt->cfg->redirect.mark : 0;
 }
 
+/* One of the upstream's max_connections for s: a connection parked on this worker for another
+ * client gives its own up if need be. False (the client told) when there is none. */
+static bool upstream_slot(struct pw_session *s)
+{
+	const struct pw_upstream *u = s->ups;
+	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx))) {
+		struct pw_session *o = s->w->pool;
+		while (o && strcmp(o->ups->name, u->name) != 0)
+			o = o->next_pool;
+		if (!o) {
+			fatal(
+			    s, "53300",
+			    "pgward: too many connections to upstream \"%s\" (its max_connections "
+			    "is %d)",
+			    u->name, u->max_connections);
+			return false;
+		}
+		session_close(o, "pool: its slot is wanted by a new session");
+	}
+	return true;
+}
+
 static void upstream_connect(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
+	if (!upstream_slot(s))
+		return;
 	if (resolve_upstream(u, &s->cancel) < 0) {
 		fatal(s, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
 		      u->unix_dir[0] ? u->unix_dir : u->host);
@@ -700,11 +756,11 @@ static void pool_remove(struct pw_session *s)
 static bool reusable(const struct pw_session *s)
 {
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->capturing && s->preamble_len && s->preamble_k_off && s->st.version == 0x30000 &&
-	       s->tx_status == 'I' && s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in &&
-	       !s->c_discard && !s->c_remaining && !s->u_remaining && !s->up.eof &&
-	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !s->w->stopping &&
-	       s->w->n_pool < s->ups->pool_max_idle;
+	       !s->analysing && !s->verdict_ready && !s->capturing && s->preamble_len &&
+	       s->preamble_k_off && s->st.version == 0x30000 && s->tx_status == 'I' &&
+	       s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in && !s->c_discard &&
+	       !s->c_remaining && !s->u_remaining && !s->up.eof && s->up.ev.fd >= 0 &&
+	       !pw_buf_pending(&s->cbuf) && !s->w->stopping && s->w->n_pool < s->ups->pool_max_idle;
 }
 
 /* The client is gone: reset the upstream connection and park it. */
@@ -820,6 +876,8 @@ static bool adopt(struct pw_session *s)
 	s->up.ev.fd = o->up.ev.fd;
 	s->up.ssl = o->up.ssl;
 	s->up.rd = s->up.wr = true;
+	s->up_slot = o->up_slot; /* the connection's slot comes with it */
+	o->up_slot = NULL;
 	o->up.ev.fd = -1;
 	o->up.ssl = NULL;
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
@@ -827,6 +885,8 @@ static bool adopt(struct pw_session *s)
 	if (epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->up.ev.fd, &e) < 0) {
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
+		pw_runtime_upstream_put(s->up_slot);
+		s->up_slot = NULL;
 		session_close(o, "pool: epoll");
 		return false;
 	}
@@ -987,9 +1047,9 @@ static bool choose_upstream(struct pw_session *s)
 	if (s->steered)
 		pw_identity_describe(s->kf, who, sizeof(who));
 	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
-	        (unsigned long long)s->serial, s->peer, s->user, s->database, s->id->name,
-	        s->ups->name, s->claims ? " sub=" : "", s->claims ? s->claims->sub : "",
-	        who[0] ? " caller: " : "", who);
+	        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(s->database),
+	        s->id->name, s->ups->name, s->claims ? " sub=" : "",
+	        s->claims ? PW_Q(s->claims->sub) : "", who[0] ? " caller: " : "", who);
 	return true;
 }
 
@@ -1378,7 +1438,7 @@ static bool client_token_step(struct pw_session *s)
 	if (rc < 0) {
 		/* why goes to the log only: a client probing tokens learns nothing */
 		pw_info("session %llu %s: token refused for identity %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->id->name, why);
+		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(why));
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
@@ -1388,8 +1448,8 @@ static bool client_token_step(struct pw_session *s)
 	    pw_config_match_ex(cfg, (int)(s->id - cfg->identities), s->user, s->database, app,
 	                       s->steered && s->kf ? &s->kf->view : NULL, s->claims);
 	if (!id) {
-		pw_info("session %llu %s: no identity matches the token of sub \"%s\"",
-		        (unsigned long long)s->serial, s->peer, s->claims->sub);
+		pw_info("session %llu %s: no identity matches the token of sub %s",
+		        (unsigned long long)s->serial, s->peer, PW_Q(s->claims->sub));
 		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
 		return false;
 	}
@@ -1437,14 +1497,14 @@ static bool client_sasl_step(struct pw_session *s)
 	}
 	pw_buf_cut(b, (size_t)len + 1);
 	if (rc == PW_AUTH_FAIL) {
-		pw_info("session %llu %s: password authentication failed for user \"%s\": %s",
-		        (unsigned long long)s->serial, s->peer, s->user, err);
+		pw_info("session %llu %s: password authentication failed for user %s: %s",
+		        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(err));
 		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
 		return false;
 	}
 	if (rc != PW_AUTH_OK) {
 		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
-		        s->peer, err);
+		        s->peer, PW_Q(err));
 		fatal(s, "08P01", "invalid SASL message: %s", err);
 		return false;
 	}
@@ -1471,7 +1531,7 @@ static void upstream_fail(struct pw_session *s, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pw_warn("session %llu %s: upstream \"%s\": %s", (unsigned long long)s->serial, s->peer,
-	        s->ups->name, msg);
+	        s->ups->name, PW_Q(msg));
 	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
 }
 
@@ -1516,7 +1576,7 @@ static bool upstream_auth_step(struct pw_session *s)
 		 * gets it as it is, the log says which upstream */
 		const char *m = pw_error_field(body, blen, 'M');
 		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
-		        (unsigned long long)s->serial, s->peer, u->name, m ? m : "?");
+		        (unsigned long long)s->serial, s->peer, u->name, PW_Q(m));
 		b->scan += (size_t)len + 1;
 		b->end = b->scan;
 		s->state = ST_CLOSING;
@@ -1655,7 +1715,7 @@ static bool setup_done(struct pw_session *s)
 			pw_warn(
 			    "session %llu %s: search_path %s does not read: unqualified names are "
 			    "left unresolved",
-			    (unsigned long long)s->serial, s->peer, s->truth_path);
+			    (unsigned long long)s->serial, s->peer, PW_Q(s->truth_path));
 		s->ps_ready = true;
 	}
 	struct pw_catalog *cat;
@@ -1671,12 +1731,12 @@ static bool setup_done(struct pw_session *s)
 			s->state = ST_CATALOG_WAIT;
 			s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->connect_timeout_ms + 5000;
 			pw_debug("session %llu %s: waiting for the catalog of %s",
-			         (unsigned long long)s->serial, s->peer, db);
+			         (unsigned long long)s->serial, s->peer, PW_Q(db));
 		}
 		return false;
 	default:
 		pw_warn("session %llu %s: no catalog of upstream \"%s\" database %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->ups->name, db, err);
+		        (unsigned long long)s->serial, s->peer, s->ups->name, PW_Q(db), PW_Q(err));
 		fatal(s, "57P03",
 		      "pgward: cannot judge this session's statements: the function catalog of "
 		      "upstream \"%s\" (database %s) cannot be read",
@@ -1772,7 +1832,7 @@ static bool setup_step(struct pw_session *s)
 		if (s->setup_error[0]) {
 			pw_warn("session %llu %s: identity %s: set-up failed upstream: %s",
 			        (unsigned long long)s->serial, s->peer, s->id->name,
-			        s->setup_error);
+			        PW_Q(s->setup_error));
 			if (s->role[0])
 				fatal(s, "42501",
 				      "pgward: cannot set up the session of identity %s as role %s",
@@ -1840,7 +1900,7 @@ static bool deny_message(struct pw_session *s, uint8_t type, size_t total, const
 	size_t n;
 
 	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
-	        d->sqlstate, d->message);
+	        d->sqlstate, PW_Q(d->message));
 	if (!s->nonce[0]) {
 		uint8_t r[8];
 		if (RAND_bytes(r, sizeof(r)) != 1) {
@@ -1915,11 +1975,63 @@ static int sentinel_error(struct pw_session *s, uint32_t len)
 	return 2;
 }
 
+/* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
+ * the same function, the session parked until the verdict is back (pw_session_analysed).
+ * False when there is no analysis thread (judge it here). */
+static bool judge_away(struct pw_session *s, const struct pw_caller *who, const struct pw_stmt *m)
+{
+	struct pw_analysis_job *j = malloc(sizeof(*j) + m->len);
+	if (!j)
+		return false;
+	memset(j, 0, sizeof(*j));
+	j->text = (char *)(j + 1);
+	memcpy(j->text, m->body, m->len);
+	j->w = s->w;
+	j->owner = s;
+	j->who = *who;
+	j->m = *m;
+	/* the same message in the copy: the session's buffer may move meanwhile */
+	const char *base = (const char *)m->body;
+	j->m.body = (const uint8_t *)j->text;
+	j->m.sql = m->sql ? j->text + (m->sql - base) : NULL;
+	j->m.name = m->name ? j->text + (m->name - base) : NULL;
+	j->m.stmt = m->stmt ? j->text + (m->stmt - base) : NULL;
+	if (!pw_analysis_submit(j)) {
+		free(j);
+		return false;
+	}
+	s->analysing = true;
+	s->w->jobs++;
+	return true;
+}
+
+void pw_session_analysed(struct pw_analysis_job *j)
+{
+	struct pw_session *s = j->owner;
+	s->analysing = false;
+	if (s->closed) {
+		/* the client went away meanwhile: the verdict has no use; s goes now, or with
+		 * the rest of the dead list if it is still on it (closed in this very batch) */
+		pw_analysis_free(j);
+		if (s->orphan)
+			session_free(s);
+		return;
+	}
+	pw_inspect_count(j->m.type, j->v, j->unreadable);
+	s->verdict_ready = true;
+	s->verdict = j->v;
+	s->verdict_d = j->d;
+	pw_analysis_free(j);
+	run(s);
+}
+
 /* Walk the client's messages. Returns false when the session was closed. */
 static bool scan_client(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
 	const struct pw_config *cfg = s->rt->cfg;
+	if (s->analysing)
+		return true; /* parked until the verdict on the message at scan is back */
 	while (pw_buf_unscanned(b)) {
 		if (s->c_remaining) {
 			size_t n = pw_buf_unscanned(b);
@@ -2033,7 +2145,19 @@ static bool scan_client(struct pw_session *s)
 			                        .database = s->database,
 			                        .serial = s->serial,
 			                        .ps = &s->ps};
-			if (pw_inspect(&who, &m, &d) == PW_DENY) {
+			enum pw_verdict v;
+			if (s->verdict_ready) {
+				/* judged by an analysis thread while the session was parked */
+				s->verdict_ready = false;
+				v = s->verdict;
+				d = s->verdict_d;
+			} else if (t != 'B' && m.sql_len >= PW_ANALYSIS_AWAY_BYTES &&
+			           judge_away(s, &who, &m)) {
+				return true;
+			} else {
+				v = pw_inspect(&who, &m, &d);
+			}
+			if (v == PW_DENY) {
 				if (!deny_message(s, t, total, &d))
 					return false;
 				continue;
@@ -2241,7 +2365,7 @@ static int handshake(struct pw_session *s, struct sock *k, bool server)
 	pw_tls_error(buf, sizeof(buf));
 	if (server) {
 		pw_info("session %llu %s: TLS handshake failed: %s", (unsigned long long)s->serial,
-		        s->peer, buf);
+		        s->peer, PW_Q(buf));
 		session_close(s, "TLS handshake failed");
 	} else {
 		long v = SSL_get_verify_result(k->ssl);
@@ -2434,7 +2558,7 @@ static void run(struct pw_session *s)
 			break;
 		case ST_READY:
 			/* client -> upstream */
-			if (s->cl.rd && !s->cl.eof && !s->c_terminated) {
+			if (s->cl.rd && !s->cl.eof && !s->c_terminated && !s->analysing) {
 				r = fill(&s->cl, &s->cbuf);
 				if (r == IO_ERR) {
 					session_close(s, "client read error");
@@ -2442,8 +2566,12 @@ static void run(struct pw_session *s)
 				}
 				moved |= r > 0;
 			}
+			bool verdict = s->verdict_ready;
 			if (pw_buf_unscanned(&s->cbuf) && !scan_client(s))
 				continue;
+			/* a verdict from an analysis thread came without any I/O: what it
+			 * decided is to be written now */
+			moved |= verdict && !s->verdict_ready;
 			/* upstream -> client */
 			if (s->up.rd && !s->up.eof) {
 				r = fill(&s->up, &s->ubuf);
@@ -2457,7 +2585,7 @@ static void run(struct pw_session *s)
 				continue;
 			/* ends: after an EOF or Terminate, flush what is decided, then close */
 			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf) &&
-			    !s->up_shut) {
+			    !s->up_shut && !s->analysing) {
 				if (reusable(s)) {
 					park(s);
 					moved = true;

@@ -1395,6 +1395,9 @@ struct cache {
 };
 
 static __thread struct cache *cache; /* thread-local, see above */
+/* thread-local: the key buffer of this thread's cache (as long as the longest text keyed) */
+static __thread char *keybuf;
+static __thread size_t keycap;
 
 static uint64_t hash_text(const char *s, size_t n)
 {
@@ -1525,6 +1528,9 @@ const struct pw_sql_cache_stats *pw_sql_cache_stats_local(void)
 
 void pw_sql_cache_clear(void)
 {
+	free(keybuf);
+	keybuf = NULL;
+	keycap = 0;
 	if (!cache)
 		return;
 	while (cache->head)
@@ -2067,10 +2073,6 @@ size_t pw_sql__key(const char *s, size_t n, char *out, size_t *starts, size_t *e
 	*nspans = ns < maxspans && ns <= 256 ? ns : (maxspans < 256 ? maxspans : 256);
 	return klen;
 }
-
-/* thread-local: the key buffer of this worker's cache */
-static __thread char *keybuf;
-static __thread size_t keycap;
 
 static int analyse(const char *sql, size_t len, const struct pw_sql_session *sess,
                    struct pw_sql_result *out, char *err, size_t errlen, bool use_cache)

@@ -52,6 +52,11 @@ struct pw_upstream {
 	bool reuse_connections;
 	int pool_idle_timeout_ms; /* default 60000: a parked connection is closed after this */
 	int pool_max_idle;        /* default 32, per worker */
+	/* Upstream connections pgwardd holds to this upstream at most (sessions' and parked
+	 * ones, all workers together): agents must never take the server's last slots, its
+	 * superuser-reserved ones included (pgwardd often logs in as a superuser). */
+	int max_connections; /* default PW_UPSTREAM_MAX_CONNECTIONS */
+	bool max_connections_set;
 	/* search_path imposed on every session at its start (SET before the client's first
 	 * statement); none: the server's own (startup parameter, role and database defaults),
 	 * which pgwardd reads from the session at its start */
@@ -60,6 +65,8 @@ struct pw_upstream {
 	int catalog_ttl_ms;    /* default 60000: the function catalog is re-read after this */
 	unsigned require_auth; /* PW_AUTH_* methods the server may ask for; default any */
 };
+
+#define PW_UPSTREAM_MAX_CONNECTIONS 64
 
 /* Upstream authentication methods (require_auth). */
 #define PW_AUTH_PASSWORD 1u

@@ -40,6 +40,11 @@ struct pw_caller {
 };
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d);
+/* pw_inspect in two halves, for a message judged on another thread (analysis.h): the judgement
+ * (any thread: it counts nothing), then the count, on the session's worker. */
+enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
+                                 struct pw_deny *d, bool *unreadable);
+void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable);
 
 /* What pw_inspect decided of one SQL text, in full (pgwardctl policy explain shows it). */
 struct pw_judgement {

@@ -17,6 +17,20 @@ void pw_log(enum pw_log_level lvl, const char *fmt, ...) __attribute__((format(p
  * did. */
 void pw_log_summary(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A value the client (or the server, or an agent's process) controls, for a log line: written
+ * into buf as one double-quoted string, `"` and `\` escaped with a backslash, every byte
+ * outside printable ASCII (control characters, DEL, high bytes) as \xNN, so that a value can
+ * neither end the line nor pass for another field. What does not fit cap is cut, marked with
+ * `...` after the closing quote (PW_Q: 1 KiB, 250 to 1000 bytes of the value). NULL prints as -.
+ * Returns buf. PW_Q(s) does it with a buffer of its own that lives to the end of the enclosing
+ * statement: pw_info("user=%s", PW_Q(user)). */
+#define PW_LOGQ_MAX 1024
+const char *pw_logq(char *buf, size_t cap, const char *s);
+/* The same for len bytes that need not end in a NUL (statement text). */
+const char *pw_logqn(char *buf, size_t cap, const char *s, size_t len);
+#define PW_Q(s)       pw_logq((char[PW_LOGQ_MAX]){0}, PW_LOGQ_MAX, (s))
+#define PW_QN(s, len) pw_logqn((char[PW_LOGQ_MAX]){0}, PW_LOGQ_MAX, (s), (len))
+
 /* Format a reason into a caller's error buffer (NULL or empty buffer: nothing). */
 void pw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

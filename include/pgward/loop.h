@@ -10,6 +10,7 @@
 #include "pgward/config.h"
 
 struct pw_session;
+struct pw_analysis_job;
 
 /* What an epoll event points at. */
 enum pw_ev_kind { PW_EV_LISTENER, PW_EV_WAKE, PW_EV_CLIENT, PW_EV_UPSTREAM };
@@ -37,6 +38,17 @@ struct pw_worker {
 	uint64_t stop_deadline_ms;
 	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
 	uint64_t accepted, cancels, tuple_misses;
+	/* out of file descriptors (EMFILE/ENFILE at accept): the listeners are out of this
+	 * worker's epoll until accept_resume_ms, so that the loop never spins on them */
+	bool accept_paused;
+	uint64_t accept_resume_ms;
+	uint32_t accept_backoff_ms; /* the next pause; doubles while it goes on, up to 1 s */
+	uint64_t fd_refused;        /* connections refused for want of a descriptor, unlogged */
+	uint64_t fd_log_ms;         /* when the next such message may be written */
+	int spare_fd; /* kept open to be given up for a moment: accept, refuse, close */
+	/* analysis threads push judged jobs here (a lock-free stack, atomic) and wake the loop */
+	struct pw_analysis_job *analysed;
+	int jobs; /* handed to the analysis threads and not back yet (worker thread only) */
 };
 
 /* Start the workers (count from cfg), binding every listener. Returns 0 or -1 (logged). */
@@ -48,6 +60,9 @@ void pw_loop_nudge(void);
 void pw_loop_stop(int grace_ms);
 /* Wait for the workers to end and close the listeners. */
 void pw_loop_join(void);
+
+/* An analysis thread is done with j: hand it back to its worker w and wake it. */
+void pw_loop_analysed(struct pw_worker *w, struct pw_analysis_job *j);
 
 /* For sessions: register a socket with the worker's epoll (edge-triggered, in+out). */
 int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev);

@@ -12,6 +12,8 @@ struct pw_runtime {
 	struct pw_config *cfg;
 	SSL_CTX *client_tls;    /* NULL when TLS for clients is not configured */
 	SSL_CTX **upstream_tls; /* one per upstream, NULL where TLS is not used */
+	/* one per upstream: how many connections pgwardd holds to it (atomic; see runtime.c) */
+	int **upstream_conns;
 	int refcount;
 };
 
@@ -19,6 +21,12 @@ struct pw_runtime {
 struct pw_runtime *pw_runtime_load(const char *path, char *err, size_t errlen);
 struct pw_runtime *pw_runtime_ref(struct pw_runtime *rt);
 void pw_runtime_unref(struct pw_runtime *rt);
+
+/* Take one of upstream i's max_connections for a connection: the counter to give back with
+ * pw_runtime_upstream_put, or NULL when the limit is reached. Any thread. */
+int *pw_runtime_upstream_take(const struct pw_runtime *rt, int i);
+void pw_runtime_upstream_put(int *counter);
+int pw_runtime_upstream_count(const struct pw_runtime *rt, int i);
 
 /* The current runtime, referenced for the caller. */
 struct pw_runtime *pw_runtime_current(void);

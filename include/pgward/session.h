@@ -23,5 +23,10 @@ void pw_session_run_ready(struct pw_worker *w);
 /* Free sessions closed during the last epoll batch. */
 void pw_session_reap(struct pw_worker *w);
 struct pw_session *pw_session_next(struct pw_session *s);
+/* An analysis thread judged a message of the session's (analysis.h): go on with it. */
+struct pw_analysis_job;
+void pw_session_analysed(struct pw_analysis_job *j);
+/* How many sessions have been freed since start, all workers together. Any thread. */
+uint64_t pw_session_freed(void);
 
 #endif

@@ -31,7 +31,7 @@ write_config() { # $1 fail mode
   "shutdown_grace_seconds": 2,
   "listen": [{"host": "127.0.0.1", "port": $PORT}],
   "upstreams": {
-    "db4": {"host": "127.0.0.1", "port": $DB, "user": "postgres",
+    "db4": {"host": "127.0.0.1", "port": $DB, "user": "postgres", "max_connections": 250,
             "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"},
     "db6": {"host": "::1", "port": $DB, "user": "postgres",
             "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}
@@ -65,7 +65,7 @@ DIRECT6="host=::1 port=$DB user=postgres dbname=postgres sslmode=disable"
 out=$(in_cg "$PSQL" "$DIRECT4" -Atc 'SELECT 1' 2>&1)
 check "in the cgroup: psql with the database's address lands in pgwardd ($out)" test "$out" = 1
 check "pgwardd saw the caller: pid, uid 0, exe, cgroup, ancestry" \
-	pw_wait_log "$W/pgwardd.log" "identity=agent upstream=db4 caller: pid [0-9]* uid 0 gid 0 comm psql exe /usr/lib/postgresql/15/bin/psql cgroup /$CGNAME ancestors bash"
+	pw_wait_log "$W/pgwardd.log" "identity=agent upstream=db4 caller: pid [0-9]* uid 0 gid 0 comm \"psql\" exe \"/usr/lib/postgresql/15/bin/psql\" cgroup \"/$CGNAME\" ancestors \"bash\""
 out=$(psql "$DIRECT4" -Atc 'SELECT 1' 2>&1)
 check "outside the cgroup: the same string goes straight to the database (which wants a password)" \
 	grep -q 'password' <<<"$out"
@@ -95,7 +95,7 @@ check "uid match: a client running as nobody gets identity nobody-agent ($out)" 
 	bash -c "test '$out' = postgres && grep -q 'identity=nobody-agent.*uid 65534' '$W/pgwardd.log'"
 out=$(in_cg bash -c "python3 -c \"import subprocess; subprocess.run(['$PSQL', '$DIRECT4', '-Atc', 'SELECT 3'])\"" 2>&1)
 check "ancestry match: bash -> python3 -> psql gets identity py-psql ($out)" \
-	bash -c "test '$out' = 3 && grep -q 'identity=py-psql.*ancestors python3([0-9]*)<-bash' '$W/pgwardd.log'"
+	bash -c "test '$out' = 3 && grep -q 'identity=py-psql.*ancestors \"python3\"([0-9]*)<-\"bash\"' '$W/pgwardd.log'"
 out=$(in_cg python3 -c "
 import socket, struct
 s = socket.create_connection(('127.0.0.1', $DB))

@@ -486,7 +486,7 @@ token_try() { # token: psql's output
 }
 out=$(token_try "$(mint "$good")")
 check "JWT: a valid token logs in" grep -q 'in as postgres' <<<"$out"
-check "JWT: the groups claim picks the identity" grep -q 'identity=ci-bot.*sub=agent-7' "$W/pgwardd.log"
+check "JWT: the groups claim picks the identity" grep -q 'identity=ci-bot.*sub="agent-7"' "$W/pgwardd.log"
 nogroup='{"iss": "https://issuer.test", "aud": "pgward", "sub": "agent-8", "exp": '$(($(date +%s) + 300))'}'
 out=$(PGPASSWORD=$(mint "$nogroup") psql -X "$R user=bot" -Atc "SELECT 1" 2>&1)
 check "JWT: sub picks the next identity when the group does not match" grep -q 'identity any-bot may not' <<<"$out"

@@ -106,7 +106,7 @@ static void test_full(void)
 	    "   'main': {'host': 'db.example', 'port': 5433, 'unix_dir': null, 'database': 'app',\n"
 	    "            'user': 'app_owner', 'password_file': '%s', 'sslmode': 'verify-full',\n"
 	    "            'ca_file': '%s', 'allow_cleartext': true, 'connect_timeout_seconds': "
-	    "1.5},\n"
+	    "1.5, 'max_connections': 90},\n"
 	    "   'local': {'unix_dir': '/var/run/postgresql', 'user': 'postgres',\n"
 	    "             'sslmode': 'disable'}\n"
 	    " },\n"
@@ -160,6 +160,7 @@ static void test_full(void)
 	CHECK(u->sslmode == PW_SSL_VERIFY_FULL && strcmp(u->ca_file, ca) == 0,
 	      "full: sslmode, ca_file");
 	CHECK(u->allow_cleartext && u->connect_timeout_ms == 1500, "full: cleartext, timeout");
+	CHECK(u->max_connections == 90 && u->max_connections_set, "full: max_connections");
 	u = &c->upstreams[1];
 	CHECK(strcmp(u->name, "local") == 0 && u->host[0] == '\0' &&
 	          strcmp(u->unix_dir, "/var/run/postgresql") == 0 && u->port == 5432,
@@ -225,6 +226,9 @@ static void test_defaults(void)
 	CHECK(c->upstreams[0].port == 5432 && c->upstreams[0].sslmode == PW_SSL_PREFER &&
 	          c->upstreams[0].connect_timeout_ms == 10000 && !c->upstreams[0].has_password,
 	      "defaults: upstream port, sslmode, timeout");
+	CHECK(c->upstreams[0].max_connections == PW_UPSTREAM_MAX_CONNECTIONS &&
+	          PW_UPSTREAM_MAX_CONNECTIONS == 64 && !c->upstreams[0].max_connections_set,
+	      "defaults: upstream max_connections 64, marked as not set");
 	CHECK(c->max_message_bytes == 1073741824 && c->max_statement_bytes == 1048576 &&
 	          c->max_bind_bytes == 67108864 && c->max_startup_bytes == 10000 &&
 	          c->auth_timeout_ms == 60000,
@@ -339,6 +343,16 @@ static void test_errors(void)
 	           jq("{" MIN_LISTEN "," MIN_UP ",'identities':[{'name':'a','match':{'usr':'x'},"
 	              "'auth':'trust','upstream':'main'}]}"),
 	           "$.identities[0].match.usr", "unknown key");
+	expect_err("max_connections 0",
+	           jq("{" MIN_LISTEN
+	              ",'upstreams':{'main':{'host':'db','user':'u','max_connections':"
+	              "0}}," MIN_ID "}"),
+	           "$.upstreams.main.max_connections", "expected an integer from 1 to 100000");
+	expect_err("max_connections as a string",
+	           jq("{" MIN_LISTEN
+	              ",'upstreams':{'main':{'host':'db','user':'u','max_connections':"
+	              "'10'}}," MIN_ID "}"),
+	           "$.upstreams.main.max_connections", "expected an integer");
 	expect_err("unknown key in limits",
 	           jq("{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'limits':{'max_messages':1}}"),
 	           "$.limits.max_messages", "unknown key");

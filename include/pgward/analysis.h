@@ -1,0 +1,45 @@
+/* Analysis off the event loop. Parsing a statement costs about 1 to 4 ms per KiB of text (a
+ * 1 MiB one seconds), and a worker parsing stalls every other session on its loop. Texts of
+ * PW_ANALYSIS_AWAY_BYTES or more are therefore judged by a small pool of analysis threads with
+ * the very same function (pw_inspect_judge: analysis, its per-thread cache, decision) while
+ * their session is parked (nothing read from its client); the verdict comes back to the
+ * session's worker through its wake-up eventfd. */
+#ifndef PGWARD_ANALYSIS_H
+#define PGWARD_ANALYSIS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgward/inspect.h"
+
+#define PW_ANALYSIS_AWAY_BYTES 1024
+
+struct pw_worker;
+
+struct pw_analysis_job {
+	struct pw_analysis_job *next;
+	struct pw_worker *w; /* the worker that gets the verdict back */
+	void *owner;         /* the session */
+	/* in: who asks (its policy session is the job's alone until the verdict is back: the
+	 * session is parked), and the message, its text copied (the session's buffer moves) */
+	struct pw_caller who;
+	struct pw_stmt m;
+	char *text;
+	/* out */
+	enum pw_verdict v;
+	struct pw_deny d;
+	bool unreadable;
+};
+
+/* Start n analysis threads (from the main thread, before the workers run). 0 or -1. */
+int pw_analysis_start(int n);
+/* Hand a job to the pool; false when there is no pool (the caller judges inline). */
+bool pw_analysis_submit(struct pw_analysis_job *j);
+/* A job is done with (its worker): freed, its text counted for pw_analysis_bytes. */
+void pw_analysis_free(struct pw_analysis_job *j);
+/* Bytes of text the analysis threads have judged since start. Any thread. */
+uint64_t pw_analysis_bytes(void);
+/* Stop the threads once every worker is done (no job is in flight then). */
+void pw_analysis_stop(void);
+
+#endif
