@@ -140,11 +140,12 @@ rssa=$rssb
 for _ in $(seq 20); do # the memory of the parses is given back within a few seconds
 	sleep 0.5
 	rssa=$(rss_kb "$P")
-	((rssa < rssb / 2)) && break
+	((rssa < rssb / 2 || rssa < 65536)) && break
 done
 echo "# RSS right after the big statements: $rssb kB; $rssa kB a few seconds later"
+# (given back already when measured, or within a few seconds; the build before kept ~200 MB)
 check "the memory their parsing took goes back to the system ($rssb kB, then $rssa kB)" \
-	test "$rssa" -lt $((rssb / 2))
+	bash -c "test '$rssa' -lt $((rssb / 2)) || test '$rssa' -lt 65536"
 
 # --- soak: ~19,000 idle connections ----------------------------------------------------------------
 N=${STAYUP_IDLE:-$((HARD - 1000 < 20000 ? HARD - 1000 : 20000))}
