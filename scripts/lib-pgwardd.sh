@@ -114,7 +114,9 @@ print(r.get("pin_path", "/sys/fs/bpf/pgward") if r is not None else "")' "$conf"
 		pgw__err "pgwardd did not start listening on 127.0.0.1:$port"
 		return 1
 	fi
-	# listening comes before the BPF programs are attached; "started" comes after
+	# with a redirect, listening comes before the BPF programs are attached; "started" comes
+	# after (without one, listening is enough)
+	[[ -n ${PGW_PINS[-1]} ]] || return 0
 	local i
 	for ((i = 0; i < 200; i++)); do
 		grep -q 'pgwardd .* started (pid' "$log" 2>/dev/null && return 0
