@@ -241,6 +241,24 @@ static int cgroup_id(const char *path, uint64_t *id, char *err, size_t errlen)
 	return 0;
 }
 
+/* The cgroup2 mount point: the root the programs are attached to. */
+static int cgroup_root(char *out, size_t len)
+{
+	FILE *m = setmntent("/proc/self/mounts", "re");
+	if (!m)
+		return -1;
+	struct mntent *e;
+	int rc = -1;
+	while ((e = getmntent(m))) {
+		if (strcmp(e->mnt_type, "cgroup2") == 0) {
+			rc = pathf(out, len, "%s", e->mnt_dir) ? 0 : -1;
+			break;
+		}
+	}
+	endmntent(m);
+	return rc;
+}
+
 /* "<cgroup2 mount><path from /proc/self/cgroup>", or -1 */
 static int self_cgroup(char *out, size_t len)
 {
@@ -257,18 +275,7 @@ static int self_cgroup(char *out, size_t len)
 		}
 	}
 	fclose(f);
-	FILE *m = setmntent("/proc/self/mounts", "re");
-	if (!m)
-		return -1;
-	struct mntent *e;
-	while ((e = getmntent(m))) {
-		if (strcmp(e->mnt_type, "cgroup2") == 0) {
-			snprintf(mnt, sizeof(mnt), "%s", e->mnt_dir);
-			break;
-		}
-	}
-	endmntent(m);
-	if (!rel[0] || !mnt[0])
+	if (!rel[0] || cgroup_root(mnt, sizeof(mnt)) < 0)
 		return -1;
 	if (strcmp(rel, "/") == 0)
 		rel[0] = '\0';
@@ -406,24 +413,6 @@ static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, cha
 		ports[(*n)++] = (uint16_t)r->ports[i];
 	}
 	return 0;
-}
-
-/* The cgroup2 mount point: the root the programs are attached to. */
-static int cgroup_root(char *out, size_t len)
-{
-	FILE *m = setmntent("/proc/self/mounts", "re");
-	if (!m)
-		return -1;
-	struct mntent *e;
-	int rc = -1;
-	while ((e = getmntent(m))) {
-		if (strcmp(e->mnt_type, "cgroup2") == 0) {
-			rc = pathf(out, len, "%s", e->mnt_dir) ? 0 : -1;
-			break;
-		}
-	}
-	endmntent(m);
-	return rc;
 }
 
 /* The root (attached to), then every scope cgroup (deduplicated by id; map entries only). */

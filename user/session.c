@@ -2025,6 +2025,17 @@ void pw_session_analysed(struct pw_analysis_job *j)
 	run(s);
 }
 
+/* Who a message is judged for: the session's identity, names and policy state. */
+static struct pw_caller caller_of(struct pw_session *s)
+{
+	return (struct pw_caller){.cfg = s->rt->cfg,
+	                          .identity = s->id,
+	                          .user = s->user,
+	                          .database = s->database,
+	                          .serial = s->serial,
+	                          .ps = &s->ps};
+}
+
 /* Walk the client's messages. Returns false when the session was closed. */
 static bool scan_client(struct pw_session *s)
 {
@@ -2139,12 +2150,7 @@ static bool scan_client(struct pw_session *s)
 					m.stmt = z + 1;
 				}
 			}
-			struct pw_caller who = {.cfg = cfg,
-			                        .identity = s->id,
-			                        .user = s->user,
-			                        .database = s->database,
-			                        .serial = s->serial,
-			                        .ps = &s->ps};
+			struct pw_caller who = caller_of(s);
 			enum pw_verdict v;
 			if (s->verdict_ready) {
 				/* judged by an analysis thread while the session was parked */
@@ -2177,12 +2183,7 @@ static bool scan_client(struct pw_session *s)
 			if (s->ref_n == MAX_REFUSALS)
 				return true; /* wait for the refusals on their way to come back */
 			struct pw_stmt m = {.type = 'F', .body = p + PW_HDR, .len = len - 4};
-			struct pw_caller who = {.cfg = cfg,
-			                        .identity = s->id,
-			                        .user = s->user,
-			                        .database = s->database,
-			                        .serial = s->serial,
-			                        .ps = &s->ps};
+			struct pw_caller who = caller_of(s);
 			struct pw_deny d;
 			if (pw_inspect(&who, &m, &d) == PW_DENY) {
 				if (!deny_message(s, t, total, &d))
