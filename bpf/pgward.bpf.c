@@ -10,10 +10,12 @@
 
 #include "pgward/abi.h"
 
+#define AF_UNIX      1
 #define AF_INET      2
 #define AF_INET6     10
 #define SOCK_STREAM  1
 #define ECONNREFUSED 111
+#define EACCES       13
 #define TCP_CLOSE    7
 #define IPPROTO_TCP  6
 
@@ -89,6 +91,13 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } pw_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PW_MAX_UNIX_OWN);
+	__type(key, struct pw_unix_path);
+	__type(value, __u8);
+} pw_unix_own SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
@@ -439,6 +448,121 @@ SEC("cgroup/bind6")
 int pw_bind6(struct bpf_sock_addr *ctx)
 {
 	return bind_check(ctx);
+}
+
+/* kernel 6.2+: the kernel's view of a sock_addr context, for the unix address (6.7+) */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The port of a PostgreSQL socket name ".s.PGSQL.<port>" (as the server writes it: decimal,
+ * no leading zero), or 0. */
+static __always_inline __u32 pg_socket_port(const char *p, __u32 start, __u32 end)
+{
+	static const char pre[9] = ".s.PGSQL.";
+	if (end < start + 10 || end > start + 14)
+		return 0;
+	for (__u32 i = 0; i < 9; i++) {
+		__u32 j = start + i;
+		if (j >= PW_UNIX_PATH_LEN || p[j] != pre[i])
+			return 0;
+	}
+	__u32 port = 0;
+	for (__u32 i = 9; i < 14; i++) {
+		__u32 j = start + i;
+		if (j >= end)
+			break;
+		if (j >= PW_UNIX_PATH_LEN)
+			return 0;
+		char c = p[j];
+		if (c < '0' || c > '9' || (i == 9 && c == '0'))
+			return 0;
+		port = port * 10 + (__u32)(c - '0');
+	}
+	return port <= 65535 ? port : 0;
+}
+
+/* The name in a unix address: a pathname ends at its first NUL (the kernel terminates it
+ * there), an abstract name (leading NUL) is exactly len bytes; nothing after the name may stay
+ * in the key. slash: where the last component starts. */
+struct unix_scan {
+	struct pw_unix_path k;
+	__u32 len, end, slash;
+	__u8 abstract, ended;
+};
+
+static long unix_scan_byte(__u64 i, void *arg)
+{
+	struct unix_scan *sc = arg;
+	if (i >= PW_UNIX_PATH_LEN)
+		return 1;
+	if (i >= sc->len || sc->ended) {
+		sc->k.path[i] = 0;
+		return 0;
+	}
+	char c = sc->k.path[i];
+	if (!sc->abstract && c == 0) {
+		sc->end = (__u32)i;
+		sc->ended = 1;
+	} else if (c == '/') {
+		sc->slash = (__u32)i + 1;
+	}
+	return 0;
+}
+
+/* A unix connect from the scope to a PostgreSQL server's socket is refused (EACCES, and an
+ * event): the programs above steer TCP only, and a local server is the same database. The
+ * socket is known by its name ".s.PGSQL.<port>" for a steered port, in any directory or as
+ * an abstract name; pgwardd's own unix listeners are exempt (pw_unix_own). The name is
+ * matched as written, before the kernel resolves it: a symlink or a bind mount of another
+ * name reaches the socket all the same, so the socket's permissions stay what keeps a
+ * determined agent out (pgwardd warns when they let every local user in). Loaded as
+ * BPF_CGROUP_UNIX_CONNECT by the loader (kernel 6.7+; libbpf 1.1 has no section name for
+ * it). */
+SEC("cgroup/connect4")
+int pw_connect_unix(struct bpf_sock_addr *ctx)
+{
+	__u64 cgid;
+	struct pw_bpf_config *cfg = get_config();
+	if (!cfg || cfg->abi_version != PW_ABI_VERSION || !cfg->unix_refuse || !in_scope(&cgid))
+		return 1;
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	__u32 len = sa->uaddrlen;
+	/* the address after sun_family */
+	if (len <= 2 || len > 2 + PW_UNIX_PATH_LEN)
+		return 1;
+	len -= 2;
+	struct unix_scan sc;
+	__builtin_memset(&sc, 0, sizeof(sc));
+	if (bpf_probe_read_kernel(&sc.k, sizeof(sc.k), (char *)sa->uaddr + 2) < 0)
+		return 1;
+	sc.len = len;
+	sc.end = len;
+	sc.abstract = sc.k.path[0] == 0;
+	/* one verified callback instead of 108 unrolled branches */
+	bpf_loop(PW_UNIX_PATH_LEN, unix_scan_byte, &sc, 0);
+	__u32 slash = sc.slash, end = sc.end;
+	if (sc.abstract && slash == 0)
+		slash = 1;
+	struct pw_unix_path *kp = &sc.k;
+	__u32 port = pg_socket_port(kp->path, slash, end);
+	if (!port)
+		return 1;
+	__u16 ph = (__u16)port;
+	if (!bpf_map_lookup_elem(&pw_ports, &ph) || bpf_map_lookup_elem(&pw_unix_own, kp))
+		return 1;
+	count(PW_CNT_UNIX);
+	struct pw_event *ev = bpf_ringbuf_reserve(&pw_events, sizeof(*ev), 0);
+	if (ev) {
+		__builtin_memset(ev, 0, sizeof(*ev));
+		ev->type = PW_EV_UNIX_REFUSED;
+		fill_caller(&ev->info, cgid);
+		ev->info.family = AF_UNIX;
+		ev->info.orig_port = bpf_htons(ph);
+		bpf_ringbuf_submit(ev, 0);
+	} else {
+		count(PW_CNT_RB_DROPS);
+	}
+	bpf_set_retval(-EACCES);
+	return 0;
 }
 
 /* The agent asks who it is talking to: the address it dialled. */

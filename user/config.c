@@ -1549,8 +1549,10 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	                                   "listen6",
 	                                   "listen6_port",
 	                                   "destinations",
+	                                   "unix",
 	                                   NULL};
 	static const char *const fail_names[] = {"closed", "open"};
+	static const char *const unix_names[] = {"refuse", "allow"};
 	struct pw_redirect *r = &c->redirect;
 	char sub[JPATH_MAX], q[QUOTE_MAX];
 	int rc;
@@ -1625,9 +1627,10 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	} else {
 		r->ports[r->n_ports++] = 5432;
 	}
-	int fm = 0;
+	int fm = 0, um = 0;
 	long long v;
 	if (get_enum(x, o, jp, "fail_mode", fail_names, 2, 0, &fm) < 0 ||
+	    get_enum(x, o, jp, "unix", unix_names, 2, 0, &um) < 0 ||
 	    get_bool(x, o, jp, "fastpath", &r->fastpath) < 0 ||
 	    get_ms(x, o, jp, "heartbeat_timeout_seconds", 0.01, &r->heartbeat_timeout_ms) < 0 ||
 	    get_str(x, o, jp, "pin_path", r->pin_path, sizeof(r->pin_path), F_NONEMPTY) < 0 ||
@@ -1635,6 +1638,7 @@ static int parse_redirect(struct ctx *x, const json_t *root, struct pw_config *c
 	    get_str(x, o, jp, "listen6", r->listen6, sizeof(r->listen6), 0) < 0)
 		return -1;
 	r->fail_open = fm == 1;
+	r->unix_refuse = um == 0;
 	if ((rc = get_int(x, o, jp, "mark", 1, 4294967295LL, 0, &v)) < 0)
 		return -1;
 	if (rc)

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "pgward.skel.h"
@@ -50,6 +51,9 @@
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
 
 /* the programs attached per cgroup, and the attach type that identifies a pinned link */
+/* BPF_CGROUP_UNIX_CONNECT (kernel 6.7), newer than the distribution's headers */
+#define PW_ATTACH_UNIX_CONNECT ((enum bpf_attach_type)49)
+
 enum {
 	CG_CONNECT4,
 	CG_CONNECT6,
@@ -58,6 +62,7 @@ enum {
 	CG_SOCKOPS,
 	CG_BIND4,
 	CG_BIND6,
+	CG_CONNECTU,
 	N_CG_PROGS
 };
 static const struct {
@@ -71,6 +76,7 @@ static const struct {
     [CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
     [CG_BIND4] = {"pw_bind4", BPF_CGROUP_INET4_BIND},
     [CG_BIND6] = {"pw_bind6", BPF_CGROUP_INET6_BIND},
+    [CG_CONNECTU] = {"pw_connect_unix", PW_ATTACH_UNIX_CONNECT},
 };
 
 /* The programs go on the root of the cgroup v2 hierarchy, where every socket's connect is
@@ -365,6 +371,7 @@ static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bp
 	out->enforcer_tgid = tgid;
 	out->fastpath = r->fastpath ? 1 : 0;
 	out->dst_filter = r->n_destinations > 0;
+	out->unix_refuse = r->unix_refuse;
 
 	const char *l4 = r->listen4[0] ? r->listen4 : "127.0.0.1";
 	struct in_addr a4;
@@ -496,7 +503,8 @@ static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
 	char *stale = calloc(max ? max : 1, ksz);
 	if (!stale)
 		return -ENOMEM;
-	char cur[32], next[32]; /* the largest key: struct pw_deny_key */
+	char cur[sizeof(struct pw_unix_path)],
+	    next[sizeof(struct pw_unix_path)]; /* the largest key */
 	int ns = 0;
 	void *prev = NULL;
 	while (ns < (int)max && bpf_map_get_next_key(fd, prev, next) == 0) {
@@ -608,10 +616,29 @@ static int sync_uids(const struct pw_config *cfg)
 	                cfg->redirect.n_uids, sizeof(cfg->redirect.uids[0]), PW_MAX_SCOPE_UID);
 }
 
+/* pgwardd's own unix listeners: an agent told to use pgwardd by a socket path may, even when
+ * the path names a steered port */
+static int sync_unix_own(const struct pw_config *cfg)
+{
+	struct pw_unix_path keys[PW_MAX_UNIX_OWN];
+	int n = 0;
+	for (int i = 0; i < cfg->n_listen && n < PW_MAX_UNIX_OWN; i++) {
+		if (!cfg->listen[i].is_unix)
+			continue;
+		memset(&keys[n], 0, sizeof(keys[n]));
+		snprintf(keys[n].path, sizeof(keys[n].path), "%s", cfg->listen[i].unix_path);
+		n++;
+	}
+	return sync_set(bpf_map__fd(L.skel->maps.pw_unix_own), keys, n, sizeof(keys[0]),
+	                PW_MAX_UNIX_OWN);
+}
+
 /* Everything of the maps the configuration says besides the scope cgroups and ports. */
 static int sync_filters(const struct pw_config *cfg)
 {
 	int rc = sync_dsts(cfg);
+	if (rc == 0)
+		rc = sync_unix_own(cfg);
 	if (rc == 0)
 		rc = sync_deny(cfg);
 	if (rc == 0)
@@ -689,6 +716,8 @@ static const char *event_name(uint32_t type)
 		return "denied";
 	case PW_EV_BIND:
 		return "bind-refused";
+	case PW_EV_UNIX_REFUSED:
+		return "unix-refused";
 	}
 	return "event";
 }
@@ -696,7 +725,9 @@ static const char *event_name(uint32_t type)
 static void format_dst(const struct pw_conn_info *in, char *out, size_t len)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
-	if (in->family == AF_INET6) {
+	if (in->family == AF_UNIX) {
+		snprintf(out, len, "unix:.s.PGSQL.%u", ntohs(in->orig_port));
+	} else if (in->family == AF_INET6) {
 		inet_ntop(AF_INET6, in->orig_addr, a, sizeof(a));
 		snprintf(out, len, "[%s]:%u", a, ntohs(in->orig_port));
 	} else {
@@ -754,6 +785,19 @@ static int spawn(pthread_t *t, void *(*fn)(void *))
 	return rc;
 }
 
+bool pw_loader_unix_hook(void)
+{
+	/* the hook and its kfunc came together (6.7): the kernel's BTF says which it has */
+	static int have = -1; /* main thread only (start, update, checks) */
+	if (have < 0) {
+		struct btf *btf = btf__load_vmlinux_btf();
+		have = btf &&
+		       btf__find_by_name_kind(btf, "bpf_sock_addr_set_sun_path", BTF_KIND_FUNC) > 0;
+		btf__free(btf);
+	}
+	return have;
+}
+
 /* ---- links ---- */
 
 static struct bpf_program *prog_of(int p)
@@ -771,6 +815,8 @@ static struct bpf_program *prog_of(int p)
 		return L.skel->progs.pw_bind4;
 	case CG_BIND6:
 		return L.skel->progs.pw_bind6;
+	case CG_CONNECTU:
+		return L.skel->progs.pw_connect_unix;
 	default:
 		return L.skel->progs.pw_sockops;
 	}
@@ -778,8 +824,7 @@ static struct bpf_program *prog_of(int p)
 
 static bool target_wants(const struct cg_target *t, int p)
 {
-	(void)p;
-	return t->attach;
+	return t->attach && (p != CG_CONNECTU || pw_loader_unix_hook());
 }
 
 static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, size_t errlen)
@@ -1225,6 +1270,12 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
+	/* the unix connect program is loaded only where the kernel has its hook */
+	if (pw_loader_unix_hook())
+		bpf_program__set_expected_attach_type(L.skel->progs.pw_connect_unix,
+		                                      PW_ATTACH_UNIX_CONNECT);
+	else
+		bpf_program__set_autoload(L.skel->progs.pw_connect_unix, false);
 	int rc = pgward__load(L.skel);
 	if (rc < 0) {
 		pw_errf(err, errlen, "loading the BPF programs: %s", strerror(-rc));

@@ -79,14 +79,17 @@ static void ptrace_note(const struct pw_config *cfg, char *out, size_t len)
 	         scope < 0 ? "unavailable (no Yama)" : "0");
 }
 
-/* The kernel programs see TCP connects only: a PostgreSQL (or pooler) unix socket on this host
- * is a way around them unless its permissions or pg_hba.conf keep agents out. Each one found in
- * /proc/net/unix gets a warning. */
+/* A PostgreSQL (or pooler) unix socket on this host is another way to the database. With the
+ * kernel's unix connect hook (6.7+) and redirect.unix "refuse", a connect from the scope by the
+ * socket's name is refused, but the name is matched as written: a symlink or a bind mount
+ * reaches the socket by another one, so a socket every local user may connect to gets a
+ * warning. Without the hook (or with "allow") every such socket does. */
 static void unix_notes(const struct pw_config *cfg, void (*fn)(void *arg, const char *msg),
                        void *arg)
 {
 	if (!cfg->redirect.enabled)
 		return;
+	bool refused = cfg->redirect.unix_refuse && pw_loader_unix_hook();
 	FILE *f = fopen("/proc/net/unix", "re");
 	if (!f)
 		return;
@@ -103,12 +106,32 @@ static void unix_notes(const struct pw_config *cfg, void (*fn)(void *arg, const 
 		struct stat st;
 		if (stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
 			continue;
-		snprintf(
-		    msg, sizeof(msg),
-		    "PostgreSQL's unix socket %s (mode %04o) is not steered by the redirect "
-		    "(only TCP is): keep agents out of it with its permissions "
-		    "(unix_socket_permissions, unix_socket_group) or pg_hba.conf's local lines",
-		    path, (unsigned)(st.st_mode & 07777));
+		if (refused && (st.st_mode & S_IWOTH) == 0)
+			continue;
+		bool own = false;
+		for (int i = 0; i < cfg->n_listen && !own; i++)
+			own = cfg->listen[i].is_unix && !strcmp(cfg->listen[i].unix_path, path);
+		if (own)
+			continue;
+		if (refused)
+			snprintf(
+			    msg, sizeof(msg),
+			    "PostgreSQL's unix socket %s (mode %04o): connects from the scope "
+			    "by this name are refused, but any local user may connect to it by "
+			    "another name (a symlink, a bind mount): keep agents out with its "
+			    "permissions (unix_socket_permissions, unix_socket_group) or "
+			    "pg_hba.conf's local lines",
+			    path, (unsigned)(st.st_mode & 07777));
+		else
+			snprintf(msg, sizeof(msg),
+			         "PostgreSQL's unix socket %s (mode %04o) is not covered by the "
+			         "redirect (%s): keep agents out with its permissions "
+			         "(unix_socket_permissions, unix_socket_group) or pg_hba.conf's "
+			         "local lines",
+			         path, (unsigned)(st.st_mode & 07777),
+			         cfg->redirect.unix_refuse
+			             ? "this kernel has no unix connect hook; 6.7 or later has"
+			             : "redirect.unix is \"allow\"");
 		fn(arg, msg);
 	}
 	fclose(f);

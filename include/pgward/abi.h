@@ -9,7 +9,7 @@
 #include <linux/types.h>
 #endif
 
-#define PW_ABI_VERSION   3
+#define PW_ABI_VERSION   4
 #define PW_MAX_ANCESTORS 8
 #define PW_COMM_LEN      16
 #define PW_MAX_SCOPE     256
@@ -18,6 +18,8 @@
 #define PW_MAX_DSTS      64
 #define PW_MAX_DENY      64
 #define PW_MAX_SCOPE_UID 64
+#define PW_MAX_UNIX_OWN  16
+#define PW_UNIX_PATH_LEN 108 /* sizeof sockaddr_un.sun_path */
 
 /* config map (array, one entry) */
 #define PW_FAIL_CLOSED 0
@@ -36,6 +38,14 @@ struct pw_bpf_config {
 	__u32 listen6_addr[4];      /* network order */
 	__u32 fastpath;             /* sockmap redirect between agent and pgwardd */
 	__u32 dst_filter;           /* steer only destinations in pw_dsts */
+	__u32 unix_refuse; /* refuse unix connects to PostgreSQL sockets of steered ports */
+	__u32 pad;
+};
+
+/* pw_unix_own key: one of pgwardd's own unix listeners, never refused; the path as an agent
+ * writes it (a pathname, or an abstract name after its leading NUL), zero padded */
+struct pw_unix_path {
+	char path[PW_UNIX_PATH_LEN];
 };
 
 /* destination filter (LPM trie): prefix over family then address, so one trie holds both
@@ -101,8 +111,7 @@ enum pw_event_type {
 	PW_EV_BYPASS = 3,       /* fail-open: the connect went direct */
 	PW_EV_DENIED = 4,       /* a destination on the deny list (any pgwardd state) */
 	PW_EV_BIND = 5,         /* a bind to a steered listener's port, refused */
-	PW_EV_UNIX = 6,         /* a unix-socket connect to PostgreSQL, steered */
-	PW_EV_UNIX_REFUSED = 7, /* the same, refused (fail-closed, or no unix listener) */
+	PW_EV_UNIX_REFUSED = 6, /* a unix connect to a PostgreSQL socket (.s.PGSQL.<port>) */
 };
 struct pw_event {
 	__u32 type;
@@ -122,7 +131,7 @@ enum pw_counter {
 	PW_CNT_FASTPATH_FALLBACKS,
 	PW_CNT_DENIED, /* deny-list refusals */
 	PW_CNT_BINDS,  /* binds to a steered port refused */
-	PW_CNT_UNIX,   /* unix connects steered */
+	PW_CNT_UNIX,   /* unix connects to PostgreSQL sockets refused */
 	PW_CNT_MAX,
 };
 

@@ -131,6 +131,9 @@ struct pw_redirect {
 	struct pw_cidr deny[PW_MAX_REDIRECT_DENY];
 	int deny_port[PW_MAX_REDIRECT_DENY];
 	int n_deny;
+	/* "refuse" (default): unix connects from the scope to a PostgreSQL socket of a steered
+	 * port are refused (kernel 6.7+); "allow": left alone */
+	bool unix_refuse;
 };
 
 /* ---- policy (decided in policy.c) ---- */

@@ -39,6 +39,9 @@ int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out);
 void pw_loader_preopen(const struct pw_config *cfg);
 /* Sum of the per-CPU counters (all zero when not started). */
 void pw_loader_counters(uint64_t out[PW_CNT_MAX]);
+/* Does the kernel have the unix connect hook (cgroup/connect_unix, 6.7+)? Then unix connects
+ * from the scope to a PostgreSQL socket of a steered port are refused (redirect.unix). */
+bool pw_loader_unix_hook(void);
 /* Is the loader running (started and not stopped)? */
 bool pw_loader_running(void);
 /* Stop: the threads stop, the links and maps stay pinned and the heartbeat is marked stale, so

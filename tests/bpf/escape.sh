@@ -16,8 +16,8 @@ bpf_setup escape
 
 PGTMP_QUIET=1 PGTMP_LISTEN='127.0.0.1,::1' pgtmp_start escape >/dev/null || { echo "not ok - cluster did not start"; exit 1; }
 W=$PGTMP_DIR/pgward
-mkdir -p "$W"
-chmod 755 "$PGTMP_DIR" "$W"
+mkdir -p "$W/own"
+chmod 755 "$PGTMP_DIR" "$W" "$W/own"
 PORT=$(pw_free_port)
 SPORT=$(pw_free_port)
 DENYPORT=$(pw_free_port)
@@ -32,7 +32,7 @@ write_config() { # extra JSON merged into "redirect"
   "workers": 2,
   "log_level": "info",
   "shutdown_grace_seconds": 1,
-  "listen": [{"host": "127.0.0.1", "port": $PORT}],
+  "listen": [{"host": "127.0.0.1", "port": $PORT}, {"unix": "$W/own/.s.PGSQL.$DB"}],
   "upstreams": {
     "db": {"host": "127.0.0.1", "port": $DB, "user": "postgres",
            "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "disable"}
@@ -109,7 +109,9 @@ pw_start_pgwardd "$CONF" "$W/pgwardd.log" || echo "not ok - pgwardd did not rest
 out=$(setpriv --reuid=4243 --regid=4243 --clear-groups "$PSQL" -X "host=127.0.0.1 port=$DB user=postgres dbname=postgres sslmode=disable" -Atc 'SELECT current_user' 2>&1)
 check "uids: a process of uid 4243 outside the cgroups is steered ($out)" \
 	bash -c "test '$out' = postgres && grep -q 'identity=uid-agent' '$W/pgwardd.log'"
-check "config: uid 0 cannot be scoped" bash -c "! '$BUILD/pgwardctl' config check <(sed 's/\"uids\": \[4243\]/\"uids\": [0]/' '$CONF') >/dev/null 2>&1"
+/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["redirect"]["uids"] = [0]; json.dump(c, open(sys.argv[2], "w"))' "$CONF" "$W/uid0.json"
+out=$("$BUILD/pgwardctl" config check "$W/uid0.json" 2>&1)
+check "config: uid 0 cannot be scoped ($out)" grep -q 'root cannot be fenced' <<<"$out"
 
 # 3. exe is taken at connect time: connect, then exec a trusted binary while a sibling keeps
 # using the socket (psql-agent trusts psql's executable)
@@ -162,10 +164,66 @@ EOF
 out=$("$BUILD/pgwardctl" policy check "$W/comm.json" 2>&1)
 check "policy check warns that only comm tells admin-tool from agent" grep -q 'warning: identities "admin-tool" and "agent" are told apart only by comm' <<<"$out"
 
-# unix sockets are not steered (the kernel programs see TCP): pgwardd says which are reachable
+# 6b. unix sockets: a connect from the scope to a PostgreSQL socket of a steered port is refused
+# in the kernel (cgroup/connect_unix), by path or abstract name; pgwardd's own listener is not
+cat >"$W/uprobe.py" <<'EOF'
+import socket, struct, sys
+path = sys.argv[1].replace('@', '\0', 1) if sys.argv[1].startswith('@') else sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.settimeout(10)
+    s.connect(path)
+except PermissionError:
+    print('EACCES'); sys.exit(0)
+except OSError as e:
+    print('error', e.errno); sys.exit(0)
+p = b'user\0postgres\0database\0postgres\0application_name\0raw\0\0'
+s.sendall(struct.pack('!II', 8 + len(p), 196608) + p)
+d = s.recv(9)
+if len(d) >= 9 and d[:1] == b'R':
+    print('pgwardd' if struct.unpack('!I', d[5:9])[0] == 0 else 'direct')
+else:
+    print('connected')
+EOF
+SOCK=$PGTMP_SOCKDIR/.s.PGSQL.$DB
+chmod 755 "$PGTMP_SOCKDIR"
+out=$(in_cg "${AGENT[@]}" /usr/bin/python3 "$W/uprobe.py" "$SOCK")
+check "unix: the cluster's socket is refused from the scope ($out)" test "$out" = EACCES
+check "unix: the refusal is an event in pgwardd's log" pw_wait_log "$W/pgwardd.log" "unix-refused pid=.*uid=4242 .*dst=unix:.s.PGSQL.$DB" 3
+out=$(in_cg "${AGENT[@]}" /usr/bin/python3 "$W/uprobe.py" "$PGTMP_SOCKDIR/./.s.PGSQL.$DB")
+check "unix: and by another spelling of its directory ($out)" test "$out" = EACCES
+out=$(setpriv --reuid=4242 --regid=4242 --clear-groups /usr/bin/python3 "$W/uprobe.py" "$SOCK")
+check "unix: outside the scope it is the database ($out)" test "$out" = direct
+/usr/bin/python3 -c "
+import socket, time
+s = socket.socket(socket.AF_UNIX); s.bind('\0pgw-escape/.s.PGSQL.$DB'); s.listen(4); time.sleep(30)" &
+absl=$!
+sleep 0.3
+out=$(in_cg "${AGENT[@]}" /usr/bin/python3 "$W/uprobe.py" "@pgw-escape/.s.PGSQL.$DB")
+check "unix: an abstract PostgreSQL socket name is refused too ($out)" test "$out" = EACCES
+kill "$absl" 2>/dev/null
+out=$(in_cg "${AGENT[@]}" /usr/bin/python3 "$W/uprobe.py" "$W/own/.s.PGSQL.$DB")
+check "unix: pgwardd's own unix listener for the same port is reachable ($out)" test "$out" = pgwardd
+# the name is matched as written: a symlink reaches the socket, so its permissions must keep
+# agents out; pgwardd --check says so while they let everyone in
 out=$("$BUILD/pgwardd" --config "$CONF" --check 2>&1)
-check "pgwardd --check names the cluster's unix socket as a way around" \
-	grep -q "warning: PostgreSQL's unix socket .*/.s.PGSQL.$DB (mode 0[0-7]*) is not steered" <<<"$out"
+check "pgwardd --check warns that a world-connectable socket is reachable by another name" \
+	grep -q "warning: PostgreSQL's unix socket .*/.s.PGSQL.$DB (mode 0777): connects from the scope by this name are refused, but any local user" <<<"$out"
+check "pgwardd --check says nothing of its own listener" bash -c "! grep -q '$W/own' <<<\"\$1\"" _ "$out"
+ln -sf "$SOCK" "$W/innocent"
+chmod 0770 "$SOCK"
+out=$(in_cg "${AGENT[@]}" /usr/bin/python3 "$W/uprobe.py" "$W/innocent")
+check "unix: with the socket at 0770 another name gets nowhere either ($out)" test "$out" = EACCES
+out=$("$BUILD/pgwardd" --config "$CONF" --check 2>&1)
+check "pgwardd --check is quiet about a socket agents cannot use" bash -c "! grep -q 'unix socket .*s.PGSQL.$DB' <<<\"\$1\"" _ "$out"
+chmod 0777 "$SOCK"
+sed 's/"ports": \[/"unix": "sometimes", "ports": [/' "$CONF" >"$W/unix-bad.json"
+out=$("$BUILD/pgwardctl" config check "$W/unix-bad.json" 2>&1)
+check "config: redirect.unix is refuse or allow ($out)" grep -q '\$.redirect.unix.*refuse' <<<"$out"
+sed 's/"ports": \[/"unix": "allow", "ports": [/' "$CONF" >"$W/unix-allow.json"
+out=$("$BUILD/pgwardd" --check --config "$W/unix-allow.json" 2>&1)
+check "pgwardd --check: with unix allow the socket is named as not covered" \
+	grep -q "unix socket .*/.s.PGSQL.$DB (mode 0777) is not covered by the redirect (redirect.unix is \"allow\")" <<<"$out"
 
 # 7. the deny list: another way to the database (a pooler's port) is refused from the scope
 python3 -c "

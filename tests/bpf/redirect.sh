@@ -53,7 +53,7 @@ EOF
 # 0. the object passes this kernel's verifier on its own, program by program (bpftool)
 vpin=/sys/fs/bpf/pgward-verify-$$
 check "bpftool prog loadall: every program of pgward.bpf.o loads on $(uname -r)" \
-	bash -c "bpftool prog loadall '$BUILD/bpf/pgward.bpf.o' '$vpin' && test \$(ls '$vpin' | wc -l) = 8; rc=\$?; rm -rf '$vpin'; exit \$rc"
+	bash -c "bpftool prog loadall '$BUILD/bpf/pgward.bpf.o' '$vpin' && test \$(ls '$vpin' | wc -l) = 9; rc=\$?; rm -rf '$vpin'; exit \$rc"
 
 write_config closed
 pw_start_pgwardd "$CONF" "$W/pgwardd.log" || { echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }

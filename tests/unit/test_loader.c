@@ -159,9 +159,10 @@ static int attached(const char *cg, enum bpf_attach_type type)
 static const enum bpf_attach_type all_types[] = {
     BPF_CGROUP_INET4_CONNECT,     BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_INET4_GETPEERNAME,
     BPF_CGROUP_INET6_GETPEERNAME, BPF_CGROUP_SOCK_OPS,      BPF_CGROUP_INET4_BIND,
-    BPF_CGROUP_INET6_BIND,
+    BPF_CGROUP_INET6_BIND,        (enum bpf_attach_type)49, /* BPF_CGROUP_UNIX_CONNECT, last: only
+                                                               on kernels with the hook */
 };
-#define N_PROGS ((int)(sizeof(all_types) / sizeof(all_types[0])))
+#define N_PROGS ((int)(sizeof(all_types) / sizeof(all_types[0])) - !pw_loader_unix_hook())
 
 /* every program type attached exactly `want` times on the cgroup root (where the programs go:
  * they judge the connecting task, whatever cgroup its socket was made in), none on the scope
@@ -175,7 +176,7 @@ static bool root_attached(int want)
 	return true;
 }
 
-#define N_MAPS 11 /* the maps of bpf/pgward.bpf.c */
+#define N_MAPS 12 /* the maps of bpf/pgward.bpf.c */
 
 static int count_entries(const char *dir)
 {
@@ -248,7 +249,7 @@ static int pinned_map_ids(uint32_t *ids, int max)
 {
 	static const char *const names[] = {
 	    "pw_sk_info", "pw_conns",    "pw_sockhash", "pw_config",    "pw_scope", "pw_ports",
-	    "pw_events",  "pw_counters", "pw_dsts",     "pw_scope_uid", "pw_deny"};
+	    "pw_events",  "pw_counters", "pw_dsts",     "pw_scope_uid", "pw_deny",  "pw_unix_own"};
 	int n = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < max; i++)
 		if ((ids[n] = pinned_map_id(names[i])))
