@@ -40,6 +40,7 @@
 
 #include "pgward.skel.h"
 #include "pgward/loader.h"
+#include "pgward/conntrack.h"
 #include "pgward/log.h"
 
 #define BPFFS_MAGIC   0xcafe4a11
@@ -135,10 +136,9 @@ static struct {
 	pthread_t rb_thread;
 } L = {.lock = PTHREAD_MUTEX_INITIALIZER, .config_fd = -1};
 
-/* Read by session threads with no lock (one bpf syscall each): set before pw_loader_start
- * returns, reset to -1 first thing in pw_loader_stop, so a late reader gets a miss rather than
- * a lookup on a closed descriptor (short of racing stop itself, which pgwardd does not do). */
-static atomic_int conns_fd = -1;
+/* Read with no lock by any thread (pw_loader_counters): set before pw_loader_start returns,
+ * reset to -1 first thing in pw_loader_stop. The tuple map's descriptor is registered with
+ * conntrack.c on the same schedule (see there). */
 static atomic_int counters_fd = -1;
 
 /* Set by the embedding program before start and only read afterwards (header contract). */
@@ -1338,7 +1338,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	}
 
 	atomic_store(&counters_fd, bpf_map__fd(L.skel->maps.pw_counters));
-	atomic_store(&conns_fd, bpf_map__fd(L.skel->maps.pw_conns));
+	pw_conntrack_register(bpf_map__fd(L.skel->maps.pw_conns));
 	L.running = true;
 	int n_scope = 0;
 	for (int i = 0; i < L.n_targets; i++)
@@ -1545,22 +1545,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- lookups from session threads ---- */
-
-int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd < 0)
-		return -1;
-	return bpf_map_lookup_elem(fd, k, out) == 0 ? 0 : -1;
-}
-
-void pw_loader_forget(const struct pw_conn_key *k)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd >= 0)
-		bpf_map_delete_elem(fd, k);
-}
+/* ---- the tuple map before start ---- */
 
 /* Kept open for the process's life: a worker may be using the number at any time. */
 static int pre_conns_fd = -1;
@@ -1585,16 +1570,7 @@ void pw_loader_preopen(const struct pw_config *cfg)
 		return;
 	}
 	pre_conns_fd = fd;
-	int none = -1;
-	atomic_compare_exchange_strong(&conns_fd, &none, fd);
-}
-
-int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd < 0)
-		return -1;
-	return bpf_map_lookup_and_delete_elem(fd, k, out) == 0 ? 0 : -1;
+	pw_conntrack_register_first(fd);
 }
 
 void pw_loader_counters(uint64_t out[PW_CNT_MAX])
@@ -1626,7 +1602,7 @@ void pw_loader_stop(void)
 {
 	if (!L.running)
 		return;
-	atomic_store(&conns_fd, -1);
+	pw_conntrack_register(-1);
 	atomic_store(&counters_fd, -1);
 	stop_threads();
 

@@ -35,7 +35,7 @@
 #include "pgward/jit.h"
 #include "pgward/jwt.h"
 #include "pgward/policy.h"
-#include "pgward/loader.h"
+#include "pgward/conntrack.h"
 #include "pgward/options.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
@@ -494,7 +494,7 @@ static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
 		return;
 	}
 	struct pw_conn_info info;
-	if (pw_loader_take(&k, &info) < 0)
+	if (pw_conntrack_take(&k, &info) < 0)
 		return;
 	s->kf = malloc(sizeof(*s->kf));
 	if (!s->kf)
