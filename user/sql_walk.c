@@ -12,6 +12,7 @@
 #include <pg_query/pg_query.pb-c.h>
 
 #include "pgward/sql_class.h"
+#include "pgward/sql_setting.h"
 
 typedef const ProtobufCMessage msg_t;
 
@@ -275,93 +276,6 @@ static struct pw_sql_setting *setting(struct walk *w, const char *name, uint8_t 
 	return s;
 }
 
-/* Appends one schema name to a search_path value; false when it does not fit. */
-static bool value_add(struct pw_sql_setting *s, const char *name, size_t n)
-{
-	if (n >= PW_SQL_NAMELEN)
-		n = PW_SQL_NAMELEN - 1; /* the server truncates identifiers the same way */
-	if ((size_t)s->value_len + n + 1 > sizeof(s->value))
-		return false;
-	memcpy(s->value + s->value_len, name, n);
-	s->value[s->value_len + n] = 0;
-	s->value_len = (uint16_t)(s->value_len + n + 1);
-	return true;
-}
-
-/* set_config('search_path', 'a, "B"', ...): the text is split as the server splits a list
- * of identifiers (SplitIdentifierString): commas, blanks around names, double quotes keep
- * case and commas ("" is a quote), unquoted names are folded to lower case. */
-static bool value_split(struct pw_sql_setting *s, const char *v)
-{
-	char name[PW_SQL_NAMELEN * 4];
-
-	for (;;) {
-		size_t n = 0;
-
-		while (isspace((unsigned char)*v))
-			v++;
-		if (*v == '"') {
-			for (v++;; v++) {
-				if (!*v)
-					return false; /* unterminated: the server refuses it */
-				if (*v == '"') {
-					if (v[1] != '"')
-						break;
-					v++;
-				}
-				if (n < sizeof(name) - 1)
-					name[n++] = *v;
-			}
-			v++;
-		} else {
-			while (*v && *v != ',' && !isspace((unsigned char)*v)) {
-				if (n < sizeof(name) - 1)
-					name[n++] = (char)tolower((unsigned char)*v);
-				v++;
-			}
-			if (n == 0)
-				return *v == 0 && s->value_len == 0; /* '' is an empty path */
-		}
-		if (!value_add(s, name, n))
-			return false;
-		while (isspace((unsigned char)*v))
-			v++;
-		if (!*v)
-			return true;
-		if (*v++ != ',')
-			return false;
-	}
-}
-
-int pw_sql_split_path(const char *text, struct pw_sql_setting *out)
-{
-	memset(out, 0, sizeof(*out));
-	snprintf(out->name, sizeof(out->name), "search_path");
-	out->value_known = value_split(out, text);
-	if (!out->value_known)
-		out->value_len = 0;
-	return out->value_known ? 0 : -1;
-}
-
-int pw_sql_quote_ident(const char *name, char *out, size_t cap)
-{
-	size_t o = 0;
-
-	if (cap < 3)
-		return -1;
-	out[o++] = '"';
-	for (; *name; name++) {
-		if (o + (*name == '"' ? 2 : 1) + 2 > cap)
-			return -1;
-		if (*name == '"')
-			out[o++] = '"';
-		out[o++] = *name;
-	}
-	out[o++] = '"';
-	out[o] = 0;
-	return (int)o;
-}
-
 /* A function named by a (schema-qualified) name list; NULL when there is none. */
 static struct pw_sql_func *add_func(struct walk *w, PgQuery__Node *const *names, size_t count,
                                     size_t *nparts)
@@ -456,12 +370,12 @@ static void func_call(struct walk *w, const PgQuery__FuncCall *fc)
 		     strcmp(st->name, "standard_conforming_strings") == 0)) {
 			const char *v = const_string(w, fc->args[1]);
 
-			st->value_known = v && value_add(st, v, strlen(v));
+			st->value_known = v && pw_sql_value_add(st, v, strlen(v));
 		}
 		if (st && fc->n_args > 1 && strcmp(st->name, "search_path") == 0) {
 			const char *v = const_string(w, fc->args[1]);
 
-			st->value_known = v && value_split(st, v);
+			st->value_known = v && pw_sql_value_split(st, v);
 			if (!st->value_known)
 				st->value_len = 0;
 		}
@@ -670,7 +584,7 @@ static void variable_set(struct walk *w, const PgQuery__VariableSetStmt *s)
 		 * standard_conforming_strings' value */
 		const char *v = s->n_args == 1 ? const_string(w, s->args[0]) : NULL;
 
-		st->value_known = v && value_add(st, v, strlen(v));
+		st->value_known = v && pw_sql_value_add(st, v, strlen(v));
 	}
 	if (st && how == PW_SQL_SET_SET && strcmp(st->name, "search_path") == 0) {
 		/* SET search_path TO a, "B", 'c d': one schema per list element, as written (the
@@ -679,7 +593,7 @@ static void variable_set(struct walk *w, const PgQuery__VariableSetStmt *s)
 		for (size_t i = 0; st->value_known && i < s->n_args; i++) {
 			const char *v = const_string(w, s->args[i]);
 
-			st->value_known = v && value_add(st, v, strlen(v));
+			st->value_known = v && pw_sql_value_add(st, v, strlen(v));
 		}
 		if (!st->value_known)
 			st->value_len = 0;
