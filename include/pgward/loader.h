@@ -15,8 +15,7 @@
 
 #include "pgward/abi.h"
 #include "pgward/config.h"
-
-#define PW_LOADER_DEFAULT_PIN "/sys/fs/bpf/pgward"
+#include "pgward/loader_host.h" /* PW_LOADER_DEFAULT_PIN */
 
 /* Load the programs (or take over pinned ones), fill the maps, attach, pin. A compatible pin
  * set left by an earlier pgwardd (pw_loader_stop, or a crash) is adopted: its maps keep
