@@ -10,27 +10,17 @@
  * valid: in-flight tuples, socket storage, the sockhash) and switches each pinned link to its
  * new program with BPF_LINK_UPDATE, which is atomic. A link that cannot be switched gets a
  * new link next to it first (cgroup links stack), and only then is the old one detached. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <dirent.h>
 #include <errno.h>
-#include <ifaddrs.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/capability.h>
-#include <mntent.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +33,8 @@
 #include "pgward/conntrack.h"
 #include "pgward/loader_host.h"
 #include "pgward/loader_maps.h"
+#include "pgward/loader_pins.h"
+#include "pgward/loader_events.h"
 #include "pgward/log.h"
 
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
@@ -86,15 +78,6 @@ struct cg_link {
 	char pin[PATH_MAX];
 };
 
-/* A pinned link found at start-up. */
-struct old_link {
-	struct bpf_link *link; /* NULL: not a link we can open; only its pin is removed */
-	char path[PATH_MAX];
-	uint64_t cgid;
-	enum bpf_attach_type type;
-	bool claimed; /* switched to a new program and kept */
-};
-
 /* The loader is a per-process singleton. Everything in here except the fields marked otherwise
  * is touched only by the thread calling start/update/stop (pgwardd's main thread); the
  * heartbeat thread uses bcfg/stopping under lock, the event thread only rb and rb_stop. */
@@ -130,18 +113,6 @@ static atomic_int counters_fd = -1;
 
 /* Set by the embedding program before start and only read afterwards (header contract). */
 void (*pw_loader_on_event)(const struct pw_event *ev);
-
-/* snprintf for paths: false when it does not fit (callers have bounded their inputs) */
-static bool pathf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool pathf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return n >= 0 && (size_t)n < len;
-}
 
 /* libbpf 1.x returns NULL/negative and sets errno; keep a non-zero code for messages */
 static int errno_or(int fallback)
@@ -223,60 +194,14 @@ static void *heartbeat_main(void *arg)
 	return NULL;
 }
 
-static const char *event_name(uint32_t type)
-{
-	switch (type) {
-	case PW_EV_REDIRECT:
-		return "redirect";
-	case PW_EV_REFUSED:
-		return "refused";
-	case PW_EV_BYPASS:
-		return "bypass";
-	case PW_EV_DENIED:
-		return "denied";
-	case PW_EV_BIND:
-		return "bind-refused";
-	case PW_EV_UNIX_REFUSED:
-		return "unix-refused";
-	}
-	return "event";
-}
-
-static void format_dst(const struct pw_conn_info *in, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-	if (in->family == AF_UNIX) {
-		snprintf(out, len, "unix:.s.PGSQL.%u", ntohs(in->orig_port));
-	} else if (in->family == AF_INET6) {
-		inet_ntop(AF_INET6, in->orig_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, ntohs(in->orig_port));
-	} else {
-		inet_ntop(AF_INET, in->orig_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, ntohs(in->orig_port));
-	}
-}
-
 static int on_event(void *ctx, void *data, size_t size)
 {
 	(void)ctx;
 	if (size < sizeof(struct pw_event))
 		return 0;
-	const struct pw_event *ev = data;
-	const struct pw_conn_info *in = &ev->info;
-	char dst[INET6_ADDRSTRLEN + 16], anc[PW_MAX_ANCESTORS * (PW_COMM_LEN * 4 + 24)] = "";
-	format_dst(in, dst, sizeof(dst));
-	size_t off = 0;
-	for (int i = 0; i < in->n_ancestors && i < PW_MAX_ANCESTORS; i++)
-		off += snprintf(anc + off, sizeof(anc) - off, "%s%s(%u)", i ? "<-" : "",
-		                PW_QN(in->anc_comm[i], strnlen(in->anc_comm[i], PW_COMM_LEN)),
-		                in->anc_pid[i]);
-	/* process names are the agent's to choose: quoted and escaped */
-	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%s cgroup=%" PRIu64 " dst=%s ancestors=%s",
-	        event_name(ev->type), in->pid, in->tgid, in->uid, in->gid,
-	        PW_QN(in->comm, strnlen(in->comm, PW_COMM_LEN)), (uint64_t)in->cgroup_id, dst,
-	        anc[0] ? anc : "-");
+	pw_event_log(data);
 	if (pw_loader_on_event)
-		pw_loader_on_event(ev);
+		pw_loader_on_event(data);
 	return 0;
 }
 
@@ -368,12 +293,12 @@ static struct bpf_link *attach_one(int p, const struct pw_cg_target *t, char *er
  * (fix_names renames it once the old one is gone). */
 static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 {
-	pathf(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin, cg_progs[cl->prog].name,
-	      cl->cgid);
+	pw_pin_path(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin,
+	            cg_progs[cl->prog].name, cl->cgid);
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	size_t len = strlen(cl->pin);
-	pathf(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
+	pw_pin_path(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	pw_errf(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
@@ -397,207 +322,11 @@ static void fix_names(void)
 }
 
 /* detach in the kernel (even if someone else holds an fd), unpin, close */
-static void drop_link(struct bpf_link *l, const char *pin)
-{
-	if (l)
-		bpf_link__detach(l);
-	if (pin && pin[0])
-		unlink(pin);
-	if (l)
-		bpf_link__destroy(l);
-}
-
-static int open_old_links(const char *pin, struct old_link **out, int *n)
-{
-	char dir[PATH_MAX];
-	pathf(dir, sizeof(dir), "%s/links", pin);
-	*out = NULL;
-	*n = 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : -1;
-	struct dirent *de;
-	int cap = 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 16;
-			struct old_link *nl = realloc(*out, (size_t)cap * sizeof(**out));
-			if (!nl)
-				break;
-			*out = nl;
-		}
-		struct old_link *o = &(*out)[(*n)++];
-		memset(o, 0, sizeof(*o));
-		if (!pathf(o->path, sizeof(o->path), "%s/%s", dir, de->d_name)) {
-			(*n)--;
-			continue;
-		}
-		errno = 0;
-		o->link = bpf_link__open(o->path);
-		if (!o->link)
-			continue;
-		struct bpf_link_info info;
-		uint32_t len = sizeof(info);
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(bpf_link__fd(o->link), &info, &len) == 0 &&
-		    info.type == BPF_LINK_TYPE_CGROUP) {
-			o->cgid = info.cgroup.cgroup_id;
-			o->type = (enum bpf_attach_type)info.cgroup.attach_type;
-		}
-	}
-	closedir(d);
-	return 0;
-}
-
-static void close_old_links(struct old_link *o, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (o[i].link && !o[i].claimed)
-			bpf_link__destroy(o[i].link); /* closes our fd; the pin keeps it attached */
-	free(o);
-}
-
 static void destroy_links_from(int first)
 {
 	for (int i = L.n_links - 1; i >= first; i--)
-		drop_link(L.links[i].link, L.links[i].pin);
+		pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	L.n_links = first;
-}
-
-/* ---- maps: compatibility, reuse, pins ---- */
-
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t off = strlen(buf);
-	if (off + 2 >= len)
-		return;
-	if (off)
-		off += snprintf(buf + off, len - off, "; ");
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf + off, len - off, fmt, ap);
-	va_end(ap);
-}
-
-/* Is a pin set there, and does it fit this build? 0: nothing pinned, 1: every map pinned and
- * compatible, -1: something pinned that does not fit (why says what). *pinned gets the pinned
- * config when it has this layout (abi_version 0 otherwise). */
-static int pinned_maps_state(const char *pin, char *why, size_t whylen,
-                             struct pw_bpf_config *pinned)
-{
-	memset(pinned, 0, sizeof(*pinned));
-	struct bpf_map *map;
-	int present = 0;
-	char missing[256] = "";
-	why[0] = '\0';
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		const char *name = bpf_map__name(map);
-		pathf(path, sizeof(path), "%s/maps/%s", pin, name);
-		int fd = bpf_obj_get(path);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				appendf(missing, sizeof(missing), "%s", name);
-			else
-				appendf(why, whylen, "map %s: %s", name, strerror(errno));
-			continue;
-		}
-		present++;
-		struct bpf_map_info info;
-		uint32_t len = sizeof(info);
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-			appendf(why, whylen, "map %s: %s", name, strerror(errno));
-			close(fd);
-			continue;
-		}
-		if (info.type != bpf_map__type(map))
-			appendf(why, whylen, "map %s: type %u, want %u", name, info.type,
-			        bpf_map__type(map));
-		if (info.key_size != bpf_map__key_size(map))
-			appendf(why, whylen, "map %s: key size %u, want %u", name, info.key_size,
-			        bpf_map__key_size(map));
-		if (info.value_size != bpf_map__value_size(map))
-			appendf(why, whylen, "map %s: value size %u, want %u", name,
-			        info.value_size, bpf_map__value_size(map));
-		if (info.max_entries != bpf_map__max_entries(map))
-			appendf(why, whylen, "map %s: max_entries %u, want %u", name,
-			        info.max_entries, bpf_map__max_entries(map));
-		if (info.map_flags != bpf_map__map_flags(map))
-			appendf(why, whylen, "map %s: flags %#x, want %#x", name, info.map_flags,
-			        bpf_map__map_flags(map));
-		if (map == L.skel->maps.pw_config &&
-		    info.value_size == sizeof(struct pw_bpf_config)) {
-			struct pw_bpf_config c;
-			uint32_t zero = 0;
-			if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
-				appendf(why, whylen, "map %s: unreadable", name);
-			else if (c.abi_version != PW_ABI_VERSION)
-				appendf(why, whylen, "abi_version %u, want %u", c.abi_version,
-				        PW_ABI_VERSION);
-			else
-				*pinned = c;
-		}
-		close(fd);
-	}
-	if (!present && !why[0])
-		return 0;
-	if (missing[0])
-		appendf(why, whylen, "missing map(s): %s", missing);
-	return why[0] ? -1 : 1;
-}
-
-static int reuse_pinned_maps(const char *pin, char *err, size_t errlen)
-{
-	struct bpf_map *map;
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		pathf(path, sizeof(path), "%s/maps/%s", pin, bpf_map__name(map));
-		int fd = bpf_obj_get(path);
-		if (fd < 0) {
-			pw_errf(err, errlen, "opening pinned map %s: %s", path, strerror(errno));
-			return -1;
-		}
-		int rc = bpf_map__reuse_fd(map, fd);
-		close(fd); /* reuse_fd keeps its own duplicate */
-		if (rc < 0) {
-			pw_errf(err, errlen, "reusing pinned map %s: %s", path, strerror(-rc));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int pin_fresh_maps(const char *pin, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	pathf(dir, sizeof(dir), "%s/maps", pin);
-	if (pw_host_clear_pins(dir, false, err, errlen) < 0)
-		return -1;
-	struct bpf_map *map;
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		pathf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-		int rc = bpf_map__pin(map, path);
-		if (rc < 0) {
-			pw_errf(err, errlen, "pinning map %s: %s", path, strerror(-rc));
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static int attach_sk_msg(char *err, size_t errlen)
@@ -677,7 +406,7 @@ static int start_threads(char *err, size_t errlen)
 	return -1;
 }
 
-static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen);
+static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t errlen);
 
 static void teardown_skel(void)
 {
@@ -701,7 +430,7 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 		return -1;
 	}
 	struct pw_bpf_config pinned;
-	int state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+	int state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
 	/* a restart may start us while the previous pgwardd is still handing over (it marks
 	 * the heartbeat stale when it stops): give it a few seconds before refusing */
 	for (int i = 0; i < 50 && state == 1 && pinned_owner_alive(&pinned, enforcer_tgid); i++) {
@@ -710,7 +439,7 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 			        "to stop",
 			        pin, pinned.enforcer_tgid);
 		usleep(100 * 1000);
-		state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+		state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
 	}
 	*adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
@@ -723,7 +452,7 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 	if (state < 0)
 		pw_warn("eBPF: the pin set at %s does not fit this pgwardd (%s): replacing it", pin,
 		        why);
-	if (*adopt && reuse_pinned_maps(pin, err, errlen) < 0) {
+	if (*adopt && pw_pins_reuse_maps(L.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
@@ -800,7 +529,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	if (!adopt && pin_fresh_maps(pin, err, errlen) < 0) {
+	if (!adopt && pw_pins_pin_maps(L.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
@@ -812,21 +541,21 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	struct old_link *old;
+	struct pw_old_link *old;
 	int n_old;
-	if (open_old_links(pin, &old, &n_old) < 0) {
+	if (pw_pins_open_old_links(pin, &old, &n_old) < 0) {
 		pw_errf(err, errlen, "reading %s/links: %s", pin, strerror(errno));
 		teardown_skel();
 		return -1;
 	}
 	if (start_threads(err, errlen) < 0) {
-		close_old_links(old, n_old);
+		pw_pins_close_old_links(old, n_old);
 		teardown_skel();
 		return -1;
 	}
 	L.n_links = 0;
 	rc = apply_links(old, n_old, err, errlen);
-	close_old_links(old, n_old);
+	pw_pins_close_old_links(old, n_old);
 	if (rc < 0) {
 		stop_threads();
 		teardown_skel();
@@ -850,7 +579,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 /* Give every wanted (cgroup, program) pair a link: switch a matching pinned one to the new
  * program in place, else attach a new one; then detach and unpin every old link left over.
  * New links exist before any old one goes, so no connect slips through unsteered. */
-static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen)
+static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t errlen)
 {
 	struct {
 		int target, prog, old; /* old: index into old[], or -1 */
@@ -917,7 +646,7 @@ static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen
 	for (int o = 0; o < n_old; o++) {
 		if (old[o].claimed)
 			continue;
-		drop_link(old[o].link, old[o].path);
+		pw_pins_drop_link(old[o].link, old[o].path);
 		old[o].link = NULL;
 	}
 	fix_names();
@@ -929,7 +658,7 @@ fail:
 		for (int o = 0; o < n_old; o++)
 			adopted |= old[o].claimed && old[o].link == L.links[i].link;
 		if (!adopted)
-			drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	}
 	L.n_links = 0;
 	for (int o = 0; o < n_old; o++)
@@ -1026,7 +755,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		if (keep)
 			L.links[kept++] = L.links[i];
 		else
-			drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	}
 	L.n_links = kept;
 	fix_names();
@@ -1145,13 +874,13 @@ int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 	char dir[PATH_MAX];
 	int rc = 0;
 	/* links first: once they are gone nothing uses the maps */
-	pathf(dir, sizeof(dir), "%s/links", pin);
+	pw_pin_path(dir, sizeof(dir), "%s/links", pin);
 	rc |= pw_host_clear_pins(dir, true, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
 		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
-	pathf(dir, sizeof(dir), "%s/maps", pin);
+	pw_pin_path(dir, sizeof(dir), "%s/maps", pin);
 	rc |= pw_host_clear_pins(dir, false, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
 		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
