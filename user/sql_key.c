@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "pgward/sql.h"
+#include "pgward/sql_types.h"
 
 /* Texts that differ only in literals ("... WHERE aid = 17" and "... = 42", "email = 'a@b'")
  * have the same analysis, unless a decision read a constant (then the analysis is cached by

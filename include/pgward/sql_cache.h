@@ -1,15 +1,15 @@
 /* The analyser's per-thread cache of raw analyses (see sql.h): an LRU bounded in entries and
  * bytes, keyed by a normalised key (sql_key.h) or by the exact text, the two kinds kept apart.
  * Nothing in an entry depends on the session. Every function works on the calling thread's
- * own cache: no locks, no sharing; a thread's cache is freed when the thread ends
- * (or by pw_sql_cache_clear, declared in sql.h with the statistics). */
+ * own cache: no locks, no sharing; a thread's cache is freed when the thread ends (or by
+ * pw_sql_cache_clear). */
 #ifndef PGWARD_SQL_CACHE_H
 #define PGWARD_SQL_CACHE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "pgward/sql.h"
+#include "pgward/sql_types.h"
 
 /* Makes this thread's cache: 0, or -1 when out of memory. */
 int pw_sql_cache_open(void);
@@ -23,5 +23,12 @@ bool pw_sql_cache_get(const char *key, size_t klen, const char *text, size_t len
 /* Keeps r under s[0, n), evicting the least recently used entries to stay in bounds. Texts
  * over 64 KiB are not kept; out of memory keeps nothing. */
 void pw_sql_cache_put(const char *s, size_t n, bool normalized, const struct pw_sql_result *r);
+
+/* Per-thread cache of analyses keyed by the exact text (session-independent part only). */
+struct pw_sql_cache_stats {
+	uint64_t hits, misses, entries, bytes;
+};
+const struct pw_sql_cache_stats *pw_sql_cache_stats_local(void);
+void pw_sql_cache_clear(void); /* frees this thread's cache */
 
 #endif

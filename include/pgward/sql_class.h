@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "pgward/sql.h"
+#include "pgward/sql_types.h"
 
 struct PgQuery__Node;
 
@@ -13,5 +13,8 @@ struct PgQuery__Node;
 enum pw_sql_class pw_sql_classify(const struct PgQuery__Node *n);
 /* The command tag ("CREATE TABLE", "DISCARD ALL") into out; "" for NULL. */
 void pw_sql_stmt_tag(const struct PgQuery__Node *n, char *out, size_t len);
+
+/* The class's name as policies write it ("select", "copy_to"); "?" when out of range. */
+const char *pw_sql_class_name(enum pw_sql_class c);
 
 #endif

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "pgward/sql.h"
+#include "pgward/sql_types.h"
 
 /* Parses and walks text (NUL-terminated, len bytes) into r, whose counts the caller has
  * zeroed. 0, or -1 with err set and r->error_pos at the parser's cursor for a syntax error.

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "pgward/sql.h"
+#include "pgward/sql_types.h"
 
 struct PgQuery__ParseResult;
 

@@ -434,7 +434,7 @@ static void check_redirect(const char *what, int port)
 	memset(&info, 0, sizeof(info));
 	CHECK(key_of(fd, &k) == 0, "%s: tuple key from the accepted socket", what);
 	int found = pw_conntrack_lookup(&k, &info);
-	CHECK(found == 0, "%s: pw_loader_lookup finds the connection", what);
+	CHECK(found == 0, "%s: pw_conntrack_lookup finds the connection", what);
 	if (found == 0) {
 		char orig[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, info.orig_addr, orig, sizeof(orig));
