@@ -15,7 +15,7 @@
 
 #include <openssl/rand.h>
 
-#include "pgward/identity.h"
+#include "pgward/caller.h"
 #include "pgward/jit.h"
 #include "pgward/log.h"
 #include "pgward/pgconn.h"

@@ -10,27 +10,17 @@
  * valid: in-flight tuples, socket storage, the sockhash) and switches each pinned link to its
  * new program with BPF_LINK_UPDATE, which is atomic. A link that cannot be switched gets a
  * new link next to it first (cgroup links stack), and only then is the old one detached. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <dirent.h>
 #include <errno.h>
-#include <ifaddrs.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <linux/capability.h>
-#include <mntent.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,14 +30,13 @@
 
 #include "pgward.skel.h"
 #include "pgward/loader.h"
+#include "pgward/conntrack.h"
+#include "pgward/loader_host.h"
+#include "pgward/loader_maps.h"
+#include "pgward/loader_pins.h"
+#include "pgward/loader_events.h"
 #include "pgward/log.h"
 
-#define BPFFS_MAGIC   0xcafe4a11
-#define CGROUP2_MAGIC 0x63677270
-#define BPFFS_ROOT    "/sys/fs/bpf"
-
-#define DEFAULT_PORT         5432
-#define DEFAULT_HEARTBEAT_MS 1000
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
 
 /* the programs attached per cgroup, and the attach type that identifies a pinned link */
@@ -79,16 +68,7 @@ static const struct {
     [CG_CONNECTU] = {"pw_connect_unix", PW_ATTACH_UNIX_CONNECT},
 };
 
-/* The programs go on the root of the cgroup v2 hierarchy, where every socket's connect is
- * seen, and judge the task that connects (bpf/pgward.bpf.c, in_scope): a socket made outside
- * the scope cannot slip by. The scope cgroups are only entries of the scope map. */
-struct cg_target {
-	char path[PATH_MAX];
-	uint64_t id;
-	bool in_scope; /* an entry of the scope map */
-	bool attach;   /* the programs are attached here (the root) */
-};
-#define MAX_TARGETS (PW_MAX_REDIRECT_CGROUPS + 1)
+#define MAX_TARGETS PW_MAX_TARGETS
 #define MAX_LINKS   (MAX_TARGETS * N_CG_PROGS)
 
 struct cg_link {
@@ -98,15 +78,6 @@ struct cg_link {
 	char pin[PATH_MAX];
 };
 
-/* A pinned link found at start-up. */
-struct old_link {
-	struct bpf_link *link; /* NULL: not a link we can open; only its pin is removed */
-	char path[PATH_MAX];
-	uint64_t cgid;
-	enum bpf_attach_type type;
-	bool claimed; /* switched to a new program and kept */
-};
-
 /* The loader is a per-process singleton. Everything in here except the fields marked otherwise
  * is touched only by the thread calling start/update/stop (pgwardd's main thread); the
  * heartbeat thread uses bcfg/stopping under lock, the event thread only rb and rb_stop. */
@@ -114,7 +85,7 @@ static struct {
 	bool running;
 	struct pgward *skel;
 	char pin[PATH_MAX];
-	struct cg_target targets[MAX_TARGETS];
+	struct pw_cg_target targets[MAX_TARGETS];
 	int n_targets;
 	struct cg_link links[MAX_LINKS];
 	int n_links;
@@ -135,26 +106,13 @@ static struct {
 	pthread_t rb_thread;
 } L = {.lock = PTHREAD_MUTEX_INITIALIZER, .config_fd = -1};
 
-/* Read by session threads with no lock (one bpf syscall each): set before pw_loader_start
- * returns, reset to -1 first thing in pw_loader_stop, so a late reader gets a miss rather than
- * a lookup on a closed descriptor (short of racing stop itself, which pgwardd does not do). */
-static atomic_int conns_fd = -1;
+/* Read with no lock by any thread (pw_loader_counters): set before pw_loader_start returns,
+ * reset to -1 first thing in pw_loader_stop. The tuple map's descriptor is registered with
+ * conntrack.c on the same schedule (see there). */
 static atomic_int counters_fd = -1;
 
 /* Set by the embedding program before start and only read afterwards (header contract). */
 void (*pw_loader_on_event)(const struct pw_event *ev);
-
-/* snprintf for paths: false when it does not fit (callers have bounded their inputs) */
-static bool pathf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static bool pathf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	return n >= 0 && (size_t)n < len;
-}
 
 /* libbpf 1.x returns NULL/negative and sets errno; keep a non-zero code for messages */
 static int errno_or(int fallback)
@@ -180,480 +138,13 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return n;
 }
 
-/* ---- preconditions: capabilities, cgroups, bpffs ---- */
-
-static int check_caps(char *err, size_t errlen)
+/* the maps that pw_maps_sync_filters fills, of the loaded skeleton */
+static struct pw_filter_fds filter_fds(void)
 {
-	static const struct {
-		int cap;
-		const char *name;
-	} need[] = {
-	    {39, "CAP_BPF"}, {12, "CAP_NET_ADMIN"}, {38, "CAP_PERFMON"}, {21, "CAP_SYS_ADMIN"}};
-	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
-	memset(data, 0, sizeof(data));
-	if (syscall(SYS_capget, &hdr, data) < 0) {
-		pw_errf(err, errlen, "capget: %s", strerror(errno));
-		return -1;
-	}
-	char missing[128] = "";
-	size_t off = 0;
-	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
-		int c = need[i].cap;
-		if (data[c / 32].effective & (1u << (c % 32)))
-			continue;
-		off += snprintf(missing + off, sizeof(missing) - off, "%s%s", off ? " " : "",
-		                need[i].name);
-	}
-	if (off) {
-		pw_errf(err, errlen,
-		        "pgwardd needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON and CAP_SYS_ADMIN "
-		        "(missing: %s)",
-		        missing);
-		return -1;
-	}
-	return 0;
-}
-
-/* The cgroup v2 id of a directory: its kernfs node id, which the file handle carries (and
- * which is also the inode number on 64-bit). */
-static int cgroup_id(const char *path, uint64_t *id, char *err, size_t errlen)
-{
-	struct stat st;
-	struct statfs sf;
-	if (stat(path, &st) < 0) {
-		pw_errf(err, errlen, "cgroup %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		pw_errf(err, errlen, "cgroup %s: not a directory", path);
-		return -1;
-	}
-	if (statfs(path, &sf) < 0 || (unsigned long)sf.f_type != CGROUP2_MAGIC) {
-		pw_errf(err, errlen, "cgroup %s: not a cgroup v2 directory", path);
-		return -1;
-	}
-	union {
-		struct file_handle fh;
-		char space[sizeof(struct file_handle) + 16];
-	} h;
-	int mount_id;
-	h.fh.handle_bytes = 16;
-	if (name_to_handle_at(AT_FDCWD, path, &h.fh, &mount_id, 0) == 0 &&
-	    h.fh.handle_bytes == sizeof(uint64_t))
-		memcpy(id, h.fh.f_handle, sizeof(*id));
-	else
-		*id = st.st_ino;
-	return 0;
-}
-
-/* The cgroup2 mount point: the root the programs are attached to. */
-static int cgroup_root(char *out, size_t len)
-{
-	FILE *m = setmntent("/proc/self/mounts", "re");
-	if (!m)
-		return -1;
-	struct mntent *e;
-	int rc = -1;
-	while ((e = getmntent(m))) {
-		if (strcmp(e->mnt_type, "cgroup2") == 0) {
-			rc = pathf(out, len, "%s", e->mnt_dir) ? 0 : -1;
-			break;
-		}
-	}
-	endmntent(m);
-	return rc;
-}
-
-/* "<cgroup2 mount><path from /proc/self/cgroup>", or -1 */
-static int self_cgroup(char *out, size_t len)
-{
-	char rel[PATH_MAX] = "", mnt[PATH_MAX] = "";
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	if (!f)
-		return -1;
-	char line[PATH_MAX + 16];
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			pathf(rel, sizeof(rel), "%s", line + 3);
-			break;
-		}
-	}
-	fclose(f);
-	if (!rel[0] || cgroup_root(mnt, sizeof(mnt)) < 0)
-		return -1;
-	if (strcmp(rel, "/") == 0)
-		rel[0] = '\0';
-	if ((size_t)snprintf(out, len, "%s%s", mnt, rel) >= len)
-		return -1;
-	return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-static bool on_bpffs(const char *path)
-{
-	struct statfs sf;
-	return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == BPFFS_MAGIC;
-}
-
-static int prepare_pin_dir(const char *pin, char *err, size_t errlen)
-{
-	size_t rl = strlen(BPFFS_ROOT);
-	if (strncmp(pin, BPFFS_ROOT, rl) == 0 && (pin[rl] == '/' || !pin[rl]) &&
-	    !on_bpffs(BPFFS_ROOT)) {
-		if (mkdir(BPFFS_ROOT, 0700) < 0 && errno != EEXIST) {
-			pw_errf(err, errlen, "mkdir %s: %s", BPFFS_ROOT, strerror(errno));
-			return -1;
-		}
-		if (mount("bpf", BPFFS_ROOT, "bpf", 0, "mode=0700") < 0) {
-			pw_errf(err, errlen, "mounting bpffs on %s: %s", BPFFS_ROOT,
-			        strerror(errno));
-			return -1;
-		}
-		pw_info("mounted bpffs on %s", BPFFS_ROOT);
-	}
-	char sub[PATH_MAX];
-	for (int i = 0; i < 2; i++) {
-		pathf(sub, sizeof(sub), "%s/%s", pin, i ? "links" : "maps");
-		if (mkdir_p(sub, 0700) < 0) {
-			pw_errf(err, errlen, "creating %s: %s", sub, strerror(errno));
-			return -1;
-		}
-	}
-	if (!on_bpffs(pin)) {
-		pw_errf(err, errlen, "pin path %s is not on a bpf filesystem", pin);
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- the config map and the two set-like maps ---- */
-
-static void resolve(const struct pw_config *cfg, const char **pin, int *hb_ms)
-{
-	const struct pw_redirect *r = &cfg->redirect;
-	*pin = r->pin_path[0] ? r->pin_path : PW_LOADER_DEFAULT_PIN;
-	*hb_ms = r->heartbeat_timeout_ms > 0 ? r->heartbeat_timeout_ms : DEFAULT_HEARTBEAT_MS;
-}
-
-static int build_config(const struct pw_config *cfg, uint32_t tgid, struct pw_bpf_config *out,
-                        char *err, size_t errlen)
-{
-	const struct pw_redirect *r = &cfg->redirect;
-	const char *pin;
-	int hb_ms;
-	resolve(cfg, &pin, &hb_ms);
-	memset(out, 0, sizeof(*out));
-	out->abi_version = PW_ABI_VERSION;
-	out->fail_mode = r->fail_open ? PW_FAIL_OPEN : PW_FAIL_CLOSED;
-	out->heartbeat_timeout_ns = (uint64_t)hb_ms * 1000000ull;
-	out->mark = r->mark;
-	out->enforcer_tgid = tgid;
-	out->fastpath = r->fastpath ? 1 : 0;
-	out->dst_filter = r->n_destinations > 0;
-	out->unix_refuse = r->unix_refuse;
-
-	const char *l4 = r->listen4[0] ? r->listen4 : "127.0.0.1";
-	struct in_addr a4;
-	if (inet_pton(AF_INET, l4, &a4) != 1) {
-		pw_errf(err, errlen, "redirect listen4 \"%s\" is not an IPv4 address", l4);
-		return -1;
-	}
-	if (r->listen4_port <= 0 || r->listen4_port > 65535) {
-		pw_errf(err, errlen, "redirect listen4 port %d is out of range", r->listen4_port);
-		return -1;
-	}
-	out->listen4_addr = a4.s_addr;
-	out->listen4_port = htons((uint16_t)r->listen4_port);
-	if (r->listen6[0]) {
-		struct in6_addr a6;
-		int port = r->listen6_port ? r->listen6_port : r->listen4_port;
-		if (inet_pton(AF_INET6, r->listen6, &a6) != 1) {
-			pw_errf(err, errlen, "redirect listen6 \"%s\" is not an IPv6 address",
-			        r->listen6);
-			return -1;
-		}
-		if (port <= 0 || port > 65535) {
-			pw_errf(err, errlen, "redirect listen6 port %d is out of range", port);
-			return -1;
-		}
-		memcpy(out->listen6_addr, &a6, sizeof(a6));
-		out->listen6_port = htons((uint16_t)port);
-	}
-	return 0;
-}
-
-static int build_ports(const struct pw_config *cfg, uint16_t *ports, int *n, char *err,
-                       size_t errlen)
-{
-	const struct pw_redirect *r = &cfg->redirect;
-	*n = 0;
-	if (r->n_ports <= 0) {
-		ports[(*n)++] = DEFAULT_PORT;
-		return 0;
-	}
-	for (int i = 0; i < r->n_ports && i < PW_MAX_REDIRECT_PORTS; i++) {
-		if (r->ports[i] <= 0 || r->ports[i] > 65535) {
-			pw_errf(err, errlen, "redirect port %d is out of range", r->ports[i]);
-			return -1;
-		}
-		ports[(*n)++] = (uint16_t)r->ports[i];
-	}
-	return 0;
-}
-
-/* The root (attached to), then every scope cgroup (deduplicated by id; map entries only). */
-static int build_targets(const struct pw_config *cfg, struct cg_target *t, int *n, char *err,
-                         size_t errlen)
-{
-	const struct pw_redirect *r = &cfg->redirect;
-	*n = 0;
-	if (r->n_cgroups <= 0 && r->n_uids <= 0) {
-		pw_errf(err, errlen, "redirect: nothing in scope (no cgroups, no uids)");
-		return -1;
-	}
-	memset(&t[0], 0, sizeof(t[0]));
-	if (cgroup_root(t[0].path, sizeof(t[0].path)) < 0) {
-		pw_errf(err, errlen, "no cgroup v2 hierarchy is mounted");
-		return -1;
-	}
-	if (cgroup_id(t[0].path, &t[0].id, err, errlen) < 0)
-		return -1;
-	t[0].attach = true;
-	*n = 1;
-	for (int i = 0; i < r->n_cgroups && i < PW_MAX_REDIRECT_CGROUPS; i++) {
-		uint64_t id;
-		if (cgroup_id(r->cgroups[i], &id, err, errlen) < 0)
-			return -1;
-		bool dup = false;
-		for (int j = 1; j < *n; j++)
-			dup |= t[j].id == id;
-		if (dup)
-			continue;
-		memset(&t[*n], 0, sizeof(t[*n]));
-		snprintf(t[*n].path, sizeof(t[*n].path), "%s", r->cgroups[i]);
-		t[*n].id = id;
-		t[*n].in_scope = true;
-		(*n)++;
-	}
-	/* pgwardd in its own scope could not bind its listeners, and its connects would pass
-	 * only by the mark: refuse the configuration instead */
-	char self[PATH_MAX];
-	if (self_cgroup(self, sizeof(self)) < 0) {
-		pw_errf(err, errlen, "cannot find pgwardd's own cgroup v2 directory");
-		return -1;
-	}
-	size_t rl = strlen(t[0].path);
-	for (;;) {
-		uint64_t id;
-		if (cgroup_id(self, &id, err, errlen) < 0)
-			return -1;
-		for (int j = 1; j < *n; j++)
-			if (t[j].id == id) {
-				pw_errf(
-				    err, errlen,
-				    "pgwardd's own cgroup is in the redirect scope (through %s): "
-				    "run pgwardd outside the agents' cgroups",
-				    t[j].path);
-				return -1;
-			}
-		char *slash = strrchr(self, '/');
-		if (strlen(self) <= rl || !slash || (size_t)(slash - self) < rl)
-			break;
-		*slash = '\0';
-	}
-	for (int i = 0; i < r->n_uids; i++)
-		if (r->uids[i] == (unsigned)geteuid()) {
-			pw_errf(err, errlen, "pgwardd's own uid %u is in the redirect scope",
-			        r->uids[i]);
-			return -1;
-		}
-	return 0;
-}
-
-/* Make a hash map with __u8 values hold exactly these keys: add first, then drop the rest, so
- * a key in both the old and the new set is never missing. */
-static int sync_set(int fd, const void *keys, int n, size_t ksz, uint32_t max)
-{
-	const char *kp = keys;
-	uint8_t one = 1;
-	for (int i = 0; i < n; i++)
-		if (bpf_map_update_elem(fd, kp + i * ksz, &one, BPF_ANY) < 0)
-			return -errno_or(EIO);
-	char *stale = calloc(max ? max : 1, ksz);
-	if (!stale)
-		return -ENOMEM;
-	char cur[sizeof(struct pw_unix_path)],
-	    next[sizeof(struct pw_unix_path)]; /* the largest key */
-	int ns = 0;
-	void *prev = NULL;
-	while (ns < (int)max && bpf_map_get_next_key(fd, prev, next) == 0) {
-		bool keep = false;
-		for (int i = 0; i < n && !keep; i++)
-			keep = memcmp(kp + i * ksz, next, ksz) == 0;
-		if (!keep)
-			memcpy(stale + ns++ * ksz, next, ksz);
-		memcpy(cur, next, ksz);
-		prev = cur;
-	}
-	for (int i = 0; i < ns; i++)
-		bpf_map_delete_elem(fd, stale + i * ksz);
-	free(stale);
-	return 0;
-}
-
-static void dst_key(struct pw_dst_key *k, int family, const void *addr, int bits)
-{
-	memset(k, 0, sizeof(*k));
-	k->family = htonl((uint32_t)family);
-	k->prefixlen = 32 + (uint32_t)bits;
-	memcpy(k->addr, addr, family == AF_INET ? 4 : 16);
-}
-
-/* Do the network c and the network (family, a, bits) share an address? */
-static bool overlaps(const struct pw_cidr *c, int family, const uint8_t *a, int bits)
-{
-	if (c->family != family)
-		return false;
-	int b = c->bits < bits ? c->bits : bits, full = b / 8, rest = b % 8;
-	if (memcmp(c->addr, a, (size_t)full) != 0)
-		return false;
-	return !rest || ((c->addr[full] ^ a[full]) & (0xff00 >> rest) & 0xff) == 0;
-}
-
-/* The destination filter's trie from the configured CIDRs. A database on this host is
- * reachable through every address of the host (127.0.0.0/8, ::1, 0.0.0.0, ::, each
- * interface's): when any configured network holds one of them, all of them are steered,
- * or the agent would dial the same server through another one. */
-static int sync_dsts(const struct pw_config *cfg)
-{
-	struct pw_dst_key keys[PW_MAX_DSTS];
-	int n = 0;
-	const struct pw_redirect *r = &cfg->redirect;
-	for (int i = 0; i < r->n_destinations && n < PW_MAX_DSTS; i++, n++)
-		dst_key(&keys[n], r->destinations[i].family, r->destinations[i].addr,
-		        r->destinations[i].bits);
-	/* this host's addresses */
-	struct {
-		int family;
-		uint8_t a[16];
-		int bits;
-	} local[PW_MAX_DSTS];
-	int nl = 0;
-	static const uint8_t lo4[4] = {127, 0, 0, 0}, any[16] = {0},
-	                     lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-	local[nl].family = AF_INET, memcpy(local[nl].a, lo4, 4), local[nl++].bits = 8;
-	local[nl].family = AF_INET, memcpy(local[nl].a, any, 4), local[nl++].bits = 32;
-	local[nl].family = AF_INET6, memcpy(local[nl].a, lo6, 16), local[nl++].bits = 128;
-	local[nl].family = AF_INET6, memcpy(local[nl].a, any, 16), local[nl++].bits = 128;
-	struct ifaddrs *ifs = NULL;
-	if (getifaddrs(&ifs) == 0) {
-		for (struct ifaddrs *i = ifs; i && nl < PW_MAX_DSTS; i = i->ifa_next) {
-			if (!i->ifa_addr)
-				continue;
-			if (i->ifa_addr->sa_family == AF_INET) {
-				local[nl].family = AF_INET;
-				memcpy(local[nl].a, &((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-				       4);
-				local[nl++].bits = 32;
-			} else if (i->ifa_addr->sa_family == AF_INET6) {
-				local[nl].family = AF_INET6;
-				memcpy(local[nl].a,
-				       &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
-				local[nl++].bits = 128;
-			}
-		}
-		freeifaddrs(ifs);
-	}
-	bool local_db = false;
-	for (int i = 0; i < r->n_destinations && !local_db; i++)
-		for (int j = 0; j < nl && !local_db; j++)
-			local_db = overlaps(&r->destinations[i], local[j].family, local[j].a,
-			                    local[j].bits);
-	for (int j = 0; local_db && j < nl && n < PW_MAX_DSTS; j++)
-		dst_key(&keys[n++], local[j].family, local[j].a, local[j].bits);
-	return sync_set(bpf_map__fd(L.skel->maps.pw_dsts), keys, n, sizeof(keys[0]), PW_MAX_DSTS);
-}
-
-static int sync_deny(const struct pw_config *cfg)
-{
-	struct pw_deny_key keys[PW_MAX_DENY];
-	int n = 0;
-	const struct pw_redirect *r = &cfg->redirect;
-	for (int i = 0; i < r->n_deny && n < PW_MAX_DENY; i++, n++) {
-		memset(&keys[n], 0, sizeof(keys[n]));
-		keys[n].family = htonl((uint32_t)r->deny[i].family);
-		keys[n].port = htons((uint16_t)r->deny_port[i]);
-		keys[n].prefixlen = 64 + (uint32_t)r->deny[i].bits;
-		memcpy(keys[n].addr, r->deny[i].addr, sizeof(keys[n].addr));
-	}
-	return sync_set(bpf_map__fd(L.skel->maps.pw_deny), keys, n, sizeof(keys[0]), PW_MAX_DENY);
-}
-
-static int sync_uids(const struct pw_config *cfg)
-{
-	return sync_set(bpf_map__fd(L.skel->maps.pw_scope_uid), cfg->redirect.uids,
-	                cfg->redirect.n_uids, sizeof(cfg->redirect.uids[0]), PW_MAX_SCOPE_UID);
-}
-
-/* pgwardd's own unix listeners: an agent told to use pgwardd by a socket path may, even when
- * the path names a steered port */
-static int sync_unix_own(const struct pw_config *cfg)
-{
-	struct pw_unix_path keys[PW_MAX_UNIX_OWN];
-	int n = 0;
-	for (int i = 0; i < cfg->n_listen && n < PW_MAX_UNIX_OWN; i++) {
-		if (!cfg->listen[i].is_unix)
-			continue;
-		memset(&keys[n], 0, sizeof(keys[n]));
-		snprintf(keys[n].path, sizeof(keys[n].path), "%s", cfg->listen[i].unix_path);
-		n++;
-	}
-	return sync_set(bpf_map__fd(L.skel->maps.pw_unix_own), keys, n, sizeof(keys[0]),
-	                PW_MAX_UNIX_OWN);
-}
-
-/* Everything of the maps the configuration says besides the scope cgroups and ports. */
-static int sync_filters(const struct pw_config *cfg)
-{
-	int rc = sync_dsts(cfg);
-	if (rc == 0)
-		rc = sync_unix_own(cfg);
-	if (rc == 0)
-		rc = sync_deny(cfg);
-	if (rc == 0)
-		rc = sync_uids(cfg);
-	return rc;
-}
-
-static int sync_scope(const struct cg_target *t, int n)
-{
-	uint64_t ids[MAX_TARGETS];
-	int k = 0;
-	for (int i = 0; i < n; i++)
-		if (t[i].in_scope)
-			ids[k++] = t[i].id;
-	return sync_set(bpf_map__fd(L.skel->maps.pw_scope), ids, k, sizeof(ids[0]), PW_MAX_SCOPE);
+	return (struct pw_filter_fds){.dsts = bpf_map__fd(L.skel->maps.pw_dsts),
+	                              .deny = bpf_map__fd(L.skel->maps.pw_deny),
+	                              .scope_uid = bpf_map__fd(L.skel->maps.pw_scope_uid),
+	                              .unix_own = bpf_map__fd(L.skel->maps.pw_unix_own)};
 }
 
 static uint64_t now_ns(void)
@@ -703,60 +194,14 @@ static void *heartbeat_main(void *arg)
 	return NULL;
 }
 
-static const char *event_name(uint32_t type)
-{
-	switch (type) {
-	case PW_EV_REDIRECT:
-		return "redirect";
-	case PW_EV_REFUSED:
-		return "refused";
-	case PW_EV_BYPASS:
-		return "bypass";
-	case PW_EV_DENIED:
-		return "denied";
-	case PW_EV_BIND:
-		return "bind-refused";
-	case PW_EV_UNIX_REFUSED:
-		return "unix-refused";
-	}
-	return "event";
-}
-
-static void format_dst(const struct pw_conn_info *in, char *out, size_t len)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-	if (in->family == AF_UNIX) {
-		snprintf(out, len, "unix:.s.PGSQL.%u", ntohs(in->orig_port));
-	} else if (in->family == AF_INET6) {
-		inet_ntop(AF_INET6, in->orig_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, ntohs(in->orig_port));
-	} else {
-		inet_ntop(AF_INET, in->orig_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, ntohs(in->orig_port));
-	}
-}
-
 static int on_event(void *ctx, void *data, size_t size)
 {
 	(void)ctx;
 	if (size < sizeof(struct pw_event))
 		return 0;
-	const struct pw_event *ev = data;
-	const struct pw_conn_info *in = &ev->info;
-	char dst[INET6_ADDRSTRLEN + 16], anc[PW_MAX_ANCESTORS * (PW_COMM_LEN * 4 + 24)] = "";
-	format_dst(in, dst, sizeof(dst));
-	size_t off = 0;
-	for (int i = 0; i < in->n_ancestors && i < PW_MAX_ANCESTORS; i++)
-		off += snprintf(anc + off, sizeof(anc) - off, "%s%s(%u)", i ? "<-" : "",
-		                PW_QN(in->anc_comm[i], strnlen(in->anc_comm[i], PW_COMM_LEN)),
-		                in->anc_pid[i]);
-	/* process names are the agent's to choose: quoted and escaped */
-	pw_info("%s pid=%u tgid=%u uid=%u gid=%u comm=%s cgroup=%" PRIu64 " dst=%s ancestors=%s",
-	        event_name(ev->type), in->pid, in->tgid, in->uid, in->gid,
-	        PW_QN(in->comm, strnlen(in->comm, PW_COMM_LEN)), (uint64_t)in->cgroup_id, dst,
-	        anc[0] ? anc : "-");
+	pw_event_log(data);
 	if (pw_loader_on_event)
-		pw_loader_on_event(ev);
+		pw_loader_on_event(data);
 	return 0;
 }
 
@@ -822,12 +267,12 @@ static struct bpf_program *prog_of(int p)
 	}
 }
 
-static bool target_wants(const struct cg_target *t, int p)
+static bool target_wants(const struct pw_cg_target *t, int p)
 {
 	return t->attach && (p != CG_CONNECTU || pw_loader_unix_hook());
 }
 
-static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, size_t errlen)
+static struct bpf_link *attach_one(int p, const struct pw_cg_target *t, char *err, size_t errlen)
 {
 	int fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
@@ -848,12 +293,12 @@ static struct bpf_link *attach_one(int p, const struct cg_target *t, char *err, 
  * (fix_names renames it once the old one is gone). */
 static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 {
-	pathf(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin, cg_progs[cl->prog].name,
-	      cl->cgid);
+	pw_pin_path(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin,
+	            cg_progs[cl->prog].name, cl->cgid);
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	size_t len = strlen(cl->pin);
-	pathf(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
+	pw_pin_path(cl->pin + len, sizeof(cl->pin) - len, "~%d", (int)getpid());
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	pw_errf(err, errlen, "pinning link %s: %s", cl->pin, strerror(errno_or(EIO)));
@@ -877,244 +322,11 @@ static void fix_names(void)
 }
 
 /* detach in the kernel (even if someone else holds an fd), unpin, close */
-static void drop_link(struct bpf_link *l, const char *pin)
-{
-	if (l)
-		bpf_link__detach(l);
-	if (pin && pin[0])
-		unlink(pin);
-	if (l)
-		bpf_link__destroy(l);
-}
-
-static int open_old_links(const char *pin, struct old_link **out, int *n)
-{
-	char dir[PATH_MAX];
-	pathf(dir, sizeof(dir), "%s/links", pin);
-	*out = NULL;
-	*n = 0;
-	DIR *d = opendir(dir);
-	if (!d)
-		return errno == ENOENT ? 0 : -1;
-	struct dirent *de;
-	int cap = 0;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (*n == cap) {
-			cap = cap ? 2 * cap : 16;
-			struct old_link *nl = realloc(*out, (size_t)cap * sizeof(**out));
-			if (!nl)
-				break;
-			*out = nl;
-		}
-		struct old_link *o = &(*out)[(*n)++];
-		memset(o, 0, sizeof(*o));
-		if (!pathf(o->path, sizeof(o->path), "%s/%s", dir, de->d_name)) {
-			(*n)--;
-			continue;
-		}
-		errno = 0;
-		o->link = bpf_link__open(o->path);
-		if (!o->link)
-			continue;
-		struct bpf_link_info info;
-		uint32_t len = sizeof(info);
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(bpf_link__fd(o->link), &info, &len) == 0 &&
-		    info.type == BPF_LINK_TYPE_CGROUP) {
-			o->cgid = info.cgroup.cgroup_id;
-			o->type = (enum bpf_attach_type)info.cgroup.attach_type;
-		}
-	}
-	closedir(d);
-	return 0;
-}
-
-static void close_old_links(struct old_link *o, int n)
-{
-	for (int i = 0; i < n; i++)
-		if (o[i].link && !o[i].claimed)
-			bpf_link__destroy(o[i].link); /* closes our fd; the pin keeps it attached */
-	free(o);
-}
-
 static void destroy_links_from(int first)
 {
 	for (int i = L.n_links - 1; i >= first; i--)
-		drop_link(L.links[i].link, L.links[i].pin);
+		pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	L.n_links = first;
-}
-
-/* ---- maps: compatibility, reuse, pins ---- */
-
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void appendf(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t off = strlen(buf);
-	if (off + 2 >= len)
-		return;
-	if (off)
-		off += snprintf(buf + off, len - off, "; ");
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf + off, len - off, fmt, ap);
-	va_end(ap);
-}
-
-/* Is a pin set there, and does it fit this build? 0: nothing pinned, 1: every map pinned and
- * compatible, -1: something pinned that does not fit (why says what). *pinned gets the pinned
- * config when it has this layout (abi_version 0 otherwise). */
-static int pinned_maps_state(const char *pin, char *why, size_t whylen,
-                             struct pw_bpf_config *pinned)
-{
-	memset(pinned, 0, sizeof(*pinned));
-	struct bpf_map *map;
-	int present = 0;
-	char missing[256] = "";
-	why[0] = '\0';
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		const char *name = bpf_map__name(map);
-		pathf(path, sizeof(path), "%s/maps/%s", pin, name);
-		int fd = bpf_obj_get(path);
-		if (fd < 0) {
-			if (errno == ENOENT)
-				appendf(missing, sizeof(missing), "%s", name);
-			else
-				appendf(why, whylen, "map %s: %s", name, strerror(errno));
-			continue;
-		}
-		present++;
-		struct bpf_map_info info;
-		uint32_t len = sizeof(info);
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-			appendf(why, whylen, "map %s: %s", name, strerror(errno));
-			close(fd);
-			continue;
-		}
-		if (info.type != bpf_map__type(map))
-			appendf(why, whylen, "map %s: type %u, want %u", name, info.type,
-			        bpf_map__type(map));
-		if (info.key_size != bpf_map__key_size(map))
-			appendf(why, whylen, "map %s: key size %u, want %u", name, info.key_size,
-			        bpf_map__key_size(map));
-		if (info.value_size != bpf_map__value_size(map))
-			appendf(why, whylen, "map %s: value size %u, want %u", name,
-			        info.value_size, bpf_map__value_size(map));
-		if (info.max_entries != bpf_map__max_entries(map))
-			appendf(why, whylen, "map %s: max_entries %u, want %u", name,
-			        info.max_entries, bpf_map__max_entries(map));
-		if (info.map_flags != bpf_map__map_flags(map))
-			appendf(why, whylen, "map %s: flags %#x, want %#x", name, info.map_flags,
-			        bpf_map__map_flags(map));
-		if (map == L.skel->maps.pw_config &&
-		    info.value_size == sizeof(struct pw_bpf_config)) {
-			struct pw_bpf_config c;
-			uint32_t zero = 0;
-			if (bpf_map_lookup_elem(fd, &zero, &c) < 0)
-				appendf(why, whylen, "map %s: unreadable", name);
-			else if (c.abi_version != PW_ABI_VERSION)
-				appendf(why, whylen, "abi_version %u, want %u", c.abi_version,
-				        PW_ABI_VERSION);
-			else
-				*pinned = c;
-		}
-		close(fd);
-	}
-	if (!present && !why[0])
-		return 0;
-	if (missing[0])
-		appendf(why, whylen, "missing map(s): %s", missing);
-	return why[0] ? -1 : 1;
-}
-
-static int reuse_pinned_maps(const char *pin, char *err, size_t errlen)
-{
-	struct bpf_map *map;
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		pathf(path, sizeof(path), "%s/maps/%s", pin, bpf_map__name(map));
-		int fd = bpf_obj_get(path);
-		if (fd < 0) {
-			pw_errf(err, errlen, "opening pinned map %s: %s", path, strerror(errno));
-			return -1;
-		}
-		int rc = bpf_map__reuse_fd(map, fd);
-		close(fd); /* reuse_fd keeps its own duplicate */
-		if (rc < 0) {
-			pw_errf(err, errlen, "reusing pinned map %s: %s", path, strerror(-rc));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Remove whatever is pinned in <dir> (links are detached first); -1 if something stays. */
-static int clear_dir(const char *dir, bool links, char *err, size_t errlen)
-{
-	DIR *d = opendir(dir);
-	if (!d) {
-		if (errno == ENOENT)
-			return 0;
-		pw_errf(err, errlen, "%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	struct dirent *de;
-	int rc = 0;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		char path[PATH_MAX];
-		if (!pathf(path, sizeof(path), "%s/%s", dir, de->d_name)) {
-			pw_errf(err, errlen, "%s/%s: name too long", dir, de->d_name);
-			rc = -1;
-			continue;
-		}
-		if (links) {
-			struct bpf_link *l = bpf_link__open(path);
-			if (l) {
-				bpf_link__detach(l);
-				bpf_link__destroy(l);
-			}
-		}
-		if (unlink(path) < 0 && errno != ENOENT) {
-			pw_errf(err, errlen, "removing %s: %s", path, strerror(errno));
-			rc = -1;
-		}
-	}
-	closedir(d);
-	return rc;
-}
-
-static int pin_fresh_maps(const char *pin, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	pathf(dir, sizeof(dir), "%s/maps", pin);
-	if (clear_dir(dir, false, err, errlen) < 0)
-		return -1;
-	struct bpf_map *map;
-	bpf_object__for_each_map(map, L.skel->obj)
-	{
-		if (bpf_map__is_internal(map))
-			continue;
-		char path[PATH_MAX];
-		pathf(path, sizeof(path), "%s/%s", dir, bpf_map__name(map));
-		int rc = bpf_map__pin(map, path);
-		if (rc < 0) {
-			pw_errf(err, errlen, "pinning map %s: %s", path, strerror(-rc));
-			return -1;
-		}
-	}
-	return 0;
 }
 
 static int attach_sk_msg(char *err, size_t errlen)
@@ -1194,7 +406,7 @@ static int start_threads(char *err, size_t errlen)
 	return -1;
 }
 
-static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen);
+static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t errlen);
 
 static void teardown_skel(void)
 {
@@ -1203,39 +415,13 @@ static void teardown_skel(void)
 	L.config_fd = -1;
 }
 
-int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen)
+/* Opens the skeleton, adopts the pinned maps when they fit this pgwardd (waiting a little for
+ * a previous owner that is still stopping), and loads the programs. 0, or -1 with err set and
+ * nothing left open. */
+static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, char *err,
+                         size_t errlen)
 {
-	const char *pin;
-	int hb_ms;
-	uint16_t ports[PW_MAX_REDIRECT_PORTS];
-	int n_ports;
-	struct pw_bpf_config bcfg;
 	char why[1024];
-
-	if (L.running) {
-		pw_errf(err, errlen, "the eBPF loader is already running");
-		return -1;
-	}
-	resolve(cfg, &pin, &hb_ms);
-	if (check_caps(err, errlen) < 0)
-		return -1;
-	libbpf_set_print(libbpf_print);
-	if (build_targets(cfg, L.targets, &L.n_targets, err, errlen) < 0 ||
-	    build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
-	    build_config(cfg, enforcer_tgid, &bcfg, err, errlen) < 0)
-		return -1;
-	if (strlen(pin) + 64 >= sizeof(L.pin)) {
-		pw_errf(err, errlen, "pin path %s is too long", pin);
-		return -1;
-	}
-	snprintf(L.pin, sizeof(L.pin), "%s", pin);
-	if (prepare_pin_dir(pin, err, errlen) < 0)
-		return -1;
-	L.ncpu = libbpf_num_possible_cpus();
-	if (L.ncpu <= 0) {
-		pw_errf(err, errlen, "cannot count the possible CPUs");
-		return -1;
-	}
 
 	errno = 0;
 	L.skel = pgward__open();
@@ -1244,7 +430,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 	}
 	struct pw_bpf_config pinned;
-	int state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+	int state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
 	/* a restart may start us while the previous pgwardd is still handing over (it marks
 	 * the heartbeat stale when it stops): give it a few seconds before refusing */
 	for (int i = 0; i < 50 && state == 1 && pinned_owner_alive(&pinned, enforcer_tgid); i++) {
@@ -1253,9 +439,9 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 			        "to stop",
 			        pin, pinned.enforcer_tgid);
 		usleep(100 * 1000);
-		state = pinned_maps_state(pin, why, sizeof(why), &pinned);
+		state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
 	}
-	bool adopt = state == 1;
+	*adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
 		pw_errf(err, errlen,
 		        "the pin set at %s belongs to a running pgwardd (pid %u, heartbeat fresh)",
@@ -1266,7 +452,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	if (state < 0)
 		pw_warn("eBPF: the pin set at %s does not fit this pgwardd (%s): replacing it", pin,
 		        why);
-	if (adopt && reuse_pinned_maps(pin, err, errlen) < 0) {
+	if (*adopt && pw_pins_reuse_maps(L.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
@@ -1283,6 +469,45 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 	}
 	L.config_fd = bpf_map__fd(L.skel->maps.pw_config);
+	return 0;
+}
+
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen)
+{
+	const char *pin;
+	int hb_ms;
+	uint16_t ports[PW_MAX_REDIRECT_PORTS];
+	int n_ports;
+	struct pw_bpf_config bcfg;
+
+	if (L.running) {
+		pw_errf(err, errlen, "the eBPF loader is already running");
+		return -1;
+	}
+	pw_maps_resolve(cfg, &pin, &hb_ms);
+	if (pw_host_check_caps(err, errlen) < 0)
+		return -1;
+	libbpf_set_print(libbpf_print);
+	if (pw_maps_build_targets(cfg, L.targets, &L.n_targets, err, errlen) < 0 ||
+	    pw_maps_build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
+	    pw_maps_build_config(cfg, enforcer_tgid, &bcfg, err, errlen) < 0)
+		return -1;
+	if (strlen(pin) + 64 >= sizeof(L.pin)) {
+		pw_errf(err, errlen, "pin path %s is too long", pin);
+		return -1;
+	}
+	snprintf(L.pin, sizeof(L.pin), "%s", pin);
+	if (pw_host_prepare_pin_dir(pin, err, errlen) < 0)
+		return -1;
+	L.ncpu = libbpf_num_possible_cpus();
+	if (L.ncpu <= 0) {
+		pw_errf(err, errlen, "cannot count the possible CPUs");
+		return -1;
+	}
+
+	bool adopt;
+	if (open_and_load(pin, enforcer_tgid, &adopt, err, errlen) < 0)
+		return -1;
 
 	/* the config (with a fresh heartbeat) goes in before any program is attached */
 	pthread_mutex_lock(&L.lock);
@@ -1290,21 +515,21 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	L.period_ms = period_of(&bcfg);
 	L.stopping = false;
 	L.hb_failed = false;
-	rc = write_config_locked();
+	int rc = write_config_locked();
 	pthread_mutex_unlock(&L.lock);
 	if (rc == 0)
-		rc = sync_scope(L.targets, L.n_targets);
+		rc = pw_maps_sync_scope(bpf_map__fd(L.skel->maps.pw_scope), L.targets, L.n_targets);
 	if (rc == 0)
-		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
-		              PW_MAX_PORTS);
+		rc = pw_maps_sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports,
+		                      sizeof(ports[0]), PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_filters(cfg);
+		rc = pw_maps_sync_filters(cfg, filter_fds());
 	if (rc < 0) {
 		pw_errf(err, errlen, "filling the BPF maps: %s", strerror(-rc));
 		teardown_skel();
 		return -1;
 	}
-	if (!adopt && pin_fresh_maps(pin, err, errlen) < 0) {
+	if (!adopt && pw_pins_pin_maps(L.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
@@ -1316,21 +541,21 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	struct old_link *old;
+	struct pw_old_link *old;
 	int n_old;
-	if (open_old_links(pin, &old, &n_old) < 0) {
+	if (pw_pins_open_old_links(pin, &old, &n_old) < 0) {
 		pw_errf(err, errlen, "reading %s/links: %s", pin, strerror(errno));
 		teardown_skel();
 		return -1;
 	}
 	if (start_threads(err, errlen) < 0) {
-		close_old_links(old, n_old);
+		pw_pins_close_old_links(old, n_old);
 		teardown_skel();
 		return -1;
 	}
 	L.n_links = 0;
 	rc = apply_links(old, n_old, err, errlen);
-	close_old_links(old, n_old);
+	pw_pins_close_old_links(old, n_old);
 	if (rc < 0) {
 		stop_threads();
 		teardown_skel();
@@ -1338,7 +563,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	}
 
 	atomic_store(&counters_fd, bpf_map__fd(L.skel->maps.pw_counters));
-	atomic_store(&conns_fd, bpf_map__fd(L.skel->maps.pw_conns));
+	pw_conntrack_register(bpf_map__fd(L.skel->maps.pw_conns));
 	L.running = true;
 	int n_scope = 0;
 	for (int i = 0; i < L.n_targets; i++)
@@ -1354,7 +579,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 /* Give every wanted (cgroup, program) pair a link: switch a matching pinned one to the new
  * program in place, else attach a new one; then detach and unpin every old link left over.
  * New links exist before any old one goes, so no connect slips through unsteered. */
-static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen)
+static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t errlen)
 {
 	struct {
 		int target, prog, old; /* old: index into old[], or -1 */
@@ -1421,7 +646,7 @@ static int apply_links(struct old_link *old, int n_old, char *err, size_t errlen
 	for (int o = 0; o < n_old; o++) {
 		if (old[o].claimed)
 			continue;
-		drop_link(old[o].link, old[o].path);
+		pw_pins_drop_link(old[o].link, old[o].path);
 		old[o].link = NULL;
 	}
 	fix_names();
@@ -1433,7 +658,7 @@ fail:
 		for (int o = 0; o < n_old; o++)
 			adopted |= old[o].claimed && old[o].link == L.links[i].link;
 		if (!adopted)
-			drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	}
 	L.n_links = 0;
 	for (int o = 0; o < n_old; o++)
@@ -1449,7 +674,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		pw_errf(err, errlen, "the eBPF loader is not running");
 		return -1;
 	}
-	struct cg_target targets[MAX_TARGETS];
+	struct pw_cg_target targets[MAX_TARGETS];
 	int n_targets;
 	uint16_t ports[PW_MAX_REDIRECT_PORTS];
 	int n_ports;
@@ -1458,15 +683,15 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	int hb_ms;
 
 	/* everything that can be wrong in the new config is found before anything changes */
-	resolve(cfg, &pin, &hb_ms);
+	pw_maps_resolve(cfg, &pin, &hb_ms);
 	if (strcmp(pin, L.pin) != 0)
 		pw_warn("reload: the pin path changes only on restart (keeping %s)", L.pin);
 	pthread_mutex_lock(&L.lock);
 	uint32_t tgid = L.bcfg.enforcer_tgid;
 	pthread_mutex_unlock(&L.lock);
-	if (build_targets(cfg, targets, &n_targets, err, errlen) < 0 ||
-	    build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
-	    build_config(cfg, tgid, &bcfg, err, errlen) < 0)
+	if (pw_maps_build_targets(cfg, targets, &n_targets, err, errlen) < 0 ||
+	    pw_maps_build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
+	    pw_maps_build_config(cfg, tgid, &bcfg, err, errlen) < 0)
 		return -1;
 
 	/* new cgroups get their links before they enter the scope map; dropped ones leave the
@@ -1510,12 +735,12 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	pthread_cond_signal(&L.cond); /* a shorter period takes effect now */
 	pthread_mutex_unlock(&L.lock);
 	if (rc == 0)
-		rc = sync_scope(targets, n_targets);
+		rc = pw_maps_sync_scope(bpf_map__fd(L.skel->maps.pw_scope), targets, n_targets);
 	if (rc == 0)
-		rc = sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports, sizeof(ports[0]),
-		              PW_MAX_PORTS);
+		rc = pw_maps_sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports,
+		                      sizeof(ports[0]), PW_MAX_PORTS);
 	if (rc == 0)
-		rc = sync_filters(cfg);
+		rc = pw_maps_sync_filters(cfg, filter_fds());
 	if (rc < 0) {
 		pw_errf(err, errlen, "updating the BPF maps: %s", strerror(-rc));
 		return -1;
@@ -1530,7 +755,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		if (keep)
 			L.links[kept++] = L.links[i];
 		else
-			drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
 	}
 	L.n_links = kept;
 	fix_names();
@@ -1545,22 +770,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- lookups from session threads ---- */
-
-int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd < 0)
-		return -1;
-	return bpf_map_lookup_elem(fd, k, out) == 0 ? 0 : -1;
-}
-
-void pw_loader_forget(const struct pw_conn_key *k)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd >= 0)
-		bpf_map_delete_elem(fd, k);
-}
+/* ---- the tuple map before start ---- */
 
 /* Kept open for the process's life: a worker may be using the number at any time. */
 static int pre_conns_fd = -1;
@@ -1585,16 +795,7 @@ void pw_loader_preopen(const struct pw_config *cfg)
 		return;
 	}
 	pre_conns_fd = fd;
-	int none = -1;
-	atomic_compare_exchange_strong(&conns_fd, &none, fd);
-}
-
-int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out)
-{
-	int fd = atomic_load(&conns_fd);
-	if (fd < 0)
-		return -1;
-	return bpf_map_lookup_and_delete_elem(fd, k, out) == 0 ? 0 : -1;
+	pw_conntrack_register_first(fd);
 }
 
 void pw_loader_counters(uint64_t out[PW_CNT_MAX])
@@ -1626,7 +827,7 @@ void pw_loader_stop(void)
 {
 	if (!L.running)
 		return;
-	atomic_store(&conns_fd, -1);
+	pw_conntrack_register(-1);
 	atomic_store(&counters_fd, -1);
 	stop_threads();
 
@@ -1666,27 +867,27 @@ int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 		return -1;
 	}
 	/* never remove files from anything but bpffs, whatever the config says */
-	if (!S_ISDIR(st.st_mode) || !on_bpffs(pin)) {
+	if (!S_ISDIR(st.st_mode) || !pw_host_on_bpffs(pin)) {
 		pw_errf(err, errlen, "%s is not a directory on a bpf filesystem", pin);
 		return -1;
 	}
 	char dir[PATH_MAX];
 	int rc = 0;
 	/* links first: once they are gone nothing uses the maps */
-	pathf(dir, sizeof(dir), "%s/links", pin);
-	rc |= clear_dir(dir, true, err, errlen);
+	pw_pin_path(dir, sizeof(dir), "%s/links", pin);
+	rc |= pw_host_clear_pins(dir, true, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
 		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
-	pathf(dir, sizeof(dir), "%s/maps", pin);
-	rc |= clear_dir(dir, false, err, errlen);
+	pw_pin_path(dir, sizeof(dir), "%s/maps", pin);
+	rc |= pw_host_clear_pins(dir, false, err, errlen);
 	if (rmdir(dir) < 0 && errno != ENOENT) {
 		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
 		rc = -1;
 	}
 	/* the pin directory goes too, unless it was configured as bpffs's mount point itself */
-	if (strcmp(pin, BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
+	if (strcmp(pin, PW_BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
 		pw_errf(err, errlen, "removing %s: %s", pin, strerror(errno));
 		rc = -1;
 	}

@@ -30,12 +30,12 @@
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
 #include "pgward/catalog.h"
-#include "pgward/identity.h"
+#include "pgward/caller.h"
 #include "pgward/inspect.h"
 #include "pgward/jit.h"
 #include "pgward/jwt.h"
 #include "pgward/policy.h"
-#include "pgward/loader.h"
+#include "pgward/conntrack.h"
 #include "pgward/options.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
@@ -494,12 +494,12 @@ static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
 		return;
 	}
 	struct pw_conn_info info;
-	if (pw_loader_take(&k, &info) < 0)
+	if (pw_conntrack_take(&k, &info) < 0)
 		return;
 	s->kf = malloc(sizeof(*s->kf));
 	if (!s->kf)
 		return;
-	pw_identity_from_kernel(&info, s->kf);
+	pw_caller_from_kernel(&info, s->kf);
 	s->kernel_miss = false;
 }
 
@@ -1045,7 +1045,7 @@ static bool choose_upstream(struct pw_session *s)
 	}
 	s->ups = &cfg->upstreams[s->ups_idx];
 	if (s->steered)
-		pw_identity_describe(s->kf, who, sizeof(who));
+		pw_caller_describe(s->kf, who, sizeof(who));
 	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
 	        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(s->database),
 	        s->id->name, s->ups->name, s->claims ? " sub=" : "",
@@ -1253,7 +1253,7 @@ static void handle_startup_message(struct pw_session *s)
 			      s->peer);
 			return;
 		}
-		pw_identity_describe(s->kf, who, sizeof(who));
+		pw_caller_describe(s->kf, who, sizeof(who));
 		s->id = pw_config_match_facts(cfg, s->user, s->database, app, &s->kf->view);
 	} else {
 		s->id = pw_config_match(cfg, s->user, s->database, app);

@@ -4,7 +4,8 @@
  * window, keeps the heartbeat the programs check, and logs what they report.
  *
  * One loader per process. start/update/stop/uninstall are called from one thread (pgwardd's
- * main thread); lookup/forget/counters may be called from any thread while it runs. */
+ * main thread); counters may be called from any thread while it runs. Sessions read the tuple
+ * map through conntrack.h, where the loader registers it. */
 #ifndef PGWARD_LOADER_H
 #define PGWARD_LOADER_H
 
@@ -14,8 +15,7 @@
 
 #include "pgward/abi.h"
 #include "pgward/config.h"
-
-#define PW_LOADER_DEFAULT_PIN "/sys/fs/bpf/pgward"
+#include "pgward/loader_host.h" /* PW_LOADER_DEFAULT_PIN */
 
 /* Load the programs (or take over pinned ones), fill the maps, attach, pin. A compatible pin
  * set left by an earlier pgwardd (pw_loader_stop, or a crash) is adopted: its maps keep
@@ -27,15 +27,8 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 /* Reload: update scope (attaching to new cgroups, detaching from dropped ones), ports, fail
  * mode, heartbeat timeout, mark, listeners and the fastpath flag. 0 or -1 with err set. */
 int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen);
-/* Tuple map lookup for an accepted connection (thread-safe: one bpf syscall). 0 found, -1
- * miss (or not started). */
-int pw_loader_lookup(const struct pw_conn_key *k, struct pw_conn_info *out);
-/* Also delete the entry once read (the session owns the facts from now on). */
-void pw_loader_forget(const struct pw_conn_key *k);
-/* lookup + forget in one syscall. 0 found, -1 miss. */
-int pw_loader_take(const struct pw_conn_key *k, struct pw_conn_info *out);
 /* Before start: read a compatible pinned tuple map, for connections accepted during a
- * takeover. */
+ * takeover (registered with conntrack.h unless a map already is). */
 void pw_loader_preopen(const struct pw_config *cfg);
 /* Sum of the per-CPU counters (all zero when not started). */
 void pw_loader_counters(uint64_t out[PW_CNT_MAX]);

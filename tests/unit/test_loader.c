@@ -31,6 +31,7 @@
 #include <bpf/bpf.h>
 
 #include "pgward/config.h"
+#include "pgward/conntrack.h"
 #include "pgward/loader.h"
 #include "check.h"
 
@@ -432,8 +433,8 @@ static void check_redirect(const char *what, int port)
 	struct pw_conn_info info;
 	memset(&info, 0, sizeof(info));
 	CHECK(key_of(fd, &k) == 0, "%s: tuple key from the accepted socket", what);
-	int found = pw_loader_lookup(&k, &info);
-	CHECK(found == 0, "%s: pw_loader_lookup finds the connection", what);
+	int found = pw_conntrack_lookup(&k, &info);
+	CHECK(found == 0, "%s: pw_conntrack_lookup finds the connection", what);
 	if (found == 0) {
 		char orig[INET_ADDRSTRLEN] = "?";
 		inet_ntop(AF_INET, info.orig_addr, orig, sizeof(orig));
@@ -455,8 +456,8 @@ static void check_redirect(const char *what, int port)
 		CHECK(info.n_ancestors >= 1 && info.anc_pid[0] == (uint32_t)getpid() && me,
 		      "%s: ancestors (%u) start with this test's pid %d (got %u)", what,
 		      info.n_ancestors, (int)getpid(), info.anc_pid[0]);
-		pw_loader_forget(&k);
-		CHECK(pw_loader_lookup(&k, &info) < 0, "%s: forget removes the entry", what);
+		pw_conntrack_forget(&k);
+		CHECK(pw_conntrack_lookup(&k, &info) < 0, "%s: forget removes the entry", what);
 	}
 	char buf[4];
 	struct pollfd pf = {.fd = fd, .events = POLLIN};

@@ -1,9 +1,10 @@
-/* Identity of a steered connection's caller, from what the kernel recorded at connect time
- * (pid, uid, gid, comm, cgroup id, ancestry) plus what can be read safely afterwards: the
- * cgroup's path and the executable, checked against the process start time so that a
- * recycled pid cannot impersonate the caller. */
-#ifndef PGWARD_IDENTITY_H
-#define PGWARD_IDENTITY_H
+/* The caller of a steered connection: the facts of the process that made it, from what the
+ * kernel recorded at connect time (pid, uid, gid, comm, cgroup id, ancestry) plus what can be
+ * read safely afterwards: the cgroup's path and the executable, checked against the process
+ * start time so that a recycled pid cannot impersonate the caller. Which identity these facts
+ * match is decided by pw_config_match_facts (config.h), over the pw_facts view below. */
+#ifndef PGWARD_CALLER_H
+#define PGWARD_CALLER_H
 
 #include <limits.h>
 #include <stdbool.h>
@@ -26,11 +27,11 @@ struct pw_kernel_facts {
 
 /* Fill f from the kernel record. Never fails: what cannot be read stays "" (and so cannot
  * match a glob that needs it). */
-void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f);
+void pw_caller_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f);
 /* Field 22 of /proc/PID/stat: the process's start in clock ticks after boot; 0 when there is
  * no such process. Thread-safe (the one /proc/PID/stat reader of pgwardd). */
 unsigned long long pw_proc_start_ticks(long pid);
 /* One line for logs and refusals: "pid 12 uid 1000 exe /usr/bin/psql cgroup /agents/a". */
-void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len);
+void pw_caller_describe(const struct pw_kernel_facts *f, char *out, size_t len);
 
 #endif

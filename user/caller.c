@@ -1,4 +1,4 @@
-/* Kernel facts about a steered connection's caller. See include/pgward/identity.h. */
+/* The facts of the process that made a steered connection. See include/pgward/caller.h. */
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "pgward/identity.h"
+#include "pgward/caller.h"
 #include "pgward/log.h"
 
 /* The cgroup v2 id is the directory's kernfs node id; open_by_handle_at() resolves it to the
@@ -136,7 +136,7 @@ static void read_exe(int pid, uint32_t mnt, uint64_t ino, char *out, size_t len)
 		out[0] = 0;
 }
 
-void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f)
+void pw_caller_from_kernel(const struct pw_conn_info *info, struct pw_kernel_facts *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->info = *info;
@@ -176,7 +176,7 @@ void pw_identity_from_kernel(const struct pw_conn_info *info, struct pw_kernel_f
 	f->view.gid = info->gid;
 }
 
-void pw_identity_describe(const struct pw_kernel_facts *f, char *out, size_t len)
+void pw_caller_describe(const struct pw_kernel_facts *f, char *out, size_t len)
 {
 	/* what the agent's processes are called is theirs to choose: quoted and escaped */
 	int off = snprintf(out, len, "pid %u uid %u gid %u comm %s exe %s cgroup %s", f->info.tgid,
