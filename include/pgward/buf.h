@@ -30,6 +30,29 @@ static inline size_t pw_buf_space(const struct pw_buf *b)
 {
 	return b->cap - b->end;
 }
+/* n more unscanned bytes are decided: passed on as they are. */
+static inline void pw_buf_advance(struct pw_buf *b, size_t n)
+{
+	b->scan += n;
+}
+/* Forget everything read but not decided (what follows a Terminate, a message consumed). */
+static inline void pw_buf_truncate(struct pw_buf *b)
+{
+	b->end = b->scan;
+}
+/* Consume the n bytes at scan: read by pgward itself, never passed on (a start-up message
+ * answered here). Only while nothing before them waits to be written. */
+static inline void pw_buf_consume(struct pw_buf *b, size_t n)
+{
+	b->scan += n;
+	if (b->scan == b->end)
+		b->start = b->scan = b->end = 0;
+}
+/* Empty: every offset back to the front. */
+static inline void pw_buf_clear(struct pw_buf *b)
+{
+	b->start = b->scan = b->end = 0;
+}
 /* Move the live bytes [start, end) to the front. */
 void pw_buf_compact(struct pw_buf *b);
 /* Make room so that `need` bytes starting at scan fit in the buffer (compacting, then
