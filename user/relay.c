@@ -168,7 +168,7 @@ static enum pw_relay_outcome client_statement(struct pw_relay *r, struct pw_buf 
 	if (t == 'F') {
 		/* judged by its header: what it calls is decided by the identity alone */
 		r->stmt = (struct pw_stmt){
-		    .type = 'F', .body = b->data + b->scan + PW_HDR, .len = len - 4};
+		    .type = 'F', .body = pw_buf_at_scan(b) + PW_HDR, .len = len - 4};
 		r->total = total;
 		return PW_RELAY_JUDGE;
 	}
@@ -194,7 +194,7 @@ static enum pw_relay_outcome client_statement(struct pw_relay *r, struct pw_buf 
 			return fail(r, "53200", "pgward: out of memory");
 		return PW_RELAY_MORE; /* wait for the whole message */
 	}
-	return statement(r, b->data + b->scan, len);
+	return statement(r, pw_buf_at_scan(b), len);
 }
 
 /* Any other client message at scan: the protocol's bookkeeping, then passed on. */
@@ -258,7 +258,7 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 				return fail(r, "53200", "pgward: out of memory");
 			break;
 		}
-		const uint8_t *p = b->data + b->scan;
+		const uint8_t *p = pw_buf_at_scan(b);
 		uint8_t t = p[0];
 		uint32_t len = pw_be32(p + 1);
 		if (!pw_frontend_type_valid(t))
@@ -324,7 +324,7 @@ static int sentinel_error(struct pw_relay *r, struct pw_buf *b, uint32_t len)
 		}
 		return 0;
 	}
-	const char *m = pw_error_field(b->data + b->scan + PW_HDR, len - 4, 'M');
+	const char *m = pw_error_field(pw_buf_at_scan(b) + PW_HDR, len - 4, 'M');
 	if (!m || !strstr(m, r->nonce))
 		return 1;
 	struct pw_relay_refusal *rf = &r->ref[r->ref_head];
@@ -364,7 +364,7 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 			pw_buf_reserve_at_scan(b, PW_HDR + 8);
 			break;
 		}
-		const uint8_t *p = b->data + b->scan;
+		const uint8_t *p = pw_buf_at_scan(b);
 		uint32_t len = pw_be32(p + 1);
 		if (len < 4)
 			return fail(r, "08P01", "pgward: upstream sent an invalid message length");

@@ -35,6 +35,7 @@
 #include "pgward/jit.h"
 #include "pgward/jwt.h"
 #include "pgward/policy.h"
+#include "pgward/pool.h"
 #include "pgward/loader.h"
 #include "pgward/options.h"
 #include "pgward/log.h"
@@ -136,11 +137,8 @@ struct pw_session {
 	/* connection reuse (upstream.reuse_connections) */
 	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
 	size_t up_startup_len;
-	uint8_t *preamble; /* AuthenticationOk .. ReadyForQuery as first sent to the client */
-	size_t preamble_len, preamble_cap, preamble_k_off;
-	bool capturing;
-	struct pw_session *next_pool;
-	uint64_t parked_ms;
+	struct pw_preamble pre;      /* the start-up as first sent to the client (pool.h) */
+	struct pw_pool_entry pool_e; /* on the worker's pool while parked */
 
 	/* policy */
 	struct pw_policy_session ps; /* search_path, prepared statements (ps_ready) */
@@ -176,13 +174,18 @@ struct session_set {
 	struct pw_session *live;  /* doubly linked */
 	struct pw_session *dead;  /* closed during this epoll batch, freed after it */
 	struct pw_session *ready; /* yielded with work left: run again after the batch */
-	struct pw_session *pool;  /* parked upstream connections (reuse_connections) */
-	int n_live, n_pool;
+	struct pw_pool pool;      /* parked upstream connections (reuse_connections) */
+	int n_live;
 };
 
 static struct session_set *set_of(struct pw_worker *w)
 {
 	return pw_worker_state(w);
+}
+
+static struct pw_session *parked_session(struct pw_pool_entry *e)
+{
+	return e ? (struct pw_session *)((char *)e - offsetof(struct pw_session, pool_e)) : NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -256,13 +259,13 @@ static ssize_t sock_write(struct sock *k, const uint8_t *p, size_t n)
 /* Read what fits into b. Returns bytes read (>0), IO_WOULDBLOCK, IO_EOF or IO_ERR. */
 static ssize_t fill(struct sock *k, struct pw_buf *b)
 {
-	if (pw_buf_space(b) < 1024 && b->start > 0)
+	if (pw_buf_space(b) < 1024)
 		pw_buf_compact(b);
 	if (!pw_buf_space(b))
 		return IO_WOULDBLOCK;
-	ssize_t r = sock_read(k, b->data + b->end, pw_buf_space(b));
+	ssize_t r = sock_read(k, pw_buf_tail(b), pw_buf_space(b));
 	if (r > 0)
-		b->end += (size_t)r;
+		pw_buf_filled(b, (size_t)r);
 	else if (r == IO_EOF)
 		k->eof = true;
 	return r;
@@ -274,11 +277,9 @@ static ssize_t drain(struct sock *k, struct pw_buf *b)
 	size_t n = pw_buf_pending(b);
 	if (!n)
 		return 0;
-	ssize_t r = sock_write(k, b->data + b->start, n);
-	if (r > 0) {
-		b->start += (size_t)r;
-		pw_buf_settle(b);
-	}
+	ssize_t r = sock_write(k, pw_buf_head(b), n);
+	if (r > 0)
+		pw_buf_written(b, (size_t)r);
 	return r;
 }
 
@@ -351,7 +352,7 @@ static void session_free(struct pw_session *s)
 	pw_buf_free(&s->ubuf);
 	free(s->startup);
 	free(s->up_startup);
-	free(s->preamble);
+	pw_preamble_free(&s->pre);
 	free(s->kf);
 	free(s->setup_sql);
 	free(s->claims);
@@ -421,7 +422,7 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 	                              .max_statement = cfg->max_statement_bytes,
 	                              .max_bind = cfg->max_bind_bytes};
 	pw_relay_start(&s->relay, &lim, rfq_pending, tx, s->ups->reuse_connections);
-	pw_relay_each_upstream(&s->relay, s->capturing);
+	pw_relay_each_upstream(&s->relay, s->pre.capturing);
 	s->state = ST_READY;
 	s->deadline_ms = 0;
 }
@@ -628,9 +629,8 @@ static bool upstream_slot(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
 	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx))) {
-		struct pw_session *o = set_of(s->w)->pool;
-		while (o && strcmp(o->ups->name, u->name) != 0)
-			o = o->next_pool;
+		struct pw_session *o =
+		    parked_session(pw_pool_find_upstream(&set_of(s->w)->pool, u->name));
 		if (!o) {
 			fatal(
 			    s, "53300",
@@ -726,33 +726,9 @@ static void upstream_ready_to_login(struct pw_session *s)
 
 /* ---- connection reuse ---- */
 
-static bool preamble_add(struct pw_session *s, const uint8_t *p, size_t n)
-{
-	if (s->preamble_len + n > s->preamble_cap) {
-		size_t cap = (s->preamble_len + n) * 2 + 256;
-		if (cap > 65536)
-			return false; /* an unusual start-up: just do not reuse this one */
-		uint8_t *q = realloc(s->preamble, cap);
-		if (!q)
-			return false;
-		s->preamble = q;
-		s->preamble_cap = cap;
-	}
-	memcpy(s->preamble + s->preamble_len, p, n);
-	s->preamble_len += n;
-	return true;
-}
-
 static void pool_remove(struct pw_session *s)
 {
-	struct pw_session **pp = &set_of(s->w)->pool;
-	while (*pp && *pp != s)
-		pp = &(*pp)->next_pool;
-	if (*pp) {
-		*pp = s->next_pool;
-		set_of(s->w)->n_pool--;
-	}
-	s->next_pool = NULL;
+	pw_pool_remove(&set_of(s->w)->pool, &s->pool_e);
 }
 
 /* Can the upstream connection outlive this client? Only at a clean boundary: nothing in
@@ -760,10 +736,10 @@ static void pool_remove(struct pw_session *s)
 static bool reusable(const struct pw_session *s)
 {
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->analysing && !s->verdict_ready && !s->capturing && s->preamble_len &&
-	       s->preamble_k_off && s->st.version == 0x30000 && pw_relay_quiet(&s->relay) &&
-	       !s->up.eof && s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) &&
-	       !pw_worker_stopping(s->w) && set_of(s->w)->n_pool < s->ups->pool_max_idle;
+	       !s->analysing && !s->verdict_ready && pw_preamble_complete(&s->pre) &&
+	       s->st.version == 0x30000 && pw_relay_quiet(&s->relay) && !s->up.eof &&
+	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !pw_worker_stopping(s->w) &&
+	       set_of(s->w)->pool.n < s->ups->pool_max_idle;
 }
 
 /* The client is gone: reset the upstream connection and park it. */
@@ -803,7 +779,7 @@ static uint8_t *upstream_small_message(struct pw_session *s, uint32_t *len, bool
 	*bad = false;
 	if (pw_buf_unscanned(b) < PW_HDR)
 		return NULL;
-	uint8_t *p = b->data + b->scan;
+	uint8_t *p = pw_buf_at_scan(b);
 	*len = pw_be32(p + 1);
 	if (*len < 4 || *len > AUTH_MSG_MAX) {
 		*bad = true;
@@ -839,11 +815,13 @@ static bool pool_reset_step(struct pw_session *s)
 	}
 	pw_relay_caught_up(&s->relay);
 	s->state = ST_POOL_IDLE;
-	s->parked_ms = pw_worker_now(s->w);
 	s->deadline_ms = pw_worker_now(s->w) + (uint64_t)s->ups->pool_idle_timeout_ms;
-	s->next_pool = set_of(s->w)->pool;
-	set_of(s->w)->pool = s;
-	set_of(s->w)->n_pool++;
+	s->pool_e = (struct pw_pool_entry){.rt = s->rt,
+	                                   .ups_idx = s->ups_idx,
+	                                   .ups_name = s->ups->name,
+	                                   .key = s->up_startup,
+	                                   .key_len = s->up_startup_len};
+	pw_pool_park(&set_of(s->w)->pool, &s->pool_e, pw_worker_now(s->w));
 	pw_debug("pool: parked upstream connection (pid %u) of \"%s\"", s->be_pid, s->ups->name);
 	return false;
 }
@@ -851,11 +829,8 @@ static bool pool_reset_step(struct pw_session *s)
 /* A parked connection with the same upstream and the same StartupMessage, taken over by s. */
 static bool adopt(struct pw_session *s)
 {
-	struct pw_session *o = set_of(s->w)->pool;
-	while (o && !(o->rt == s->rt && o->ups_idx == s->ups_idx &&
-	              o->up_startup_len == s->up_startup_len &&
-	              memcmp(o->up_startup, s->up_startup, s->up_startup_len) == 0))
-		o = o->next_pool;
+	struct pw_session *o = parked_session(
+	    pw_pool_find(&set_of(s->w)->pool, s->rt, s->ups_idx, s->up_startup, s->up_startup_len));
 	if (!o)
 		return false;
 	if (s->truth_wanted) {
@@ -893,19 +868,15 @@ static bool adopt(struct pw_session *s)
 	}
 	s->up_tls = o->up_tls;
 	s->cancel = o->cancel;
-	s->preamble = o->preamble;
-	s->preamble_len = o->preamble_len;
-	s->preamble_cap = o->preamble_cap;
-	s->preamble_k_off = o->preamble_k_off;
-	o->preamble = NULL;
+	pw_preamble_move(&s->pre, &o->pre);
 	session_close(o, NULL);
 	/* the client sees the start-up the first client saw, with a cancel key of its own */
-	if (pw_buf_insert(&s->ubuf, s->preamble, s->preamble_len) < 0) {
+	if (pw_buf_insert(&s->ubuf, s->pre.data, s->pre.len) < 0) {
 		fatal(s, "53200", "pgward: out of memory");
 		return true;
 	}
 	/* s->cancel holds the parked connection's real pid and key */
-	rekey(s, s->ubuf.data + s->ubuf.scan - s->preamble_len + s->preamble_k_off);
+	rekey(s, pw_buf_at_scan(&s->ubuf) - s->pre.len + s->pre.key_off);
 	enter_ready(s, false, 'I');
 	pw_debug("session %llu %s: reusing upstream connection (pid %u)",
 	         (unsigned long long)s->serial, s->peer, s->be_pid);
@@ -1300,7 +1271,7 @@ static bool client_startup_step(struct pw_session *s)
 	size_t avail = pw_buf_unscanned(b);
 	if (avail < 8)
 		return false;
-	uint8_t *p = b->data + b->scan;
+	uint8_t *p = pw_buf_at_scan(b);
 	uint32_t len = pw_be32(p), code = pw_be32(p + 4);
 	if (len < 8 || len > cfg->max_startup_bytes) {
 		fatal(s, "08P01", "invalid length of startup packet (%u)", len);
@@ -1379,7 +1350,7 @@ static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint
 	size_t avail = pw_buf_unscanned(b);
 	if (avail < PW_HDR)
 		return NULL;
-	uint8_t *p = b->data + b->scan;
+	uint8_t *p = pw_buf_at_scan(b);
 	*len = pw_be32(p + 1);
 	if (p[0] != 'p') {
 		fatal(s, "08P01", "expected %s, got message type %d", what, p[0]);
@@ -1575,14 +1546,14 @@ static bool upstream_auth_step(struct pw_session *s)
 		const char *m = pw_error_field(body, blen, 'M');
 		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
 		        (unsigned long long)s->serial, s->peer, u->name, PW_Q(m));
-		b->scan += (size_t)len + 1;
-		b->end = b->scan;
+		pw_buf_advance(b, (size_t)len + 1);
+		pw_buf_truncate(b);
 		s->state = ST_CLOSING;
 		return false;
 	}
 	case 'v': /* NegotiateProtocolVersion: the client must see it */
 	case 'N':
-		b->scan += (size_t)len + 1;
+		pw_buf_advance(b, (size_t)len + 1);
 		return true;
 	case 'R':
 		break;
@@ -1602,7 +1573,7 @@ static bool upstream_auth_step(struct pw_session *s)
 		/* forwarded as it is: from here the upstream's bytes go to the client */
 		pw_buf_advance(b, (size_t)len + 1);
 		if (u->reuse_connections && !s->role[0])
-			s->capturing = preamble_add(s, p, (size_t)len + 1);
+			pw_preamble_begin(&s->pre, p, (size_t)len + 1);
 		if (s->setup_sql) {
 			s->state = ST_UP_SETUP; /* the client waits until the set-up is done */
 			return true;
@@ -1762,9 +1733,9 @@ static bool setup_step(struct pw_session *s)
 	case 'S':
 		if (!param_check(s, p + PW_HDR, len - 4))
 			return false;
-		if (s->capturing && !preamble_add(s, p, total))
-			s->capturing = false;
-		b->scan += total; /* is_superuser after SET ROLE is news for the client too */
+		pw_preamble_take(&s->pre, p, total);
+		pw_buf_advance(b,
+		               total); /* is_superuser after SET ROLE is news for the client too */
 		return true;
 	case 'K':
 		if (len != 12) {
@@ -1772,20 +1743,15 @@ static bool setup_step(struct pw_session *s)
 			return false;
 		}
 		register_cancel_key(s, p);
-		if (s->capturing) {
-			s->preamble_k_off = s->preamble_len;
-			if (!preamble_add(s, p, total))
-				s->capturing = false;
-		}
-		b->scan += total;
+		pw_preamble_take(&s->pre, p, total);
+		pw_buf_advance(b, total);
 		return true;
 	case 'N':
 		if (s->setup_sent) {
 			pw_buf_cut(b, total);
 		} else {
-			if (s->capturing && !preamble_add(s, p, total))
-				s->capturing = false;
-			b->scan += total;
+			pw_preamble_take(&s->pre, p, total);
+			pw_buf_advance(b, total);
 		}
 		return true;
 	case 'C':
@@ -1804,8 +1770,8 @@ static bool setup_step(struct pw_session *s)
 	case 'E':
 		if (!s->setup_sent) {
 			/* a FATAL right after the login: the client gets it as it is */
-			b->scan += total;
-			b->end = b->scan;
+			pw_buf_advance(b, total);
+			pw_buf_truncate(b);
 			s->state = ST_CLOSING;
 			return false;
 		}
@@ -1843,11 +1809,7 @@ static bool setup_step(struct pw_session *s)
 		}
 		if (!setup_done(s))
 			return false; /* the ReadyForQuery stays where it is until the catalog is */
-		if (s->capturing) {
-			if (!preamble_add(s, p, total))
-				s->preamble_len = s->preamble_k_off = 0;
-			s->capturing = false;
-		}
+		pw_preamble_take(&s->pre, p, total); /* the ReadyForQuery ends the capture */
 		pw_buf_advance(b, total);
 		enter_ready(s, false, (char)p[5]);
 		pw_debug("session %llu %s: upstream session set up%s%s",
@@ -1869,11 +1831,7 @@ static void catalog_wait_step(struct pw_session *s)
 	uint8_t *p = upstream_small_message(s, &len, &bad);
 	if (!p || p[0] != 'Z' || len != 5 || !setup_done(s))
 		return;
-	if (s->capturing) {
-		if (!preamble_add(s, p, (size_t)len + 1))
-			s->preamble_len = s->preamble_k_off = 0;
-		s->capturing = false;
-	}
+	pw_preamble_take(&s->pre, p, (size_t)len + 1); /* the ReadyForQuery ends the capture */
 	pw_buf_advance(&s->ubuf, (size_t)len + 1);
 	enter_ready(s, false, (char)p[5]);
 }
@@ -1987,22 +1945,6 @@ static bool relay_client(struct pw_session *s)
 	}
 }
 
-/* A whole upstream message during the start-up capture (connection reuse): kept for the next
- * client's preamble, until the ReadyForQuery; an error ends the capture without one. */
-static void capture(struct pw_session *s, const uint8_t *p, size_t total)
-{
-	if (p[0] == 'K')
-		s->preamble_k_off = s->preamble_len;
-	if (!preamble_add(s, p, total) || p[0] == 'E') {
-		s->preamble_len = s->preamble_k_off = 0;
-		s->capturing = false;
-	}
-	if (p[0] == 'Z')
-		s->capturing = false;
-	if (!s->capturing)
-		pw_relay_each_upstream(&s->relay, false);
-}
-
 /* The upstream side of the relay: what the server says of the session is checked and
  * remembered here. False when the session was closed. */
 static bool relay_upstream(struct pw_session *s)
@@ -2010,7 +1952,7 @@ static bool relay_upstream(struct pw_session *s)
 	struct pw_relay *r = &s->relay;
 	for (;;) {
 		enum pw_relay_outcome o = pw_relay_scan_upstream(r, &s->ubuf);
-		uint8_t *p = s->ubuf.data + s->ubuf.scan;
+		uint8_t *p = pw_buf_at_scan(&s->ubuf);
 		switch (o) {
 		case PW_RELAY_FAIL:
 			fatal(s, r->fail.sqlstate, "%s", r->fail.message);
@@ -2018,8 +1960,7 @@ static bool relay_upstream(struct pw_session *s)
 		case PW_RELAY_UP_BIG:
 			/* start-up messages are small: one that is not is passed on as any other,
 			 * and this connection is not kept for reuse */
-			s->capturing = false;
-			s->preamble_len = s->preamble_k_off = 0;
+			pw_preamble_abandon(&s->pre);
 			continue;
 		case PW_RELAY_UP_PARAM:
 			if (!param_check(s, p + PW_HDR, r->total - PW_HDR))
@@ -2033,8 +1974,12 @@ static bool relay_upstream(struct pw_session *s)
 		default:
 			return true;
 		}
-		if (s->capturing)
-			capture(s, p, r->total);
+		if (s->pre.capturing) {
+			/* start-up messages are kept for the next client (connection reuse) */
+			pw_preamble_take(&s->pre, p, r->total);
+			if (!s->pre.capturing)
+				pw_relay_each_upstream(r, false);
+		}
 		pw_relay_pass(r, &s->ubuf);
 	}
 }

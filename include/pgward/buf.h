@@ -30,6 +30,26 @@ static inline size_t pw_buf_space(const struct pw_buf *b)
 {
 	return b->cap - b->end;
 }
+/* Where bytes read from a socket go (pw_buf_space of them fit), and how many came. */
+static inline uint8_t *pw_buf_tail(const struct pw_buf *b)
+{
+	return b->data + b->end;
+}
+static inline void pw_buf_filled(struct pw_buf *b, size_t n)
+{
+	b->end += n;
+}
+/* The decided bytes to write out (pw_buf_pending of them), and how many were written. */
+static inline const uint8_t *pw_buf_head(const struct pw_buf *b)
+{
+	return b->data + b->start;
+}
+void pw_buf_written(struct pw_buf *b, size_t n);
+/* The first byte not yet decided (the message being scanned). */
+static inline uint8_t *pw_buf_at_scan(const struct pw_buf *b)
+{
+	return b->data + b->scan;
+}
 /* n more unscanned bytes are decided: passed on as they are. */
 static inline void pw_buf_advance(struct pw_buf *b, size_t n)
 {
