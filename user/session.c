@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "pgward/admit.h"
 #include "pgward/analysis.h"
 #include "pgward/auth.h"
 #include "pgward/buf.h"
@@ -975,42 +976,38 @@ static void client_gone(struct pw_session *s)
 	session_close(s, "client gone mid-statement");
 }
 
-/* The upstream the identity uses: its own, or the one the steered client dialled. */
-static bool choose_upstream(struct pw_session *s)
+/* The address a steered client dialled, as the kernel recorded it. */
+static void dialled_addr(const struct pw_session *s, struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (s->kf->info.family == AF_INET) {
+		struct sockaddr_in *a = (void *)dst;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = s->kf->info.orig_addr[0];
+		a->sin_port = s->kf->info.orig_port;
+	} else {
+		struct sockaddr_in6 *a = (void *)dst;
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
+		a->sin6_port = s->kf->info.orig_port;
+	}
+}
+
+/* The client is who it claims: admit it (admit.h), then log in upstream. */
+static void after_client_auth(struct pw_session *s)
 {
 	const struct pw_config *cfg = s->rt->cfg;
+	struct sockaddr_storage dst;
+	struct pw_deny why;
 	char who[1024] = "";
 
-	s->ups_idx = s->id->upstream;
-	if (s->ups_idx < 0 && s->steered) {
-		struct sockaddr_storage dst = {0};
-		if (s->kf->info.family == AF_INET) {
-			struct sockaddr_in *a = (void *)&dst;
-			a->sin_family = AF_INET;
-			a->sin_addr.s_addr = s->kf->info.orig_addr[0];
-			a->sin_port = s->kf->info.orig_port;
-		} else {
-			struct sockaddr_in6 *a = (void *)&dst;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
-			a->sin6_port = s->kf->info.orig_port;
-		}
-		s->ups_idx = pw_config_upstream_for(cfg, (struct sockaddr *)&dst);
-		if (s->ups_idx < 0) {
-			char d[80];
-			format_peer((struct sockaddr *)&dst, d, sizeof(d));
-			fatal(s, "28000",
-			      "pgward: no upstream is configured for %s, the address "
-			      "the client dialled",
-			      d);
-			return false;
-		}
-	} else if (s->ups_idx < 0) {
-		fatal(s, "28000",
-		      "pgward: identity %s takes its upstream from the address a steered client "
-		      "dialled, and this connection was not steered",
-		      s->id->name);
-		return false;
+	if (s->steered)
+		dialled_addr(s, &dst);
+	s->ups_idx =
+	    pw_admit_upstream(cfg, s->id, s->steered ? (struct sockaddr *)&dst : NULL, &why);
+	if (s->ups_idx < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
+		return;
 	}
 	s->ups = &cfg->upstreams[s->ups_idx];
 	if (s->steered)
@@ -1019,16 +1016,23 @@ static bool choose_upstream(struct pw_session *s)
 	        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(s->database),
 	        s->id->name, s->ups->name, s->claims ? " sub=" : "",
 	        s->claims ? PW_Q(s->claims->sub) : "", who[0] ? " caller: " : "", who);
-	return true;
-}
 
-static bool startup_policy(struct pw_session *s);
-
-/* The client is who it claims: apply the identity's policy, then log in upstream. */
-static void after_client_auth(struct pw_session *s)
-{
-	if (!choose_upstream(s) || !startup_policy(s))
+	struct pw_admission a;
+	int rc = pw_admit_session(cfg, s->id, s->ups, s->ups_idx, &s->st, s->database, s->serial,
+	                          time(NULL), &a, &why);
+	s->counted = a.counted; /* released when the session ends, admitted or not */
+	snprintf(s->role, sizeof(s->role), "%s", a.role);
+	s->jit = a.jit;
+	s->setup_sql = a.setup_sql;
+	s->truth_wanted = a.truth_wanted;
+	if (rc < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
 		return;
+	}
+	if (a.allow_all) {
+		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
+		s->ps_ready = true;
+	}
 	if (build_upstream_startup(s) < 0) {
 		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
 		return;
@@ -1036,156 +1040,6 @@ static void after_client_auth(struct pw_session *s)
 	if (s->ups->reuse_connections && !s->role[0] && adopt(s))
 		return;
 	upstream_connect(s);
-}
-
-struct startup_judge {
-	struct pw_session *s;
-	struct pw_decision d;
-	bool refused;
-};
-
-/* A setting the options parameter makes, judged as a startup parameter is. */
-static int judge_option(void *arg, const char *name, const char *value)
-{
-	struct startup_judge *j = arg;
-	pw_policy_startup_setting(j->s->rt->cfg, j->s->id, name, value, &j->d);
-	j->refused = j->d.action != PW_ACT_ALLOW;
-	return j->refused ? 1 : 0;
-}
-
-/* Every setting the startup packet makes, as the server would make it, judged as the same
- * set_config() would be (options.h, pw_policy_startup_setting). False when refused. */
-static bool startup_settings(struct pw_session *s)
-{
-	struct startup_judge j = {.s = s};
-	char err[512];
-
-	for (int i = 0; i < s->st.n; i++) {
-		const char *k = s->st.key[i], *v = s->st.val[i];
-		if (!strcmp(k, "user") || !strcmp(k, "database") || !strcmp(k, "replication") ||
-		    !strncmp(k, "_pq_.", 5))
-			continue; /* not settings: who connects, and protocol extensions */
-		if (!strcmp(k, "options")) {
-			int rc = pw_options_parse(v, judge_option, &j, err, sizeof(err));
-			if (rc < 0) {
-				/* the server would end the connection: so it ends here */
-				fatal(s, "42601", "%s", err);
-				return false;
-			}
-		} else {
-			judge_option(&j, k, v);
-		}
-		if (j.refused) {
-			fatal(s, j.d.sqlstate[0] ? j.d.sqlstate : "42501", "%s", j.d.message);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* The set-up's last statement: what the server says of the session once the role is in place:
- * its search_path with role and database defaults applied, its current role, and which of the
- * path's schemas exist. Every name is qualified: it runs under the session's own search_path.
- * An upstream search_path is imposed first. False when the session was refused. */
-static bool truth_setup(struct pw_session *s)
-{
-	static const char truth[] =
-	    "SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
-	    "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
-	    "FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
-	size_t cap = (s->setup_sql ? strlen(s->setup_sql) : 0) + sizeof(truth) + 64 +
-	             (size_t)s->ups->n_search_path * (2 * PW_NAME_MAX + 4);
-	char *sql = malloc(cap), id[2 * PW_NAME_MAX + 4];
-	size_t o = 0;
-
-	if (!sql) {
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	if (s->setup_sql)
-		o += (size_t)snprintf(sql + o, cap - o, "%s; ", s->setup_sql);
-	if (s->ups->n_search_path) {
-		o += (size_t)snprintf(sql + o, cap - o, "SET search_path TO ");
-		for (int i = 0; i < s->ups->n_search_path; i++) {
-			if (pw_sql_quote_ident(s->ups->search_path[i], id, sizeof(id)) < 0) {
-				free(sql);
-				fatal(s, "42501",
-				      "pgward: upstream %s has a search_path pgward cannot "
-				      "quote",
-				      s->ups->name);
-				return false;
-			}
-			o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", id);
-		}
-		o += (size_t)snprintf(sql + o, cap - o, "; ");
-	}
-	snprintf(sql + o, cap - o, "%s", truth);
-	free(s->setup_sql);
-	s->setup_sql = sql;
-	s->truth_wanted = true;
-	return true;
-}
-
-/* The identity's policy at start-up: what the client asked for, where, when, how many, and
- * how the upstream session is scoped. False when the session was refused. */
-static bool startup_policy(struct pw_session *s)
-{
-	const struct pw_config *cfg = s->rt->cfg;
-	const struct pw_policy *p = &s->id->policy;
-	char msg[512];
-
-	if (!startup_settings(s))
-		return false;
-	if (pw_policy_admit(s->id, cfg, s->database, s->ups_idx, time(NULL), msg, sizeof(msg)) <
-	    0) {
-		fatal(s, "42501", "%s", msg);
-		return false;
-	}
-	if (!pw_policy_session_acquire(s->id->name, p->max_sessions)) {
-		fatal(s, "53300", "pgward: identity %s has reached its max_sessions (%d)",
-		      s->id->name, p->max_sessions);
-		return false;
-	}
-	s->counted = true;
-	if (p->role[0]) {
-		char sql[2 * PW_NAME_MAX + 16];
-		snprintf(s->role, sizeof(s->role), "%s", p->role);
-		if (pw_role_setup_sql(p->role, sql, sizeof(sql)) < 0) {
-			fatal(s, "42501", "pgward: identity %s has a role name pgward cannot use",
-			      s->id->name);
-			return false;
-		}
-		s->setup_sql = strdup(sql);
-	} else if (p->jit) {
-		/* every name is at most 63 bytes, doubled by quoting: this bounds the script */
-		size_t cap = 2048 + (size_t)(p->n_grants + p->n_member_of) * 640;
-		char *sql = malloc(cap);
-		pw_jit_role_name(s->serial, s->role);
-		int n = sql ? pw_jit_setup_sql(s->id, s->role,
-		                               s->ups->database[0] ? s->ups->database : s->database,
-		                               sql, cap)
-		            : -1;
-		if (n < 0) {
-			free(sql);
-			fatal(s, "42501",
-			      "pgward: cannot build the just-in-time role of identity %s",
-			      s->id->name);
-			return false;
-		}
-		s->setup_sql = sql;
-		s->jit = true;
-	}
-	if ((p->role[0] || p->jit) && !s->setup_sql) {
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	if (p->allow_all) {
-		/* nothing is decided from the analysis: no need to ask the server anything */
-		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
-		s->ps_ready = true;
-		return true;
-	}
-	return truth_setup(s);
 }
 
 /* A complete StartupMessage (body after the version) is in s->startup. */
