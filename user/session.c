@@ -31,6 +31,7 @@
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
 #include "pgward/catalog.h"
+#include "pgward/client_login.h"
 #include "pgward/identity.h"
 #include "pgward/inspect.h"
 #include "pgward/jit.h"
@@ -1042,30 +1043,20 @@ static void after_client_auth(struct pw_session *s)
 	upstream_connect(s);
 }
 
-/* A complete StartupMessage (body after the version) is in s->startup. */
+/* A complete StartupMessage is in s->startup: who is this, and how do they prove it? */
 static void handle_startup_message(struct pw_session *s)
 {
-	const char *why;
-	if (pw_startup_parse(s->startup + 8, s->startup_len - 8, &s->st, &why) < 0) {
-		fatal(s, "08P01", "pgward: invalid startup packet: %s", why);
+	struct pw_client_hello h;
+	struct pw_deny why;
+	if (pw_client_hello(s->startup, s->startup_len, &h, &why) < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
 		return;
 	}
-	s->st.version = pw_be32(s->startup + 4);
-	s->user = pw_startup_get(&s->st, "user");
-	if (!s->user || !s->user[0]) {
-		fatal(s, "28000", "no PostgreSQL user name specified in startup packet");
-		return;
-	}
-	s->database = pw_startup_get(&s->st, "database");
-	if (!s->database || !s->database[0])
-		s->database = s->user;
-	char repl[256];
-	if (pw_replication_refused(pw_startup_get(&s->st, "replication"), repl, sizeof(repl))) {
-		fatal(s, "0A000", "%s", repl);
-		return;
-	}
+	s->st = h.st;
+	s->user = h.user;
+	s->database = h.database;
 	const struct pw_config *cfg = s->rt->cfg;
-	const char *app = pw_startup_get(&s->st, "application_name");
+	const char *app = h.application_name;
 	char who[1024] = "";
 	if (s->steered) {
 		if (s->kernel_miss) {
@@ -1116,153 +1107,112 @@ static void handle_startup_message(struct pw_session *s)
 	s->state = ST_SASL_INIT;
 }
 
-/* Process the client's packets before the session is established. Returns true when
- * something was consumed (the caller loops). */
+/* An encryption request: answered S (TLS follows) or N. False when the session was closed. */
+static bool answer_encryption(struct pw_session *s, bool ssl)
+{
+	struct pw_buf *b = &s->cbuf;
+	pw_buf_cut(b, 8);
+	bool yes = ssl && s->rt->client_tls;
+	if (yes && pw_buf_unscanned(b) > 0) {
+		/* bytes that arrived before the handshake could be injected by a man in the
+		 * middle; PostgreSQL refuses them too (CVE-2021-23214) */
+		fatal(s, "08P01", "received unencrypted data after SSL request");
+		return false;
+	}
+	uint8_t ans = yes ? 'S' : 'N';
+	if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
+		session_close(s, "cannot answer SSL request");
+		return false;
+	}
+	if (yes) {
+		s->cl.ssl = SSL_new(s->rt->client_tls);
+		if (!s->cl.ssl || SSL_set_fd(s->cl.ssl, s->cl.ev.fd) != 1) {
+			session_close(s, "SSL_new");
+			return false;
+		}
+		s->state = ST_CLIENT_TLS;
+	}
+	return true;
+}
+
+/* The client's first packets (client_login.h). Returns true when something was consumed
+ * (the caller loops). */
 static bool client_startup_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
-	const struct pw_config *cfg = s->rt->cfg;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < 8)
+	struct pw_client_packet pk;
+	struct pw_deny why;
+	pw_client_packet(b, (uint32_t)s->rt->cfg->max_startup_bytes, s->cl.ssl != NULL, &pk, &why);
+	switch (pk.kind) {
+	case PW_CP_MORE:
 		return false;
-	uint8_t *p = pw_buf_at_scan(b);
-	uint32_t len = pw_be32(p), code = pw_be32(p + 4);
-	if (len < 8 || len > cfg->max_startup_bytes) {
-		fatal(s, "08P01", "invalid length of startup packet (%u)", len);
+	case PW_CP_FAIL:
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
-	}
-	if (avail < len) {
-		if (pw_buf_reserve_at_scan(b, len) < 0)
-			session_close(s, "oom");
+	case PW_CP_SSL:
+	case PW_CP_GSS:
+		return answer_encryption(s, pk.kind == PW_CP_SSL);
+	case PW_CP_CANCEL:
+		start_cancel(s, pk.pid, pk.key);
 		return false;
+	case PW_CP_STARTUP:
+		break;
 	}
-	if (code == PW_SSL_REQUEST || code == PW_GSSENC_REQUEST) {
-		if (len != 8) {
-			fatal(s, "08P01", "invalid length of encryption request packet");
-			return false;
-		}
-		if (s->cl.ssl) {
-			fatal(s, "08P01", "pgward: encryption requested twice");
-			return false;
-		}
-		pw_buf_cut(b, 8);
-		bool yes = code == PW_SSL_REQUEST && s->rt->client_tls;
-		if (yes && pw_buf_unscanned(b) > 0) {
-			/* bytes that arrived before the handshake could be injected by a man in
-			 * the middle; PostgreSQL refuses them too (CVE-2021-23214) */
-			fatal(s, "08P01", "received unencrypted data after SSL request");
-			return false;
-		}
-		uint8_t ans = yes ? 'S' : 'N';
-		if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
-			session_close(s, "cannot answer SSL request");
-			return false;
-		}
-		if (yes) {
-			s->cl.ssl = SSL_new(s->rt->client_tls);
-			if (!s->cl.ssl || SSL_set_fd(s->cl.ssl, s->cl.ev.fd) != 1) {
-				session_close(s, "SSL_new");
-				return false;
-			}
-			s->state = ST_CLIENT_TLS;
-		}
-		return true;
-	}
-	if (code == PW_CANCEL_REQUEST) {
-		if (len != 16) {
-			fatal(s, "08P01", "invalid length of cancel request packet");
-			return false;
-		}
-		start_cancel(s, pw_be32(p + 8), pw_be32(p + 12));
-		return false;
-	}
-	if (code >> 16 != 3) {
-		fatal(s, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-		      code >> 16, code & 0xffff);
-		return false;
-	}
-	s->startup = malloc(len);
+	s->startup = malloc(pk.len);
 	if (!s->startup) {
 		session_close(s, "oom");
 		return false;
 	}
-	memcpy(s->startup, p, len);
-	s->startup_len = len;
-	pw_buf_cut(b, len);
+	memcpy(s->startup, pw_buf_at_scan(b), pk.len);
+	s->startup_len = pk.len;
+	pw_buf_cut(b, pk.len);
 	handle_startup_message(s);
 	return true;
 }
 
-/* The client's PasswordMessage carrying its token. */
-/* The client's next authentication message ('p'), once whole: its start, with its length word
- * in *len; NULL while it is incomplete or after a FATAL. A length outside [min, max] is a
- * protocol error, or for a token (token) a failed token authentication. */
-static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
-                                    uint32_t max, bool token, uint32_t *len)
+/* The client's next authentication message: its body, or NULL (incomplete, or refused and
+ * the session failed). */
+static const uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
+                                          uint32_t max, bool token, size_t *blen)
 {
-	struct pw_buf *b = &s->cbuf;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
-		return NULL;
-	uint8_t *p = pw_buf_at_scan(b);
-	*len = pw_be32(p + 1);
-	if (p[0] != 'p') {
-		fatal(s, "08P01", "expected %s, got message type %d", what, p[0]);
-		return NULL;
+	struct pw_deny why;
+	const uint8_t *body =
+	    pw_client_auth_message(&s->cbuf, what, min, max, token, s->user, blen, &why);
+	if (!body && why.sqlstate[0]) {
+		if (strcmp(why.sqlstate, "53200") && *blen)
+			pw_info("session %llu %s: %s of %zu bytes refused",
+			        (unsigned long long)s->serial, s->peer, what, *blen);
+		fatal(s, why.sqlstate, "%s", why.message);
 	}
-	if (*len < min || *len > max) {
-		pw_info("session %llu %s: %s of %u bytes refused", (unsigned long long)s->serial,
-		        s->peer, what, *len);
-		if (token)
-			fatal(s, "28000", "pgward: token authentication failed for user \"%s\"",
-			      s->user);
-		else
-			fatal(s, "08P01", "invalid %s length %u", what, *len);
-		return NULL;
-	}
-	if (avail < (size_t)*len + 1) {
-		if (pw_buf_reserve_at_scan(b, (size_t)*len + 1) < 0)
-			session_close(s, "oom");
-		return NULL;
-	}
-	return p;
+	return body;
 }
 
+/* The client's PasswordMessage carrying its token. */
 static bool client_token_step(struct pw_session *s)
 {
-	struct pw_buf *b = &s->cbuf;
 	const struct pw_config *cfg = s->rt->cfg;
-	uint32_t len;
+	size_t blen = 0;
 	/* too short or too long to be a token: refused like a bad one */
-	uint8_t *p =
-	    client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true, &len);
-	if (!p)
+	const uint8_t *body =
+	    client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true, &blen);
+	if (!body)
 		return false;
-	const char *tok = (const char *)p + PW_HDR;
-	size_t tlen = strnlen(tok, len - 4);
-	struct pw_jwt_params prm = {.issuer = cfg->jwt.issuer,
-	                            .audience = cfg->jwt.audience,
-	                            .leeway_s = cfg->jwt.leeway_s,
-	                            .groups_claim = cfg->jwt.groups_claim,
-	                            .require_exp = true};
-	char why[256];
+	char detail[256];
+	struct pw_deny why;
 	s->claims = calloc(1, sizeof(*s->claims));
 	if (!s->claims) {
 		session_close(s, "oom");
 		return false;
 	}
-	int rc = tlen + 1 == len - 4 ? pw_jwt_verify(cfg->jwt.keys, &prm, tok, tlen, time(NULL),
-	                                             s->claims, why, sizeof(why))
-	                             : -1;
-	if (tlen + 1 != len - 4)
-		snprintf(why, sizeof(why), "malformed password message");
-	explicit_bzero(p, (size_t)len + 1); /* a bearer token: no copy left behind */
-	pw_buf_cut(b, (size_t)len + 1);
+	int rc = pw_client_token(cfg, body, blen, s->user, time(NULL), s->claims, &why, detail,
+	                         sizeof(detail));
+	/* a bearer token: no copy left behind */
+	explicit_bzero((uint8_t *)pw_buf_at_scan(&s->cbuf), blen + PW_HDR);
+	pw_buf_cut(&s->cbuf, blen + PW_HDR);
 	if (rc < 0) {
-		/* why goes to the log only: a client probing tokens learns nothing */
 		pw_info("session %llu %s: token refused for identity %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(why));
-		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
+		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(detail));
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
 	}
 	/* the claims may pick a later identity; only token identities match from here */
@@ -1284,54 +1234,30 @@ static bool client_token_step(struct pw_session *s)
 /* SASLInitialResponse / SASLResponse from the client. */
 static bool client_sasl_step(struct pw_session *s)
 {
-	struct pw_buf *b = &s->cbuf;
-	uint32_t len;
-	uint8_t *p = client_auth_message(s, "SASL response", 4, AUTH_MSG_MAX, false, &len);
-	if (!p)
+	size_t blen = 0;
+	const uint8_t *body =
+	    client_auth_message(s, "SASL response", 4, AUTH_MSG_MAX, false, &blen);
+	if (!body)
 		return false;
-	const uint8_t *body = p + PW_HDR;
-	size_t blen = len - 4;
-	char out[PW_SCRAM_MSG_MAX], err[256];
+	char out[PW_SCRAM_MSG_MAX], detail[256];
 	size_t outlen = 0;
-	int rc;
-	if (s->state == ST_SASL_INIT) {
-		const uint8_t *z = memchr(body, 0, blen);
-		if (!z || (size_t)(z - body) + 5 > blen) {
-			fatal(s, "08P01", "malformed SASLInitialResponse");
-			return false;
-		}
-		if (strcmp((const char *)body, "SCRAM-SHA-256") != 0) {
-			fatal(s, "28000",
-			      "client selected an invalid SASL authentication mechanism");
-			return false;
-		}
-		size_t off = (size_t)(z - body) + 1;
-		int32_t dlen = (int32_t)pw_be32(body + off);
-		off += 4;
-		if (dlen < 0 || (size_t)dlen != blen - off) {
-			fatal(s, "08P01", "malformed SASLInitialResponse");
-			return false;
-		}
-		rc = pw_scram_server_first(&s->scram_s, &s->id->verifier, body + off, (size_t)dlen,
-		                           NULL, out, sizeof(out), &outlen, err, sizeof(err));
-	} else {
-		rc = pw_scram_server_final(&s->scram_s, body, blen, out, sizeof(out), &outlen, err,
-		                           sizeof(err));
-	}
-	pw_buf_cut(b, (size_t)len + 1);
-	if (rc == PW_AUTH_FAIL) {
-		pw_info("session %llu %s: password authentication failed for user %s: %s",
-		        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(err));
-		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
+	struct pw_deny why;
+	bool initial = s->state == ST_SASL_INIT;
+	int rc = pw_client_sasl(&s->scram_s, &s->id->verifier, initial, body, blen, s->user, out,
+	                        sizeof(out), &outlen, &why, detail, sizeof(detail));
+	pw_buf_cut(&s->cbuf, blen + PW_HDR);
+	if (rc < 0) {
+		if (!strcmp(why.sqlstate, "28P01"))
+			pw_info("session %llu %s: password authentication failed for user %s: %s",
+			        (unsigned long long)s->serial, s->peer, PW_Q(s->user),
+			        PW_Q(detail));
+		else if (detail[0])
+			pw_info("session %llu %s: SASL exchange failed: %s",
+			        (unsigned long long)s->serial, s->peer, PW_Q(detail));
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
 	}
-	if (rc != PW_AUTH_OK) {
-		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
-		        s->peer, PW_Q(err));
-		fatal(s, "08P01", "invalid SASL message: %s", err);
-		return false;
-	}
-	if (s->state == ST_SASL_INIT) {
+	if (initial) {
 		pw_msg_auth(&s->ubuf, PW_AUTH_REQ_SASL_CONT, out, outlen);
 		s->state = ST_SASL_CONT;
 		return true;
