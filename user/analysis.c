@@ -7,7 +7,6 @@
 
 #include "pgward/analysis.h"
 #include "pgward/log.h"
-#include "pgward/loop.h"
 #include "pgward/sql.h"
 
 /* The queue is shared by the workers (producers) and the analysis threads (consumers): a
@@ -18,6 +17,8 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static struct pw_analysis_job *head, *tail;
 static bool stopping;
 static bool running; /* written under mu; read by pw_analysis_submit under mu */
+/* set before the threads start, read-only while they run */
+static void (*give_back)(struct pw_worker *w, struct pw_analysis_job *j);
 static pthread_t *threads;
 static int n_threads;
 /* bytes of text judged so far (atomic), counted when the job is freed on its worker: parsing a
@@ -51,7 +52,7 @@ static void *analysis_main(void *arg)
 		pthread_mutex_unlock(&mu);
 		j->v = pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable);
 		judged++;
-		pw_loop_analysed(j->w, j);
+		give_back(j->w, j);
 		pthread_mutex_lock(&mu);
 	}
 	pthread_mutex_unlock(&mu);
@@ -64,8 +65,9 @@ static void *analysis_main(void *arg)
 	return NULL;
 }
 
-int pw_analysis_start(int n)
+int pw_analysis_start(int n, void (*back)(struct pw_worker *w, struct pw_analysis_job *j))
 {
+	give_back = back;
 	threads = calloc((size_t)n, sizeof(*threads));
 	if (!threads)
 		return -1;

@@ -107,3 +107,9 @@ void pw_buf_settle(struct pw_buf *b)
 		pw_buf_compact(b);
 	}
 }
+
+void pw_buf_written(struct pw_buf *b, size_t n)
+{
+	b->start += n;
+	pw_buf_settle(b);
+}

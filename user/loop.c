@@ -21,9 +21,38 @@
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/proto.h"
-#include "pgward/session.h"
 
 #define MAX_EVENTS 256
+
+/* One worker: its epoll loop, listeners and counters. Touched only by its own thread, except
+ * the fields marked atomic (the main thread and the analysis threads wake it). */
+struct pw_worker {
+	int idx;
+	int epfd;
+	const struct pw_loop_hooks *h;
+	struct pw_ev wake; /* eventfd: shutdown and other nudges from the main thread */
+	struct pw_ev *listeners;
+	int n_listeners;
+	void *state;    /* the hooks' (worker_start) */
+	bool more;      /* the hooks have work left over: poll without waiting */
+	bool own_clock; /* driven by its caller (pw_worker_new): now_ms is the caller's */
+	bool stopping;
+	bool nudged; /* atomic: set by pw_loop_nudge before it writes the wake-up */
+	uint64_t stop_deadline_ms;
+	uint64_t now_ms; /* monotonic, refreshed once per loop iteration */
+	uint64_t accepted, counters[PW_WC_N];
+	/* out of file descriptors (EMFILE/ENFILE at accept): the listeners are out of this
+	 * worker's epoll until accept_resume_ms, so that the loop never spins on them */
+	bool accept_paused;
+	uint64_t accept_resume_ms;
+	uint32_t accept_backoff_ms; /* the next pause; doubles while it goes on, up to 1 s */
+	uint64_t fd_refused;        /* connections refused for want of a descriptor, unlogged */
+	uint64_t fd_log_ms;         /* when the next such message may be written */
+	int spare_fd; /* kept open to be given up for a moment: accept, refuse, close */
+	/* analysis threads push judged jobs here (a lock-free stack, atomic) and wake the loop */
+	struct pw_analysis_job *analysed;
+	int jobs; /* handed to the analysis threads and not back yet (worker thread only) */
+};
 
 /* Owned by the main thread: set before the workers start, read-only while they run. */
 static struct pw_worker *workers;
@@ -40,11 +69,51 @@ uint64_t pw_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev)
+static int watch_op(struct pw_worker *w, struct pw_ev *ev, int op)
 {
 	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 	                        .data.ptr = ev};
-	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev->fd, &e);
+	return epoll_ctl(w->epfd, op, ev->fd, &e);
+}
+
+int pw_worker_watch(struct pw_worker *w, struct pw_ev *ev)
+{
+	return watch_op(w, ev, EPOLL_CTL_ADD);
+}
+
+int pw_worker_rewatch(struct pw_worker *w, struct pw_ev *ev)
+{
+	return watch_op(w, ev, EPOLL_CTL_MOD);
+}
+
+void *pw_worker_state(const struct pw_worker *w)
+{
+	return w->state;
+}
+
+int pw_worker_index(const struct pw_worker *w)
+{
+	return w->idx;
+}
+
+uint64_t pw_worker_now(const struct pw_worker *w)
+{
+	return w->now_ms;
+}
+
+bool pw_worker_stopping(const struct pw_worker *w)
+{
+	return w->stopping;
+}
+
+void pw_worker_count(struct pw_worker *w, enum pw_worker_counter c)
+{
+	w->counters[c]++;
+}
+
+void pw_worker_job_out(struct pw_worker *w)
+{
+	w->jobs++;
 }
 
 static int tcp_listener(const struct pw_listen *l)
@@ -203,7 +272,7 @@ static void accept_some(struct pw_worker *w, int lfd, bool steered)
 		}
 		w->accepted++;
 		w->accept_backoff_ms = 0; /* descriptors again: the next shortage starts short */
-		pw_session_accept(w, fd, (struct sockaddr *)&ss, sl, steered);
+		w->h->accept(w, fd, (struct sockaddr *)&ss, sl, steered);
 	}
 }
 
@@ -228,7 +297,7 @@ static void begin_stop(struct pw_worker *w, int grace_ms)
 	w->n_listeners = 0;
 	for (int i = 0; i < n_unix; i++)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, unix_listeners[i].fd, NULL);
-	pw_info("worker %d: stopping, %d session(s) have %d ms to finish", w->idx, w->n_sessions,
+	pw_info("worker %d: stopping, %d session(s) have %d ms to finish", w->idx, w->h->live(w),
 	        grace_ms);
 }
 
@@ -240,72 +309,89 @@ static bool nudge_ok;
 static int stop_grace_ms = 0; /* written by pw_loop_stop before the wake-up, read after */
 static bool stop_requested;   /* atomic: set by pw_loop_stop, a wake-up then means stop */
 
+/* The worker this thread runs: a listener shared by every worker (unix sockets) is one pw_ev
+ * for all of them, so its handler learns whose turn it is from here. */
+static __thread struct pw_worker *self;
+
+static void on_listener(struct pw_ev *ev, uint32_t events)
+{
+	(void)events;
+	accept_some(self, ev->fd, false);
+}
+
+static void on_steered_listener(struct pw_ev *ev, uint32_t events)
+{
+	(void)events;
+	accept_some(self, ev->fd, true);
+}
+
+static void on_wake(struct pw_ev *ev, uint32_t events)
+{
+	(void)events;
+	struct pw_worker *w = ev->arg;
+	uint64_t v;
+	if (read(ev->fd, &v, sizeof(v)) < 0)
+		return;
+	if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
+		w->h->nudge(w);
+	struct pw_analysis_job *j = __atomic_exchange_n(&w->analysed, NULL, __ATOMIC_ACQ_REL);
+	while (j) {
+		struct pw_analysis_job *nx = j->next;
+		w->jobs--;
+		w->h->analysed(j);
+		j = nx;
+	}
+	if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
+		begin_stop(w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
+}
+
+int pw_worker_turn(struct pw_worker *w, int timeout_ms)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int ran = w->more ? 1 : 0;
+	int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		n = 0; /* EINTR: nothing ran */
+	if (!w->own_clock) {
+		w->now_ms = pw_now_ms();
+		if (w->accept_paused && w->now_ms >= w->accept_resume_ms)
+			accept_resume(w);
+	}
+	for (int i = 0; i < n; i++) {
+		struct pw_ev *ev = evs[i].data.ptr;
+		ev->fn(ev, evs[i].events);
+	}
+	w->more = w->h->after_batch(w);
+	return ran + n;
+}
+
+bool pw_worker_more(const struct pw_worker *w)
+{
+	return w->more;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pw_worker *w = arg;
-	struct epoll_event evs[MAX_EVENTS];
 	uint64_t next_tick = 0;
+	self = w;
 	for (;;) {
-		int timeout = w->ready ? 0 : 1000;
-		if (w->accept_paused && !w->ready) {
+		int timeout = w->more ? 0 : 1000;
+		if (w->accept_paused && !w->more) {
 			uint64_t now = pw_now_ms();
 			timeout = now >= w->accept_resume_ms ? 0
 			          : w->accept_resume_ms - now < 1000
 			              ? (int)(w->accept_resume_ms - now)
 			              : 1000;
 		}
-		int n = epoll_wait(w->epfd, evs, MAX_EVENTS, timeout);
-		w->now_ms = pw_now_ms();
-		if (w->accept_paused && w->now_ms >= w->accept_resume_ms)
-			accept_resume(w);
-		for (int i = 0; i < n; i++) {
-			struct pw_ev *ev = evs[i].data.ptr;
-			switch (ev->kind) {
-			case PW_EV_LISTENER:
-				accept_some(w, ev->fd, ev->steered);
-				break;
-			case PW_EV_WAKE: {
-				uint64_t v;
-				if (read(ev->fd, &v, sizeof(v)) < 0)
-					break;
-				if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
-					pw_session_nudge(w);
-				struct pw_analysis_job *j =
-				    __atomic_exchange_n(&w->analysed, NULL, __ATOMIC_ACQ_REL);
-				while (j) {
-					struct pw_analysis_job *nx = j->next;
-					w->jobs--;
-					pw_session_analysed(j);
-					j = nx;
-				}
-				if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE))
-					begin_stop(
-					    w, __atomic_load_n(&stop_grace_ms, __ATOMIC_ACQUIRE));
-				break;
-			}
-			default:
-				pw_session_event(ev, evs[i].events);
-				break;
-			}
-		}
-		pw_session_run_ready(w);
-		pw_session_reap(w);
+		pw_worker_turn(w, timeout);
 		if (w->now_ms >= next_tick || w->stopping) {
 			next_tick = w->now_ms + 1000;
-			for (struct pw_session *s = w->sessions, *nx; s; s = nx) {
-				nx = pw_session_next(s);
-				if (w->stopping && w->now_ms >= w->stop_deadline_ms)
-					pw_session_terminate(
-					    s,
-					    "terminating connection due to administrator command");
-				else
-					pw_session_tick(s);
-			}
-			pw_session_reap(w);
+			w->h->tick(w, w->stopping && w->now_ms >= w->stop_deadline_ms);
 		}
 		/* a session closed while its statement was being judged is freed when the
 		 * verdict comes back: wait for it */
-		if (w->stopping && w->n_sessions == 0 && w->jobs == 0)
+		if (w->stopping && w->h->live(w) == 0 && w->jobs == 0)
 			break;
 	}
 	const struct pw_inspect_stats *is = pw_inspect_stats_local();
@@ -314,20 +400,23 @@ static void *worker_main(void *arg)
 	    "worker %d: stopped (%llu accepted, %llu cancel requests, %llu tuple misses; "
 	    "statements: %llu queries, %llu parses, %llu allowed, %llu denied, %llu "
 	    "unreadable; analysis cache: %llu hits, %llu misses)",
-	    w->idx, (unsigned long long)w->accepted, (unsigned long long)w->cancels,
-	    (unsigned long long)w->tuple_misses, (unsigned long long)is->queries,
+	    w->idx, (unsigned long long)w->accepted, (unsigned long long)w->counters[PW_WC_CANCELS],
+	    (unsigned long long)w->counters[PW_WC_TUPLE_MISSES], (unsigned long long)is->queries,
 	    (unsigned long long)is->parses, (unsigned long long)is->allowed,
 	    (unsigned long long)is->denied, (unsigned long long)is->unreadable,
 	    (unsigned long long)cs->hits, (unsigned long long)cs->misses);
 	pw_inspect_thread_done();
+	w->h->worker_end(w);
+	w->state = NULL;
 	if (w->spare_fd >= 0)
 		close(w->spare_fd);
 	close(w->epfd); /* the wake-up eventfd stays open until pw_loop_join: see pw_loop_nudge */
 	return NULL;
 }
 
-int pw_loop_start(const struct pw_config *cfg)
+int pw_loop_start(const struct pw_config *cfg, const struct pw_loop_hooks *hooks)
 {
+
 	n_workers = cfg->workers;
 	workers = calloc((size_t)n_workers, sizeof(*workers));
 	threads = calloc((size_t)n_workers, sizeof(*threads));
@@ -341,7 +430,7 @@ int pw_loop_start(const struct pw_config *cfg)
 		int fd = unix_listener(&cfg->listen[i]);
 		if (fd < 0)
 			return -1;
-		unix_listeners[n_unix] = (struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
+		unix_listeners[n_unix] = (struct pw_ev){.fd = fd, .fn = on_listener};
 		snprintf(unix_paths[n_unix], sizeof(unix_paths[0]), "%s", cfg->listen[i].unix_path);
 		n_unix++;
 		pw_info("listening on %s", cfg->listen[i].unix_path);
@@ -349,12 +438,14 @@ int pw_loop_start(const struct pw_config *cfg)
 	for (int wi = 0; wi < n_workers; wi++) {
 		struct pw_worker *w = &workers[wi];
 		w->idx = wi;
+		w->h = hooks;
 		w->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->wake = (struct pw_ev){.kind = PW_EV_WAKE,
-		                         .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+		w->wake = (struct pw_ev){
+		    .fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), .fn = on_wake, .arg = w};
 		w->listeners = calloc((size_t)cfg->n_listen + 3, sizeof(*w->listeners));
-		if (w->epfd < 0 || w->wake.fd < 0 || !w->listeners)
+		w->state = w->h->worker_start(w);
+		if (w->epfd < 0 || w->wake.fd < 0 || !w->listeners || !w->state)
 			return -1;
 		struct epoll_event e = {.events = EPOLLIN, .data.ptr = &w->wake};
 		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake.fd, &e);
@@ -364,8 +455,7 @@ int pw_loop_start(const struct pw_config *cfg)
 			int fd = tcp_listener(&cfg->listen[i]);
 			if (fd < 0)
 				return -1;
-			w->listeners[w->n_listeners] =
-			    (struct pw_ev){.kind = PW_EV_LISTENER, .fd = fd};
+			w->listeners[w->n_listeners] = (struct pw_ev){.fd = fd, .fn = on_listener};
 			e = (struct epoll_event){.events = EPOLLIN,
 			                         .data.ptr = &w->listeners[w->n_listeners]};
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
@@ -384,8 +474,8 @@ int pw_loop_start(const struct pw_config *cfg)
 				int fd = tcp_listener(&rl[i]);
 				if (fd < 0)
 					return -1;
-				w->listeners[w->n_listeners] = (struct pw_ev){
-				    .kind = PW_EV_LISTENER, .fd = fd, .steered = true};
+				w->listeners[w->n_listeners] =
+				    (struct pw_ev){.fd = fd, .fn = on_steered_listener};
 				e = (struct epoll_event){.events = EPOLLIN,
 				                         .data.ptr = &w->listeners[w->n_listeners]};
 				epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &e);
@@ -403,7 +493,7 @@ int pw_loop_start(const struct pw_config *cfg)
 		}
 	}
 	/* as many analysis threads as workers: big statements of every worker at once */
-	if (pw_analysis_start(n_workers) < 0)
+	if (pw_analysis_start(n_workers, pw_loop_analysed) < 0)
 		pw_warn("cannot start the analysis threads: big statements are judged on the "
 		        "workers' loops");
 	for (int wi = 0; wi < n_workers; wi++) {
@@ -481,4 +571,41 @@ void pw_loop_join(void)
 	free(threads);
 	free(unix_listeners);
 	free(unix_paths);
+}
+
+struct pw_worker *pw_worker_new(const struct pw_loop_hooks *hooks)
+{
+	struct pw_worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->h = hooks;
+	w->own_clock = true;
+	w->spare_fd = -1;
+	w->wake.fd = -1;
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->epfd >= 0 && (w->state = hooks->worker_start(w)))
+		return w;
+	if (w->epfd >= 0)
+		close(w->epfd);
+	free(w);
+	return NULL;
+}
+
+void pw_worker_free(struct pw_worker *w)
+{
+	if (!w)
+		return;
+	w->h->worker_end(w);
+	close(w->epfd);
+	free(w);
+}
+
+void pw_worker_set_now(struct pw_worker *w, uint64_t ms)
+{
+	w->now_ms = ms;
+}
+
+void pw_worker_set_stopping(struct pw_worker *w, bool stopping)
+{
+	w->stopping = stopping;
 }

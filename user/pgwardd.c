@@ -336,7 +336,7 @@ int main(int argc, char **argv)
 	pw_catalog_on_change(pw_loop_nudge);
 	if (rt->cfg->redirect.enabled)
 		pw_loader_preopen(rt->cfg);
-	if (pw_loop_start(rt->cfg) < 0) {
+	if (pw_loop_start(rt->cfg, pw_session_hooks()) < 0) {
 		pw_error("start-up failed");
 		return 1;
 	}

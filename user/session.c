@@ -25,20 +25,24 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "pgward/admit.h"
 #include "pgward/analysis.h"
 #include "pgward/auth.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
 #include "pgward/catalog.h"
 #include "pgward/caller.h"
+#include "pgward/client_login.h"
 #include "pgward/inspect.h"
 #include "pgward/jit.h"
 #include "pgward/jwt.h"
 #include "pgward/policy.h"
 #include "pgward/conntrack.h"
+#include "pgward/pool.h"
 #include "pgward/options.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
+#include "pgward/relay.h"
 #include "pgward/runtime.h"
 #include "pgward/session.h"
 #include "pgward/tls.h"
@@ -46,7 +50,6 @@
 
 #define BUF_SIZE     (64 * 1024)
 #define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
-#define MAX_REFUSALS 8    /* refusals on their way through the server at once, per session */
 
 enum state {
 	ST_STARTUP,      /* waiting for the client's first packet */
@@ -73,16 +76,6 @@ struct sock {
 	bool rd, wr; /* readiness as last reported (edge-triggered) */
 	bool hup;    /* the peer's end was reported: read on until EOF, whatever a read returns */
 	bool eof;
-};
-
-/* A refused message, replaced by its sentinel: a statement the server cannot parse, named
- * with the session's nonce. The server fails it exactly where the refused message stood (its
- * transaction aborted, the rest of an extended group discarded, the error flushed at once, as
- * for any error of its own), and that error is rewritten into the refusal on the way back. */
-struct refusal {
-	uint64_t at; /* the ReadyForQuery that ends its group; UINT64_MAX until its Sync came */
-	char sqlstate[6];
-	char message[512];
 };
 
 struct pw_session {
@@ -115,11 +108,8 @@ struct pw_session {
 	bool up_tls;
 	int *up_slot; /* one of the upstream's max_connections, held with the connection */
 
-	/* established */
-	size_t c_remaining; /* bytes of the current client message still to pass or drop */
-	bool c_dropping;
-	bool c_discard;    /* a Parse/Bind was denied: drop everything up to Sync */
-	bool c_terminated; /* client sent Terminate */
+	/* established: the scanners' state (relay.h) */
+	struct pw_relay relay;
 	/* the message at the client buffer's scan is being judged by an analysis thread
 	 * (analysis.h): nothing is read from the client meanwhile, and s is freed only once the
 	 * verdict is back; then verdict_ready holds it for the message */
@@ -134,16 +124,7 @@ struct pw_session {
 	uint8_t probe[96];
 	size_t probe_len;
 	bool probe_sent;
-	size_t u_remaining;
-	uint64_t rfq_owed; /* ReadyForQuery messages the upstream owes us, in total */
-	uint64_t rfq_seen;
-	uint32_t syncs_since_exec;
-	bool copy_in;
 	bool u_error_in_group; /* pool reset: the server failed the DISCARD ALL */
-	char tx_status;
-	struct refusal ref[MAX_REFUSALS];
-	int ref_head, ref_n;
-	char nonce[48]; /* "pgward_refused_<16 hex>": the sentinels' name, made at the first */
 
 	uint32_t be_pid, our_key;
 	bool key_registered;
@@ -158,11 +139,8 @@ struct pw_session {
 	/* connection reuse (upstream.reuse_connections) */
 	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
 	size_t up_startup_len;
-	uint8_t *preamble; /* AuthenticationOk .. ReadyForQuery as first sent to the client */
-	size_t preamble_len, preamble_cap, preamble_k_off;
-	bool capturing;
-	struct pw_session *next_pool;
-	uint64_t parked_ms;
+	struct pw_preamble pre;      /* the start-up as first sent to the client (pool.h) */
+	struct pw_pool_entry pool_e; /* on the worker's pool while parked */
 
 	/* policy */
 	struct pw_policy_session ps; /* search_path, prepared statements (ps_ready) */
@@ -192,9 +170,24 @@ uint64_t pw_session_freed(void)
 }
 static void pool_remove(struct pw_session *s);
 
-struct pw_session *pw_session_next(struct pw_session *s)
+/* A worker's sessions (the loop's per-worker state, pw_worker_state): only session.c walks
+ * these lists, and only on the worker's thread. */
+struct session_set {
+	struct pw_session *live;  /* doubly linked */
+	struct pw_session *dead;  /* closed during this epoll batch, freed after it */
+	struct pw_session *ready; /* yielded with work left: run again after the batch */
+	struct pw_pool pool;      /* parked upstream connections (reuse_connections) */
+	int n_live;
+};
+
+static struct session_set *set_of(struct pw_worker *w)
 {
-	return s->next;
+	return pw_worker_state(w);
+}
+
+static struct pw_session *parked_session(struct pw_pool_entry *e)
+{
+	return e ? (struct pw_session *)((char *)e - offsetof(struct pw_session, pool_e)) : NULL;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -268,13 +261,13 @@ static ssize_t sock_write(struct sock *k, const uint8_t *p, size_t n)
 /* Read what fits into b. Returns bytes read (>0), IO_WOULDBLOCK, IO_EOF or IO_ERR. */
 static ssize_t fill(struct sock *k, struct pw_buf *b)
 {
-	if (pw_buf_space(b) < 1024 && b->start > 0)
+	if (pw_buf_space(b) < 1024)
 		pw_buf_compact(b);
 	if (!pw_buf_space(b))
 		return IO_WOULDBLOCK;
-	ssize_t r = sock_read(k, b->data + b->end, pw_buf_space(b));
+	ssize_t r = sock_read(k, pw_buf_tail(b), pw_buf_space(b));
 	if (r > 0)
-		b->end += (size_t)r;
+		pw_buf_filled(b, (size_t)r);
 	else if (r == IO_EOF)
 		k->eof = true;
 	return r;
@@ -286,11 +279,9 @@ static ssize_t drain(struct sock *k, struct pw_buf *b)
 	size_t n = pw_buf_pending(b);
 	if (!n)
 		return 0;
-	ssize_t r = sock_write(k, b->data + b->start, n);
-	if (r > 0) {
-		b->start += (size_t)r;
-		pw_buf_settle(b);
-	}
+	ssize_t r = sock_write(k, pw_buf_head(b), n);
+	if (r > 0)
+		pw_buf_written(b, (size_t)r);
 	return r;
 }
 
@@ -337,24 +328,24 @@ static void session_close(struct pw_session *s, const char *why)
 		s->jit = false;
 	}
 	if (s->queued) {
-		struct pw_session **pp = &s->w->ready;
+		struct pw_session **pp = &set_of(s->w)->ready;
 		while (*pp != s)
 			pp = &(*pp)->next_ready;
 		*pp = s->next_ready;
 		s->queued = false;
 	}
 	/* unlink from the live list, park on the dead list until the epoll batch is done */
-	struct pw_worker *w = s->w;
+	struct session_set *set = set_of(s->w);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		w->sessions = s->next;
+		set->live = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	w->n_sessions--;
-	s->next = w->dead;
+	set->n_live--;
+	s->next = set->dead;
 	s->prev = NULL;
-	w->dead = s;
+	set->dead = s;
 }
 
 static void session_free(struct pw_session *s)
@@ -363,7 +354,7 @@ static void session_free(struct pw_session *s)
 	pw_buf_free(&s->ubuf);
 	free(s->startup);
 	free(s->up_startup);
-	free(s->preamble);
+	pw_preamble_free(&s->pre);
 	free(s->kf);
 	free(s->setup_sql);
 	free(s->claims);
@@ -375,11 +366,11 @@ static void session_free(struct pw_session *s)
 	__atomic_add_fetch(&freed_counter, 1, __ATOMIC_RELAXED);
 }
 
-void pw_session_reap(struct pw_worker *w)
+static void reap(struct session_set *set)
 {
-	while (w->dead) {
-		struct pw_session *s = w->dead;
-		w->dead = s->next;
+	while (set->dead) {
+		struct pw_session *s = set->dead;
+		set->dead = s->next;
 		/* an analysis thread still reads its policy session and start-up: the job holds s
 		 * and frees it when it comes back (pw_session_analysed) */
 		if (s->analysing)
@@ -404,8 +395,8 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	        pw_logq((char[sizeof(msg) * 4 + 8]){0}, sizeof(msg) * 4 + 8, msg));
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
-	s->ubuf.end = s->ubuf.scan;
-	if (s->cl.ev.fd < 0 || (s->state == ST_READY && s->u_remaining) ||
+	pw_buf_truncate(&s->ubuf);
+	if (s->cl.ev.fd < 0 || (s->state == ST_READY && pw_relay_mid_upstream(&s->relay)) ||
 	    pw_msg_error(&s->ubuf, 'E', "FATAL", sqlstate, msg, NULL) < 0) {
 		session_close(s, msg);
 		return;
@@ -424,6 +415,22 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	s->state = ST_CLOSING;
 }
 
+/* Established: from here the relay walks both directions (relay.h). rfq_pending: the
+ * start-up's ReadyForQuery (tx) is still to come through it. */
+static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
+{
+	const struct pw_config *cfg = s->rt->cfg;
+	struct pw_relay_limits lim = {.max_message = cfg->max_message_bytes,
+	                              .max_statement = cfg->max_statement_bytes,
+	                              .max_bind = cfg->max_bind_bytes};
+	pw_relay_start(&s->relay, &lim, rfq_pending, tx, s->ups->reuse_connections);
+	pw_relay_each_upstream(&s->relay, s->pre.capturing);
+	s->state = ST_READY;
+	s->deadline_ms = 0;
+}
+
+static void session_event(struct pw_ev *ev, uint32_t events);
+
 static struct pw_session *session_new(struct pw_worker *w)
 {
 	struct pw_session *s = calloc(1, sizeof(*s));
@@ -436,14 +443,14 @@ static struct pw_session *session_new(struct pw_worker *w)
 	}
 	s->w = w;
 	s->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED);
-	s->cl.ev = (struct pw_ev){.kind = PW_EV_CLIENT, .fd = -1, .s = s};
-	s->up.ev = (struct pw_ev){.kind = PW_EV_UPSTREAM, .fd = -1, .s = s};
-	s->tx_status = 'I';
-	s->next = w->sessions;
-	if (w->sessions)
-		w->sessions->prev = s;
-	w->sessions = s;
-	w->n_sessions++;
+	s->cl.ev = (struct pw_ev){.fd = -1, .fn = session_event, .arg = s};
+	s->up.ev = (struct pw_ev){.fd = -1, .fn = session_event, .arg = s};
+	struct session_set *set = set_of(w);
+	s->next = set->live;
+	if (set->live)
+		set->live->prev = s;
+	set->live = s;
+	set->n_live++;
 	return s;
 }
 
@@ -530,19 +537,19 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	s->deadline_ms = w->now_ms + (uint64_t)s->rt->cfg->auth_timeout_ms;
+	s->deadline_ms = pw_worker_now(w) + (uint64_t)s->rt->cfg->auth_timeout_ms;
 	s->steered = steered;
 	if (steered) {
 		kernel_lookup(s, peer);
 		if (s->kernel_miss)
-			w->tuple_misses++;
+			pw_worker_count(w, PW_WC_TUPLE_MISSES);
 	}
 	if (pw_worker_watch(w, &s->cl.ev) < 0) {
 		session_close(s, "epoll");
 		return;
 	}
 	pw_debug("session %llu %s: accepted on worker %d", (unsigned long long)s->serial, s->peer,
-	         w->idx);
+	         pw_worker_index(w));
 	run(s);
 }
 
@@ -624,9 +631,8 @@ static bool upstream_slot(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
 	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx))) {
-		struct pw_session *o = s->w->pool;
-		while (o && strcmp(o->ups->name, u->name) != 0)
-			o = o->next_pool;
+		struct pw_session *o =
+		    parked_session(pw_pool_find_upstream(&set_of(s->w)->pool, u->name));
 		if (!o) {
 			fatal(
 			    s, "53300",
@@ -660,7 +666,7 @@ static void upstream_connect(struct pw_session *s)
 	s->up.rd = false;
 	s->up.wr = false;
 	s->state = ST_UP_CONNECT;
-	s->deadline_ms = s->w->now_ms + (uint64_t)u->connect_timeout_ms;
+	s->deadline_ms = pw_worker_now(s->w) + (uint64_t)u->connect_timeout_ms;
 	if (pw_worker_watch(s->w, &s->up.ev) < 0)
 		fatal(s, "08001", "pgward: cannot watch the upstream connection");
 }
@@ -722,33 +728,9 @@ static void upstream_ready_to_login(struct pw_session *s)
 
 /* ---- connection reuse ---- */
 
-static bool preamble_add(struct pw_session *s, const uint8_t *p, size_t n)
-{
-	if (s->preamble_len + n > s->preamble_cap) {
-		size_t cap = (s->preamble_len + n) * 2 + 256;
-		if (cap > 65536)
-			return false; /* an unusual start-up: just do not reuse this one */
-		uint8_t *q = realloc(s->preamble, cap);
-		if (!q)
-			return false;
-		s->preamble = q;
-		s->preamble_cap = cap;
-	}
-	memcpy(s->preamble + s->preamble_len, p, n);
-	s->preamble_len += n;
-	return true;
-}
-
 static void pool_remove(struct pw_session *s)
 {
-	struct pw_session **pp = &s->w->pool;
-	while (*pp && *pp != s)
-		pp = &(*pp)->next_pool;
-	if (*pp) {
-		*pp = s->next_pool;
-		s->w->n_pool--;
-	}
-	s->next_pool = NULL;
+	pw_pool_remove(&set_of(s->w)->pool, &s->pool_e);
 }
 
 /* Can the upstream connection outlive this client? Only at a clean boundary: nothing in
@@ -756,11 +738,10 @@ static void pool_remove(struct pw_session *s)
 static bool reusable(const struct pw_session *s)
 {
 	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->analysing && !s->verdict_ready && !s->capturing && s->preamble_len &&
-	       s->preamble_k_off && s->st.version == 0x30000 && s->tx_status == 'I' &&
-	       s->rfq_seen == s->rfq_owed && !s->ref_n && !s->copy_in && !s->c_discard &&
-	       !s->c_remaining && !s->u_remaining && !s->up.eof && s->up.ev.fd >= 0 &&
-	       !pw_buf_pending(&s->cbuf) && !s->w->stopping && s->w->n_pool < s->ups->pool_max_idle;
+	       !s->analysing && !s->verdict_ready && pw_preamble_complete(&s->pre) &&
+	       s->st.version == 0x30000 && pw_relay_quiet(&s->relay) && !s->up.eof &&
+	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !pw_worker_stopping(s->w) &&
+	       set_of(s->w)->pool.n < s->ups->pool_max_idle;
 }
 
 /* The client is gone: reset the upstream connection and park it. */
@@ -779,13 +760,13 @@ static void park(struct pw_session *s)
 	if (s->counted)
 		pw_policy_session_release(s->id->name);
 	s->counted = false;
-	s->cbuf.start = s->cbuf.scan = s->cbuf.end = 0;
-	s->ubuf.start = s->ubuf.scan = s->ubuf.end = 0;
+	pw_buf_clear(&s->cbuf);
+	pw_buf_clear(&s->ubuf);
 	static const char q[] = "DISCARD ALL";
 	s->u_error_in_group = false;
-	s->rfq_owed = s->rfq_seen + 1;
+	pw_relay_expect(&s->relay);
 	s->state = ST_POOL_RESET;
-	s->deadline_ms = s->w->now_ms + 10000;
+	s->deadline_ms = pw_worker_now(s->w) + 10000;
 	if (pw_msg_raw(&s->cbuf, 'Q', q, sizeof(q)) < 0)
 		session_close(s, "oom");
 }
@@ -800,7 +781,7 @@ static uint8_t *upstream_small_message(struct pw_session *s, uint32_t *len, bool
 	*bad = false;
 	if (pw_buf_unscanned(b) < PW_HDR)
 		return NULL;
-	uint8_t *p = b->data + b->scan;
+	uint8_t *p = pw_buf_at_scan(b);
 	*len = pw_be32(p + 1);
 	if (*len < 4 || *len > AUTH_MSG_MAX) {
 		*bad = true;
@@ -834,13 +815,15 @@ static bool pool_reset_step(struct pw_session *s)
 		session_close(s, "pool: reset failed");
 		return false;
 	}
-	s->rfq_seen = s->rfq_owed;
+	pw_relay_caught_up(&s->relay);
 	s->state = ST_POOL_IDLE;
-	s->parked_ms = s->w->now_ms;
-	s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->pool_idle_timeout_ms;
-	s->next_pool = s->w->pool;
-	s->w->pool = s;
-	s->w->n_pool++;
+	s->deadline_ms = pw_worker_now(s->w) + (uint64_t)s->ups->pool_idle_timeout_ms;
+	s->pool_e = (struct pw_pool_entry){.rt = s->rt,
+	                                   .ups_idx = s->ups_idx,
+	                                   .ups_name = s->ups->name,
+	                                   .key = s->up_startup,
+	                                   .key_len = s->up_startup_len};
+	pw_pool_park(&set_of(s->w)->pool, &s->pool_e, pw_worker_now(s->w));
 	pw_debug("pool: parked upstream connection (pid %u) of \"%s\"", s->be_pid, s->ups->name);
 	return false;
 }
@@ -848,11 +831,8 @@ static bool pool_reset_step(struct pw_session *s)
 /* A parked connection with the same upstream and the same StartupMessage, taken over by s. */
 static bool adopt(struct pw_session *s)
 {
-	struct pw_session *o = s->w->pool;
-	while (o && !(o->rt == s->rt && o->ups_idx == s->ups_idx &&
-	              o->up_startup_len == s->up_startup_len &&
-	              memcmp(o->up_startup, s->up_startup, s->up_startup_len) == 0))
-		o = o->next_pool;
+	struct pw_session *o = parked_session(
+	    pw_pool_find(&set_of(s->w)->pool, s->rt, s->ups_idx, s->up_startup, s->up_startup_len));
 	if (!o)
 		return false;
 	if (s->truth_wanted) {
@@ -880,9 +860,7 @@ static bool adopt(struct pw_session *s)
 	o->up_slot = NULL;
 	o->up.ev.fd = -1;
 	o->up.ssl = NULL;
-	struct epoll_event e = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-	                        .data.ptr = &s->up.ev};
-	if (epoll_ctl(s->w->epfd, EPOLL_CTL_MOD, s->up.ev.fd, &e) < 0) {
+	if (pw_worker_rewatch(s->w, &s->up.ev) < 0) {
 		close(s->up.ev.fd);
 		s->up.ev.fd = -1;
 		pw_runtime_upstream_put(s->up_slot);
@@ -892,23 +870,16 @@ static bool adopt(struct pw_session *s)
 	}
 	s->up_tls = o->up_tls;
 	s->cancel = o->cancel;
-	s->preamble = o->preamble;
-	s->preamble_len = o->preamble_len;
-	s->preamble_cap = o->preamble_cap;
-	s->preamble_k_off = o->preamble_k_off;
-	o->preamble = NULL;
+	pw_preamble_move(&s->pre, &o->pre);
 	session_close(o, NULL);
 	/* the client sees the start-up the first client saw, with a cancel key of its own */
-	if (pw_buf_insert(&s->ubuf, s->preamble, s->preamble_len) < 0) {
+	if (pw_buf_insert(&s->ubuf, s->pre.data, s->pre.len) < 0) {
 		fatal(s, "53200", "pgward: out of memory");
 		return true;
 	}
 	/* s->cancel holds the parked connection's real pid and key */
-	rekey(s, s->ubuf.data + s->ubuf.scan - s->preamble_len + s->preamble_k_off);
-	s->state = ST_READY;
-	s->deadline_ms = 0;
-	s->rfq_owed = s->rfq_seen = 1;
-	s->tx_status = 'I';
+	rekey(s, pw_buf_at_scan(&s->ubuf) - s->pre.len + s->pre.key_off);
+	enter_ready(s, false, 'I');
 	pw_debug("session %llu %s: reusing upstream connection (pid %u)",
 	         (unsigned long long)s->serial, s->peer, s->be_pid);
 	return true;
@@ -935,7 +906,7 @@ static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t);
 static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 {
 	struct pw_cancel_target t;
-	s->w->cancels++;
+	pw_worker_count(s->w, PW_WC_CANCELS);
 	if (pw_cancel_lookup(pid, key, &t) < 0) {
 		/* as the server does: no answer, just close */
 		pw_info("session %llu %s: cancel request for unknown key (pid %u)",
@@ -969,7 +940,7 @@ static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t)
 	pw_put_be32(s->cancel_pkt + 12, t->real_key);
 	s->up.ev.fd = fd;
 	s->state = ST_CANCEL;
-	s->deadline_ms = s->w->now_ms + 10000;
+	s->deadline_ms = pw_worker_now(s->w) + 10000;
 	if (pw_worker_watch(s->w, &s->up.ev) < 0)
 		session_close(s, "cancel: epoll");
 }
@@ -977,7 +948,7 @@ static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t)
 /* Is a statement (or a COPY) running upstream: answers still owed? */
 static bool statement_running(const struct pw_session *s)
 {
-	return s->rfq_seen < s->rfq_owed || s->copy_in;
+	return pw_relay_busy(&s->relay);
 }
 
 /* Did the client's connection end in a reset (the peer is gone, not half-closed)? */
@@ -1006,42 +977,38 @@ static void client_gone(struct pw_session *s)
 	session_close(s, "client gone mid-statement");
 }
 
-/* The upstream the identity uses: its own, or the one the steered client dialled. */
-static bool choose_upstream(struct pw_session *s)
+/* The address a steered client dialled, as the kernel recorded it. */
+static void dialled_addr(const struct pw_session *s, struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (s->kf->info.family == AF_INET) {
+		struct sockaddr_in *a = (void *)dst;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = s->kf->info.orig_addr[0];
+		a->sin_port = s->kf->info.orig_port;
+	} else {
+		struct sockaddr_in6 *a = (void *)dst;
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
+		a->sin6_port = s->kf->info.orig_port;
+	}
+}
+
+/* The client is who it claims: admit it (admit.h), then log in upstream. */
+static void after_client_auth(struct pw_session *s)
 {
 	const struct pw_config *cfg = s->rt->cfg;
+	struct sockaddr_storage dst;
+	struct pw_deny why;
 	char who[1024] = "";
 
-	s->ups_idx = s->id->upstream;
-	if (s->ups_idx < 0 && s->steered) {
-		struct sockaddr_storage dst = {0};
-		if (s->kf->info.family == AF_INET) {
-			struct sockaddr_in *a = (void *)&dst;
-			a->sin_family = AF_INET;
-			a->sin_addr.s_addr = s->kf->info.orig_addr[0];
-			a->sin_port = s->kf->info.orig_port;
-		} else {
-			struct sockaddr_in6 *a = (void *)&dst;
-			a->sin6_family = AF_INET6;
-			memcpy(&a->sin6_addr, s->kf->info.orig_addr, 16);
-			a->sin6_port = s->kf->info.orig_port;
-		}
-		s->ups_idx = pw_config_upstream_for(cfg, (struct sockaddr *)&dst);
-		if (s->ups_idx < 0) {
-			char d[80];
-			format_peer((struct sockaddr *)&dst, d, sizeof(d));
-			fatal(s, "28000",
-			      "pgward: no upstream is configured for %s, the address "
-			      "the client dialled",
-			      d);
-			return false;
-		}
-	} else if (s->ups_idx < 0) {
-		fatal(s, "28000",
-		      "pgward: identity %s takes its upstream from the address a steered client "
-		      "dialled, and this connection was not steered",
-		      s->id->name);
-		return false;
+	if (s->steered)
+		dialled_addr(s, &dst);
+	s->ups_idx =
+	    pw_admit_upstream(cfg, s->id, s->steered ? (struct sockaddr *)&dst : NULL, &why);
+	if (s->ups_idx < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
+		return;
 	}
 	s->ups = &cfg->upstreams[s->ups_idx];
 	if (s->steered)
@@ -1050,16 +1017,23 @@ static bool choose_upstream(struct pw_session *s)
 	        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(s->database),
 	        s->id->name, s->ups->name, s->claims ? " sub=" : "",
 	        s->claims ? PW_Q(s->claims->sub) : "", who[0] ? " caller: " : "", who);
-	return true;
-}
 
-static bool startup_policy(struct pw_session *s);
-
-/* The client is who it claims: apply the identity's policy, then log in upstream. */
-static void after_client_auth(struct pw_session *s)
-{
-	if (!choose_upstream(s) || !startup_policy(s))
+	struct pw_admission a;
+	int rc = pw_admit_session(cfg, s->id, s->ups, s->ups_idx, &s->st, s->database, s->serial,
+	                          time(NULL), &a, &why);
+	s->counted = a.counted; /* released when the session ends, admitted or not */
+	snprintf(s->role, sizeof(s->role), "%s", a.role);
+	s->jit = a.jit;
+	s->setup_sql = a.setup_sql;
+	s->truth_wanted = a.truth_wanted;
+	if (rc < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
 		return;
+	}
+	if (a.allow_all) {
+		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
+		s->ps_ready = true;
+	}
 	if (build_upstream_startup(s) < 0) {
 		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
 		return;
@@ -1069,180 +1043,20 @@ static void after_client_auth(struct pw_session *s)
 	upstream_connect(s);
 }
 
-struct startup_judge {
-	struct pw_session *s;
-	struct pw_decision d;
-	bool refused;
-};
-
-/* A setting the options parameter makes, judged as a startup parameter is. */
-static int judge_option(void *arg, const char *name, const char *value)
-{
-	struct startup_judge *j = arg;
-	pw_policy_startup_setting(j->s->rt->cfg, j->s->id, name, value, &j->d);
-	j->refused = j->d.action != PW_ACT_ALLOW;
-	return j->refused ? 1 : 0;
-}
-
-/* Every setting the startup packet makes, as the server would make it, judged as the same
- * set_config() would be (options.h, pw_policy_startup_setting). False when refused. */
-static bool startup_settings(struct pw_session *s)
-{
-	struct startup_judge j = {.s = s};
-	char err[512];
-
-	for (int i = 0; i < s->st.n; i++) {
-		const char *k = s->st.key[i], *v = s->st.val[i];
-		if (!strcmp(k, "user") || !strcmp(k, "database") || !strcmp(k, "replication") ||
-		    !strncmp(k, "_pq_.", 5))
-			continue; /* not settings: who connects, and protocol extensions */
-		if (!strcmp(k, "options")) {
-			int rc = pw_options_parse(v, judge_option, &j, err, sizeof(err));
-			if (rc < 0) {
-				/* the server would end the connection: so it ends here */
-				fatal(s, "42601", "%s", err);
-				return false;
-			}
-		} else {
-			judge_option(&j, k, v);
-		}
-		if (j.refused) {
-			fatal(s, j.d.sqlstate[0] ? j.d.sqlstate : "42501", "%s", j.d.message);
-			return false;
-		}
-	}
-	return true;
-}
-
-/* The set-up's last statement: what the server says of the session once the role is in place:
- * its search_path with role and database defaults applied, its current role, and which of the
- * path's schemas exist. Every name is qualified: it runs under the session's own search_path.
- * An upstream search_path is imposed first. False when the session was refused. */
-static bool truth_setup(struct pw_session *s)
-{
-	static const char truth[] =
-	    "SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
-	    "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
-	    "FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
-	size_t cap = (s->setup_sql ? strlen(s->setup_sql) : 0) + sizeof(truth) + 64 +
-	             (size_t)s->ups->n_search_path * (2 * PW_NAME_MAX + 4);
-	char *sql = malloc(cap), id[2 * PW_NAME_MAX + 4];
-	size_t o = 0;
-
-	if (!sql) {
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	if (s->setup_sql)
-		o += (size_t)snprintf(sql + o, cap - o, "%s; ", s->setup_sql);
-	if (s->ups->n_search_path) {
-		o += (size_t)snprintf(sql + o, cap - o, "SET search_path TO ");
-		for (int i = 0; i < s->ups->n_search_path; i++) {
-			if (pw_sql_quote_ident(s->ups->search_path[i], id, sizeof(id)) < 0) {
-				free(sql);
-				fatal(s, "42501",
-				      "pgward: upstream %s has a search_path pgward cannot "
-				      "quote",
-				      s->ups->name);
-				return false;
-			}
-			o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", id);
-		}
-		o += (size_t)snprintf(sql + o, cap - o, "; ");
-	}
-	snprintf(sql + o, cap - o, "%s", truth);
-	free(s->setup_sql);
-	s->setup_sql = sql;
-	s->truth_wanted = true;
-	return true;
-}
-
-/* The identity's policy at start-up: what the client asked for, where, when, how many, and
- * how the upstream session is scoped. False when the session was refused. */
-static bool startup_policy(struct pw_session *s)
-{
-	const struct pw_config *cfg = s->rt->cfg;
-	const struct pw_policy *p = &s->id->policy;
-	char msg[512];
-
-	if (!startup_settings(s))
-		return false;
-	if (pw_policy_admit(s->id, cfg, s->database, s->ups_idx, time(NULL), msg, sizeof(msg)) <
-	    0) {
-		fatal(s, "42501", "%s", msg);
-		return false;
-	}
-	if (!pw_policy_session_acquire(s->id->name, p->max_sessions)) {
-		fatal(s, "53300", "pgward: identity %s has reached its max_sessions (%d)",
-		      s->id->name, p->max_sessions);
-		return false;
-	}
-	s->counted = true;
-	if (p->role[0]) {
-		char sql[2 * PW_NAME_MAX + 16];
-		snprintf(s->role, sizeof(s->role), "%s", p->role);
-		if (pw_role_setup_sql(p->role, sql, sizeof(sql)) < 0) {
-			fatal(s, "42501", "pgward: identity %s has a role name pgward cannot use",
-			      s->id->name);
-			return false;
-		}
-		s->setup_sql = strdup(sql);
-	} else if (p->jit) {
-		/* every name is at most 63 bytes, doubled by quoting: this bounds the script */
-		size_t cap = 2048 + (size_t)(p->n_grants + p->n_member_of) * 640;
-		char *sql = malloc(cap);
-		pw_jit_role_name(s->serial, s->role);
-		int n = sql ? pw_jit_setup_sql(s->id, s->role,
-		                               s->ups->database[0] ? s->ups->database : s->database,
-		                               sql, cap)
-		            : -1;
-		if (n < 0) {
-			free(sql);
-			fatal(s, "42501",
-			      "pgward: cannot build the just-in-time role of identity %s",
-			      s->id->name);
-			return false;
-		}
-		s->setup_sql = sql;
-		s->jit = true;
-	}
-	if ((p->role[0] || p->jit) && !s->setup_sql) {
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	if (p->allow_all) {
-		/* nothing is decided from the analysis: no need to ask the server anything */
-		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
-		s->ps_ready = true;
-		return true;
-	}
-	return truth_setup(s);
-}
-
-/* A complete StartupMessage (body after the version) is in s->startup. */
+/* A complete StartupMessage is in s->startup: who is this, and how do they prove it? */
 static void handle_startup_message(struct pw_session *s)
 {
-	const char *why;
-	if (pw_startup_parse(s->startup + 8, s->startup_len - 8, &s->st, &why) < 0) {
-		fatal(s, "08P01", "pgward: invalid startup packet: %s", why);
+	struct pw_client_hello h;
+	struct pw_deny why;
+	if (pw_client_hello(s->startup, s->startup_len, &h, &why) < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
 		return;
 	}
-	s->st.version = pw_be32(s->startup + 4);
-	s->user = pw_startup_get(&s->st, "user");
-	if (!s->user || !s->user[0]) {
-		fatal(s, "28000", "no PostgreSQL user name specified in startup packet");
-		return;
-	}
-	s->database = pw_startup_get(&s->st, "database");
-	if (!s->database || !s->database[0])
-		s->database = s->user;
-	char repl[256];
-	if (pw_replication_refused(pw_startup_get(&s->st, "replication"), repl, sizeof(repl))) {
-		fatal(s, "0A000", "%s", repl);
-		return;
-	}
+	s->st = h.st;
+	s->user = h.user;
+	s->database = h.database;
 	const struct pw_config *cfg = s->rt->cfg;
-	const char *app = pw_startup_get(&s->st, "application_name");
+	const char *app = h.application_name;
 	char who[1024] = "";
 	if (s->steered) {
 		if (s->kernel_miss) {
@@ -1293,153 +1107,112 @@ static void handle_startup_message(struct pw_session *s)
 	s->state = ST_SASL_INIT;
 }
 
-/* Process the client's packets before the session is established. Returns true when
- * something was consumed (the caller loops). */
+/* An encryption request: answered S (TLS follows) or N. False when the session was closed. */
+static bool answer_encryption(struct pw_session *s, bool ssl)
+{
+	struct pw_buf *b = &s->cbuf;
+	pw_buf_cut(b, 8);
+	bool yes = ssl && s->rt->client_tls;
+	if (yes && pw_buf_unscanned(b) > 0) {
+		/* bytes that arrived before the handshake could be injected by a man in the
+		 * middle; PostgreSQL refuses them too (CVE-2021-23214) */
+		fatal(s, "08P01", "received unencrypted data after SSL request");
+		return false;
+	}
+	uint8_t ans = yes ? 'S' : 'N';
+	if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
+		session_close(s, "cannot answer SSL request");
+		return false;
+	}
+	if (yes) {
+		s->cl.ssl = SSL_new(s->rt->client_tls);
+		if (!s->cl.ssl || SSL_set_fd(s->cl.ssl, s->cl.ev.fd) != 1) {
+			session_close(s, "SSL_new");
+			return false;
+		}
+		s->state = ST_CLIENT_TLS;
+	}
+	return true;
+}
+
+/* The client's first packets (client_login.h). Returns true when something was consumed
+ * (the caller loops). */
 static bool client_startup_step(struct pw_session *s)
 {
 	struct pw_buf *b = &s->cbuf;
-	const struct pw_config *cfg = s->rt->cfg;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < 8)
+	struct pw_client_packet pk;
+	struct pw_deny why;
+	pw_client_packet(b, (uint32_t)s->rt->cfg->max_startup_bytes, s->cl.ssl != NULL, &pk, &why);
+	switch (pk.kind) {
+	case PW_CP_MORE:
 		return false;
-	uint8_t *p = b->data + b->scan;
-	uint32_t len = pw_be32(p), code = pw_be32(p + 4);
-	if (len < 8 || len > cfg->max_startup_bytes) {
-		fatal(s, "08P01", "invalid length of startup packet (%u)", len);
+	case PW_CP_FAIL:
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
-	}
-	if (avail < len) {
-		if (pw_buf_reserve_at_scan(b, len) < 0)
-			session_close(s, "oom");
+	case PW_CP_SSL:
+	case PW_CP_GSS:
+		return answer_encryption(s, pk.kind == PW_CP_SSL);
+	case PW_CP_CANCEL:
+		start_cancel(s, pk.pid, pk.key);
 		return false;
+	case PW_CP_STARTUP:
+		break;
 	}
-	if (code == PW_SSL_REQUEST || code == PW_GSSENC_REQUEST) {
-		if (len != 8) {
-			fatal(s, "08P01", "invalid length of encryption request packet");
-			return false;
-		}
-		if (s->cl.ssl) {
-			fatal(s, "08P01", "pgward: encryption requested twice");
-			return false;
-		}
-		pw_buf_cut(b, 8);
-		bool yes = code == PW_SSL_REQUEST && s->rt->client_tls;
-		if (yes && pw_buf_unscanned(b) > 0) {
-			/* bytes that arrived before the handshake could be injected by a man in
-			 * the middle; PostgreSQL refuses them too (CVE-2021-23214) */
-			fatal(s, "08P01", "received unencrypted data after SSL request");
-			return false;
-		}
-		uint8_t ans = yes ? 'S' : 'N';
-		if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
-			session_close(s, "cannot answer SSL request");
-			return false;
-		}
-		if (yes) {
-			s->cl.ssl = SSL_new(s->rt->client_tls);
-			if (!s->cl.ssl || SSL_set_fd(s->cl.ssl, s->cl.ev.fd) != 1) {
-				session_close(s, "SSL_new");
-				return false;
-			}
-			s->state = ST_CLIENT_TLS;
-		}
-		return true;
-	}
-	if (code == PW_CANCEL_REQUEST) {
-		if (len != 16) {
-			fatal(s, "08P01", "invalid length of cancel request packet");
-			return false;
-		}
-		start_cancel(s, pw_be32(p + 8), pw_be32(p + 12));
-		return false;
-	}
-	if (code >> 16 != 3) {
-		fatal(s, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-		      code >> 16, code & 0xffff);
-		return false;
-	}
-	s->startup = malloc(len);
+	s->startup = malloc(pk.len);
 	if (!s->startup) {
 		session_close(s, "oom");
 		return false;
 	}
-	memcpy(s->startup, p, len);
-	s->startup_len = len;
-	pw_buf_cut(b, len);
+	memcpy(s->startup, pw_buf_at_scan(b), pk.len);
+	s->startup_len = pk.len;
+	pw_buf_cut(b, pk.len);
 	handle_startup_message(s);
 	return true;
 }
 
-/* The client's PasswordMessage carrying its token. */
-/* The client's next authentication message ('p'), once whole: its start, with its length word
- * in *len; NULL while it is incomplete or after a FATAL. A length outside [min, max] is a
- * protocol error, or for a token (token) a failed token authentication. */
-static uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
-                                    uint32_t max, bool token, uint32_t *len)
+/* The client's next authentication message: its body, or NULL (incomplete, or refused and
+ * the session failed). */
+static const uint8_t *client_auth_message(struct pw_session *s, const char *what, uint32_t min,
+                                          uint32_t max, bool token, size_t *blen)
 {
-	struct pw_buf *b = &s->cbuf;
-	size_t avail = pw_buf_unscanned(b);
-	if (avail < PW_HDR)
-		return NULL;
-	uint8_t *p = b->data + b->scan;
-	*len = pw_be32(p + 1);
-	if (p[0] != 'p') {
-		fatal(s, "08P01", "expected %s, got message type %d", what, p[0]);
-		return NULL;
+	struct pw_deny why;
+	const uint8_t *body =
+	    pw_client_auth_message(&s->cbuf, what, min, max, token, s->user, blen, &why);
+	if (!body && why.sqlstate[0]) {
+		if (strcmp(why.sqlstate, "53200") && *blen)
+			pw_info("session %llu %s: %s of %zu bytes refused",
+			        (unsigned long long)s->serial, s->peer, what, *blen);
+		fatal(s, why.sqlstate, "%s", why.message);
 	}
-	if (*len < min || *len > max) {
-		pw_info("session %llu %s: %s of %u bytes refused", (unsigned long long)s->serial,
-		        s->peer, what, *len);
-		if (token)
-			fatal(s, "28000", "pgward: token authentication failed for user \"%s\"",
-			      s->user);
-		else
-			fatal(s, "08P01", "invalid %s length %u", what, *len);
-		return NULL;
-	}
-	if (avail < (size_t)*len + 1) {
-		if (pw_buf_reserve_at_scan(b, (size_t)*len + 1) < 0)
-			session_close(s, "oom");
-		return NULL;
-	}
-	return p;
+	return body;
 }
 
+/* The client's PasswordMessage carrying its token. */
 static bool client_token_step(struct pw_session *s)
 {
-	struct pw_buf *b = &s->cbuf;
 	const struct pw_config *cfg = s->rt->cfg;
-	uint32_t len;
+	size_t blen = 0;
 	/* too short or too long to be a token: refused like a bad one */
-	uint8_t *p =
-	    client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true, &len);
-	if (!p)
+	const uint8_t *body =
+	    client_auth_message(s, "password response", 5, PW_JWT_MAX_TOKEN + 5, true, &blen);
+	if (!body)
 		return false;
-	const char *tok = (const char *)p + PW_HDR;
-	size_t tlen = strnlen(tok, len - 4);
-	struct pw_jwt_params prm = {.issuer = cfg->jwt.issuer,
-	                            .audience = cfg->jwt.audience,
-	                            .leeway_s = cfg->jwt.leeway_s,
-	                            .groups_claim = cfg->jwt.groups_claim,
-	                            .require_exp = true};
-	char why[256];
+	char detail[256];
+	struct pw_deny why;
 	s->claims = calloc(1, sizeof(*s->claims));
 	if (!s->claims) {
 		session_close(s, "oom");
 		return false;
 	}
-	int rc = tlen + 1 == len - 4 ? pw_jwt_verify(cfg->jwt.keys, &prm, tok, tlen, time(NULL),
-	                                             s->claims, why, sizeof(why))
-	                             : -1;
-	if (tlen + 1 != len - 4)
-		snprintf(why, sizeof(why), "malformed password message");
-	explicit_bzero(p, (size_t)len + 1); /* a bearer token: no copy left behind */
-	pw_buf_cut(b, (size_t)len + 1);
+	int rc = pw_client_token(cfg, body, blen, s->user, time(NULL), s->claims, &why, detail,
+	                         sizeof(detail));
+	/* a bearer token: no copy left behind */
+	explicit_bzero((uint8_t *)pw_buf_at_scan(&s->cbuf), blen + PW_HDR);
+	pw_buf_cut(&s->cbuf, blen + PW_HDR);
 	if (rc < 0) {
-		/* why goes to the log only: a client probing tokens learns nothing */
 		pw_info("session %llu %s: token refused for identity %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(why));
-		fatal(s, "28000", "pgward: token authentication failed for user \"%s\"", s->user);
+		        (unsigned long long)s->serial, s->peer, s->id->name, PW_Q(detail));
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
 	}
 	/* the claims may pick a later identity; only token identities match from here */
@@ -1461,54 +1234,30 @@ static bool client_token_step(struct pw_session *s)
 /* SASLInitialResponse / SASLResponse from the client. */
 static bool client_sasl_step(struct pw_session *s)
 {
-	struct pw_buf *b = &s->cbuf;
-	uint32_t len;
-	uint8_t *p = client_auth_message(s, "SASL response", 4, AUTH_MSG_MAX, false, &len);
-	if (!p)
+	size_t blen = 0;
+	const uint8_t *body =
+	    client_auth_message(s, "SASL response", 4, AUTH_MSG_MAX, false, &blen);
+	if (!body)
 		return false;
-	const uint8_t *body = p + PW_HDR;
-	size_t blen = len - 4;
-	char out[PW_SCRAM_MSG_MAX], err[256];
+	char out[PW_SCRAM_MSG_MAX], detail[256];
 	size_t outlen = 0;
-	int rc;
-	if (s->state == ST_SASL_INIT) {
-		const uint8_t *z = memchr(body, 0, blen);
-		if (!z || (size_t)(z - body) + 5 > blen) {
-			fatal(s, "08P01", "malformed SASLInitialResponse");
-			return false;
-		}
-		if (strcmp((const char *)body, "SCRAM-SHA-256") != 0) {
-			fatal(s, "28000",
-			      "client selected an invalid SASL authentication mechanism");
-			return false;
-		}
-		size_t off = (size_t)(z - body) + 1;
-		int32_t dlen = (int32_t)pw_be32(body + off);
-		off += 4;
-		if (dlen < 0 || (size_t)dlen != blen - off) {
-			fatal(s, "08P01", "malformed SASLInitialResponse");
-			return false;
-		}
-		rc = pw_scram_server_first(&s->scram_s, &s->id->verifier, body + off, (size_t)dlen,
-		                           NULL, out, sizeof(out), &outlen, err, sizeof(err));
-	} else {
-		rc = pw_scram_server_final(&s->scram_s, body, blen, out, sizeof(out), &outlen, err,
-		                           sizeof(err));
-	}
-	pw_buf_cut(b, (size_t)len + 1);
-	if (rc == PW_AUTH_FAIL) {
-		pw_info("session %llu %s: password authentication failed for user %s: %s",
-		        (unsigned long long)s->serial, s->peer, PW_Q(s->user), PW_Q(err));
-		fatal(s, "28P01", "password authentication failed for user \"%s\"", s->user);
+	struct pw_deny why;
+	bool initial = s->state == ST_SASL_INIT;
+	int rc = pw_client_sasl(&s->scram_s, &s->id->verifier, initial, body, blen, s->user, out,
+	                        sizeof(out), &outlen, &why, detail, sizeof(detail));
+	pw_buf_cut(&s->cbuf, blen + PW_HDR);
+	if (rc < 0) {
+		if (!strcmp(why.sqlstate, "28P01"))
+			pw_info("session %llu %s: password authentication failed for user %s: %s",
+			        (unsigned long long)s->serial, s->peer, PW_Q(s->user),
+			        PW_Q(detail));
+		else if (detail[0])
+			pw_info("session %llu %s: SASL exchange failed: %s",
+			        (unsigned long long)s->serial, s->peer, PW_Q(detail));
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
 	}
-	if (rc != PW_AUTH_OK) {
-		pw_info("session %llu %s: SASL exchange failed: %s", (unsigned long long)s->serial,
-		        s->peer, PW_Q(err));
-		fatal(s, "08P01", "invalid SASL message: %s", err);
-		return false;
-	}
-	if (s->state == ST_SASL_INIT) {
+	if (initial) {
 		pw_msg_auth(&s->ubuf, PW_AUTH_REQ_SASL_CONT, out, outlen);
 		s->state = ST_SASL_CONT;
 		return true;
@@ -1577,14 +1326,14 @@ static bool upstream_auth_step(struct pw_session *s)
 		const char *m = pw_error_field(body, blen, 'M');
 		pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
 		        (unsigned long long)s->serial, s->peer, u->name, PW_Q(m));
-		b->scan += (size_t)len + 1;
-		b->end = b->scan;
+		pw_buf_advance(b, (size_t)len + 1);
+		pw_buf_truncate(b);
 		s->state = ST_CLOSING;
 		return false;
 	}
 	case 'v': /* NegotiateProtocolVersion: the client must see it */
 	case 'N':
-		b->scan += (size_t)len + 1;
+		pw_buf_advance(b, (size_t)len + 1);
 		return true;
 	case 'R':
 		break;
@@ -1602,16 +1351,15 @@ static bool upstream_auth_step(struct pw_session *s)
 	switch (pw_login_step(&s->login, body, blen, out, sizeof(out), &outlen, err, sizeof(err))) {
 	case PW_LOGIN_AUTHED:
 		/* forwarded as it is: from here the upstream's bytes go to the client */
-		b->scan += (size_t)len + 1;
-		s->rfq_owed = 1; /* the ReadyForQuery that ends the start-up */
+		pw_buf_advance(b, (size_t)len + 1);
 		if (u->reuse_connections && !s->role[0])
-			s->capturing = preamble_add(s, p, (size_t)len + 1);
+			pw_preamble_begin(&s->pre, p, (size_t)len + 1);
 		if (s->setup_sql) {
 			s->state = ST_UP_SETUP; /* the client waits until the set-up is done */
 			return true;
 		}
-		s->state = ST_READY;
-		s->deadline_ms = 0;
+		/* the ReadyForQuery that ends the start-up goes through the relay */
+		enter_ready(s, true, 'I');
 		return true;
 	case PW_LOGIN_SEND:
 		pw_buf_cut(b, (size_t)len + 1);
@@ -1729,7 +1477,8 @@ static bool setup_done(struct pw_session *s)
 	case PW_CAT_LOADING:
 		if (s->state != ST_CATALOG_WAIT) {
 			s->state = ST_CATALOG_WAIT;
-			s->deadline_ms = s->w->now_ms + (uint64_t)s->ups->connect_timeout_ms + 5000;
+			s->deadline_ms =
+			    pw_worker_now(s->w) + (uint64_t)s->ups->connect_timeout_ms + 5000;
 			pw_debug("session %llu %s: waiting for the catalog of %s",
 			         (unsigned long long)s->serial, s->peer, PW_Q(db));
 		}
@@ -1764,9 +1513,9 @@ static bool setup_step(struct pw_session *s)
 	case 'S':
 		if (!param_check(s, p + PW_HDR, len - 4))
 			return false;
-		if (s->capturing && !preamble_add(s, p, total))
-			s->capturing = false;
-		b->scan += total; /* is_superuser after SET ROLE is news for the client too */
+		pw_preamble_take(&s->pre, p, total);
+		pw_buf_advance(b,
+		               total); /* is_superuser after SET ROLE is news for the client too */
 		return true;
 	case 'K':
 		if (len != 12) {
@@ -1774,20 +1523,15 @@ static bool setup_step(struct pw_session *s)
 			return false;
 		}
 		register_cancel_key(s, p);
-		if (s->capturing) {
-			s->preamble_k_off = s->preamble_len;
-			if (!preamble_add(s, p, total))
-				s->capturing = false;
-		}
-		b->scan += total;
+		pw_preamble_take(&s->pre, p, total);
+		pw_buf_advance(b, total);
 		return true;
 	case 'N':
 		if (s->setup_sent) {
 			pw_buf_cut(b, total);
 		} else {
-			if (s->capturing && !preamble_add(s, p, total))
-				s->capturing = false;
-			b->scan += total;
+			pw_preamble_take(&s->pre, p, total);
+			pw_buf_advance(b, total);
 		}
 		return true;
 	case 'C':
@@ -1806,8 +1550,8 @@ static bool setup_step(struct pw_session *s)
 	case 'E':
 		if (!s->setup_sent) {
 			/* a FATAL right after the login: the client gets it as it is */
-			b->scan += total;
-			b->end = b->scan;
+			pw_buf_advance(b, total);
+			pw_buf_truncate(b);
 			s->state = ST_CLOSING;
 			return false;
 		}
@@ -1845,16 +1589,9 @@ static bool setup_step(struct pw_session *s)
 		}
 		if (!setup_done(s))
 			return false; /* the ReadyForQuery stays where it is until the catalog is */
-		s->tx_status = (char)p[5];
-		s->rfq_seen = 1;
-		if (s->capturing) {
-			if (!preamble_add(s, p, total))
-				s->preamble_len = s->preamble_k_off = 0;
-			s->capturing = false;
-		}
-		b->scan += total;
-		s->state = ST_READY;
-		s->deadline_ms = 0;
+		pw_preamble_take(&s->pre, p, total); /* the ReadyForQuery ends the capture */
+		pw_buf_advance(b, total);
+		enter_ready(s, false, (char)p[5]);
 		pw_debug("session %llu %s: upstream session set up%s%s",
 		         (unsigned long long)s->serial, s->peer, s->role[0] ? " as role " : "",
 		         s->role);
@@ -1874,106 +1611,13 @@ static void catalog_wait_step(struct pw_session *s)
 	uint8_t *p = upstream_small_message(s, &len, &bad);
 	if (!p || p[0] != 'Z' || len != 5 || !setup_done(s))
 		return;
-	s->tx_status = (char)p[5];
-	s->rfq_seen = 1;
-	if (s->capturing) {
-		if (!preamble_add(s, p, (size_t)len + 1))
-			s->preamble_len = s->preamble_k_off = 0;
-		s->capturing = false;
-	}
-	s->ubuf.scan += (size_t)len + 1;
-	s->state = ST_READY;
-	s->deadline_ms = 0;
+	pw_preamble_take(&s->pre, p, (size_t)len + 1); /* the ReadyForQuery ends the capture */
+	pw_buf_advance(&s->ubuf, (size_t)len + 1);
+	enter_ready(s, false, (char)p[5]);
 }
 
 /* ------------------------------------------------------------------------------------ */
 /* established: the scanners                                                             */
-
-/* Deny the client message at scan (total bytes, of which some may not be in the buffer yet):
- * it is replaced by its sentinel, a Query for a Query or FunctionCall, a Parse (of a statement
- * named after the nonce, so the unnamed one is left alone) for a Parse or Bind, whose group the
- * client's messages up to Sync are then dropped from. False when the session was closed. */
-static bool deny_message(struct pw_session *s, uint8_t type, size_t total, const struct pw_deny *d)
-{
-	struct pw_buf *b = &s->cbuf;
-	uint8_t msg[128];
-	size_t n;
-
-	pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial, s->peer, type,
-	        d->sqlstate, PW_Q(d->message));
-	if (!s->nonce[0]) {
-		uint8_t r[8];
-		if (RAND_bytes(r, sizeof(r)) != 1) {
-			fatal(s, "53200", "pgward: no randomness for a refusal");
-			return false;
-		}
-		n = (size_t)snprintf(s->nonce, sizeof(s->nonce), "pgward_refused_");
-		for (int i = 0; i < 8; i++)
-			n += (size_t)snprintf(s->nonce + n, sizeof(s->nonce) - n, "%02x", r[i]);
-	}
-	size_t nl = strlen(s->nonce) + 1;
-	struct refusal *rf = &s->ref[(s->ref_head + s->ref_n) % MAX_REFUSALS];
-	memcpy(rf->sqlstate, d->sqlstate, sizeof(rf->sqlstate));
-	snprintf(rf->message, sizeof(rf->message), "%s", d->message);
-	if (type == 'Q' || type == 'F') {
-		msg[0] = 'Q';
-		memcpy(msg + PW_HDR, s->nonce, nl);
-		n = PW_HDR + nl;
-		s->rfq_owed++; /* it is answered like the Query it stands for */
-		s->syncs_since_exec = 0;
-		rf->at = s->rfq_owed;
-	} else {
-		msg[0] = 'P';
-		memcpy(msg + PW_HDR, s->nonce, nl);
-		memcpy(msg + PW_HDR + nl, s->nonce, nl);
-		msg[PW_HDR + 2 * nl] = msg[PW_HDR + 2 * nl + 1] = 0; /* no parameter types */
-		n = PW_HDR + 2 * nl + 2;
-		rf->at = UINT64_MAX;
-		s->c_discard = true;
-	}
-	pw_put_be32(msg + 1, (uint32_t)(n - 1));
-	s->ref_n++;
-	size_t have = pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total;
-	pw_buf_cut(b, have);
-	s->c_remaining = total - have;
-	s->c_dropping = s->c_remaining > 0;
-	if (pw_buf_insert(b, msg, n) < 0) {
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	return true;
-}
-
-/* An ErrorResponse from the upstream while refusals are on their way: the one its sentinel
- * caused becomes the refusal. Returns -1 when the session was closed, 0 when the message is not
- * whole yet, 1 when it is not a sentinel's (left as it is), 2 when it was replaced (the refusal
- * is in its place, scanned). */
-static int sentinel_error(struct pw_session *s, uint32_t len)
-{
-	struct pw_buf *b = &s->ubuf;
-	size_t total = (size_t)len + 1;
-	if (len > AUTH_MSG_MAX)
-		return 1; /* not one of ours: those are short */
-	if (pw_buf_unscanned(b) < total) {
-		if (pw_buf_reserve_at_scan(b, total) < 0) {
-			fatal(s, "53200", "pgward: out of memory");
-			return -1;
-		}
-		return 0;
-	}
-	const char *m = pw_error_field(b->data + b->scan + PW_HDR, len - 4, 'M');
-	if (!m || !strstr(m, s->nonce))
-		return 1;
-	struct refusal *rf = &s->ref[s->ref_head];
-	pw_buf_cut(b, total);
-	if (pw_msg_error(b, 'E', "ERROR", rf->sqlstate, rf->message, NULL) < 0) {
-		fatal(s, "53200", "pgward: out of memory");
-		return -1;
-	}
-	s->ref_head = (s->ref_head + 1) % MAX_REFUSALS;
-	s->ref_n--;
-	return 2;
-}
 
 /* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
  * the same function, the session parked until the verdict is back (pw_session_analysed).
@@ -2001,7 +1645,7 @@ static bool judge_away(struct pw_session *s, const struct pw_caller *who, const 
 		return false;
 	}
 	s->analysing = true;
-	s->w->jobs++;
+	pw_worker_job_out(s->w);
 	return true;
 }
 
@@ -2036,312 +1680,88 @@ static struct pw_caller caller_of(struct pw_session *s)
 	                          .ps = &s->ps};
 }
 
-/* Walk the client's messages. Returns false when the session was closed. */
-static bool scan_client(struct pw_session *s)
+/* The client side of the relay, and the judging of what it asks about. False when the
+ * session was closed. */
+static bool relay_client(struct pw_session *s)
 {
-	struct pw_buf *b = &s->cbuf;
-	const struct pw_config *cfg = s->rt->cfg;
+	struct pw_relay *r = &s->relay;
 	if (s->analysing)
 		return true; /* parked until the verdict on the message at scan is back */
-	while (pw_buf_unscanned(b)) {
-		if (s->c_remaining) {
-			size_t n = pw_buf_unscanned(b);
-			if (n > s->c_remaining)
-				n = s->c_remaining;
-			if (s->c_dropping)
-				pw_buf_cut(b, n);
-			else
-				b->scan += n;
-			s->c_remaining -= n;
+	for (;;) {
+		enum pw_relay_outcome o = pw_relay_scan_client(r, &s->cbuf);
+		if (o == PW_RELAY_REFUSED) {
+			pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial,
+			        s->peer, r->stmt.type, r->fail.sqlstate, PW_Q(r->fail.message));
 			continue;
 		}
-		s->c_dropping = false;
-		if (s->c_terminated) {
-			/* nothing is read after Terminate */
-			b->end = b->scan;
-			break;
-		}
-		if (pw_buf_unscanned(b) < PW_HDR) {
-			pw_buf_reserve_at_scan(b, PW_HDR);
-			break;
-		}
-		uint8_t *p = b->data + b->scan;
-		uint8_t t = p[0];
-		uint32_t len = pw_be32(p + 1);
-		if (!pw_frontend_type_valid(t)) {
-			fatal(s, "08P01", "invalid frontend message type %d", t);
+		if (o == PW_RELAY_FAIL) {
+			fatal(s, r->fail.sqlstate, "%s", r->fail.message);
 			return false;
 		}
-		if (len < 4 || len > cfg->max_message_bytes) {
-			fatal(s, "08P01", "invalid message length %u for message type '%c'", len,
-			      t);
+		if (o != PW_RELAY_JUDGE)
+			return true; /* more bytes, refusals on their way, or a Terminate held */
+		const struct pw_stmt *m = &r->stmt;
+		struct pw_caller who = caller_of(s);
+		struct pw_deny d;
+		enum pw_verdict v;
+		if (s->verdict_ready) {
+			/* judged by an analysis thread while the session was parked */
+			s->verdict_ready = false;
+			v = s->verdict;
+			d = s->verdict_d;
+		} else if (m->type != 'B' && m->type != 'F' &&
+		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES && judge_away(s, &who, m)) {
+			return true;
+		} else {
+			v = pw_inspect(&who, m, &d);
+		}
+		if (v == PW_DENY)
+			pw_info("session %llu %s: denied %c: %s %s", (unsigned long long)s->serial,
+			        s->peer, m->type, d.sqlstate, PW_Q(d.message));
+		if (pw_relay_decide(r, &s->cbuf, v == PW_DENY, &d) == PW_RELAY_FAIL) {
+			fatal(s, r->fail.sqlstate, "%s", r->fail.message);
 			return false;
 		}
-		size_t total = (size_t)len + 1;
-		if (s->c_discard) {
-			if (t != 'S') {
-				s->c_dropping = true;
-				s->c_remaining = total;
-				continue;
-			}
-			/* the Sync that ends the refused group: the server answers it, and the
-			 * refusal's sentinel error (if the group had not failed before) comes first
-			 */
-			s->c_discard = false;
-			s->rfq_owed++;
-			s->syncs_since_exec = 0;
-			s->ref[(s->ref_head + s->ref_n - 1) % MAX_REFUSALS].at = s->rfq_owed;
-			s->c_remaining = total;
-			continue;
-		}
-		switch (t) {
-		case 'Q':
-		case 'P':
-		case 'B': {
-			if (s->ref_n == MAX_REFUSALS)
-				return true; /* wait for the refusals on their way to come back */
-			size_t limit = t == 'B' ? cfg->max_bind_bytes : cfg->max_statement_bytes;
-			struct pw_deny d;
-			if (total > limit + PW_HDR + 64) {
-				snprintf(d.sqlstate, sizeof(d.sqlstate), "54000");
-				snprintf(d.message, sizeof(d.message),
-				         "pgward: %s message of %zu bytes exceeds limits.%s (%zu)",
-				         t == 'B'   ? "Bind"
-				         : t == 'P' ? "Parse"
-				                    : "Query",
-				         total, t == 'B' ? "max_bind_bytes" : "max_statement_bytes",
-				         limit);
-				if (!deny_message(s, t, total, &d))
-					return false;
-				continue;
-			}
-			if (pw_buf_unscanned(b) < total) {
-				if (pw_buf_reserve_at_scan(b, total) < 0) {
-					fatal(s, "53200", "pgward: out of memory");
-					return false;
-				}
-				return true; /* wait for the whole message */
-			}
-			struct pw_stmt m = {.type = t, .body = p + PW_HDR, .len = len - 4};
-			const char *body = (const char *)m.body, *end = body + m.len;
-			const char *z;
-			if (t == 'Q') {
-				if (!(z = memchr(body, 0, m.len))) {
-					fatal(s, "08P01",
-					      "invalid Query message: unterminated string");
-					return false;
-				}
-				m.sql = body;
-				m.sql_len = (size_t)(z - body);
-			} else {
-				/* Parse: name, query; Bind: portal, statement */
-				const char *z2;
-				if (!(z = memchr(body, 0, m.len)) ||
-				    !(z2 = memchr(z + 1, 0, (size_t)(end - z - 1)))) {
-					fatal(s, "08P01", "invalid %s message: unterminated string",
-					      t == 'P' ? "Parse" : "Bind");
-					return false;
-				}
-				m.name = body;
-				if (t == 'P') {
-					m.sql = z + 1;
-					m.sql_len = (size_t)(z2 - z - 1);
-				} else {
-					m.stmt = z + 1;
-				}
-			}
-			struct pw_caller who = caller_of(s);
-			enum pw_verdict v;
-			if (s->verdict_ready) {
-				/* judged by an analysis thread while the session was parked */
-				s->verdict_ready = false;
-				v = s->verdict;
-				d = s->verdict_d;
-			} else if (t != 'B' && m.sql_len >= PW_ANALYSIS_AWAY_BYTES &&
-			           judge_away(s, &who, &m)) {
-				return true;
-			} else {
-				v = pw_inspect(&who, &m, &d);
-			}
-			if (v == PW_DENY) {
-				if (!deny_message(s, t, total, &d))
-					return false;
-				continue;
-			}
-			if (t == 'Q') {
-				s->rfq_owed++;
-				s->syncs_since_exec = 0;
-			}
-			b->scan += total;
-			continue;
-		}
-		case 'S':
-			s->rfq_owed++;
-			s->syncs_since_exec++;
-			break;
-		case 'F': {
-			if (s->ref_n == MAX_REFUSALS)
-				return true; /* wait for the refusals on their way to come back */
-			struct pw_stmt m = {.type = 'F', .body = p + PW_HDR, .len = len - 4};
-			struct pw_caller who = caller_of(s);
-			struct pw_deny d;
-			if (pw_inspect(&who, &m, &d) == PW_DENY) {
-				if (!deny_message(s, t, total, &d))
-					return false;
-				continue;
-			}
-			s->rfq_owed++;
-			s->syncs_since_exec = 0;
-			break;
-		}
-		case 'E':
-			s->syncs_since_exec = 0;
-			break;
-		case 'd':
-		case 'c':
-		case 'f':
-			if (!s->copy_in) {
-				/* the server ignores Sync while in COPY IN: the Syncs a client
-				 * pipelined after the Execute that started the COPY get no answer
-				 */
-				s->copy_in = true;
-				s->rfq_owed -= s->syncs_since_exec;
-				s->syncs_since_exec = 0;
-			}
-			if (t != 'd')
-				s->copy_in = false;
-			break;
-		case 'X':
-			s->c_terminated = true;
-			if (s->ups->reuse_connections) {
-				/* held back: the upstream connection may serve the next client */
-				pw_buf_cut(b, pw_buf_unscanned(b) < total ? pw_buf_unscanned(b)
-				                                          : total);
-				return true;
-			}
-			break;
-		}
-		size_t n = pw_buf_unscanned(b);
-		if (n > total)
-			n = total;
-		b->scan += n;
-		s->c_remaining = total - n;
 	}
-	return true;
 }
 
-/* Walk the upstream's messages. Returns false when the session was closed. */
-static bool scan_upstream(struct pw_session *s)
+/* The upstream side of the relay: what the server says of the session is checked and
+ * remembered here. False when the session was closed. */
+static bool relay_upstream(struct pw_session *s)
 {
-	struct pw_buf *b = &s->ubuf;
-	while (pw_buf_unscanned(b)) {
-		if (s->u_remaining) {
-			size_t n = pw_buf_unscanned(b);
-			if (n > s->u_remaining)
-				n = s->u_remaining;
-			b->scan += n;
-			s->u_remaining -= n;
-			continue;
-		}
-		if (pw_buf_unscanned(b) < PW_HDR) {
-			/* a header is all a message needs to be passed on: ParseComplete and its
-			 * kin are nothing more, and after a Flush nothing else may follow */
-			pw_buf_reserve_at_scan(b, PW_HDR + 8);
-			break;
-		}
-		uint8_t *p = b->data + b->scan;
-		uint32_t len = pw_be32(p + 1);
-		if (len < 4) {
-			fatal(s, "08P01", "pgward: upstream sent an invalid message length");
+	struct pw_relay *r = &s->relay;
+	for (;;) {
+		enum pw_relay_outcome o = pw_relay_scan_upstream(r, &s->ubuf);
+		uint8_t *p = pw_buf_at_scan(&s->ubuf);
+		switch (o) {
+		case PW_RELAY_FAIL:
+			fatal(s, r->fail.sqlstate, "%s", r->fail.message);
 			return false;
-		}
-		size_t total = (size_t)len + 1;
-		if (s->capturing && total > AUTH_MSG_MAX) {
+		case PW_RELAY_UP_BIG:
 			/* start-up messages are small: one that is not is passed on as any other,
 			 * and this connection is not kept for reuse */
-			s->capturing = false;
-			s->preamble_len = s->preamble_k_off = 0;
-		}
-		if (s->capturing && pw_buf_unscanned(b) < total) {
-			/* keep each start-up message whole for the reuse preamble */
-			if (pw_buf_reserve_at_scan(b, total) < 0) {
-				fatal(s, "53200", "pgward: out of memory");
-				return false;
-			}
-			return true;
-		}
-		switch (p[0]) {
-		case 'S':
-			if (len > AUTH_MSG_MAX) {
-				fatal(s, "08P01",
-				      "pgward: upstream sent an oversized ParameterStatus");
-				return false;
-			}
-			if (pw_buf_unscanned(b) < total) {
-				pw_buf_reserve_at_scan(b, total);
-				return true;
-			}
-			if (!param_check(s, p + PW_HDR, len - 4))
+			pw_preamble_abandon(&s->pre);
+			continue;
+		case PW_RELAY_UP_PARAM:
+			if (!param_check(s, p + PW_HDR, r->total - PW_HDR))
 				return false;
 			break;
-		case 'K':
-			if (len != 12) {
-				fatal(s, "08P01",
-				      "pgward: upstream sent a malformed BackendKeyData");
-				return false;
-			}
-			if (pw_buf_unscanned(b) < total) {
-				pw_buf_reserve_at_scan(b, total);
-				return true;
-			}
+		case PW_RELAY_UP_KEY:
 			register_cancel_key(s, p);
 			break;
-		case 'Z':
-			if (len != 5) {
-				fatal(s, "08P01",
-				      "pgward: upstream sent a malformed ReadyForQuery");
-				return false;
-			}
-			if (pw_buf_unscanned(b) < total) {
-				pw_buf_reserve_at_scan(b, total);
-				return true;
-			}
-			s->tx_status = (char)p[5];
-			s->rfq_seen++;
-			/* a group that had failed before its sentinel: the server discarded the
-			 * sentinel with the rest, and gave the one error it gives, as it would */
-			while (s->ref_n && s->ref[s->ref_head].at <= s->rfq_seen) {
-				s->ref_head = (s->ref_head + 1) % MAX_REFUSALS;
-				s->ref_n--;
-			}
+		case PW_RELAY_UP_MSG:
 			break;
-		case 'E':
-			if (s->ref_n) {
-				int rc = sentinel_error(s, len);
-				if (rc <= 0)
-					return rc == 0;
-				if (rc == 2)
-					continue; /* replaced by the refusal, already decided */
-			}
-			break;
+		default:
+			return true;
 		}
-		if (s->capturing) {
-			if (p[0] == 'K')
-				s->preamble_k_off = s->preamble_len;
-			if (!preamble_add(s, p, total) || p[0] == 'E') {
-				s->preamble_len = s->preamble_k_off = 0;
-				s->capturing = false;
-			}
-			if (p[0] == 'Z')
-				s->capturing = false;
+		if (s->pre.capturing) {
+			/* start-up messages are kept for the next client (connection reuse) */
+			pw_preamble_take(&s->pre, p, r->total);
+			if (!s->pre.capturing)
+				pw_relay_each_upstream(r, false);
 		}
-		size_t n = pw_buf_unscanned(b);
-		if (n > total)
-			n = total;
-		b->scan += n;
-		s->u_remaining = total - n;
+		pw_relay_pass(r, &s->ubuf);
 	}
-	return true;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -2376,284 +1796,336 @@ static int handshake(struct pw_session *s, struct sock *k, bool server)
 	return -1;
 }
 
+/* What one state's step did in a round of run(): nothing that would let another step go on
+ * (STILL), something (MOVED: run another round), or the session is closed or parked for
+ * good this time (STOP: run returns). */
+enum step { STEP_STILL, STEP_MOVED, STEP_STOP };
+
+static enum step moved_if(bool moved)
+{
+	return moved ? STEP_MOVED : STEP_STILL;
+}
+
+static bool in_client_login(const struct pw_session *s)
+{
+	return s->state == ST_STARTUP || s->state == ST_SASL_INIT || s->state == ST_SASL_CONT ||
+	       s->state == ST_TOKEN;
+}
+
+/* start-up packet, SASL and token exchanges with the client */
+static enum step step_client_login(struct pw_session *s)
+{
+	bool moved = false;
+	if (s->cl.rd) {
+		ssize_t r = fill(&s->cl, &s->cbuf);
+		if (r < 0) {
+			session_close(s, "client went away during start-up");
+			return STEP_STOP;
+		}
+		moved |= r > 0;
+	}
+	while (!s->closed && in_client_login(s)) {
+		bool step = s->state == ST_STARTUP ? client_startup_step(s)
+		            : s->state == ST_TOKEN ? client_token_step(s)
+		                                   : client_sasl_step(s);
+		if (!step)
+			break;
+		moved = true;
+	}
+	return moved_if(moved);
+}
+
+static enum step step_client_tls(struct pw_session *s)
+{
+	int r = handshake(s, &s->cl, true);
+	if (r < 0)
+		return STEP_STOP;
+	if (r == 0)
+		return STEP_STILL;
+	s->state = ST_STARTUP;
+	s->cl.rd = true;
+	return STEP_MOVED;
+}
+
+/* the upstream connect is done (or failed): a CancelRequest goes out, or the login begins */
+static enum step step_up_connect(struct pw_session *s)
+{
+	if (!s->up.wr && !s->up.rd)
+		return STEP_STILL;
+	int err = 0;
+	socklen_t el = sizeof(err);
+	getsockopt(s->up.ev.fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (err) {
+		if (s->state == ST_CANCEL) {
+			session_close(s, "cancel: upstream connect failed");
+			return STEP_STOP;
+		}
+		fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s", s->ups->name,
+		      strerror(err));
+		return STEP_MOVED;
+	}
+	if (s->state == ST_CANCEL) {
+		ssize_t w = send(s->up.ev.fd, s->cancel_pkt, 16, MSG_NOSIGNAL);
+		if (w == 16 || (w < 0 && errno != EAGAIN)) {
+			session_close(s, "cancel forwarded");
+			return STEP_STOP;
+		}
+		s->up.wr = false;
+		return STEP_STILL;
+	}
+	if (s->cancel.addr.ss_family != AF_UNIX && s->ups->sslmode != PW_SSL_DISABLE) {
+		uint8_t req[8];
+		pw_put_be32(req, 8);
+		pw_put_be32(req + 4, PW_SSL_REQUEST);
+		if (send(s->up.ev.fd, req, 8, MSG_NOSIGNAL) != 8) {
+			fatal(s, "08001", "pgward: cannot write to upstream \"%s\"", s->ups->name);
+			return STEP_MOVED;
+		}
+		s->state = ST_UP_SSLREQ;
+		s->up.rd = true;
+	} else {
+		upstream_ready_to_login(s);
+	}
+	return STEP_MOVED;
+}
+
+static enum step step_up_sslreq(struct pw_session *s)
+{
+	if (!s->up.rd)
+		return STEP_STILL;
+	uint8_t c;
+	ssize_t n = recv(s->up.ev.fd, &c, 1, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		s->up.rd = false;
+		return STEP_STILL;
+	}
+	if (n != 1 || (c != 'S' && c != 'N')) {
+		upstream_fail(s, "bad answer to SSL request");
+		return STEP_MOVED;
+	}
+	if (c == 'S') {
+		upstream_start_tls(s);
+	} else if (s->ups->sslmode >= PW_SSL_REQUIRE) {
+		upstream_fail(s, "server does not support SSL, but sslmode is %s",
+		              pw_sslmode_name(s->ups->sslmode));
+	} else {
+		upstream_ready_to_login(s);
+	}
+	return STEP_MOVED;
+}
+
+static enum step step_up_tls(struct pw_session *s)
+{
+	int r = handshake(s, &s->up, false);
+	if (r < 0)
+		return STEP_MOVED; /* failed: the FATAL goes out next round */
+	if (r == 0)
+		return STEP_STILL;
+	upstream_ready_to_login(s);
+	s->up.rd = s->up.wr = true;
+	return STEP_MOVED;
+}
+
+/* Read from the upstream, then run step while the session stays in the same state. */
+static enum step upstream_steps(struct pw_session *s, bool (*step)(struct pw_session *),
+                                const char *lost)
+{
+	bool moved = false;
+	enum state st = s->state;
+	if (s->up.rd) {
+		ssize_t r = fill(&s->up, &s->ubuf);
+		if (r < 0) {
+			upstream_fail(s, "%s", lost);
+			return STEP_MOVED;
+		}
+		moved |= r > 0;
+	}
+	while (!s->closed && s->state == st && step(s))
+		moved = true;
+	return moved_if(moved || s->state != st);
+}
+
+static enum step step_up_auth(struct pw_session *s)
+{
+	return upstream_steps(s, upstream_auth_step, "connection closed during authentication");
+}
+
+static enum step step_up_setup(struct pw_session *s)
+{
+	return upstream_steps(s, setup_step,
+	                      "connection closed while setting up the session's role");
+}
+
+static enum step step_catalog_wait(struct pw_session *s)
+{
+	catalog_wait_step(s);
+	return moved_if(s->state == ST_READY);
+}
+
+/* Established, after the relay: the ends of either side, a stop. */
+static enum step ready_ends(struct pw_session *s, bool moved)
+{
+	/* after an EOF or Terminate, flush what is decided, then close */
+	if ((s->cl.eof || pw_relay_terminated(&s->relay)) && !pw_buf_pending(&s->cbuf) &&
+	    !s->up_shut && !s->analysing) {
+		if (reusable(s)) {
+			park(s);
+			return STEP_MOVED;
+		}
+		/* pass the client's end on and keep relaying: the server answers what it already
+		 * has, then closes, as it would for the client itself (a half-closed client still
+		 * reads) */
+		s->up_shut = true;
+		if (!s->up.ssl)
+			shutdown(s->up.ev.fd, SHUT_WR);
+		else
+			SSL_shutdown(s->up.ssl);
+		s->deadline_ms = pw_worker_now(s->w) + 10000;
+		moved = true;
+	}
+	if (s->up_shut && s->cl.eof && !pw_relay_terminated(&s->relay) && statement_running(s) &&
+	    s->probe_len && !s->probe_sent && !pw_relay_mid_upstream(&s->relay)) {
+		/* is the client half-closed, or gone? A client that is gone answers this with a
+		 * reset */
+		if (pw_buf_insert(&s->ubuf, s->probe, s->probe_len) == 0)
+			s->probe_sent = true;
+		moved = true;
+	}
+	if (s->cl.eof && s->cl.hup && statement_running(s) && client_reset(s)) {
+		client_gone(s);
+		return STEP_STOP;
+	}
+	if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
+		session_close(s, "upstream closed");
+		return STEP_STOP;
+	}
+	if (pw_worker_stopping(s->w) && pw_relay_tx_status(&s->relay) == 'I' &&
+	    !pw_relay_busy(&s->relay) && !pw_buf_pending(&s->cbuf) && !pw_buf_unscanned(&s->cbuf) &&
+	    !pw_buf_pending(&s->ubuf) && !pw_buf_unscanned(&s->ubuf)) {
+		fatal(s, "57P01", "terminating connection due to administrator command");
+		return STEP_MOVED;
+	}
+	return moved_if(moved);
+}
+
+/* Established: read both sides into the relay. */
+static enum step step_ready(struct pw_session *s)
+{
+	bool moved = false;
+	ssize_t r;
+	if (s->cl.rd && !s->cl.eof && !pw_relay_terminated(&s->relay) && !s->analysing) {
+		r = fill(&s->cl, &s->cbuf);
+		if (r == IO_ERR) {
+			session_close(s, "client read error");
+			return STEP_STOP;
+		}
+		moved |= r > 0;
+	}
+	bool verdict = s->verdict_ready;
+	if (pw_buf_unscanned(&s->cbuf) && !relay_client(s))
+		return STEP_MOVED;
+	/* a verdict from an analysis thread came without any I/O: what it decided is to be
+	 * written now */
+	moved |= verdict && !s->verdict_ready;
+	if (s->up.rd && !s->up.eof) {
+		r = fill(&s->up, &s->ubuf);
+		if (r == IO_ERR) {
+			session_close(s, "upstream read error");
+			return STEP_STOP;
+		}
+		moved |= r > 0;
+	}
+	if (pw_buf_unscanned(&s->ubuf) && !relay_upstream(s))
+		return STEP_MOVED;
+	return ready_ends(s, moved);
+}
+
+static enum step step_pool_reset(struct pw_session *s)
+{
+	bool moved = false;
+	if (s->up.rd) {
+		ssize_t r = fill(&s->up, &s->ubuf);
+		if (r < 0) {
+			session_close(s, "pool: upstream closed during reset");
+			return STEP_STOP;
+		}
+		moved |= r > 0;
+	}
+	while (!s->closed && s->state == ST_POOL_RESET && pool_reset_step(s))
+		moved = true;
+	return moved_if(moved);
+}
+
+static enum step step_pool_idle(struct pw_session *s)
+{
+	/* a parked connection has nothing to say: a FATAL from an administrator, or EOF.
+	 * Either way it is done. */
+	if (s->up.rd && fill(&s->up, &s->ubuf) != IO_WOULDBLOCK) {
+		session_close(s, "pool: parked upstream connection ended");
+		return STEP_STOP;
+	}
+	return STEP_STILL;
+}
+
+/* Each state's step (ST_CLOSING has none: run only flushes it). */
+static enum step (*const steps[])(struct pw_session *) = {
+    [ST_STARTUP] = step_client_login,      [ST_CLIENT_TLS] = step_client_tls,
+    [ST_SASL_INIT] = step_client_login,    [ST_SASL_CONT] = step_client_login,
+    [ST_TOKEN] = step_client_login,        [ST_UP_CONNECT] = step_up_connect,
+    [ST_UP_SSLREQ] = step_up_sslreq,       [ST_UP_TLS] = step_up_tls,
+    [ST_UP_AUTH] = step_up_auth,           [ST_UP_SETUP] = step_up_setup,
+    [ST_CATALOG_WAIT] = step_catalog_wait, [ST_READY] = step_ready,
+    [ST_CANCEL] = step_up_connect,         [ST_POOL_RESET] = step_pool_reset,
+    [ST_POOL_IDLE] = step_pool_idle,
+};
+
+/* Writes first (they free buffer space). STOP when the session is done with for now. */
+static enum step step_writes(struct pw_session *s, bool *moved)
+{
+	ssize_t r;
+	if (s->cl.ev.fd >= 0 && s->cl.wr && pw_buf_pending(&s->ubuf) && s->state != ST_CLIENT_TLS) {
+		r = drain(&s->cl, &s->ubuf);
+		if (r == IO_ERR) {
+			if (s->state == ST_READY && statement_running(s))
+				client_gone(s);
+			else
+				session_close(s, "client write error");
+			return STEP_STOP;
+		}
+		*moved |= r > 0;
+	}
+	if (s->state == ST_CLOSING) {
+		if (!pw_buf_pending(&s->ubuf))
+			session_close(s, NULL);
+		return STEP_STOP;
+	}
+	if (s->up.ev.fd >= 0 && s->up.wr && pw_buf_pending(&s->cbuf) && s->state >= ST_UP_AUTH &&
+	    s->state != ST_CANCEL) {
+		r = drain(&s->up, &s->cbuf);
+		if (r == IO_ERR) {
+			fatal(s, "08006", "pgward: connection to upstream \"%s\" lost",
+			      s->ups->name);
+			return STEP_MOVED;
+		}
+		*moved |= r > 0;
+	}
+	return STEP_STILL;
+}
+
 /* Everything the session can do without blocking, until nothing moves. */
 static void run(struct pw_session *s)
 {
-	int rounds;
-	for (rounds = 0; !s->closed && rounds < 64; rounds++) {
+	for (int rounds = 0; !s->closed && rounds < 64; rounds++) {
 		bool moved = false;
-		ssize_t r;
-
-		/* writes first: they free buffer space */
-		if (s->cl.ev.fd >= 0 && s->cl.wr && pw_buf_pending(&s->ubuf) &&
-		    s->state != ST_CLIENT_TLS) {
-			r = drain(&s->cl, &s->ubuf);
-			if (r == IO_ERR) {
-				if (s->state == ST_READY && statement_running(s))
-					client_gone(s);
-				else
-					session_close(s, "client write error");
-				return;
-			}
-			moved |= r > 0;
-		}
-		if (s->state == ST_CLOSING) {
-			if (!pw_buf_pending(&s->ubuf))
-				session_close(s, NULL);
+		enum step w = step_writes(s, &moved);
+		if (w == STEP_STOP)
 			return;
-		}
-		if (s->up.ev.fd >= 0 && s->up.wr && pw_buf_pending(&s->cbuf) &&
-		    s->state >= ST_UP_AUTH && s->state != ST_CANCEL) {
-			r = drain(&s->up, &s->cbuf);
-			if (r == IO_ERR) {
-				fatal(s, "08006", "pgward: connection to upstream \"%s\" lost",
-				      s->ups->name);
-				continue;
-			}
-			moved |= r > 0;
-		}
-
-		switch (s->state) {
-		case ST_STARTUP:
-		case ST_SASL_INIT:
-		case ST_SASL_CONT:
-		case ST_TOKEN:
-			if (s->cl.rd) {
-				r = fill(&s->cl, &s->cbuf);
-				if (r < 0) {
-					session_close(s, "client went away during start-up");
-					return;
-				}
-				moved |= r > 0;
-			}
-			while (!s->closed && (s->state == ST_STARTUP || s->state == ST_SASL_INIT ||
-			                      s->state == ST_SASL_CONT || s->state == ST_TOKEN)) {
-				bool step = s->state == ST_STARTUP ? client_startup_step(s)
-				            : s->state == ST_TOKEN ? client_token_step(s)
-				                                   : client_sasl_step(s);
-				if (!step)
-					break;
-				moved = true;
-			}
-			break;
-		case ST_CLIENT_TLS:
-			r = handshake(s, &s->cl, true);
-			if (r < 0)
-				return;
-			if (r == 1) {
-				s->state = ST_STARTUP;
-				s->cl.rd = true;
-				moved = true;
-			}
-			break;
-		case ST_UP_CONNECT:
-		case ST_CANCEL: {
-			if (!s->up.wr && !s->up.rd)
-				break;
-			int err = 0;
-			socklen_t el = sizeof(err);
-			getsockopt(s->up.ev.fd, SOL_SOCKET, SO_ERROR, &err, &el);
-			if (err) {
-				if (s->state == ST_CANCEL) {
-					session_close(s, "cancel: upstream connect failed");
-					return;
-				}
-				fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s",
-				      s->ups->name, strerror(err));
-				continue;
-			}
-			if (s->state == ST_CANCEL) {
-				ssize_t w = send(s->up.ev.fd, s->cancel_pkt, 16, MSG_NOSIGNAL);
-				if (w == 16 || (w < 0 && errno != EAGAIN)) {
-					session_close(s, "cancel forwarded");
-					return;
-				}
-				s->up.wr = false;
-				break;
-			}
-			if (s->cancel.addr.ss_family != AF_UNIX &&
-			    s->ups->sslmode != PW_SSL_DISABLE) {
-				uint8_t req[8];
-				pw_put_be32(req, 8);
-				pw_put_be32(req + 4, PW_SSL_REQUEST);
-				if (send(s->up.ev.fd, req, 8, MSG_NOSIGNAL) != 8) {
-					fatal(s, "08001", "pgward: cannot write to upstream \"%s\"",
-					      s->ups->name);
-					continue;
-				}
-				s->state = ST_UP_SSLREQ;
-				s->up.rd = true;
-			} else {
-				upstream_ready_to_login(s);
-			}
-			moved = true;
-			break;
-		}
-		case ST_UP_SSLREQ: {
-			if (!s->up.rd)
-				break;
-			uint8_t c;
-			ssize_t n = recv(s->up.ev.fd, &c, 1, 0);
-			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-				s->up.rd = false;
-				break;
-			}
-			if (n != 1 || (c != 'S' && c != 'N')) {
-				upstream_fail(s, "bad answer to SSL request");
-				continue;
-			}
-			if (c == 'S')
-				upstream_start_tls(s);
-			else if (s->ups->sslmode >= PW_SSL_REQUIRE) {
-				upstream_fail(s, "server does not support SSL, but sslmode is %s",
-				              pw_sslmode_name(s->ups->sslmode));
-				continue;
-			} else
-				upstream_ready_to_login(s);
-			moved = true;
-			break;
-		}
-		case ST_UP_TLS:
-			r = handshake(s, &s->up, false);
-			if (r < 0)
-				continue;
-			if (r == 1) {
-				upstream_ready_to_login(s);
-				s->up.rd = s->up.wr = true;
-				moved = true;
-			}
-			break;
-		case ST_UP_AUTH:
-			if (s->up.rd) {
-				r = fill(&s->up, &s->ubuf);
-				if (r < 0) {
-					upstream_fail(s, "connection closed during authentication");
-					continue;
-				}
-				moved |= r > 0;
-			}
-			while (!s->closed && s->state == ST_UP_AUTH && upstream_auth_step(s))
-				moved = true;
-			if (s->state == ST_READY || s->state == ST_UP_SETUP)
-				moved = true;
-			break;
-		case ST_CATALOG_WAIT:
-			catalog_wait_step(s);
-			if (s->state == ST_READY)
-				moved = true;
-			break;
-		case ST_UP_SETUP:
-			if (s->up.rd) {
-				r = fill(&s->up, &s->ubuf);
-				if (r < 0) {
-					upstream_fail(s, "connection closed while setting up the "
-					                 "session's role");
-					continue;
-				}
-				moved |= r > 0;
-			}
-			while (!s->closed && s->state == ST_UP_SETUP && setup_step(s))
-				moved = true;
-			if (s->state == ST_READY)
-				moved = true;
-			break;
-		case ST_READY:
-			/* client -> upstream */
-			if (s->cl.rd && !s->cl.eof && !s->c_terminated && !s->analysing) {
-				r = fill(&s->cl, &s->cbuf);
-				if (r == IO_ERR) {
-					session_close(s, "client read error");
-					return;
-				}
-				moved |= r > 0;
-			}
-			bool verdict = s->verdict_ready;
-			if (pw_buf_unscanned(&s->cbuf) && !scan_client(s))
-				continue;
-			/* a verdict from an analysis thread came without any I/O: what it
-			 * decided is to be written now */
-			moved |= verdict && !s->verdict_ready;
-			/* upstream -> client */
-			if (s->up.rd && !s->up.eof) {
-				r = fill(&s->up, &s->ubuf);
-				if (r == IO_ERR) {
-					session_close(s, "upstream read error");
-					return;
-				}
-				moved |= r > 0;
-			}
-			if (pw_buf_unscanned(&s->ubuf) && !scan_upstream(s))
-				continue;
-			/* ends: after an EOF or Terminate, flush what is decided, then close */
-			if ((s->cl.eof || s->c_terminated) && !pw_buf_pending(&s->cbuf) &&
-			    !s->up_shut && !s->analysing) {
-				if (reusable(s)) {
-					park(s);
-					moved = true;
-					break;
-				}
-				/* pass the client's end on and keep relaying: the server answers
-				 * what it already has, then closes, as it would for the client
-				 * itself (a half-closed client still reads) */
-				s->up_shut = true;
-				if (!s->up.ssl)
-					shutdown(s->up.ev.fd, SHUT_WR);
-				else
-					SSL_shutdown(s->up.ssl);
-				s->deadline_ms = s->w->now_ms + 10000;
-				moved = true;
-			}
-			if (s->up_shut && s->cl.eof && !s->c_terminated && statement_running(s) &&
-			    s->probe_len && !s->probe_sent && !s->u_remaining) {
-				/* is the client half-closed, or gone? A client that is gone
-				 * answers this with a reset */
-				if (pw_buf_insert(&s->ubuf, s->probe, s->probe_len) == 0)
-					s->probe_sent = true;
-				moved = true;
-			}
-			if (s->cl.eof && s->cl.hup && statement_running(s) && client_reset(s)) {
-				client_gone(s);
-				return;
-			}
-			if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
-				session_close(s, "upstream closed");
-				return;
-			}
-			if (s->w->stopping && s->tx_status == 'I' && s->rfq_seen == s->rfq_owed &&
-			    !pw_buf_pending(&s->cbuf) && !pw_buf_unscanned(&s->cbuf) &&
-			    !pw_buf_pending(&s->ubuf) && !pw_buf_unscanned(&s->ubuf)) {
-				fatal(s, "57P01",
-				      "terminating connection due to administrator command");
-				continue;
-			}
-			break;
-		case ST_POOL_RESET:
-			if (s->up.rd) {
-				r = fill(&s->up, &s->ubuf);
-				if (r < 0) {
-					session_close(s, "pool: upstream closed during reset");
-					return;
-				}
-				moved |= r > 0;
-			}
-			while (!s->closed && s->state == ST_POOL_RESET && pool_reset_step(s))
-				moved = true;
-			break;
-		case ST_POOL_IDLE:
-			if (s->up.rd) {
-				/* a parked connection has nothing to say: a FATAL from an
-				 * administrator, or EOF. Either way it is done. */
-				r = fill(&s->up, &s->ubuf);
-				if (r != IO_WOULDBLOCK) {
-					session_close(s, "pool: parked upstream connection ended");
-					return;
-				}
-			}
-			break;
-		default:
-			break;
-		}
-		if (!moved)
+		if (w == STEP_MOVED)
+			continue; /* failed: the FATAL goes out next round */
+		enum step o = steps[s->state] ? steps[s->state](s) : STEP_STILL;
+		if (o == STEP_STOP)
+			return;
+		if (o == STEP_STILL && !moved)
 			return;
 	}
 	/* still moving after many rounds: give the other sessions a turn, and come back after
@@ -2661,15 +2133,15 @@ static void run(struct pw_session *s)
 	 * waiting in the socket) */
 	if (!s->closed && !s->queued) {
 		s->queued = true;
-		s->next_ready = s->w->ready;
-		s->w->ready = s;
+		s->next_ready = set_of(s->w)->ready;
+		set_of(s->w)->ready = s;
 	}
 }
 
-void pw_session_run_ready(struct pw_worker *w)
+static void run_ready(struct session_set *set)
 {
-	struct pw_session *s = w->ready;
-	w->ready = NULL;
+	struct pw_session *s = set->ready;
+	set->ready = NULL;
 	while (s) {
 		struct pw_session *nx = s->next_ready;
 		s->queued = false;
@@ -2679,21 +2151,22 @@ void pw_session_run_ready(struct pw_worker *w)
 	}
 }
 
-void pw_session_nudge(struct pw_worker *w)
+/* A catalog snapshot was loaded: the sessions waiting for one go on. */
+static void sessions_nudge(struct pw_worker *w)
 {
-	for (struct pw_session *s = w->sessions, *nx; s; s = nx) {
+	for (struct pw_session *s = set_of(w)->live, *nx; s; s = nx) {
 		nx = s->next;
 		if (s->state == ST_CATALOG_WAIT && !s->closed)
 			run(s);
 	}
 }
 
-void pw_session_event(struct pw_ev *ev, uint32_t events)
+static void session_event(struct pw_ev *ev, uint32_t events)
 {
-	struct pw_session *s = ev->s;
+	struct pw_session *s = ev->arg;
 	if (s->closed)
 		return;
-	struct sock *k = ev->kind == PW_EV_CLIENT ? &s->cl : &s->up;
+	struct sock *k = ev == &s->cl.ev ? &s->cl : &s->up;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
 		k->rd = true;
 	if (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
@@ -2705,16 +2178,16 @@ void pw_session_event(struct pw_ev *ev, uint32_t events)
 	run(s);
 }
 
-void pw_session_tick(struct pw_session *s)
+static void session_tick(struct pw_session *s)
 {
 	if (s->closed)
 		return;
 	if ((s->state == ST_POOL_IDLE || s->state == ST_POOL_RESET) &&
-	    (s->w->stopping || s->w->now_ms > s->deadline_ms)) {
+	    (pw_worker_stopping(s->w) || pw_worker_now(s->w) > s->deadline_ms)) {
 		session_close(s, "pool: idle timeout");
 		return;
 	}
-	if (s->state == ST_READY && s->up_shut && s->w->now_ms > s->deadline_ms) {
+	if (s->state == ST_READY && s->up_shut && pw_worker_now(s->w) > s->deadline_ms) {
 		session_close(s, "upstream did not close after the client left");
 		return;
 	}
@@ -2722,7 +2195,7 @@ void pw_session_tick(struct pw_session *s)
 		run(s); /* in case a load's wake-up came and went */
 	if (s->closed)
 		return;
-	if (s->deadline_ms && s->w->now_ms > s->deadline_ms && s->state != ST_READY) {
+	if (s->deadline_ms && pw_worker_now(s->w) > s->deadline_ms && s->state != ST_READY) {
 		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
 			session_close(s, "timeout");
 		else if (s->state == ST_CATALOG_WAIT)
@@ -2738,11 +2211,11 @@ void pw_session_tick(struct pw_session *s)
 			fatal(s, "08006", "canceling authentication due to timeout");
 		return;
 	}
-	if (s->w->stopping)
+	if (pw_worker_stopping(s->w))
 		run(s); /* an idle session ends now */
 }
 
-void pw_session_terminate(struct pw_session *s, const char *why)
+static void session_terminate(struct pw_session *s, const char *why)
 {
 	if (s->closed)
 		return;
@@ -2751,4 +2224,58 @@ void pw_session_terminate(struct pw_session *s, const char *why)
 		run(s);
 	}
 	session_close(s, why);
+}
+
+/* ---- the loop's hooks ---------------------------------------------------------------- */
+
+static void *sessions_start(struct pw_worker *w)
+{
+	(void)w;
+	return calloc(1, sizeof(struct session_set));
+}
+
+static bool sessions_after_batch(struct pw_worker *w)
+{
+	run_ready(set_of(w));
+	reap(set_of(w));
+	return set_of(w)->ready != NULL;
+}
+
+static void sessions_tick(struct pw_worker *w, bool terminate)
+{
+	for (struct pw_session *s = set_of(w)->live, *nx; s; s = nx) {
+		nx = s->next;
+		if (terminate)
+			session_terminate(s, "terminating connection due to administrator command");
+		else
+			session_tick(s);
+	}
+	reap(set_of(w));
+}
+
+static int sessions_live(struct pw_worker *w)
+{
+	return set_of(w)->n_live;
+}
+
+static void sessions_end(struct pw_worker *w)
+{
+	reap(set_of(w));
+	free(set_of(w));
+}
+
+static const struct pw_loop_hooks hooks = {
+    .worker_start = sessions_start,
+    .accept = pw_session_accept,
+    .after_batch = sessions_after_batch,
+    .tick = sessions_tick,
+    .nudge = sessions_nudge,
+    .analysed = pw_session_analysed,
+    .live = sessions_live,
+    .worker_end = sessions_end,
+};
+
+const struct pw_loop_hooks *pw_session_hooks(void)
+{
+	return &hooks;
 }

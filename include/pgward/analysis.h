@@ -31,8 +31,9 @@ struct pw_analysis_job {
 	bool unreadable;
 };
 
-/* Start n analysis threads (from the main thread, before the workers run). 0 or -1. */
-int pw_analysis_start(int n);
+/* Start n analysis threads (from the main thread, before the workers run); each judged job is
+ * handed to give_back(j->w, j) on the analysis thread. 0 or -1. */
+int pw_analysis_start(int n, void (*give_back)(struct pw_worker *w, struct pw_analysis_job *j));
 /* Hand a job to the pool; false when there is no pool (the caller judges inline). */
 bool pw_analysis_submit(struct pw_analysis_job *j);
 /* A job is done with (its worker): freed, its text counted for pw_analysis_bytes. */

@@ -30,6 +30,49 @@ static inline size_t pw_buf_space(const struct pw_buf *b)
 {
 	return b->cap - b->end;
 }
+/* Where bytes read from a socket go (pw_buf_space of them fit), and how many came. */
+static inline uint8_t *pw_buf_tail(const struct pw_buf *b)
+{
+	return b->data + b->end;
+}
+static inline void pw_buf_filled(struct pw_buf *b, size_t n)
+{
+	b->end += n;
+}
+/* The decided bytes to write out (pw_buf_pending of them), and how many were written. */
+static inline const uint8_t *pw_buf_head(const struct pw_buf *b)
+{
+	return b->data + b->start;
+}
+void pw_buf_written(struct pw_buf *b, size_t n);
+/* The first byte not yet decided (the message being scanned). */
+static inline uint8_t *pw_buf_at_scan(const struct pw_buf *b)
+{
+	return b->data + b->scan;
+}
+/* n more unscanned bytes are decided: passed on as they are. */
+static inline void pw_buf_advance(struct pw_buf *b, size_t n)
+{
+	b->scan += n;
+}
+/* Forget everything read but not decided (what follows a Terminate, a message consumed). */
+static inline void pw_buf_truncate(struct pw_buf *b)
+{
+	b->end = b->scan;
+}
+/* Consume the n bytes at scan: read by pgward itself, never passed on (a start-up message
+ * answered here). Only while nothing before them waits to be written. */
+static inline void pw_buf_consume(struct pw_buf *b, size_t n)
+{
+	b->scan += n;
+	if (b->scan == b->end)
+		b->start = b->scan = b->end = 0;
+}
+/* Empty: every offset back to the front. */
+static inline void pw_buf_clear(struct pw_buf *b)
+{
+	b->start = b->scan = b->end = 0;
+}
 /* Move the live bytes [start, end) to the front. */
 void pw_buf_compact(struct pw_buf *b);
 /* Make room so that `need` bytes starting at scan fit in the buffer (compacting, then

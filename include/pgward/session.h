@@ -1,4 +1,5 @@
-/* One client connection and its upstream: the protocol state machine and the pump. */
+/* One client connection and its upstream: the session's phases and the driver over them.
+ * The workers (loop.h) reach sessions only through the hooks below. */
 #ifndef PGWARD_SESSION_H
 #define PGWARD_SESSION_H
 
@@ -7,26 +8,18 @@
 
 #include "pgward/loop.h"
 
-/* Take over an accepted client socket. */
+/* What pgwardd's workers serve: accepted connections become sessions. */
+const struct pw_loop_hooks *pw_session_hooks(void);
+
+/* Take over an accepted client socket (the accept hook). */
 void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                        bool steered);
-/* An epoll event for one of the session's sockets. */
-void pw_session_event(struct pw_ev *ev, uint32_t events);
-/* Something sessions may wait for has changed (a catalog snapshot was loaded): run them. */
-void pw_session_nudge(struct pw_worker *w);
-/* Periodic check: start-up deadlines, graceful stop. */
-void pw_session_tick(struct pw_session *s);
-/* Close now (stop deadline passed), telling the client why. */
-void pw_session_terminate(struct pw_session *s, const char *why);
-/* Run the sessions that yielded with work left (see run()). */
-void pw_session_run_ready(struct pw_worker *w);
-/* Free sessions closed during the last epoll batch. */
-void pw_session_reap(struct pw_worker *w);
-struct pw_session *pw_session_next(struct pw_session *s);
-/* An analysis thread judged a message of the session's (analysis.h): go on with it. */
+
+/* An analysis thread judged a message of the session's (analysis.h): go on with it (the
+ * analysed hook). */
 struct pw_analysis_job;
 void pw_session_analysed(struct pw_analysis_job *j);
+
 /* How many sessions have been freed since start, all workers together. Any thread. */
 uint64_t pw_session_freed(void);
-
 #endif

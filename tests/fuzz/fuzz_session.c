@@ -30,18 +30,18 @@
  *   o  trust, allow-all, upstream pool (park on Terminate, DISCARD ALL, adoption)
  * After the loads, unix sockets are allowed to the harness's thread only.
  *
- * One worker (struct pw_worker: an epoll fd, the rest zeroed) is driven as user/loop.c's
- * worker_main drives it: epoll_wait (timeout 0), pw_session_event, pw_session_run_ready,
- * pw_session_reap, pw_session_tick. now_ms is a counter, never the clock.
+ * One worker (pw_worker_new: an epoll fd, no listeners, pgwardd's session hooks) is driven
+ * with the turn pgwardd's workers run (pw_worker_turn, timeout 0) and the hooks' tick. now_ms
+ * is a counter, never the clock.
  *
  * The input: a header byte (bit 0: the TLS configuration; bits 1-3: the first client's peer
  * address; bit 4: steered), then operations, each a byte c: kind c & 15, argument a = c >> 4:
  *   0 client write   a&3 client, a&4 two length bytes (else one), a&8 no pump; then the bytes
  *   1 server write   the same to an upstream connection (in the order they were accepted)
- *   2 pump           run the loop until nothing moves; a&1 pw_session_nudge first
+ *   2 pump           run the loop until nothing moves; a&1 the nudge hook first
  *   3 new client     a&7 its peer address (unix, 127.0.0.1, 10.0.0.1, ::1, ::ffff:127.0.0.1,
  *                    2001:db8::1, ::ffff:10.1.2.3, unix), a&8 steered
- *   4 tick           now_ms += (a + 1) * 4 s (a = 15: 10^9 s), pw_session_tick on every session
+ *   4 tick           now_ms += (a + 1) * 4 s (a = 15: 10^9 s), the tick hook
  *   5 client close   a&3 client, a&4 shutdown(SHUT_WR) only, a&8 without reading what
  *                    pgwardd sent first (a close with unread data is a reset)
  *   6 server close   a&3 upstream connection, a&4 shutdown(SHUT_WR) only
@@ -60,7 +60,8 @@
  *                    protocol...), a&4 every statement fails, a&8 notices and notifications too
  *  12 cancel         a new client sends a CancelRequest with the key pgwardd gave client a&3
  *                    (the last BackendKeyData it sent there), a&4 a wrong key
- *  13 stop           w->stopping (graceful stop) and a tick; a&1 pw_session_terminate on all
+ *  13 stop           the worker stopping (graceful stop) and a tick; a&1 the tick that
+ *                   terminates every session
  *  14 client TLS     a&3 client: start a TLS client on it (after pgwardd's 'S')
  *  15 startup        a StartupMessage on the last client: user a&7 (t p j r q w o, or one no
  *                    identity matches), a&8 with application_name, client_encoding, options
@@ -357,7 +358,8 @@ static const char *dir;
 static char sock_path[108], stall_path[108];
 static int lfd = -1, stall_fd = -1; /* the upstream's listening sockets */
 static struct pw_runtime *rt_plain, *rt_tls;
-static struct pw_worker w;
+static struct pw_worker *w;
+static const struct pw_loop_hooks *hooks;
 static struct pw_scram_verifier up_verifier, bad_verifier; /* for the harness's SCRAM server */
 static SSL_CTX *cli_ctx;                                   /* the harness's TLS clients */
 static bool verbose;
@@ -697,11 +699,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	load_catalog();
 	pwfuzz_sandbox_unix(PWFUZZ_UNIX_THIS_THREAD);
 
-	w.idx = 0;
-	w.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (w.epfd < 0)
-		die("epoll_create1: %s", strerror(errno));
-	w.wake.fd = -1;
+	hooks = pw_session_hooks();
+	w = pw_worker_new(hooks);
+	if (!w)
+		die("pw_worker_new: %s", strerror(errno));
 	return 0;
 }
 
@@ -1033,20 +1034,13 @@ static bool accept_upstreams(void)
 
 static bool pump_round(void)
 {
-	struct epoll_event ev[64];
 	bool moved = accept_upstreams();
-	int n = epoll_wait(w.epfd, ev, 64, 0);
-
-	for (int i = 0; i < n; i++)
-		pw_session_event(ev[i].data.ptr, ev[i].events);
-	moved |= n > 0 || w.ready;
-	pw_session_run_ready(&w);
-	pw_session_reap(&w);
+	moved |= pw_worker_turn(w, 0) > 0 || pw_worker_more(w);
 	for (int i = 0; i < n_cl; i++)
 		moved |= drain_peer(&cl[i], true);
 	for (int i = 0; i < n_up; i++)
 		moved |= drain_peer(&up[i], false);
-	w.now_ms++;
+	pw_worker_set_now(w, pw_worker_now(w) + 1);
 	return moved;
 }
 
@@ -1062,8 +1056,8 @@ static void relay_check(void)
 
 	if (n_cl != 1 || n_up != 1 || !c->tracked || c->untidy || c->fd < 0 || c->eof ||
 	    c->half_closed || c->lost || c->fr.bad || u->fd < 0 || u->eof || u->half_closed ||
-	    u->lost || u->refusal || u->fr.bad || !u->fr.ok || u->fr.hlen || w.stopping ||
-	    w.n_sessions != 1)
+	    u->lost || u->refusal || u->fr.bad || !u->fr.ok || u->fr.hlen ||
+	    pw_worker_stopping(w) || hooks->live(w) != 1)
 		return;
 	uint64_t sent = u->fr.total - u->fr.ok_at;
 	uint64_t got = c->fr.ok ? c->fr.total - c->fr.ok_at : 0;
@@ -1087,12 +1081,8 @@ static void pump(void)
 
 static void tick(uint64_t delta)
 {
-	w.now_ms += delta;
-	for (struct pw_session *s = w.sessions, *nx; s; s = nx) {
-		nx = pw_session_next(s);
-		pw_session_tick(s);
-	}
-	pw_session_reap(&w);
+	pw_worker_set_now(w, pw_worker_now(w) + delta);
+	hooks->tick(w, false);
 	pump();
 }
 
@@ -1212,7 +1202,7 @@ static struct peer *new_client(int kind, bool steered)
 	}
 	struct peer *p = &cl[n_cl++];
 	peer_init(p, sv[1]);
-	pw_session_accept(&w, sv[0], (struct sockaddr *)&ss, len, steered);
+	pw_session_accept(w, sv[0], (struct sockaddr *)&ss, len, steered);
 	pump();
 	return p;
 }
@@ -1527,8 +1517,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int fds = count_fds();
 	uint8_t hdr = *data++;
 	pw_sql_cache_clear();
-	w.now_ms = BASE_MS;
-	w.stopping = false;
+	pw_worker_set_now(w, BASE_MS);
+	pw_worker_set_stopping(w, false);
 	n_cl = n_up = 0;
 	pw_runtime_publish(pw_runtime_ref(hdr & 1 ? rt_tls : rt_plain));
 	new_client(hdr >> 1, hdr & 16);
@@ -1539,7 +1529,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fprintf(stderr,
 			        "fuzz_session: op %d arg %d (%d sessions, %d clients, %d "
 			        "upstream connections)\n",
-			        kind, a, w.n_sessions, n_cl, n_up);
+			        kind, a, hooks->live(w), n_cl, n_up);
 		switch (kind) {
 		case 0:
 		case 1: {
@@ -1572,7 +1562,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		case 2:
 			if (a & 1)
-				pw_session_nudge(&w);
+				hooks->nudge(w);
 			pump();
 			break;
 		case 3:
@@ -1668,15 +1658,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		case 13:
-			w.stopping = true;
-			w.stop_deadline_ms = w.now_ms + 30000;
+			pw_worker_set_stopping(w, true);
 			if (a & 1) {
-				for (struct pw_session *s = w.sessions, *nx; s; s = nx) {
-					nx = pw_session_next(s);
-					pw_session_terminate(s, "terminating connection due to "
-					                        "administrator command");
-				}
-				pw_session_reap(&w);
+				hooks->tick(w, true); /* the grace period is over */
 				pump();
 			} else {
 				tick(1);
@@ -1724,7 +1708,7 @@ done:
 	for (int i = 0; i < n_up; i++)
 		peer_close(&up[i]);
 	pump();
-	for (int i = 0; i < 8 && (w.n_sessions || w.dead); i++) {
+	for (int i = 0; i < 8 && hooks->live(w); i++) {
 		tick(1000000000000ull);
 		for (int k = 0; k < n_up; k++)
 			peer_close(&up[k]);
@@ -1733,10 +1717,10 @@ done:
 	for (int k = 0; k < n_up; k++)
 		peer_close(&up[k]);
 	o_free(&o);
-	if (w.n_sessions || w.dead || w.ready || w.pool)
+	if (hooks->live(w) || pw_worker_more(w))
 		fail("%d session(s) left after every peer closed and every deadline passed",
-		     w.n_sessions);
-	w.stopping = false;
+		     hooks->live(w));
+	pw_worker_set_stopping(w, false);
 	pw_sql_cache_clear();
 	if (count_fds() != fds)
 		fail("file descriptors: %d at the start of the input, %d at its end", fds,
