@@ -154,7 +154,7 @@ simulate() {
 }
 
 print_plan() { # missing...
-	printf 'deps.sh plan: %d of %d packages missing\n' "$#" "${#PACKAGES[@]}"
+	printf 'plan: %d of %d packages missing\n' "$#" "${#PACKAGES[@]}"
 	printf 'missing: %s\n' "$*"
 	printf 'command: apt-get %s %s\n' "${INSTALL_ARGS[*]}" "$*"
 	printf 'new: %s\n' "${PLAN_NEW[*]:-(none)}"
@@ -175,6 +175,7 @@ print_plan() { # missing...
 }
 
 POLICY_RC=/usr/sbin/policy-rc.d
+SYSTEMD_RUNTIME=/run/systemd/system # exists when systemd is the running init
 OUR_POLICY_RC=0
 
 # Block service starts during the install (the postgresql packages would
@@ -223,7 +224,7 @@ unit_states() {
 tame_new_services() { # units-before new-packages...
 	local before=$1 pkg f unit name prev seen=" " systemd_up=0
 	shift
-	[[ -d /run/systemd/system ]] && systemd_up=1
+	[[ -d $SYSTEMD_RUNTIME ]] && systemd_up=1
 	for pkg in "$@"; do
 		while read -r f; do
 			case $f in
@@ -394,4 +395,7 @@ main() {
 	log "installed ${#new_pkgs[@]} new packages; all ${#PACKAGES[@]} needed are there"
 }
 
-main "$@"
+# (sourced by tests/deps_plan.sh for its functions: main does not run then)
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

@@ -135,4 +135,50 @@ check "all installed: deps.sh and --if-missing run no apt-get, sudo or systemctl
 	bash -c 'DEPS_PACKAGES="dpkg" PATH="$1/bin:$PATH" scripts/deps.sh --if-missing &&
 		DEPS_PACKAGES="dpkg" PATH="$1/bin:$PATH" scripts/deps.sh && ! cat "$1/called" 2>/dev/null | grep . >&2' _ "$T"
 
+# 4. what the install does to services, with stand-ins for dpkg -L and systemctl (nothing on
+# the machine is touched): the units of newly installed packages are disabled (and stopped when
+# systemd runs) unless they existed before; a unit enabled before is left alone; templates
+# and files that are not units are ignored.
+tame_case() { # SYSTEMD_UP
+	local case_dir=$T/tame$1
+	mkdir -p "$case_dir/bin" "$case_dir/run"
+	cat >"$case_dir/bin/dpkg" <<-'SH'
+		#!/bin/sh
+		[ "$1" = -L ] || exit 1
+		case $2 in
+		pgw-fake-pooler) printf '%s\n' /lib/systemd/system/pgw-fake-pooler.service /etc/init.d/pgw-fake-pooler \
+			/usr/sbin/pgw-fake-pooler /lib/systemd/system/pgw-fake-pooler@.service ;;
+		pgw-fake-server) printf '%s\n' /lib/systemd/system/pgw-fake-server.service /lib/systemd/system/pgw-fake-server.timer ;;
+		pgw-fake-old) printf '%s\n' /lib/systemd/system/pgw-fake-old.service /lib/systemd/system/pgw-fake-old2.service ;;
+		esac
+	SH
+	printf '#!/bin/sh\necho "systemctl $*" >>"%s/calls"\n' "$case_dir" >"$case_dir/bin/systemctl"
+	chmod +x "$case_dir/bin/dpkg" "$case_dir/bin/systemctl"
+	[[ $1 -eq 1 ]] || rmdir "$case_dir/run"
+	(
+		PATH=$case_dir/bin:$PATH
+		# shellcheck source=scripts/deps.sh
+		source scripts/deps.sh
+		SYSTEMD_RUNTIME=$case_dir/run
+		before=$'pgw-fake-old.service enabled\npgw-fake-old2.service disabled\nssh.service enabled'
+		tame_new_services "$before" pgw-fake-pooler pgw-fake-server pgw-fake-old 2>"$case_dir/log"
+	)
+	touch "$case_dir/calls"
+	local want
+	want="systemctl disable --quiet pgw-fake-pooler.service"
+	[[ $1 -eq 1 ]] && want+=$'\nsystemctl stop pgw-fake-pooler.service'
+	want+=$'\nsystemctl disable --quiet pgw-fake-server.service'
+	[[ $1 -eq 1 ]] && want+=$'\nsystemctl stop pgw-fake-server.service'
+	want+=$'\nsystemctl disable --quiet pgw-fake-server.timer'
+	[[ $1 -eq 1 ]] && want+=$'\nsystemctl stop pgw-fake-server.timer'
+	want+=$'\nsystemctl disable --quiet pgw-fake-old2.service'
+	if [[ $(cat "$case_dir/calls") != "$want" ]]; then
+		printf 'systemctl calls:\n%s\nexpected:\n%s\n' "$(cat "$case_dir/calls")" "$want" >&2
+		return 1
+	fi
+}
+check "services of new packages disabled and stopped (systemd running); one enabled before left alone; one disabled before disabled again, not stopped; templates ignored" \
+	tame_case 1
+check "the same without a running systemd: disabled, nothing stopped through systemctl" tame_case 0
+
 finish
