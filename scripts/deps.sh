@@ -4,17 +4,18 @@
 #   scripts/deps.sh                  install what is missing (nothing else is touched)
 #   scripts/deps.sh --if-missing     the same; returns at once when nothing is missing
 #   scripts/deps.sh --dry-run        print the plan (what apt would add) and change nothing
-#   scripts/deps.sh --allow-upgrades install even when a missing package needs a newer
-#                                    version of one the machine has (refused by default)
+#   scripts/deps.sh --no-upgrades    stop instead when a missing package needs a newer
+#                                    version of one the machine has
 #   scripts/deps.sh --list           print the package list and exit
 #
 # What it promises:
 # - Packages already installed are never named to apt, never upgraded, never removed: the
 #   missing ones are found with dpkg-query, and only they are given to
 #   `apt-get install --no-upgrade --no-install-recommends`. apt's plan is simulated first
-#   (apt-get -s); when it would upgrade an installed package (a new -dev package may need a
-#   newer library than the one installed) the script stops and names it, unless
-#   --allow-upgrades; a plan that removes anything is always refused.
+#   (apt-get -s). An installed package is upgraded only when a missing one needs it (a -dev
+#   package needs the library of its own version): the plan names each such upgrade before
+#   apt runs, and --no-upgrades stops there instead; a plan that removes anything is always
+#   refused.
 # - No service is left running or enabled by the install: a temporary policy-rc.d denies
 #   every service start while apt runs (unless the machine has one of its own, left in
 #   charge), and afterwards every systemd unit or init script that the newly installed
@@ -164,8 +165,10 @@ print_plan() { # missing...
 	printf 'remove: %s\n' "${PLAN_REMOVE[*]:-(none)}"
 	if [[ ${#PLAN_REMOVE[@]} -gt 0 ]]; then
 		printf 'verdict: refused (apt would remove installed packages)\n'
+	elif [[ ${#PLAN_UPGRADE[@]} -gt 0 && ${NO_UPGRADES:-0} -eq 1 ]]; then
+		printf 'verdict: refused (--no-upgrades: installed packages would be upgraded)\n'
 	elif [[ ${#PLAN_UPGRADE[@]} -gt 0 ]]; then
-		printf 'verdict: refused unless --allow-upgrades (installed packages would be upgraded)\n'
+		printf 'verdict: would install, upgrading only what the missing packages need\n'
 	elif [[ $# -eq 0 ]]; then
 		printf 'verdict: nothing to do\n'
 	else
@@ -291,12 +294,14 @@ tame_new_main_cluster() {
 }
 
 main() {
-	local if_missing=0 dry_run=0 allow_upgrades=0 arg
+	local if_missing=0 dry_run=0 arg
+	NO_UPGRADES=0
 	for arg in "$@"; do
 		case $arg in
 		--if-missing) if_missing=1 ;;
 		--dry-run | --plan) dry_run=1 ;;
-		--allow-upgrades) allow_upgrades=1 ;;
+		--no-upgrades) NO_UPGRADES=1 ;;
+		--allow-upgrades) ;; # the default now: only what the missing packages need
 		--list)
 			printf '%s\n' "${PACKAGES[@]}"
 			return 0
@@ -357,10 +362,13 @@ main() {
 	if [[ ${#PLAN_REMOVE[@]} -gt 0 ]]; then
 		die "apt would remove installed packages (${PLAN_REMOVE[*]}); not going on. Install ${missing[*]} yourself."
 	fi
-	if [[ ${#PLAN_UPGRADE[@]} -gt 0 && $allow_upgrades -eq 0 ]]; then
+	if [[ ${#PLAN_UPGRADE[@]} -gt 0 && $NO_UPGRADES -eq 1 ]]; then
 		die "the missing packages need newer versions of installed ones: ${PLAN_UPGRADE[*]}.
-  This script never upgrades what is installed. Upgrade them yourself (apt-get install --only-upgrade ...)
-  or run scripts/deps.sh --allow-upgrades."
+  --no-upgrades: not going on. Upgrade them yourself (apt-get install --only-upgrade ...)
+  or run scripts/deps.sh without --no-upgrades."
+	fi
+	if [[ ${#PLAN_UPGRADE[@]} -gt 0 ]]; then
+		log "the missing packages need newer versions of installed ones, upgraded with them: ${PLAN_UPGRADE[*]}"
 	fi
 
 	local before_clusters before_units before_pkgs
