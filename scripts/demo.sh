@@ -4,8 +4,10 @@
 # password only pgwardd knows.  An AI agent logs in to pgwardd as "agent" with a password
 # of its own; pgwardd checks it (SCRAM) and logs in upstream as app_owner.  A narrated psql
 # session then shows queries, \copy, the extended protocol, statements the policy refuses
-# (and `pgwardctl policy explain`), a refused password, a cancel
-# and pgwardd's log.  Everything is torn down at exit.
+# (and `pgwardctl policy explain`), a refused password, a cancel, an agent in a cgroup whose
+# connects to PostgreSQL the eBPF redirect steers into pgwardd (as root), and pgwardd's log.
+# Everything is torn down at exit.  All output, the errors included, goes to one stream
+# (stdout) in the order it happens: every command's output is collected, then shown.
 #
 # Environment: BUILD (build directory holding pgwardd and pgwardctl, default build).
 # shellcheck source-path=SCRIPTDIR
@@ -33,6 +35,47 @@ die() {
 	exit 1
 }
 indent() { sed 's/^/    /'; }
+
+# A few lines saying what a configuration does: listener, upstreams, identities, their rules.
+summarize_config() {
+	python3 - "$1" <<-'PY'
+		import json, sys
+		c = json.load(open(sys.argv[1]))
+		def words(v):
+		    return ", ".join(v) if isinstance(v, list) else str(v)
+		tls = " (TLS)" if c.get("tls") else ""
+		for l in c["listen"]:
+		    print("listen     %s:%s%s" % (l.get("host", "127.0.0.1"), l["port"], tls))
+		for name, u in c["upstreams"].items():
+		    print("upstream   %s: %s:%s as %s, sslmode %s, password from %s"
+		          % (name, u.get("host"), u.get("port", 5432), u["user"], u.get("sslmode", "prefer"),
+		             u.get("password_file", "-").rsplit("/", 1)[-1]))
+		r = c.get("redirect")
+		if r:
+		    print("redirect   connects from cgroup %s to port %s go to pgwardd (eBPF)"
+		          % (words(r.get("cgroups", [])), words([str(p) for p in r["ports"]])))
+		rules_seen = {}
+		for i in c["identities"]:
+		    m = ", ".join("%s %s" % kv for kv in i.get("match", {}).items()) or "anyone"
+		    rules = json.dumps(i.get("rules"))
+		    same = rules_seen.get(rules)
+		    rules_seen.setdefault(rules, i["name"])
+		    print("identity   %s: %s; auth %s; upstream %s; databases %s%s"
+		          % (i["name"], m, i["auth"], i.get("upstream", "(the dialled address)"),
+		             words(i.get("databases", "any")),
+		             "; rules as %s" % same if same else ""))
+		    if same:
+		        continue
+		    for n, rule in enumerate(i.get("rules", []), 1):
+		        what = []
+		        if "class" in rule: what.append(words(rule["class"]))
+		        if "relations" in rule: what.append("on " + words(rule["relations"]))
+		        if "access" in rule: what.append("(%s only)" % rule["access"])
+		        if "functions" in rule: what.append("calling " + words(rule["functions"]))
+		        print("  rule %d   %-5s %-16s %s" % (n, rule["action"], rule.get("name", ""), " ".join(what)))
+		    print("  then     deny  everything else; guardrails on (SET ROLE, COPY ... PROGRAM, server files, ...)")
+	PY
+}
 
 # The agent's connection string: TLS to pgwardd, verified against the demo CA.
 agent_conn() {
@@ -119,7 +162,8 @@ setup_pgwardd() {
 	fi
 	pgw_write_config "$W/pgwardd.json" "$PORT" app_owner "$W/app_owner.pw" "$identity" \
 		'{"log_level": "info"}' "$tls" "$redirect" || die "writing the configuration failed"
-	indent <"$W/pgwardd.json"
+	summarize_config "$W/pgwardd.json" | indent || die "the configuration does not read back"
+	echo "    (the whole file: $W/pgwardd.json)"
 
 	say "Starting pgwardd on 127.0.0.1:$PORT (TLS toward the agent and toward PostgreSQL)"
 	pgw_start "$W/pgwardd.json" "$LOG" "$PORT" || die "pgwardd did not start"
@@ -189,9 +233,17 @@ policy() {
 	grep -q 'still connected' "$W/policy.out" || die "the session did not go on after a refusal"
 	[[ $(pgtmp_psql -Atc "SELECT count(*) FROM orders") -gt 0 ]] || die "orders lost rows"
 	say "The same decision without connecting anywhere: pgwardctl policy explain"
-	echo "  \$ pgwardctl policy explain --config pgwardd.json --identity reporting-agent --sql 'WITH gone AS (DELETE ...) SELECT ...'"
-	"$BUILD/pgwardctl" policy explain --config "$W/pgwardd.json" --identity reporting-agent \
-		--sql "WITH gone AS (DELETE FROM orders WHERE amount < 10 RETURNING *) SELECT count(*) FROM gone" | indent || true
+	echo "  \$ pgwardctl policy explain --config pgwardd.json --identity reporting-agent --database postgres \\"
+	echo "        --sql 'WITH gone AS (DELETE FROM orders WHERE amount < 10 RETURNING *) SELECT count(*) FROM gone'"
+	local rc=0
+	"$BUILD/pgwardctl" policy explain --config "$W/pgwardd.json" --identity reporting-agent --database postgres \
+		--sql "WITH gone AS (DELETE FROM orders WHERE amount < 10 RETURNING *) SELECT count(*) FROM gone" \
+		>"$W/explain.out" 2>&1 || rc=$?
+	indent <"$W/explain.out"
+	echo "    (exit status $rc: 3 means the last statement is refused)"
+	if [[ $rc -ne 3 ]] || ! grep -q 'why: .*rule 1 "orders-are-kept"' "$W/explain.out"; then
+		die "pgwardctl policy explain did not refuse the DELETE by rule 1"
+	fi
 }
 
 cancel() {
@@ -222,16 +274,20 @@ steered_agent() {
 	printf '#!/bin/sh\necho $$ > "%s/cgroup.procs" && exec "$@"\n' "$CG" >"$W/in-cgroup"
 	chmod +x "$W/in-cgroup"
 	PGPASSWORD=$AGENT_PW "$W/in-cgroup" psql "$direct" -X -c \
-		"SELECT current_user, count(*) AS orders FROM orders" 2>&1 | indent
+		"SELECT current_user, count(*) AS orders FROM orders" >"$W/steered.out" 2>&1 || true
+	indent <"$W/steered.out"
+	grep -q '^ app_owner ' "$W/steered.out" || die "the steered agent's query did not run as app_owner"
 	say "The agent still sees the address it dialled (getpeername), and pgwardd knows who called:"
 	"$W/in-cgroup" python3 -c "
 import socket
 s = socket.create_connection(('127.0.0.1', $PGTMP_PORT))
-print('    getpeername() = %s:%d' % s.getpeername())"
+print('    getpeername() = %s:%d' % s.getpeername())" >"$W/peer.out" 2>&1 || true
+	cat "$W/peer.out"
 	pw_wait_log_line 'identity=agent-in-cgroup' || die "pgwardd did not log the steered session"
 	grep 'identity=agent-in-cgroup' "$LOG" | head -n 1 | indent
 	say "Outside the cgroup the same string reaches PostgreSQL, where the agent has no role:"
-	PGPASSWORD=$AGENT_PW psql "$direct" -X -c 'SELECT 1' 2>&1 | indent || true
+	PGPASSWORD=$AGENT_PW psql "$direct sslmode=disable" -X -c 'SELECT 1' >"$W/direct.out" 2>&1 || true
+	indent <"$W/direct.out"
 }
 
 show_log() {
@@ -254,6 +310,8 @@ main() {
 	local t0=$SECONDS
 	[[ -x $BUILD/pgwardd && -x $BUILD/pgwardctl ]] || die "$BUILD/pgwardd or pgwardctl missing (run make)"
 	command -v psql >/dev/null || die "psql not found (run scripts/deps.sh)"
+	# one stream, in order: errors (ours and every command's) go where the narration goes
+	exec 2>&1
 	trap cleanup EXIT
 	# the analyser reads text as UTF-8, the encoding pgwardd allows by default
 	export PGCLIENTENCODING=UTF8
@@ -268,7 +326,6 @@ main() {
 	steered_agent
 	show_log
 	say "Done in $((SECONDS - t0)) s; stopping pgwardd and removing the cluster."
-	say "Next: approvals for held statements, masking of sensitive columns, and the audit trail."
 }
 
 main "$@"

@@ -328,8 +328,33 @@ configure_tree() {
 		tail -n 40 "$SRC/pgward-configure.log" >&2
 		die "configure failed (log: $SRC/pgward-configure.log)"
 	}
-	make -s -j"$JOBS" -C "$SRC/src/backend" generated-headers >&2 || die "generating headers failed"
+	tree_make "the generated headers" src/backend generated-headers
 	printf '%s\n' "$value" >"$stamp"
+}
+
+# make in one directory of the configured tree, in parallel; a failure is retried once
+# serially (one make process cannot race with itself), then fatal.
+tree_make() { # what dir [target...]
+	local what=$1 dir=$2
+	shift 2
+	make -s -j"$JOBS" -C "$SRC/$dir" "$@" >&2 && return 0
+	log "building $what in parallel failed; retrying serially"
+	make -s -j1 -C "$SRC/$dir" "$@" >&2 || die "building $what failed"
+}
+
+# The libraries every client program links, built one directory after the other, in the
+# order PostgreSQL's top-level make builds them.  A program's Makefile reaches them through
+# order-only "submake" prerequisites (psql: submake-libpq submake-libpgport
+# submake-libpgfeutils; libpq itself: submake-libpgport), each a separate recursive make of
+# src/port and src/common; under -j those run at the same time in the same directory and
+# race on the same objects (seen as `ar: path_shlib.o: No such file or directory`).
+# Built first, they are up to date when the program's make looks at them, so its
+# recursive makes have nothing to write.  Parallelism stays inside each directory.
+build_client_libs() {
+	local dir
+	for dir in src/port src/common src/interfaces/libpq src/fe_utils; do
+		tree_make "$dir" "$dir" all
+	done
 }
 
 # psql of the source's version, for pg_regress: the regression scripts are
@@ -345,7 +370,8 @@ build_psql() {
 	fi
 	configure_tree
 	log "building psql $(upstream_of "$(cut -d' ' -f2 "$SRC/.pgward-source")") for pg_regress"
-	make -s -j"$JOBS" -C "$SRC/src/bin/psql" >&2 || die "building psql failed"
+	build_client_libs
+	tree_make psql src/bin/psql all
 	printf '%s\n' "$value" >"$stamp"
 }
 
@@ -358,8 +384,9 @@ build_tools_from_source() {
 	fi
 	configure_tree
 	log "building pg_regress, pg_isolation_regress, isolationtester"
-	make -s -j"$JOBS" -C "$SRC/src/test/regress" pg_regress >&2 || die "building pg_regress failed"
-	make -s -j"$JOBS" -C "$SRC/src/test/isolation" all >&2 || die "building isolation tools failed"
+	build_client_libs
+	tree_make pg_regress src/test/regress pg_regress
+	tree_make "the isolation tools" src/test/isolation all
 	printf '%s\n' "$value" >"$stamp"
 }
 

@@ -53,6 +53,8 @@ for src in tests/unit/test_*.c; do
 	fi
 	run_group "unit/$t" "$BUILD/tests/$t"
 done
+# every example configuration of README.md and examples/ passes pgwardctl config check
+run_group examples tests/examples.sh
 # the libFuzzer harnesses: their regression inputs, then a bounded run of each (make fuzz runs
 # them for as long as asked)
 run_group fuzz tests/fuzz/run.sh "${PGWARD_FUZZ_SECONDS:-10}"
