@@ -58,6 +58,7 @@ done
 run_group fuzz tests/fuzz/run.sh "${PGWARD_FUZZ_SECONDS:-10}"
 run_group integration/core tests/integration/core.sh
 run_group integration/policy tests/integration/policy.sh
+run_group integration/ctl tests/integration/ctl.sh
 # a daemon that stays up: 20,000 idle connections under a 1,024 start limit, out of descriptors,
 # max_connections, big-statement fairness, escaped logs (about 2 minutes)
 run_group integration/stayup tests/integration/stayup.sh
