@@ -629,10 +629,18 @@ static int parse_match(struct pw_jp *x, const json_t *e, const char *jp, const s
 	if (rc)
 		id->match_gid = v;
 	id->needs_kernel |= id->match_uid >= 0 || id->match_gid >= 0;
-	if (id->needs_kernel && !c->redirect.enabled)
-		return pw_jp_fail(x, sub,
-		                  "kernel facts (cgroup, exe, comm, ancestor_*, uid, gid) need the "
-		                  "\"redirect\" section");
+	if (id->needs_kernel && !c->redirect.enabled) {
+		const char *kernel[N_ELEMS(match_globs) + 2];
+		char list[256];
+		size_t n = 0;
+		for (size_t k = 0; k < N_ELEMS(match_globs); k++)
+			if (match_globs[k].kind == M_KERNEL)
+				kernel[n++] = match_globs[k].key;
+		kernel[n++] = "uid";
+		kernel[n++] = "gid";
+		pw_jp_join(list, sizeof(list), kernel, n);
+		return pw_jp_fail(x, sub, "kernel facts (%s) need the \"redirect\" section", list);
+	}
 	return 0;
 }
 
