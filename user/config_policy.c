@@ -127,71 +127,59 @@ static int rule_access(struct pw_jp *x, const json_t *e, const char *jp, struct 
 	return rc;
 }
 
-static int rule_classes(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
+/* A list of names, each one of names[] (NULL entries are not accepted), into bits 1u << index:
+ * the rule keys "class" and "facts" */
+static int names_to_bits(struct pw_jp *x, const json_t *e, const char *jp, const char *key,
+                         const char *what, const char *const *names, size_t n_names, uint32_t *bits)
 {
 	char jp2[PW_JP_PATH_MAX], sub[PW_JP_PATH_MAX], q[PW_JP_QUOTE_MAX], *list = NULL;
 	int n, rc = 0;
 
-	if (pw_jp_names(x, e, jp, "class", PW_NAME_MAX, 32, &list, &n) < 0) {
+	if (pw_jp_names(x, e, jp, key, PW_NAME_MAX, 32, &list, &n) < 0) {
 		free(list);
 		return -1;
 	}
-	pw_jp_key(jp2, jp, "class");
+	pw_jp_key(jp2, jp, key);
 	for (int i = 0; i < n && rc == 0; i++) {
-		const char *c = list + (size_t)i * PW_NAME_MAX;
-		int k;
-		for (k = 0; k <= PW_SQL_EXPLAIN; k++)
-			if (strcmp(c, pw_sql_class_name((enum pw_sql_class)k)) == 0)
+		const char *name = list + (size_t)i * PW_NAME_MAX;
+		size_t k, m = 0;
+		for (k = 0; k < n_names; k++)
+			if (names[k] && strcmp(name, names[k]) == 0)
 				break;
-		if (k > PW_SQL_EXPLAIN) {
-			pw_jp_index(sub, jp2, (size_t)i);
-			rc = pw_jp_fail(
-			    x, sub,
-			    "unknown command class %s (expected select, insert, update, "
-			    "delete, merge, copy_to, copy_from, ddl, dcl, truncate, call, "
-			    "do, set, transaction, prepare, execute, explain or other)",
-			    pw_jp_quote(q, c));
-		} else {
-			r->classes |= 1u << k;
+		if (k < n_names) {
+			*bits |= 1u << k;
+			continue;
 		}
+		const char *known[32];
+		char all[512];
+		for (k = 0; k < n_names; k++)
+			if (names[k])
+				known[m++] = names[k];
+		pw_jp_join(all, sizeof(all), known, m);
+		pw_jp_index(sub, jp2, (size_t)i);
+		rc = pw_jp_fail(x, sub, "unknown %s %s (expected one of %s)", what,
+		                pw_jp_quote(q, name), all);
 	}
 	free(list);
 	return rc;
 }
 
+static int rule_classes(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
+{
+	const char *names[PW_SQL_EXPLAIN + 1];
+	for (int k = 0; k <= PW_SQL_EXPLAIN; k++)
+		names[k] = pw_sql_class_name((enum pw_sql_class)k);
+	return names_to_bits(x, e, jp, "class", "command class", names, N_ELEMS(names),
+	                     &r->classes);
+}
+
+/* only the facts a rule may name */
 static int rule_facts(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
 {
-	char jp2[PW_JP_PATH_MAX], sub[PW_JP_PATH_MAX], q[PW_JP_QUOTE_MAX], *list = NULL;
-	int n, rc = 0;
-
-	if (pw_jp_names(x, e, jp, "facts", PW_NAME_MAX, 32, &list, &n) < 0) {
-		free(list);
-		return -1;
-	}
-	pw_jp_key(jp2, jp, "facts");
-	for (int i = 0; i < n && rc == 0; i++) {
-		const char *f = list + (size_t)i * PW_NAME_MAX;
-		size_t k;
-		for (k = 0; k < N_ELEMS(facts); k++)
-			if (facts[k].rule && strcmp(f, facts[k].name) == 0)
-				break;
-		if (k < N_ELEMS(facts)) {
-			r->facts |= 1u << k;
-			continue;
-		}
-		const char *names[N_ELEMS(facts)];
-		char all[512];
-		size_t m = 0;
-		for (k = 0; k < N_ELEMS(facts); k++)
-			if (facts[k].rule)
-				names[m++] = facts[k].name;
-		pw_jp_join(all, sizeof(all), names, m);
-		pw_jp_index(sub, jp2, (size_t)i);
-		rc = pw_jp_fail(x, sub, "unknown fact %s (expected one of %s)", pw_jp_quote(q, f),
-		                all);
-	}
-	free(list);
-	return rc;
+	const char *names[N_ELEMS(facts)];
+	for (size_t k = 0; k < N_ELEMS(facts); k++)
+		names[k] = facts[k].rule ? facts[k].name : NULL;
+	return names_to_bits(x, e, jp, "facts", "fact", names, N_ELEMS(names), &r->facts);
 }
 
 static int parse_rule(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
