@@ -393,7 +393,9 @@ static void set_defaults(struct pw_config *c)
 	c->auth_timeout_ms = 60000;
 }
 
-static int load_buffer(struct pw_jp *x, const char *buf, size_t len, struct pw_config **out)
+/* path: the name the errors and c->path give */
+static int load_buffer(struct pw_jp *x, const char *path, const char *buf, size_t len,
+                       struct pw_config **out)
 {
 	json_error_t je;
 
@@ -409,10 +411,10 @@ static int load_buffer(struct pw_jp *x, const char *buf, size_t len, struct pw_c
 	}
 	set_defaults(c);
 	int rc = 0;
-	if (strlen(x->file) >= sizeof(c->path))
+	if (strlen(path) >= sizeof(c->path))
 		rc = pw_jp_fail(x, NULL, "path too long");
 	else
-		strcpy(c->path, x->file);
+		strcpy(c->path, path);
 	if (rc == 0)
 		rc = parse_root(x, root, c);
 	json_decref(root);
@@ -428,8 +430,9 @@ int pw_config_load_string(const char *text, const char *path, struct pw_config *
                           size_t errlen)
 {
 	struct pw_jp x;
-	pw_jp_init(&x, path ? path : "<string>", err, errlen, NULL, 0);
-	return load_buffer(&x, text, strlen(text), out);
+	path = path ? path : "<string>";
+	pw_jp_init(&x, path, err, errlen, NULL, 0);
+	return load_buffer(&x, path, text, strlen(text), out);
 }
 
 /* The whole file, read to EOF (not to st_size: it may change under us), capped; NULL when it
@@ -503,7 +506,7 @@ static int load_file(struct pw_jp *x, const char *path, struct pw_config **out)
 		free(buf);
 		return pw_jp_fail(x, NULL, "line %d, column %d: NUL byte in the file", line, col);
 	}
-	int rc = load_buffer(x, buf, n, out);
+	int rc = load_buffer(x, path, buf, n, out);
 	free(buf);
 	return rc;
 }
