@@ -166,6 +166,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (version)
 		return pw_ctl_version(0, NULL);
+	if (argc < 1 && pw_ctl_json)
+		return pw_ctl_err(PW_CTL_USAGE, "no object given (try \"pgwardctl help\")");
 	if (argc < 1)
 		return usage(stderr, PW_CTL_USAGE);
 	if (strcmp(argv[0], "help") == 0)

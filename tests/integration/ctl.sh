@@ -76,6 +76,7 @@ expect "a prefix of an object and of a command (p ch)" 0 out "$W/ok.json: OK" --
 expect "policy help lists its commands" 0 out "*pgwardctl policy settings" -- policy help
 expect "a usage error names the command's arguments" 2 err "Error: usage: pgwardctl config check FILE" -- config check
 json "under -j an error is {\"error\": ...}" 2 'd == {"error": "unknown command \"session\" (try \"pgwardctl help\")"}' -- -j session
+json "under -j no object at all is an error too" 2 'd == {"error": "no object given (try \"pgwardctl help\")"}' -- -j
 json "under -j a usage error is {\"error\": ...}" 2 'list(d) == ["error"] and d["error"].startswith("usage: pgwardctl config check")' -- -j config check
 
 # --- version -------------------------------------------------------------------------------------
