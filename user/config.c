@@ -97,18 +97,32 @@ static int parse_listen_one(struct pw_jp *x, const json_t *e, const char *jp, st
 	return 0;
 }
 
+void *pw_cfg_section(struct pw_jp *x, const json_t *root, const char *key, bool array,
+                     const char *what, size_t elem, json_t **v)
+{
+	char jp[PW_JP_PATH_MAX];
+	int rc;
+	void *room;
+	if (!(*v = pw_jp_container(x, root, "$", key, array, true, &rc)))
+		return NULL;
+	size_t n = array ? json_array_size(*v) : json_object_size(*v);
+	pw_jp_key(jp, "$", key);
+	if (n == 0) {
+		pw_jp_fail(x, jp, "expected at least one %s", what);
+		return NULL;
+	}
+	if (!(room = calloc(n, elem)))
+		pw_jp_fail(x, jp, "out of memory");
+	return room;
+}
+
 static int parse_listen(struct pw_jp *x, const json_t *root, struct pw_config *c)
 {
 	bool bad = false;
-	int rc;
-	json_t *arr = pw_jp_container(x, root, "$", "listen", true, true, &rc);
-	if (!arr)
+	json_t *arr;
+	if (!(c->listen =
+	          pw_cfg_section(x, root, "listen", true, "listener", sizeof(*c->listen), &arr)))
 		return -1;
-	if (json_array_size(arr) == 0)
-		return pw_jp_fail(x, "$.listen", "expected at least one listener");
-	c->listen = calloc(json_array_size(arr), sizeof(*c->listen));
-	if (!c->listen)
-		return pw_jp_fail(x, "$.listen", "out of memory");
 
 	size_t i;
 	json_t *e;

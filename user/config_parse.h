@@ -22,6 +22,11 @@
 		}                                                                                  \
 	} while (0)
 
+/* config.c: a required top-level section, a non-empty array (or object) of what ("listener"),
+ * into *v; returns zeroed room for its elements, or NULL when it is missing, empty or there is
+ * no memory (said through x). */
+void *pw_cfg_section(struct pw_jp *x, const json_t *root, const char *key, bool array,
+                     const char *what, size_t elem, json_t **v);
 /* config_upstream.c */
 int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_redirect.c */

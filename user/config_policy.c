@@ -743,15 +743,10 @@ static int parse_identity(struct pw_jp *x, const json_t *e, const char *jp, stru
 int pw_cfg_parse_identities(struct pw_jp *x, const json_t *root, struct pw_config *c)
 {
 	bool bad = false;
-	int rc;
-	json_t *arr = pw_jp_container(x, root, "$", "identities", true, true, &rc);
-	if (!arr)
+	json_t *arr;
+	if (!(c->identities = pw_cfg_section(x, root, "identities", true, "identity",
+	                                     sizeof(*c->identities), &arr)))
 		return -1;
-	if (json_array_size(arr) == 0)
-		return pw_jp_fail(x, "$.identities", "expected at least one identity");
-	c->identities = calloc(json_array_size(arr), sizeof(*c->identities));
-	if (!c->identities)
-		return pw_jp_fail(x, "$.identities", "out of memory");
 
 	size_t i;
 	json_t *e;

@@ -293,15 +293,10 @@ static int parse_upstream(struct pw_jp *x, const char *name, const json_t *o, co
 
 int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c)
 {
-	int rc;
-	json_t *obj = pw_jp_container(x, root, "$", "upstreams", false, true, &rc);
-	if (!obj)
+	json_t *obj;
+	if (!(c->upstreams = pw_cfg_section(x, root, "upstreams", false, "upstream",
+	                                    sizeof(*c->upstreams), &obj)))
 		return -1;
-	if (json_object_size(obj) == 0)
-		return pw_jp_fail(x, "$.upstreams", "expected at least one upstream");
-	c->upstreams = calloc(json_object_size(obj), sizeof(*c->upstreams));
-	if (!c->upstreams)
-		return pw_jp_fail(x, "$.upstreams", "out of memory");
 
 	const char *name;
 	json_t *v;
