@@ -27,6 +27,9 @@ rm -rf "$TAP_LOG_DIR"
 mkdir -p "$TAP_LOG_DIR" || exit 1
 
 run_group runner/selftest tests/runner_selftest.sh
+# the shape of the code: no include cycle, files and functions held to their sizes (debts
+# listed with ceilings in tests/structure.py)
+run_group structure /usr/bin/python3 tests/structure.py
 # every C file formatted as .clang-format wants it (make format mends them)
 run_group format bash -c 'if make -s format-check; then echo "ok - clang-format --dry-run --Werror on every C file"; else echo "not ok - clang-format: run make format"; fi; echo 1..1'
 
@@ -60,6 +63,7 @@ run_group examples tests/examples.sh
 run_group fuzz tests/fuzz/run.sh "${PGWARD_FUZZ_SECONDS:-10}"
 run_group integration/core tests/integration/core.sh
 run_group integration/policy tests/integration/policy.sh
+run_group integration/ctl tests/integration/ctl.sh
 # a daemon that stays up: 20,000 idle connections under a 1,024 start limit, out of descriptors,
 # max_connections, big-statement fairness, escaped logs (about 2 minutes)
 run_group integration/stayup tests/integration/stayup.sh

@@ -17,9 +17,14 @@ MAX_FUNC = 120
 
 # file -> ceiling (lines): too big today, to be split along their seams (issue 10)
 FILE_DEBTS = {
+    "session.c": 2281,  # the driver and the upstream login/set-up still live here
+    "policy.c": 1135,   # decisions and the per-session policy state
+    "jwt.c": 947,       # JWKS loading beside verification
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {
+    "pgwardd.c:main": 205,
+    "upstream_login.c:pw_login_step": 137,
 }
 
 n = 0

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "pgward/auth.h"
+#include "pgward/jsonpath.h"
 #include "pgward/log.h"
 
 #define PW_NAME_MAX 64 /* PostgreSQL's NAMEDATALEN */
@@ -286,8 +287,13 @@ int pw_config_load(const char *path, struct pw_config **out, char *err, size_t e
 /* Same, from a string (path is used only in messages). */
 int pw_config_load_string(const char *text, const char *path, struct pw_config **out, char *err,
                           size_t errlen);
-/* Validate a file and report every error, not only the first (pgwardctl policy check): returns
- * the number of errors, with *errors a malloc'd text of one "FILE: PATH: what" per line. */
+/* Validate a file and report every error it can, not only the first (pgwardctl's checks): the
+ * reading goes on section by section, identity by identity, rule by rule past a bad value.
+ * Returns the number of errors (0: valid); the first max of them are stored in errs. When out
+ * is not NULL it receives the configuration (refcount 1) if valid, else NULL. */
+#define PW_CONFIG_MAX_ERRORS 100
+int pw_config_check(const char *path, struct pw_jp_error *errs, int max, struct pw_config **out);
+/* The same as text: *errors a malloc'd "FILE: PATH: what" per line (NULL when valid). */
 int pw_config_check_all(const char *path, char **errors);
 /* Calls fn for each warning about a valid configuration (identities told apart only by what
  * a process says of itself); returns how many. */
@@ -326,6 +332,9 @@ int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst
 
 const char *pw_sslmode_name(enum pw_sslmode m);
 const char *pw_guardrail_name(enum pw_guardrail g);
+/* The name of one statement fact (a PW_SQL_F_* bit of sql.h), or NULL: the one table of them,
+ * which rules' "facts" are read by and pgwardctl prints. */
+const char *pw_fact_name(uint32_t flag);
 
 /* Encoding names compared as PostgreSQL does: case and punctuation ignored, UNICODE = UTF8. */
 void pw_encoding_normalize(const char *name, char out[PW_NAME_MAX]);

@@ -1,5 +1,6 @@
-/* pgwardctl's shared pieces: bpftool's grammar (OBJECT COMMAND, one command table per object,
- * one file per object: user/ctl_<object>.c) and its JSON output. */
+/* pgwardctl's shared pieces, in bpftool's manner: OBJECT COMMAND with one command table per
+ * object and one file per object (user/ctl_<object>.c); every command fills one info struct
+ * and prints it with a _plain or a _json twin; every error goes through pw_ctl_err. */
 #ifndef PGWARD_CTL_H
 #define PGWARD_CTL_H
 
@@ -7,19 +8,49 @@
 
 #include <jansson.h>
 
+/* The one place pgward's version is said (pgwardctl version; pgwardd may print it too). */
+#define PW_VERSION "0.1.0"
+
+/* Exit statuses of every command. */
+#define PW_CTL_OK      0
+#define PW_CTL_FAILED  1 /* the command ran and found something wrong, or could not run */
+#define PW_CTL_USAGE   2
+#define PW_CTL_REFUSED 3 /* policy explain / startup: the last text or setting is refused */
+
 struct pw_ctl_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
-	const char *help;
+	const char *args; /* after "pgwardctl OBJECT NAME": its usage */
+	const char *what; /* what it does, for help */
 };
 
-/* -j was given: print JSON. Set once by main() before any command runs. */
+/* -j (or -p): print JSON; -p: indented. Set once by main() before any command runs. */
 extern bool pw_ctl_json;
+extern bool pw_ctl_pretty;
 
+/* argv[0] (an exact name, or a prefix of exactly one) run from the table t of object obj
+ * ("" for the objects themselves); "help" or nothing lists the table. */
 int pw_ctl_run_table(const struct pw_ctl_cmd *t, const char *obj, int argc, char **argv);
-void pw_ctl_print_json(json_t *j); /* prints one line and releases j */
+/* The one error helper: "Error: ..." on stderr, or {"error": "..."} on stdout under -j.
+ * Returns status, so that a command can end with return pw_ctl_err(PW_CTL_USAGE, ...). */
+__attribute__((format(printf, 2, 3))) int pw_ctl_err(int status, const char *fmt, ...);
+/* The usage of command name of table t, as an error; returns PW_CTL_USAGE. */
+int pw_ctl_usage(const struct pw_ctl_cmd *t, const char *obj, const char *name);
+/* Prints one JSON document (compact, or indented under -p) and releases j. */
+void pw_ctl_print_json(json_t *j);
+/* A string, or JSON null when s is NULL or empty: absent values are null, never missing. */
+json_t *pw_ctl_json_str(const char *s);
+/* s as a whole decimal integer from lo to hi into *out; else an error naming what (returns
+ * false): strict, unlike atoi ("12x", "", " 1" and overflow are refused). */
+bool pw_ctl_parse_int(const char *what, const char *s, long long lo, long long hi, long long *out);
 
 /* objects */
+int pw_ctl_config(int argc, char **argv);
 int pw_ctl_policy(int argc, char **argv);
+int pw_ctl_scram(int argc, char **argv);
+int pw_ctl_version(int argc, char **argv);
+
+/* config check and policy check: one check, one report (ctl_config.c) */
+int pw_ctl_check_file(const char *file);
 
 #endif

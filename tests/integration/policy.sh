@@ -627,8 +627,9 @@ check "policy check names rules[0].action" grep -q '\$.identities\[0\].rules\[0\
 check "policy check names rules[1].class[0]" grep -q '\$.identities\[0\].rules\[1\].class\[0\]: unknown command class "selct"' <<<"$out"
 check "policy check names rules[2].relations[0]" grep -q '\$.identities\[0\].rules\[2\].relations\[0\]: expected "schema.name"' <<<"$out"
 check "policy check goes on to the next identity" grep -q '\$.identities\[1\].windows\[0\].from' <<<"$out"
-check "policy check reports the count" grep -q '4 errors' <<<"$out"
+check "policy check goes on past a bad window to the guardrails" grep -q '\$.identities\[1\].guardrails.role_escpe: unknown key' <<<"$out"
+check "policy check reports the count" grep -q '5 errors' <<<"$out"
 out=$("$CTL" -j policy check "$W/bad.json")
-check "policy check -j lists the errors" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["valid"] and len(d["errors"]) == 4' "$out"
+check "policy check -j lists the errors" python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert not d["valid"] and len(d["errors"]) == 5' "$out"
 
 finish

@@ -11,6 +11,7 @@
 #include "pgward/policy.h"
 #include "pgward/sql.h"
 #include "check.h"
+#include "config_fixture.h"
 
 /* PostgreSQL-format verifier for the password "pencil" (salt W22ZaJ0SNY7soEsUEjb6gQ==, 4096
  * iterations), computed independently with Python's hashlib. */
@@ -24,42 +25,6 @@
 #define MIN_UP     "'upstreams':{'main':{'host':'db','user':'u'}}"
 #define MIN_ID     "'identities':[{'name':'all','auth':'trust','upstream':'main'}]"
 #define MINIMAL    "{" MIN_LISTEN "," MIN_UP "," MIN_ID "}"
-
-static char dir[64];
-static char file_list[64][128];
-static int n_files;
-
-/* Test JSON is written with ' for " to stay readable; no test string needs a real '. */
-static char *jq(const char *fmt, ...)
-{
-	static char buf[16384];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	for (char *p = buf; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	return buf;
-}
-
-/* Writes dir/name (len bytes of content) and remembers it for clean-up. */
-static const char *fixture(const char *name, const char *content, size_t len)
-{
-	char *path = file_list[n_files++];
-	snprintf(path, sizeof(file_list[0]), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	if (!f || fwrite(content, 1, len, f) != len || fclose(f) != 0) {
-		fprintf(stderr, "cannot write %s\n", path);
-		exit(2);
-	}
-	return path;
-}
-
-static const char *fixture_s(const char *name, const char *content)
-{
-	return fixture(name, content, strlen(content));
-}
 
 /* Load must fail, leave *out NULL, and say "test.json: <path>: ...". Optionally the
  * message must also contain detail. */
@@ -885,11 +850,7 @@ static void test_policy(void)
 
 int main(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/pgward-test-XXXXXX");
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		return 2;
-	}
+	fixtures_start();
 	test_full();
 	test_defaults();
 	test_password_files();
@@ -898,8 +859,6 @@ int main(void)
 	test_match();
 	test_refcount();
 	test_policy();
-	for (int i = 0; i < n_files; i++)
-		unlink(file_list[i]);
-	rmdir(dir);
+	fixtures_end();
 	return check_done();
 }

@@ -1,0 +1,38 @@
+/* Private to the configuration reader (config*.c): the sections parsed in files of their own,
+ * and what they share. Everything public is in pgward/config.h. */
+#ifndef PGWARD_CONFIG_PARSE_H
+#define PGWARD_CONFIG_PARSE_H
+
+#include <jansson.h>
+
+#include "pgward/config.h"
+#include "pgward/jsonpath.h"
+
+#define N_ELEMS(a)  (sizeof(a) / sizeof((a)[0]))
+#define SECONDS_MAX 2147483.0 /* so that the value in ms still fits an int */
+
+/* One step of a section: a failure stops the section unless the reader collects errors, when
+ * it is noted in bad and the next step runs, so that one check reports every error it can. */
+#define STEP(x, bad, call)                                                                         \
+	do {                                                                                       \
+		if ((call) < 0) {                                                                  \
+			(bad) = true;                                                              \
+			if (pw_jp_stop(x))                                                         \
+				return -1;                                                         \
+		}                                                                                  \
+	} while (0)
+
+/* config.c: a required top-level section, a non-empty array (or object) of what ("listener"),
+ * into *v; returns zeroed room for its elements, or NULL when it is missing, empty or there is
+ * no memory (said through x). */
+void *pw_cfg_section(struct pw_jp *x, const json_t *root, const char *key, bool array,
+                     const char *what, size_t elem, json_t **v);
+/* config_upstream.c */
+int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_redirect.c */
+int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_policy.c: identities with their policies, after upstreams, redirect and jwt */
+int pw_cfg_parse_identities(struct pw_jp *x, const json_t *root, struct pw_config *c);
+void pw_cfg_policy_free(struct pw_policy *p);
+
+#endif
