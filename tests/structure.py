@@ -23,7 +23,6 @@ FILE_DEBTS = {
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {
-    "pgwardd.c:main": 205,
     "upstream_login.c:pw_login_step": 137,
 }
 
@@ -141,21 +140,21 @@ def main():
           (": " + ", ".join(stale) + " fit now, remove them" if stale else ""))
 
     long_fns = []
-    seen = set()
+    seen = {}
     for f in sorted(os.listdir(os.path.join(TOP, "user"))):
         if not f.endswith(".c"):
             continue
         for name, count in functions(os.path.join(TOP, "user", f)):
             key = "%s:%s" % (f, name)
-            seen.add(key)
+            seen[key] = max(seen.get(key, 0), count)
             ceiling = FUNC_DEBTS.get(key, MAX_FUNC)
             if count > ceiling:
                 long_fns.append("%s %d lines (at most %d)" % (key, count, ceiling))
     check(not long_fns, "no function over %d lines but the listed debts, none above its "
           "ceiling%s" % (MAX_FUNC, ": " + "; ".join(long_fns) if long_fns else ""))
-    gone = [k for k in FUNC_DEBTS if k not in seen]
-    check(not gone, "every listed function debt still exists%s" %
-          (": " + ", ".join(gone) if gone else ""))
+    gone = [k for k in FUNC_DEBTS if k not in seen or seen[k] <= MAX_FUNC]
+    check(not gone, "every listed function debt is still a debt%s" %
+          (": " + ", ".join(gone) + " fit now or are gone, remove them" if gone else ""))
     print("1..%d" % n)
     return 1 if failed else 0
 

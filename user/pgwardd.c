@@ -222,7 +222,15 @@ static void *join_workers(void *arg)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+struct args {
+	const char *path, *level;
+	bool check, uninstall;
+	bool level_set;
+	enum pw_log_level forced;
+};
+
+/* Command line into a. -1: exit with *rc (done, or a usage error). */
+static int parse_args(int argc, char **argv, struct args *a, int *rc)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 	                                     {"check", no_argument, NULL, 't'},
@@ -232,97 +240,93 @@ int main(int argc, char **argv)
 	                                     {"keep-pinned", no_argument, NULL, 'k'},
 	                                     {"uninstall", no_argument, NULL, 'u'},
 	                                     {NULL, 0, NULL, 0}};
-	const char *path = NULL, *level = NULL;
-	bool check = false, uninstall = false;
 	int c;
+	memset(a, 0, sizeof(*a));
+	a->forced = PW_LOG_INFO;
 	while ((c = getopt_long(argc, argv, "c:tl:Vhku", opts, NULL)) != -1) {
 		switch (c) {
 		case 'k':
 			break; /* the default now */
 		case 'u':
-			uninstall = true;
+			a->uninstall = true;
 			break;
 		case 'c':
-			path = optarg;
+			a->path = optarg;
 			break;
 		case 't':
-			check = true;
+			a->check = true;
 			break;
 		case 'l':
-			level = optarg;
+			a->level = optarg;
 			break;
 		case 'V':
 			printf("pgwardd %s\n", PGWARD_VERSION);
-			return 0;
+			*rc = 0;
+			return -1;
 		case 'h':
 			usage(stdout);
-			return 0;
+			*rc = 0;
+			return -1;
 		default:
 			usage(stderr);
-			return 2;
+			*rc = 2;
+			return -1;
 		}
 	}
-	if (uninstall && optind == argc) {
-		char e[512];
-		const char *pin = "/sys/fs/bpf/pgward";
-		struct pw_config *ucfg = NULL;
-		if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 &&
-		    ucfg->redirect.enabled)
-			pin = ucfg->redirect.pin_path;
-		int rc = pw_loader_uninstall(pin, e, sizeof(e));
-		if (rc < 0)
-			fprintf(stderr, "pgwardd: uninstall: %s\n", e);
-		else
-			printf("pgwardd: nothing of pgward left under %s: the eBPF redirect is "
-			       "removed, agents' connects go where they are dialled\n",
-			       pin);
-		pw_config_unref(ucfg);
-		return rc < 0 ? 1 : 0;
-	}
-	if (!path || optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	enum pw_log_level forced = PW_LOG_INFO;
-	if (level && pw_log_parse_level(level, &forced) < 0) {
-		fprintf(stderr, "pgwardd: unknown log level \"%s\"\n", level);
-		return 2;
-	}
-
-	char err[1024];
-	struct pw_runtime *rt = pw_runtime_load(path, err, sizeof(err));
-	if (!rt) {
-		fprintf(stderr, "pgwardd: %s\n", err);
-		return 1;
-	}
-	char note[512];
-	ptrace_note(rt->cfg, note, sizeof(note));
-	if (check) {
-		pw_config_warnings(rt->cfg, warn_print, (void *)path);
-		unix_notes(rt->cfg, warn_print, (void *)path);
-		if (note[0])
-			printf("%s: warning: %s\n", path, note);
-		printf("%s: OK (%d listener(s), %d upstream(s), %d identit%s)\n", path,
-		       rt->cfg->n_listen, rt->cfg->n_upstreams, rt->cfg->n_identities,
-		       rt->cfg->n_identities == 1 ? "y" : "ies");
-		pw_runtime_unref(rt);
+	if (a->uninstall && optind == argc)
 		return 0;
+	if (!a->path || optind != argc) {
+		usage(stderr);
+		*rc = 2;
+		return -1;
 	}
-	pw_log_set_level(level ? forced : rt->cfg->log_level);
-	signal(SIGPIPE, SIG_IGN);
-	pw_config_warnings(rt->cfg, warn_log, NULL);
-	unix_notes(rt->cfg, warn_log, NULL);
+	if (a->level && pw_log_parse_level(a->level, &a->forced) < 0) {
+		fprintf(stderr, "pgwardd: unknown log level \"%s\"\n", a->level);
+		*rc = 2;
+		return -1;
+	}
+	a->level_set = a->level != NULL;
+	return 0;
+}
+
+/* pgwardd --uninstall [--config FILE]: the pins go, and the gate opens. */
+static int uninstall(const char *path)
+{
+	char e[512];
+	const char *pin = "/sys/fs/bpf/pgward";
+	struct pw_config *ucfg = NULL;
+	if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 && ucfg->redirect.enabled)
+		pin = ucfg->redirect.pin_path;
+	int rc = pw_loader_uninstall(pin, e, sizeof(e));
+	if (rc < 0)
+		fprintf(stderr, "pgwardd: uninstall: %s\n", e);
+	else
+		printf("pgwardd: nothing of pgward left under %s: the eBPF redirect is "
+		       "removed, agents' connects go where they are dialled\n",
+		       pin);
+	pw_config_unref(ucfg);
+	return rc < 0 ? 1 : 0;
+}
+
+/* pgwardd --check: the configuration and what the host means for it, printed. */
+static int check_only(struct pw_runtime *rt, const char *path, const char *note)
+{
+	pw_config_warnings(rt->cfg, warn_print, (void *)path);
+	unix_notes(rt->cfg, warn_print, (void *)path);
 	if (note[0])
-		pw_warn("%s", note);
+		printf("%s: warning: %s\n", path, note);
+	printf("%s: OK (%d listener(s), %d upstream(s), %d identit%s)\n", path, rt->cfg->n_listen,
+	       rt->cfg->n_upstreams, rt->cfg->n_identities,
+	       rt->cfg->n_identities == 1 ? "y" : "ies");
+	pw_runtime_unref(rt);
+	return 0;
+}
 
-	/* signals are taken synchronously by this thread; workers never see them */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-
+/* Workers, the kernel side and the janitor up; the readiness line written. -1 when start-up
+ * failed (logged). */
+static int start(struct pw_runtime *rt, const char *path)
+{
+	char err[1024];
 	raise_nofile(rt->cfg);
 	for (int i = 0; i < rt->cfg->n_upstreams; i++)
 		if (!rt->cfg->upstreams[i].max_connections_set)
@@ -338,24 +342,112 @@ int main(int argc, char **argv)
 		pw_loader_preopen(rt->cfg);
 	if (pw_loop_start(rt->cfg, pw_session_hooks()) < 0) {
 		pw_error("start-up failed");
-		return 1;
+		return -1;
 	}
 	if (rt->cfg->redirect.enabled &&
 	    pw_loader_start(rt->cfg, (uint32_t)getpid(), err, sizeof(err)) < 0) {
 		pw_error("eBPF redirect: %s", err);
 		pw_loop_stop(0);
 		pw_loop_join();
-		return 1;
+		return -1;
 	}
 	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
 	if (pw_jit_start(rt) < 0)
 		pw_warn("just-in-time roles: cannot start the janitor thread");
 	/* the readiness line (whatever the log level): listeners open, redirect attached */
 	pw_log_summary("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
+	return 0;
+}
+
+/* SIGHUP: the file again; a bad one keeps the running configuration. */
+static void reload(const struct args *a, const struct pw_config *running)
+{
+	char err[1024];
+	struct pw_runtime *nrt = pw_runtime_load(a->path, err, sizeof(err));
+	if (!nrt) {
+		pw_error("reload failed, keeping the current configuration: %s", err);
+		return;
+	}
+	if (!same_listen(running, nrt->cfg))
+		pw_warn("reload: listeners and workers change only on restart");
+	if (running->redirect.enabled != nrt->cfg->redirect.enabled) {
+		pw_warn("reload: the redirect section changes only on restart");
+	} else if (nrt->cfg->redirect.enabled && pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
+		pw_error("reload failed, keeping the current configuration: %s", err);
+		pw_runtime_unref(nrt);
+		return;
+	}
+	pw_log_set_level(a->level_set ? a->forced : nrt->cfg->log_level);
+	pw_runtime_publish(nrt);
+	pw_info("configuration reloaded from %s", a->path);
+}
+
+/* SIGTERM/SIGINT: stop accepting, keep the kernel side pinned and fail-closed, let the
+ * sessions finish within the grace period (a second signal cuts it short). */
+static void stop(const struct pw_config *running, int sig, sigset_t *set)
+{
+	pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	pw_loop_stop(running->shutdown_grace_ms);
+	/* nothing is accepted any more: now the kernel side, kept pinned and fail-closed for
+	 * the next pgwardd */
+	if (running->redirect.enabled)
+		pw_loader_stop();
+	/* the workers end by themselves; a second signal cuts the grace short */
+	pthread_t joiner;
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	if (pthread_create(&joiner, NULL, join_workers, NULL) != 0)
+		return;
+	/* wait for either the joiner or another signal */
+	for (;;) {
+		struct timespec ts = {0, 100 * 1000000};
+		sig = sigtimedwait(set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			pw_info("second stop signal: closing all sessions now");
+			pw_loop_stop(0);
+		}
+		if (pthread_tryjoin_np(joiner, NULL) == 0)
+			break;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a;
+	int rc;
+	if (parse_args(argc, argv, &a, &rc) < 0)
+		return rc;
+	if (a.uninstall)
+		return uninstall(a.path);
+
+	char err[1024];
+	struct pw_runtime *rt = pw_runtime_load(a.path, err, sizeof(err));
+	if (!rt) {
+		fprintf(stderr, "pgwardd: %s\n", err);
+		return 1;
+	}
+	char note[512];
+	ptrace_note(rt->cfg, note, sizeof(note));
+	if (a.check)
+		return check_only(rt, a.path, note);
+	pw_log_set_level(a.level_set ? a.forced : rt->cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	pw_config_warnings(rt->cfg, warn_log, NULL);
+	unix_notes(rt->cfg, warn_log, NULL);
+	if (note[0])
+		pw_warn("%s", note);
+
+	/* signals are taken synchronously by this thread; workers never see them */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (start(rt, a.path) < 0)
+		return 1;
 	struct pw_config *running = pw_config_ref(rt->cfg);
 	pw_runtime_unref(rt);
 
-	int stops = 0;
 	for (;;) {
 		struct timespec second = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &second);
@@ -369,56 +461,11 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP) {
-			if (stops)
-				continue;
-			struct pw_runtime *nrt = pw_runtime_load(path, err, sizeof(err));
-			if (!nrt) {
-				pw_error("reload failed, keeping the current configuration: %s",
-				         err);
-				continue;
-			}
-			if (!same_listen(running, nrt->cfg))
-				pw_warn("reload: listeners and workers change only on restart");
-			if (running->redirect.enabled != nrt->cfg->redirect.enabled)
-				pw_warn("reload: the redirect section changes only on restart");
-			else if (nrt->cfg->redirect.enabled &&
-			         pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
-				pw_error("reload failed, keeping the current configuration: %s",
-				         err);
-				pw_runtime_unref(nrt);
-				continue;
-			}
-			pw_log_set_level(level ? forced : nrt->cfg->log_level);
-			pw_runtime_publish(nrt);
-			pw_info("configuration reloaded from %s", path);
+			reload(&a, running);
 			continue;
 		}
-		if (stops++ == 0) {
-			pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-			pw_loop_stop(running->shutdown_grace_ms);
-			/* nothing is accepted any more: now the kernel side, kept pinned and
-			 * fail-closed for the next pgwardd */
-			if (running->redirect.enabled)
-				pw_loader_stop();
-			/* the workers end by themselves; a second signal cuts the grace short */
-			pthread_t joiner;
-			pthread_sigmask(SIG_BLOCK, &set, NULL);
-			if (pthread_create(&joiner, NULL, join_workers, NULL) == 0) {
-				/* wait for either the joiner or another signal */
-				for (;;) {
-					struct timespec ts = {0, 100 * 1000000};
-					sig = sigtimedwait(&set, NULL, &ts);
-					if (sig == SIGTERM || sig == SIGINT) {
-						pw_info(
-						    "second stop signal: closing all sessions now");
-						pw_loop_stop(0);
-					}
-					if (pthread_tryjoin_np(joiner, NULL) == 0)
-						break;
-				}
-			}
-			break;
-		}
+		stop(running, sig, &set);
+		break;
 	}
 	/* the sessions are gone: drop their just-in-time roles before leaving */
 	pw_jit_stop(5000);
