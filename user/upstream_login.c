@@ -70,11 +70,121 @@ static bool may_use(struct pw_login *l, unsigned method, const char *name, char 
 	return true;
 }
 
+/* The steps, one per authentication request; each fills out (*outlen bytes) or err. */
+struct step_io {
+	uint8_t *out;
+	size_t outcap, *outlen;
+	char *err;
+	size_t errlen;
+};
+
+static enum pw_login_result login_ok(struct pw_login *l, struct step_io *io)
+{
+	if (l->state == L_SASL_FIRST || l->state == L_SASL_FINAL) {
+		/* a server that started SCRAM must finish it: the signature is its proof that it
+		 * knows the password, i.e. that it is the server we meant */
+		pw_errf(io->err, io->errlen,
+		        "server ended SCRAM without proving it knows the password");
+		return PW_LOGIN_FAIL;
+	}
+	if (l->state == L_AUTHED) {
+		pw_errf(io->err, io->errlen, "AuthenticationOk twice");
+		return PW_LOGIN_FAIL;
+	}
+	if (l->state == L_START && !(l->u->require_auth & PW_AUTH_NONE)) {
+		pw_errf(io->err, io->errlen,
+		        "server did not ask for authentication, which require_auth does not allow");
+		return PW_LOGIN_FAIL;
+	}
+	l->state = L_AUTHED;
+	return PW_LOGIN_AUTHED;
+}
+
+static enum pw_login_result login_cleartext(struct pw_login *l, struct step_io *io)
+{
+	const struct pw_upstream *u = l->u;
+	if (!may_use(l, PW_AUTH_PASSWORD, "password", io->err, io->errlen))
+		return PW_LOGIN_FAIL;
+	if (!l->tls && !u->allow_cleartext) {
+		pw_errf(io->err, io->errlen,
+		        "server asks for a cleartext password over an unencrypted connection (set "
+		        "allow_cleartext to permit it)");
+		return PW_LOGIN_FAIL;
+	}
+	if (strlen(u->password) + 1 > io->outcap) {
+		pw_errf(io->err, io->errlen, "password too long");
+		return PW_LOGIN_FAIL;
+	}
+	*io->outlen = strlen(u->password) + 1;
+	memcpy(io->out, u->password, *io->outlen);
+	l->state = L_PASSWORD;
+	return PW_LOGIN_SEND;
+}
+
+static enum pw_login_result login_md5(struct pw_login *l, const uint8_t *data, size_t dlen,
+                                      struct step_io *io)
+{
+	if (!may_use(l, PW_AUTH_MD5, "md5", io->err, io->errlen))
+		return PW_LOGIN_FAIL;
+	if (dlen != 4 || io->outcap < 36) {
+		pw_errf(io->err, io->errlen, "malformed MD5 request");
+		return PW_LOGIN_FAIL;
+	}
+	pw_md5_password(l->u->user, l->u->password, data, (char *)io->out);
+	*io->outlen = 36;
+	l->state = L_PASSWORD;
+	return PW_LOGIN_SEND;
+}
+
+/* AuthenticationSASL: a list of mechanism names, each NUL-terminated, ended by an empty one;
+ * SCRAM-SHA-256 (never -PLUS: channel binding cannot cross our hop) starts. */
+static enum pw_login_result login_sasl(struct pw_login *l, const uint8_t *data, size_t dlen,
+                                       struct step_io *io)
+{
+	bool scram = false, ended = false;
+	for (size_t i = 0; i < dlen;) {
+		const char *m = (const char *)data + i;
+		size_t ml = strnlen(m, dlen - i);
+		if (ml == dlen - i)
+			break; /* unterminated */
+		if (ml == 0) {
+			ended = true;
+			break;
+		}
+		scram |= strcmp(m, "SCRAM-SHA-256") == 0;
+		i += ml + 1;
+	}
+	if (!ended) {
+		pw_errf(io->err, io->errlen, "malformed SASL mechanism list");
+		return PW_LOGIN_FAIL;
+	}
+	if (!scram) {
+		pw_errf(io->err, io->errlen, "server offers no SASL mechanism pgward supports");
+		return PW_LOGIN_FAIL;
+	}
+	if (!may_use(l, PW_AUTH_SCRAM, "scram-sha-256", io->err, io->errlen))
+		return PW_LOGIN_FAIL;
+	static const char mech[] = "SCRAM-SHA-256";
+	char first[PW_SCRAM_MSG_MAX];
+	size_t flen;
+	if (pw_scram_client_first(&l->scram, NULL, first, sizeof(first), &flen) != 0 ||
+	    sizeof(mech) + 4 + flen > io->outcap) {
+		pw_errf(io->err, io->errlen, "SCRAM client-first failed");
+		return PW_LOGIN_FAIL;
+	}
+	memcpy(io->out, mech, sizeof(mech));
+	pw_put_be32(io->out + sizeof(mech), (uint32_t)flen);
+	memcpy(io->out + sizeof(mech) + 4, first, flen);
+	*io->outlen = sizeof(mech) + 4 + flen;
+	l->state = L_SASL_FIRST;
+	return PW_LOGIN_SEND;
+}
+
 enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size_t len,
                                    uint8_t *out, size_t outcap, size_t *outlen, char *err,
                                    size_t errlen)
 {
-	const struct pw_upstream *u = l->u;
+	struct step_io io = {out, outcap, outlen, err, errlen};
 	char e[256];
 
 	*outlen = 0;
@@ -88,102 +198,20 @@ enum pw_login_result pw_login_step(struct pw_login *l, const uint8_t *body, size
 
 	switch (code) {
 	case PW_AUTH_REQ_OK:
-		if (l->state == L_SASL_FIRST || l->state == L_SASL_FINAL) {
-			/* a server that started SCRAM must finish it: the signature is its proof
-			 * that it knows the password, i.e. that it is the server we meant */
-			pw_errf(err, errlen,
-			        "server ended SCRAM without proving it knows the password");
-			return PW_LOGIN_FAIL;
-		}
-		if (l->state == L_AUTHED) {
-			pw_errf(err, errlen, "AuthenticationOk twice");
-			return PW_LOGIN_FAIL;
-		}
-		if (l->state == L_START && !(u->require_auth & PW_AUTH_NONE)) {
-			pw_errf(err, errlen,
-			        "server did not ask for authentication, which require_auth "
-			        "does not allow");
-			return PW_LOGIN_FAIL;
-		}
-		l->state = L_AUTHED;
-		return PW_LOGIN_AUTHED;
+		return login_ok(l, &io);
 	case PW_AUTH_REQ_CLEARTEXT:
-		if (!may_use(l, PW_AUTH_PASSWORD, "password", err, errlen))
-			return PW_LOGIN_FAIL;
-		if (!l->tls && !u->allow_cleartext) {
-			pw_errf(err, errlen,
-			        "server asks for a cleartext password over an unencrypted "
-			        "connection (set allow_cleartext to permit it)");
-			return PW_LOGIN_FAIL;
-		}
-		if (strlen(u->password) + 1 > outcap) {
-			pw_errf(err, errlen, "password too long");
-			return PW_LOGIN_FAIL;
-		}
-		*outlen = strlen(u->password) + 1;
-		memcpy(out, u->password, *outlen);
-		l->state = L_PASSWORD;
-		return PW_LOGIN_SEND;
+		return login_cleartext(l, &io);
 	case PW_AUTH_REQ_MD5:
-		if (!may_use(l, PW_AUTH_MD5, "md5", err, errlen))
-			return PW_LOGIN_FAIL;
-		if (dlen != 4 || outcap < 36) {
-			pw_errf(err, errlen, "malformed MD5 request");
-			return PW_LOGIN_FAIL;
-		}
-		pw_md5_password(u->user, u->password, data, (char *)out);
-		*outlen = 36;
-		l->state = L_PASSWORD;
-		return PW_LOGIN_SEND;
-	case PW_AUTH_REQ_SASL: {
-		/* a list of mechanism names, each NUL-terminated, ended by an empty one */
-		bool scram = false, ended = false;
-		for (size_t i = 0; i < dlen;) {
-			const char *m = (const char *)data + i;
-			size_t ml = strnlen(m, dlen - i);
-			if (ml == dlen - i)
-				break; /* unterminated */
-			if (ml == 0) {
-				ended = true;
-				break;
-			}
-			if (strcmp(m, "SCRAM-SHA-256") == 0)
-				scram =
-				    true; /* never -PLUS: channel binding cannot cross our hop */
-			i += ml + 1;
-		}
-		if (!ended) {
-			pw_errf(err, errlen, "malformed SASL mechanism list");
-			return PW_LOGIN_FAIL;
-		}
-		if (!scram) {
-			pw_errf(err, errlen, "server offers no SASL mechanism pgward supports");
-			return PW_LOGIN_FAIL;
-		}
-		if (!may_use(l, PW_AUTH_SCRAM, "scram-sha-256", err, errlen))
-			return PW_LOGIN_FAIL;
-		static const char mech[] = "SCRAM-SHA-256";
-		char first[PW_SCRAM_MSG_MAX];
-		size_t flen;
-		if (pw_scram_client_first(&l->scram, NULL, first, sizeof(first), &flen) != 0 ||
-		    sizeof(mech) + 4 + flen > outcap) {
-			pw_errf(err, errlen, "SCRAM client-first failed");
-			return PW_LOGIN_FAIL;
-		}
-		memcpy(out, mech, sizeof(mech));
-		pw_put_be32(out + sizeof(mech), (uint32_t)flen);
-		memcpy(out + sizeof(mech) + 4, first, flen);
-		*outlen = sizeof(mech) + 4 + flen;
-		l->state = L_SASL_FIRST;
-		return PW_LOGIN_SEND;
-	}
+		return login_md5(l, data, dlen, &io);
+	case PW_AUTH_REQ_SASL:
+		return login_sasl(l, data, dlen, &io);
 	case PW_AUTH_REQ_SASL_CONT:
 		if (l->state != L_SASL_FIRST) {
 			pw_errf(err, errlen, "unexpected SASLContinue");
 			return PW_LOGIN_FAIL;
 		}
-		if (pw_scram_client_final(&l->scram, u->password, data, dlen, (char *)out, outcap,
-		                          outlen, e, sizeof(e)) != PW_AUTH_OK) {
+		if (pw_scram_client_final(&l->scram, l->u->password, data, dlen, (char *)out,
+		                          outcap, outlen, e, sizeof(e)) != PW_AUTH_OK) {
 			pw_errf(err, errlen, "SCRAM exchange failed: %s", e);
 			return PW_LOGIN_FAIL;
 		}
