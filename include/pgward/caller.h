@@ -2,7 +2,7 @@
  * kernel recorded at connect time (pid, uid, gid, comm, cgroup id, ancestry) plus what can be
  * read safely afterwards: the cgroup's path and the executable, checked against the process
  * start time so that a recycled pid cannot impersonate the caller. Which identity these facts
- * match is decided by pw_config_match_facts (config.h), over the pw_facts view below. */
+ * match is decided by pw_config_match_facts (match.h), over the pw_facts view below. */
 #ifndef PGWARD_CALLER_H
 #define PGWARD_CALLER_H
 
@@ -11,6 +11,7 @@
 
 #include "pgward/abi.h"
 #include "pgward/config.h"
+#include "pgward/match.h"
 
 struct pw_kernel_facts {
 	struct pw_conn_info info;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/match.h"
 #include "pgward/jwt.h"
 #include "fuzzlib.h"
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/match.h"
 #include "pgward/policy.h"
 #include "pgward/sql.h"
 #include "check.h"
