@@ -12,17 +12,6 @@
 #include "pgward/policy.h"
 #include "pgward/sql.h"
 
-__attribute__((format(printf, 3, 4))) static int refuse(struct pw_deny *why, const char *sqlstate,
-                                                        const char *fmt, ...)
-{
-	snprintf(why->sqlstate, sizeof(why->sqlstate), "%s", sqlstate);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why->message, sizeof(why->message), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static void format_addr(const struct sockaddr *sa, char *out, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
@@ -43,18 +32,20 @@ int pw_admit_upstream(const struct pw_config *cfg, const struct pw_identity *id,
 	if (id->upstream >= 0)
 		return id->upstream;
 	if (!dialled)
-		return refuse(why, "28000",
-		              "pgward: identity %s takes its upstream from the address a steered "
-		              "client dialled, and this connection was not steered",
-		              id->name);
+		return pw_deny_set(
+		    why, "28000",
+		    "pgward: identity %s takes its upstream from the address a steered "
+		    "client dialled, and this connection was not steered",
+		    id->name);
 	int idx = pw_config_upstream_for(cfg, dialled);
 	if (idx < 0) {
 		char d[80];
 		format_addr(dialled, d, sizeof(d));
-		return refuse(why, "28000",
-		              "pgward: no upstream is configured for %s, the address the client "
-		              "dialled",
-		              d);
+		return pw_deny_set(
+		    why, "28000",
+		    "pgward: no upstream is configured for %s, the address the client "
+		    "dialled",
+		    d);
 	}
 	return idx;
 }
@@ -91,13 +82,13 @@ static int startup_settings(const struct pw_config *cfg, const struct pw_identit
 		if (!strcmp(k, "options")) {
 			/* what the server cannot read ends the connection there: so it does here */
 			if (pw_options_parse(v, judge_option, &j, err, sizeof(err)) < 0)
-				return refuse(why, "42601", "%s", err);
+				return pw_deny_set(why, "42601", "%s", err);
 		} else {
 			judge_option(&j, k, v);
 		}
 		if (j.refused)
-			return refuse(why, j.d.sqlstate[0] ? j.d.sqlstate : "42501", "%s",
-			              j.d.message);
+			return pw_deny_set(why, j.d.sqlstate[0] ? j.d.sqlstate : "42501", "%s",
+			                   j.d.message);
 	}
 	return 0;
 }
@@ -118,7 +109,7 @@ static int truth_setup(const struct pw_upstream *u, struct pw_admission *a, stru
 	size_t o = 0;
 
 	if (!sql)
-		return refuse(why, "53200", "pgward: out of memory");
+		return pw_deny_set(why, "53200", "pgward: out of memory");
 	if (a->setup_sql)
 		o += (size_t)snprintf(sql + o, cap - o, "%s; ", a->setup_sql);
 	if (u->n_search_path) {
@@ -126,10 +117,11 @@ static int truth_setup(const struct pw_upstream *u, struct pw_admission *a, stru
 		for (int i = 0; i < u->n_search_path; i++) {
 			if (pw_sql_quote_ident(u->search_path[i], id, sizeof(id)) < 0) {
 				free(sql);
-				return refuse(why, "42501",
-				              "pgward: upstream %s has a search_path pgward cannot "
-				              "quote",
-				              u->name);
+				return pw_deny_set(
+				    why, "42501",
+				    "pgward: upstream %s has a search_path pgward cannot "
+				    "quote",
+				    u->name);
 			}
 			o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", id);
 		}
@@ -152,9 +144,9 @@ static int role_setup(const struct pw_identity *id, const struct pw_upstream *u,
 		char sql[2 * PW_NAME_MAX + 16];
 		snprintf(a->role, sizeof(a->role), "%s", p->role);
 		if (pw_role_setup_sql(p->role, sql, sizeof(sql)) < 0)
-			return refuse(why, "42501",
-			              "pgward: identity %s has a role name pgward cannot use",
-			              id->name);
+			return pw_deny_set(why, "42501",
+			                   "pgward: identity %s has a role name pgward cannot use",
+			                   id->name);
 		a->setup_sql = strdup(sql);
 	} else if (p->jit) {
 		/* every name is at most 63 bytes, doubled by quoting: this bounds the script */
@@ -166,15 +158,15 @@ static int role_setup(const struct pw_identity *id, const struct pw_upstream *u,
 		            : -1;
 		if (n < 0) {
 			free(sql);
-			return refuse(why, "42501",
-			              "pgward: cannot build the just-in-time role of identity %s",
-			              id->name);
+			return pw_deny_set(
+			    why, "42501",
+			    "pgward: cannot build the just-in-time role of identity %s", id->name);
 		}
 		a->setup_sql = sql;
 		a->jit = true;
 	}
 	if ((p->role[0] || p->jit) && !a->setup_sql)
-		return refuse(why, "53200", "pgward: out of memory");
+		return pw_deny_set(why, "53200", "pgward: out of memory");
 	return 0;
 }
 
@@ -190,10 +182,11 @@ int pw_admit_session(const struct pw_config *cfg, const struct pw_identity *id,
 	if (startup_settings(cfg, id, st, why) < 0)
 		return -1;
 	if (pw_policy_admit(id, cfg, database, ups_idx, now, msg, sizeof(msg)) < 0)
-		return refuse(why, "42501", "%s", msg);
+		return pw_deny_set(why, "42501", "%s", msg);
 	if (!pw_policy_session_acquire(id->name, p->max_sessions))
-		return refuse(why, "53300", "pgward: identity %s has reached its max_sessions (%d)",
-		              id->name, p->max_sessions);
+		return pw_deny_set(why, "53300",
+		                   "pgward: identity %s has reached its max_sessions (%d)",
+		                   id->name, p->max_sessions);
 	a->counted = true;
 	if (role_setup(id, u, database, serial, a, why) < 0)
 		return -1;

@@ -6,17 +6,6 @@
 #include "pgward/client_login.h"
 #include "pgward/options.h"
 
-__attribute__((format(printf, 3, 4))) static int refuse(struct pw_deny *why, const char *sqlstate,
-                                                        const char *fmt, ...)
-{
-	snprintf(why->sqlstate, sizeof(why->sqlstate), "%s", sqlstate);
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why->message, sizeof(why->message), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 void pw_client_packet(struct pw_buf *b, uint32_t max, bool tls, struct pw_client_packet *out,
                       struct pw_deny *why)
 {
@@ -31,28 +20,28 @@ void pw_client_packet(struct pw_buf *b, uint32_t max, bool tls, struct pw_client
 	uint32_t len = pw_be32(p), code = pw_be32(p + 4);
 	out->len = len;
 	if (len < 8 || len > max) {
-		refuse(why, "08P01", "invalid length of startup packet (%u)", len);
+		pw_deny_set(why, "08P01", "invalid length of startup packet (%u)", len);
 		return;
 	}
 	if (avail < len) {
 		if (pw_buf_reserve_at_scan(b, len) < 0)
-			refuse(why, "53200", "pgward: out of memory");
+			pw_deny_set(why, "53200", "pgward: out of memory");
 		else
 			out->kind = PW_CP_MORE;
 		return;
 	}
 	if (code == PW_SSL_REQUEST || code == PW_GSSENC_REQUEST) {
 		if (len != 8)
-			refuse(why, "08P01", "invalid length of encryption request packet");
+			pw_deny_set(why, "08P01", "invalid length of encryption request packet");
 		else if (tls)
-			refuse(why, "08P01", "pgward: encryption requested twice");
+			pw_deny_set(why, "08P01", "pgward: encryption requested twice");
 		else
 			out->kind = code == PW_SSL_REQUEST ? PW_CP_SSL : PW_CP_GSS;
 		return;
 	}
 	if (code == PW_CANCEL_REQUEST) {
 		if (len != 16) {
-			refuse(why, "08P01", "invalid length of cancel request packet");
+			pw_deny_set(why, "08P01", "invalid length of cancel request packet");
 			return;
 		}
 		out->pid = pw_be32(p + 8);
@@ -61,9 +50,9 @@ void pw_client_packet(struct pw_buf *b, uint32_t max, bool tls, struct pw_client
 		return;
 	}
 	if (code >> 16 != 3) {
-		refuse(why, "0A000",
-		       "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-		       code >> 16, code & 0xffff);
+		pw_deny_set(why, "0A000",
+		            "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+		            code >> 16, code & 0xffff);
 		return;
 	}
 	out->kind = PW_CP_STARTUP;
@@ -74,11 +63,12 @@ int pw_client_hello(const uint8_t *pkt, size_t len, struct pw_client_hello *h, s
 	const char *reason;
 	memset(h, 0, sizeof(*h));
 	if (pw_startup_parse(pkt + 8, len - 8, &h->st, &reason) < 0)
-		return refuse(why, "08P01", "pgward: invalid startup packet: %s", reason);
+		return pw_deny_set(why, "08P01", "pgward: invalid startup packet: %s", reason);
 	h->st.version = pw_be32(pkt + 4);
 	h->user = pw_startup_get(&h->st, "user");
 	if (!h->user || !h->user[0])
-		return refuse(why, "28000", "no PostgreSQL user name specified in startup packet");
+		return pw_deny_set(why, "28000",
+		                   "no PostgreSQL user name specified in startup packet");
 	h->database = pw_startup_get(&h->st, "database");
 	if (!h->database || !h->database[0])
 		h->database = h->user;
@@ -102,21 +92,21 @@ const uint8_t *pw_client_auth_message(struct pw_buf *b, const char *what, uint32
 	const uint8_t *p = pw_buf_at_scan(b);
 	uint32_t len = pw_be32(p + 1);
 	if (p[0] != 'p') {
-		refuse(why, "08P01", "expected %s, got message type %d", what, p[0]);
+		pw_deny_set(why, "08P01", "expected %s, got message type %d", what, p[0]);
 		return NULL;
 	}
 	if (len < min || len > max) {
 		*blen = len; /* for the log: the length it claimed */
 		if (token)
-			refuse(why, "28000", "pgward: token authentication failed for user \"%s\"",
-			       user);
+			pw_deny_set(why, "28000",
+			            "pgward: token authentication failed for user \"%s\"", user);
 		else
-			refuse(why, "08P01", "invalid %s length %u", what, len);
+			pw_deny_set(why, "08P01", "invalid %s length %u", what, len);
 		return NULL;
 	}
 	if (avail < (size_t)len + 1) {
 		if (pw_buf_reserve_at_scan(b, (size_t)len + 1) < 0)
-			refuse(why, "53200", "pgward: out of memory");
+			pw_deny_set(why, "53200", "pgward: out of memory");
 		return NULL;
 	}
 	*blen = len - 4;
@@ -132,24 +122,26 @@ int pw_client_sasl(struct pw_scram_server *ss, const struct pw_scram_verifier *v
 	if (initial) {
 		const uint8_t *z = memchr(body, 0, blen);
 		if (!z || (size_t)(z - body) + 5 > blen)
-			return refuse(why, "08P01", "malformed SASLInitialResponse");
+			return pw_deny_set(why, "08P01", "malformed SASLInitialResponse");
 		if (strcmp((const char *)body, "SCRAM-SHA-256") != 0)
-			return refuse(why, "28000",
-			              "client selected an invalid SASL authentication mechanism");
+			return pw_deny_set(
+			    why, "28000",
+			    "client selected an invalid SASL authentication mechanism");
 		size_t off = (size_t)(z - body) + 1;
 		int32_t dlen = (int32_t)pw_be32(body + off);
 		off += 4;
 		if (dlen < 0 || (size_t)dlen != blen - off)
-			return refuse(why, "08P01", "malformed SASLInitialResponse");
+			return pw_deny_set(why, "08P01", "malformed SASLInitialResponse");
 		rc = pw_scram_server_first(ss, v, body + off, (size_t)dlen, NULL, out, cap, outlen,
 		                           detail, detail_len);
 	} else {
 		rc = pw_scram_server_final(ss, body, blen, out, cap, outlen, detail, detail_len);
 	}
 	if (rc == PW_AUTH_FAIL)
-		return refuse(why, "28P01", "password authentication failed for user \"%s\"", user);
+		return pw_deny_set(why, "28P01", "password authentication failed for user \"%s\"",
+		                   user);
 	if (rc != PW_AUTH_OK)
-		return refuse(why, "08P01", "invalid SASL message: %s", detail);
+		return pw_deny_set(why, "08P01", "invalid SASL message: %s", detail);
 	return 0;
 }
 
@@ -171,7 +163,7 @@ int pw_client_token(const struct pw_config *cfg, const uint8_t *body, size_t ble
 		rc = pw_jwt_verify(cfg->jwt.keys, &prm, tok, tlen, now, claims, detail, detail_len);
 	if (rc < 0)
 		/* the reason goes to the log only: a client probing tokens learns nothing */
-		return refuse(why, "28000", "pgward: token authentication failed for user \"%s\"",
-		              user);
+		return pw_deny_set(why, "28000",
+		                   "pgward: token authentication failed for user \"%s\"", user);
 	return 0;
 }

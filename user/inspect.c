@@ -1,4 +1,5 @@
 /* Statement inspection: analyse, decide, remember. See include/pgward/inspect.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +160,20 @@ void pw_inspect_thread_done(void)
 const struct pw_inspect_stats *pw_inspect_stats_local(void)
 {
 	return &stats;
+}
+
+int pw_deny_vset(struct pw_deny *d, const char *sqlstate, const char *fmt, va_list ap)
+{
+	snprintf(d->sqlstate, sizeof(d->sqlstate), "%s", sqlstate);
+	vsnprintf(d->message, sizeof(d->message), fmt, ap);
+	return -1;
+}
+
+int pw_deny_set(struct pw_deny *d, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pw_deny_vset(d, sqlstate, fmt, ap);
+	va_end(ap);
+	return -1;
 }

@@ -22,13 +22,13 @@ const char *pw_relay_outcome_name(enum pw_relay_outcome o)
 	           : "?";
 }
 
+/* Fail the session: why in r->fail. */
 __attribute__((format(printf, 3, 4))) static enum pw_relay_outcome
 fail(struct pw_relay *r, const char *sqlstate, const char *fmt, ...)
 {
-	snprintf(r->fail.sqlstate, sizeof(r->fail.sqlstate), "%s", sqlstate);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(r->fail.message, sizeof(r->fail.message), fmt, ap);
+	pw_deny_vset(&r->fail, sqlstate, fmt, ap);
 	va_end(ap);
 	return PW_RELAY_FAIL;
 }

@@ -6,6 +6,7 @@
 #ifndef PGWARD_INSPECT_H
 #define PGWARD_INSPECT_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ struct pw_deny {
 	char message[512];
 };
 
+/* Fill d (sqlstate and a formatted message); returns -1, for "return pw_deny_set(...)". */
+int pw_deny_set(struct pw_deny *d, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int pw_deny_vset(struct pw_deny *d, const char *sqlstate, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 enum pw_verdict { PW_ALLOW = 0, PW_DENY = 1 };
 
 /* Who is asking: what the session knows of its client. */
