@@ -47,6 +47,7 @@
 #include "pgward/session.h"
 #include "pgward/tls.h"
 #include "pgward/upstream_login.h"
+#include "pgward/upstream_setup.h"
 
 #define BUF_SIZE     (64 * 1024)
 #define AUTH_MSG_MAX 8192 /* largest message accepted while authenticating, either side */
@@ -153,9 +154,7 @@ struct pw_session {
 	char setup_error[256];
 	/* what the server said of the session at its start (the set-up's last statement) */
 	bool truth_wanted, truth_seen;
-	char truth_path[1024];        /* current_setting('search_path') */
-	char truth_user[PW_NAME_MAX]; /* current_user */
-	char truth_schemas[1024];     /* current_schemas(true), as identifiers */
+	struct pw_truth truth;        /* search_path, current user, schemas (upstream_setup.h) */
 	struct pw_jwt_claims *claims; /* auth "jwt": the verified token's claims */
 	bool peer_local;              /* unix socket or loopback: a token may travel in clear */
 };
@@ -844,12 +843,10 @@ static bool adopt(struct pw_session *s)
 		if (!o->ps_ready || pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err,
 		                                       sizeof(err)) != PW_CAT_READY)
 			return false;
-		pw_policy_session_init(&s->ps, o->truth_path, o->truth_user, o->truth_schemas);
+		pw_policy_session_init(&s->ps, o->truth.path, o->truth.user, o->truth.schemas);
 		pw_policy_session_catalog(&s->ps, cat);
 		pw_catalog_release(cat);
-		memcpy(s->truth_path, o->truth_path, sizeof(s->truth_path));
-		memcpy(s->truth_user, o->truth_user, sizeof(s->truth_user));
-		memcpy(s->truth_schemas, o->truth_schemas, sizeof(s->truth_schemas));
+		s->truth = o->truth;
 		s->truth_seen = s->ps_ready = true;
 	}
 	pool_remove(o);
@@ -1373,75 +1370,25 @@ static bool upstream_auth_step(struct pw_session *s)
 /* ------------------------------------------------------------------------------------ */
 /* what the server reports, and the role set-up                                          */
 
-/* A ParameterStatus from the upstream: the analyser reads statements the way the server does
- * only with standard_conforming_strings on and a client_encoding that cannot hide a quote in
- * a multibyte character; should the server ever report otherwise, the session ends. */
+/* A ParameterStatus from the upstream (upstream_setup.h): server_version is kept (the probe
+ * of a client that may be gone); one the session cannot go on with ends it. */
 static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
 {
-	const char *name = (const char *)body, *end = (const char *)body + len;
-	const char *z = memchr(name, 0, len);
-	if (!z || !memchr(z + 1, 0, (size_t)(end - z - 1))) {
-		fatal(s, "08P01", "pgward: upstream sent a malformed ParameterStatus");
+	const char *name, *val;
+	struct pw_deny why;
+	if (pw_setup_param(body, len, &name, &val, &why) < 0 ||
+	    pw_setup_param_judge(s->rt->cfg, s->id, s->role, s->state == ST_READY, name, val,
+	                         &why) < 0) {
+		fatal(s, why.sqlstate, "%s", why.message);
 		return false;
 	}
-	const char *val = z + 1;
 	if (strcmp(name, "server_version") == 0 && len + PW_HDR <= sizeof(s->probe)) {
 		s->probe[0] = 'S';
 		pw_put_be32(s->probe + 1, (uint32_t)len + 4);
 		memcpy(s->probe + PW_HDR, body, len);
 		s->probe_len = len + PW_HDR;
 	}
-	if (s->role[0] && s->state == ST_READY && strcmp(name, "is_superuser") == 0 &&
-	    strcmp(val, "on") == 0 && s->id && !s->id->policy.guardrail_off[PW_GR_ROLE_ESCAPE]) {
-		/* the fixed or just-in-time role is not a superuser: the session left it */
-		fatal(s, "42501",
-		      "pgward: the session of identity %s left its role %s (the server reports "
-		      "is_superuser = on); it ends",
-		      s->id->name, s->role);
-		return false;
-	}
-	if (s->id && s->id->policy.guardrail_off[PW_GR_PARSER_INTEGRITY])
-		return true; /* allowed everything: nothing depends on reading it right */
-	if (strcmp(name, "standard_conforming_strings") == 0 && strcmp(val, "on") != 0) {
-		fatal(s, "0A000",
-		      "pgward: the server reports standard_conforming_strings = %s; pgward reads "
-		      "statements as the server does only with it on, so the session ends",
-		      val);
-		return false;
-	}
-	if (strcmp(name, "client_encoding") == 0 && !pw_config_encoding_allowed(s->rt->cfg, val)) {
-		fatal(s, "0A000",
-		      "pgward: the server reports client_encoding = %s, which identity %s may not "
-		      "use (see client_encodings); the session ends",
-		      val, s->id ? s->id->name : "?");
-		return false;
-	}
 	return true;
-}
-
-/* The DataRow of the set-up's last statement: search_path, current user, existing schemas,
- * each as text. False when it is not that. */
-static bool truth_row(struct pw_session *s, const uint8_t *body, size_t len)
-{
-	char *dst[3] = {s->truth_path, s->truth_user, s->truth_schemas};
-	size_t cap[3] = {sizeof(s->truth_path), sizeof(s->truth_user), sizeof(s->truth_schemas)};
-	size_t p = 2;
-
-	if (len < 2 || (body[0] << 8 | body[1]) != 3)
-		return false;
-	for (int i = 0; i < 3; i++) {
-		if (len - p < 4)
-			return false;
-		int32_t l = (int32_t)pw_be32(body + p);
-		p += 4;
-		if (l < 0 || (size_t)l > len - p || (size_t)l >= cap[i] ||
-		    memchr(body + p, 0, (size_t)l))
-			return false;
-		memcpy(dst[i], body + p, (size_t)l);
-		dst[i][l] = 0;
-		p += (size_t)l;
-	}
-	return p == len;
 }
 
 /* The set-up is done: the session's statements are judged against what the server said of it
@@ -1458,12 +1405,12 @@ static bool setup_done(struct pw_session *s)
 			              "the session's set-up did not say what its search_path is");
 			return false;
 		}
-		if (pw_policy_session_init(&s->ps, s->truth_path, s->truth_user, s->truth_schemas) <
+		if (pw_policy_session_init(&s->ps, s->truth.path, s->truth.user, s->truth.schemas) <
 		    0)
 			pw_warn(
 			    "session %llu %s: search_path %s does not read: unqualified names are "
 			    "left unresolved",
-			    (unsigned long long)s->serial, s->peer, PW_Q(s->truth_path));
+			    (unsigned long long)s->serial, s->peer, PW_Q(s->truth.path));
 		s->ps_ready = true;
 	}
 	struct pw_catalog *cat;
@@ -1544,7 +1491,7 @@ static bool setup_step(struct pw_session *s)
 		if (!s->setup_sent)
 			break;
 		if (s->truth_wanted && !s->truth_seen)
-			s->truth_seen = truth_row(s, p + PW_HDR, len - 4);
+			s->truth_seen = pw_setup_truth_row(p + PW_HDR, len - 4, &s->truth);
 		pw_buf_cut(b, total);
 		return true;
 	case 'E':
