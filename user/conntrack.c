@@ -1,7 +1,9 @@
 /* Tuple-map lookups for sessions: see include/pgward/conntrack.h. */
 #include "pgward/conntrack.h"
 
+#include <netinet/in.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include <bpf/bpf.h>
 
@@ -48,4 +50,33 @@ int pw_conntrack_take(const struct pw_conn_key *k, struct pw_conn_info *out)
 	if (fd < 0)
 		return -1;
 	return bpf_map_lookup_and_delete_elem(fd, k, out) == 0 ? 0 : -1;
+}
+
+int pw_conntrack_take_accepted(int fd, const struct sockaddr *peer, struct pw_conn_info *out)
+{
+	struct sockaddr_storage local;
+	socklen_t ll = sizeof(local);
+	struct pw_conn_key k = {0};
+	socklen_t cl = sizeof(k.netns_cookie);
+	if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &k.netns_cookie, &cl) < 0)
+		return -1;
+	if (peer->sa_family == AF_INET) {
+		const struct sockaddr_in *p = (const void *)peer, *l = (const void *)&local;
+		k.family = AF_INET;
+		k.agent_addr[0] = p->sin_addr.s_addr;
+		k.agent_port = ntohs(p->sin_port);
+		k.enforcer_addr[0] = l->sin_addr.s_addr;
+		k.enforcer_port = ntohs(l->sin_port);
+	} else if (peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *p = (const void *)peer, *l = (const void *)&local;
+		k.family = AF_INET6;
+		memcpy(k.agent_addr, &p->sin6_addr, 16);
+		memcpy(k.enforcer_addr, &l->sin6_addr, 16);
+		k.agent_port = ntohs(p->sin6_port);
+		k.enforcer_port = ntohs(l->sin6_port);
+	} else {
+		return -1;
+	}
+	return pw_conntrack_take(&k, out);
 }

@@ -474,33 +474,9 @@ static void run(struct pw_session *s);
 /* A steered connection: find the kernel's record of it by the tuple as this side sees it. */
 static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
 {
-	struct sockaddr_storage local;
-	socklen_t ll = sizeof(local);
-	struct pw_conn_key k = {0};
-	socklen_t cl = sizeof(k.netns_cookie);
 	s->kernel_miss = true;
-	if (getsockname(s->cl.ev.fd, (struct sockaddr *)&local, &ll) < 0 ||
-	    getsockopt(s->cl.ev.fd, SOL_SOCKET, SO_NETNS_COOKIE, &k.netns_cookie, &cl) < 0)
-		return;
-	if (peer->sa_family == AF_INET) {
-		const struct sockaddr_in *p = (const void *)peer, *l = (const void *)&local;
-		k.family = AF_INET;
-		k.agent_addr[0] = p->sin_addr.s_addr;
-		k.agent_port = ntohs(p->sin_port);
-		k.enforcer_addr[0] = l->sin_addr.s_addr;
-		k.enforcer_port = ntohs(l->sin_port);
-	} else if (peer->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *p = (const void *)peer, *l = (const void *)&local;
-		k.family = AF_INET6;
-		memcpy(k.agent_addr, &p->sin6_addr, 16);
-		memcpy(k.enforcer_addr, &l->sin6_addr, 16);
-		k.agent_port = ntohs(p->sin6_port);
-		k.enforcer_port = ntohs(l->sin6_port);
-	} else {
-		return;
-	}
 	struct pw_conn_info info;
-	if (pw_conntrack_take(&k, &info) < 0)
+	if (pw_conntrack_take_accepted(s->cl.ev.fd, peer, &info) < 0)
 		return;
 	s->kf = malloc(sizeof(*s->kf));
 	if (!s->kf)

@@ -5,6 +5,8 @@
 #ifndef PGWARD_CONNTRACK_H
 #define PGWARD_CONNTRACK_H
 
+#include <sys/socket.h>
+
 #include "pgward/abi.h"
 
 /* 0 found (out filled), -1 miss (or no map). */
@@ -13,6 +15,9 @@ int pw_conntrack_lookup(const struct pw_conn_key *k, struct pw_conn_info *out);
 void pw_conntrack_forget(const struct pw_conn_key *k);
 /* lookup + forget in one syscall. 0 found, -1 miss. */
 int pw_conntrack_take(const struct pw_conn_key *k, struct pw_conn_info *out);
+/* The same for an accepted socket fd (peer: the agent's address as accept() gave it): the key
+ * is the tuple as this side sees it, and the socket's network namespace. 0 found, -1 miss. */
+int pw_conntrack_take_accepted(int fd, const struct sockaddr *peer, struct pw_conn_info *out);
 
 /* For the loader only. The map to read from now on (-1: none); the caller keeps fd open for
  * as long as a reader may still use it. */
