@@ -22,6 +22,7 @@
 #include "pgward/pgconn.h"
 #include "pgward/proto.h"
 #include "pgward/tls.h"
+#include "pgward/upstream_conn.h"
 #include "pgward/upstream_login.h"
 
 #define APP_NAME "pgward-janitor"
@@ -69,41 +70,24 @@ static int wait_fd(int fd, short events, int64_t deadline)
 static int connect_to(const struct sockaddr *sa, socklen_t len, unsigned mark, int64_t deadline,
                       char *err, size_t errlen)
 {
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* the same socket as a session's (marked: never steered back into pgwardd), waited for */
+	int fd = pw_upstream_open(sa, len, mark);
 	if (fd < 0) {
-		pw_errf(err, errlen, "socket: %s", strerror(errno));
+		pw_errf(err, errlen, "connect: %s", strerror(errno));
 		return -1;
 	}
-	/* the loop guard, as for sessions: the kernel programs never steer a marked socket, so
-	 * our own connection cannot be redirected back into pgwardd */
-	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
-		pw_errf(err, errlen, "cannot set SO_MARK: %s", strerror(errno));
+	int r = wait_fd(fd, POLLOUT, deadline);
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (r == 0) {
+		pw_errf(err, errlen, "connect: timed out");
 		close(fd);
 		return -1;
 	}
-	if (sa->sa_family != AF_UNIX) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (connect(fd, sa, len) < 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
-			pw_errf(err, errlen, "connect: %s", strerror(errno));
-			close(fd);
-			return -1;
-		}
-		int r = wait_fd(fd, POLLOUT, deadline);
-		int soerr = 0;
-		socklen_t sl = sizeof(soerr);
-		if (r == 0) {
-			pw_errf(err, errlen, "connect: timed out");
-			close(fd);
-			return -1;
-		}
-		if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-			pw_errf(err, errlen, "connect: %s", strerror(r < 0 ? errno : soerr));
-			close(fd);
-			return -1;
-		}
+	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+		pw_errf(err, errlen, "connect: %s", strerror(r < 0 ? errno : soerr));
+		close(fd);
+		return -1;
 	}
 	return fd;
 }
@@ -317,9 +301,7 @@ static int resolve_and_connect(struct pw_pgconn *c, const struct pw_upstream *u,
 	char e[256] = "";
 	if (u->unix_dir[0]) {
 		struct sockaddr_un un = {.sun_family = AF_UNIX};
-		int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/.s.PGSQL.%d", u->unix_dir,
-		                 u->port);
-		if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
+		if (pw_upstream_unix_path(u, un.sun_path, sizeof(un.sun_path)) < 0) {
 			pw_errf(err, errlen, "socket path too long");
 			return -1;
 		}

@@ -46,6 +46,7 @@
 #include "pgward/runtime.h"
 #include "pgward/session.h"
 #include "pgward/tls.h"
+#include "pgward/upstream_conn.h"
 #include "pgward/upstream_login.h"
 #include "pgward/upstream_setup.h"
 
@@ -531,70 +532,6 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 /* ------------------------------------------------------------------------------------ */
 /* upstream connection                                                                   */
 
-static int resolve_upstream(const struct pw_upstream *u, struct pw_cancel_target *t)
-{
-	memset(&t->addr, 0, sizeof(t->addr));
-	if (u->unix_dir[0]) {
-		struct sockaddr_un *un = (void *)&t->addr;
-		un->sun_family = AF_UNIX;
-		int n = snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", u->unix_dir,
-		                 u->port);
-		if (n < 0 || (size_t)n >= sizeof(un->sun_path))
-			return -1;
-		t->addrlen = sizeof(*un);
-		return 0;
-	}
-	struct sockaddr_in *a4 = (void *)&t->addr;
-	struct sockaddr_in6 *a6 = (void *)&t->addr;
-	if (inet_pton(AF_INET, u->host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)u->port);
-		t->addrlen = sizeof(*a4);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, u->host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)u->port);
-		t->addrlen = sizeof(*a6);
-		return 0;
-	}
-	/* A name: resolved synchronously (from /etc/hosts in practice); numeric addresses in
-	 * the configuration keep DNS off the worker threads. */
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res;
-	char port[8];
-	snprintf(port, sizeof(port), "%d", u->port);
-	if (getaddrinfo(u->host, port, &hints, &res) != 0)
-		return -1;
-	memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-	t->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
-}
-
-static int open_nonblocking(const struct pw_cancel_target *t, unsigned mark)
-{
-	int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -1;
-	/* the loop guard: the kernel programs never steer a socket carrying our mark */
-	if (mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) < 0) {
-		close(fd);
-		return -1;
-	}
-	if (t->addr.ss_family != AF_UNIX) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (connect(fd, (const struct sockaddr *)&t->addr, t->addrlen) < 0 &&
-	    errno != EINPROGRESS && errno != EAGAIN) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	return fd;
-}
-
 static unsigned upstream_mark(const struct pw_session *s)
 {
 	return s->rt->cfg->redirect.enabled ? s->rt->cfg->redirect.mark : 0;
@@ -626,12 +563,13 @@ static void upstream_connect(struct pw_session *s)
 	const struct pw_upstream *u = s->ups;
 	if (!upstream_slot(s))
 		return;
-	if (resolve_upstream(u, &s->cancel) < 0) {
+	if (pw_upstream_address(u, &s->cancel.addr, &s->cancel.addrlen) < 0) {
 		fatal(s, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
 		      u->unix_dir[0] ? u->unix_dir : u->host);
 		return;
 	}
-	int fd = open_nonblocking(&s->cancel, upstream_mark(s));
+	int fd = pw_upstream_open((struct sockaddr *)&s->cancel.addr, s->cancel.addrlen,
+	                          upstream_mark(s));
 	if (fd < 0) {
 		fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s", u->name,
 		      strerror(errno));
@@ -902,7 +840,7 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 /* s (with no client) becomes the CancelRequest for t on a connection of its own. */
 static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t)
 {
-	int fd = open_nonblocking(t, upstream_mark(s));
+	int fd = pw_upstream_open((const struct sockaddr *)&t->addr, t->addrlen, upstream_mark(s));
 	if (fd < 0) {
 		session_close(s, "cancel: cannot connect upstream");
 		return;
