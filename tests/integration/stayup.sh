@@ -73,6 +73,9 @@ pw_start_pgwardd_limited() { # CONFIG LOG SOFT:HARD
 pw_start_pgwardd_limited "$W/stayup.json" "$W/pgwardd.log" "1024:$HARD" ||
 	{ echo "not ok - pgwardd did not start"; cat "$W/pgwardd.log"; exit 1; }
 P=$PGWARDD_PID
+# a pgwardd built with AddressSanitizer (make check SAN=1): its memory is the sanitizer's
+ASAN=0
+ldd "$BUILD/pgwardd" 2>/dev/null | grep -q libasan && ASAN=1
 soft=$(awk '/^Max open files/ { print $4 }' "/proc/$P/limits")
 check "started under a soft limit of 1024, pgwardd raised it to the hard limit ($soft of $HARD)" \
 	test "$soft" = "$HARD"
@@ -144,8 +147,13 @@ for _ in $(seq 20); do # the memory of the parses is given back within a few sec
 done
 echo "# RSS right after the big statements: $rssb kB; $rssa kB a few seconds later"
 # (given back already when measured, or within a few seconds; the build before kept ~200 MB)
-check "the memory their parsing took goes back to the system ($rssb kB, then $rssa kB)" \
-	bash -c "test '$rssa' -lt $((rssb / 2)) || test '$rssa' -lt 65536"
+if ((ASAN)); then
+	check_skip "the memory their parsing took goes back to the system ($rssb kB, then $rssa kB)" \
+		"AddressSanitizer's allocator keeps freed memory in quarantine: malloc_trim cannot give it back"
+else
+	check "the memory their parsing took goes back to the system ($rssb kB, then $rssa kB)" \
+		bash -c "test '$rssa' -lt $((rssb / 2)) || test '$rssa' -lt 65536"
+fi
 
 # --- soak: ~19,000 idle connections ----------------------------------------------------------------
 N=${STAYUP_IDLE:-$((HARD - 1000 < 20000 ? HARD - 1000 : 20000))}
@@ -189,8 +197,13 @@ for _ in $(seq 30); do
 	((rss2 - rss0 < (rss1 - rss0) / 4)) && break
 done
 echo "# RSS after they closed: $rss2 kB (was $rss1 kB with them, $rss0 kB before)"
-check "the memory of closed sessions goes back to the system (RSS $rss2 kB, under a quarter of the growth above $rss0 kB)" \
-	test $((rss2 - rss0)) -lt $(((rss1 - rss0) / 4))
+if ((ASAN)); then
+	check_skip "the memory of closed sessions goes back to the system (RSS $rss2 kB; $rss1 kB with them, $rss0 kB before)" \
+		"AddressSanitizer's allocator keeps freed memory in quarantine: malloc_trim cannot give it back"
+else
+	check "the memory of closed sessions goes back to the system (RSS $rss2 kB, under a quarter of the growth above $rss0 kB)" \
+		test $((rss2 - rss0)) -lt $(((rss1 - rss0) / 4))
+fi
 
 # --- out of descriptors: refuse, pause, never spin -------------------------------------------------
 PORT2=$(pw_free_port)
