@@ -1,30 +1,14 @@
 /* Admission at start-up. See include/pgward/admit.h. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pgward/admit.h"
 #include "pgward/jit.h"
+#include "pgward/log.h"
 #include "pgward/options.h"
 #include "pgward/policy.h"
 #include "pgward/sql.h"
-
-static void format_addr(const struct sockaddr *sa, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)sa;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(a->sin_port));
-	} else {
-		const struct sockaddr_in6 *a = (const void *)sa;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(a->sin6_port));
-	}
-}
 
 int pw_admit_upstream(const struct pw_config *cfg, const struct pw_identity *id,
                       const struct sockaddr *dialled, struct pw_deny *why)
@@ -40,7 +24,7 @@ int pw_admit_upstream(const struct pw_config *cfg, const struct pw_identity *id,
 	int idx = pw_config_upstream_for(cfg, dialled);
 	if (idx < 0) {
 		char d[80];
-		format_addr(dialled, d, sizeof(d));
+		pw_format_addr(dialled, d, sizeof(d));
 		return pw_deny_set(
 		    why, "28000",
 		    "pgward: no upstream is configured for %s, the address the client "

@@ -454,22 +454,6 @@ static struct pw_session *session_new(struct pw_worker *w)
 	return s;
 }
 
-static void format_peer(const struct sockaddr *sa, char *out, size_t len)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)sa;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(a->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)sa;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(a->sin6_port));
-	} else {
-		snprintf(out, len, "unix");
-	}
-}
-
 static void run(struct pw_session *s);
 
 /* A steered connection: find the kernel's record of it by the tuple as this side sees it. */
@@ -496,7 +480,7 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 		return;
 	}
 	s->rt = pw_runtime_current();
-	format_peer(peer, s->peer, sizeof(s->peer));
+	pw_format_addr(peer, s->peer, sizeof(s->peer));
 	s->cl.ev.fd = fd;
 	s->cl.rd = s->cl.wr = true;
 	if (peer->sa_family == AF_UNIX)

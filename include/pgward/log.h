@@ -3,6 +3,7 @@
 #define PGWARD_LOG_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 enum pw_log_level { PW_LOG_DEBUG, PW_LOG_INFO, PW_LOG_WARN, PW_LOG_ERROR };
 
@@ -32,6 +33,8 @@ const char *pw_logqn(char *buf, size_t cap, const char *s, size_t len);
 #define PW_QN(s, len) pw_logqn((char[PW_LOGQ_MAX]){0}, PW_LOGQ_MAX, (s), (len))
 
 /* Format a reason into a caller's error buffer (NULL or empty buffer: nothing). */
+/* An address as logs and messages show it: "host:port", "[v6]:port", or "unix". */
+void pw_format_addr(const struct sockaddr *sa, char *out, size_t len);
 void pw_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #define pw_debug(...)                                                                              \
