@@ -65,13 +65,17 @@ bool pw_relay_quiet(const struct pw_relay *r)
 	       !r->c_discard && !r->c_remaining && !r->u_remaining;
 }
 
-/* Take n bytes of the message at scan (all of it that is here, at most its rest): decided
- * as they are; the rest of the message follows as it comes. */
+/* How many of the next n bytes at scan are in the buffer already. */
+static size_t here(const struct pw_buf *b, size_t n)
+{
+	return pw_buf_unscanned(b) < n ? pw_buf_unscanned(b) : n;
+}
+
+/* Take the total bytes of the message at scan (all of it that is here): decided as they are;
+ * the rest, *remaining, follows as it comes. */
 static void take(struct pw_buf *b, size_t total, size_t *remaining)
 {
-	size_t n = pw_buf_unscanned(b);
-	if (n > total)
-		n = total;
+	size_t n = here(b, total);
 	pw_buf_advance(b, n);
 	*remaining = total - n;
 }
@@ -117,7 +121,7 @@ static enum pw_relay_outcome refuse(struct pw_relay *r, struct pw_buf *b, uint8_
 	}
 	pw_put_be32(msg + 1, (uint32_t)(n - 1));
 	r->ref_n++;
-	size_t have = pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total;
+	size_t have = here(b, total);
 	pw_buf_cut(b, have);
 	r->c_remaining = total - have;
 	r->c_dropping = r->c_remaining > 0;
@@ -225,7 +229,7 @@ static enum pw_relay_outcome client_other(struct pw_relay *r, struct pw_buf *b, 
 	case 'X':
 		r->c_terminated = true;
 		if (r->hold_terminate) {
-			pw_buf_cut(b, pw_buf_unscanned(b) < total ? pw_buf_unscanned(b) : total);
+			pw_buf_cut(b, here(b, total));
 			return PW_RELAY_HELD;
 		}
 		break;
@@ -238,14 +242,14 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 {
 	while (pw_buf_unscanned(b)) {
 		if (r->c_remaining) {
-			size_t n = pw_buf_unscanned(b);
-			if (n > r->c_remaining)
-				n = r->c_remaining;
-			if (r->c_dropping)
+			/* the rest of a message already decided: passed on, or dropped */
+			if (r->c_dropping) {
+				size_t n = here(b, r->c_remaining);
 				pw_buf_cut(b, n);
-			else
-				pw_buf_advance(b, n);
-			r->c_remaining -= n;
+				r->c_remaining -= n;
+			} else {
+				take(b, r->c_remaining, &r->c_remaining);
+			}
 			continue;
 		}
 		r->c_dropping = false;
@@ -351,11 +355,7 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 {
 	while (pw_buf_unscanned(b)) {
 		if (r->u_remaining) {
-			size_t n = pw_buf_unscanned(b);
-			if (n > r->u_remaining)
-				n = r->u_remaining;
-			pw_buf_advance(b, n);
-			r->u_remaining -= n;
+			take(b, r->u_remaining, &r->u_remaining); /* the rest of a message */
 			continue;
 		}
 		if (pw_buf_unscanned(b) < PW_HDR) {
