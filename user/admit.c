@@ -179,3 +179,45 @@ int pw_admit_session(const struct pw_config *cfg, const struct pw_identity *id,
 		return 0; /* nothing is decided from the analysis: no need to ask the server */
 	return truth_setup(u, a, why);
 }
+
+/* Append a string with its NUL at *off; false when it does not fit (one byte is kept for the
+ * packet's last NUL). */
+static bool put(uint8_t *pkt, size_t cap, size_t *off, const char *str)
+{
+	size_t l = strlen(str) + 1;
+	if (*off + l + 1 > cap)
+		return false;
+	memcpy(pkt + *off, str, l);
+	*off += l;
+	return true;
+}
+
+int pw_admit_startup_packet(const struct pw_startup *st, const char *user, const char *database,
+                            uint8_t **out, size_t *len)
+{
+	uint8_t pkt[16384];
+	size_t off = 8;
+	bool have_db = false;
+	for (int i = 0; i < st->n; i++) {
+		const char *k = st->key[i], *v = st->val[i];
+		if (strcmp(k, "user") == 0)
+			v = user;
+		else if (strcmp(k, "database") == 0) {
+			v = database;
+			have_db = true;
+		}
+		if (!put(pkt, sizeof(pkt), &off, k) || !put(pkt, sizeof(pkt), &off, v))
+			return -1;
+	}
+	if (!have_db &&
+	    (!put(pkt, sizeof(pkt), &off, "database") || !put(pkt, sizeof(pkt), &off, database)))
+		return -1;
+	pkt[off++] = 0;
+	pw_put_be32(pkt, (uint32_t)off);
+	pw_put_be32(pkt + 4, st->version);
+	if (!(*out = malloc(off)))
+		return -1;
+	memcpy(*out, pkt, off);
+	*len = off;
+	return 0;
+}

@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -82,6 +83,28 @@ int pw_analysis_start(int n, void (*back)(struct pw_worker *w, struct pw_analysi
 	return n_threads > 0 ? 0 : -1;
 }
 
+struct pw_analysis_job *pw_analysis_job_new(struct pw_worker *w, void *owner,
+                                            const struct pw_caller *who, const struct pw_stmt *m)
+{
+	struct pw_analysis_job *j = malloc(sizeof(*j) + m->len);
+	if (!j)
+		return NULL;
+	memset(j, 0, sizeof(*j));
+	j->text = (char *)(j + 1);
+	memcpy(j->text, m->body, m->len);
+	j->w = w;
+	j->owner = owner;
+	j->who = *who;
+	j->m = *m;
+	/* the same message in the copy */
+	const char *base = (const char *)m->body;
+	j->m.body = (const uint8_t *)j->text;
+	j->m.sql = m->sql ? j->text + (m->sql - base) : NULL;
+	j->m.name = m->name ? j->text + (m->name - base) : NULL;
+	j->m.stmt = m->stmt ? j->text + (m->stmt - base) : NULL;
+	return j;
+}
+
 bool pw_analysis_submit(struct pw_analysis_job *j)
 {
 	pthread_mutex_lock(&mu);
@@ -96,6 +119,8 @@ bool pw_analysis_submit(struct pw_analysis_job *j)
 		pthread_cond_signal(&cv);
 	}
 	pthread_mutex_unlock(&mu);
+	if (!ok)
+		free(j); /* never judged: not counted */
 	return ok;
 }
 

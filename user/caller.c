@@ -1,7 +1,9 @@
 /* The facts of the process that made a steered connection. See include/pgward/caller.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,4 +187,32 @@ void pw_caller_describe(const struct pw_kernel_facts *f, char *out, size_t len)
 	for (int i = 0; i < f->view.n_ancestors && off > 0 && (size_t)off < len; i++)
 		off += snprintf(out + off, len - (size_t)off, "%s%s(%u)", i ? "<-" : " ancestors ",
 		                PW_Q(f->anc_comm[i]), f->info.anc_pid[i]);
+}
+
+void pw_caller_dialled(const struct pw_kernel_facts *f, struct sockaddr_storage *dst)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (f->info.family == AF_INET) {
+		struct sockaddr_in *a = (void *)dst;
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = f->info.orig_addr[0];
+		a->sin_port = f->info.orig_port;
+	} else {
+		struct sockaddr_in6 *a = (void *)dst;
+		a->sin6_family = AF_INET6;
+		memcpy(&a->sin6_addr, f->info.orig_addr, 16);
+		a->sin6_port = f->info.orig_port;
+	}
+}
+
+bool pw_caller_local(const struct sockaddr *peer)
+{
+	if (peer->sa_family == AF_UNIX)
+		return true;
+	if (peer->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
+	if (peer->sa_family != AF_INET6)
+		return false;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
 }

@@ -7,6 +7,7 @@
 #include <openssl/rand.h>
 
 #include "pgward/cancel.h"
+#include "pgward/proto.h"
 
 struct entry {
 	struct entry *next;
@@ -69,4 +70,27 @@ int pw_cancel_lookup(uint32_t pid, uint32_t our_key, struct pw_cancel_target *t)
 		*t = e->t;
 	pthread_mutex_unlock(&mu);
 	return e ? 0 : -1;
+}
+
+void pw_cancel_key_give(struct pw_cancel_key *k, uint8_t *msg)
+{
+	pw_cancel_key_drop(k);
+	k->pid = k->t.pid;
+	k->ours = pw_cancel_register(&k->t);
+	k->registered = true;
+	pw_put_be32(msg + 9, k->ours);
+}
+
+void pw_cancel_key_take(struct pw_cancel_key *k, uint8_t *msg)
+{
+	k->t.pid = pw_be32(msg + 5);
+	k->t.real_key = pw_be32(msg + 9);
+	pw_cancel_key_give(k, msg);
+}
+
+void pw_cancel_key_drop(struct pw_cancel_key *k)
+{
+	if (k->registered)
+		pw_cancel_unregister(k->pid, k->ours);
+	k->registered = false;
 }

@@ -1,9 +1,13 @@
 /* The client's side of the start-up. See include/pgward/client_login.h. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgward/client_login.h"
+#include "pgward/log.h"
+#include "pgward/match.h"
 #include "pgward/options.h"
 
 void pw_client_packet(struct pw_buf *b, uint32_t max, bool tls, struct pw_client_packet *out,
@@ -166,4 +170,199 @@ int pw_client_token(const struct pw_config *cfg, const uint8_t *body, size_t ble
 		return pw_deny_set(why, "28000",
 		                   "pgward: token authentication failed for user \"%s\"", user);
 	return 0;
+}
+
+/* ---- the phase ---- */
+
+enum { CL_STARTUP, CL_SASL_INIT, CL_SASL_CONT, CL_TOKEN };
+
+/* A complete StartupMessage is at in's scan: who is this, and how do they prove it? */
+static enum pw_client_outcome hello(struct pw_client_login *cl, const struct pw_client_where *at,
+                                    struct pw_buf *in, struct pw_buf *out, uint32_t len,
+                                    struct pw_deny *why)
+{
+	if (!(cl->startup = malloc(len)))
+		return PW_CL_CLOSE;
+	memcpy(cl->startup, pw_buf_at_scan(in), len);
+	cl->startup_len = len;
+	pw_buf_cut(in, len);
+	struct pw_client_hello h;
+	if (pw_client_hello(cl->startup, cl->startup_len, &h, why) < 0)
+		return PW_CL_FAIL;
+	cl->st = h.st;
+	cl->user = h.user;
+	cl->database = h.database;
+	const char *app = h.application_name;
+	char who[1024] = "";
+	if (at->steered) {
+		if (!at->kf) {
+			/* steered, yet the kernel has no record: never guess who this is */
+			pw_deny_set(
+			    why, "28000",
+			    "pgward: connection not identified by the kernel (no record for %s)",
+			    at->peer);
+			return PW_CL_FAIL;
+		}
+		pw_caller_describe(at->kf, who, sizeof(who));
+		cl->id = pw_config_match_facts(at->cfg, cl->user, cl->database, app, &at->kf->view);
+	} else {
+		cl->id = pw_config_match(at->cfg, cl->user, cl->database, app);
+	}
+	if (!cl->id) {
+		pw_deny_set(why, "28000",
+		            "pgward: no identity matches user \"%s\", database \"%s\", "
+		            "application_name \"%s\"%s%s",
+		            cl->user, cl->database, app ? app : "", who[0] ? "; caller: " : "",
+		            who);
+		return PW_CL_FAIL;
+	}
+	if (cl->id->auth == PW_CLIENT_AUTH_TRUST)
+		return PW_CL_AUTHED;
+	if (cl->id->auth == PW_CLIENT_AUTH_JWT) {
+		/* the token is a bearer secret: never over a network in clear text */
+		if (!at->tls && !at->local) {
+			pw_deny_set(
+			    why, "28000",
+			    "pgward: identity %s authenticates with a token, which needs an "
+			    "SSL connection",
+			    cl->id->name);
+			return PW_CL_FAIL;
+		}
+		if (pw_msg_auth(out, PW_AUTH_REQ_CLEARTEXT, NULL, 0) < 0)
+			return PW_CL_CLOSE;
+		cl->stage = CL_TOKEN;
+		return PW_CL_NEXT;
+	}
+	static const char mech[] = "SCRAM-SHA-256\0"; /* list ends with an empty name */
+	if (pw_msg_auth(out, PW_AUTH_REQ_SASL, mech, sizeof(mech)) < 0)
+		return PW_CL_CLOSE;
+	cl->stage = CL_SASL_INIT;
+	return PW_CL_NEXT;
+}
+
+/* The client's next authentication message: its body, or NULL (incomplete: why->sqlstate
+ * empty; or refused). */
+static const uint8_t *auth_message(const struct pw_client_login *cl,
+                                   const struct pw_client_where *at, struct pw_buf *in,
+                                   const char *what, uint32_t min, uint32_t max, bool token,
+                                   size_t *blen, struct pw_deny *why)
+{
+	const uint8_t *body =
+	    pw_client_auth_message(in, what, min, max, token, cl->user, blen, why);
+	if (!body && why->sqlstate[0] && strcmp(why->sqlstate, "53200") && *blen)
+		pw_info("session %llu %s: %s of %zu bytes refused", (unsigned long long)at->serial,
+		        at->peer, what, *blen);
+	return body;
+}
+
+/* The client's PasswordMessage carrying its token. */
+static enum pw_client_outcome token(struct pw_client_login *cl, const struct pw_client_where *at,
+                                    struct pw_buf *in, struct pw_deny *why)
+{
+	size_t blen = 0;
+	/* too short or too long to be a token: refused like a bad one */
+	const uint8_t *body = auth_message(cl, at, in, "password response", 5, PW_JWT_MAX_TOKEN + 5,
+	                                   true, &blen, why);
+	if (!body)
+		return why->sqlstate[0] ? PW_CL_FAIL : PW_CL_MORE;
+	char detail[256];
+	if (!(cl->claims = calloc(1, sizeof(*cl->claims))))
+		return PW_CL_CLOSE;
+	int rc = pw_client_token(at->cfg, body, blen, cl->user, time(NULL), cl->claims, why, detail,
+	                         sizeof(detail));
+	/* a bearer token: no copy left behind */
+	explicit_bzero(pw_buf_at_scan(in), blen + PW_HDR);
+	pw_buf_cut(in, blen + PW_HDR);
+	if (rc < 0) {
+		pw_info("session %llu %s: token refused for identity %s: %s",
+		        (unsigned long long)at->serial, at->peer, cl->id->name, PW_Q(detail));
+		return PW_CL_FAIL;
+	}
+	/* the claims may pick a later identity; only token identities match from here */
+	const struct pw_config *cfg = at->cfg;
+	const char *app = pw_startup_get(&cl->st, "application_name");
+	const struct pw_identity *id =
+	    pw_config_match_ex(cfg, (int)(cl->id - cfg->identities), cl->user, cl->database, app,
+	                       at->steered && at->kf ? &at->kf->view : NULL, cl->claims);
+	if (!id) {
+		pw_info("session %llu %s: no identity matches the token of sub %s",
+		        (unsigned long long)at->serial, at->peer, PW_Q(cl->claims->sub));
+		pw_deny_set(why, "28000", "pgward: token authentication failed for user \"%s\"",
+		            cl->user);
+		return PW_CL_FAIL;
+	}
+	cl->id = id;
+	return PW_CL_AUTHED; /* the upstream's AuthenticationOk will be the client's */
+}
+
+/* SASLInitialResponse / SASLResponse from the client. */
+static enum pw_client_outcome sasl(struct pw_client_login *cl, const struct pw_client_where *at,
+                                   struct pw_buf *in, struct pw_buf *out, struct pw_deny *why)
+{
+	size_t blen = 0;
+	const uint8_t *body =
+	    auth_message(cl, at, in, "SASL response", 4, PW_AUTH_MSG_MAX, false, &blen, why);
+	if (!body)
+		return why->sqlstate[0] ? PW_CL_FAIL : PW_CL_MORE;
+	char answer[PW_SCRAM_MSG_MAX], detail[256];
+	size_t n = 0;
+	bool initial = cl->stage == CL_SASL_INIT;
+	int rc = pw_client_sasl(&cl->scram, &cl->id->verifier, initial, body, blen, cl->user,
+	                        answer, sizeof(answer), &n, why, detail, sizeof(detail));
+	pw_buf_cut(in, blen + PW_HDR);
+	if (rc < 0) {
+		if (!strcmp(why->sqlstate, "28P01"))
+			pw_info("session %llu %s: password authentication failed for user %s: %s",
+			        (unsigned long long)at->serial, at->peer, PW_Q(cl->user),
+			        PW_Q(detail));
+		else if (detail[0])
+			pw_info("session %llu %s: SASL exchange failed: %s",
+			        (unsigned long long)at->serial, at->peer, PW_Q(detail));
+		return PW_CL_FAIL;
+	}
+	if (pw_msg_auth(out, initial ? PW_AUTH_REQ_SASL_CONT : PW_AUTH_REQ_SASL_FIN, answer, n) < 0)
+		return PW_CL_CLOSE;
+	cl->stage = CL_SASL_CONT;
+	return initial ? PW_CL_NEXT : PW_CL_AUTHED;
+}
+
+enum pw_client_outcome pw_client_login_step(struct pw_client_login *cl,
+                                            const struct pw_client_where *at, struct pw_buf *in,
+                                            struct pw_buf *out, struct pw_client_packet *pk,
+                                            struct pw_deny *why)
+{
+	memset(why, 0, sizeof(*why));
+	switch (cl->stage) {
+	case CL_TOKEN:
+		return token(cl, at, in, why);
+	case CL_SASL_INIT:
+	case CL_SASL_CONT:
+		return sasl(cl, at, in, out, why);
+	default:
+		break;
+	}
+	pw_client_packet(in, (uint32_t)at->cfg->max_startup_bytes, at->tls, pk, why);
+	switch (pk->kind) {
+	case PW_CP_MORE:
+		return PW_CL_MORE;
+	case PW_CP_FAIL:
+		return PW_CL_FAIL;
+	case PW_CP_SSL:
+	case PW_CP_GSS:
+		pw_buf_cut(in, 8);
+		return pk->kind == PW_CP_SSL ? PW_CL_SSL : PW_CL_GSS;
+	case PW_CP_CANCEL:
+		return PW_CL_CANCEL;
+	case PW_CP_STARTUP:
+		break;
+	}
+	return hello(cl, at, in, out, pk->len, why);
+}
+
+void pw_client_login_free(struct pw_client_login *cl)
+{
+	free(cl->startup);
+	free(cl->claims);
+	cl->startup = NULL;
+	cl->claims = NULL;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "pgward/pool.h"
+#include "pgward/proto.h"
 
 static bool add(struct pw_preamble *p, const uint8_t *msg, size_t n)
 {
@@ -100,4 +101,22 @@ struct pw_pool_entry *pw_pool_find_upstream(const struct pw_pool *pl, const char
 		if (strcmp(e->ups_name, ups_name) == 0)
 			return e;
 	return NULL;
+}
+
+enum pw_reset pw_pool_reset_step(struct pw_reset_state *rs, struct pw_buf *b)
+{
+	uint32_t len;
+	bool bad;
+	uint8_t *p = pw_msg_small(b, PW_AUTH_MSG_MAX, &len, &bad);
+	if (bad)
+		return PW_RESET_FAIL;
+	if (!p)
+		return PW_RESET_MORE;
+	uint8_t t = p[0], st = len == 5 ? p[5] : 0;
+	pw_buf_cut(b, (size_t)len + 1);
+	if (t == 'E')
+		rs->failed = true;
+	if (t != 'Z')
+		return PW_RESET_NEXT;
+	return rs->failed || st != 'I' ? PW_RESET_FAIL : PW_RESET_CLEAN;
 }

@@ -143,6 +143,25 @@ int pw_msg_raw(struct pw_buf *b, uint8_t type, const void *payload, size_t len)
 	return len ? pw_buf_insert(b, payload, len) : 0;
 }
 
+uint8_t *pw_msg_small(struct pw_buf *b, uint32_t max, uint32_t *len, bool *bad)
+{
+	*bad = false;
+	if (pw_buf_unscanned(b) < PW_HDR)
+		return NULL;
+	uint8_t *p = pw_buf_at_scan(b);
+	*len = pw_be32(p + 1);
+	if (*len < 4 || *len > max) {
+		*bad = true;
+		return NULL;
+	}
+	if (pw_buf_unscanned(b) < (size_t)*len + 1) {
+		/* within the buffer's size (max is small): cannot fail */
+		pw_buf_reserve_at_scan(b, (size_t)*len + 1);
+		return NULL;
+	}
+	return p;
+}
+
 const char *pw_error_field(const uint8_t *body, size_t len, char code)
 {
 	size_t i = 0;

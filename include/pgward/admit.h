@@ -37,4 +37,10 @@ int pw_admit_session(const struct pw_config *cfg, const struct pw_identity *id,
                      const struct pw_upstream *u, int ups_idx, const struct pw_startup *st,
                      const char *database, uint64_t serial, time_t now, struct pw_admission *a,
                      struct pw_deny *why);
+
+/* The StartupMessage for the upstream: the client's parameters (st), with the user replaced by
+ * user and the database by database (added when the client named none). 0 with *pkt
+ * allocated (the caller frees it), or -1 when it does not fit or out of memory. */
+int pw_admit_startup_packet(const struct pw_startup *st, const char *user, const char *database,
+                            uint8_t **pkt, size_t *len);
 #endif

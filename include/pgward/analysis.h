@@ -34,7 +34,12 @@ struct pw_analysis_job {
 /* Start n analysis threads (from the main thread, before the workers run); each judged job is
  * handed to give_back(j->w, j) on the analysis thread. 0 or -1. */
 int pw_analysis_start(int n, void (*give_back)(struct pw_worker *w, struct pw_analysis_job *j));
-/* Hand a job to the pool; false when there is no pool (the caller judges inline). */
+/* A job for message m of owner's, asked by who on worker w: the message's text is copied
+ * (the session's buffer may move meanwhile). NULL when out of memory. */
+struct pw_analysis_job *pw_analysis_job_new(struct pw_worker *w, void *owner,
+                                            const struct pw_caller *who, const struct pw_stmt *m);
+/* Hand a job to the pool; false when there is no pool: j is freed, the caller judges
+ * inline. */
 bool pw_analysis_submit(struct pw_analysis_job *j);
 /* A job is done with (its worker): freed, its text counted for pw_analysis_bytes. */
 void pw_analysis_free(struct pw_analysis_job *j);

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "pgward/abi.h"
 #include "pgward/config.h"
@@ -32,6 +33,10 @@ void pw_caller_from_kernel(const struct pw_conn_info *info, struct pw_kernel_fac
 /* Field 22 of /proc/PID/stat: the process's start in clock ticks after boot; 0 when there is
  * no such process. Thread-safe (the one /proc/PID/stat reader of pgwardd). */
 unsigned long long pw_proc_start_ticks(long pid);
+/* The address a steered client dialled, as the kernel recorded it. */
+void pw_caller_dialled(const struct pw_kernel_facts *f, struct sockaddr_storage *dst);
+/* Is a client at peer on this host (a unix socket, or loopback)? */
+bool pw_caller_local(const struct sockaddr *peer);
 /* One line for logs and refusals: "pid 12 uid 1000 exe /usr/bin/psql cgroup /agents/a". */
 void pw_caller_describe(const struct pw_kernel_facts *f, char *out, size_t len);
 

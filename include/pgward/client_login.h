@@ -13,6 +13,7 @@
 
 #include "pgward/auth.h"
 #include "pgward/buf.h"
+#include "pgward/caller.h"
 #include "pgward/config.h"
 #include "pgward/inspect.h"
 #include "pgward/jwt.h"
@@ -65,4 +66,47 @@ int pw_client_sasl(struct pw_scram_server *ss, const struct pw_scram_verifier *v
 int pw_client_token(const struct pw_config *cfg, const uint8_t *body, size_t blen, const char *user,
                     long long now, struct pw_jwt_claims *claims, struct pw_deny *why, char *detail,
                     size_t detail_len);
+
+/* ---- the phase: the functions above driven message by message ---- */
+
+/* What the client login knows. Zeroed to start; pw_client_login_free at the session's end. */
+struct pw_client_login {
+	int stage;        /* see client_login.c */
+	uint8_t *startup; /* the client's StartupMessage (st's strings point into it) */
+	size_t startup_len;
+	struct pw_startup st;
+	const char *user, *database;
+	const struct pw_identity *id; /* the identity chosen (from the StartupMessage on) */
+	struct pw_scram_server scram; /* the SCRAM exchange with the client */
+	struct pw_jwt_claims *claims; /* auth "jwt": the verified token's claims */
+};
+
+/* Where the login happens. */
+struct pw_client_where {
+	const struct pw_config *cfg;
+	bool tls;   /* TLS is up with the client */
+	bool local; /* unix socket or loopback: a token may travel in clear */
+	bool steered;
+	const struct pw_kernel_facts *kf; /* steered: what the kernel recorded (NULL: no record) */
+	uint64_t serial;                  /* for the log: the session and its peer */
+	const char *peer;
+};
+
+enum pw_client_outcome {
+	PW_CL_MORE,   /* the next message is not whole yet */
+	PW_CL_NEXT,   /* a message was handled (an answer may be in out): go on */
+	PW_CL_SSL,    /* an SSLRequest was read: answer it */
+	PW_CL_GSS,    /* a GSSENCRequest was read: answer it */
+	PW_CL_CANCEL, /* a CancelRequest: pk->pid, pk->key */
+	PW_CL_AUTHED, /* the client is who it claims, as identity id: admit it */
+	PW_CL_FAIL,   /* refused: why (the client gets it as a FATAL) */
+	PW_CL_CLOSE,  /* no memory: close without a word */
+};
+
+/* The client's next message at in's scan: read, cut and answered (into out). */
+enum pw_client_outcome pw_client_login_step(struct pw_client_login *cl,
+                                            const struct pw_client_where *at, struct pw_buf *in,
+                                            struct pw_buf *out, struct pw_client_packet *pk,
+                                            struct pw_deny *why);
+void pw_client_login_free(struct pw_client_login *cl);
 #endif

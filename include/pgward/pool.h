@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pgward/buf.h"
+
 /* The server's start-up messages as the first client got them (AuthenticationOk up to the
  * ReadyForQuery): a later client of the same connection gets them again, with a cancel key of
  * its own in the BackendKeyData. */
@@ -29,6 +31,19 @@ bool pw_preamble_complete(const struct pw_preamble *p);
 /* Hand over to another owner (from is left empty). */
 void pw_preamble_move(struct pw_preamble *to, struct pw_preamble *from);
 void pw_preamble_free(struct pw_preamble *p);
+
+/* Resetting a connection before it is parked: the server's answers to DISCARD ALL. */
+enum pw_reset {
+	PW_RESET_MORE,  /* the next answer is not whole yet */
+	PW_RESET_NEXT,  /* an answer was dropped: step again */
+	PW_RESET_CLEAN, /* a ReadyForQuery outside a transaction, after no error: park it */
+	PW_RESET_FAIL,  /* the reset failed, or not a message a reset is answered with: close it */
+};
+struct pw_reset_state {
+	bool failed; /* an ErrorResponse came before the ReadyForQuery */
+};
+/* The next answer at b's scan: read and dropped. */
+enum pw_reset pw_pool_reset_step(struct pw_reset_state *rs, struct pw_buf *b);
 
 /* A parked connection, as the list knows it: its key is what a new client must match (the
  * runtime it was made under, the upstream, the StartupMessage sent upstream). */

@@ -12,7 +12,8 @@
 #define PW_SSL_REQUEST    80877103u
 #define PW_GSSENC_REQUEST 80877104u
 #define PW_CANCEL_REQUEST 80877102u
-#define PW_HDR            5 /* type byte + int32 length */
+#define PW_HDR            5    /* type byte + int32 length */
+#define PW_AUTH_MSG_MAX   8192 /* largest message accepted while authenticating, either side */
 
 /* Authentication request codes (backend 'R'). */
 enum {
@@ -68,6 +69,11 @@ size_t pw_msg_error_to(uint8_t *out, size_t cap, const char *severity, const cha
 int pw_msg_auth(struct pw_buf *b, uint32_t code, const void *payload, size_t len);
 /* Insert a generic message: type, then payload. type 0 = no type byte (startup packets). */
 int pw_msg_raw(struct pw_buf *b, uint8_t type, const void *payload, size_t len);
+
+/* The next message at b's scan while pgwardd reads it whole itself (authentication, set-up):
+ * its start, with its length word in *len; NULL while it is incomplete (room is made for it),
+ * or when its length is outside [4, max] (*bad set: the caller says how that fails). */
+uint8_t *pw_msg_small(struct pw_buf *b, uint32_t max, uint32_t *len, bool *bad);
 
 /* Find field `code` ('C' sqlstate, 'S' severity, 'M' message) in an ErrorResponse body. */
 const char *pw_error_field(const uint8_t *body, size_t len, char code);

@@ -183,11 +183,114 @@ static void sasl_framing(void)
 	      why.sqlstate);
 }
 
+/* ---- the phase: a first packet in, what the session is to do ---- */
+
+struct lrow {
+	const char *name;
+	uint32_t code; /* the packet's code: a StartupMessage (196608) with user=user */
+	const char *user;
+	bool local, steered;
+	const char *outcome; /* authed, next, ssl, cancel, fail, more */
+	const char *sqlstate;
+	char answer; /* the message the client is sent ('R'), or 0 */
+	uint32_t answer_code;
+};
+
+static const struct lrow lrows[] = {
+    {"a trust identity is admitted at its StartupMessage", 196608, "trusted", false, false,
+     "authed", "", 0, 0},
+    {"a password identity is asked for SCRAM-SHA-256", 196608, "app", false, false, "next", "", 'R',
+     10},
+    {"a token identity on a local connection is asked for its token", 196608, "tok", true, false,
+     "next", "", 'R', 3},
+    {"a token identity over a network without TLS is refused", 196608, "tok", false, false, "fail",
+     "28000", 0, 0},
+    {"no identity matches: refused", 196608, "nobody", false, false, "fail", "28000", 0, 0},
+    {"steered without the kernel's record: refused, never guessed", 196608, "trusted", false, true,
+     "fail", "28000", 0, 0},
+    {"an SSLRequest: the session answers it", 80877103, NULL, false, false, "ssl", "", 0, 0},
+    {"a CancelRequest: the session forwards it", 80877102, NULL, false, false, "cancel", "", 0, 0},
+    {"half a StartupMessage waits", 0, "trusted", false, false, "more", "", 0, 0},
+};
+
+static const char *outcome_name(enum pw_client_outcome o)
+{
+	static const char *const names[] = {
+	    [PW_CL_MORE] = "more", [PW_CL_NEXT] = "next",     [PW_CL_SSL] = "ssl",
+	    [PW_CL_GSS] = "gss",   [PW_CL_CANCEL] = "cancel", [PW_CL_AUTHED] = "authed",
+	    [PW_CL_FAIL] = "fail", [PW_CL_CLOSE] = "close"};
+	return names[o];
+}
+
+static void phase(void)
+{
+	struct pw_config *cfg = calloc(1, sizeof(*cfg));
+	struct pw_identity *ids = calloc(3, sizeof(*ids));
+	if (!cfg || !ids)
+		abort();
+	const char *names[] = {"tok", "app", "trusted"};
+	const enum pw_client_auth auths[] = {PW_CLIENT_AUTH_JWT, PW_CLIENT_AUTH_PASSWORD,
+	                                     PW_CLIENT_AUTH_TRUST};
+	for (int i = 0; i < 3; i++) {
+		snprintf(ids[i].name, sizeof(ids[i].name), "%s", names[i]);
+		snprintf(ids[i].match_user, sizeof(ids[i].match_user), "%s", names[i]);
+		ids[i].match_uid = ids[i].match_gid = -1;
+		ids[i].auth = auths[i];
+	}
+	cfg->identities = ids;
+	cfg->n_identities = 3;
+	cfg->max_startup_bytes = 10000;
+	for (size_t i = 0; i < sizeof(lrows) / sizeof(lrows[0]); i++) {
+		const struct lrow *r = &lrows[i];
+		uint8_t pkt[256], body[128];
+		size_t n;
+		if (r->user) {
+			int bl = snprintf((char *)body, sizeof(body), "user%c%s%cdatabase%cd%c", 0,
+			                  r->user, 0, 0, 0);
+			body[bl++] = 0;
+			n = packet(pkt, r->code ? r->code : 196608, body, (size_t)bl, 0);
+		} else {
+			memcpy(body, "\0\0\0\7\0\0\0\11", 8);
+			n = packet(pkt, r->code, body, r->code == 80877102 ? 8 : 0, 0);
+		}
+		struct pw_buf in, out;
+		if (pw_buf_init(&in, 1024) < 0 || pw_buf_init(&out, 1024) < 0 ||
+		    pw_buf_append(&in, pkt, r->code ? n : n - 3) < 0)
+			abort();
+		struct pw_client_login cl = {0};
+		struct pw_client_where at = {
+		    .cfg = cfg, .local = r->local, .steered = r->steered, .peer = "test"};
+		struct pw_client_packet pk;
+		struct pw_deny why;
+		enum pw_client_outcome o = pw_client_login_step(&cl, &at, &in, &out, &pk, &why);
+		const uint8_t *a = pw_buf_head(&out);
+		bool ok = !strcmp(outcome_name(o), r->outcome) &&
+		          (o != PW_CL_FAIL || !strcmp(why.sqlstate, r->sqlstate)) &&
+		          (r->answer ? pw_buf_pending(&out) >= 9 && a[0] == r->answer &&
+		                           a[8] == r->answer_code
+		                     : pw_buf_pending(&out) == 0);
+		if (o == PW_CL_CANCEL)
+			ok &= pk.pid == 7 && pk.key == 9;
+		if (o == PW_CL_SSL)
+			ok &= pw_buf_unscanned(&in) == 0; /* the request is read */
+		if (o == PW_CL_AUTHED)
+			ok &= cl.id == &ids[2] && !strcmp(cl.database, "d");
+		CHECK(ok, "%s (%s %s)", r->name, outcome_name(o),
+		      o == PW_CL_FAIL ? why.sqlstate : "");
+		pw_client_login_free(&cl);
+		pw_buf_free(&in);
+		pw_buf_free(&out);
+	}
+	free(ids);
+	free(cfg);
+}
+
 int main(void)
 {
 	packets();
 	hellos();
 	auth_messages();
 	sasl_framing();
+	phase();
 	return check_done();
 }

@@ -1,0 +1,68 @@
+/* Deciding the client's messages, inline or on an analysis thread. See include/pgward/judge.h. */
+#include "pgward/judge.h"
+#include "pgward/log.h"
+
+/* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
+ * the same function. False when there is no analysis thread (judge it here). */
+static bool judge_away(struct pw_judge *jg, const struct pw_caller *who, const struct pw_stmt *m,
+                       struct pw_worker *w, void *owner)
+{
+	struct pw_analysis_job *j = pw_analysis_job_new(w, owner, who, m);
+	if (!j || !pw_analysis_submit(j))
+		return false;
+	jg->away = true;
+	pw_worker_job_out(w);
+	return true;
+}
+
+void pw_judge_back(struct pw_judge *jg, struct pw_analysis_job *j)
+{
+	jg->away = false;
+	pw_inspect_count(j->m.type, j->v, j->unreadable);
+	jg->ready = true;
+	jg->verdict = j->v;
+	jg->d = j->d;
+	pw_analysis_free(j);
+}
+
+bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
+                     const struct pw_caller *who, struct pw_worker *w, void *owner,
+                     const char *peer)
+{
+	if (jg->away)
+		return true; /* parked until the verdict on the message at scan is back */
+	for (;;) {
+		enum pw_relay_outcome o = pw_relay_scan_client(r, b);
+		if (o == PW_RELAY_REFUSED) {
+			pw_info("session %llu %s: denied %c: %s %s",
+			        (unsigned long long)who->serial, peer, r->stmt.type,
+			        r->fail.sqlstate, PW_Q(r->fail.message));
+			continue;
+		}
+		if (o == PW_RELAY_FAIL)
+			return false;
+		if (o != PW_RELAY_JUDGE)
+			return true; /* more bytes, refusals on their way, or a Terminate held */
+		const struct pw_stmt *m = &r->stmt;
+		struct pw_deny d;
+		enum pw_verdict v;
+		if (jg->ready) {
+			/* judged by an analysis thread while the session was parked */
+			jg->ready = false;
+			v = jg->verdict;
+			d = jg->d;
+		} else if (m->type != 'B' && m->type != 'F' &&
+		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES &&
+		           judge_away(jg, who, m, w, owner)) {
+			return true;
+		} else {
+			v = pw_inspect(who, m, &d);
+		}
+		if (v == PW_DENY)
+			pw_info("session %llu %s: denied %c: %s %s",
+			        (unsigned long long)who->serial, peer, m->type, d.sqlstate,
+			        PW_Q(d.message));
+		if (pw_relay_decide(r, b, v == PW_DENY, &d) == PW_RELAY_FAIL)
+			return false;
+	}
+}
