@@ -36,7 +36,7 @@
 #include "pgward/inspect.h"
 #include "pgward/jit.h"
 #include "pgward/jwt.h"
-#include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/conntrack.h"
 #include "pgward/pool.h"
 #include "pgward/options.h"
