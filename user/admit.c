@@ -8,6 +8,7 @@
 #include "pgward/log.h"
 #include "pgward/options.h"
 #include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/sql.h"
 
 int pw_admit_upstream(const struct pw_config *cfg, const struct pw_identity *id,

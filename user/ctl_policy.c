@@ -17,6 +17,7 @@
 #include "pgward/options.h"
 #include "pgward/pgconn.h"
 #include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/runtime.h"
 #include "pgward/sql.h"
 

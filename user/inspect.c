@@ -7,6 +7,7 @@
 
 #include "pgward/inspect.h"
 #include "pgward/log.h"
+#include "pgward/policy_session.h"
 
 /* thread-local: each worker has its own counters and its own analysis result buffer (large:
  * kept for the thread's life so that the hot path allocates nothing) */

@@ -31,7 +31,7 @@
 #include "pgward/jit.h"
 #include "pgward/judge.h"
 #include "pgward/log.h"
-#include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/pool.h"
 #include "pgward/proto.h"
 #include "pgward/relay.h"

@@ -12,6 +12,7 @@
 
 #include "pgward/config.h"
 #include "pgward/policy.h"
+#include "pgward/policy_session.h"
 
 struct pw_stmt {
 	uint8_t type;    /* 'Q', 'P', 'B' or 'F' */

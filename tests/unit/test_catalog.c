@@ -9,7 +9,7 @@
 
 #include "check.h"
 #include "pgward/catalog.h"
-#include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/runtime.h"
 
 #define F(schema, name, nargs, vol, builtin)                                                       \

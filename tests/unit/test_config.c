@@ -10,6 +10,7 @@
 #include "pgward/config.h"
 #include "pgward/match.h"
 #include "pgward/policy.h"
+#include "pgward/policy_session.h"
 #include "pgward/sql.h"
 #include "check.h"
 #include "config_fixture.h"
