@@ -19,7 +19,6 @@ MAX_FUNC = 120
 FILE_DEBTS = {
     "session.c": 2126,  # the driver, and the upstream connect and set-up steps still here
     "policy.c": 1135,   # decisions and the per-session policy state
-    "jwt.c": 947,       # JWKS loading beside verification
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {
