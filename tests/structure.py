@@ -18,7 +18,6 @@ MAX_FUNC = 120
 # file -> ceiling (lines): too big today, to be split along their seams (issue 10)
 FILE_DEBTS = {
     "session.c": 1371,  # the driver: its life cycle, steps and outcome handling still here
-    "jwt.c": 947,       # JWKS loading beside verification
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "config_parse.h"
-#include "pgward/jwt.h"
+#include "pgward/jwks.h"
 
 #define CONFIG_FILE_MAX  (16 * 1024 * 1024) /* far above any sane config; stops /dev/zero */
 #define PG_MESSAGE_LIMIT 2147483647LL       /* the length word of a message is an int32 */

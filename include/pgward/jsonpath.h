@@ -1,4 +1,4 @@
-/* The strict JSON reader under the configuration (and, later, jwt.c): read a value at a JSONPath
+/* The strict JSON reader under the configuration (and jwks.c's JWKS): read a value at a JSONPath
  * such as $.upstreams.main.port with strict types, and say what was wrong in one line that
  * names the file, the path and what was expected there.
  *

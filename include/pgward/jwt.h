@@ -1,9 +1,10 @@
 /* JWT as a PostgreSQL password: a client sends a compact JWS where a password would go and
- * pgwardd verifies it against the public keys of a JWKS file (RFC 7517). Signature checking is
- * libjwt's, but everything libjwt 1.10 gets wrong or leaves to the caller is done here first:
- * the header is parsed by us, "none" and unexpected algorithms are refused, the key is picked
- * by kid and must be of the type the algorithm needs (no RSA-PEM-as-HMAC-secret confusion), and
- * the registered claims (exp, nbf, iat, iss, aud) are checked after the signature.
+ * pgwardd verifies it against the public keys of a JWKS file (RFC 7517; loaded by jwks.h).
+ * Signature checking is libjwt's, but everything libjwt 1.10 gets wrong or leaves to the caller
+ * is done here first: the header is parsed by us, "none" and unexpected algorithms are refused,
+ * the key is picked by kid and must be of the type the algorithm needs (no RSA-PEM-as-HMAC-secret
+ * confusion), and the registered claims (exp, nbf, iat, iss, aud) are checked after the
+ * signature.
  * Supported: RS256 (RSA >= 2048 bits), ES256 (P-256), and HS256 only when the caller allows it.
  * Keys are immutable once loaded; any number of threads may verify against them at once. */
 #ifndef PGWARD_JWT_H
@@ -15,21 +16,9 @@
 #define PW_JWT_MAX_GROUPS 32
 #define PW_JWT_MAX_TOKEN  16384 /* longest compact token accepted, in bytes */
 
-/* Opaque: the loaded JWKS (immutable after load, shared read-only by threads). */
+/* The keys tokens are verified against, loaded from a JWKS by jwks.h (immutable after load,
+ * shared read-only by threads). */
 struct pw_jwt_keys;
-
-/* Load a JWKS file / a JWKS text. "oct" keys are loaded only when allow_hs256, and keys whose
- * "use" is not "sig" are skipped; anything else that cannot be used (unknown kty, RSA under
- * 2048 bits, curve other than P-256, a JWK "alg" that does not fit its kty, a set with no
- * usable key) is an error naming the key, e.g. "jwks.json: keys[2]: EC key must be on P-256".
- * Returns 0 with *out set, or -1 with the reason in err. */
-int pw_jwt_keys_load(const char *jwks_path, bool allow_hs256, struct pw_jwt_keys **out, char *err,
-                     size_t errlen);
-int pw_jwt_keys_load_string(const char *json, const char *name_for_errors, bool allow_hs256,
-                            struct pw_jwt_keys **out, char *err, size_t errlen);
-void pw_jwt_keys_free(struct pw_jwt_keys *k);
-/* Number of usable keys loaded. */
-int pw_jwt_keys_count(const struct pw_jwt_keys *k);
 
 struct pw_jwt_params {
 	const char *issuer;       /* required match of "iss" (NULL/"" = not checked) */

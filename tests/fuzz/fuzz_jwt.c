@@ -1,5 +1,5 @@
 /* libFuzzer harness: JWT verification (user/jwt.c pw_jwt_verify) and the JWKS reader
- * (pw_jwt_keys_load_string).
+ * (user/jwks.c pw_jwt_keys_load_string).
  *
  * Keys: the fixed test keys of fuzzlib.c (RS256 "rsa", ES256 "ec", HS256 "hs"), loaded once
  * from their JWKS with HS256 allowed; the clock is fixed (NOW). Per input:
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgward/jwks.h"
 #include "pgward/jwt.h"
 #include "fuzzlib.h"
 

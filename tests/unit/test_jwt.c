@@ -1,7 +1,8 @@
-/* Unit tests for user/jwt.c. Keys are generated here with OpenSSL, the JWKS is built from their
- * public parts, and tokens are signed here with EVP_DigestSign / HMAC in the standard JWS
- * encodings (ES256 as fixed-width r || s), so nothing relies on libjwt producing standard
- * tokens; two tokens come from libjwt's encoder to show the two interoperate. */
+/* Unit tests for user/jwt.c, and user/jwks.c's loading. Keys are generated here with OpenSSL,
+ * the JWKS is built from their public parts, and tokens are signed here with EVP_DigestSign /
+ * HMAC in the standard JWS encodings (ES256 as fixed-width r || s), so nothing relies on libjwt
+ * producing standard tokens; two tokens come from libjwt's encoder to show the two
+ * interoperate. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
+#include "pgward/jwks.h"
 #include "pgward/jwt.h"
 #include "check.h"
 
@@ -297,51 +299,102 @@ static void *hammer(void *v)
 static void test_load(const char *j_rsa, const char *j_ec, const char *j_oct)
 {
 	char a[JWK], b[JWK], set[JWKS], err[ERRLEN], path[] = "/tmp/pgward-jwks-XXXXXX";
+	char n[1024]; /* an RSA modulus in base64url */
 	struct pw_jwt_keys *k = NULL;
 	uint8_t short_secret[16] = {1};
 	int fd;
 
 	CHECK(load_fails("{\"keys\": [", false, "jwks.json: not JSON", NULL), "load: not JSON");
-	CHECK(load_fails("{\"kees\": []}", false, "jwks.json: no \"keys\" array", NULL),
+	CHECK(load_fails("[]", false,
+	                 "jwks.json: $: expected an object with a \"keys\" array, got array", NULL),
+	      "load: not an object");
+	CHECK(load_fails("{\"kees\": []}", false,
+	                 "jwks.json: $.keys: required key is missing (expected an array)", NULL),
 	      "load: keys missing");
-	CHECK(load_fails("{\"keys\": {}}", false, "no \"keys\" array", NULL),
+	CHECK(load_fails("{\"keys\": {}}", false, "$.keys: expected an array, got object", NULL),
 	      "load: keys not an array");
-	CHECK(load_fails("{\"keys\": []}", false, "no usable key", NULL), "load: empty keys");
-	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa_short, "old", "")), false, "keys[0]",
-	                 "1024 bits"),
+	CHECK(load_fails("{\"keys\": []}", false, "jwks.json: $.keys: no usable key", NULL),
+	      "load: empty keys");
+	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa_short, "old", "")), false,
+	                 "$.keys[0].n: RSA key has 1024 bits, at least 2048", NULL),
 	      "load: 1024-bit RSA key refused");
-	CHECK(load_fails(jwks(set, 2, j_rsa, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}"),
-	                 false, "jwks.json: keys[1]: unsupported kty \"OKP\"", NULL),
+	CHECK(load_fails(
+	          jwks(set, 2, j_rsa, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}"), false,
+	          "jwks.json: $.keys[1].kty: expected one of RSA, EC, oct, got \"OKP\"", NULL),
 	      "load: unsupported kty");
 	load(jwks(set, 3, j_rsa, j_ec, ec_jwk(a, ec384, "p384", "P-384", 48, "")), false, &k, err);
-	CHECK(k == NULL && strcmp(err, "jwks.json: keys[2]: EC key must be on P-256") == 0,
-	      "load: EC on P-384 refused with index (%s)", err);
+	CHECK(k == NULL && strcmp(err, "jwks.json: $.keys[2].crv: expected \"P-256\" (the only EC "
+	                               "curve supported), got \"P-384\"") == 0,
+	      "load: EC on P-384 refused with its path (%s)", err);
 	/* Move y off the curve: flip one character in the middle of it. */
 	ec_jwk(a, ec, "bad", "P-256", 32, "");
 	a[strlen(a) - 10] = a[strlen(a) - 10] == 'A' ? 'B' : 'A';
-	CHECK(load_fails(jwks(set, 1, a), false, "keys[0]: EC point is not on P-256", NULL),
+	CHECK(load_fails(jwks(set, 1, a), false, "$.keys[0]: EC point is not on P-256", NULL),
 	      "load: EC point off the curve");
-	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa, "r", ",\"alg\":\"HS256\"")), true, "keys[0]",
-	                 "does not fit kty RSA"),
+	CHECK(load_fails(
+	          "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}",
+	          false, "$.keys[0].x: expected 32 bytes (a P-256 coordinate), got 3", NULL),
+	      "load: short EC coordinate");
+	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa, "r", ",\"alg\":\"HS256\"")), true,
+	                 "$.keys[0].alg: expected \"RS256\" (the only algorithm for kty RSA), got "
+	                 "\"HS256\"",
+	                 NULL),
 	      "load: RSA JWK with alg HS256 refused");
+	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa, "r", ",\"alg\":null")), true,
+	                 "$.keys[0].alg: expected \"RS256\"", "got null"),
+	      "load: alg null refused");
 	CHECK(load_fails(jwks(set, 1, j_oct), false, "no usable key", "HS256"),
 	      "load: only oct keys without HS256");
 	CHECK(load_fails(jwks(set, 1, oct_jwk(a, short_secret, sizeof short_secret, "s")), true,
-	                 "keys[0]: HS256 secret has 16 bytes", NULL),
+	                 "$.keys[0].k: HS256 secret has 16 bytes", NULL),
 	      "load: short HS256 secret");
 	CHECK(load_fails("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"@@@@\",\"e\":\"AQAB\"}]}", false,
-	                 "keys[0]: \"n\" is not base64url", NULL),
+	                 "$.keys[0].n: expected non-empty base64url", NULL),
 	      "load: bad base64url in n");
-	CHECK(load_fails(jwks(set, 2, j_rsa, rsa_jwk(a, rsa2, "rsa1", "")), false,
-	                 "keys[1]: duplicate kid \"rsa1\"", NULL),
+	CHECK(load_fails("{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\"}]}", false,
+	                 "$.keys[0].e: required key is missing (expected a base64url string)",
+	                 NULL),
+	      "load: RSA without e");
+	bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, 0, n);
+	snprintf(a, sizeof a, "{\"kty\":\"RSA\",\"n\":\"%s\",\"e\":\"AQ\"}", n);
+	CHECK(load_fails(jwks(set, 1, a), false,
+	                 "$.keys[0].e: RSA exponent must be odd and greater than 1", NULL),
+	      "load: RSA exponent 1 refused");
+	CHECK(load_fails(
+	          jwks(set, 2, j_rsa, rsa_jwk(a, rsa2, "rsa1", "")), false,
+	          "$.keys[1].kid: duplicate kid \"rsa1\": the RS256 key at $.keys[0] has it too",
+	          NULL),
 	      "load: duplicate kid");
-	CHECK(load_fails(jwks(set, 1, "[1]"), false, "keys[0]: not a JWK object", NULL),
+	CHECK(load(jwks(set, 1, rsa_jwk(a, rsa, "", "")), false, &k, err) == 0 &&
+	          pw_jwt_keys_get(k, 0)->has_kid,
+	      "load: an empty kid is a kid (%s)", err);
+	pw_jwt_keys_free(k);
+	k = NULL;
+	memset(b, 'k', 200);
+	b[200] = '\0';
+	CHECK(load_fails(jwks(set, 1, rsa_jwk(a, rsa, b, "")), false,
+	                 "$.keys[0].kid: expected a string of at most 127 bytes, got 200 bytes",
+	                 NULL),
+	      "load: kid too long");
+	CHECK(load_fails("{\"keys\":[{\"kty\":\"oct\",\"kid\":null,\"k\":\"AA\"}]}", true,
+	                 "$.keys[0].kid: expected a string, got null", NULL),
+	      "load: kid null refused");
+	CHECK(load_fails(jwks(set, 1, "[1]"), false, "$.keys[0]: expected a JWK object, got array",
+	                 NULL),
 	      "load: key not an object");
+	CHECK(load_fails(jwks(set, 2, j_ec, "{\"use\":\"enc\",\"x\":\"AA\"}"), false,
+	                 "$.keys[1].kty: required key is missing", NULL),
+	      "load: an encryption key without a kty is refused");
 
 	/* Encryption keys are skipped, not refused, and not counted. */
 	jwks(set, 2, j_ec, rsa_jwk(b, rsa_short, "enc1", ",\"use\":\"enc\""));
 	CHECK(load(set, false, &k, err) == 0 && pw_jwt_keys_count(k) == 1,
 	      "load: use=enc key skipped (%s)", err);
+	pw_jwt_keys_free(k);
+	k = NULL;
+	jwks(set, 2, j_ec, "{\"kty\":\"OKP\",\"crv\":\"X25519\",\"use\":\"enc\",\"x\":\"AA\"}");
+	CHECK(load(set, false, &k, err) == 0 && pw_jwt_keys_count(k) == 1,
+	      "load: use=enc key of an unknown kty skipped (%s)", err);
 	pw_jwt_keys_free(k);
 	k = NULL;
 
