@@ -49,16 +49,6 @@ void pw_relay_each_upstream(struct pw_relay *r, bool on)
 	r->each_upstream = on;
 }
 
-void pw_relay_expect(struct pw_relay *r)
-{
-	r->rfq_owed = r->rfq_seen + 1;
-}
-
-void pw_relay_caught_up(struct pw_relay *r)
-{
-	r->rfq_seen = r->rfq_owed;
-}
-
 bool pw_relay_quiet(const struct pw_relay *r)
 {
 	return r->tx_status == 'I' && r->rfq_seen == r->rfq_owed && !r->ref_n && !r->copy_in &&

@@ -52,8 +52,6 @@ enum state {
 	ST_READY,        /* established: pumping */
 	ST_CANCEL,       /* forwarding a CancelRequest to an upstream */
 	ST_CLOSING,      /* flushing a last message to the client */
-	ST_POOL_RESET,   /* client gone: DISCARD ALL sent upstream, waiting for its answer */
-	ST_POOL_IDLE,    /* parked upstream connection, waiting for the next client */
 };
 
 struct pw_session {
@@ -115,9 +113,7 @@ struct pw_session {
 	/* connection reuse (upstream.reuse_connections) */
 	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
 	size_t up_startup_len;
-	struct pw_preamble pre;      /* the start-up as first sent to the client (pool.h) */
-	struct pw_pool_entry pool_e; /* on the worker's pool while parked */
-	struct pw_reset_state reset; /* the DISCARD ALL before parking */
+	struct pw_preamble pre; /* the start-up as first sent to the client (pool.h) */
 };
 
 static uint64_t serial_counter; /* atomic */
@@ -135,18 +131,13 @@ struct session_set {
 	struct pw_session *live;  /* doubly linked */
 	struct pw_session *dead;  /* closed during this epoll batch, freed after it */
 	struct pw_session *ready; /* yielded with work left: run again after the batch */
-	struct pw_pool pool;      /* parked upstream connections (reuse_connections) */
+	struct pw_pool pool;      /* upstream connections whose clients left (reuse_connections) */
 	int n_live;
 };
 
 static struct session_set *set_of(struct pw_worker *w)
 {
 	return pw_worker_state(w);
-}
-
-static struct pw_session *parked_session(struct pw_pool_entry *e)
-{
-	return e ? (struct pw_session *)((char *)e - offsetof(struct pw_session, pool_e)) : NULL;
 }
 
 /* The database the upstream session is in. */
@@ -163,8 +154,6 @@ static void session_close(struct pw_session *s, const char *why)
 	if (s->closed)
 		return;
 	s->closed = true;
-	if (s->state == ST_POOL_IDLE)
-		pw_pool_remove(&set_of(s->w)->pool, &s->pool_e);
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
 		         PW_Q(why));
@@ -444,89 +433,60 @@ static bool reusable(const struct pw_session *s)
 	       set_of(s->w)->pool.n < s->ups->pool_max_idle;
 }
 
-/* The client is gone: reset the upstream connection and park it. */
+/* The client left at a clean boundary: its upstream connection goes to the pool, which
+ * resets it for the next client; the session ends. */
 static void park(struct pw_session *s)
 {
-	pw_sock_close(&s->cl, false);
-	pw_cancel_key_drop(&s->key);
-	if (s->counted)
-		pw_policy_session_release(s->client.id->name);
-	s->counted = false;
-	pw_buf_clear(&s->cbuf);
-	pw_buf_clear(&s->ubuf);
-	static const char q[] = "DISCARD ALL";
-	s->reset = (struct pw_reset_state){0};
-	pw_relay_expect(&s->relay);
-	s->state = ST_POOL_RESET;
-	s->deadline_ms = pw_worker_now(s->w) + 10000;
-	if (pw_msg_raw(&s->cbuf, 'Q', q, sizeof(q)) < 0)
-		session_close(s, "oom");
-}
-
-/* The answers to DISCARD ALL: dropped; parked on a clean ReadyForQuery. */
-static bool pool_reset_step(struct pw_session *s)
-{
-	switch (pw_pool_reset_step(&s->reset, &s->ubuf)) {
-	case PW_RESET_MORE:
-		return false;
-	case PW_RESET_NEXT:
-		return true;
-	case PW_RESET_FAIL:
-		session_close(s, "pool: reset failed");
-		return false;
-	case PW_RESET_CLEAN:
-		break;
-	}
-	pw_relay_caught_up(&s->relay);
-	s->state = ST_POOL_IDLE;
-	s->deadline_ms = pw_worker_now(s->w) + (uint64_t)s->ups->pool_idle_timeout_ms;
-	s->pool_e = (struct pw_pool_entry){.rt = s->rt,
-	                                   .ups_idx = s->ups_idx,
-	                                   .ups_name = s->ups->name,
-	                                   .key = s->up_startup,
-	                                   .key_len = s->up_startup_len};
-	pw_pool_park(&set_of(s->w)->pool, &s->pool_e, pw_worker_now(s->w));
-	pw_debug("pool: parked upstream connection (pid %u) of \"%s\"", s->key.pid, s->ups->name);
-	return false;
+	struct pw_upconn c = {.slot = s->up_slot,
+	                      .t = s->key.t,
+	                      .tls = s->dial.tls,
+	                      .truth_known = s->uplogin.truth_seen,
+	                      .truth = s->uplogin.truth,
+	                      .key = s->up_startup,
+	                      .key_len = s->up_startup_len};
+	pw_sock_move(&c.sk, &s->up);
+	pw_preamble_move(&c.pre, &s->pre);
+	s->up_slot = NULL;
+	s->up_startup = NULL;
+	pw_pool_park(&set_of(s->w)->pool, &c, s->rt, s->ups_idx, s->ups);
+	session_close(s, "the client left: its upstream connection is parked");
 }
 
 /* A parked connection with the same upstream and the same StartupMessage, taken over by s. */
 static bool adopt(struct pw_session *s)
 {
-	struct pw_session *o = parked_session(
-	    pw_pool_find(&set_of(s->w)->pool, s->rt, s->ups_idx, s->up_startup, s->up_startup_len));
-	if (!o)
+	struct pw_catalog *cat = NULL;
+	char err[256];
+	struct pw_upconn c;
+	/* a session judged against what the server said of it: the parked one's, reset by
+	 * DISCARD ALL to the same defaults, holds now; the catalog must be at hand */
+	if (s->truth_wanted && pw_catalog_acquire(s->rt, s->ups_idx, up_database(s), &cat, err,
+	                                          sizeof(err)) != PW_CAT_READY)
 		return false;
-	if (s->truth_wanted) {
-		/* the session is the parked one's, reset by DISCARD ALL to the same defaults: what
-		 * the server said of it then holds now; the catalog must be at hand */
-		struct pw_catalog *cat;
-		char err[256];
-		const struct pw_truth *t = &o->uplogin.truth;
-		if (!o->ps_ready || pw_catalog_acquire(s->rt, s->ups_idx, up_database(s), &cat, err,
-		                                       sizeof(err)) != PW_CAT_READY)
-			return false;
-		pw_policy_session_init(&s->ps, t->path, t->user, t->schemas);
+	if (!pw_pool_take(&set_of(s->w)->pool, s->rt, s->ups_idx, s->up_startup, s->up_startup_len,
+	                  s->truth_wanted, &c)) {
+		if (cat)
+			pw_catalog_release(cat);
+		return false;
+	}
+	if (cat) {
+		pw_policy_session_init(&s->ps, c.truth.path, c.truth.user, c.truth.schemas);
 		pw_policy_session_catalog(&s->ps, cat);
 		pw_catalog_release(cat);
-		s->uplogin.truth = *t;
-		s->uplogin.truth_seen = s->ps_ready = true;
+		s->ps_ready = true;
 	}
-	pw_pool_remove(&set_of(s->w)->pool, &o->pool_e);
-	pw_sock_move(&s->up, &o->up);
-	s->up_slot = o->up_slot; /* the connection's slot comes with it */
-	o->up_slot = NULL;
+	s->uplogin.truth = c.truth;
+	s->uplogin.truth_seen = c.truth_known;
+	pw_sock_move(&s->up, &c.sk);
+	s->up_slot = c.slot; /* the connection's slot comes with it */
+	s->dial.tls = c.tls;
+	s->key.t = c.t; /* its real pid and key */
+	pw_preamble_move(&s->pre, &c.pre);
+	free(c.key);
 	if (pw_worker_rewatch(s->w, &s->up.ev) < 0) {
-		pw_sock_close(&s->up, false);
-		pw_runtime_upstream_put(s->up_slot);
-		s->up_slot = NULL;
-		session_close(o, "pool: epoll");
-		return false;
+		fatal(s, "08001", "pgward: cannot watch the upstream connection");
+		return true;
 	}
-	s->dial.tls = o->dial.tls;
-	s->key.t = o->key.t; /* the parked connection's real pid and key */
-	pw_preamble_move(&s->pre, &o->pre);
-	session_close(o, NULL);
 	/* the client sees the start-up the first client saw, with a cancel key of its own */
 	if (pw_buf_insert(&s->ubuf, s->pre.data, s->pre.len) < 0) {
 		fatal(s, "53200", "pgward: out of memory");
@@ -547,10 +507,8 @@ static bool adopt(struct pw_session *s)
 static bool upstream_slot(struct pw_session *s)
 {
 	const struct pw_upstream *u = s->ups;
-	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx))) {
-		struct pw_session *o =
-		    parked_session(pw_pool_find_upstream(&set_of(s->w)->pool, u->name));
-		if (!o) {
+	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx)))
+		if (!pw_pool_drop_upstream(&set_of(s->w)->pool, u->name)) {
 			fatal(
 			    s, "53300",
 			    "pgward: too many connections to upstream \"%s\" (its max_connections "
@@ -558,8 +516,6 @@ static bool upstream_slot(struct pw_session *s)
 			    u->name, u->max_connections);
 			return false;
 		}
-		session_close(o, "pool: its slot is wanted by a new session");
-	}
 	return true;
 }
 
@@ -1069,7 +1025,7 @@ static enum step ready_ends(struct pw_session *s, bool moved)
 	    !s->up_shut && !s->judge.away) {
 		if (reusable(s)) {
 			park(s);
-			return STEP_MOVED;
+			return STEP_STOP;
 		}
 		/* pass the client's end on and keep relaying: the server answers what it already
 		 * has, then closes, as it would for the client itself (a half-closed client still
@@ -1137,33 +1093,6 @@ static enum step step_ready(struct pw_session *s)
 	return ready_ends(s, moved);
 }
 
-static enum step step_pool_reset(struct pw_session *s)
-{
-	bool moved = false;
-	if (s->up.rd) {
-		ssize_t r = pw_sock_fill(&s->up, &s->ubuf);
-		if (r < 0) {
-			session_close(s, "pool: upstream closed during reset");
-			return STEP_STOP;
-		}
-		moved |= r > 0;
-	}
-	while (!s->closed && s->state == ST_POOL_RESET && pool_reset_step(s))
-		moved = true;
-	return moved_if(moved);
-}
-
-static enum step step_pool_idle(struct pw_session *s)
-{
-	/* a parked connection has nothing to say: a FATAL from an administrator, or EOF.
-	 * Either way it is done. */
-	if (s->up.rd && pw_sock_fill(&s->up, &s->ubuf) != PW_IO_WOULDBLOCK) {
-		session_close(s, "pool: parked upstream connection ended");
-		return STEP_STOP;
-	}
-	return STEP_STILL;
-}
-
 /* Each state's step (ST_CLOSING has none: run only flushes it). */
 static enum step (*const steps[])(struct pw_session *) = {
     [ST_CLIENT_LOGIN] = step_client_login,
@@ -1173,8 +1102,6 @@ static enum step (*const steps[])(struct pw_session *) = {
     [ST_CATALOG_WAIT] = step_catalog_wait,
     [ST_READY] = step_ready,
     [ST_CANCEL] = step_cancel,
-    [ST_POOL_RESET] = step_pool_reset,
-    [ST_POOL_IDLE] = step_pool_idle,
 };
 
 /* Writes first (they free buffer space). STOP when the session is done with for now. */
@@ -1272,11 +1199,6 @@ static void session_tick(struct pw_session *s)
 {
 	if (s->closed)
 		return;
-	if ((s->state == ST_POOL_IDLE || s->state == ST_POOL_RESET) &&
-	    (pw_worker_stopping(s->w) || pw_worker_now(s->w) > s->deadline_ms)) {
-		session_close(s, "pool: idle timeout");
-		return;
-	}
 	if (s->state == ST_READY && s->up_shut && pw_worker_now(s->w) > s->deadline_ms) {
 		session_close(s, "upstream did not close after the client left");
 		return;
@@ -1320,14 +1242,17 @@ static void session_terminate(struct pw_session *s, const char *why)
 
 static void *sessions_start(struct pw_worker *w)
 {
-	(void)w;
-	return calloc(1, sizeof(struct session_set));
+	struct session_set *set = calloc(1, sizeof(*set));
+	if (set)
+		pw_pool_init(&set->pool, w);
+	return set;
 }
 
 static bool sessions_after_batch(struct pw_worker *w)
 {
 	run_ready(set_of(w));
 	reap(set_of(w));
+	pw_pool_reap(&set_of(w)->pool);
 	return set_of(w)->ready != NULL;
 }
 
@@ -1341,6 +1266,8 @@ static void sessions_tick(struct pw_worker *w, bool terminate)
 			session_tick(s);
 	}
 	reap(set_of(w));
+	pw_pool_tick(&set_of(w)->pool, pw_worker_now(w), terminate || pw_worker_stopping(w));
+	pw_pool_reap(&set_of(w)->pool);
 }
 
 static int sessions_live(struct pw_worker *w)
@@ -1351,6 +1278,7 @@ static int sessions_live(struct pw_worker *w)
 static void sessions_end(struct pw_worker *w)
 {
 	reap(set_of(w));
+	pw_pool_close_all(&set_of(w)->pool);
 	free(set_of(w));
 }
 

@@ -98,11 +98,6 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 /* Pass the upstream message of the last UP_* outcome on as it is. */
 void pw_relay_pass(struct pw_relay *r, struct pw_buf *b);
 
-/* The owner sent a statement of its own upstream (DISCARD ALL): one ReadyForQuery more. */
-void pw_relay_expect(struct pw_relay *r);
-/* The owner read that answer itself: in step again. */
-void pw_relay_caught_up(struct pw_relay *r);
-
 /* Is a statement running (an answer owed, or COPY IN)? */
 static inline bool pw_relay_busy(const struct pw_relay *r)
 {

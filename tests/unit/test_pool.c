@@ -1,11 +1,17 @@
-/* Connection reuse bookkeeping (pool.h), as a table: the start-up messages a server sends
- * after AuthenticationOk, and whether a later client could be given them (and where its
- * BackendKeyData is); then the worker's list of parked connections. */
+/* Connection reuse (pool.h): as a table, the start-up messages a server sends after
+ * AuthenticationOk, and whether a later client could be given them (and where its
+ * BackendKeyData is); then a worker's pool of connections, each a socket pair whose other end
+ * plays the server: the reset it is sent, how it answers, and what can be taken back. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "pgward/pool.h"
+#include "pgward/proto.h"
+#include "pgward/runtime.h"
 
 struct row {
 	const char *name;
@@ -34,6 +40,143 @@ static const uint8_t *msg(char t)
 	return m;
 }
 
+static void *state(struct pw_worker *w)
+{
+	(void)w;
+	static int dummy;
+	return &dummy;
+}
+
+static bool after_batch(struct pw_worker *w_)
+{
+	(void)w_;
+	return false;
+}
+
+static void worker_end(struct pw_worker *w_)
+{
+	(void)w_;
+}
+
+static void no_event(struct pw_ev *ev, uint32_t events)
+{
+	(void)ev, (void)events;
+}
+
+static struct pw_worker *w;
+static struct pw_pool pl;
+static struct pw_upstream u = {.name = "main", .pool_idle_timeout_ms = 1000};
+static struct pw_runtime rt0 = {.refcount = 1000}; /* never the last reference */
+static struct pw_runtime *rt = &rt0;
+static struct pw_ev evs[8];
+
+/* A connection of key k parked; *server: the server's end. */
+static bool park(const char *k, bool truth, int *server)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) < 0)
+		abort();
+	static int n;
+	struct pw_ev *ev = &evs[n++ % 8];
+	*ev = (struct pw_ev){.fd = sv[0], .fn = no_event};
+	if (pw_worker_watch(w, ev) < 0)
+		abort();
+	struct pw_upconn c = {
+	    .sk.ev = *ev, .truth_known = truth, .key = (uint8_t *)strdup(k), .key_len = strlen(k)};
+	c.t.pid = 4242;
+	*server = sv[1];
+	return pw_pool_park(&pl, &c, rt, 0, &u);
+}
+
+/* What the server end got: DISCARD ALL as a simple Query? */
+static bool got_reset(int server)
+{
+	uint8_t b[64];
+	ssize_t n = read(server, b, sizeof(b));
+	return n == 17 && b[0] == 'Q' && !memcmp(b + 5, "DISCARD ALL", 12);
+}
+
+static void say(int server, const char *types, char tx)
+{
+	for (const char *t = types; *t; t++) {
+		uint8_t m[6] = {(uint8_t)*t, 0, 0, 0, *t == 'Z' ? 5 : 4, (uint8_t)tx};
+		if (write(server, m, *t == 'Z' ? 6 : 5) < 0)
+			abort();
+	}
+	pw_worker_turn(w, 0);
+}
+
+static bool closed(int server)
+{
+	uint8_t b[8];
+	pw_worker_turn(w, 0);
+	return read(server, b, sizeof(b)) == 0;
+}
+
+static bool take(const char *k, bool truth)
+{
+	struct pw_upconn c;
+	if (!pw_pool_take(&pl, rt, 0, (const uint8_t *)k, strlen(k), truth, &c))
+		return false;
+	pw_upconn_close(&c);
+	return true;
+}
+
+static void pool_connections(void)
+{
+	static const struct pw_loop_hooks hooks = {
+	    .worker_start = state, .after_batch = after_batch, .worker_end = worker_end};
+	if (!(w = pw_worker_new(&hooks)))
+		abort();
+	pw_worker_set_now(w, 1000);
+	pw_pool_init(&pl, w);
+	int a, b, c, d;
+	CHECK(park("k1", false, &a) && pl.n == 1 && got_reset(a),
+	      "a parked connection is sent DISCARD ALL");
+	CHECK(!take("k1", false), "while it is being reset it cannot be taken");
+	say(a, "CZ", 'I');
+	CHECK(!take("k2", false) && !take("k1", true),
+	      "another StartupMessage, or a session that needs what the server said of it, "
+	      "takes none");
+	CHECK(take("k1", false) && pl.n == 0, "reset cleanly, it is taken by a session of its key");
+	pw_pool_reap(&pl);
+	park("k1", false, &b);
+	got_reset(b);
+	say(b, "EZ", 'I');
+	CHECK(pl.n == 0 && closed(b) && !take("k1", false), "a reset that failed closes it");
+	park("k1", false, &c);
+	got_reset(c);
+	say(c, "CZ", 'T');
+	CHECK(pl.n == 0 && closed(c), "a reset that leaves a transaction open closes it");
+	park("k1", true, &d);
+	got_reset(d);
+	say(d, "CZ", 'I');
+	say(d, "N", 0);
+	CHECK(pl.n == 0 && closed(d), "an idle connection the server speaks on is closed");
+	park("k1", true, &a);
+	got_reset(a);
+	say(a, "CZ", 'I');
+	CHECK(!pw_pool_drop_upstream(&pl, "other") && pw_pool_drop_upstream(&pl, "main") &&
+	          pl.n == 0 && closed(a),
+	      "a connection is closed for its upstream's slot");
+	park("k1", true, &b);
+	got_reset(b);
+	say(b, "CZ", 'I');
+	pw_pool_tick(&pl, 1500, false);
+	CHECK(pl.n == 1 && take("k1", true), "within its idle time it stays (and knows its truth)");
+	park("k1", true, &c);
+	got_reset(c);
+	say(c, "CZ", 'I');
+	pw_pool_tick(&pl, 2500, false);
+	CHECK(pl.n == 0 && closed(c), "past its idle time it is closed");
+	park("k1", true, &d);
+	got_reset(d);
+	pw_pool_tick(&pl, 20000, false);
+	CHECK(pl.n == 0 && closed(d), "a reset the server never answers is closed");
+	pw_pool_close_all(&pl);
+	pw_worker_free(w);
+}
+
 int main(void)
 {
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -58,29 +201,6 @@ int main(void)
 	      "a preamble handed over leaves its old owner empty");
 	pw_preamble_free(&b);
 
-	int rt1, rt2;
-	static const uint8_t k1[] = "user\0a\0", k2[] = "user\0b\0";
-	struct pw_pool pl = {0};
-	struct pw_pool_entry
-	    e1 = {.rt = &rt1, .ups_idx = 0, .ups_name = "main", .key = k1, .key_len = sizeof(k1)},
-	    e2 = {.rt = &rt1, .ups_idx = 1, .ups_name = "other", .key = k1, .key_len = sizeof(k1)},
-	    e3 = {.rt = &rt1, .ups_idx = 0, .ups_name = "main", .key = k1, .key_len = sizeof(k1)};
-	pw_pool_park(&pl, &e1, 100);
-	pw_pool_park(&pl, &e2, 200);
-	pw_pool_park(&pl, &e3, 300);
-	CHECK(pl.n == 3 && pw_pool_find(&pl, &rt1, 0, k1, sizeof(k1)) == &e3,
-	      "the newest parked connection with the same key is found first");
-	CHECK(!pw_pool_find(&pl, &rt1, 0, k2, sizeof(k2)) &&
-	          !pw_pool_find(&pl, &rt2, 0, k1, sizeof(k1)),
-	      "another StartupMessage or another runtime (a reload) matches none");
-	CHECK(pw_pool_find_upstream(&pl, "other") == &e2 && !pw_pool_find_upstream(&pl, "none"),
-	      "a parked connection is found by its upstream (its slot can be given up)");
-	pw_pool_remove(&pl, &e3);
-	pw_pool_remove(&pl, &e3); /* twice: the second is a no-op */
-	CHECK(pl.n == 2 && pw_pool_find(&pl, &rt1, 0, k1, sizeof(k1)) == &e1 && !e3.parked,
-	      "a removed connection is no longer found, and removing it again changes nothing");
-	pw_pool_remove(&pl, &e1);
-	pw_pool_remove(&pl, &e2);
-	CHECK(pl.n == 0 && !pl.head, "the list is empty after the last one goes");
+	pool_connections();
 	return check_done();
 }
