@@ -17,7 +17,7 @@ MAX_FUNC = 120
 
 # file -> ceiling (lines): too big today, to be split along their seams (issue 10)
 FILE_DEBTS = {
-    "session.c": 1371,  # the driver: its life cycle, steps and outcome handling still here
+    "session.c": 1299,  # the driver: life cycle, steps, and the handling of every phase outcome
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {
