@@ -17,7 +17,6 @@ MAX_FUNC = 120
 
 # file -> ceiling (lines): too big today, to be split along their seams (issue 10)
 FILE_DEBTS = {
-    "session.c": 1299,  # the driver: life cycle, steps, and the handling of every phase outcome
 }
 # "file:function" -> ceiling (lines)
 FUNC_DEBTS = {

@@ -1,12 +1,11 @@
 /* The session: a client connection, its upstream connection, and the driver over the phases
  * between them. Each phase has its own state and file and returns an outcome; only this file
  * fails or closes a session:
- *   client_login.h   the first packet, TLS negotiation, the client's authentication;
- *   admit.h          identity, upstream and start-up policy once the client is who it claims;
- *   upstream_phase.h dialling the upstream (TLS), its login, and the role set-up;
- *   pool.h           parking and reusing upstream connections;
- *   relay.h          established: both directions scanned, statements judged, forwarded by
- *                    range (nothing is copied or re-encoded).
+ *   opening.h   from the client's first packet to the established relay (client_login.h,
+ *               admit.h, pool.h, upstream_phase.h in turn);
+ *   relay.h     established: both directions scanned, forwarded by range (nothing is copied
+ *               or re-encoded); judge.h decides what the relay stops at;
+ *   pool.h      the upstream connection of a client that left, kept for the next one.
  * The worker's loop (loop.h) reaches sessions through the hooks at the end. */
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,22 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "pgward/admit.h"
 #include "pgward/analysis.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
-#include "pgward/catalog.h"
-#include "pgward/caller.h"
-#include "pgward/client_login.h"
-#include "pgward/conntrack.h"
 #include "pgward/inspect.h"
-#include "pgward/jit.h"
 #include "pgward/judge.h"
 #include "pgward/log.h"
-#include "pgward/policy_session.h"
+#include "pgward/opening.h"
 #include "pgward/pool.h"
 #include "pgward/proto.h"
 #include "pgward/relay.h"
@@ -39,19 +31,14 @@
 #include "pgward/session.h"
 #include "pgward/sock.h"
 #include "pgward/upstream_conn.h"
-#include "pgward/upstream_phase.h"
 
 #define BUF_SIZE (64 * 1024)
 
 enum state {
-	ST_CLIENT_LOGIN, /* the client's first packets and authentication (client_login.h) */
-	ST_CLIENT_TLS,   /* TLS handshake with the client */
-	ST_UP_DIAL,      /* connecting to the upstream, TLS (upstream_phase.h) */
-	ST_UP_LOGIN,     /* logging in upstream, then the role set-up (upstream_phase.h) */
-	ST_CATALOG_WAIT, /* set up: waiting for the catalog snapshot the session needs */
-	ST_READY,        /* established: pumping */
-	ST_CANCEL,       /* forwarding a CancelRequest to an upstream */
-	ST_CLOSING,      /* flushing a last message to the client */
+	ST_OPENING, /* from the client's first packet to the relay (opening.h) */
+	ST_READY,   /* established: pumping */
+	ST_CANCEL,  /* forwarding a CancelRequest to an upstream */
+	ST_CLOSING, /* flushing a last message to the client */
 };
 
 struct pw_session {
@@ -63,57 +50,27 @@ struct pw_session {
 	uint64_t serial;
 	enum state state;
 	bool closed;
-	uint64_t deadline_ms;
+	uint64_t deadline_ms; /* past the opening */
 	char peer[64];
-	bool peer_local; /* unix socket or loopback: a token may travel in clear */
 
 	struct pw_sock cl, up;
 	struct pw_buf cbuf; /* client -> upstream */
 	struct pw_buf ubuf; /* upstream -> client */
 
-	/* the phases' own state */
-	struct pw_client_login client; /* startup packet, user, database, identity, claims */
-	struct pw_dial dial;
-	struct pw_up_login uplogin;
-	struct pw_relay relay;
-	struct pw_cancel_key key; /* the upstream's address and keys */
-	uint8_t cancel_pkt[16];   /* ST_CANCEL: the CancelRequest to send */
-
-	/* admitted */
-	const struct pw_upstream *ups;
-	int ups_idx;
-	int *up_slot; /* one of the upstream's max_connections, held with the connection */
-	bool counted; /* holds one of its identity's max_sessions */
-	char role[PW_NAME_MAX]; /* the role the upstream session runs as; "" = login user */
-	bool jit;               /* role is made for this session and dropped after it */
-	char *setup_sql;        /* the Query that scopes the upstream session */
-	bool truth_wanted;      /* its last row says what the session is (upstream_setup.h) */
-
-	/* steered through the eBPF redirect: what the kernel recorded */
-	bool steered;
-	bool kernel_miss;
-	struct pw_kernel_facts *kf;
-
-	/* policy: search_path, prepared statements (ps_ready) */
-	struct pw_policy_session ps;
-	bool ps_ready;
+	/* the opening, and what it admitted: identity, upstream, role, keys, policy state */
+	struct pw_opening op;
 
 	/* established. While a message is judged away (judge.away), nothing is read from the
 	 * client and s is freed only once the verdict is back */
+	struct pw_relay relay;
 	struct pw_judge judge;
 	bool orphan;  /* closed while judged away, and off the dead list: the job frees it */
 	bool up_shut; /* the client's end was passed on to the upstream */
-	/* a ParameterStatus the client already has (server_version): sent again after the
-	 * client's end while a statement runs, so that a client that is gone (not half-closed)
-	 * answers with a reset */
-	uint8_t probe[96];
-	size_t probe_len;
+	/* the opening's probe (a ParameterStatus the client already has) was sent again after
+	 * the client's end while a statement runs: a client that is gone answers with a reset */
 	bool probe_sent;
 
-	/* connection reuse (upstream.reuse_connections) */
-	uint8_t *up_startup; /* the StartupMessage sent upstream: the pool key */
-	size_t up_startup_len;
-	struct pw_preamble pre; /* the start-up as first sent to the client (pool.h) */
+	uint8_t cancel_pkt[16]; /* ST_CANCEL: the CancelRequest to send */
 };
 
 static uint64_t serial_counter; /* atomic */
@@ -140,12 +97,6 @@ static struct session_set *set_of(struct pw_worker *w)
 	return pw_worker_state(w);
 }
 
-/* The database the upstream session is in. */
-static const char *up_database(const struct pw_session *s)
-{
-	return s->ups->database[0] ? s->ups->database : s->client.database;
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* life cycle                                                                            */
 
@@ -159,18 +110,7 @@ static void session_close(struct pw_session *s, const char *why)
 		         PW_Q(why));
 	pw_sock_close(&s->cl, true);
 	pw_sock_close(&s->up, true);
-	pw_runtime_upstream_put(s->up_slot);
-	s->up_slot = NULL;
-	pw_cancel_key_drop(&s->key);
-	if (s->counted)
-		pw_policy_session_release(s->client.id->name);
-	s->counted = false;
-	if (s->jit && s->uplogin.setup_sent) {
-		/* the upstream connection is closed above: the janitor drops the role (and ends
-		 * the backend, should it still be running a statement) from its own connection */
-		pw_jit_drop(s->rt, s->ups_idx, up_database(s), s->role, s->key.t.pid);
-		s->jit = false;
-	}
+	pw_opening_end(&s->op);
 	if (s->queued) {
 		struct pw_session **pp = &set_of(s->w)->ready;
 		while (*pp != s)
@@ -196,13 +136,7 @@ static void session_free(struct pw_session *s)
 {
 	pw_buf_free(&s->cbuf);
 	pw_buf_free(&s->ubuf);
-	pw_client_login_free(&s->client);
-	free(s->up_startup);
-	pw_preamble_free(&s->pre);
-	free(s->kf);
-	free(s->setup_sql);
-	if (s->ps_ready)
-		pw_policy_session_free(&s->ps);
+	pw_opening_free(&s->op);
 	if (s->rt)
 		pw_runtime_unref(s->rt);
 	free(s);
@@ -246,25 +180,11 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	}
 	/* the upstream, if any, has no more business here */
 	pw_sock_close(&s->up, false);
-	pw_runtime_upstream_put(s->up_slot);
-	s->up_slot = NULL;
+	pw_opening_upstream_gone(&s->op);
+	if (s->state == ST_OPENING)
+		s->deadline_ms =
+		    s->op.deadline_ms; /* a client that never reads it is closed then */
 	s->state = ST_CLOSING;
-}
-
-/* The upstream failed pgwardd's own login or set-up: the log says how, the client that it
- * cannot log in. */
-static void upstream_fail(struct pw_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void upstream_fail(struct pw_session *s, const char *fmt, ...)
-{
-	char msg[400];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pw_warn("session %llu %s: upstream \"%s\": %s", (unsigned long long)s->serial, s->peer,
-	        s->ups->name, PW_Q(msg));
-	fatal(s, "08001", "pgward: cannot log in to upstream \"%s\": %s", s->ups->name, msg);
 }
 
 /* Established: from here the relay walks both directions (relay.h). rfq_pending: the
@@ -275,8 +195,8 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 	struct pw_relay_limits lim = {.max_message = cfg->max_message_bytes,
 	                              .max_statement = cfg->max_statement_bytes,
 	                              .max_bind = cfg->max_bind_bytes};
-	pw_relay_start(&s->relay, &lim, rfq_pending, tx, s->ups->reuse_connections);
-	pw_relay_each_upstream(&s->relay, s->pre.capturing);
+	pw_relay_start(&s->relay, &lim, rfq_pending, tx, s->op.ups->reuse_connections);
+	pw_relay_each_upstream(&s->relay, s->op.pre.capturing);
 	s->state = ST_READY;
 	s->deadline_ms = 0;
 }
@@ -308,20 +228,6 @@ static struct pw_session *session_new(struct pw_worker *w)
 
 static void run(struct pw_session *s);
 
-/* A steered connection: find the kernel's record of it by the tuple as this side sees it. */
-static void kernel_lookup(struct pw_session *s, const struct sockaddr *peer)
-{
-	s->kernel_miss = true;
-	struct pw_conn_info info;
-	if (pw_conntrack_take_accepted(s->cl.ev.fd, peer, &info) < 0)
-		return;
-	s->kf = malloc(sizeof(*s->kf));
-	if (!s->kf)
-		return;
-	pw_caller_from_kernel(&info, s->kf);
-	s->kernel_miss = false;
-}
-
 void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer, socklen_t len,
                        bool steered)
 {
@@ -335,18 +241,20 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 	pw_format_addr(peer, s->peer, sizeof(s->peer));
 	s->cl.ev.fd = fd;
 	s->cl.rd = s->cl.wr = true;
-	s->peer_local = pw_caller_local(peer);
 	if (peer->sa_family != AF_UNIX) {
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	s->deadline_ms = pw_worker_now(w) + (uint64_t)s->rt->cfg->auth_timeout_ms;
-	s->steered = steered;
-	if (steered) {
-		kernel_lookup(s, peer);
-		if (s->kernel_miss)
-			pw_worker_count(w, PW_WC_TUPLE_MISSES);
-	}
+	struct pw_opening_io io = {.cl = &s->cl,
+	                           .up = &s->up,
+	                           .cbuf = &s->cbuf,
+	                           .ubuf = &s->ubuf,
+	                           .w = w,
+	                           .pool = &set_of(w)->pool,
+	                           .rt = s->rt,
+	                           .serial = s->serial,
+	                           .peer = s->peer};
+	pw_opening_start(&s->op, &io, peer, steered);
 	if (pw_worker_watch(w, &s->cl.ev) < 0) {
 		session_close(s, "epoll");
 		return;
@@ -407,11 +315,11 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
  * backend is ended by the janitor), rather than let the statement run on unwatched. */
 static void client_gone(struct pw_session *s)
 {
-	struct pw_session *c = s->key.t.pid ? session_new(s->w) : NULL;
+	struct pw_session *c = s->op.key.t.pid ? session_new(s->w) : NULL;
 	if (c) {
 		c->rt = pw_runtime_ref(s->rt);
 		snprintf(c->peer, sizeof(c->peer), "%s", s->peer);
-		send_cancel(c, &s->key.t);
+		send_cancel(c, &s->op.key.t);
 	}
 	pw_info("session %llu %s: the client is gone with a statement running: cancelled, "
 	        "upstream closed",
@@ -419,357 +327,14 @@ static void client_gone(struct pw_session *s)
 	session_close(s, "client gone mid-statement");
 }
 
-/* ------------------------------------------------------------------------------------ */
-/* connection reuse (pool.h)                                                             */
-
 /* Can the upstream connection outlive this client? Only at a clean boundary: nothing in
  * flight either way, outside any transaction, start-up captured. */
 static bool reusable(const struct pw_session *s)
 {
-	return s->ups && s->ups->reuse_connections && !s->role[0] && s->state == ST_READY &&
-	       !s->judge.away && !s->judge.ready && pw_preamble_complete(&s->pre) &&
-	       s->client.st.version == 0x30000 && pw_relay_quiet(&s->relay) && !s->up.eof &&
-	       s->up.ev.fd >= 0 && !pw_buf_pending(&s->cbuf) && !pw_worker_stopping(s->w) &&
-	       set_of(s->w)->pool.n < s->ups->pool_max_idle;
-}
-
-/* The client left at a clean boundary: its upstream connection goes to the pool, which
- * resets it for the next client; the session ends. */
-static void park(struct pw_session *s)
-{
-	struct pw_upconn c = {.slot = s->up_slot,
-	                      .t = s->key.t,
-	                      .tls = s->dial.tls,
-	                      .truth_known = s->uplogin.truth_seen,
-	                      .truth = s->uplogin.truth,
-	                      .key = s->up_startup,
-	                      .key_len = s->up_startup_len};
-	pw_sock_move(&c.sk, &s->up);
-	pw_preamble_move(&c.pre, &s->pre);
-	s->up_slot = NULL;
-	s->up_startup = NULL;
-	pw_pool_park(&set_of(s->w)->pool, &c, s->rt, s->ups_idx, s->ups);
-	session_close(s, "the client left: its upstream connection is parked");
-}
-
-/* A parked connection with the same upstream and the same StartupMessage, taken over by s. */
-static bool adopt(struct pw_session *s)
-{
-	struct pw_catalog *cat = NULL;
-	char err[256];
-	struct pw_upconn c;
-	/* a session judged against what the server said of it: the parked one's, reset by
-	 * DISCARD ALL to the same defaults, holds now; the catalog must be at hand */
-	if (s->truth_wanted && pw_catalog_acquire(s->rt, s->ups_idx, up_database(s), &cat, err,
-	                                          sizeof(err)) != PW_CAT_READY)
-		return false;
-	if (!pw_pool_take(&set_of(s->w)->pool, s->rt, s->ups_idx, s->up_startup, s->up_startup_len,
-	                  s->truth_wanted, &c)) {
-		if (cat)
-			pw_catalog_release(cat);
-		return false;
-	}
-	if (cat) {
-		pw_policy_session_init(&s->ps, c.truth.path, c.truth.user, c.truth.schemas);
-		pw_policy_session_catalog(&s->ps, cat);
-		pw_catalog_release(cat);
-		s->ps_ready = true;
-	}
-	s->uplogin.truth = c.truth;
-	s->uplogin.truth_seen = c.truth_known;
-	pw_sock_move(&s->up, &c.sk);
-	s->up_slot = c.slot; /* the connection's slot comes with it */
-	s->dial.tls = c.tls;
-	s->key.t = c.t; /* its real pid and key */
-	pw_preamble_move(&s->pre, &c.pre);
-	free(c.key);
-	if (pw_worker_rewatch(s->w, &s->up.ev) < 0) {
-		fatal(s, "08001", "pgward: cannot watch the upstream connection");
-		return true;
-	}
-	/* the client sees the start-up the first client saw, with a cancel key of its own */
-	if (pw_buf_insert(&s->ubuf, s->pre.data, s->pre.len) < 0) {
-		fatal(s, "53200", "pgward: out of memory");
-		return true;
-	}
-	pw_cancel_key_give(&s->key, pw_buf_at_scan(&s->ubuf) - s->pre.len + s->pre.key_off);
-	enter_ready(s, false, 'I');
-	pw_debug("session %llu %s: reusing upstream connection (pid %u)",
-	         (unsigned long long)s->serial, s->peer, s->key.pid);
-	return true;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* admission and the upstream                                                            */
-
-/* One of the upstream's max_connections for s: a connection parked on this worker for another
- * client gives its own up if need be. False (the client told) when there is none. */
-static bool upstream_slot(struct pw_session *s)
-{
-	const struct pw_upstream *u = s->ups;
-	while (!(s->up_slot = pw_runtime_upstream_take(s->rt, s->ups_idx)))
-		if (!pw_pool_drop_upstream(&set_of(s->w)->pool, u->name)) {
-			fatal(
-			    s, "53300",
-			    "pgward: too many connections to upstream \"%s\" (its max_connections "
-			    "is %d)",
-			    u->name, u->max_connections);
-			return false;
-		}
-	return true;
-}
-
-static void upstream_connect(struct pw_session *s)
-{
-	const struct pw_upstream *u = s->ups;
-	struct pw_cancel_target *t = &s->key.t;
-	if (!upstream_slot(s))
-		return;
-	if (pw_upstream_address(u, &t->addr, &t->addrlen) < 0) {
-		fatal(s, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
-		      u->unix_dir[0] ? u->unix_dir : u->host);
-		return;
-	}
-	int fd = pw_upstream_open((struct sockaddr *)&t->addr, t->addrlen, upstream_mark(s));
-	if (fd < 0) {
-		fatal(s, "08001", "pgward: cannot connect to upstream \"%s\": %s", u->name,
-		      strerror(errno));
-		return;
-	}
-	s->up.ev.fd = fd;
-	s->up.rd = false;
-	s->up.wr = false;
-	pw_dial_start(&s->dial, t->addr.ss_family);
-	s->state = ST_UP_DIAL;
-	s->deadline_ms = pw_worker_now(s->w) + (uint64_t)u->connect_timeout_ms;
-	if (pw_worker_watch(s->w, &s->up.ev) < 0)
-		fatal(s, "08001", "pgward: cannot watch the upstream connection");
-}
-
-/* Connected: the StartupMessage goes upstream, the login begins. */
-static void upstream_login(struct pw_session *s)
-{
-	if (pw_buf_insert(&s->cbuf, s->up_startup, s->up_startup_len) < 0) {
-		fatal(s, "53200", "pgward: out of memory");
-		return;
-	}
-	pw_up_login_start(&s->uplogin, s->ups, s->dial.tls,
-	                  s->ups->reuse_connections && !s->role[0], s->setup_sql, s->truth_wanted);
-	s->state = ST_UP_LOGIN;
-}
-
-/* The client is who it claims: admit it (admit.h), then log in upstream. */
-static void after_client_auth(struct pw_session *s)
-{
-	const struct pw_config *cfg = s->rt->cfg;
-	const struct pw_client_login *c = &s->client;
-	struct sockaddr_storage dst;
-	struct pw_deny why;
-	char who[1024] = "";
-
-	if (s->steered)
-		pw_caller_dialled(s->kf, &dst);
-	s->ups_idx =
-	    pw_admit_upstream(cfg, c->id, s->steered ? (struct sockaddr *)&dst : NULL, &why);
-	if (s->ups_idx < 0) {
-		fatal(s, why.sqlstate, "%s", why.message);
-		return;
-	}
-	s->ups = &cfg->upstreams[s->ups_idx];
-	if (s->steered)
-		pw_caller_describe(s->kf, who, sizeof(who));
-	pw_info("session %llu %s: user=%s database=%s identity=%s upstream=%s%s%s%s%s",
-	        (unsigned long long)s->serial, s->peer, PW_Q(c->user), PW_Q(c->database),
-	        c->id->name, s->ups->name, c->claims ? " sub=" : "",
-	        c->claims ? PW_Q(c->claims->sub) : "", who[0] ? " caller: " : "", who);
-
-	struct pw_admission a;
-	int rc = pw_admit_session(cfg, c->id, s->ups, s->ups_idx, &c->st, c->database, s->serial,
-	                          time(NULL), &a, &why);
-	s->counted = a.counted; /* released when the session ends, admitted or not */
-	snprintf(s->role, sizeof(s->role), "%s", a.role);
-	s->jit = a.jit;
-	s->setup_sql = a.setup_sql;
-	s->truth_wanted = a.truth_wanted;
-	if (rc < 0) {
-		fatal(s, why.sqlstate, "%s", why.message);
-		return;
-	}
-	if (a.allow_all) {
-		pw_policy_session_init(&s->ps, NULL, s->role[0] ? s->role : s->ups->user, NULL);
-		s->ps_ready = true;
-	}
-	free(s->up_startup);
-	s->up_startup = NULL;
-	if (pw_admit_startup_packet(&c->st, s->ups->user, up_database(s), &s->up_startup,
-	                            &s->up_startup_len) < 0) {
-		fatal(s, "08P01", "pgward: startup packet too large for the upstream");
-		return;
-	}
-	if (s->ups->reuse_connections && !s->role[0] && adopt(s))
-		return;
-	upstream_connect(s);
-}
-
-/* An encryption request (read and cut): answered S (TLS follows) or N. False when the session
- * was closed. */
-static bool answer_encryption(struct pw_session *s, bool ssl)
-{
-	bool yes = ssl && s->rt->client_tls;
-	if (yes && pw_buf_unscanned(&s->cbuf) > 0) {
-		/* bytes that arrived before the handshake could be injected by a man in the
-		 * middle; PostgreSQL refuses them too (CVE-2021-23214) */
-		fatal(s, "08P01", "received unencrypted data after SSL request");
-		return true;
-	}
-	uint8_t ans = yes ? 'S' : 'N';
-	if (send(s->cl.ev.fd, &ans, 1, MSG_NOSIGNAL) != 1) {
-		session_close(s, "cannot answer SSL request");
-		return false;
-	}
-	if (yes) {
-		if (pw_sock_tls(&s->cl, s->rt->client_tls) < 0) {
-			session_close(s, "SSL_new");
-			return false;
-		}
-		s->state = ST_CLIENT_TLS;
-	}
-	return true;
-}
-
-/* ------------------------------------------------------------------------------------ */
-/* what the server says of the session, and the end of the set-up                       */
-
-/* A ParameterStatus from the upstream (upstream_setup.h): server_version is kept (the probe
- * of a client that may be gone); one the session cannot go on with ends it. */
-static bool param_check(struct pw_session *s, const uint8_t *body, size_t len)
-{
-	const char *name, *val;
-	struct pw_deny why;
-	if (pw_setup_param(body, len, &name, &val, &why) < 0 ||
-	    pw_setup_param_judge(s->rt->cfg, s->client.id, s->role, s->state == ST_READY, name, val,
-	                         &why) < 0) {
-		fatal(s, why.sqlstate, "%s", why.message);
-		return false;
-	}
-	if (strcmp(name, "server_version") == 0 && len + PW_HDR <= sizeof(s->probe)) {
-		s->probe[0] = 'S';
-		pw_put_be32(s->probe + 1, (uint32_t)len + 4);
-		memcpy(s->probe + PW_HDR, body, len);
-		s->probe_len = len + PW_HDR;
-	}
-	return true;
-}
-
-/* The set-up is done: the session's statements are judged against what the server said of it
- * and the catalog snapshot that matches it. False while that snapshot is being loaded (the
- * session waits in ST_CATALOG_WAIT; the client does not have its ReadyForQuery yet) or when the
- * session was refused. */
-static bool setup_done(struct pw_session *s)
-{
-	const struct pw_up_login *ul = &s->uplogin;
-	if (!s->truth_wanted)
-		return true;
-	if (!s->ps_ready) {
-		if (!ul->truth_seen) {
-			upstream_fail(s,
-			              "the session's set-up did not say what its search_path is");
-			return false;
-		}
-		if (pw_policy_session_init(&s->ps, ul->truth.path, ul->truth.user,
-		                           ul->truth.schemas) < 0)
-			pw_warn(
-			    "session %llu %s: search_path %s does not read: unqualified names are "
-			    "left unresolved",
-			    (unsigned long long)s->serial, s->peer, PW_Q(ul->truth.path));
-		s->ps_ready = true;
-	}
-	struct pw_catalog *cat;
-	char err[512];
-	const char *db = up_database(s);
-	switch (pw_catalog_acquire(s->rt, s->ups_idx, db, &cat, err, sizeof(err))) {
-	case PW_CAT_READY:
-		pw_policy_session_catalog(&s->ps, cat);
-		pw_catalog_release(cat);
-		return true;
-	case PW_CAT_LOADING:
-		if (s->state != ST_CATALOG_WAIT) {
-			s->state = ST_CATALOG_WAIT;
-			s->deadline_ms =
-			    pw_worker_now(s->w) + (uint64_t)s->ups->connect_timeout_ms + 5000;
-			pw_debug("session %llu %s: waiting for the catalog of %s",
-			         (unsigned long long)s->serial, s->peer, PW_Q(db));
-		}
-		return false;
-	default:
-		pw_warn("session %llu %s: no catalog of upstream \"%s\" database %s: %s",
-		        (unsigned long long)s->serial, s->peer, s->ups->name, PW_Q(db), PW_Q(err));
-		fatal(s, "57P03",
-		      "pgward: cannot judge this session's statements: the function catalog of "
-		      "upstream \"%s\" (database %s) cannot be read",
-		      s->ups->name, db);
-		return false;
-	}
-}
-
-/* What one outcome of the upstream login (upstream_phase.h) makes of the session. True: step
- * on. */
-static bool up_login_outcome(struct pw_session *s, enum pw_up_outcome o, uint32_t len,
-                             const char *err)
-{
-	uint8_t *p = pw_buf_at_scan(&s->ubuf);
-	switch (o) {
-	case PW_UP_MORE:
-		return false;
-	case PW_UP_NEXT:
-		return true;
-	case PW_UP_PARAM:
-		if (!param_check(s, p + PW_HDR, len - 4))
-			return false;
-		pw_up_login_pass(&s->ubuf, &s->pre, len);
-		return true;
-	case PW_UP_KEY:
-		pw_cancel_key_take(&s->key, p);
-		pw_up_login_pass(&s->ubuf, &s->pre, len);
-		return true;
-	case PW_UP_RELAY:
-		enter_ready(s, true, 'I');
-		return false;
-	case PW_UP_READY:
-		if (!setup_done(s))
-			return false; /* the ReadyForQuery stays where it is until the catalog is */
-		pw_up_login_pass(&s->ubuf, &s->pre, len); /* it ends the capture */
-		enter_ready(s, false, (char)p[5]);
-		pw_debug("session %llu %s: upstream session set up%s%s",
-		         (unsigned long long)s->serial, s->peer, s->role[0] ? " as role " : "",
-		         s->role);
-		return false;
-	case PW_UP_REFUSED:
-		if (err[0])
-			pw_warn("session %llu %s: upstream \"%s\" refused the login: %s",
-			        (unsigned long long)s->serial, s->peer, s->ups->name, PW_Q(err));
-		s->state = ST_CLOSING;
-		return false;
-	case PW_UP_SETUP_FAILED:
-		pw_warn("session %llu %s: identity %s: set-up failed upstream: %s",
-		        (unsigned long long)s->serial, s->peer, s->client.id->name,
-		        PW_Q(s->uplogin.setup_error));
-		if (s->role[0])
-			fatal(s, "42501",
-			      "pgward: cannot set up the session of identity %s as role %s",
-			      s->client.id->name, s->role);
-		else
-			fatal(s, "08001", "pgward: cannot set up the session of identity %s",
-			      s->client.id->name);
-		return false;
-	case PW_UP_FAIL:
-		upstream_fail(s, "%s", err);
-		return false;
-	case PW_UP_OOM:
-		fatal(s, "53200", "pgward: out of memory");
-		return false;
-	}
-	return false;
+	return s->state == ST_READY && !s->judge.away && !s->judge.ready &&
+	       pw_relay_quiet(&s->relay) && !s->up.eof && s->up.ev.fd >= 0 &&
+	       !pw_buf_pending(&s->cbuf) && !pw_worker_stopping(s->w) &&
+	       pw_opening_reusable(&s->op);
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -795,11 +360,11 @@ void pw_session_analysed(struct pw_analysis_job *j)
 static struct pw_caller caller_of(struct pw_session *s)
 {
 	return (struct pw_caller){.cfg = s->rt->cfg,
-	                          .identity = s->client.id,
-	                          .user = s->client.user,
-	                          .database = s->client.database,
+	                          .identity = s->op.client.id,
+	                          .user = s->op.client.user,
+	                          .database = s->op.client.database,
 	                          .serial = s->serial,
-	                          .ps = &s->ps};
+	                          .ps = &s->op.ps};
 }
 
 /* The client side of the relay (judge.h). False when the session was closed. */
@@ -827,26 +392,21 @@ static bool relay_upstream(struct pw_session *s)
 		case PW_RELAY_UP_BIG:
 			/* start-up messages are small: one that is not is passed on as any other,
 			 * and this connection is not kept for reuse */
-			pw_preamble_abandon(&s->pre);
+			pw_opening_not_reusable(&s->op);
 			continue;
 		case PW_RELAY_UP_PARAM:
-			if (!param_check(s, p + PW_HDR, r->total - PW_HDR))
-				return false;
-			break;
 		case PW_RELAY_UP_KEY:
-			pw_cancel_key_take(&s->key, p);
-			break;
 		case PW_RELAY_UP_MSG:
 			break;
 		default:
 			return true;
 		}
-		if (s->pre.capturing) {
-			/* start-up messages are kept for the next client (connection reuse) */
-			pw_preamble_take(&s->pre, p, r->total);
-			if (!s->pre.capturing)
-				pw_relay_each_upstream(r, false);
+		struct pw_deny why;
+		if (pw_opening_after(&s->op, p, r->total, &why) < 0) {
+			fatal(s, why.sqlstate, "%s", why.message);
+			return false;
 		}
+		pw_relay_each_upstream(r, s->op.pre.capturing);
 		pw_relay_pass(r, &s->ubuf);
 	}
 }
@@ -864,139 +424,33 @@ static enum step moved_if(bool moved)
 	return moved ? STEP_MOVED : STEP_STILL;
 }
 
-/* start-up packet, SASL and token exchanges with the client (client_login.h) */
-static enum step step_client_login(struct pw_session *s)
+/* From the client's first packet to the relay (opening.h). */
+static enum step step_opening(struct pw_session *s)
 {
-	bool moved = false;
-	if (s->cl.rd) {
-		ssize_t r = pw_sock_fill(&s->cl, &s->cbuf);
-		if (r < 0) {
-			session_close(s, "client went away during start-up");
-			return STEP_STOP;
-		}
-		moved |= r > 0;
-	}
-	while (s->state == ST_CLIENT_LOGIN) {
-		struct pw_client_where at = {.cfg = s->rt->cfg,
-		                             .tls = s->cl.ssl != NULL,
-		                             .local = s->peer_local,
-		                             .steered = s->steered,
-		                             .kf = s->kernel_miss ? NULL : s->kf,
-		                             .serial = s->serial,
-		                             .peer = s->peer};
-		struct pw_client_packet pk;
-		struct pw_deny why;
-		enum pw_client_outcome o =
-		    pw_client_login_step(&s->client, &at, &s->cbuf, &s->ubuf, &pk, &why);
-		switch (o) {
-		case PW_CL_MORE:
-			return moved_if(moved);
-		case PW_CL_NEXT:
-			break;
-		case PW_CL_SSL:
-		case PW_CL_GSS:
-			if (!answer_encryption(s, o == PW_CL_SSL))
-				return STEP_STOP;
-			break;
-		case PW_CL_CANCEL:
-			start_cancel(s, pk.pid, pk.key);
-			return s->closed ? STEP_STOP : STEP_MOVED;
-		case PW_CL_AUTHED:
-			after_client_auth(s);
-			break;
-		case PW_CL_FAIL:
-			fatal(s, why.sqlstate, "%s", why.message);
-			return s->closed ? STEP_STOP : STEP_MOVED;
-		case PW_CL_CLOSE:
-			session_close(s, "oom");
-			return STEP_STOP;
-		}
-		if (s->closed)
-			return STEP_STOP;
-		moved = true;
-	}
-	return STEP_MOVED;
-}
-
-static enum step step_client_tls(struct pw_session *s)
-{
-	char err[400];
-	int r = pw_sock_handshake(&s->cl, true, err, sizeof(err));
-	if (r < 0) {
-		pw_info("session %llu %s: TLS handshake failed: %s", (unsigned long long)s->serial,
-		        s->peer, PW_Q(err));
-		session_close(s, "TLS handshake failed");
-		return STEP_STOP;
-	}
-	if (r == 0)
+	struct pw_opening *op = &s->op;
+	switch (pw_opening_step(op)) {
+	case PW_OPEN_STILL:
 		return STEP_STILL;
-	s->state = ST_CLIENT_LOGIN;
-	s->cl.rd = true;
-	return STEP_MOVED;
-}
-
-/* the upstream connect, its SSLRequest and TLS handshake (upstream_phase.h) */
-static enum step step_up_dial(struct pw_session *s)
-{
-	char err[512];
-	switch (pw_dial_step(&s->dial, &s->up, s->ups, s->rt->upstream_tls[s->ups_idx], err,
-	                     sizeof(err))) {
-	case PW_DIAL_WAIT:
-		return STEP_STILL;
-	case PW_DIAL_MOVED:
+	case PW_OPEN_MOVED:
 		return STEP_MOVED;
-	case PW_DIAL_LOGIN:
-		upstream_login(s);
+	case PW_OPEN_READY:
+		enter_ready(s, op->rfq_pending, op->tx);
 		return STEP_MOVED;
-	case PW_DIAL_FAIL:
-		fatal(s, "08001", "pgward: %s", err);
+	case PW_OPEN_CANCEL:
+		start_cancel(s, op->cancel_pid, op->cancel_key);
+		return s->closed ? STEP_STOP : STEP_MOVED;
+	case PW_OPEN_FAIL:
+		fatal(s, op->fail.sqlstate, "%s", op->fail.message);
+		return s->closed ? STEP_STOP : STEP_MOVED;
+	case PW_OPEN_FLUSH:
+		s->deadline_ms = op->deadline_ms;
+		s->state = ST_CLOSING;
 		return STEP_MOVED;
-	case PW_DIAL_FAIL_LOGIN:
-		upstream_fail(s, "%s", err);
-		return STEP_MOVED;
+	case PW_OPEN_CLOSE:
+		break;
 	}
-	return STEP_STILL;
-}
-
-/* The upstream login's messages while the session stays in its state (and, waiting for the
- * catalog, the set-up's ReadyForQuery again). */
-static bool up_login_run(struct pw_session *s)
-{
-	bool moved = false;
-	enum state st = s->state;
-	while (!s->closed && s->state == st) {
-		uint32_t len = 0;
-		char err[400] = "";
-		enum pw_up_outcome o = pw_up_login_step(&s->uplogin, &s->ubuf, &s->cbuf, &s->pre,
-		                                        &len, err, sizeof(err));
-		moved |= o != PW_UP_MORE;
-		if (!up_login_outcome(s, o, len, err))
-			break;
-	}
-	return moved || s->state != st;
-}
-
-static enum step step_up_login(struct pw_session *s)
-{
-	bool moved = false;
-	if (s->up.rd) {
-		ssize_t r = pw_sock_fill(&s->up, &s->ubuf);
-		if (r < 0) {
-			upstream_fail(s, "%s",
-			              pw_up_login_authed(&s->uplogin)
-			                  ? "connection closed while setting up the session's role"
-			                  : "connection closed during authentication");
-			return STEP_MOVED;
-		}
-		moved |= r > 0;
-	}
-	return moved_if(up_login_run(s) || moved);
-}
-
-static enum step step_catalog_wait(struct pw_session *s)
-{
-	up_login_run(s);
-	return moved_if(s->state != ST_CATALOG_WAIT);
+	session_close(s, op->close_why);
+	return STEP_STOP;
 }
 
 /* The CancelRequest's connection is made: send it, and done. */
@@ -1024,7 +478,8 @@ static enum step ready_ends(struct pw_session *s, bool moved)
 	if ((s->cl.eof || pw_relay_terminated(&s->relay)) && !pw_buf_pending(&s->cbuf) &&
 	    !s->up_shut && !s->judge.away) {
 		if (reusable(s)) {
-			park(s);
+			pw_opening_park(&s->op);
+			session_close(s, "the client left: its upstream connection is parked");
 			return STEP_STOP;
 		}
 		/* pass the client's end on and keep relaying: the server answers what it already
@@ -1036,11 +491,11 @@ static enum step ready_ends(struct pw_session *s, bool moved)
 		moved = true;
 	}
 	bool running = pw_relay_busy(&s->relay); /* a statement (or a COPY) runs upstream */
-	if (s->up_shut && s->cl.eof && !pw_relay_terminated(&s->relay) && running && s->probe_len &&
-	    !s->probe_sent && !pw_relay_mid_upstream(&s->relay)) {
+	if (s->up_shut && s->cl.eof && !pw_relay_terminated(&s->relay) && running &&
+	    s->op.probe_len && !s->probe_sent && !pw_relay_mid_upstream(&s->relay)) {
 		/* is the client half-closed, or gone? A client that is gone answers this with a
 		 * reset */
-		if (pw_buf_insert(&s->ubuf, s->probe, s->probe_len) == 0)
+		if (pw_buf_insert(&s->ubuf, s->op.probe, s->op.probe_len) == 0)
 			s->probe_sent = true;
 		moved = true;
 	}
@@ -1095,11 +550,7 @@ static enum step step_ready(struct pw_session *s)
 
 /* Each state's step (ST_CLOSING has none: run only flushes it). */
 static enum step (*const steps[])(struct pw_session *) = {
-    [ST_CLIENT_LOGIN] = step_client_login,
-    [ST_CLIENT_TLS] = step_client_tls,
-    [ST_UP_DIAL] = step_up_dial,
-    [ST_UP_LOGIN] = step_up_login,
-    [ST_CATALOG_WAIT] = step_catalog_wait,
+    [ST_OPENING] = step_opening,
     [ST_READY] = step_ready,
     [ST_CANCEL] = step_cancel,
 };
@@ -1108,7 +559,8 @@ static enum step (*const steps[])(struct pw_session *) = {
 static enum step step_writes(struct pw_session *s, bool *moved)
 {
 	ssize_t r;
-	if (s->cl.ev.fd >= 0 && s->cl.wr && pw_buf_pending(&s->ubuf) && s->state != ST_CLIENT_TLS) {
+	if (s->cl.ev.fd >= 0 && s->cl.wr && pw_buf_pending(&s->ubuf) &&
+	    (s->state != ST_OPENING || pw_opening_client_writable(&s->op))) {
 		r = pw_sock_drain(&s->cl, &s->ubuf);
 		if (r == PW_IO_ERR) {
 			if (s->state == ST_READY && pw_relay_busy(&s->relay))
@@ -1124,12 +576,12 @@ static enum step step_writes(struct pw_session *s, bool *moved)
 			session_close(s, NULL);
 		return STEP_STOP;
 	}
-	if (s->up.ev.fd >= 0 && s->up.wr && pw_buf_pending(&s->cbuf) && s->state >= ST_UP_LOGIN &&
-	    s->state != ST_CANCEL) {
+	if (s->up.ev.fd >= 0 && s->up.wr && pw_buf_pending(&s->cbuf) && s->state != ST_CANCEL &&
+	    (s->state != ST_OPENING || pw_opening_upstream_writable(&s->op))) {
 		r = pw_sock_drain(&s->up, &s->cbuf);
 		if (r == PW_IO_ERR) {
 			fatal(s, "08006", "pgward: connection to upstream \"%s\" lost",
-			      s->ups->name);
+			      s->op.ups->name);
 			return STEP_MOVED;
 		}
 		*moved |= r > 0;
@@ -1181,7 +633,7 @@ static void sessions_nudge(struct pw_worker *w)
 {
 	for (struct pw_session *s = set_of(w)->live, *nx; s; s = nx) {
 		nx = s->next;
-		if (s->state == ST_CATALOG_WAIT && !s->closed)
+		if (s->state == ST_OPENING && pw_opening_waits_catalog(&s->op) && !s->closed)
 			run(s);
 	}
 }
@@ -1199,31 +651,25 @@ static void session_tick(struct pw_session *s)
 {
 	if (s->closed)
 		return;
-	if (s->state == ST_READY && s->up_shut && pw_worker_now(s->w) > s->deadline_ms) {
+	uint64_t now = pw_worker_now(s->w);
+	if (s->state == ST_READY && s->up_shut && now > s->deadline_ms) {
 		session_close(s, "upstream did not close after the client left");
 		return;
 	}
-	if (s->state == ST_CATALOG_WAIT)
-		run(s); /* in case a load's wake-up came and went */
-	if (s->closed)
-		return;
-	if (s->deadline_ms && pw_worker_now(s->w) > s->deadline_ms && s->state != ST_READY) {
-		if (s->state == ST_CANCEL || s->state == ST_CLOSING)
-			session_close(s, "timeout");
-		else if (s->state == ST_CATALOG_WAIT)
-			fatal(
-			    s, "57P03",
-			    "pgward: cannot judge this session's statements: the function catalog "
-			    "of upstream \"%s\" was not read in time",
-			    s->ups->name);
-		else if (s->state >= ST_UP_DIAL)
-			fatal(s, "08001", "pgward: timeout connecting to upstream \"%s\"",
-			      s->ups->name);
-		else
-			fatal(s, "08006", "canceling authentication due to timeout");
+	if (s->state == ST_OPENING) {
+		if (pw_opening_waits_catalog(&s->op))
+			run(s); /* in case a load's wake-up came and went */
+		if (!s->closed && s->state == ST_OPENING && now > s->op.deadline_ms) {
+			struct pw_deny d;
+			pw_opening_timeout(&s->op, &d);
+			fatal(s, d.sqlstate, "%s", d.message);
+			return;
+		}
+	} else if (s->deadline_ms && now > s->deadline_ms && s->state != ST_READY) {
+		session_close(s, "timeout");
 		return;
 	}
-	if (pw_worker_stopping(s->w))
+	if (!s->closed && pw_worker_stopping(s->w))
 		run(s); /* an idle session ends now */
 }
 
@@ -1231,7 +677,7 @@ static void session_terminate(struct pw_session *s, const char *why)
 {
 	if (s->closed)
 		return;
-	if (s->state == ST_READY || s->state < ST_UP_DIAL) {
+	if (s->state == ST_READY || (s->state == ST_OPENING && pw_opening_client_side(&s->op))) {
 		fatal(s, "57P01", "%s", why);
 		run(s);
 	}
