@@ -82,13 +82,24 @@ static int startup_settings(const struct pw_config *cfg, const struct pw_identit
  * its search_path with role and database defaults applied, its current role, and which of the
  * path's schemas exist. Every name is qualified: it runs under the session's own search_path.
  * An upstream search_path is imposed first. */
+static int setup_with(const struct pw_upstream *u, struct pw_admission *a, const char *last,
+                      struct pw_deny *why);
+
 static int truth_setup(const struct pw_upstream *u, struct pw_admission *a, struct pw_deny *why)
 {
 	static const char truth[] =
 	    "SELECT pg_catalog.current_setting('search_path'), CURRENT_USER, "
 	    "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(n), ',') "
 	    "FROM pg_catalog.unnest(pg_catalog.current_schemas(true)) AS n)";
-	size_t cap = (a->setup_sql ? strlen(a->setup_sql) : 0) + sizeof(truth) + 64 +
+	return setup_with(u, a, truth, why);
+}
+
+/* The set-up (a role set up before, if any) with the upstream's search_path imposed, then
+ * last (NULL: none). */
+static int setup_with(const struct pw_upstream *u, struct pw_admission *a, const char *last,
+                      struct pw_deny *why)
+{
+	size_t cap = (a->setup_sql ? strlen(a->setup_sql) : 0) + (last ? strlen(last) : 0) + 64 +
 	             (size_t)u->n_search_path * (2 * PW_NAME_MAX + 4);
 	char *sql = malloc(cap), id[2 * PW_NAME_MAX + 4];
 	size_t o = 0;
@@ -112,10 +123,10 @@ static int truth_setup(const struct pw_upstream *u, struct pw_admission *a, stru
 		}
 		o += (size_t)snprintf(sql + o, cap - o, "; ");
 	}
-	snprintf(sql + o, cap - o, "%s", truth);
+	snprintf(sql + o, cap - o, "%s", last ? last : "");
 	free(a->setup_sql);
 	a->setup_sql = sql;
-	a->truth_wanted = true;
+	a->truth_wanted = last != NULL;
 	return 0;
 }
 
@@ -176,8 +187,8 @@ int pw_admit_session(const struct pw_config *cfg, const struct pw_identity *id,
 	if (role_setup(id, u, database, serial, a, why) < 0)
 		return -1;
 	a->allow_all = p->allow_all;
-	if (p->allow_all)
-		return 0; /* nothing is decided from the analysis: no need to ask the server */
+	if (p->allow_all) /* nothing is decided from the analysis: no need to ask the server */
+		return u->n_search_path ? setup_with(u, a, NULL, why) : 0;
 	return truth_setup(u, a, why);
 }
 

@@ -150,10 +150,22 @@ static bool adopt(struct pw_opening *op)
 
 /* The adopted connection serves the client: the start-up its first client saw, with a cancel
  * key of its own. */
+static enum pw_open_outcome connect_upstream(struct pw_opening *op);
+
 static enum pw_open_outcome reuse(struct pw_opening *op)
 {
-	if (pw_worker_rewatch(op->io.w, &op->io.up->ev) < 0)
-		return fail(op, "08001", "pgward: cannot watch the upstream connection");
+	if (pw_worker_rewatch(op->io.w, &op->io.up->ev) < 0) {
+		/* that connection is given up: a new one, as if none had been parked */
+		pw_sock_close(op->io.up, false);
+		pw_opening_upstream_gone(op);
+		pw_preamble_free(&op->pre);
+		if (op->truth_wanted && op->ps_ready) {
+			pw_policy_session_free(&op->ps);
+			op->ps_ready = false;
+		}
+		op->uplogin.truth_seen = false;
+		return connect_upstream(op);
+	}
 	if (pw_buf_insert(op->io.ubuf, op->pre.data, op->pre.len) < 0)
 		return fail(op, "53200", "pgward: out of memory");
 	pw_cancel_key_give(&op->key, pw_buf_at_scan(op->io.ubuf) - op->pre.len + op->pre.key_off);
@@ -477,24 +489,21 @@ static enum pw_open_outcome login_outcome(struct pw_opening *op, enum pw_up_outc
  * set-up's ReadyForQuery again). */
 static enum pw_open_outcome login(struct pw_opening *op)
 {
-	bool moved = false;
-	if (op->state == OP_UP_LOGIN && op->io.up->rd) {
-		ssize_t r = pw_sock_fill(op->io.up, op->io.ubuf);
-		if (r < 0)
-			return upstream_fail(
-			    op, "%s",
-			    pw_up_login_authed(&op->uplogin)
-			        ? "connection closed while setting up the session's "
-			          "role"
-			        : "connection closed during authentication");
-		moved |= r > 0;
-	}
 	uint32_t len = 0;
 	char err[400] = "";
 	enum pw_up_outcome o = pw_up_login_step(&op->uplogin, op->io.ubuf, op->io.cbuf, &op->pre,
 	                                        &len, err, sizeof(err));
 	enum pw_open_outcome r = login_outcome(op, o, len, err);
-	return r == PW_OPEN_STILL ? moved_if(moved) : r;
+	if (r != PW_OPEN_STILL || op->state != OP_UP_LOGIN || !op->io.up->rd)
+		return r;
+	/* what the server sent is all handled (a FATAL before its close included): read on */
+	ssize_t n = pw_sock_fill(op->io.up, op->io.ubuf);
+	if (n < 0)
+		return upstream_fail(op, "%s",
+		                     pw_up_login_authed(&op->uplogin)
+		                         ? "connection closed while setting up the session's role"
+		                         : "connection closed during authentication");
+	return moved_if(n > 0);
 }
 
 enum pw_open_outcome pw_opening_step(struct pw_opening *op)
@@ -553,7 +562,9 @@ bool pw_opening_waits_catalog(const struct pw_opening *op)
 
 bool pw_opening_reusable(const struct pw_opening *op)
 {
-	return op->ups && op->ups->reuse_connections && !op->role[0] &&
+	/* DISCARD ALL undoes what the set-up did (a role, an imposed search_path): a later
+	 * client would get a session other than the one it would be judged against */
+	return op->ups && op->ups->reuse_connections && !op->role[0] && !op->ups->n_search_path &&
 	       pw_preamble_complete(&op->pre) && op->client.st.version == 0x30000 &&
 	       op->io.pool->n < op->ups->pool_max_idle;
 }

@@ -198,6 +198,10 @@ static void parked_run(struct pw_parked *e)
 		if (r == 0)
 			return;
 	}
+	/* still readable after 64 reads: no server answers DISCARD ALL at such length (and
+	 * edge-triggered, what is left would never be signalled again) */
+	if (!e->dead)
+		close_parked(e, "too much said during reset");
 }
 
 static void parked_event(struct pw_ev *ev, uint32_t events)

@@ -181,9 +181,11 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	/* the upstream, if any, has no more business here */
 	pw_sock_close(&s->up, false);
 	pw_opening_upstream_gone(&s->op);
+	/* a client that never reads it is closed at the deadline */
 	if (s->state == ST_OPENING)
-		s->deadline_ms =
-		    s->op.deadline_ms; /* a client that never reads it is closed then */
+		s->deadline_ms = s->op.deadline_ms;
+	else if (!s->deadline_ms)
+		s->deadline_ms = pw_worker_now(s->w) + 10000;
 	s->state = ST_CLOSING;
 }
 

@@ -50,6 +50,9 @@ write_config() { # $1 = file, $2 = extra limits json
     "pooled":      {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
                     "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "require",
                     "reuse_connections": true, "pool_idle_timeout_seconds": 30},
+    "pooled_sp":   {"host": "127.0.0.1", "port": $PGTMP_PORT, "user": "postgres",
+                    "password_file": "$PGTMP_DIR/postgres.pw", "sslmode": "require",
+                    "reuse_connections": true, "search_path": ["pg_catalog", "public"]},
     "unix":        {"unix_dir": "$PGTMP_SOCKDIR", "port": $PGTMP_PORT, "user": "postgres",
                     "password_file": "$PGTMP_DIR/postgres.pw"}
   },
@@ -61,6 +64,8 @@ write_config() { # $1 = file, $2 = extra limits json
     {"name": "via-clear-plain", "match": {"application_name": "via-clear-plain"}, "auth": "trust", "upstream": "clear_plain", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
     {"name": "via-badca", "match": {"application_name": "via-badca"}, "auth": "trust", "upstream": "badca", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
     {"name": "via-pool", "match": {"application_name": "via-pool"}, "auth": "trust", "upstream": "pooled", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
+    {"name": "via-pool-sp", "match": {"application_name": "via-pool-sp"}, "auth": "trust", "upstream": "pooled_sp", "rules": [{"action": "allow"}]},
+    {"name": "via-pool-sp-all", "match": {"application_name": "via-pool-sp-all"}, "auth": "trust", "upstream": "pooled_sp", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
     {"name": "via-unix", "match": {"application_name": "via-unix"}, "auth": "trust", "upstream": "unix", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
     {"name": "nobody", "match": {"user": "nobody*"}, "auth": "password",
      "scram_verifier": "$APP_VERIFIER", "upstream": "main", "rules": [{"action": "allow"}], "guardrails": {"all": false}},
@@ -141,6 +146,20 @@ p2=$(psql "$PCI" -At 2>/dev/null <<<"BEGIN; SELECT pg_backend_pid();" | tail -1)
 gone() { for i in $(seq 50); do [[ $(pgtmp_psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE pid = $1") = 0 ]] && return 0; sleep 0.1; done; return 1; }
 check "reuse: a client that leaves inside a transaction does not park its backend ($p2 ends)" gone "$p2"
 run_tap "$PGTEST" cancel "$PCI"
+# an upstream whose set-up imposes a search_path: DISCARD ALL would undo it, so its
+# connections are not parked (a later client would run under another search_path than the one
+# its statements are judged against)
+for app in via-pool-sp via-pool-sp-all; do
+	sp=()
+	for i in 1 2 3; do
+		sp+=("$(psql "$CI application_name=$app" -Atc 'SHOW search_path' -c 'SELECT pg_backend_pid()' | tr '\n' ' ')")
+		sleep 0.2
+	done
+	check "reuse ($app): an imposed search_path holds for every client (${sp[*]})" \
+		test "$(printf '%s\n' "${sp[@]}" | cut -d' ' -f1-2 | sort -u)" = "pg_catalog, public"
+	check "reuse ($app): and such a connection is not parked (three backends)" \
+		test "$(printf '%s\n' "${sp[@]}" | cut -d' ' -f3 | sort -u | wc -l)" = 3
+done
 
 # --- libpq ------------------------------------------------------------------------------
 for t in extended pipeline cancel notify; do
