@@ -1,0 +1,166 @@
+/* Masking one value. See include/pgward/mask_value.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "pgward/mask_value.h"
+
+static const char *const names[PW_MASK_N] = {
+    [PW_MASK_REDACT] = "redact", [PW_MASK_PARTIAL] = "partial", [PW_MASK_HASH] = "hash",
+    [PW_MASK_NULL] = "null",     [PW_MASK_EMAIL] = "email",
+};
+
+const char *pw_mask_strategy_name(enum pw_mask_strategy s)
+{
+	return (unsigned)s < PW_MASK_N ? names[s] : "?";
+}
+
+int pw_mask_strategy_from_name(const char *name)
+{
+	for (int i = 0; i < PW_MASK_N; i++)
+		if (!strcmp(names[i], name))
+			return i;
+	return -1;
+}
+
+/* PostgreSQL's built-in type OIDs (pg_type.dat), and each one's replacement. */
+enum kind { K_STRING, K_INT, K_OTHER };
+static const struct {
+	uint32_t oid;
+	enum kind kind;
+	int64_t max; /* K_INT: the largest value (a hash is reduced into [0, max]) */
+	const char *redacted;
+} types[] = {
+    {25, K_STRING, 0, "[redacted]"},                            /* text */
+    {1043, K_STRING, 0, "[redacted]"},                          /* varchar */
+    {1042, K_STRING, 0, "[redacted]"},                          /* bpchar */
+    {19, K_STRING, 0, "[redacted]"},                            /* name */
+    {705, K_STRING, 0, "[redacted]"},                           /* unknown */
+    {16, K_OTHER, 0, "f"},                                      /* bool */
+    {21, K_INT, INT16_MAX, "0"},                                /* int2 */
+    {23, K_INT, INT32_MAX, "0"},                                /* int4 */
+    {20, K_INT, INT64_MAX, "0"},                                /* int8 */
+    {26, K_INT, INT32_MAX, "0"},                                /* oid */
+    {700, K_OTHER, 0, "0"},                                     /* float4 */
+    {701, K_OTHER, 0, "0"},                                     /* float8 */
+    {1700, K_OTHER, 0, "0"},                                    /* numeric */
+    {1082, K_OTHER, 0, "1970-01-01"},                           /* date */
+    {1083, K_OTHER, 0, "00:00:00"},                             /* time */
+    {1114, K_OTHER, 0, "1970-01-01 00:00:00"},                  /* timestamp */
+    {1184, K_OTHER, 0, "1970-01-01 00:00:00+00"},               /* timestamptz */
+    {1186, K_OTHER, 0, "00:00:00"},                             /* interval */
+    {2950, K_OTHER, 0, "00000000-0000-0000-0000-000000000000"}, /* uuid */
+    {114, K_OTHER, 0, "null"},                                  /* json */
+    {3802, K_OTHER, 0, "null"},                                 /* jsonb */
+    {869, K_OTHER, 0, "0.0.0.0"},                               /* inet */
+    {650, K_OTHER, 0, "0.0.0.0/32"},                            /* cidr */
+    {17, K_OTHER, 0, "\\x"},                                    /* bytea */
+};
+
+static int type_index(uint32_t oid)
+{
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (types[i].oid == oid)
+			return (int)i;
+	return -1;
+}
+
+static long put(char *out, size_t cap, const char *s, size_t n)
+{
+	if (n + 1 > cap)
+		return -2;
+	memcpy(out, s, n);
+	out[n] = 0;
+	return (long)n;
+}
+
+/* A type pgward has no replacement for: NULL, the one value every type has. */
+static long redact(int t, char *out, size_t cap)
+{
+	return t < 0 ? -1 : put(out, cap, types[t].redacted, strlen(types[t].redacted));
+}
+
+static long hash(const struct pw_mask_key *key, int t, const uint8_t *v, size_t n, char *out,
+                 size_t cap)
+{
+	uint8_t mac[32];
+	unsigned ml = 0;
+	if (t < 0 || !key || !key->len ||
+	    !HMAC(EVP_sha256(), key->k, (int)key->len, v, n, mac, &ml))
+		return t < 0 ? -1 : redact(t, out, cap);
+	char buf[80];
+	if (types[t].kind == K_STRING) {
+		for (int i = 0; i < 32; i++)
+			snprintf(buf + 2 * i, 3, "%02x", mac[i]);
+		return put(out, cap, buf, 64);
+	}
+	if (types[t].kind == K_INT) {
+		uint64_t x = 0;
+		for (int i = 0; i < 8; i++)
+			x = x << 8 | mac[i];
+		int l = snprintf(buf, sizeof(buf), "%" PRId64,
+		                 (int64_t)(x % ((uint64_t)types[t].max + 1)));
+		return put(out, cap, buf, (size_t)l);
+	}
+	if (types[t].oid == 2950) { /* uuid */
+		int o = 0;
+		for (int i = 0; i < 16; i++)
+			o += snprintf(buf + o, sizeof(buf) - (size_t)o, "%s%02x",
+			              i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", mac[i]);
+		return put(out, cap, buf, (size_t)o);
+	}
+	return redact(t, out, cap); /* no deterministic form that still reads as this type */
+}
+
+/* The last keep characters (UTF-8 code points) after "****". */
+static long partial(int keep, const uint8_t *v, size_t n, char *out, size_t cap)
+{
+	size_t k = n;
+	for (int c = 0; c < keep && k > 0; c++) {
+		k--;
+		while (k > 0 && (v[k] & 0xC0) == 0x80)
+			k--;
+	}
+	if (4 + (n - k) + 1 > cap)
+		return -2;
+	memcpy(out, "****", 4);
+	memcpy(out + 4, v + k, n - k);
+	out[4 + n - k] = 0;
+	return (long)(4 + n - k);
+}
+
+long pw_mask_text(enum pw_mask_strategy s, int keep, const struct pw_mask_key *key,
+                  uint32_t type_oid, const uint8_t *v, size_t n, char *out, size_t cap)
+{
+	int t = type_index(type_oid);
+	bool string = t >= 0 && types[t].kind == K_STRING;
+	switch (s) {
+	case PW_MASK_NULL:
+		return -1;
+	case PW_MASK_HASH:
+		return hash(key, t, v, n, out, cap);
+	case PW_MASK_PARTIAL:
+		if (string && keep > 0)
+			return partial(keep, v, n, out, cap);
+		break;
+	case PW_MASK_EMAIL: {
+		const uint8_t *at = string ? memchr(v, '@', n) : NULL;
+		if (at && at + 1 < v + n && !memchr(at + 1, '@', (size_t)(v + n - at - 1))) {
+			size_t dl = (size_t)(v + n - at);
+			if (4 + dl + 1 > cap)
+				return -2;
+			memcpy(out, "****", 4);
+			memcpy(out + 4, at, dl);
+			out[4 + dl] = 0;
+			return (long)(4 + dl);
+		}
+		break;
+	}
+	default:
+		break;
+	}
+	return redact(t, out, cap);
+}
