@@ -115,7 +115,7 @@ static long hash(const struct pw_mask_key *key, int t, const uint8_t *v, size_t 
 	return redact(t, out, cap); /* no deterministic form that still reads as this type */
 }
 
-/* The last keep characters (UTF-8 code points) after "****". */
+/* The last keep characters (UTF-8 code points) after "****"; none of a value that short. */
 static long partial(int keep, const uint8_t *v, size_t n, char *out, size_t cap)
 {
 	size_t k = n;
@@ -124,6 +124,8 @@ static long partial(int keep, const uint8_t *v, size_t n, char *out, size_t cap)
 		while (k > 0 && (v[k] & 0xC0) == 0x80)
 			k--;
 	}
+	if (k == 0) /* no longer than what would be kept: all of it would show */
+		k = n;
 	if (4 + (n - k) + 1 > cap)
 		return -2;
 	memcpy(out, "****", 4);
