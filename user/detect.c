@@ -336,32 +336,33 @@ static size_t prefixed(const struct text *t, size_t i, const char *p, size_t len
 	return k + l - i;
 }
 
+/* The same, for any prefix of a NULL-ended list. */
+static size_t any_prefixed(const struct text *t, size_t i, const char *const *p, size_t len,
+                           bool open, bool (*ok)(uint8_t))
+{
+	size_t l = 0;
+	for (; *p && !l; p++)
+		l = prefixed(t, i, *p, len, open, ok);
+	return l;
+}
+
 static size_t aws_key(const struct text *t, size_t i)
 {
-	size_t l = prefixed(t, i, "AKIA", 16, false, upper_or_digit);
-	return l ? l : prefixed(t, i, "ASIA", 16, false, upper_or_digit);
+	static const char *const p[] = {"AKIA", "ASIA", NULL};
+	return any_prefixed(t, i, p, 16, false, upper_or_digit);
 }
 
 static size_t github(const struct text *t, size_t i)
 {
-	static const char *const p[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_"};
-	for (size_t k = 0; k < sizeof(p) / sizeof(p[0]); k++) {
-		size_t l = prefixed(t, i, p[k], 36, false, alnum);
-		if (l)
-			return l;
-	}
-	return prefixed(t, i, "github_pat_", 82, false, token_char);
+	static const char *const p[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", NULL};
+	size_t l = any_prefixed(t, i, p, 36, false, alnum);
+	return l ? l : prefixed(t, i, "github_pat_", 82, false, token_char);
 }
 
 static size_t slack(const struct text *t, size_t i)
 {
-	static const char *const p[] = {"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-"};
-	for (size_t k = 0; k < sizeof(p) / sizeof(p[0]); k++) {
-		size_t l = prefixed(t, i, p[k], 10, true, slack_char);
-		if (l)
-			return l;
-	}
-	return 0;
+	static const char *const p[] = {"xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", NULL};
+	return any_prefixed(t, i, p, 10, true, slack_char);
 }
 
 static const uint8_t *find(const uint8_t *s, size_t n, const char *what)

@@ -108,12 +108,6 @@ void pw_opening_start(struct pw_opening *op, const struct pw_opening_io *io,
 
 /* ---- the upstream ---- */
 
-static unsigned upstream_mark(const struct pw_opening *op)
-{
-	const struct pw_config *cfg = op->io.rt->cfg;
-	return cfg->redirect.enabled ? cfg->redirect.mark : 0;
-}
-
 /* A parked connection with the same upstream and the same StartupMessage, taken over. */
 static bool adopt(struct pw_opening *op)
 {
@@ -189,7 +183,8 @@ static enum pw_open_outcome connect_upstream(struct pw_opening *op)
 	if (pw_upstream_address(u, &t->addr, &t->addrlen) < 0)
 		return fail(op, "08001", "pgward: cannot resolve upstream \"%s\" (%s)", u->name,
 		            u->unix_dir[0] ? u->unix_dir : u->host);
-	int fd = pw_upstream_open((struct sockaddr *)&t->addr, t->addrlen, upstream_mark(op));
+	int fd = pw_upstream_open((struct sockaddr *)&t->addr, t->addrlen,
+	                          pw_upstream_mark(op->io.rt->cfg));
 	if (fd < 0)
 		return fail(op, "08001", "pgward: cannot connect to upstream \"%s\": %s", u->name,
 		            strerror(errno));

@@ -532,7 +532,7 @@ struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char
 	}
 	c->fd = -1;
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-	c->mark = rt->cfg->redirect.enabled ? rt->cfg->redirect.mark : 0;
+	c->mark = pw_upstream_mark(rt->cfg);
 	snprintf(c->name, sizeof(c->name), "%s", u->name);
 	if (!db || !db[0])
 		db = u->database[0] ? u->database : u->user;

@@ -269,15 +269,11 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 /* ------------------------------------------------------------------------------------ */
 /* cancel requests                                                                       */
 
-static unsigned upstream_mark(const struct pw_session *s)
-{
-	return s->rt->cfg->redirect.enabled ? s->rt->cfg->redirect.mark : 0;
-}
-
 /* s (with no client) becomes the CancelRequest for t on a connection of its own. */
 static void send_cancel(struct pw_session *s, const struct pw_cancel_target *t)
 {
-	int fd = pw_upstream_open((const struct sockaddr *)&t->addr, t->addrlen, upstream_mark(s));
+	int fd = pw_upstream_open((const struct sockaddr *)&t->addr, t->addrlen,
+	                          pw_upstream_mark(s->rt->cfg));
 	if (fd < 0) {
 		session_close(s, "cancel: cannot connect upstream");
 		return;

@@ -17,6 +17,11 @@ int pw_upstream_unix_path(const struct pw_upstream *u, char *out, size_t len)
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
+unsigned pw_upstream_mark(const struct pw_config *cfg)
+{
+	return cfg->redirect.enabled ? cfg->redirect.mark : 0;
+}
+
 int pw_upstream_address(const struct pw_upstream *u, struct sockaddr_storage *addr, socklen_t *len)
 {
 	memset(addr, 0, sizeof(*addr));
