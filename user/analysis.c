@@ -51,7 +51,7 @@ static void *analysis_main(void *arg)
 		if (!head)
 			tail = NULL;
 		pthread_mutex_unlock(&mu);
-		j->v = pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable);
+		j->v = pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable, &j->plans);
 		judged++;
 		give_back(j->w, j);
 		pthread_mutex_lock(&mu);
@@ -127,6 +127,7 @@ bool pw_analysis_submit(struct pw_analysis_job *j)
 void pw_analysis_free(struct pw_analysis_job *j)
 {
 	__atomic_add_fetch(&judged_bytes, j->m.len, __ATOMIC_RELAXED);
+	pw_inspect_plans_free(&j->plans);
 	free(j);
 }
 

@@ -120,20 +120,24 @@ static int cmp_rel(const void *a, const void *b)
 
 int pw_catalog_set_relations(struct pw_catalog *c, const struct pw_cat_rel *rels, size_t n)
 {
-	size_t ptrs = 0, strs = 0;
+	size_t ptrs = 0, strs = 0, nums = 0;
 	for (size_t i = 0; i < n; i++) {
 		strs += strlen(rels[i].schema) + strlen(rels[i].name) + 2;
+		strs += rels[i].def ? strlen(rels[i].def) + 1 : 0;
 		ptrs += (size_t)rels[i].ncols;
+		nums += (size_t)rels[i].ncols + 2 * (size_t)rels[i].ndeps;
 		for (int k = 0; k < rels[i].ncols; k++)
 			strs += rels[i].cols[k] ? strlen(rels[i].cols[k]) + 1 : 0;
 	}
-	/* one block: the relations, every column array, the names */
-	char *m = malloc(n * sizeof(*rels) + ptrs * sizeof(char *) + strs);
+	/* one block: the relations, every column array, the types and dependencies, the names */
+	char *m =
+	    malloc(n * sizeof(*rels) + ptrs * sizeof(char *) + nums * sizeof(uint32_t) + strs);
 	if (!m)
 		return -1;
 	struct pw_cat_rel *r = (struct pw_cat_rel *)m;
 	const char **cols = (const char **)(r + n);
-	char *p = (char *)(cols + ptrs);
+	uint32_t *num = (uint32_t *)(cols + ptrs);
+	char *p = (char *)(num + nums);
 	for (size_t i = 0; i < n; i++) {
 		r[i] = rels[i];
 		r[i].cols = cols;
@@ -143,10 +147,22 @@ int pw_catalog_set_relations(struct pw_catalog *c, const struct pw_cat_rel *rels
 			p += col ? strlen(col) + 1 : 0;
 		}
 		cols += rels[i].ncols;
+		r[i].types = num;
+		for (int k = 0; k < rels[i].ncols; k++)
+			num[k] = rels[i].types ? rels[i].types[k] : 0;
+		num += rels[i].ncols;
+		r[i].deps = num;
+		for (int k = 0; k < 2 * rels[i].ndeps; k++)
+			num[k] = rels[i].deps[k];
+		num += 2 * rels[i].ndeps;
 		r[i].schema = memcpy(p, rels[i].schema, strlen(rels[i].schema) + 1);
 		p += strlen(rels[i].schema) + 1;
 		r[i].name = memcpy(p, rels[i].name, strlen(rels[i].name) + 1);
 		p += strlen(rels[i].name) + 1;
+		if (rels[i].def) {
+			r[i].def = memcpy(p, rels[i].def, strlen(rels[i].def) + 1);
+			p += strlen(rels[i].def) + 1;
+		}
 	}
 	qsort(r, n, sizeof(*r), cmp_rel);
 	free(c->relmem);
@@ -154,6 +170,16 @@ int pw_catalog_set_relations(struct pw_catalog *c, const struct pw_cat_rel *rels
 	c->rels = r;
 	c->nrels = n;
 	return 0;
+}
+
+const struct pw_cat_rel *pw_catalog_relation_named(const struct pw_catalog *c, const char *schema,
+                                                   const char *name)
+{
+	/* a scan: masking asks only for the relations a statement names */
+	for (size_t i = 0; c && i < c->nrels; i++)
+		if (strcmp(c->rels[i].name, name) == 0 && strcmp(c->rels[i].schema, schema) == 0)
+			return &c->rels[i];
+	return NULL;
 }
 
 const struct pw_cat_rel *pw_catalog_relation(const struct pw_catalog *c, uint32_t oid)
@@ -201,7 +227,7 @@ static const char load_sql[] =
 /* The relations of the database's own schemas and their columns, one row per column (a
  * relation without any: one row with a NULL column), in OID and column order. */
 static const char rel_sql[] =
-    "SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname "
+    "SELECT c.oid, n.nspname, c.relname, c.relkind, a.attnum, a.attname, a.atttypid "
     "FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) c.oid "
@@ -215,6 +241,22 @@ static const char rel_sql[] =
 /* Who the catalog connection (the upstream's login role, no SET ROLE) is: pgwardd warns once
  * per upstream when it is a superuser. */
 static const char login_sql[] = "SELECT CURRENT_USER, pg_catalog.current_setting('is_superuser')";
+
+/* What each view's and materialized view's rule reads: (view, relation, column) with column 0
+ * for a whole row, in view order (the order of rel_sql). */
+static const char deps_sql[] =
+    "SELECT DISTINCT r.ev_class, d.refobjid, d.refobjsubid "
+    "FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d "
+    "ON d.objid OPERATOR(pg_catalog.=) r.oid "
+    "AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass "
+    "AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+    "WHERE d.refobjid OPERATOR(pg_catalog.<>) r.ev_class ORDER BY 1, 2, 3";
+
+/* Views' definitions, every name outside pg_catalog schema-qualified (masking reads them). */
+static const char viewdef_path_sql[] = "SET LOCAL search_path = pg_catalog";
+static const char viewdef_sql[] =
+    "SELECT c.oid, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+    "WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog.\"char\"[]) ORDER BY 1";
 
 static const char schema_sql[] = "SELECT s.nspname FROM pg_catalog.pg_namespace s WHERE NOT "
                                  "pg_catalog.starts_with(s.nspname, 'pg_temp_') AND NOT "
@@ -238,7 +280,7 @@ static void on_rel(void *arg, int ncols, const char *const *v)
 	struct rows *r = arg;
 	if (r->bad)
 		return;
-	if (ncols != 6 || !v[0] || !v[1] || !v[2] || !v[3]) {
+	if (ncols != 7 || !v[0] || !v[1] || !v[2] || !v[3]) {
 		r->bad = true;
 		return;
 	}
@@ -273,17 +315,63 @@ static void on_rel(void *arg, int ncols, const char *const *v)
 	}
 	if (attnum > rel->ncols) {
 		const char **c = realloc(rel->cols, (size_t)attnum * sizeof(*c));
-		if (!c) {
+		uint32_t *t =
+		    c ? realloc((uint32_t *)rel->types, (size_t)attnum * sizeof(*t)) : NULL;
+		if (c)
+			rel->cols = c;
+		if (!c || !t) {
 			r->bad = true;
 			return;
 		}
-		for (long k = rel->ncols; k < attnum; k++)
+		for (long k = rel->ncols; k < attnum; k++) {
 			c[k] = NULL;
-		rel->cols = c;
+			t[k] = 0;
+		}
+		rel->types = t;
 		rel->ncols = (int)attnum;
 	}
+	((uint32_t *)rel->types)[attnum - 1] = v[6] ? (uint32_t)strtoul(v[6], NULL, 10) : 0;
 	if (!(rel->cols[attnum - 1] = strdup(v[5])))
 		r->bad = true;
+}
+
+/* A row of viewdef_sql: the view is among the relations already read (sorted by OID). */
+static void on_viewdef(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (r->bad || ncols != 2 || !v[0] || !v[1])
+		return;
+	struct pw_cat_rel key = {.oid = (uint32_t)strtoul(v[0], NULL, 10)};
+	struct pw_cat_rel *rel =
+	    r->nrels ? bsearch(&key, r->rels, r->nrels, sizeof(key), cmp_rel) : NULL;
+	if (rel && !rel->def && !(rel->def = strdup(v[1])))
+		r->bad = true;
+}
+
+/* A row of deps_sql: the view is among the relations already read (sorted by OID). */
+static void on_dep(void *arg, int ncols, const char *const *v)
+{
+	struct rows *r = arg;
+	if (r->bad)
+		return;
+	if (ncols != 3 || !v[0] || !v[1] || !v[2]) {
+		r->bad = true;
+		return;
+	}
+	struct pw_cat_rel key = {.oid = (uint32_t)strtoul(v[0], NULL, 10)};
+	struct pw_cat_rel *rel =
+	    r->nrels ? bsearch(&key, r->rels, r->nrels, sizeof(key), cmp_rel) : NULL;
+	if (!rel)
+		return; /* a view of a schema the catalog leaves out */
+	uint32_t *d = realloc((uint32_t *)rel->deps, 2 * ((size_t)rel->ndeps + 1) * sizeof(*d));
+	if (!d) {
+		r->bad = true;
+		return;
+	}
+	d[2 * rel->ndeps] = (uint32_t)strtoul(v[1], NULL, 10);
+	d[2 * rel->ndeps + 1] = (uint32_t)strtoul(v[2], NULL, 10);
+	rel->deps = d;
+	rel->ndeps++;
 }
 
 static void on_login(void *arg, int ncols, const char *const *v)
@@ -377,6 +465,9 @@ static void rows_free(struct rows *r)
 		for (int k = 0; k < r->rels[i].ncols; k++)
 			free((char *)r->rels[i].cols[k]);
 		free(r->rels[i].cols);
+		free((uint32_t *)r->rels[i].types);
+		free((uint32_t *)r->rels[i].deps);
+		free((char *)r->rels[i].def);
 	}
 	free(r->rels);
 }
@@ -405,6 +496,9 @@ struct pw_catalog *pw_catalog_load_on(struct pw_pgconn *c, const char *name, cha
 	    pw_pgconn_exec(c, load_sql, on_func, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, schema_sql, on_schema, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, rel_sql, on_rel, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, deps_sql, on_dep, &r, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, viewdef_path_sql, NULL, NULL, err, errlen) == 0 &&
+	    pw_pgconn_exec(c, viewdef_sql, on_viewdef, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, login_sql, on_login, &r, err, errlen) == 0 &&
 	    pw_pgconn_exec(c, "COMMIT", NULL, NULL, err, errlen) == 0) {
 		if (r.bad || r.n == 0 || r.nschemas == 0)

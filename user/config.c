@@ -344,6 +344,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	                                   "redirect",
 	                                   "client_encodings",
 	                                   "jwt",
+	                                   "mask_key_file",
 	                                   NULL};
 	bool bad = false;
 	long long n;
@@ -370,6 +371,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	STEP(x, bad, pw_cfg_parse_redirect(x, root, c));
 	STEP(x, bad, parse_jwt(x, root, c));
 	STEP(x, bad, pw_cfg_parse_identities(x, root, c));
+	STEP(x, bad, pw_cfg_mask_key(x, root, c));
 	STEP(x, bad, parse_limits(x, root, c));
 	return bad ? -1 : 0;
 }
@@ -386,6 +388,7 @@ static void config_free(struct pw_config *c)
 	if (c->identities)
 		explicit_bzero(c->identities, (size_t)c->n_identities * sizeof(*c->identities));
 	pw_jwt_keys_free(c->jwt.keys);
+	explicit_bzero(&c->mask_key, sizeof(c->mask_key));
 	free(c->listen);
 	free(c->upstreams);
 	free(c->identities);

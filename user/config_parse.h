@@ -34,5 +34,10 @@ int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config 
 /* config_policy.c: identities with their policies, after upstreams, redirect and jwt */
 int pw_cfg_parse_identities(struct pw_jp *x, const json_t *root, struct pw_config *c);
 void pw_cfg_policy_free(struct pw_policy *p);
+/* config_mask.c: a rule's mask keys (and none on another rule), an identity's unmask list
+ * after its rules, and the key file after the identities */
+int pw_cfg_mask_rule(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r);
+int pw_cfg_mask_policy(struct pw_jp *x, const json_t *e, const char *jp, struct pw_policy *p);
+int pw_cfg_mask_key(struct pw_jp *x, const json_t *root, struct pw_config *c);
 
 #endif

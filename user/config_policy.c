@@ -184,8 +184,9 @@ static int rule_facts(struct pw_jp *x, const json_t *e, const char *jp, struct p
 
 static int parse_rule(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
 {
-	static const char *const keys[] = {"name",   "action",    "class", "relations",
-	                                   "access", "functions", "facts", NULL};
+	static const char *const keys[] = {
+	    "name",    "action",    "class",    "relations", "access",     "functions", "facts",
+	    "columns", "detectors", "strategy", "keep",      "predicates", NULL};
 	static const char *const actions[] = {"allow", "deny", "approve", "mask"};
 	char sub[PW_JP_PATH_MAX];
 	int act = 0;
@@ -197,6 +198,8 @@ static int parse_rule(struct pw_jp *x, const json_t *e, const char *jp, struct p
 	    pw_jp_enum(x, e, jp, "action", actions, N_ELEMS(actions), PW_JP_REQUIRED, &act) < 0)
 		return -1;
 	r->action = (enum pw_action)act;
+	if (pw_cfg_mask_rule(x, e, jp, r) < 0)
+		return -1;
 	if (rule_access(x, e, jp, r) < 0 || rule_classes(x, e, jp, r) < 0 ||
 	    rule_facts(x, e, jp, r) < 0)
 		return -1;
@@ -527,6 +530,7 @@ static int parse_policy(struct pw_jp *x, const json_t *e, const char *jp, struct
 		p->max_sessions = (int)v;
 	STEP(x, bad, policy_guardrails(x, e, jp, p));
 	STEP(x, bad, policy_rules(x, e, jp, p));
+	STEP(x, bad, pw_cfg_mask_policy(x, e, jp, p));
 	/* without a reliable analysis only a policy that does not depend on it is sound */
 	if (!bad && p->guardrail_off[PW_GR_PARSER_INTEGRITY] && !allows_everything(p)) {
 		pw_jp_key(sub, jp, "guardrails");
@@ -549,8 +553,10 @@ void pw_cfg_policy_free(struct pw_policy *p)
 	for (int i = 0; i < p->n_rules; i++) {
 		free(p->rules[i].relations);
 		free(p->rules[i].functions);
+		free(p->rules[i].columns);
 	}
 	free(p->rules);
+	free(p->unmask);
 }
 
 /* ---- identities ---- */
@@ -710,8 +716,9 @@ static int parse_identity(struct pw_jp *x, const json_t *e, const char *jp, stru
                           struct pw_identity *id)
 {
 	static const char *const keys[] = {
-	    "name", "match",    "auth",    "scram_verifier", "upstream",   "databases", "upstreams",
-	    "role", "jit_role", "windows", "max_sessions",   "guardrails", "rules",     NULL};
+	    "name",         "match",      "auth",  "scram_verifier", "upstream",
+	    "databases",    "upstreams",  "role",  "jit_role",       "windows",
+	    "max_sessions", "guardrails", "rules", "unmask",         NULL};
 	char sub[PW_JP_PATH_MAX], q[PW_JP_QUOTE_MAX];
 	bool bad = false;
 

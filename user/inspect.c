@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "pgward/inspect.h"
+#include "pgward/mask.h"
 #include "pgward/log.h"
 #include "pgward/policy_session.h"
 
@@ -44,6 +45,38 @@ static bool calls_unknown(const struct pw_policy_session *ps, const struct pw_sq
 			return true;
 	}
 	return false;
+}
+
+void pw_inspect_plans_free(struct pw_inspect_plans *pl)
+{
+	for (int i = 0; pl && i < pl->n; i++)
+		pw_mask_plan_unref(pl->p[i]);
+	if (pl)
+		pl->n = 0;
+}
+
+/* An allowed text of an identity with masks: its plans, or the refusal of what masking does
+ * not allow (a predicate on a masked column, a copy of masked data...). */
+static int plan_masks(const struct pw_caller *c, const char *sql, size_t len,
+                      struct pw_judgement *j)
+{
+	struct pw_mask_scope sc = {.cfg = c->cfg, .id = c->identity, .ps = c->ps};
+	struct pw_inspect_plans local, *pl = j->plans ? j->plans : &local;
+	struct pw_deny d;
+	pl->n = 0;
+	if (pw_mask_plan_text(&sc, sql, len, j->r, pl->p, &d) < 0) {
+		memset(&j->d, 0, sizeof(j->d));
+		j->d.action = PW_ACT_DENY;
+		j->d.by = PW_BY_REFUSAL;
+		snprintf(j->d.sqlstate, sizeof(j->d.sqlstate), "%s", d.sqlstate);
+		snprintf(j->d.message, sizeof(j->d.message), "%s", d.message);
+		snprintf(j->d.reason, sizeof(j->d.reason), "%.190s", d.message);
+		return -1;
+	}
+	pl->n = j->r->nstmts;
+	if (pl == &local)
+		pw_inspect_plans_free(pl);
+	return 0;
 }
 
 enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const char *sql,
@@ -89,6 +122,8 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		pw_catalog_invalidate(ps->cat);
 	if (j->d.action != PW_ACT_ALLOW)
 		return PW_DENY;
+	if (c->identity->policy.has_masks && plan_masks(c, sql, len, j) < 0)
+		return PW_DENY;
 	if (ps && pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) < 0)
 		pw_warn("session %llu: the prepared-statement store is full; EXECUTE of new names "
 		        "will be refused",
@@ -99,9 +134,10 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 }
 
 enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
-                                 struct pw_deny *d, bool *unreadable)
+                                 struct pw_deny *d, bool *unreadable,
+                                 struct pw_inspect_plans *plans)
 {
-	struct pw_judgement j = {0};
+	struct pw_judgement j = {.plans = plans};
 
 	*unreadable = false;
 	switch (m->type) {
@@ -109,6 +145,13 @@ enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt
 	case 'P':
 		break;
 	case 'F':
+		if (c->identity->policy.has_masks) { /* a function by OID: nothing to trace */
+			pw_deny_set(
+			    d, "42501",
+			    "pgward: identity %s may not use the FunctionCall message (masking)",
+			    c->identity->name);
+			return PW_DENY;
+		}
 		pw_policy_function_call(c->identity, &j.d);
 		return j.d.action != PW_ACT_ALLOW ? deny(&j.d, d) : PW_ALLOW;
 	default:
@@ -143,10 +186,11 @@ void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable)
 		stats.allowed++;
 }
 
-enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d)
+enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d,
+                           struct pw_inspect_plans *plans)
 {
 	bool unreadable;
-	enum pw_verdict v = pw_inspect_judge(c, m, d, &unreadable);
+	enum pw_verdict v = pw_inspect_judge(c, m, d, &unreadable, plans);
 	pw_inspect_count(m->type, v, unreadable);
 	return v;
 }

@@ -1,6 +1,7 @@
 /* Deciding the client's messages, inline or on an analysis thread. See include/pgward/judge.h. */
 #include "pgward/judge.h"
 #include "pgward/log.h"
+#include "pgward/mask_session.h"
 
 /* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
  * the same function. False when there is no analysis thread (judge it here). */
@@ -22,7 +23,30 @@ void pw_judge_back(struct pw_judge *jg, struct pw_analysis_job *j)
 	jg->ready = true;
 	jg->verdict = j->v;
 	jg->d = j->d;
+	jg->plans = j->plans; /* taken */
+	j->plans.n = 0;
 	pw_analysis_free(j);
+}
+
+/* Masking follows the message the verdict is on (before the relay passes it: its bytes stay
+ * where they are until then). */
+static int mask_follows(struct pw_mask_session *ms, const struct pw_stmt *m, enum pw_verdict v,
+                        struct pw_inspect_plans *plans, struct pw_deny *fail)
+{
+	switch (m->type) {
+	case 'Q':
+	case 'F':
+		return pw_mask_on_query(ms, v == PW_ALLOW ? plans : NULL, fail);
+	case 'P':
+		if (v == PW_ALLOW)
+			return pw_mask_on_parse(ms, m->name, plans, fail);
+		return 0;
+	case 'B':
+		if (v == PW_ALLOW)
+			return pw_mask_on_bind(ms, m->body, m->len, fail);
+		return 0;
+	}
+	return 0;
 }
 
 bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
@@ -41,23 +65,37 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 		}
 		if (o == PW_RELAY_FAIL)
 			return false;
+		if (o == PW_RELAY_NOTE) {
+			if (who->mask &&
+			    pw_mask_on_client(who->mask, pw_buf_at_scan(b), r->total, &r->fail) < 0)
+				return false;
+			continue;
+		}
 		if (o != PW_RELAY_JUDGE)
 			return true; /* more bytes, refusals on their way, or a Terminate held */
 		const struct pw_stmt *m = &r->stmt;
 		struct pw_deny d;
 		enum pw_verdict v;
+		struct pw_inspect_plans plans = {.n = 0};
 		if (jg->ready) {
 			/* judged by an analysis thread while the session was parked */
 			jg->ready = false;
 			v = jg->verdict;
 			d = jg->d;
+			plans = jg->plans;
+			jg->plans.n = 0;
 		} else if (m->type != 'B' && m->type != 'F' &&
 		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES &&
 		           judge_away(jg, who, m, w, owner)) {
 			return true;
 		} else {
-			v = pw_inspect(who, m, &d);
+			v = pw_inspect(who, m, &d, who->mask ? &plans : NULL);
 		}
+		if (who->mask && mask_follows(who->mask, m, v, &plans, &r->fail) < 0) {
+			pw_inspect_plans_free(&plans);
+			return false;
+		}
+		pw_inspect_plans_free(&plans);
 		if (v == PW_DENY)
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, m->type, d.sqlstate,

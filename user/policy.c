@@ -268,9 +268,7 @@ static void describe(const struct ctx *x, enum pw_action act, uint32_t among, in
 {
 	char obj[2 * PW_SQL_NAMELEN + 64] = "", why[128] = "";
 	enum pw_sql_class c = primary_class(x->st, among ? among : x->classes);
-	const char *lead = act == PW_ACT_APPROVE ? "needs approval to"
-	                   : act == PW_ACT_MASK  ? "may only with masking"
-	                                         : "may not";
+	const char *lead = act == PW_ACT_APPROVE ? "needs approval to" : "may not";
 
 	if (func >= 0) {
 		const struct pw_sql_func *f = &x->r->funcs[func];
@@ -561,6 +559,8 @@ static void decide_one(const struct ctx *x, const struct pw_config *cfg, struct 
 	for (int n = 0; n < p->n_rules; n++) {
 		const struct pw_rule *ru = &p->rules[n];
 		int rel, func;
+		if (ru->action == PW_ACT_MASK)
+			continue; /* says what is masked (mask.h), never which statements run */
 		if (!rule_matches(x, ru, &rel, &func)) {
 			if (ru->action == PW_ACT_ALLOW && miss_func < 0 && func >= 0)
 				miss_func = func;
@@ -616,8 +616,6 @@ static void compose(const struct pw_identity *id, const struct pw_policy *p, int
 	}
 	if (d->action == PW_ACT_APPROVE)
 		snprintf(tail, sizeof(tail), "; approvals are not available yet, so it is refused");
-	else if (d->action == PW_ACT_MASK)
-		snprintf(tail, sizeof(tail), "; masking is not available yet, so it is refused");
 	if (nstmts > 1)
 		snprintf(tail + strlen(tail), sizeof(tail) - strlen(tail),
 		         "; statement %d of %d, none of them ran", d->stmt + 1, nstmts);

@@ -12,7 +12,7 @@ static const char *const outcome_names[] = {
     [PW_RELAY_MORE] = "more",       [PW_RELAY_WAIT] = "wait",     [PW_RELAY_JUDGE] = "judge",
     [PW_RELAY_REFUSED] = "refused", [PW_RELAY_HELD] = "held",     [PW_RELAY_UP_PARAM] = "up-param",
     [PW_RELAY_UP_KEY] = "up-key",   [PW_RELAY_UP_MSG] = "up-msg", [PW_RELAY_UP_BIG] = "up-big",
-    [PW_RELAY_FAIL] = "fail",
+    [PW_RELAY_FAIL] = "fail",       [PW_RELAY_NOTE] = "note",     [PW_RELAY_UP_MASK] = "up-mask",
 };
 
 const char *pw_relay_outcome_name(enum pw_relay_outcome o)
@@ -47,6 +47,39 @@ void pw_relay_start(struct pw_relay *r, const struct pw_relay_limits *lim, bool 
 void pw_relay_each_upstream(struct pw_relay *r, bool on)
 {
 	r->each_upstream = on;
+}
+
+void pw_relay_masking(struct pw_relay *r, bool on)
+{
+	r->masking = on;
+}
+
+int pw_relay_replace(struct pw_relay *r, struct pw_buf *b, const void *p, size_t n)
+{
+	pw_buf_cut(b, r->total);
+	return pw_buf_insert(b, p, n);
+}
+
+/* Masking follows the client's Describe, Execute, Sync and Close (NOTE): the message at scan,
+ * whole, once; MORE while it is not whole, FAIL when it cannot be. */
+static enum pw_relay_outcome note(struct pw_relay *r, struct pw_buf *b, size_t total)
+{
+	if (total > PW_RELAY_SMALL_MAX)
+		return fail(r, "54000", "pgward: a %c message of %zu bytes in a masked session",
+		            pw_buf_at_scan(b)[0], total);
+	if (pw_buf_unscanned(b) < total) {
+		if (pw_buf_reserve_at_scan(b, total) < 0)
+			return fail(r, "53200", "pgward: out of memory");
+		return PW_RELAY_MORE;
+	}
+	r->noted = true;
+	r->total = total;
+	return PW_RELAY_NOTE;
+}
+
+static bool noted_type(uint8_t t)
+{
+	return t == 'D' || t == 'E' || t == 'S' || t == 'C';
 }
 
 bool pw_relay_quiet(const struct pw_relay *r)
@@ -270,6 +303,9 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 			/* the Sync that ends the refused group: the server answers it, and the
 			 * refusal's sentinel error (if the group had not failed before) comes
 			 * first */
+			if (r->masking && !r->noted)
+				return note(r, b, total);
+			r->noted = false;
 			r->c_discard = false;
 			r->rfq_owed++;
 			r->syncs_since_exec = 0;
@@ -280,6 +316,9 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 		}
 		if (t == 'Q' || t == 'P' || t == 'B' || t == 'F')
 			return client_statement(r, b, t, len); /* MORE: not whole yet */
+		if (r->masking && noted_type(t) && !r->noted)
+			return note(r, b, total);
+		r->noted = false;
 		enum pw_relay_outcome o = client_other(r, b, t, total);
 		if (o != PW_RELAY_MORE)
 			return o;
@@ -360,6 +399,18 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 			return fail(r, "08P01", "pgward: upstream sent an invalid message length");
 		size_t total = (size_t)len + 1;
 		r->total = total;
+		if (r->masking) {
+			/* every message whole: a value may be in any of them */
+			if (total > r->lim.max_message + 1)
+				return fail(r, "54000",
+				            "pgward: upstream message of %zu bytes exceeds "
+				            "limits.max_message_bytes in a masked session",
+				            total);
+			if (!whole(b, total))
+				return pw_buf_unscanned(b) < total && b->cap - b->scan < total
+				           ? fail(r, "53200", "pgward: out of memory")
+				           : PW_RELAY_MORE;
+		}
 		if (r->each_upstream && total > PW_RELAY_SMALL_MAX) {
 			r->each_upstream = false;
 			return PW_RELAY_UP_BIG;
@@ -406,6 +457,8 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 		}
 		if (r->each_upstream)
 			return PW_RELAY_UP_MSG;
+		if (r->masking)
+			return PW_RELAY_UP_MASK;
 		take(b, total, &r->u_remaining);
 	}
 	return PW_RELAY_MORE;

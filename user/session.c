@@ -27,6 +27,7 @@
 #include "pgward/pool.h"
 #include "pgward/proto.h"
 #include "pgward/relay.h"
+#include "pgward/mask_session.h"
 #include "pgward/runtime.h"
 #include "pgward/session.h"
 #include "pgward/sock.h"
@@ -69,6 +70,7 @@ struct pw_session {
 	/* the opening's probe (a ParameterStatus the client already has) was sent again after
 	 * the client's end while a statement runs: a client that is gone answers with a reset */
 	bool probe_sent;
+	struct pw_mask_session *mask; /* an identity with masks: its results' masking */
 
 	uint8_t cancel_pkt[16]; /* ST_CANCEL: the CancelRequest to send */
 };
@@ -137,6 +139,7 @@ static void session_free(struct pw_session *s)
 	pw_buf_free(&s->cbuf);
 	pw_buf_free(&s->ubuf);
 	pw_opening_free(&s->op);
+	pw_mask_session_free(s->mask);
 	if (s->rt)
 		pw_runtime_unref(s->rt);
 	free(s);
@@ -201,6 +204,14 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 	pw_relay_each_upstream(&s->relay, s->op.pre.capturing);
 	s->state = ST_READY;
 	s->deadline_ms = 0;
+	if (s->op.client.id->policy.has_masks) {
+		struct pw_mask_scope sc = {.cfg = cfg, .id = s->op.client.id, .ps = &s->op.ps};
+		if (!(s->mask = pw_mask_session_new(&sc))) {
+			fatal(s, "53200", "pgward: out of memory");
+			return;
+		}
+		pw_relay_masking(&s->relay, true);
+	}
 }
 
 static void session_event(struct pw_ev *ev, uint32_t events);
@@ -362,7 +373,8 @@ static struct pw_caller caller_of(struct pw_session *s)
 	                          .user = s->op.client.user,
 	                          .database = s->op.client.database,
 	                          .serial = s->serial,
-	                          .ps = &s->op.ps};
+	                          .ps = &s->op.ps,
+	                          .mask = s->mask};
 }
 
 /* The client side of the relay (judge.h). False when the session was closed. */
@@ -392,6 +404,21 @@ static bool relay_upstream(struct pw_session *s)
 			 * and this connection is not kept for reuse */
 			pw_opening_not_reusable(&s->op);
 			continue;
+		case PW_RELAY_UP_MASK: {
+			const uint8_t *out;
+			size_t outlen;
+			struct pw_deny why;
+			int rc = pw_mask_upstream(s->mask, p, r->total, &out, &outlen, &why);
+			if (rc < 0 || (rc > 0 && pw_relay_replace(r, &s->ubuf, out, outlen) < 0)) {
+				if (rc >= 0)
+					pw_deny_set(&why, "53200", "pgward: out of memory");
+				fatal(s, why.sqlstate, "%s", why.message);
+				return false;
+			}
+			if (rc == 0)
+				pw_relay_pass(r, &s->ubuf);
+			continue;
+		}
 		case PW_RELAY_UP_PARAM:
 		case PW_RELAY_UP_KEY:
 		case PW_RELAY_UP_MSG:

@@ -283,6 +283,9 @@ struct parse_job {
 	size_t errlen;
 	int rc;
 	bool value_sensitive; /* the analysis read a constant: cache by exact text */
+	/* pw_sql_parse_tree: what the tree is for instead of the walk */
+	int (*fn)(const PgQuery__ParseResult *tree, void *arg);
+	void *arg;
 };
 
 static void parse_job_run(void *p)
@@ -298,7 +301,8 @@ static void parse_job_run(void *p)
 	if (pr.error) {
 		snprintf(j->err, j->errlen, "%s at position %d",
 		         pr.error->message ? pr.error->message : "", pr.error->cursorpos);
-		j->r->error_pos = pr.error->cursorpos;
+		if (j->r)
+			j->r->error_pos = pr.error->cursorpos;
 		goto out;
 	}
 	tree = pg_query__parse_result__unpack(NULL, pr.parse_tree.len,
@@ -307,7 +311,8 @@ static void parse_job_run(void *p)
 		snprintf(j->err, j->errlen, "cannot read the parse tree");
 		goto out;
 	}
-	j->rc = pw_sql_walk(tree, j->r, &j->value_sensitive, j->err, j->errlen);
+	j->rc = j->fn ? j->fn(tree, j->arg)
+	              : pw_sql_walk(tree, j->r, &j->value_sensitive, j->err, j->errlen);
 out:
 	if (tree)
 		pg_query__parse_result__free_unpacked(tree, NULL);
@@ -325,5 +330,19 @@ int pw_sql_parse(const char *text, size_t len, struct pw_sql_result *r, bool *va
 		return -1;
 	}
 	*value_sensitive = job.value_sensitive;
+	return job.rc;
+}
+
+int pw_sql_parse_tree(const char *text, size_t len,
+                      int (*fn)(const struct PgQuery__ParseResult *tree, void *arg), void *arg,
+                      char *err, size_t errlen)
+{
+	struct parse_job job = {
+	    .text = text, .len = len, .err = err, .errlen = errlen, .rc = -1, .fn = fn, .arg = arg};
+
+	if (on_big_stack(parse_job_run, &job, len) != 0) {
+		snprintf(err, errlen, "cannot set up the parse stack: %s", strerror(errno));
+		return -1;
+	}
 	return job.rc;
 }

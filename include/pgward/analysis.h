@@ -29,6 +29,7 @@ struct pw_analysis_job {
 	enum pw_verdict v;
 	struct pw_deny d;
 	bool unreadable;
+	struct pw_inspect_plans plans; /* masking's, taken by the session or freed with j */
 };
 
 /* Start n analysis threads (from the main thread, before the workers run); each judged job is

@@ -44,7 +44,15 @@ struct pw_cat_rel {
 	const char *schema, *name;
 	char kind; /* 'r' table, 'v' view, 'm' materialized view, 'p' partitioned, 'f' foreign */
 	int ncols; /* the highest column number */
-	const char **cols; /* cols[attnum - 1]: the column's name; NULL for a dropped column */
+	const char **cols;     /* cols[attnum - 1]: the column's name; NULL for a dropped column */
+	const uint32_t *types; /* types[attnum - 1]: the column's type OID (NULL: none known) */
+	/* a view's or materialized view's rule reads these columns: (relation OID, column
+	 * number) pairs, 2 * ndeps numbers; column 0: the whole row */
+	int ndeps;
+	const uint32_t *deps;
+	/* a view's or materialized view's definition (pg_get_viewdef with search_path
+	 * pg_catalog: every other name schema-qualified), or NULL */
+	const char *def;
 };
 
 struct pw_catalog;
@@ -64,6 +72,9 @@ size_t pw_catalog_lookup(const struct pw_catalog *c, const char *name,
                          const struct pw_cat_func **first);
 size_t pw_catalog_size(const struct pw_catalog *c);
 /* The relation with that OID, or NULL; its column number n is cols[n - 1]. */
+/* The relation schema.name, or NULL. */
+const struct pw_cat_rel *pw_catalog_relation_named(const struct pw_catalog *c, const char *schema,
+                                                   const char *name);
 const struct pw_cat_rel *pw_catalog_relation(const struct pw_catalog *c, uint32_t oid);
 /* Does a schema of that name exist (pg_temp_N and pg_toast_temp_N are not listed)? */
 bool pw_catalog_has_schema(const struct pw_catalog *c, const char *name);

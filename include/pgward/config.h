@@ -13,6 +13,7 @@
 #include "pgward/auth.h"
 #include "pgward/jsonpath.h"
 #include "pgward/log.h"
+#include "pgward/mask_value.h"
 
 #define PW_NAME_MAX 64 /* PostgreSQL's NAMEDATALEN */
 #define PW_HOST_MAX 256
@@ -141,7 +142,8 @@ struct pw_redirect {
 
 enum pw_action { PW_ACT_ALLOW, PW_ACT_DENY, PW_ACT_APPROVE, PW_ACT_MASK };
 
-#define PW_GLOB_MAX 160 /* "schema.name" globs: two quoted 63-byte names and some stars */
+#define PW_GLOB_MAX    160 /* "schema.name" globs: two quoted 63-byte names and some stars */
+#define PW_COLGLOB_MAX 224 /* "schema.table.column" globs */
 
 /* One statement rule. Conditions left out match anything. An allowing rule matches only when
  * it covers the whole statement (every class it runs, every relation and function it
@@ -155,6 +157,15 @@ struct pw_rule {
 	char (*relations)[PW_GLOB_MAX]; /* "schema.table" globs */
 	char (*functions)[PW_GLOB_MAX]; /* "name" or "schema.name" globs */
 	uint32_t facts;                 /* PW_SQL_F_* bits: matches when the statement has any */
+	/* action mask (masking, mask.h): never decides a statement; it says what is masked.
+	 * Column masks: values of these columns and everything derived from them; detectors:
+	 * what they find inside text cells (of these columns, or of every text column) */
+	int n_columns;
+	char (*columns)[PW_COLGLOB_MAX]; /* "schema.table.column" globs */
+	uint32_t detectors;              /* bits 1u << enum pw_detector (detect.h) */
+	enum pw_mask_strategy strategy;
+	int keep;        /* partial: characters kept (default 4) */
+	bool predicates; /* the columns may be used in WHERE, JOIN, ORDER BY, ... */
 };
 
 /* Built-in guardrails: on for every identity unless switched off for it by name. */
@@ -215,6 +226,10 @@ struct pw_policy {
 	bool allow_all;
 	int n_rules;
 	struct pw_rule *rules;
+	/* masking: columns never masked whatever a mask rule says ("schema.table.column" globs) */
+	int n_unmask;
+	char (*unmask)[PW_COLGLOB_MAX];
+	bool has_masks; /* a mask rule: every result of the identity goes through masking */
 };
 
 struct pw_identity {
@@ -248,6 +263,8 @@ struct pw_config {
 	enum pw_log_level log_level; /* default info */
 	int shutdown_grace_ms;       /* default 30000 */
 	char control_socket[108];    /* optional; empty = none */
+	/* the hash strategy's HMAC key (mask_key_file: 32 bytes or more, read at load) */
+	struct pw_mask_key mask_key;
 
 	struct pw_listen *listen;
 	int n_listen;

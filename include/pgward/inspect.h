@@ -36,6 +36,7 @@ int pw_deny_vset(struct pw_deny *d, const char *sqlstate, const char *fmt, va_li
     __attribute__((format(printf, 3, 0)));
 enum pw_verdict { PW_ALLOW = 0, PW_DENY = 1 };
 
+struct pw_mask_session;
 /* Who is asking: what the session knows of its client. */
 struct pw_caller {
 	const struct pw_config *cfg;
@@ -44,22 +45,37 @@ struct pw_caller {
 	const char *database;
 	uint64_t serial;              /* the session, for the log */
 	struct pw_policy_session *ps; /* its search_path, prepared statements */
+	struct pw_mask_session *mask; /* masking's state (mask_session.h), NULL without masks;
+	                               * the session's worker only, never an analysis thread */
 };
 
-enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d);
+/* What an allowed text of an identity with masks returns and how it is masked (mask.h): one
+ * plan per statement, references the receiver releases (pw_inspect_plans_free). */
+struct pw_mask_plan;
+struct pw_inspect_plans {
+	struct pw_mask_plan *p[PW_SQL_MAX_STMTS];
+	int n;
+};
+void pw_inspect_plans_free(struct pw_inspect_plans *pl);
+
+/* plans (may be NULL): filled for an allowed Query or Parse of an identity with masks. */
+enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d,
+                           struct pw_inspect_plans *plans);
 /* pw_inspect in two halves, for a message judged on another thread (analysis.h): the judgement
  * (any thread: it counts nothing), then the count, on the session's worker. */
 enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
-                                 struct pw_deny *d, bool *unreadable);
+                                 struct pw_deny *d, bool *unreadable,
+                                 struct pw_inspect_plans *plans);
 void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable);
 
 /* What pw_inspect decided of one SQL text, in full (pgwardctl policy explain shows it). */
 struct pw_judgement {
 	struct pw_decision d;
-	struct pw_decision *per_stmt; /* caller's array of PW_SQL_MAX_STMTS, or NULL */
-	struct pw_sql_result *r;      /* caller's buffer for the analysis, or NULL (then one of
-	                               * the worker's own is used and r points to it after) */
-	bool unreadable;              /* the analyser could not read it (d says how it ended) */
+	struct pw_decision *per_stmt;   /* caller's array of PW_SQL_MAX_STMTS, or NULL */
+	struct pw_sql_result *r;        /* caller's buffer for the analysis, or NULL (then one of
+	                                 * the worker's own is used and r points to it after) */
+	bool unreadable;                /* the analyser could not read it (d says how it ended) */
+	struct pw_inspect_plans *plans; /* NULL, or the masking plans of an allowed text */
 };
 
 /* The one decision path for a Query's or a Parse's text (type 'Q' or 'P'; name: the Parse's

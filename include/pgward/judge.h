@@ -19,6 +19,7 @@ struct pw_judge {
 	bool ready; /* its verdict is back, for that message */
 	enum pw_verdict verdict;
 	struct pw_deny d;
+	struct pw_inspect_plans plans; /* with the verdict: masking's plans */
 };
 
 /* Walk the client's messages in b: each one the relay stops at is judged for who and decided.

@@ -22,7 +22,7 @@ enum pw_decided_by {
 };
 
 struct pw_decision {
-	enum pw_action action; /* approve and mask are refused until their issues land */
+	enum pw_action action; /* allow, deny or approve (refused until approvals land) */
 	enum pw_decided_by by;
 	int rule; /* PW_BY_RULE: 1-based index */
 	enum pw_guardrail guardrail;

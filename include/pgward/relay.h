@@ -48,7 +48,10 @@ struct pw_relay {
 	/* upstream -> client */
 	size_t u_remaining;
 	bool each_upstream; /* the owner wants every upstream message, whole (PW_RELAY_UP_MSG) */
-	uint64_t rfq_owed;  /* ReadyForQuery messages the upstream owes us, in total */
+	/* masking (mask_session.h): every upstream message whole (UP_MASK), and the client's
+	 * Describe, Execute, Sync and Close (NOTE); noted: the one at scan was */
+	bool masking, noted;
+	uint64_t rfq_owed; /* ReadyForQuery messages the upstream owes us, in total */
 	uint64_t rfq_seen;
 	char tx_status;
 	struct pw_relay_refusal ref[PW_RELAY_MAX_REFUSALS];
@@ -73,6 +76,10 @@ enum pw_relay_outcome {
 	PW_RELAY_UP_BIG,   /* upstream (each_upstream): a message too big to keep whole; from
 	                    * here on each_upstream is off and it is passed as any other */
 	PW_RELAY_FAIL,     /* fail the session with fail.sqlstate, fail.message */
+	PW_RELAY_NOTE,     /* client (masking): a Describe, Execute, Sync or Close at scan,
+	                    * whole (total bytes): scan on, and it is passed */
+	PW_RELAY_UP_MASK,  /* upstream (masking): a whole message at scan (total bytes):
+	                    * pw_relay_pass or pw_relay_replace */
 };
 /* The outcome's name, for logs and tests. */
 const char *pw_relay_outcome_name(enum pw_relay_outcome o);
@@ -84,6 +91,11 @@ void pw_relay_start(struct pw_relay *r, const struct pw_relay_limits *lim, bool 
                     char tx, bool hold_terminate);
 /* Hand every upstream message to the owner whole (UP_MSG), or stop doing so. */
 void pw_relay_each_upstream(struct pw_relay *r, bool on);
+/* Masking on: UP_MASK for every upstream message, NOTE for the client's that place results. */
+void pw_relay_masking(struct pw_relay *r, bool on);
+/* The upstream message of the last UP_MASK replaced by n bytes at p (decided). -1: no
+ * memory. */
+int pw_relay_replace(struct pw_relay *r, struct pw_buf *b, const void *p, size_t n);
 
 /* Walk the client's messages in b from scan. JUDGE leaves the message at scan until
  * pw_relay_decide; HELD and WAIT stop until the owner acts. */

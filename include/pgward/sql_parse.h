@@ -16,4 +16,11 @@
 int pw_sql_parse(const char *text, size_t len, struct pw_sql_result *r, bool *value_sensitive,
                  char *err, size_t errlen);
 
+struct PgQuery__ParseResult;
+/* The same guards and stack for another reader of the tree (masking): fn's return value, or
+ * -1 with err set when the text cannot be parsed. text is NUL-terminated, len bytes. */
+int pw_sql_parse_tree(const char *text, size_t len,
+                      int (*fn)(const struct PgQuery__ParseResult *tree, void *arg), void *arg,
+                      char *err, size_t errlen);
+
 #endif

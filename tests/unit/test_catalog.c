@@ -65,9 +65,9 @@ int main(void)
 	      "schemas: app exists, agent does not");
 	/* relations and their columns, as masking will name result columns */
 	const char *ocols[] = {"id", NULL, "email"}, *vcols[] = {"n"};
-	struct pw_cat_rel rels[] = {{24601, "public", "orders", 'r', 3, ocols},
-	                            {16999, "app", "v", 'v', 1, vcols},
-	                            {17000, "app", "empty", 'r', 0, NULL}};
+	struct pw_cat_rel rels[] = {{24601, "public", "orders", 'r', 3, ocols, NULL, 0, NULL, NULL},
+	                            {16999, "app", "v", 'v', 1, vcols, NULL, 0, NULL, NULL},
+	                            {17000, "app", "empty", 'r', 0, NULL, NULL, 0, NULL, NULL}};
 	CHECK(pw_catalog_set_relations(cat, rels, 3) == 0, "relations set");
 	const struct pw_cat_rel *rl = pw_catalog_relation(cat, 24601);
 	CHECK(rl && !strcmp(rl->schema, "public") && !strcmp(rl->name, "orders") &&

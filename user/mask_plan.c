@@ -1,0 +1,202 @@
+/* Masking plans: a statement's traced columns made a plan, and a result column of a plan made
+ * what the wire does to it. See include/pgward/mask.h. */
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mask_trace.h"
+#include "pgward/detect.h"
+#include "pgward/inspect.h"
+#include "pgward/sql_parse.h"
+
+/* ---- plans -------------------------------------------------------------------------------- */
+
+struct job {
+	const struct pw_mask_scope *sc;
+	const struct pw_sql_result *r;
+	struct pw_mask_plan **plans;
+	struct pw_deny *d;
+};
+
+static struct pw_mask_plan *plan_of(const struct shape *s, bool touches)
+{
+	int n = s && !s->unknown ? s->n : 0;
+	struct pw_mask_plan *p = calloc(1, sizeof(*p) + (size_t)n * sizeof(p->cols[0]));
+	if (!p)
+		return NULL;
+	p->refs = 1;
+	p->touches = touches;
+	p->mapped = !s || !s->unknown;
+	p->n = n;
+	for (int i = 0; i < n; i++)
+		p->cols[i] = (struct pw_mask_src){.kind = s->cols[i].t.kind,
+		                                  .detect = s->cols[i].t.detect,
+		                                  .pred_ok = s->cols[i].t.pred_ok,
+		                                  .rule = s->cols[i].t.rule,
+		                                  .type = s->cols[i].t.type};
+	return p;
+}
+
+static int plan_tree(const PgQuery__ParseResult *tree, void *arg)
+{
+	struct job *j = arg;
+	if ((int)tree->n_stmts != j->r->nstmts && !(tree->n_stmts == 0 && j->r->nstmts <= 1)) {
+		pw_deny_set(j->d, "0A000", "pgward: masking could not read the statement");
+		return -1;
+	}
+	for (size_t i = 0; i < tree->n_stmts; i++) {
+		struct tr t = {.sc = j->sc, .cat = j->sc->ps ? j->sc->ps->cat : NULL, .d = j->d};
+		struct pw_mask_plan hint = {0};
+		struct shape *s = mt_stmt_shape_hint(&t, NULL, tree->stmts[i]->stmt, &hint);
+		if (!t.denied) {
+			j->plans[i] =
+			    plan_of(s, t.touches || (s && (mt_tainted(s->all) || s->all.detect)));
+			if (!j->plans[i])
+				pw_deny_set(j->d, "53200", "pgward: out of memory");
+			else {
+				struct pw_mask_plan *p = j->plans[i];
+				p->copy = hint.copy;
+				p->fmt = hint.fmt;
+				memcpy(p->declares, hint.declares, sizeof(p->declares));
+				memcpy(p->prepares, hint.prepares, sizeof(p->prepares));
+				memcpy(p->fetches, hint.fetches, sizeof(p->fetches));
+				memcpy(p->executes, hint.executes, sizeof(p->executes));
+			}
+		}
+		for (size_t k = 0; k < t.nmem; k++)
+			free(t.mem[k]);
+		free(t.mem);
+		for (int k = 0; k < t.ntrees; k++)
+			pg_query__parse_result__free_unpacked(t.trees[k], NULL);
+		if (t.denied || !j->plans[i])
+			return -1;
+	}
+	return 0;
+}
+
+int pw_mask_plan_text(const struct pw_mask_scope *sc, const char *text, size_t len,
+                      const struct pw_sql_result *r, struct pw_mask_plan **plans, struct pw_deny *d)
+{
+	char err[256];
+	struct job j = {.sc = sc, .r = r, .plans = plans, .d = d};
+	for (int i = 0; i < r->nstmts; i++)
+		plans[i] = NULL;
+	if (!sc->ps || !sc->ps->cat) {
+		pw_deny_set(d, "0A000", "pgward: masking needs the catalog, which is not loaded");
+		return -1;
+	}
+	d->sqlstate[0] = 0;
+	int rc = pw_sql_parse_tree(text, len, plan_tree, &j, err, sizeof(err));
+	if (rc < 0) {
+		for (int i = 0; i < r->nstmts; i++) {
+			pw_mask_plan_unref(plans[i]);
+			plans[i] = NULL;
+		}
+		if (!d->sqlstate[0])
+			pw_deny_set(d, "42601", "pgward: masking could not read the statement: %s",
+			            err);
+	}
+	return rc;
+}
+
+struct pw_mask_plan *pw_mask_plan_ref(struct pw_mask_plan *p)
+{
+	if (p)
+		p->refs++; /* plans belong to one session, on one worker */
+	return p;
+}
+
+void pw_mask_plan_unref(struct pw_mask_plan *p)
+{
+	if (p && --p->refs == 0)
+		free(p);
+}
+
+struct pw_mask_plan *pw_mask_plan_opaque(void)
+{
+	struct pw_mask_plan *p = calloc(1, sizeof(*p));
+	if (p) {
+		p->refs = 1;
+		p->touches = true;
+	}
+	return p;
+}
+
+/* ---- a result column ---------------------------------------------------------------------- */
+
+static bool string_type(uint32_t type)
+{
+	return type == 0 || type == 25 || type == 1043 || type == 1042 || type == 19 ||
+	       type == 705 || type == 114 || type == 3802 || type == 142;
+}
+
+void pw_mask_column(const struct pw_mask_scope *sc, const struct pw_mask_plan *p, int i, int n,
+                    uint32_t table, int16_t attnum, uint32_t type, int16_t format,
+                    struct pw_mask_col *out)
+{
+	const struct pw_policy *pol = &sc->id->policy;
+	struct pw_mask_src s = {PW_MK_CLEAN, false, true, -1, 0};
+	/* a result of another size than planned (the catalog changed meanwhile): which column
+	 * is which is not known */
+	if (p && p->mapped && n == p->n && i < p->n)
+		s = p->cols[i];
+	else if (!p || p->touches)
+		s = (struct pw_mask_src){PW_MK_DERIVED, true, false, -1, 0};
+	const struct pw_catalog *cat = sc->ps ? sc->ps->cat : NULL;
+	const struct pw_cat_rel *rel = table ? pw_catalog_relation(cat, table) : NULL;
+	/* a table's column named by the RowDescription: what the rules say of it (a view's is
+	 * the plan's, which traced the view's definition) */
+	if (rel && rel->kind != 'v' && rel->kind != 'm' && attnum >= 1 && attnum <= rel->ncols &&
+	    rel->cols[attnum - 1]) {
+		struct taint o = mt_col_taint(sc, rel->schema, rel->name, rel->cols[attnum - 1], 0);
+		if (mt_tainted(o) && s.kind == PW_MK_CLEAN) {
+			s.kind = o.kind;
+			s.rule = o.rule;
+		}
+		s.detect |= o.detect;
+	}
+	memset(out, 0, sizeof(*out));
+	out->type_oid = type ? type : s.type;
+	out->format = format;
+	if (s.kind != PW_MK_CLEAN) {
+		enum pw_mask_strategy st = PW_MASK_REDACT;
+		int keep = 0;
+		const struct pw_rule *r =
+		    s.rule >= 0 && s.rule < pol->n_rules ? &pol->rules[s.rule] : NULL;
+		if (r && s.kind == PW_MK_COLUMN) {
+			st = r->strategy;
+			keep = r->keep;
+		} else if (r && (r->strategy == PW_MASK_HASH || r->strategy == PW_MASK_NULL)) {
+			st = r->strategy;
+		}
+		out->mask = true;
+		out->strategy = st;
+		out->keep = keep;
+		return;
+	}
+	bool all = false;
+	for (int k = 0; k < pol->n_rules; k++)
+		all |= pol->rules[k].action == PW_ACT_MASK && pol->rules[k].detectors &&
+		       !pol->rules[k].n_columns;
+	out->detect = (s.detect || all) && string_type(out->type_oid);
+}
+
+void pw_mask_detectors(const struct pw_identity *id, struct pw_mask_detectors *out)
+{
+	memset(out, 0, sizeof(*out));
+	const struct pw_policy *p = &id->policy;
+	/* the first rule naming a detector gives its strategy */
+	for (int k = 0; k < p->n_rules; k++) {
+		const struct pw_rule *r = &p->rules[k];
+		if (r->action != PW_ACT_MASK)
+			continue;
+		for (int d = 0; d < PW_DET_N; d++)
+			if ((r->detectors & (1u << d)) && !(out->set & (1u << d))) {
+				out->set |= 1u << d;
+				out->strategy[d] = r->strategy;
+				out->keep[d] = r->keep;
+			}
+	}
+}
