@@ -9,6 +9,8 @@
 #   BENCH_ROUNDS        rounds (default 3)
 #   BENCH_SECONDS       seconds per pgbench run (default 10)
 #   BENCH_SCALE         pgbench scale (default 10)
+#   BENCH_MASK          0: skip the masking section (default 1)
+#   BENCH_MASK_ROWS     rows of the masking table (default 1000000)
 #   BENCH_TARGETS       targets to run, space or comma separated, in the fixed order
 #                       direct direct-scram pgbouncer pgwardd pgwardd-NAME...  (default:
 #                       all but direct-scram).  direct: PostgreSQL with client auth trust
@@ -208,7 +210,9 @@ target_steered() { # NAME on|off
 
 # A realistic policy for the enforcement cost: 20 identities and 50 rules, guardrails on;
 # the benchmark's identity is the last one (every other identity is tried first) and its
-# reads are allowed by its 7th rule, after deny, approve and mask rules that do not match.
+# reads are allowed by its 7th rule, after deny and approve rules that do not match; a mask rule
+# on a table the workloads never read puts every result through masking (its plans and the
+# relay's whole-message path), with nothing to mask.
 policy_merge() {
 	python3 - <<-'PY'
 		import json
@@ -228,7 +232,8 @@ policy_merge() {
 		     "relations": ["public.pgbench_history"]},
 		    {"name": "big-deletes", "action": "approve", "class": ["delete"],
 		     "relations": ["public.pgbench_accounts"]},
-		    {"name": "pii", "action": "mask", "relations": ["public.customers"]},
+		    {"name": "pii", "action": "mask", "columns": ["public.customers.*"],
+		     "strategy": "redact"},
 		    {"name": "read", "action": "allow", "class": ["select", "explain"],
 		     "relations": ["public.pgbench_*", "pg_catalog.*"], "access": "read"},
 		    {"name": "write", "action": "allow", "class": ["insert", "update"],
@@ -383,6 +388,94 @@ run_one() {
 	fi
 	log "$(printf 'round %d/%d  %-24s %-16s %10.0f tps  %7.3f ms%s' "$round" "$ROUNDS" \
 		"${W_LABEL[$wi]}" "$t" "$tps" "$lat" "${cpu:+  $cpu µs CPU/txn}")"
+}
+
+# --- masking -----------------------------------------------------------------------------
+
+# One table of BENCH_MASK_ROWS rows (default a million) with two masked text columns, read whole
+# by SELECT * (pgbench: one transaction, libpq takes every row) and by COPY TO STDOUT (psql),
+# interleaved round by round against PostgreSQL directly, pgwardd for an identity without masks
+# and pgwardd for one with them; rows per second and the ratio to direct, and pgwardd's peak
+# memory (VmHWM) before and after.
+MASK_ROWS=${BENCH_MASK_ROWS:-1000000}
+declare -A M_RATE=()
+
+mask_run() { # kind target conninfo
+	local t0 t1 out
+	t0=$(date +%s%N)
+	if [[ $1 == select ]]; then
+		printf 'SELECT * FROM bench_mask\n' >"$WORK/mask_select.sql"
+		out=$(pgbench -n -t 1 -f "$WORK/mask_select.sql" "$3" 2>&1) || {
+			log "masking: $1 $2 failed: $out"
+			FAILED=1
+			return
+		}
+	else
+		psql -X -q -c 'COPY bench_mask TO STDOUT' "$3" >"$WORK/mask_copy.out" 2>"$WORK/mask_copy.err" || {
+			log "masking: $1 $2 failed: $(head -c 300 "$WORK/mask_copy.err")"
+			FAILED=1
+			return
+		}
+		[[ $2 != pgwardd-masked ]] || ! grep -q 'ssn-000000042' "$WORK/mask_copy.out" || {
+			log "masking: COPY through pgwardd-masked carried an unmasked value"
+			FAILED=1
+		}
+	fi
+	t1=$(date +%s%N)
+	M_RATE["$1|$2"]+=" $(awk -v n="$MASK_ROWS" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", n / (ns / 1e9) }')"
+}
+
+mask_bench() {
+	local port pid hwm0 hwm1 round kind t conn direct rate ratio
+	log "masking: $MASK_ROWS rows"
+	pgtmp_psql -q -v ON_ERROR_STOP=1 >/dev/null <<-SQL || die "the masking table failed"
+		CREATE TABLE bench_mask AS SELECT i AS id, 'ssn-' || lpad(i::text, 9, '0') AS ssn,
+		    md5(i::text) || '@example.com' AS email, 'note number ' || i AS note
+		    FROM generate_series(1, $MASK_ROWS) i;
+		VACUUM ANALYZE bench_mask;
+		GRANT SELECT ON bench_mask TO bench;
+	SQL
+	(umask 077 && head -c 32 /dev/urandom >"$WORK/mask.key")
+	port=$(pgw_free_port)
+	pgw_write_config "$WORK/mask.json" "$port" postgres "$PGTMP_DIR/postgres.pw" '{}' \
+		'{"workers": 2, "log_level": "warn", "mask_key_file": "'"$WORK/mask.key"'", "identities": [
+		  {"name": "masked", "match": {"user": "postgres", "application_name": "masked"},
+		   "auth": "trust", "upstream": "pg", "rules": [
+		    {"action": "mask", "columns": "public.bench_mask.ssn", "strategy": "partial"},
+		    {"action": "mask", "columns": "public.bench_mask.email", "strategy": "hash"},
+		    {"action": "allow", "class": ["select", "copy_to"], "relations": "public.*"}]},
+		  {"name": "plain", "match": {"user": "postgres"}, "auth": "trust", "upstream": "pg",
+		   "rules": [{"action": "allow"}], "guardrails": {"all": false}}]}' ||
+		die "cannot write the masking configuration"
+	pgw_start "$WORK/mask.json" "$WORK/mask.log" "$port" || die "pgwardd (masking) did not start"
+	pid=$PGW_PID
+	hwm0=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+	local -A conns=([direct]="$(conninfo "$PGTMP_PORT" bench)"
+		[pgwardd-plain]="$(conninfo "$port")"
+		[pgwardd-masked]="$(conninfo "$port") application_name=masked")
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for kind in select copy; do
+			for t in direct pgwardd-plain pgwardd-masked; do
+				mask_run "$kind" "$t" "${conns[$t]}"
+			done
+		done
+	done
+	hwm1=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+	echo
+	echo "# masking: $MASK_ROWS rows (id, ssn masked partial, email masked hash, note), median of $ROUNDS rounds"
+	printf '%-8s %-16s %14s %8s\n' "read" "target" "rows/s" "vs dir"
+	for kind in select copy; do
+		# shellcheck disable=SC2086 # word splitting of the value lists on purpose
+		direct=$(median ${M_RATE["$kind|direct"]:-0})
+		for t in direct pgwardd-plain pgwardd-masked; do
+			# shellcheck disable=SC2086
+			rate=$(median ${M_RATE["$kind|$t"]:-0})
+			ratio=$(awk -v a="$rate" -v b="$direct" 'BEGIN { printf "%.3f", b ? a / b : 0 }')
+			printf '%-8s %-16s %14.0f %8s\n' "$kind" "$t" "$rate" "$ratio"
+		done
+	done
+	echo "# select: pgbench -n -t 1 (SELECT * FROM bench_mask); copy: psql -c 'COPY bench_mask TO STDOUT'"
+	echo "# pgwardd peak memory (VmHWM): $((hwm0 / 1024)) MiB started, $((hwm1 / 1024)) MiB after streaming every run"
 }
 
 # --- report ----------------------------------------------------------------------------
@@ -579,6 +672,7 @@ main() {
 	done
 	report
 	analysis_report
+	[[ ${BENCH_MASK:-1} == 0 ]] || mask_bench
 	return "$FAILED"
 }
 

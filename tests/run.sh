@@ -63,6 +63,9 @@ run_group examples tests/examples.sh
 run_group fuzz tests/fuzz/run.sh "${PGWARD_FUZZ_SECONDS:-10}"
 run_group integration/core tests/integration/core.sh
 run_group integration/policy tests/integration/policy.sh
+# masking: the bypass corpus (tests/masking/) through psql and libpq in binary and text, the
+# extended protocol message by message, hashes per key, copies left in the database
+run_group integration/masking tests/integration/masking.sh
 run_group integration/ctl tests/integration/ctl.sh
 # a daemon that stays up: 20,000 idle connections under a 1,024 start limit, out of descriptors,
 # max_connections, big-statement fairness, escaped logs (about 2 minutes)

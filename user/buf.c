@@ -113,3 +113,11 @@ void pw_buf_written(struct pw_buf *b, size_t n)
 	b->start += n;
 	pw_buf_settle(b);
 }
+
+int pw_buf_redo(struct pw_buf *b, size_t from, const void *p, size_t n)
+{
+	size_t old = b->scan - from;
+	b->scan = from; /* undecided again: cut, and the new bytes put in their place */
+	pw_buf_cut(b, old);
+	return pw_buf_insert(b, p, n);
+}

@@ -219,7 +219,7 @@ size_t pw_catalog_size(const struct pw_catalog *c)
 static const char load_sql[] =
     "SELECT p.oid, n.nspname, p.proname, p.pronargs, p.pronargdefaults, "
     "p.provariadic OPERATOR(pg_catalog.<>) 0, p.provolatile, p.prosecdef, p.prokind, "
-    "l.lanname, pg_catalog.pg_get_userbyid(p.proowner) "
+    "l.lanname, pg_catalog.pg_get_userbyid(p.proowner), p.proretset "
     "FROM pg_catalog.pg_proc p "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace "
     "JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang";
@@ -414,7 +414,7 @@ static void on_func(void *arg, int ncols, const char *const *v)
 	struct rows *r = arg;
 	if (r->bad)
 		return;
-	if (ncols != 11 || !v[0] || !v[1] || !v[2] || !v[6] || !v[8]) {
+	if (ncols != 12 || !v[0] || !v[1] || !v[2] || !v[6] || !v[8]) {
 		r->bad = true;
 		return;
 	}
@@ -439,6 +439,7 @@ static void on_func(void *arg, int ncols, const char *const *v)
 	f->volatility = v[6][0];
 	f->secdef = v[7] && v[7][0] == 't';
 	f->kind = v[8][0];
+	f->retset = v[11] && v[11][0] == 't';
 	f->lang = str_dup(v[9]);
 	f->owner = str_dup(v[10]);
 	f->builtin = f->oid < PW_CAT_FIRST_NORMAL_OID;

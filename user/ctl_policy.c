@@ -12,6 +12,7 @@
 #include "pgward/ctl.h"
 #include "pgward/catalog.h"
 #include "pgward/inspect.h"
+#include "pgward/mask.h"
 #include "pgward/log.h"
 #include "pgward/guc.h"
 #include "pgward/options.h"
@@ -61,6 +62,7 @@ static int do_check(int argc, char **argv)
 
 /* What explain found for one text: the info struct both printers read. */
 struct explain_info {
+	const struct pw_config *cfg;
 	const struct pw_identity *id;
 	const char *sql;
 	const struct pw_judgement *j; /* j->d overall, j->per_stmt[i], j->r the analysis */
@@ -218,6 +220,40 @@ static json_t *stmt_settings_json(const struct pw_sql_result *r, int i)
 	return a;
 }
 
+/* Statement i's masking plan as pgwardd would follow it: per result column what it carries
+ * and what it becomes (JSON null: the identity has no masks, or the text was refused). */
+static json_t *mask_json(const struct explain_info *e, int i)
+{
+	const struct pw_inspect_plans *pl = e->j->plans;
+	if (!pl || i >= pl->n || !pl->p[i])
+		return json_null();
+	const struct pw_mask_plan *p = pl->p[i];
+	struct pw_mask_scope sc = {.cfg = e->cfg, .id = e->id, .ps = e->ps};
+	json_t *cols = json_array();
+	for (int k = 0; k < p->n; k++) {
+		struct pw_mask_col c;
+		pw_mask_column(&sc, p, k, p->n, 0, 0, p->cols[k].type, 0, &c);
+		json_t *o = json_object();
+		json_object_set_new(o, "carries", json_string(pw_mask_kind_name(p->cols[k].kind)));
+		json_object_set_new(o, "rule",
+		                    p->cols[k].rule >= 0 &&
+		                            e->id->policy.rules[p->cols[k].rule].name[0]
+		                        ? json_string(e->id->policy.rules[p->cols[k].rule].name)
+		                        : json_null());
+		json_object_set_new(o, "masked",
+		                    c.mask ? json_string(pw_mask_strategy_name(c.strategy))
+		                           : json_null());
+		json_object_set_new(o, "detect", json_boolean(c.detect));
+		json_array_append_new(cols, o);
+	}
+	json_t *m = json_object();
+	json_object_set_new(m, "reads_masked", json_boolean(p->touches));
+	/* columns not told apart: every column of the result is masked */
+	json_object_set_new(m, "columns", p->mapped ? cols : (json_decref(cols), json_null()));
+	json_object_set_new(m, "copy", json_boolean(p->copy));
+	return m;
+}
+
 static json_t *statement_json(const struct explain_info *e, int i)
 {
 	const struct pw_sql_stmt *st = &e->j->r->stmts[i];
@@ -237,6 +273,7 @@ static json_t *statement_json(const struct explain_info *e, int i)
 	json_object_set_new(j, "relations", relations_json(e->j->r, i));
 	calls_json(e, i, j);
 	json_object_set_new(j, "settings", stmt_settings_json(e->j->r, i));
+	json_object_set_new(j, "mask", mask_json(e, i));
 	return j;
 }
 
@@ -294,6 +331,30 @@ static void statement_plain(const struct explain_info *e, int i)
 		else
 			printf("    calls %s()\n", name);
 	}
+	json_t *m = mask_json(e, i);
+	if (json_is_object(m)) {
+		json_t *cols = json_object_get(m, "columns");
+		printf("    mask: %s%s\n",
+		       json_is_true(json_object_get(m, "reads_masked")) ? "reads masked data"
+		                                                        : "reads no masked data",
+		       json_is_null(cols) && json_is_true(json_object_get(m, "reads_masked"))
+		           ? "; its columns cannot be told apart: every one is masked"
+		           : "");
+		for (size_t k = 0; json_is_array(cols) && k < json_array_size(cols); k++) {
+			json_t *c = json_array_get(cols, k), *ms = json_object_get(c, "masked"),
+			       *ru = json_object_get(c, "rule");
+			printf("      column %zu: %s", k + 1,
+			       json_string_value(json_object_get(c, "carries")));
+			if (json_is_string(ms))
+				printf(", masked: %s", json_string_value(ms));
+			if (json_is_string(ru))
+				printf(" (rule \"%s\")", json_string_value(ru));
+			if (json_is_true(json_object_get(c, "detect")))
+				printf(", detectors run");
+			printf("\n");
+		}
+	}
+	json_decref(m);
 	if (d->action != PW_ACT_ALLOW)
 		printf("    why: %s\n", reason_of(d));
 }
@@ -509,14 +570,17 @@ static int do_explain(int argc, char **argv)
 	if (!r || !per)
 		rc = pw_ctl_err(PW_CTL_FAILED, "out of memory");
 	for (int t = 0; t < a.n && r && per; t++) {
-		struct pw_judgement j = {.per_stmt = per, .r = r};
+		struct pw_inspect_plans plans = {.n = 0};
+		struct pw_judgement j = {.per_stmt = per, .r = r, .plans = &plans};
 		enum pw_verdict v = pw_inspect_text(&who, a.names[t] ? 'P' : 'Q', a.texts[t],
 		                                    strlen(a.texts[t]), a.names[t], &j);
-		struct explain_info e = {.id = id, .sql = a.texts[t], .j = &j, .ps = &ps};
+		struct explain_info e = {
+		    .cfg = rt->cfg, .id = id, .sql = a.texts[t], .j = &j, .ps = &ps};
 		if (pw_ctl_json)
 			explain_json(&e);
 		else
 			explain_plain(&e);
+		pw_inspect_plans_free(&plans);
 		rc = v != PW_ALLOW ? PW_CTL_REFUSED : PW_CTL_OK; /* the last text's says it */
 	}
 	free(r);

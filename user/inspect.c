@@ -60,7 +60,10 @@ void pw_inspect_plans_free(struct pw_inspect_plans *pl)
 static int plan_masks(const struct pw_caller *c, const char *sql, size_t len,
                       struct pw_judgement *j)
 {
+	struct pw_policy_session wide;
 	struct pw_mask_scope sc = {.cfg = c->cfg, .id = c->identity, .ps = c->ps};
+	if (c->ps && pw_policy_session_widened(c->ps, j->r, &wide))
+		sc.ps = &wide; /* a SET search_path before the text's last statement */
 	struct pw_inspect_plans local, *pl = j->plans ? j->plans : &local;
 	struct pw_deny d;
 	pl->n = 0;

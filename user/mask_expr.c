@@ -77,7 +77,9 @@ struct taint mt_join(struct taint a, struct taint b)
 /* A value computed from t. */
 struct taint mt_derive(struct taint t)
 {
-	if (mt_tainted(t))
+	/* computed from a column a detector rule names: a transformed secret (reversed, split,
+	 * hex) is past what detectors find, so it is masked whole */
+	if (mt_tainted(t) || t.detect)
 		t.kind = PW_MK_DERIVED;
 	t.type = 0;
 	return t;
@@ -119,6 +121,9 @@ struct taint mt_col_taint(const struct pw_mask_scope *sc, const char *schema, co
 			continue;
 		if (r->detectors) {
 			t.detect = true;
+			t.pred_ok = t.pred_ok && r->predicates;
+			if (t.rule < 0)
+				t.rule = (int16_t)i;
 		} else if (!mt_tainted(t)) {
 			t.kind = PW_MK_COLUMN;
 			t.rule = (int16_t)i;
@@ -505,7 +510,7 @@ static bool reads_elsewhere(const char *name)
 	                                       "xpath_table",
 	                                       "crosstab",
 	                                       "connectby",
-	                                       "current_setting",
+	                                       "ts_rewrite",
 	                                       "lo_get",
 	                                       "loread",
 	                                       "pg_read"};
@@ -550,20 +555,66 @@ static struct taint func_call(struct tr *t, struct scope *sc, const PgQuery__Fun
 		          name, why[0] ? why : "a function with side effects");
 		return mt_derive(a);
 	}
-	if (writes && !mt_tainted(a) && t->sc->ps && t->sc->ps->cat) {
+	const struct pw_cat_func *first = NULL;
+	size_t k =
+	    t->sc->ps && t->sc->ps->cat ? pw_catalog_lookup(t->sc->ps->cat, name, &first) : 0;
+	bool user = k == 0, retset = k == 0;
+	for (size_t i = 0; i < k; i++) {
+		user |= !first[i].builtin;
+		retset |= first[i].retset;
+	}
+	/* a set-returning call makes as many rows as its arguments say: a predicate */
+	if (retset)
+		mt_predicate(t, a, "a set-returning function's arguments");
+	if (writes && !mt_tainted(a) && user) {
 		/* a function defined in the database may read masked tables itself: its
 		 * result is masked and the statement's errors scrubbed */
-		const struct pw_cat_func *first;
-		size_t k = pw_catalog_lookup(t->sc->ps->cat, name, &first);
-		bool user = k == 0;
-		for (size_t i = 0; i < k; i++)
-			user |= !first[i].builtin;
-		if (user) {
-			t->touches = true;
-			struct taint u = {PW_MK_DERIVED, true, false, -1, 0};
-			return u;
-		}
+		t->touches = true;
+		struct taint u = {PW_MK_DERIVED, true, false, -1, 0};
+		return u;
 	}
+	return mt_derive(a);
+}
+
+/* (p).ssn, a field of a whole-row reference: the column itself, as p.ssn is; any other
+ * indirection (a subscript, a field of a function's result): computed from what it reads. */
+static struct taint indirection(struct tr *t, struct scope *sc, const PgQuery__AIndirection *ind)
+{
+	const node_t *arg = ind->arg;
+	if (arg && arg->node_case == PG_QUERY__NODE__NODE_COLUMN_REF &&
+	    arg->column_ref->n_fields == 1 && ind->n_indirection == 1) {
+		const char *rel = mt_str_of(arg->column_ref->fields[0]);
+		const char *col = mt_str_of(ind->indirection[0]);
+		const struct rte *r = rel && col ? mt_find_rte(sc, rel) : NULL;
+		bool f = false, other = false;
+		/* only when rel is a relation's name and no column of the scope is called so */
+		for (const struct scope *s = sc; r && s; s = s->up)
+			for (int i = 0; i < s->n; i++)
+				mt_column_in(s->rtes[i].s, rel, &other);
+		struct taint a =
+		    r && !other && !r->s->unknown ? mt_column_in(r->s, col, &f) : CLEAN;
+		if (f)
+			return a;
+	}
+	return mt_children(t, sc, (msg_t *)ind);
+}
+
+/* CASE: its conditions (and the value compared) choose what comes out: predicates. */
+static struct taint case_expr(struct tr *t, struct scope *sc, const PgQuery__CaseExpr *c)
+{
+	struct taint arg = c->arg ? mt_expr(t, sc, c->arg) : CLEAN, a = arg;
+	for (size_t i = 0; i < c->n_args; i++) {
+		const node_t *w = c->args[i];
+		if (w->node_case != PG_QUERY__NODE__NODE_CASE_WHEN) {
+			a = mt_join(a, mt_expr(t, sc, w));
+			continue;
+		}
+		struct taint cond = mt_join(arg, mt_expr(t, sc, w->case_when->expr));
+		mt_predicate(t, cond, "a CASE condition");
+		a = mt_join(a, mt_join(cond, mt_expr(t, sc, w->case_when->result)));
+	}
+	if (c->defresult)
+		a = mt_join(a, mt_expr(t, sc, c->defresult));
 	return mt_derive(a);
 }
 
@@ -577,41 +628,56 @@ static struct taint sublink(struct tr *t, struct scope *sc, const PgQuery__SubLi
 }
 
 /* Every child of a message, through the protobuf descriptors: the taint of all of them. */
-struct taint mt_children(struct tr *t, struct scope *sc, msg_t *m)
+bool mt_each_child(msg_t *m, bool (*fn)(msg_t *child, void *arg), void *arg)
 {
-	struct taint a = CLEAN;
 	const ProtobufCMessageDescriptor *d = m->descriptor;
-	for (unsigned i = 0; i < d->n_fields && !t->denied; i++) {
+	const char *base = (const char *)m;
+	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)m;
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
 			continue;
+		size_t k = 1;
+		msg_t *const *arr = (msg_t *const *)(base + f->offset);
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			size_t k = *(const size_t *)(base + f->quantifier_offset);
-			msg_t *const *arr = *(msg_t *const *const *)(base + f->offset);
-			for (size_t j = 0; j < k; j++)
-				if (arr[j]->descriptor == &pg_query__node__descriptor)
-					a = mt_join(a, mt_expr(t, sc, (const node_t *)arr[j]));
-				else
-					a = mt_join(a, mt_children(t, sc, arr[j]));
+			k = *(const size_t *)(base + f->quantifier_offset);
+			arr = *(msg_t *const *const *)(base + f->offset);
+		} else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		           *(const uint32_t *)(base + f->quantifier_offset) != f->id) {
 			continue;
 		}
-		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
-			continue;
-		msg_t *c = *(msg_t *const *)(base + f->offset);
-		if (!c)
-			continue;
-		if (c->descriptor == &pg_query__node__descriptor)
-			a = mt_join(a, mt_expr(t, sc, (const node_t *)c));
-		else if (c->descriptor == &pg_query__select_stmt__descriptor) {
-			struct shape *s = mt_select_shape(t, sc, (const PgQuery__SelectStmt *)c);
-			if (s)
-				a = mt_join(a, s->all);
-		} else
-			a = mt_join(a, mt_children(t, sc, c));
+		for (size_t j = 0; j < k; j++)
+			if (arr[j] && !fn(arr[j], arg))
+				return false;
 	}
-	return mt_derive(a);
+	return true;
+}
+
+struct children {
+	struct tr *t;
+	struct scope *sc;
+	struct taint a;
+};
+
+static bool child_taint(msg_t *c, void *arg)
+{
+	struct children *x = arg;
+	if (c->descriptor == &pg_query__node__descriptor) {
+		x->a = mt_join(x->a, mt_expr(x->t, x->sc, (const node_t *)c));
+	} else if (c->descriptor == &pg_query__select_stmt__descriptor) {
+		struct shape *s = mt_select_shape(x->t, x->sc, (const PgQuery__SelectStmt *)c);
+		if (s)
+			x->a = mt_join(x->a, s->all);
+	} else {
+		x->a = mt_join(x->a, mt_children(x->t, x->sc, c));
+	}
+	return !x->t->denied;
+}
+
+struct taint mt_children(struct tr *t, struct scope *sc, msg_t *m)
+{
+	struct children x = {t, sc, CLEAN};
+	mt_each_child(m, child_taint, &x);
+	return mt_derive(x.a);
 }
 
 struct taint mt_expr(struct tr *t, struct scope *sc, const node_t *n)
@@ -633,6 +699,12 @@ struct taint mt_expr(struct tr *t, struct scope *sc, const node_t *n)
 		break;
 	case PG_QUERY__NODE__NODE_SUB_LINK:
 		a = sublink(t, sc, n->sub_link);
+		break;
+	case PG_QUERY__NODE__NODE_CASE_EXPR:
+		a = case_expr(t, sc, n->case_expr);
+		break;
+	case PG_QUERY__NODE__NODE_A_INDIRECTION:
+		a = indirection(t, sc, n->a_indirection);
 		break;
 	case PG_QUERY__NODE__NODE_A_CONST:
 	case PG_QUERY__NODE__NODE_PARAM_REF:

@@ -11,6 +11,13 @@
 #include "pgward/inspect.h"
 #include "pgward/sql_parse.h"
 
+const char *pw_mask_kind_name(enum pw_mask_kind k)
+{
+	static const char *const names[] = {
+	    [PW_MK_CLEAN] = "clean", [PW_MK_COLUMN] = "column", [PW_MK_DERIVED] = "derived"};
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "?";
+}
+
 /* ---- plans -------------------------------------------------------------------------------- */
 
 struct job {
@@ -56,13 +63,13 @@ static int plan_tree(const PgQuery__ParseResult *tree, void *arg)
 			if (!j->plans[i])
 				pw_deny_set(j->d, "53200", "pgward: out of memory");
 			else {
+				/* what the statement said besides its columns */
 				struct pw_mask_plan *p = j->plans[i];
-				p->copy = hint.copy;
-				p->fmt = hint.fmt;
-				memcpy(p->declares, hint.declares, sizeof(p->declares));
-				memcpy(p->prepares, hint.prepares, sizeof(p->prepares));
-				memcpy(p->fetches, hint.fetches, sizeof(p->fetches));
-				memcpy(p->executes, hint.executes, sizeof(p->executes));
+				hint.refs = p->refs;
+				hint.touches = p->touches;
+				hint.mapped = p->mapped;
+				hint.n = p->n;
+				memcpy(p, &hint, sizeof(hint));
 			}
 		}
 		for (size_t k = 0; k < t.nmem; k++)
@@ -126,24 +133,22 @@ struct pw_mask_plan *pw_mask_plan_opaque(void)
 
 /* ---- a result column ---------------------------------------------------------------------- */
 
-static bool string_type(uint32_t type)
-{
-	return type == 0 || type == 25 || type == 1043 || type == 1042 || type == 19 ||
-	       type == 705 || type == 114 || type == 3802 || type == 142;
-}
-
 void pw_mask_column(const struct pw_mask_scope *sc, const struct pw_mask_plan *p, int i, int n,
                     uint32_t table, int16_t attnum, uint32_t type, int16_t format,
                     struct pw_mask_col *out)
 {
 	const struct pw_policy *pol = &sc->id->policy;
-	struct pw_mask_src s = {PW_MK_CLEAN, false, true, -1, 0};
-	/* a result of another size than planned (the catalog changed meanwhile): which column
-	 * is which is not known */
-	if (p && p->mapped && n == p->n && i < p->n)
-		s = p->cols[i];
-	else if (!p || p->touches)
-		s = (struct pw_mask_src){PW_MK_DERIVED, true, false, -1, 0};
+	static const struct pw_mask_src clean = {PW_MK_CLEAN, false, true, -1, 0},
+	                                masked = {PW_MK_DERIVED, true, false, -1, 0};
+	/* rows of another width than planned, or of a statement planned to return none: which
+	 * column is which is not known (the catalog changed meanwhile, a rule rewrote it) */
+	struct pw_mask_src s = masked;
+	if (p && p->rows_clean)
+		s = clean;
+	else if (p && p->mapped)
+		s = n == p->n && i < p->n ? p->cols[i] : masked;
+	else if (p && !p->touches)
+		s = clean;
 	const struct pw_catalog *cat = sc->ps ? sc->ps->cat : NULL;
 	const struct pw_cat_rel *rel = table ? pw_catalog_relation(cat, table) : NULL;
 	/* a table's column named by the RowDescription: what the rules say of it (a view's is
@@ -151,7 +156,7 @@ void pw_mask_column(const struct pw_mask_scope *sc, const struct pw_mask_plan *p
 	if (rel && rel->kind != 'v' && rel->kind != 'm' && attnum >= 1 && attnum <= rel->ncols &&
 	    rel->cols[attnum - 1]) {
 		struct taint o = mt_col_taint(sc, rel->schema, rel->name, rel->cols[attnum - 1], 0);
-		if (mt_tainted(o) && s.kind == PW_MK_CLEAN) {
+		if (o.kind != PW_MK_CLEAN && s.kind == PW_MK_CLEAN) {
 			s.kind = o.kind;
 			s.rule = o.rule;
 		}
@@ -161,26 +166,26 @@ void pw_mask_column(const struct pw_mask_scope *sc, const struct pw_mask_plan *p
 	out->type_oid = type ? type : s.type;
 	out->format = format;
 	if (s.kind != PW_MK_CLEAN) {
-		enum pw_mask_strategy st = PW_MASK_REDACT;
-		int keep = 0;
 		const struct pw_rule *r =
 		    s.rule >= 0 && s.rule < pol->n_rules ? &pol->rules[s.rule] : NULL;
-		if (r && s.kind == PW_MK_COLUMN) {
-			st = r->strategy;
-			keep = r->keep;
-		} else if (r && (r->strategy == PW_MASK_HASH || r->strategy == PW_MASK_NULL)) {
-			st = r->strategy;
-		}
 		out->mask = true;
-		out->strategy = st;
-		out->keep = keep;
+		out->strategy = PW_MASK_REDACT;
+		if (r && s.kind == PW_MK_COLUMN) {
+			out->strategy = r->strategy;
+			out->keep = r->keep;
+		} else if (r && r->strategy == PW_MASK_NULL) {
+			out->strategy = PW_MASK_NULL;
+		}
+		/* a derived value is never hashed (hashes of chosen expressions would compare
+		 * values), and its NULLs are masked too (NULLIF, CASE would tell) */
+		out->nulls = s.kind == PW_MK_DERIVED;
 		return;
 	}
 	bool all = false;
 	for (int k = 0; k < pol->n_rules; k++)
 		all |= pol->rules[k].action == PW_ACT_MASK && pol->rules[k].detectors &&
 		       !pol->rules[k].n_columns;
-	out->detect = (s.detect || all) && string_type(out->type_oid);
+	out->detect = s.detect || all;
 }
 
 void pw_mask_detectors(const struct pw_identity *id, struct pw_mask_detectors *out)

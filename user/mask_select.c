@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mask_trace.h"
 #include "pgward/detect.h"
@@ -121,6 +122,8 @@ struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 		struct taint a = CLEAN;
 		for (size_t i = 0; i < rf->n_functions; i++)
 			a = mt_join(a, mt_expr(t, sc, rf->functions[i]));
+		/* how many rows it makes is what its arguments say */
+		mt_predicate(t, a, "a function in FROM");
 		struct shape *s;
 		if (rf->n_coldeflist && rf->n_functions == 1 && !rf->ordinality) {
 			s = mt_new_shape(t, (int)rf->n_coldeflist);
@@ -213,7 +216,7 @@ static const char *figure_name(const node_t *n)
 	return NULL;
 }
 
-static void with_clause(struct tr *t, struct scope *sc, const PgQuery__WithClause *w)
+void mt_with_clause(struct tr *t, struct scope *sc, const PgQuery__WithClause *w)
 {
 	if (!w)
 		return;
@@ -272,7 +275,7 @@ static struct taint sort_item(struct tr *t, struct scope *sc, const node_t *n,
 	return mt_expr(t, sc, n);
 }
 
-static struct shape *target_list(struct tr *t, struct scope *sc, node_t *const *tl, size_t n)
+struct shape *mt_target_list(struct tr *t, struct scope *sc, node_t *const *tl, size_t n)
 {
 	int ncols = 0;
 	bool unknown = false;
@@ -347,7 +350,8 @@ static struct shape *target_list(struct tr *t, struct scope *sc, node_t *const *
 		}
 		struct taint a = mt_expr(t, sc, v);
 		if (a.kind == PW_MK_COLUMN &&
-		    !(v && v->node_case == PG_QUERY__NODE__NODE_COLUMN_REF))
+		    !(v && (v->node_case == PG_QUERY__NODE__NODE_COLUMN_REF ||
+		            v->node_case == PG_QUERY__NODE__NODE_A_INDIRECTION)))
 			a.kind = PW_MK_DERIVED;
 		all = mt_join(all, a);
 		if (!unknown) {
@@ -397,12 +401,15 @@ struct shape *mt_select_shape(struct tr *t, struct scope *up, const PgQuery__Sel
 		return NULL;
 	}
 	sc->up = up;
-	with_clause(t, sc, s->with_clause);
+	mt_with_clause(t, sc, s->with_clause);
 	struct shape *out = NULL;
 	if (s->op != PG_QUERY__SET_OPERATION__SETOP_NONE &&
 	    s->op != PG_QUERY__SET_OPERATION__SET_OPERATION_UNDEFINED) {
 		out = setop_shape(t, mt_select_shape(t, sc, s->larg),
 		                  mt_select_shape(t, sc, s->rarg));
+		/* UNION (not ALL), INTERSECT and EXCEPT compare rows */
+		if (out && (s->op != PG_QUERY__SET_OPERATION__SETOP_UNION || !s->all))
+			mt_predicate(t, out->all, "UNION, INTERSECT or EXCEPT (they compare rows)");
 	} else if (s->n_values_lists) {
 		for (size_t i = 0; i < s->n_values_lists && !t->denied; i++) {
 			const node_t *row = s->values_lists[i];
@@ -421,7 +428,7 @@ struct shape *mt_select_shape(struct tr *t, struct scope *up, const PgQuery__Sel
 	} else {
 		for (size_t i = 0; i < s->n_from_clause && !t->denied; i++)
 			mt_add_item(t, sc, mt_from_item(t, sc, s->from_clause[i]));
-		out = target_list(t, sc, s->target_list, s->n_target_list);
+		out = mt_target_list(t, sc, s->target_list, s->n_target_list);
 		sc->out = out;
 		if (s->where_clause)
 			mt_predicate(t, mt_expr(t, sc, s->where_clause), "WHERE");
@@ -461,344 +468,4 @@ struct shape *mt_select_shape(struct tr *t, struct scope *up, const PgQuery__Sel
 		mt_refuse(t, "42501", "copy masked data with SELECT INTO");
 	t->depth--;
 	return out;
-}
-
-/* ---- statements --------------------------------------------------------------------------- */
-
-static struct shape *target_rel(struct tr *t, struct scope *sc, const PgQuery__RangeVar *rv)
-{
-	if (!rv)
-		return NULL;
-	struct shape *s = mt_renamed(t, mt_range_var(t, sc, rv), rv->alias);
-	mt_add_rte(t, sc,
-	           rv->alias && mt_nz(rv->alias->aliasname) ? rv->alias->aliasname : rv->relname,
-	           s);
-	mt_add_item(t, sc, s);
-	return s;
-}
-
-static bool holds_masks(const struct shape *s)
-{
-	if (!s)
-		return false;
-	if (mt_tainted(s->all) || s->all.detect)
-		return true;
-	for (int i = 0; i < s->n; i++)
-		if (mt_tainted(s->cols[i].t))
-			return true;
-	return false;
-}
-
-static struct shape *returning(struct tr *t, struct scope *sc, node_t *const *rl, size_t n)
-{
-	return n ? target_list(t, sc, rl, n) : NULL;
-}
-
-static struct shape *insert_stmt(struct tr *t, struct scope *up, const PgQuery__InsertStmt *s)
-{
-	struct scope *sc = mt_alloc(t, sizeof(*sc));
-	if (!sc)
-		return NULL;
-	sc->up = up;
-	with_clause(t, sc, s->with_clause);
-	if (s->select_stmt) {
-		struct shape *src = mt_stmt_shape(t, sc, s->select_stmt);
-		if (src && (mt_tainted(src->all) || src->all.detect))
-			mt_refuse(t, "42501", "copy masked data with INSERT ... SELECT");
-	}
-	target_rel(t, sc, s->relation);
-	if (s->on_conflict_clause) {
-		const PgQuery__OnConflictClause *oc = s->on_conflict_clause;
-		for (size_t i = 0; i < oc->n_target_list; i++)
-			if (mt_tainted(mt_expr(t, sc, oc->target_list[i])))
-				mt_refuse(t, "42501",
-				          "copy masked data with ON CONFLICT DO UPDATE");
-		if (oc->where_clause)
-			mt_predicate(t, mt_expr(t, sc, oc->where_clause), "ON CONFLICT ... WHERE");
-	}
-	return returning(t, sc, s->returning_list, s->n_returning_list);
-}
-
-static struct shape *update_stmt(struct tr *t, struct scope *up, const PgQuery__UpdateStmt *s)
-{
-	struct scope *sc = mt_alloc(t, sizeof(*sc));
-	if (!sc)
-		return NULL;
-	sc->up = up;
-	with_clause(t, sc, s->with_clause);
-	target_rel(t, sc, s->relation);
-	for (size_t i = 0; i < s->n_from_clause; i++)
-		mt_add_item(t, sc, mt_from_item(t, sc, s->from_clause[i]));
-	for (size_t i = 0; i < s->n_target_list; i++) {
-		struct taint a = mt_expr(t, sc, s->target_list[i]);
-		if (mt_tainted(a) || a.detect)
-			mt_refuse(t, "42501", "copy masked data with UPDATE ... SET");
-	}
-	if (s->where_clause)
-		mt_predicate(t, mt_expr(t, sc, s->where_clause), "WHERE");
-	return returning(t, sc, s->returning_list, s->n_returning_list);
-}
-
-static struct shape *delete_stmt(struct tr *t, struct scope *up, const PgQuery__DeleteStmt *s)
-{
-	struct scope *sc = mt_alloc(t, sizeof(*sc));
-	if (!sc)
-		return NULL;
-	sc->up = up;
-	with_clause(t, sc, s->with_clause);
-	target_rel(t, sc, s->relation);
-	for (size_t i = 0; i < s->n_using_clause; i++)
-		mt_add_item(t, sc, mt_from_item(t, sc, s->using_clause[i]));
-	if (s->where_clause)
-		mt_predicate(t, mt_expr(t, sc, s->where_clause), "WHERE");
-	return returning(t, sc, s->returning_list, s->n_returning_list);
-}
-
-static void merge_stmt(struct tr *t, struct scope *up, const PgQuery__MergeStmt *s)
-{
-	struct scope *sc = mt_alloc(t, sizeof(*sc));
-	if (!sc)
-		return;
-	sc->up = up;
-	with_clause(t, sc, s->with_clause);
-	struct shape *target = target_rel(t, sc, s->relation);
-	struct shape *src = mt_from_item(t, sc, s->source_relation);
-	if (holds_masks(target) || holds_masks(src))
-		mt_refuse(t, "42501",
-		          "MERGE with masked data: its conditions and actions reveal or "
-		          "copy it");
-}
-
-/* COPY's options: the format its rows come in. */
-static void copy_options(struct tr *t, const PgQuery__CopyStmt *c, struct pw_copy_fmt *f)
-{
-	pw_copy_fmt_default(f, PW_COPY_TEXT);
-	for (size_t i = 0; i < c->n_options; i++) {
-		if (c->options[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM)
-			continue;
-		const PgQuery__DefElem *e = c->options[i]->def_elem;
-		const char *v = e->arg ? mt_str_of(e->arg) : NULL;
-		if (strcmp(e->defname, "format") == 0 && v) {
-			int kind = strcmp(v, "csv") == 0      ? PW_COPY_CSV
-			           : strcmp(v, "binary") == 0 ? PW_COPY_BINARY
-			                                      : PW_COPY_TEXT;
-			struct pw_copy_fmt keep = *f;
-			pw_copy_fmt_default(f, kind);
-			f->header = keep.header;
-		}
-	}
-	for (size_t i = 0; i < c->n_options; i++) {
-		if (c->options[i]->node_case != PG_QUERY__NODE__NODE_DEF_ELEM)
-			continue;
-		const PgQuery__DefElem *e = c->options[i]->def_elem;
-		const char *v = e->arg ? mt_str_of(e->arg) : NULL;
-		if (strcmp(e->defname, "delimiter") == 0 && v && strlen(v) == 1)
-			f->delim = v[0];
-		else if (strcmp(e->defname, "quote") == 0 && v && strlen(v) == 1)
-			f->quote = v[0];
-		else if (strcmp(e->defname, "escape") == 0 && v && strlen(v) == 1)
-			f->escape = v[0];
-		else if (strcmp(e->defname, "null") == 0 && v && strlen(v) < sizeof(f->null_str)) {
-			snprintf(f->null_str, sizeof(f->null_str), "%s", v);
-			f->null_len = strlen(v);
-		} else if (strcmp(e->defname, "header") == 0)
-			f->header =
-			    !e->arg || (v ? strcmp(v, "false") && strcmp(v, "off") && strcmp(v, "0")
-			                  : e->arg->node_case != PG_QUERY__NODE__NODE_BOOLEAN ||
-			                        e->arg->boolean->boolval);
-		else if (strcmp(e->defname, "encoding") == 0 ||
-		         (strcmp(e->defname, "delimiter") == 0 ||
-		          strcmp(e->defname, "quote") == 0 || strcmp(e->defname, "escape") == 0 ||
-		          strcmp(e->defname, "null") == 0))
-			mt_refuse(t, "0A000",
-			          "use this COPY option with masked data (%s): masking cannot "
-			          "read such rows",
-			          e->defname);
-	}
-}
-
-static struct shape *copy_stmt(struct tr *t, struct scope *sc, const PgQuery__CopyStmt *c,
-                               struct pw_mask_plan *hint)
-{
-	if (c->is_from)
-		return NULL;
-	struct shape *s = NULL;
-	if (c->query)
-		s = mt_stmt_shape(t, sc, c->query);
-	else if (c->relation) {
-		struct scope *in = mt_alloc(t, sizeof(*in));
-		if (!in)
-			return NULL;
-		in->up = sc;
-		s = target_rel(t, in, c->relation);
-		if (s && c->n_attlist && !s->unknown) {
-			struct shape *sub = mt_new_shape(t, (int)c->n_attlist);
-			for (int i = 0; sub && i < sub->n; i++) {
-				const char *name = mt_str_of(c->attlist[i]);
-				bool f = false;
-				sub->cols[i].name = name;
-				sub->cols[i].t = name ? mt_column_in(s, name, &f) : s->all;
-			}
-			if (sub)
-				mt_shape_seal(sub);
-			s = sub;
-		}
-	}
-	if ((c->filename && c->filename[0]) || c->is_program) {
-		if (holds_masks(s))
-			mt_refuse(t, "42501", "COPY masked data to a server file or program");
-		return NULL;
-	}
-	hint->copy = true;
-	copy_options(t, c, &hint->fmt);
-	return s;
-}
-
-/* Nested statements of anything else (CREATE RULE's actions, ...): their checks apply. */
-static void nested(struct tr *t, struct scope *sc, msg_t *m);
-
-struct shape *mt_stmt_shape_hint(struct tr *t, struct scope *up, const node_t *n,
-                                 struct pw_mask_plan *hint)
-{
-	if (!n || t->denied)
-		return NULL;
-	const struct pw_policy *p = &t->sc->id->policy;
-	(void)p;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_SELECT_STMT:
-		return mt_select_shape(t, up, n->select_stmt);
-	case PG_QUERY__NODE__NODE_INSERT_STMT:
-		return insert_stmt(t, up, n->insert_stmt);
-	case PG_QUERY__NODE__NODE_UPDATE_STMT:
-		return update_stmt(t, up, n->update_stmt);
-	case PG_QUERY__NODE__NODE_DELETE_STMT:
-		return delete_stmt(t, up, n->delete_stmt);
-	case PG_QUERY__NODE__NODE_MERGE_STMT:
-		merge_stmt(t, up, n->merge_stmt);
-		return NULL;
-	case PG_QUERY__NODE__NODE_COPY_STMT:
-		return hint ? copy_stmt(t, up, n->copy_stmt, hint) : NULL;
-	case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT: {
-		struct shape *s = mt_stmt_shape(t, up, n->create_table_as_stmt->query);
-		if (holds_masks(s))
-			mt_refuse(t, "42501", "copy masked data with CREATE TABLE AS");
-		return NULL;
-	}
-	case PG_QUERY__NODE__NODE_VIEW_STMT: {
-		struct shape *s = mt_stmt_shape(t, up, n->view_stmt->query);
-		if (holds_masks(s))
-			mt_refuse(t, "42501", "make a view of masked data");
-		return NULL;
-	}
-	case PG_QUERY__NODE__NODE_DECLARE_CURSOR_STMT: {
-		struct shape *s = mt_stmt_shape(t, up, n->declare_cursor_stmt->query);
-		if (hint && n->declare_cursor_stmt->portalname)
-			snprintf(hint->declares, sizeof(hint->declares), "%s",
-			         n->declare_cursor_stmt->portalname);
-		return s;
-	}
-	case PG_QUERY__NODE__NODE_PREPARE_STMT: {
-		struct shape *s = mt_stmt_shape(t, up, n->prepare_stmt->query);
-		if (hint && n->prepare_stmt->name)
-			snprintf(hint->prepares, sizeof(hint->prepares), "%s",
-			         n->prepare_stmt->name);
-		return s;
-	}
-	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
-		mt_stmt_shape(t, up,
-		              n->explain_stmt->query); /* its checks; EXPLAIN shows no values */
-		return NULL;
-	case PG_QUERY__NODE__NODE_FETCH_STMT:
-		if (hint && n->fetch_stmt->portalname && !n->fetch_stmt->ismove)
-			snprintf(hint->fetches, sizeof(hint->fetches), "%s",
-			         n->fetch_stmt->portalname);
-		return NULL;
-	case PG_QUERY__NODE__NODE_EXECUTE_STMT:
-		for (size_t i = 0; i < n->execute_stmt->n_params; i++)
-			mt_expr(t, up, n->execute_stmt->params[i]);
-		if (hint && n->execute_stmt->name)
-			snprintf(hint->executes, sizeof(hint->executes), "%s",
-			         n->execute_stmt->name);
-		return NULL;
-	case PG_QUERY__NODE__NODE_DO_STMT:
-	case PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT:
-		mt_refuse(t, "42501",
-		          "run code the server runs (DO, CREATE FUNCTION): masking cannot "
-		          "follow what it reads");
-		return NULL;
-	case PG_QUERY__NODE__NODE_RENAME_STMT:
-	case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
-		mt_refuse(t, "42501",
-		          "rename or move objects: masks name columns by schema, table and "
-		          "column");
-		return NULL;
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: {
-		struct scope *in = mt_alloc(t, sizeof(*in));
-		if (in && holds_masks(target_rel(t, in, n->alter_table_stmt->relation)))
-			mt_refuse(t, "42501", "alter a relation with masked columns");
-		return NULL;
-	}
-	case PG_QUERY__NODE__NODE_CALL_STMT: {
-		t->touches = true; /* a procedure may read masked tables and say what it read */
-		struct taint a = CLEAN;
-		const PgQuery__FuncCall *f = n->call_stmt->funccall;
-		for (size_t i = 0; f && i < f->n_args; i++)
-			a = mt_join(a, mt_expr(t, up, f->args[i]));
-		if (mt_tainted(a))
-			mt_refuse(t, "42501", "pass masked data to a procedure");
-		return mt_unknown_shape(t, (struct taint){PW_MK_DERIVED, true, false, -1, 0});
-	}
-	default: {
-		msg_t *m = n->node_case != PG_QUERY__NODE__NODE__NOT_SET ? (msg_t *)n->alias : NULL;
-		if (m)
-			nested(t, up, m);
-		return NULL;
-	}
-	}
-}
-
-struct shape *mt_stmt_shape(struct tr *t, struct scope *up, const node_t *n)
-{
-	return mt_stmt_shape_hint(t, up, n, NULL);
-}
-
-static void nested(struct tr *t, struct scope *sc, msg_t *m)
-{
-	const ProtobufCMessageDescriptor *d = m->descriptor;
-	for (unsigned i = 0; i < d->n_fields && !t->denied; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		const char *base = (const char *)m;
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
-			continue;
-		size_t k = 1;
-		msg_t *const *arr;
-		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-			k = *(const size_t *)(base + f->quantifier_offset);
-			arr = *(msg_t *const *const *)(base + f->offset);
-		} else {
-			if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-			    *(const uint32_t *)(base + f->quantifier_offset) != f->id)
-				continue;
-			arr = (msg_t *const *)(base + f->offset);
-			if (!arr[0])
-				continue;
-		}
-		for (size_t j = 0; j < k && !t->denied; j++) {
-			if (arr[j]->descriptor == &pg_query__node__descriptor) {
-				const node_t *n = (const node_t *)arr[j];
-				switch (n->node_case) {
-				case PG_QUERY__NODE__NODE_SELECT_STMT:
-				case PG_QUERY__NODE__NODE_INSERT_STMT:
-				case PG_QUERY__NODE__NODE_UPDATE_STMT:
-				case PG_QUERY__NODE__NODE_DELETE_STMT:
-				case PG_QUERY__NODE__NODE_MERGE_STMT:
-					mt_stmt_shape(t, sc, n);
-					continue;
-				default:
-					break;
-				}
-			}
-			nested(t, sc, arr[j]);
-		}
-	}
 }

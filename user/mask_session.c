@@ -23,7 +23,8 @@ struct cols {
 	struct pw_mask_col *c;
 };
 
-/* A protocol statement or portal, an SQL cursor or prepared statement. */
+/* A prepared statement (protocol Parse or SQL PREPARE: the server keeps them together) or a
+ * portal (protocol Bind or SQL DECLARE: likewise), as the server has confirmed it. */
 struct named {
 	struct named *next;
 	char name[PW_SQL_NAMELEN];
@@ -31,6 +32,7 @@ struct named {
 	struct cols described; /* a Describe's RowDescription (portal: with its formats) */
 	int nfmt;              /* portal: the Bind's result formats */
 	int16_t *fmt;
+	bool hold; /* a cursor WITH HOLD: it outlives its transaction */
 };
 
 struct names {
@@ -38,14 +40,21 @@ struct names {
 	int n;
 };
 
-enum ekind { E_QUERY, E_EXECUTE, E_DESCRIBE_S, E_DESCRIBE_P, E_SYNC };
+enum ekind { E_QUERY, E_PARSE, E_BIND, E_DESCRIBE_S, E_DESCRIBE_P, E_EXECUTE, E_CLOSE, E_SYNC };
 
+/* An answer the server owes. Names are looked up when the answer comes, so that they read
+ * what the server has by then (a Bind pipelined after its Parse, a FETCH after its DECLARE). */
 struct entry {
 	uint8_t kind;
 	int cur, n;                  /* E_QUERY: the statement whose answer comes, of n */
 	struct pw_mask_plan **plans; /* E_QUERY: n plans (references) */
-	struct named *obj;           /* E_EXECUTE, E_DESCRIBE_*: the portal or statement (owned by
-	                              * the maps: a Close before the answer leaves a copy here) */
+	struct pw_mask_plan *plan;   /* E_PARSE: the statement's */
+	char name[PW_SQL_NAMELEN];   /* statement or portal; E_BIND: the portal */
+	char stmt[PW_SQL_NAMELEN];   /* E_BIND: its statement */
+	uint8_t what;                /* E_CLOSE: 'S' or 'P' */
+	int nfmt;                    /* E_BIND: result formats */
+	int16_t *fmt;
+	struct named *obj; /* E_EXECUTE: the portal as it was when its answer began (a copy) */
 };
 
 struct pw_mask_session {
@@ -54,7 +63,8 @@ struct pw_mask_session {
 	struct pw_mask_ctx ctx;
 	struct entry *q;
 	size_t qhead, qlen, qcap; /* a ring */
-	struct names stmts, portals, cursors, prepared;
+	struct names stmts, portals;
+	struct pw_mask_plan *opaque; /* for what pgward did not see made: every column masked */
 	/* the result being sent */
 	bool active;
 	struct cols cur;
@@ -97,35 +107,42 @@ static void forget(struct names *ns, const char *name)
 		}
 }
 
-static void forget_all(struct names *ns)
+/* Every one, or (portals at a transaction's end) every one not held. */
+static void forget_all(struct names *ns, bool keep_held)
 {
-	while (ns->head) {
-		struct named *o = ns->head;
-		ns->head = o->next;
+	for (struct named **pp = &ns->head; *pp;) {
+		struct named *o = *pp;
+		if (keep_held && o->hold) {
+			pp = &o->next;
+			continue;
+		}
+		*pp = o->next;
+		ns->n--;
 		named_free(o);
 	}
-	ns->n = 0;
 }
 
 /* name gets plan (a new reference is taken); the old one of that name goes. */
 static struct named *put(struct names *ns, const char *name, struct pw_mask_plan *plan,
                          struct pw_deny *d)
 {
+	struct pw_mask_plan *keep = pw_mask_plan_ref(plan); /* plan may be the old one's */
 	forget(ns, name);
-	if (ns->n >= MAX_NAMES) {
-		pw_deny_set(d, "54000",
-		            "pgward: more than %d named statements, portals or cursors "
-		            "in one masked session",
-		            MAX_NAMES);
-		return NULL;
-	}
-	struct named *o = calloc(1, sizeof(*o));
+	struct named *o = ns->n < MAX_NAMES ? calloc(1, sizeof(*o)) : NULL;
 	if (!o) {
-		pw_deny_set(d, "53200", "pgward: out of memory");
+		pw_mask_plan_unref(keep);
+		if (ns->n >= MAX_NAMES)
+			pw_deny_set(
+			    d, "54000",
+			    "pgward: more than %d prepared statements or portals in one masked "
+			    "session",
+			    MAX_NAMES);
+		else
+			pw_deny_set(d, "53200", "pgward: out of memory");
 		return NULL;
 	}
 	snprintf(o->name, sizeof(o->name), "%s", name);
-	o->plan = pw_mask_plan_ref(plan);
+	o->plan = keep;
 	o->next = ns->head;
 	ns->head = o;
 	ns->n++;
@@ -153,6 +170,45 @@ static struct named *snapshot(const struct named *o)
 	return c;
 }
 
+/* What rows of plan p are masked by: for FETCH and EXECUTE, the cursor's or prepared
+ * statement's plan as the server has it now (one pgward did not see made: all masked). */
+static const struct pw_mask_plan *resolved(struct pw_mask_session *ms, const struct pw_mask_plan *p)
+{
+	if (!p)
+		return ms->opaque;
+	if (p->fetches[0] || p->executes[0]) {
+		const struct named *o =
+		    p->fetches[0] ? find(&ms->portals, p->fetches) : find(&ms->stmts, p->executes);
+		return o && o->plan && !o->plan->fetches[0] && !o->plan->executes[0] ? o->plan
+		                                                                     : ms->opaque;
+	}
+	return p;
+}
+
+/* A statement of plan p completed: the names it made or dropped, as the server did. */
+static int completed(struct pw_mask_session *ms, struct pw_mask_plan *p, struct pw_deny *d)
+{
+	if (!p)
+		return 0;
+	if (p->close_all)
+		forget_all(&ms->portals, false);
+	if (p->deallocate_all)
+		forget_all(&ms->stmts, false);
+	if (p->closes[0])
+		forget(&ms->portals, p->closes);
+	if (p->deallocates[0])
+		forget(&ms->stmts, p->deallocates);
+	if (p->declares[0]) {
+		struct named *o = put(&ms->portals, p->declares, p, d);
+		if (!o)
+			return -1;
+		o->hold = p->hold;
+	}
+	if (p->prepares[0] && !put(&ms->stmts, p->prepares, p, d))
+		return -1;
+	return 0;
+}
+
 /* ---- the queue of answers owed ------------------------------------------------------------ */
 
 static struct entry *head(struct pw_mask_session *ms)
@@ -165,6 +221,8 @@ static void entry_free(struct entry *e)
 	for (int i = 0; i < e->n; i++)
 		pw_mask_plan_unref(e->plans[i]);
 	free(e->plans);
+	pw_mask_plan_unref(e->plan);
+	free(e->fmt);
 	named_free(e->obj);
 	memset(e, 0, sizeof(*e));
 }
@@ -179,18 +237,23 @@ static void pop(struct pw_mask_session *ms)
 	ms->active = false;
 }
 
-static int push(struct pw_mask_session *ms, const struct entry *e, struct pw_deny *d)
+static int push(struct pw_mask_session *ms, struct entry *e, struct pw_deny *d)
 {
 	if (ms->qlen == ms->qcap) {
-		if (ms->qcap >= MAX_QUEUE)
-			return pw_deny_set(
-			    d, "54000",
-			    "pgward: more than %d messages pipelined in a masked session",
-			    MAX_QUEUE);
+		struct entry *q = NULL;
 		size_t cap = ms->qcap ? 2 * ms->qcap : 64;
-		struct entry *q = calloc(cap, sizeof(*q));
-		if (!q)
-			return pw_deny_set(d, "53200", "pgward: out of memory");
+		if (ms->qcap < MAX_QUEUE)
+			q = calloc(cap, sizeof(*q));
+		if (!q) {
+			entry_free(e);
+			return ms->qcap >= MAX_QUEUE
+			           ? pw_deny_set(
+			                 d, "54000",
+			                 "pgward: more than %d messages pipelined in a masked "
+			                 "session",
+			                 MAX_QUEUE)
+			           : pw_deny_set(d, "53200", "pgward: out of memory");
+		}
 		for (size_t i = 0; i < ms->qlen; i++)
 			q[i] = ms->q[(ms->qhead + i) % ms->qcap];
 		free(ms->q);
@@ -208,8 +271,10 @@ static int push(struct pw_mask_session *ms, const struct entry *e, struct pw_den
 struct pw_mask_session *pw_mask_session_new(const struct pw_mask_scope *sc)
 {
 	struct pw_mask_session *ms = calloc(1, sizeof(*ms));
-	if (!ms)
+	if (!ms || !(ms->opaque = pw_mask_plan_opaque())) {
+		free(ms);
 		return NULL;
+	}
 	ms->sc = *sc;
 	pw_mask_detectors(sc->id, &ms->det);
 	ms->ctx.key = sc->cfg->mask_key.len ? &sc->cfg->mask_key : NULL;
@@ -224,65 +289,42 @@ void pw_mask_session_free(struct pw_mask_session *ms)
 	while (ms->qlen)
 		pop(ms);
 	free(ms->q);
-	forget_all(&ms->stmts);
-	forget_all(&ms->portals);
-	forget_all(&ms->cursors);
-	forget_all(&ms->prepared);
+	forget_all(&ms->stmts, false);
+	forget_all(&ms->portals, false);
+	pw_mask_plan_unref(ms->opaque);
 	free(ms->cur.c);
 	pw_mask_out_free(&ms->out);
 	free(ms);
 }
 
-/* What a statement's rows are masked by: the cursor's or prepared statement's plan for FETCH
- * and EXECUTE (one pgward did not see made is masked whole); DECLARE and PREPARE remember
- * theirs. A new reference. */
-static struct pw_mask_plan *resolve(struct pw_mask_session *ms, struct pw_mask_plan *p,
-                                    struct pw_deny *d, int *rc)
-{
-	*rc = 0;
-	if (!p)
-		return pw_mask_plan_opaque();
-	if (p->declares[0] && !put(&ms->cursors, p->declares, p, d))
-		*rc = -1;
-	if (p->prepares[0] && !put(&ms->prepared, p->prepares, p, d))
-		*rc = -1;
-	if (p->fetches[0] || p->executes[0]) {
-		struct named *o = p->fetches[0] ? find(&ms->cursors, p->fetches)
-		                                : find(&ms->prepared, p->executes);
-		return o ? resolve(ms, o->plan, d, rc) : pw_mask_plan_opaque();
-	}
-	return pw_mask_plan_ref(p);
-}
-
 int pw_mask_on_query(struct pw_mask_session *ms, struct pw_inspect_plans *plans, struct pw_deny *d)
 {
 	struct entry e = {.kind = E_QUERY};
-	int n = plans ? plans->n : 0, rc = 0;
-	if (n && !(e.plans = calloc((size_t)n, sizeof(*e.plans))))
+	int n = plans ? plans->n : 0;
+	if (n && !(e.plans = calloc((size_t)n, sizeof(*e.plans)))) {
+		pw_inspect_plans_free(plans);
 		return pw_deny_set(d, "53200", "pgward: out of memory");
-	for (int i = 0; i < n && rc == 0; i++) {
-		e.plans[i] = resolve(ms, plans->p[i], d, &rc);
-		e.n = i + 1;
-		if (!e.plans[i] && rc == 0)
-			rc = pw_deny_set(d, "53200", "pgward: out of memory");
 	}
-	pw_inspect_plans_free(plans);
-	if (rc == 0 && push(ms, &e, d) == 0)
-		return 0;
-	entry_free(&e);
-	return -1;
+	for (int i = 0; i < n; i++) /* taken: the plans are the entry's now */
+		e.plans[i] = plans->p[i];
+	e.n = n;
+	if (plans)
+		plans->n = 0;
+	return push(ms, &e, d);
 }
 
 int pw_mask_on_parse(struct pw_mask_session *ms, const char *name, struct pw_inspect_plans *plans,
                      struct pw_deny *d)
 {
 	/* one statement per Parse (more is the server's error): its plan, or none known */
-	struct pw_mask_plan *p = plans && plans->n == 1 ? plans->p[0] : NULL;
-	struct named *o = put(&ms->stmts, name, p, d);
+	struct entry e = {.kind = E_PARSE};
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	if (plans && plans->n == 1) {
+		e.plan = plans->p[0];
+		plans->n = 0;
+	}
 	pw_inspect_plans_free(plans);
-	if (o && !o->plan && !(o->plan = pw_mask_plan_opaque()))
-		return pw_deny_set(d, "53200", "pgward: out of memory");
-	return o ? 0 : -1;
+	return push(ms, &e, d);
 }
 
 static int16_t be16(const uint8_t *p)
@@ -296,12 +338,9 @@ int pw_mask_on_bind(struct pw_mask_session *ms, const uint8_t *body, size_t len,
 	const uint8_t *p = body, *end = body + len;
 	const uint8_t *z1 = memchr(p, 0, len),
 	              *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(end - z1 - 1)) : NULL;
-	if (!z2)
+	if (!z2 || end - z2 - 1 < 2)
 		return pw_deny_set(d, "08P01", "invalid Bind message");
-	const char *portal = (const char *)p, *stmt = (const char *)z1 + 1;
 	p = z2 + 1;
-	if (end - p < 2)
-		return pw_deny_set(d, "08P01", "invalid Bind message");
 	int nf = be16(p);
 	p += 2;
 	if (nf < 0 || end - p < 2 * nf + 2)
@@ -325,69 +364,38 @@ int pw_mask_on_bind(struct pw_mask_session *ms, const uint8_t *body, size_t len,
 	p += 2;
 	if (nr < 0 || end - p < 2 * nr)
 		return pw_deny_set(d, "08P01", "invalid Bind message");
-	struct named *s = find(&ms->stmts, stmt);
-	int rc;
-	/* a statement pgward did not see parsed (the server refuses the Bind): masked whole */
-	struct pw_mask_plan *plan = resolve(ms, s ? s->plan : NULL, d, &rc);
-	if (!plan)
-		return pw_deny_set(d, "53200", "pgward: out of memory");
-	struct named *o = rc == 0 ? put(&ms->portals, portal, plan, d) : NULL;
-	pw_mask_plan_unref(plan);
-	if (!o)
-		return -1;
-	if (nr && !(o->fmt = malloc((size_t)nr * sizeof(*o->fmt))))
+	struct entry e = {.kind = E_BIND, .nfmt = nr};
+	snprintf(e.name, sizeof(e.name), "%s", (const char *)body);
+	snprintf(e.stmt, sizeof(e.stmt), "%s", (const char *)z1 + 1);
+	if (nr && !(e.fmt = malloc((size_t)nr * sizeof(*e.fmt))))
 		return pw_deny_set(d, "53200", "pgward: out of memory");
 	for (int i = 0; i < nr; i++)
-		o->fmt[i] = be16(p + 2 * i);
-	o->nfmt = nr;
-	return 0;
+		e.fmt[i] = be16(p + 2 * i);
+	return push(ms, &e, d);
 }
 
 int pw_mask_on_client(struct pw_mask_session *ms, const uint8_t *msg, size_t len, struct pw_deny *d)
 {
-	const char *name = len > 6 ? (const char *)msg + 6 : "";
-	if ((msg[0] == 'D' || msg[0] == 'C') && (len < 7 || msg[len - 1] != 0))
-		return pw_deny_set(d, "08P01", "invalid %s message",
-		                   msg[0] == 'D' ? "Describe" : "Close");
-	if (msg[0] == 'E' && (len < 10 || !memchr(msg + 5, 0, len - 5)))
-		return pw_deny_set(d, "08P01", "invalid Execute message");
 	struct entry e = {0};
-	switch (msg[0]) {
-	case 'S':
+	if (msg[0] == 'S') {
 		e.kind = E_SYNC;
 		return push(ms, &e, d);
-	case 'C':
-		forget(msg[5] == 'S' ? &ms->stmts : &ms->portals, name);
+	}
+	if (msg[0] != 'D' && msg[0] != 'C' && msg[0] != 'E')
 		return 0;
-	case 'D':
-	case 'E': {
-		bool stmt = msg[0] == 'D' && msg[5] == 'S';
-		const char *n = msg[0] == 'E' ? (const char *)msg + 5 : name;
-		struct named *o = find(stmt ? &ms->stmts : &ms->portals, n);
-		/* unknown: the server answers with an error; should rows come, nothing shows */
-		struct named blank = {0};
-		if (!o) {
-			blank.plan = pw_mask_plan_opaque();
-			o = &blank;
-		}
-		e.kind = msg[0] == 'E' ? E_EXECUTE : stmt ? E_DESCRIBE_S : E_DESCRIBE_P;
-		e.obj = snapshot(o);
-		pw_mask_plan_unref(blank.plan);
-		if (!e.obj || !e.obj->plan)
-			return pw_deny_set(d, "53200", "pgward: out of memory");
-		if (msg[0] == 'E' && o->plan && o->plan->declares[0]) {
-			int rc;
-			pw_mask_plan_unref(resolve(ms, o->plan, d, &rc));
-			if (rc < 0)
-				return -1;
-		}
-		if (push(ms, &e, d) == 0)
-			return 0;
-		entry_free(&e);
-		return -1;
-	}
-	}
-	return 0;
+	const uint8_t *name = msg + (msg[0] == 'E' ? 5 : 6);
+	if (len < (size_t)(name - msg) + 1 || !memchr(name, 0, len - (size_t)(name - msg)))
+		return pw_deny_set(d, "08P01", "invalid %s message",
+		                   msg[0] == 'D'   ? "Describe"
+		                   : msg[0] == 'C' ? "Close"
+		                                   : "Execute");
+	snprintf(e.name, sizeof(e.name), "%s", (const char *)name);
+	e.what = msg[0] == 'E' ? 'P' : msg[5];
+	e.kind = msg[0] == 'E'   ? E_EXECUTE
+	         : msg[0] == 'C' ? E_CLOSE
+	         : e.what == 'S' ? E_DESCRIBE_S
+	                         : E_DESCRIBE_P;
+	return push(ms, &e, d);
 }
 
 /* ---- the server's messages ---------------------------------------------------------------- */
@@ -439,14 +447,15 @@ static int described(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
 static int planned(struct pw_mask_session *ms, const struct named *o, int n, struct cols *out,
                    struct pw_deny *d)
 {
+	const struct pw_mask_plan *p = resolved(ms, o->plan);
 	struct pw_mask_col *c = n ? calloc((size_t)n, sizeof(*c)) : NULL;
 	if (n && !c)
 		return pw_deny_set(d, "53200", "pgward: out of memory");
 	for (int i = 0; i < n; i++) {
 		uint32_t type = o->described.n == n ? o->described.c[i].type_oid : 0;
-		pw_mask_column(&ms->sc, o->plan, i, n, 0, 0, type, fmt_of(o, i), &c[i]);
-		if (!type && o->plan && o->plan->mapped && o->plan->n == n)
-			c[i].type_oid = o->plan->cols[i].type;
+		if (!type && p->mapped && p->n == n)
+			type = p->cols[i].type;
+		pw_mask_column(&ms->sc, p, i, n, 0, 0, type, fmt_of(o, i), &c[i]);
 	}
 	free(out->c);
 	out->c = c;
@@ -454,14 +463,29 @@ static int planned(struct pw_mask_session *ms, const struct named *o, int n, str
 	return 0;
 }
 
+/* The portal an Execute's answer is about, as the server had it when the answer began. */
+static struct named *executing(struct pw_mask_session *ms, struct entry *e)
+{
+	if (!e->obj) {
+		const struct named *o = find(&ms->portals, e->name);
+		struct named blank = {.plan = ms->opaque};
+		e->obj = snapshot(o ? o : &blank);
+	}
+	return e->obj;
+}
+
 static const struct pw_mask_plan *current_plan(struct pw_mask_session *ms)
 {
 	struct entry *e = head(ms);
 	if (!e)
-		return NULL;
+		return ms->opaque;
 	if (e->kind == E_QUERY)
-		return e->cur < e->n ? e->plans[e->cur] : NULL;
-	return e->obj ? e->obj->plan : NULL;
+		return resolved(ms, e->cur < e->n ? e->plans[e->cur] : NULL);
+	if (e->kind == E_EXECUTE) {
+		struct named *o = executing(ms, e);
+		return o ? resolved(ms, o->plan) : ms->opaque;
+	}
+	return ms->opaque;
 }
 
 static int badly(struct pw_deny *d, const char *what)
@@ -486,8 +510,7 @@ static int wire(int rc, struct pw_mask_session *ms, const uint8_t **out, size_t 
 	if (rc == PW_MASK_NOMEM)
 		return pw_deny_set(d, "53200", "pgward: out of memory");
 	return pw_deny_set(d, "XX000",
-	                   "pgward: a %s could not be masked: the session ends rather "
-	                   "than show it",
+	                   "pgward: a %s could not be masked: the session ends rather than show it",
 	                   what);
 }
 
@@ -525,28 +548,26 @@ static int notification(struct pw_mask_session *ms, const uint8_t *msg, size_t l
 /* CopyOutResponse: the rows that follow are CopyData in the statement's format. */
 static int copy_out(struct pw_mask_session *ms, const uint8_t *msg, size_t len, struct pw_deny *d)
 {
+	struct entry *e = head(ms);
+	if (!e || (e->kind != E_QUERY && e->kind != E_EXECUTE))
+		return badly(d, "a COPY no statement was owed");
 	const struct pw_mask_plan *p = current_plan(ms);
 	if (len < 8)
 		return pw_deny_set(d, "08P01", "pgward: malformed CopyOutResponse");
 	int n = be16(msg + 6);
 	if (n < 0 || len < 8 + 2 * (size_t)n)
 		return pw_deny_set(d, "08P01", "pgward: malformed CopyOutResponse");
-	if (p && p->copy)
-		ms->fmt = p->fmt;
-	else
-		pw_copy_fmt_default(&ms->fmt, PW_COPY_TEXT);
-	if (msg[5] == 1)
-		ms->fmt.kind = PW_COPY_BINARY;
-	else if (ms->fmt.kind == PW_COPY_BINARY)
-		return badly(d, "a COPY said binary and sent text");
+	if (!p->copy)
+		return badly(d, "a COPY from a statement that is not one");
+	ms->fmt = p->fmt;
+	if ((msg[5] == 1) != (ms->fmt.kind == PW_COPY_BINARY))
+		return badly(d, "a COPY in another format than its statement says");
 	struct pw_mask_col *c = n ? calloc((size_t)n, sizeof(*c)) : NULL;
 	if (n && !c)
 		return pw_deny_set(d, "53200", "pgward: out of memory");
-	for (int i = 0; i < n; i++) {
-		pw_mask_column(&ms->sc, p, i, n, 0, 0, 0, msg[5], &c[i]);
-		if (p && p->mapped && p->n == n)
-			c[i].type_oid = p->cols[i].type;
-	}
+	for (int i = 0; i < n; i++)
+		pw_mask_column(&ms->sc, p, i, n, 0, 0, p->mapped && p->n == n ? p->cols[i].type : 0,
+		               msg[5], &c[i]);
 	free(ms->cur.c);
 	ms->cur.c = c;
 	ms->cur.n = n;
@@ -555,8 +576,9 @@ static int copy_out(struct pw_mask_session *ms, const uint8_t *msg, size_t len, 
 	return 0;
 }
 
-/* ReadyForQuery: a Query or a Sync is answered; what was still owed before it is not. */
-static void ready(struct pw_mask_session *ms)
+/* ReadyForQuery: a Query or a Sync is answered, and what was owed before it is not; outside a
+ * transaction, the portals and cursors not held are gone. */
+static void ready(struct pw_mask_session *ms, const uint8_t *msg, size_t len)
 {
 	while (ms->qlen) {
 		uint8_t k = head(ms)->kind;
@@ -564,7 +586,9 @@ static void ready(struct pw_mask_session *ms)
 		if (k == E_QUERY || k == E_SYNC)
 			break;
 	}
-	ms->copy = false;
+	ms->active = ms->copy = false;
+	if (len >= 6 && msg[5] == 'I')
+		forget_all(&ms->portals, true);
 }
 
 /* An error: a Query's later statements do not run; an extended group is skipped to Sync. */
@@ -584,17 +608,18 @@ static int rows_of(struct pw_mask_session *ms, const uint8_t *msg, size_t len, c
                    size_t *outlen, struct pw_deny *d)
 {
 	struct entry *e = head(ms);
-	if (!e || (e->kind != E_QUERY && e->kind != E_EXECUTE))
+	if (!e || (e->kind != E_QUERY && e->kind != E_EXECUTE) || ms->copy)
 		return badly(d, "a row no statement was owed");
 	if (!ms->active) {
 		if (e->kind == E_QUERY)
 			return badly(d, "a row before its RowDescription");
 		if (len < 7)
 			return pw_deny_set(d, "08P01", "pgward: malformed DataRow");
-		if (e->obj->described.n &&
-		    planned(ms, e->obj, e->obj->described.n, &ms->cur, d) < 0)
-			return -1;
-		if (!e->obj->described.n && planned(ms, e->obj, be16(msg + 5), &ms->cur, d) < 0)
+		struct named *o = executing(ms, e);
+		if (!o)
+			return pw_deny_set(d, "53200", "pgward: out of memory");
+		if (planned(ms, o, o->described.n ? o->described.n : be16(msg + 5), &ms->cur, d) <
+		    0)
 			return -1;
 		ms->active = true;
 	}
@@ -602,37 +627,97 @@ static int rows_of(struct pw_mask_session *ms, const uint8_t *msg, size_t len, c
 	return wire(rc, ms, out, outlen, d, "row");
 }
 
+/* The confirmations of Parse, Bind and Close: what the server now has. */
+static int confirmed(struct pw_mask_session *ms, uint8_t type, struct pw_deny *d)
+{
+	struct entry *e = head(ms);
+	uint8_t want = type == '1' ? E_PARSE : type == '2' ? E_BIND : E_CLOSE;
+	if (!e || e->kind != want)
+		return badly(d, "a confirmation no message was owed");
+	struct named *o;
+	if (type == '1') {
+		if (!put(&ms->stmts, e->name, e->plan ? e->plan : ms->opaque, d))
+			return -1;
+	} else if (type == '2') {
+		/* the statement's plan and described types; the Bind's formats */
+		const struct named *st = find(&ms->stmts, e->stmt);
+		if (!(o = put(&ms->portals, e->name, st ? st->plan : ms->opaque, d)))
+			return -1;
+		if (st && st->described.n &&
+		    (o->described.c = malloc((size_t)st->described.n * sizeof(*o->described.c)))) {
+			memcpy(o->described.c, st->described.c,
+			       (size_t)st->described.n * sizeof(*o->described.c));
+			o->described.n = st->described.n;
+		}
+		o->fmt = e->fmt;
+		o->nfmt = e->nfmt;
+		e->fmt = NULL;
+	} else {
+		forget(e->what == 'S' ? &ms->stmts : &ms->portals, e->name);
+	}
+	pop(ms);
+	return 0;
+}
+
+/* A RowDescription: of the rows that follow, or of a described statement or portal. */
+static int row_description(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
+                           struct pw_deny *d)
+{
+	struct entry *e = head(ms);
+	if (e && e->kind == E_QUERY) {
+		if (described(ms, msg, len, current_plan(ms), NULL, &ms->cur, d) < 0)
+			return -1;
+		ms->active = true;
+		return 0;
+	}
+	if (!e || (e->kind != E_DESCRIBE_S && e->kind != E_DESCRIBE_P))
+		return badly(d, "a RowDescription no statement was owed");
+	bool portal = e->kind == E_DESCRIBE_P;
+	struct named *o = find(portal ? &ms->portals : &ms->stmts, e->name);
+	/* what is kept: the types and origins (a portal's with its formats) */
+	if (o &&
+	    described(ms, msg, len, resolved(ms, o->plan), portal ? o : NULL, &o->described, d) < 0)
+		return -1;
+	pop(ms);
+	return 0;
+}
+
+/* CommandComplete and its kin: a statement's answer is over. */
+static int statement_done(struct pw_mask_session *ms, uint8_t type, struct pw_deny *d)
+{
+	struct entry *e = head(ms);
+	int rc = 0;
+	ms->active = ms->copy = false;
+	if (e && e->kind == E_QUERY) {
+		if (type == 'C' && e->cur < e->n)
+			rc = completed(ms, e->plans[e->cur], d);
+		e->cur++;
+	} else if (e && e->kind == E_EXECUTE) {
+		struct named *o = executing(ms, e);
+		if (type == 'C' && o)
+			rc = completed(ms, o->plan, d);
+		pop(ms);
+	} else {
+		rc = badly(d, "a command's end no statement was owed");
+	}
+	return rc;
+}
+
 int pw_mask_upstream(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
                      const uint8_t **out, size_t *outlen, struct pw_deny *d)
 {
 	struct entry *e = head(ms);
-	const struct pw_mask_plan *p;
 	switch (msg[0]) {
 	case 'T':
-		if (!e)
-			return badly(d, "a RowDescription no statement was owed");
-		if (e->kind == E_QUERY || e->kind == E_EXECUTE) {
-			if (described(ms, msg, len, current_plan(ms), NULL, &ms->cur, d) < 0)
-				return -1;
-			ms->active = true;
-			return 0;
-		}
-		if (e->kind == E_DESCRIBE_S || e->kind == E_DESCRIBE_P) {
-			bool portal = e->kind == E_DESCRIBE_P;
-			struct names *ns = portal ? &ms->portals : &ms->stmts;
-			struct named *o = find(ns, e->obj->name);
-			if (o && o->plan == e->obj->plan &&
-			    described(ms, msg, len, o->plan, portal ? o : NULL, &o->described, d) <
-			        0)
-				return -1;
-			pop(ms);
-			return 0;
-		}
-		return badly(d, "a RowDescription where none was owed");
+		return row_description(ms, msg, len, d);
 	case 'n':
 		if (e && (e->kind == E_DESCRIBE_S || e->kind == E_DESCRIBE_P))
 			pop(ms);
 		return 0;
+	case '1':
+	case '2':
+	case '3':
+		return confirmed(ms, msg[0], d);
 	case 'D':
 		return rows_of(ms, msg, len, out, outlen, d);
 	case 'H':
@@ -648,17 +733,14 @@ int pw_mask_upstream(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
 	case 'C':
 	case 'I':
 	case 's':
-		ms->active = ms->copy = false;
-		if (e && e->kind == E_QUERY)
-			e->cur++;
-		else if (e && e->kind == E_EXECUTE)
-			pop(ms);
-		return 0;
+		if (msg[0] == 's' && (!e || e->kind != E_EXECUTE))
+			return badly(d, "a PortalSuspended no Execute was owed");
+		return statement_done(ms, msg[0], d);
 	case 'E':
 	case 'N': {
-		p = current_plan(ms);
+		const struct pw_mask_plan *p = current_plan(ms);
 		/* an error of no statement pgward planned (a Parse's, say): scrubbed hard */
-		bool tainted = !p || p->touches;
+		bool tainted = p->touches || !p->mapped;
 		int rc = wire(pw_mask_scrub_notice(msg, len, tainted, &ms->ctx, &ms->out), ms, out,
 		              outlen, d, "error message");
 		if (rc >= 0 && msg[0] == 'E')
@@ -670,7 +752,7 @@ int pw_mask_upstream(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
 	case 'A':
 		return notification(ms, msg, len, out, outlen, d);
 	case 'Z':
-		ready(ms);
+		ready(ms, msg, len);
 		return 0;
 	default:
 		return 0;

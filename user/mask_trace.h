@@ -1,6 +1,6 @@
-/* Private to masking's tracer (mask_expr.c, mask_select.c, mask_plan.c): the taint every
+/* Private to masking's tracer (mask_expr.c, mask_select.c, mask_stmt.c, mask_plan.c): the taint every
  * column carries, the shapes of relations and subqueries, the scopes names are looked up in,
- * and the functions the three files share. See include/pgward/mask.h.
+ * and the functions the files share. See include/pgward/mask.h.
  *
  * A taint is CLEAN, COLUMN (a masked column's stored value) or DERIVED (computed from masked
  * data). Relations give their columns' taints from the mask rules (a view: traced through its
@@ -96,12 +96,17 @@ struct shape *mt_renamed(struct tr *t, struct shape *s, const PgQuery__Alias *a)
 struct taint mt_column_in(const struct shape *s, const char *c, bool *found);
 const struct rte *mt_find_rte(const struct scope *sc, const char *alias);
 struct taint mt_anything(const struct scope *sc);
+/* Each message field of m (set ones, repeated ones in order) to fn until it says false;
+ * false when it did. */
+bool mt_each_child(msg_t *m, bool (*fn)(msg_t *child, void *arg), void *arg);
 struct taint mt_children(struct tr *t, struct scope *sc, msg_t *m);
 struct taint mt_expr(struct tr *t, struct scope *sc, const node_t *n);
 void mt_predicate(struct tr *t, struct taint a, const char *where);
 void mt_add_item(struct tr *t, struct scope *sc, struct shape *s);
 void mt_add_rte(struct tr *t, struct scope *sc, const char *alias, struct shape *s);
 struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n);
+void mt_with_clause(struct tr *t, struct scope *sc, const PgQuery__WithClause *w);
+struct shape *mt_target_list(struct tr *t, struct scope *sc, node_t *const *tl, size_t n);
 struct shape *mt_select_shape(struct tr *t, struct scope *up, const PgQuery__SelectStmt *s);
 struct shape *mt_stmt_shape_hint(struct tr *t, struct scope *up, const node_t *n,
                                      struct pw_mask_plan *hint);

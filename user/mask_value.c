@@ -1,10 +1,13 @@
 /* Masking one value. See include/pgward/mask_value.h. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "pgward/mask_value.h"
 
@@ -83,18 +86,74 @@ static long redact(int t, char *out, size_t cap)
 	return t < 0 ? -1 : put(out, cap, types[t].redacted, strlen(types[t].redacted));
 }
 
+/* HMAC-SHA-256 of v under key into mac. The MAC context is kept per thread (each worker masks
+ * its own sessions' rows; a context is not shareable) with the key it was made for: a row's
+ * hash then costs the hashing alone, not a fetch of the algorithm under OpenSSL's locks. */
+struct mac_cache {
+	EVP_MAC *alg;
+	EVP_MAC_CTX *ctx;
+	uint8_t kept[PW_MASK_KEY_MAX];
+	size_t kept_len;
+};
+static __thread struct mac_cache mc;
+static pthread_key_t mc_key;
+static pthread_once_t mc_once = PTHREAD_ONCE_INIT;
+
+static void mc_free(void *p)
+{
+	struct mac_cache *c = p;
+	EVP_MAC_CTX_free(c->ctx);
+	EVP_MAC_free(c->alg);
+	OPENSSL_cleanse(c->kept, sizeof(c->kept));
+	memset(c, 0, sizeof(*c));
+}
+
+static void mc_init(void)
+{
+	pthread_key_create(&mc_key, mc_free);
+}
+
+static bool hmac(const struct pw_mask_key *key, const uint8_t *v, size_t n, uint8_t mac[32])
+{
+	EVP_MAC_CTX *ctx = mc.ctx;
+	uint8_t *kept = mc.kept;
+	if (!mc.alg) {
+		pthread_once(&mc_once, mc_init);
+		if (!(mc.alg = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+			return false;
+		pthread_setspecific(mc_key, &mc); /* freed when the thread ends */
+	}
+	size_t kept_len = mc.kept_len;
+	if (!ctx || kept_len != key->len || memcmp(kept, key->k, key->len) != 0) {
+		OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		                       OSSL_PARAM_construct_end()};
+		EVP_MAC_CTX_free(ctx);
+		mc.ctx = ctx = EVP_MAC_CTX_new(mc.alg);
+		mc.kept_len = 0;
+		if (!ctx || !EVP_MAC_init(ctx, key->k, key->len, params))
+			return false;
+		memcpy(kept, key->k, key->len);
+		mc.kept_len = key->len;
+	} else if (!EVP_MAC_init(ctx, NULL, 0, NULL)) { /* the same key, a new message */
+		return false;
+	}
+	size_t ml = 0;
+	return EVP_MAC_update(ctx, v, n) && EVP_MAC_final(ctx, mac, &ml, 32) && ml == 32;
+}
+
 static long hash(const struct pw_mask_key *key, int t, const uint8_t *v, size_t n, char *out,
                  size_t cap)
 {
+	static const char hex[] = "0123456789abcdef";
 	uint8_t mac[32];
-	unsigned ml = 0;
-	if (t < 0 || !key || !key->len ||
-	    !HMAC(EVP_sha256(), key->k, (int)key->len, v, n, mac, &ml))
+	if (t < 0 || !key || !key->len || !hmac(key, v, n, mac))
 		return t < 0 ? -1 : redact(t, out, cap);
 	char buf[80];
 	if (types[t].kind == K_STRING) {
-		for (int i = 0; i < 32; i++)
-			snprintf(buf + 2 * i, 3, "%02x", mac[i]);
+		for (int i = 0; i < 32; i++) {
+			buf[2 * i] = hex[mac[i] >> 4];
+			buf[2 * i + 1] = hex[mac[i] & 15];
+		}
 		return put(out, cap, buf, 64);
 	}
 	if (types[t].kind == K_INT) {
@@ -107,9 +166,12 @@ static long hash(const struct pw_mask_key *key, int t, const uint8_t *v, size_t 
 	}
 	if (types[t].oid == 2950) { /* uuid */
 		int o = 0;
-		for (int i = 0; i < 16; i++)
-			o += snprintf(buf + o, sizeof(buf) - (size_t)o, "%s%02x",
-			              i == 4 || i == 6 || i == 8 || i == 10 ? "-" : "", mac[i]);
+		for (int i = 0; i < 16; i++) {
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				buf[o++] = '-';
+			buf[o++] = hex[mac[i] >> 4];
+			buf[o++] = hex[mac[i] & 15];
+		}
 		return put(out, cap, buf, (size_t)o);
 	}
 	return redact(t, out, cap); /* no deterministic form that still reads as this type */

@@ -1,16 +1,15 @@
 /* Masking on the wire. See include/pgward/mask_wire.h. */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mask_wire_int.h"
 #include "pgward/mask_wire.h"
 #include "pgward/proto.h"
 
-#define REDACTED "[redacted]"
-
 /* What one value becomes (errors are the negative PW_MASK_* codes). */
-enum { CELL_SAME, CELL_NEW, CELL_NULL };
 
 static uint16_t be16(const uint8_t *p)
 {
@@ -26,7 +25,7 @@ void pw_mask_out_free(struct pw_mask_out *o)
 	o->len = o->cap = 0;
 }
 
-static int reserve(struct pw_mask_out *o, size_t more)
+int mw_reserve(struct pw_mask_out *o, size_t more)
 {
 	if (more <= o->cap - o->len)
 		return 0;
@@ -43,9 +42,9 @@ static int reserve(struct pw_mask_out *o, size_t more)
 	return 0;
 }
 
-static int put(struct pw_mask_out *o, const void *p, size_t n)
+int mw_put(struct pw_mask_out *o, const void *p, size_t n)
 {
-	int rc = reserve(o, n);
+	int rc = mw_reserve(o, n);
 	if (rc)
 		return rc;
 	if (n)
@@ -58,33 +57,23 @@ static int put_be32(struct pw_mask_out *o, uint32_t v)
 {
 	uint8_t b[4];
 	pw_put_be32(b, v);
-	return put(o, b, 4);
+	return mw_put(o, b, 4);
 }
 
-/* The rewritten message, built lazily: the original's bytes [0, done) are in out already, as
- * they were or rewritten. Nothing is copied before the first change, so that a row left as
- * it was costs a parse and no copy. */
-struct wr {
-	struct pw_mask_out *out;
-	const uint8_t *msg;
-	size_t len, done;
-	bool on;
-};
-
 /* The original up to at; the caller then writes what replaces [at, to). */
-static int wr_cut(struct wr *w, size_t at, size_t to)
+int mw_wr_cut(struct wr *w, size_t at, size_t to)
 {
 	w->on = true;
-	int rc = put(w->out, w->msg + w->done, at - w->done);
+	int rc = mw_put(w->out, w->msg + w->done, at - w->done);
 	w->done = to;
 	return rc;
 }
 
-static int wr_end(struct wr *w)
+int mw_wr_end(struct wr *w)
 {
 	if (!w->on)
 		return PW_MASK_SAME;
-	int rc = wr_cut(w, w->len, w->len);
+	int rc = mw_wr_cut(w, w->len, w->len);
 	if (rc)
 		return rc;
 	if (w->out->len - 1 > INT32_MAX)
@@ -94,7 +83,7 @@ static int wr_end(struct wr *w)
 }
 
 /* A whole message of one of types, its length field exactly the bytes given. */
-static bool framed(const uint8_t *msg, size_t len, const char *types)
+bool mw_framed(const uint8_t *msg, size_t len, const char *types)
 {
 	return msg && len >= PW_HDR && msg[0] && strchr(types, msg[0]) &&
 	       pw_be32(msg + 1) == len - 1;
@@ -155,7 +144,7 @@ static int mask_into(struct pw_mask_out *o, enum pw_mask_strategy s, int keep,
                      const struct pw_mask_key *key, uint32_t oid, const uint8_t *v, size_t n)
 {
 	size_t cap = PW_MASK_OUT_MAX + n + 1; /* a partial or an email is at most 4 + n */
-	int rc = reserve(o, cap);
+	int rc = mw_reserve(o, cap);
 	if (rc)
 		return rc;
 	long l = pw_mask_text(s, keep, key, oid, v ? v : (const uint8_t *)"", n,
@@ -239,7 +228,7 @@ static int text_to_bin(enum bin b, struct pw_mask_out *o)
 			buf[i] = (uint8_t)(x >> 8 * (bins[b].size - 1 - i));
 	} /* bool false, float zero: all zero bytes */
 	o->len = 0;
-	int rc = put(o, buf, bins[b].size);
+	int rc = mw_put(o, buf, bins[b].size);
 	return rc ? rc : CELL_NEW;
 }
 
@@ -278,7 +267,7 @@ static int detect_cell(const struct pw_mask_ctx *ctx, const uint8_t *v, size_t n
 		enum pw_mask_strategy s = d->strategy[m.what];
 		if (s == PW_MASK_NULL)
 			return CELL_NULL;
-		int rc = put(o, v + last, m.off - last);
+		int rc = mw_put(o, v + last, m.off - last);
 		if (rc)
 			return rc;
 		rc = mask_into(o, s, d->keep[m.what], ctx->key, 25, v + m.off, m.len);
@@ -289,7 +278,7 @@ static int detect_cell(const struct pw_mask_ctx *ctx, const uint8_t *v, size_t n
 	}
 	if (!last)
 		return CELL_SAME;
-	int rc = put(o, v + last, n - last);
+	int rc = mw_put(o, v + last, n - last);
 	return rc ? rc : CELL_NEW;
 }
 
@@ -304,10 +293,61 @@ static int cell(const struct pw_mask_col *c, bool binary, const struct pw_mask_c
 		o->len = 0;
 		return mask_into(o, c->strategy, c->keep, key, c->type_oid, v, n);
 	}
-	if (c->detect && ctx && ctx->det && ctx->det->set &&
-	    (!binary || bin_kind(c->type_oid) == B_STRING))
-		return detect_cell(ctx, v, n, o);
+	if (c->detect && ctx && ctx->det && ctx->det->set) {
+		if (!binary || bin_kind(c->type_oid) == B_STRING)
+			return detect_cell(ctx, v, n, o);
+		/* another type's binary form (an array, a record): a match inside it cannot
+		 * be replaced in place, so the cell goes */
+		struct pw_detect_match m;
+		return pw_detect_next(v, n, 0, ctx->det->set, &m) ? CELL_NULL : CELL_SAME;
+	}
 	return CELL_SAME;
+}
+
+/* A NULL of a masked column whose NULLs are masked too: its type's redacted value (a NULL
+ * strategy, or a type without one, leaves it NULL, as every other value of it). */
+static int null_cell(const struct pw_mask_col *c, bool binary, struct pw_mask_out *o)
+{
+	if (c->strategy == PW_MASK_NULL)
+		return CELL_SAME;
+	o->len = 0;
+	int rc = mask_into(o, PW_MASK_REDACT, 0, NULL, c->type_oid, (const uint8_t *)"", 0);
+	if (rc != CELL_NEW || !binary)
+		return rc;
+	enum bin b = bin_kind(c->type_oid);
+	return b == B_OTHER ? CELL_NULL : b == B_STRING ? rc : text_to_bin(b, o);
+}
+
+/* Scratch buffers a rewrite reuses from row to row: per thread (each worker masks its own
+ * sessions' rows), given back when the thread ends. */
+struct scratch {
+	struct pw_mask_out a, b;
+	bool registered;
+};
+static __thread struct scratch scr;
+static pthread_key_t scr_key;
+static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
+
+static void scr_free(void *p)
+{
+	struct scratch *x = p;
+	pw_mask_out_free(&x->a);
+	pw_mask_out_free(&x->b);
+}
+
+static void scr_init(void)
+{
+	pthread_key_create(&scr_key, scr_free);
+}
+
+static struct scratch *scratch(void)
+{
+	if (!scr.registered) {
+		pthread_once(&scr_once, scr_init);
+		pthread_setspecific(scr_key, &scr);
+		scr.registered = true;
+	}
+	return &scr;
 }
 
 /* ---- DataRow ------------------------------------------------------------------------------ */
@@ -324,24 +364,27 @@ static int cells(const struct pw_mask_col *cols, int ncols, bool binary,
 		int32_t l = (int32_t)pw_be32(m + i);
 		size_t start = i;
 		i += 4;
-		if (l == -1)
-			continue; /* NULL stays NULL */
-		if (l < 0 || (size_t)l > w->len - i)
-			return PW_MASK_BAD;
 		const struct pw_mask_col *c = &cols[k];
-		int rc = cell(c, binary || c->format != 0, ctx, m + i, (size_t)l, o);
-		i += (size_t)l;
+		if (l == -1 && !(c->mask && c->nulls))
+			continue; /* NULL stays NULL */
+		if (l < -1 || (l > 0 && (size_t)l > w->len - i))
+			return PW_MASK_BAD;
+		int rc = l == -1 ? null_cell(c, binary || c->format != 0, o)
+		                 : cell(c, binary || c->format != 0, ctx, m + i, (size_t)l, o);
+		if (l == -1 && rc == CELL_NULL)
+			rc = CELL_SAME;
+		i += l > 0 ? (size_t)l : 0;
 		if (rc < 0)
 			return rc;
 		if (rc == CELL_SAME)
 			continue;
 		if (rc == CELL_NEW && o->len > INT32_MAX)
 			return PW_MASK_BAD;
-		int e = wr_cut(w, start, i);
+		int e = mw_wr_cut(w, start, i);
 		if (!e)
 			e = put_be32(w->out, rc == CELL_NULL ? UINT32_MAX : (uint32_t)o->len);
 		if (!e && rc == CELL_NEW)
-			e = put(w->out, o->data, o->len);
+			e = mw_put(w->out, o->data, o->len);
 		if (e)
 			return e;
 	}
@@ -355,18 +398,16 @@ int pw_mask_datarow(const struct pw_mask_col *cols, int ncols, const struct pw_m
 	if (!out)
 		return PW_MASK_BAD;
 	out->len = 0;
-	if (!framed(msg, len, "D") || len < PW_HDR + 2 || ncols < 0 || (ncols && !cols) ||
+	if (!mw_framed(msg, len, "D") || len < PW_HDR + 2 || ncols < 0 || (ncols && !cols) ||
 	    (int16_t)be16(msg + PW_HDR) != ncols)
 		return PW_MASK_BAD;
 	struct wr w = {out, msg, len, 0, false};
-	struct pw_mask_out o = {0};
 	size_t at = PW_HDR + 2;
-	int rc = cells(cols, ncols, false, ctx, &w, &at, &o);
-	pw_mask_out_free(&o);
+	int rc = cells(cols, ncols, false, ctx, &w, &at, &scratch()->a);
 	if (!rc && at != len)
 		rc = PW_MASK_BAD; /* trailing bytes */
 	if (!rc)
-		rc = wr_end(&w);
+		rc = mw_wr_end(&w);
 	if (rc != PW_MASK_CHANGED)
 		out->len = 0;
 	return rc;
@@ -415,7 +456,7 @@ struct copy {
 /* A value escaped for COPY text, as PostgreSQL's CopyAttributeOutText does. */
 static int text_put(struct pw_mask_out *o, char delim, const uint8_t *v, size_t n)
 {
-	int rc = reserve(o, 2 * n);
+	int rc = mw_reserve(o, 2 * n);
 	for (size_t i = 0; !rc && i < n; i++) {
 		static const char ctl[] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n',
 		                           ['\r'] = 'r', ['\t'] = 't', ['\v'] = 'v'};
@@ -440,8 +481,8 @@ static int csv_put(struct pw_mask_out *o, const struct pw_copy_fmt *f, const uin
 		quote = v[i] == (uint8_t)f->delim || v[i] == (uint8_t)f->quote || v[i] == '\r' ||
 		        v[i] == '\n';
 	if (!quote)
-		return put(o, v, n);
-	int rc = reserve(o, 2 * n + 2);
+		return mw_put(o, v, n);
+	int rc = mw_reserve(o, 2 * n + 2);
 	if (rc)
 		return rc;
 	o->data[o->len++] = (uint8_t)f->quote;
@@ -459,7 +500,7 @@ static int text_value(struct copy *c, size_t fs, size_t fe)
 {
 	const uint8_t *m = c->w.msg;
 	c->val.len = 0;
-	int rc = reserve(&c->val, fe - fs);
+	int rc = mw_reserve(&c->val, fe - fs);
 	for (size_t i = fs; !rc && i < fe;) {
 		uint8_t ch = m[i++];
 		if (ch == '\\' && i < fe) {
@@ -491,7 +532,7 @@ static int csv_value(struct copy *c, size_t fs, size_t fe)
 	const uint8_t *m = c->w.msg;
 	uint8_t q = (uint8_t)c->f->quote, e = (uint8_t)c->f->escape;
 	c->val.len = 0;
-	int rc = reserve(&c->val, fe - fs);
+	int rc = mw_reserve(&c->val, fe - fs);
 	for (size_t i = fs + 1; !rc && i < fe - 1; i++) {
 		if (m[i] == e && i + 1 < fe - 1 && (m[i + 1] == q || m[i + 1] == e))
 			i++;
@@ -523,11 +564,11 @@ static int copy_field(struct copy *c, int k, size_t fs, size_t fe, bool null, bo
 	int rc = cell(col, false, c->ctx, v, n, &c->o);
 	if (rc <= CELL_SAME)
 		return rc;
-	int e = wr_cut(&c->w, fs, fe);
+	int e = mw_wr_cut(&c->w, fs, fe);
 	if (e)
 		return e;
 	if (rc == CELL_NULL)
-		return put(c->w.out, c->f->null_str, c->f->null_len);
+		return mw_put(c->w.out, c->f->null_str, c->f->null_len);
 	return csv ? csv_put(c->w.out, c->f, c->o.data, c->o.len)
 	           : text_put(c->w.out, c->f->delim, c->o.data, c->o.len);
 }
@@ -675,9 +716,10 @@ int pw_mask_copydata(const struct pw_mask_col *cols, int ncols, const struct pw_
 	if (!out)
 		return PW_MASK_BAD;
 	out->len = 0;
-	if (!f || !st || !framed(msg, len, "d") || ncols < 0 || (ncols && !cols) || !fmt_ok(f))
+	if (!f || !st || !mw_framed(msg, len, "d") || ncols < 0 || (ncols && !cols) || !fmt_ok(f))
 		return PW_MASK_BAD;
-	struct copy c = {cols, ncols, f, ctx, {out, msg, len, 0, false}, {0}, {0}};
+	struct scratch *x = scratch();
+	struct copy c = {cols, ncols, f, ctx, {out, msg, len, 0, false}, x->a, x->b};
 	struct pw_copy_state s = *st;
 	size_t at = PW_HDR;
 	int rc = 0;
@@ -688,140 +730,12 @@ int pw_mask_copydata(const struct pw_mask_col *cols, int ncols, const struct pw_
 		rc = f->kind == PW_COPY_CSV ? csv_row(&c, &at, header) : text_row(&c, &at, header);
 		s.header_seen = true;
 	}
-	pw_mask_out_free(&c.o);
-	pw_mask_out_free(&c.val);
+	x->a = c.o; /* kept for the next row */
+	x->b = c.val;
 	if (!rc)
-		rc = wr_end(&c.w);
+		rc = mw_wr_end(&c.w);
 	if (rc >= 0)
 		*st = s;
-	if (rc != PW_MASK_CHANGED)
-		out->len = 0;
-	return rc;
-}
-
-/* ---- ErrorResponse, NoticeResponse -------------------------------------------------------- */
-
-/* Every detector's match in v replaced by "[redacted]", into o. */
-static int redact_matches(const uint8_t *v, size_t n, struct pw_mask_out *o)
-{
-	struct pw_detect_match m;
-	size_t from = 0, last = 0;
-	int rc = 0;
-	while (!rc && from < n && pw_detect_next(v, n, from, PW_DET_ALL, &m)) {
-		if (m.off < from || m.off > n || m.len > n - m.off)
-			return PW_MASK_BAD;
-		rc = put(o, v + last, m.off - last);
-		if (!rc)
-			rc = put(o, REDACTED, strlen(REDACTED));
-		last = m.off + m.len;
-		from = m.off + (m.len ? m.len : 1);
-	}
-	return rc ? rc : put(o, v + last, n - last);
-}
-
-/* A message that quotes what the statement read: each "..." and each =(...) made ***. A
- * value may hold parentheses itself, so =( runs to the field's last ')'; an unclosed run to
- * the end. */
-static int hide_quoted(const uint8_t *v, size_t n, struct pw_mask_out *o)
-{
-	int rc = 0;
-	for (size_t i = 0; !rc && i < n;) {
-		const uint8_t *close;
-		if (v[i] == '"') {
-			close = memchr(v + i + 1, '"', n - i - 1);
-			rc = put(o, "\"***", 4);
-		} else if (v[i] == '=' && i + 1 < n && v[i + 1] == '(') {
-			close = memrchr(v + i + 2, ')', n - i - 2);
-			rc = put(o, "=(***", 5);
-		} else {
-			rc = put(o, v + i++, 1);
-			continue;
-		}
-		if (!close)
-			break;
-		if (!rc)
-			rc = put(o, close, 1);
-		i = (size_t)(close - v) + 1;
-	}
-	return rc;
-}
-
-/* The fields that may quote data: message, detail, hint, context, internal query, and any
- * code this list does not know. */
-static bool scrubbed(uint8_t code)
-{
-	return !memchr("SVCPpFLRstcdn", code, 13);
-}
-
-/* Field code's value v (no NUL) scrubbed into b (a: scratch); CELL_SAME when it is as it was. */
-static int scrub_field(uint8_t code, bool tainted, const uint8_t *v, size_t n,
-                       struct pw_mask_out *a, struct pw_mask_out *b)
-{
-	const uint8_t *s = v;
-	size_t sn = n;
-	int rc = 0;
-	a->len = b->len = 0;
-	if (tainted && code != 'M')
-		rc = put(b, PW_MASK_WITHHELD, strlen(PW_MASK_WITHHELD));
-	else {
-		if (tainted) {
-			rc = hide_quoted(v, n, a);
-			s = a->data ? a->data : (const uint8_t *)"";
-			sn = a->len;
-		}
-		if (!rc)
-			rc = redact_matches(s, sn, b);
-	}
-	if (rc)
-		return rc;
-	return b->len == n && (!n || !memcmp(b->data, v, n)) ? CELL_SAME : CELL_NEW;
-}
-
-int pw_mask_scrub_notice(const uint8_t *msg, size_t len, bool tainted,
-                         const struct pw_mask_ctx *ctx, struct pw_mask_out *out)
-{
-	(void)ctx;
-	if (!out)
-		return PW_MASK_BAD;
-	out->len = 0;
-	if (!framed(msg, len, "EN"))
-		return PW_MASK_BAD;
-	struct wr w = {out, msg, len, 0, false};
-	struct pw_mask_out a = {0}, b = {0};
-	size_t i = PW_HDR;
-	int rc = 0;
-	for (;;) {
-		if (i >= len) {
-			rc = PW_MASK_BAD; /* no terminator */
-			break;
-		}
-		uint8_t code = msg[i++];
-		if (!code) {
-			rc = i == len ? 0 : PW_MASK_BAD;
-			break;
-		}
-		const uint8_t *z = memchr(msg + i, 0, len - i);
-		if (!z) {
-			rc = PW_MASK_BAD;
-			break;
-		}
-		size_t vs = i, ve = (size_t)(z - msg);
-		i = ve + 1;
-		if (!scrubbed(code))
-			continue;
-		rc = scrub_field(code, tainted, msg + vs, ve - vs, &a, &b);
-		if (rc == CELL_NEW) {
-			rc = wr_cut(&w, vs, ve);
-			if (!rc)
-				rc = put(out, b.data, b.len);
-		}
-		if (rc < 0)
-			break;
-	}
-	pw_mask_out_free(&a);
-	pw_mask_out_free(&b);
-	if (!rc)
-		rc = wr_end(&w);
 	if (rc != PW_MASK_CHANGED)
 		out->len = 0;
 	return rc;

@@ -78,17 +78,69 @@ static bool schema_exists(const void *arg, const char *schema)
 	return pw_catalog_has_schema(ps->cat, schema);
 }
 
-int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
+static void widen(struct pw_policy_session *ps, const struct pw_sql_setting *s)
+{
+	if (strcmp(s->name, "search_path") != 0 ||
+	    (s->how != PW_SQL_SET_SET && s->how != PW_SQL_SET_CONFIG))
+		return; /* a RESET returns to the upstream's path, already a candidate */
+	if (!s->value_known) {
+		ps->path_unknown = true;
+		return;
+	}
+	for (size_t o = 0; o < s->value_len; o += strlen(s->value + o) + 1)
+		path_add(ps, s->value + o);
+}
+
+bool pw_policy_session_widened(const struct pw_policy_session *ps, const struct pw_sql_result *r,
+                               struct pw_policy_session *out)
+{
+	bool any = false;
+	for (int i = 0; ps && i < r->nsets; i++) {
+		const struct pw_sql_setting *s = &r->sets[i];
+		if (s->stmt + 1 >= r->nstmts || strcmp(s->name, "search_path") != 0 ||
+		    (s->how != PW_SQL_SET_SET && s->how != PW_SQL_SET_CONFIG))
+			continue;
+		if (!any) {
+			*out = *ps;
+			/* the copy's path entries point into its own names */
+			for (size_t k = 0; k < out->n_path; k++)
+				out->path[k] =
+				    ps->path[k] == ps->names[k] ? out->names[k] : ps->path[k];
+		}
+		any = true;
+		widen(out, s);
+	}
+	return any;
+}
+
+static int analyse_in(struct pw_policy_session *ps, const char *sql, size_t len,
                       struct pw_sql_result *out, char *err, size_t errlen)
 {
-	if (!ps)
-		return pw_sql_analyse(sql, len, NULL, out, err, errlen);
 	ps->sql.user = ps->user;
 	ps->sql.search_path = ps->path;
 	ps->sql.n_search_path = ps->n_path;
 	ps->sql.schema_exists = ps->existing_known || ps->cat ? schema_exists : NULL;
 	ps->sql.schema_arg = ps;
 	return pw_sql_analyse(sql, len, &ps->sql, out, err, errlen);
+}
+
+int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
+                      struct pw_sql_result *out, char *err, size_t errlen)
+{
+	if (!ps)
+		return pw_sql_analyse(sql, len, NULL, out, err, errlen);
+	if (analyse_in(ps, sql, len, out, err, errlen) < 0)
+		return -1;
+	/* a SET search_path before the text's last statement: the statements after it are
+	 * read with the schemas it names as candidates too (all of them: wider is stricter) */
+	struct pw_policy_session wide;
+	if (!pw_policy_session_widened(ps, out, &wide))
+		return 0;
+	int rc = analyse_in(&wide, sql, len, out, err, errlen);
+	ps->sql.search_path = ps->path; /* the session's own again */
+	ps->sql.n_search_path = ps->n_path;
+	ps->sql.schema_arg = ps;
+	return rc;
 }
 
 int pw_policy_session_apply(struct pw_policy_session *ps, const struct pw_sql_result *r,
@@ -105,18 +157,8 @@ int pw_policy_session_apply(struct pw_policy_session *ps, const struct pw_sql_re
 		    (st->runs & ((1u << PW_SQL_CALL) | (1u << PW_SQL_DO))))
 			ps->sql.no_temp_tables = false;
 	}
-	for (int i = 0; i < r->nsets; i++) {
-		const struct pw_sql_setting *s = &r->sets[i];
-		if (strcmp(s->name, "search_path") != 0 ||
-		    (s->how != PW_SQL_SET_SET && s->how != PW_SQL_SET_CONFIG))
-			continue; /* a RESET returns to the upstream's path, already a candidate */
-		if (!s->value_known) {
-			ps->path_unknown = true;
-			continue;
-		}
-		for (size_t o = 0; o < s->value_len; o += strlen(s->value + o) + 1)
-			path_add(ps, s->value + o);
-	}
+	for (int i = 0; i < r->nsets; i++)
+		widen(ps, &r->sets[i]);
 	return rc;
 }
 

@@ -71,6 +71,7 @@ struct pw_session {
 	 * the client's end while a statement runs: a client that is gone answers with a reset */
 	bool probe_sent;
 	struct pw_mask_session *mask; /* an identity with masks: its results' masking */
+	struct pw_buf mstage;         /* masking: the batch of messages being rewritten */
 
 	uint8_t cancel_pkt[16]; /* ST_CANCEL: the CancelRequest to send */
 };
@@ -140,6 +141,7 @@ static void session_free(struct pw_session *s)
 	pw_buf_free(&s->ubuf);
 	pw_opening_free(&s->op);
 	pw_mask_session_free(s->mask);
+	pw_buf_free(&s->mstage);
 	if (s->rt)
 		pw_runtime_unref(s->rt);
 	free(s);
@@ -206,11 +208,15 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 	s->deadline_ms = 0;
 	if (s->op.client.id->policy.has_masks) {
 		struct pw_mask_scope sc = {.cfg = cfg, .id = s->op.client.id, .ps = &s->op.ps};
-		if (!(s->mask = pw_mask_session_new(&sc))) {
+		if (!(s->mask = pw_mask_session_new(&sc)) ||
+		    pw_buf_init(&s->mstage, BUF_SIZE) < 0) {
 			fatal(s, "53200", "pgward: out of memory");
 			return;
 		}
 		pw_relay_masking(&s->relay, true);
+		/* rewritten rows grow a batch: keep that room rather than give it back and
+		 * take it again at every batch */
+		pw_buf_keep(&s->ubuf, 4 * BUF_SIZE);
 	}
 }
 
@@ -387,16 +393,59 @@ static bool relay_client(struct pw_session *s)
 	return false;
 }
 
+/* Masking: bytes the relay decided since *mark (offset from start) go to the batch. */
+static int stage(struct pw_session *s, size_t *mark)
+{
+	struct pw_buf *b = &s->ubuf;
+	size_t at = b->scan - b->start;
+	if (at > *mark && pw_buf_append(&s->mstage, b->data + b->start + *mark, at - *mark) < 0)
+		return -1;
+	*mark = at;
+	return 0;
+}
+
+/* A masked session's message at scan: its rewritten form (or itself) to the batch. */
+static int mask_message(struct pw_session *s, size_t *mark, struct pw_deny *why)
+{
+	struct pw_relay *r = &s->relay;
+	const uint8_t *p = pw_buf_at_scan(&s->ubuf), *out = p;
+	size_t outlen = r->total;
+	int rc = pw_mask_upstream(s->mask, p, r->total, &out, &outlen, why);
+	if (rc < 0)
+		return -1;
+	if (pw_buf_append(&s->mstage, rc ? out : p, rc ? outlen : r->total) < 0)
+		return pw_deny_set(why, "53200", "pgward: out of memory");
+	pw_relay_pass(r, &s->ubuf);
+	*mark = s->ubuf.scan - s->ubuf.start;
+	return 0;
+}
+
 /* The upstream side of the relay: what the server says of the session is checked and
- * remembered here. False when the session was closed. */
+ * remembered here. A masked session's messages are rewritten as a batch: every whole message
+ * read is staged (rewritten or as it is) and the batch put back in one piece, so that a
+ * message changing length costs its own bytes only; on a failure the batch is dropped, never
+ * sent. False when the session was closed. */
 static bool relay_upstream(struct pw_session *s)
 {
 	struct pw_relay *r = &s->relay;
+	struct pw_buf *b = &s->ubuf;
+	size_t from = b->scan - b->start, mark = from; /* offsets: the buffer may move */
+	struct pw_deny why;
+	if (s->mask)
+		pw_buf_clear(&s->mstage);
 	for (;;) {
-		enum pw_relay_outcome o = pw_relay_scan_upstream(r, &s->ubuf);
-		uint8_t *p = pw_buf_at_scan(&s->ubuf);
+		enum pw_relay_outcome o = pw_relay_scan_upstream(r, b);
+		uint8_t *p = pw_buf_at_scan(b);
+		if (s->mask && o != PW_RELAY_FAIL && stage(s, &mark) < 0) {
+			pw_deny_set(&why, "53200", "pgward: out of memory");
+			o = PW_RELAY_FAIL;
+			r->fail = (struct pw_deny){.sqlstate = "53200"};
+			snprintf(r->fail.message, sizeof(r->fail.message), "%s", why.message);
+		}
 		switch (o) {
 		case PW_RELAY_FAIL:
+			if (s->mask)
+				b->scan = b->start + from; /* the batch is not sent */
 			fatal(s, r->fail.sqlstate, "%s", r->fail.message);
 			return false;
 		case PW_RELAY_UP_BIG:
@@ -404,35 +453,37 @@ static bool relay_upstream(struct pw_session *s)
 			 * and this connection is not kept for reuse */
 			pw_opening_not_reusable(&s->op);
 			continue;
-		case PW_RELAY_UP_MASK: {
-			const uint8_t *out;
-			size_t outlen;
-			struct pw_deny why;
-			int rc = pw_mask_upstream(s->mask, p, r->total, &out, &outlen, &why);
-			if (rc < 0 || (rc > 0 && pw_relay_replace(r, &s->ubuf, out, outlen) < 0)) {
-				if (rc >= 0)
-					pw_deny_set(&why, "53200", "pgward: out of memory");
+		case PW_RELAY_UP_MASK:
+			if (mask_message(s, &mark, &why) < 0) {
+				b->scan = b->start + from;
 				fatal(s, why.sqlstate, "%s", why.message);
 				return false;
 			}
-			if (rc == 0)
-				pw_relay_pass(r, &s->ubuf);
 			continue;
-		}
 		case PW_RELAY_UP_PARAM:
 		case PW_RELAY_UP_KEY:
 		case PW_RELAY_UP_MSG:
 			break;
 		default:
+			if (s->mask && pw_buf_redo(b, b->start + from, pw_buf_at_scan(&s->mstage),
+			                           pw_buf_unscanned(&s->mstage)) < 0) {
+				b->scan = b->start + from;
+				fatal(s, "53200", "pgward: out of memory");
+				return false;
+			}
+			pw_buf_clear(&s->mstage);
+			if (s->mask && s->mstage.cap > 16 * BUF_SIZE)
+				pw_buf_settle(&s->mstage); /* a big batch's room goes back */
 			return true;
 		}
-		struct pw_deny why;
 		if (pw_opening_after(&s->op, p, r->total, &why) < 0) {
+			if (s->mask)
+				b->scan = b->start + from;
 			fatal(s, why.sqlstate, "%s", why.message);
 			return false;
 		}
 		pw_relay_each_upstream(r, s->op.pre.capturing);
-		pw_relay_pass(r, &s->ubuf);
+		pw_relay_pass(r, b);
 	}
 }
 
@@ -560,8 +611,12 @@ static enum step step_ready(struct pw_session *s)
 	/* a verdict from an analysis thread came without any I/O: what it decided is to be
 	 * written now */
 	moved |= verdict && !s->judge.ready;
-	if (s->up.rd && !s->up.eof) {
-		r = pw_sock_fill(&s->up, &s->ubuf);
+	/* a masked session reads a buffer's worth once the client has taken the last one:
+	 * its rewritten batch then fits the room kept (pw_buf_keep) without moving or growing
+	 * the buffer, and memory stays bounded however many rows come */
+	if (s->up.rd && !s->up.eof && (!s->mask || !pw_buf_pending(&s->ubuf))) {
+		r = s->mask ? pw_sock_fill_upto(&s->up, &s->ubuf, BUF_SIZE)
+		            : pw_sock_fill(&s->up, &s->ubuf);
 		if (r == PW_IO_ERR) {
 			session_close(s, "upstream read error");
 			return STEP_STOP;

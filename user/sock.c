@@ -86,11 +86,17 @@ static ssize_t sock_write(struct pw_sock *k, const uint8_t *p, size_t n)
 
 ssize_t pw_sock_fill(struct pw_sock *k, struct pw_buf *b)
 {
+	return pw_sock_fill_upto(k, b, SIZE_MAX);
+}
+
+ssize_t pw_sock_fill_upto(struct pw_sock *k, struct pw_buf *b, size_t max)
+{
 	if (pw_buf_space(b) < 1024)
 		pw_buf_compact(b);
 	if (!pw_buf_space(b))
 		return PW_IO_WOULDBLOCK;
-	ssize_t r = sock_read(k, pw_buf_tail(b), pw_buf_space(b));
+	size_t n = pw_buf_space(b) < max ? pw_buf_space(b) : max;
+	ssize_t r = sock_read(k, pw_buf_tail(b), n);
 	if (r > 0)
 		pw_buf_filled(b, (size_t)r);
 	else if (r == PW_IO_EOF)

@@ -82,8 +82,18 @@ int pw_buf_reserve_at_scan(struct pw_buf *b, size_t need);
 void pw_buf_cut(struct pw_buf *b, size_t n);
 /* Insert bytes at scan and mark them decided (scan advances past them). */
 int pw_buf_insert(struct pw_buf *b, const void *p, size_t n);
+/* Replace the decided bytes [from, scan) with n bytes at p, decided: what a rewriting pass
+ * made of them (masking). -1: no memory, and those bytes are gone (the caller fails). */
+int pw_buf_redo(struct pw_buf *b, size_t from, const void *p, size_t n);
 /* Append bytes at end (used while a session is in its start-up phases). */
 int pw_buf_append(struct pw_buf *b, const void *p, size_t n);
+/* Room up to cap bytes is kept when everything is written (pw_buf_settle shrinks only a
+ * buffer larger than that). */
+static inline void pw_buf_keep(struct pw_buf *b, size_t cap)
+{
+	if (cap > b->base_cap)
+		b->base_cap = cap;
+}
 /* Called when everything written: reset offsets, shrink an oversized buffer back. */
 void pw_buf_settle(struct pw_buf *b);
 

@@ -34,6 +34,7 @@ struct pw_cat_func {
 	bool builtin;    /* oid < FirstNormalObjectId: shipped with the server release */
 	char volatility; /* 'i' immutable, 's' stable, 'v' volatile */
 	char kind;       /* 'f' function, 'p' procedure, 'a' aggregate, 'w' window */
+	bool retset;     /* returns a set: in a select list it multiplies rows */
 };
 
 /* A relation of the database's own schemas (not pg_catalog, information_schema, pg_toast or

@@ -30,6 +30,9 @@ enum pw_mask_kind {
 	PW_MK_DERIVED, /* computed from masked data: masked as a whole (redact, or hash/null) */
 };
 
+/* The kind's name ("clean", "column", "derived"): the one table of them. */
+const char *pw_mask_kind_name(enum pw_mask_kind k);
+
 struct pw_mask_src {
 	uint8_t kind;  /* enum pw_mask_kind */
 	bool detect;   /* a detector rule's columns reach it */
@@ -50,7 +53,12 @@ struct pw_mask_plan {
 	 * (cursor), EXECUTE (prepared): the session's store resolves them (mask_session.h) */
 	char declares[PW_SQL_NAMELEN], prepares[PW_SQL_NAMELEN];
 	char fetches[PW_SQL_NAMELEN], executes[PW_SQL_NAMELEN];
-	bool closes_all; /* CLOSE ALL, DISCARD ALL, DEALLOCATE ALL: forget cursors (prepared) */
+	bool hold; /* DECLARE ... WITH HOLD: the cursor outlives its transaction */
+	/* CLOSE name / ALL, DEALLOCATE name / ALL (DISCARD ALL: both ALL) */
+	char closes[PW_SQL_NAMELEN], deallocates[PW_SQL_NAMELEN];
+	bool close_all, deallocate_all;
+	/* its rows hold no stored value whatever their number (SHOW, EXPLAIN): passed */
+	bool rows_clean;
 	int n;
 	struct pw_mask_src cols[];
 };

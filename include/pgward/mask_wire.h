@@ -24,6 +24,7 @@ struct pw_mask_col {
 	bool mask; /* replace the whole value under strategy/keep */
 	enum pw_mask_strategy strategy;
 	int keep;
+	bool nulls;        /* masked: a NULL is replaced too (a derived value's NULL tells) */
 	bool detect;       /* run the detectors on the value (when not masked) */
 	uint32_t type_oid; /* 0: unknown */
 	int16_t format;    /* 0 text, 1 binary */

@@ -47,7 +47,14 @@ int pw_policy_session_init(struct pw_policy_session *ps, const char *search_path
 void pw_policy_session_catalog(struct pw_policy_session *ps, struct pw_catalog *cat);
 void pw_policy_session_free(struct pw_policy_session *ps);
 
-/* Analyse text in the session's context (search_path, prepared statements). */
+/* A copy of ps (into *out) whose search_path candidates include those a statement of r sets
+ * before r's last statement: what the statements after it are read in. False (out untouched)
+ * when r sets none. out shares ps's prepared store and catalog: it lives no longer than ps. */
+bool pw_policy_session_widened(const struct pw_policy_session *ps, const struct pw_sql_result *r,
+                               struct pw_policy_session *out);
+
+/* Analyse text in the session's context (search_path, prepared statements); a text that sets
+ * search_path before its last statement is read with the widened candidates (see above). */
 int pw_policy_analyse(struct pw_policy_session *ps, const char *sql, size_t len,
                       struct pw_sql_result *out, char *err, size_t errlen);
 

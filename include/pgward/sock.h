@@ -30,6 +30,8 @@ void pw_sock_events(struct pw_sock *k, uint32_t events);
 /* Read what fits into b: bytes read (>0), PW_IO_WOULDBLOCK, PW_IO_EOF (k->eof set) or
  * PW_IO_ERR. */
 ssize_t pw_sock_fill(struct pw_sock *k, struct pw_buf *b);
+/* The same, reading at most max bytes. */
+ssize_t pw_sock_fill_upto(struct pw_sock *k, struct pw_buf *b, size_t max);
 /* Write the decided bytes of b: bytes written, PW_IO_WOULDBLOCK or PW_IO_ERR. */
 ssize_t pw_sock_drain(struct pw_sock *k, struct pw_buf *b);
 /* Start TLS on k's socket with ctx (server: pgwardd is the server). -1 when it cannot. */

@@ -14,7 +14,8 @@
 
 #define F(schema, name, nargs, vol, builtin)                                                       \
 	{                                                                                          \
-		schema, name, "internal", "postgres", 0, nargs, 0, false, false, builtin, vol, 'f' \
+		schema, name, "internal", "postgres", 0, nargs, 0, false, false, builtin, vol,     \
+		    'f', false                                                                     \
 	}
 
 static const struct pw_cat_func funcs[] = {

@@ -11,6 +11,7 @@
 #include "check.h"
 #include "pgward/catalog.h"
 #include "pgward/config.h"
+#include "pgward/inspect.h"
 #include "pgward/mask.h"
 #include "pgward/policy_session.h"
 #include "pgward/sql.h"
@@ -44,9 +45,12 @@ static const struct {
     {"SELECT * FROM public.people", "ccMMM"},
     /* expressions are masked whole */
     {"SELECT lower(ssn), ssn || 'x', ssn::text, length(ssn), id + salary FROM people", "DDDDD"},
-    {"SELECT CASE WHEN ssn IS NULL THEN 'a' END, coalesce(ssn, name) FROM people", "DD"},
+    {"SELECT CASE WHEN id = 1 THEN ssn END, coalesce(ssn, name) FROM people", "DD"},
+    {"SELECT CASE WHEN ssn IS NULL THEN 'a' END FROM people", "deny:CASE condition"},
+    {"SELECT CASE ssn WHEN '1' THEN 1 END FROM people", "deny:CASE condition"},
     {"SELECT max(ssn), count(salary), string_agg(name, ',') FROM people", "DDc"},
-    {"SELECT row_to_json(p), p, (p).ssn, json_build_object('s', ssn) FROM people p", "DDDD"},
+    {"SELECT row_to_json(p), p, (p).ssn, json_build_object('s', ssn) FROM people p", "DDMD"},
+    {"SELECT (p).id, (ssn).x FROM people p", "cD"},
     {"SELECT ARRAY[ssn], ROW(id, ssn) FROM people", "DD"},
     {"SELECT lag(ssn) OVER (ORDER BY id) FROM people", "D"},
     /* subqueries, CTEs, set operations, views */
@@ -70,7 +74,8 @@ static const struct {
     /* DML returning */
     {"UPDATE people SET id = id WHERE id = 1 RETURNING ssn, id", "Mc"},
     {"DELETE FROM people WHERE id = 1 RETURNING *", "ccMMM"},
-    {"INSERT INTO people (id) VALUES (9) RETURNING salary", "M"},
+    {"INSERT INTO orders (id) VALUES (9) RETURNING id", "c"},
+    {"DELETE FROM people WHERE id = 9 RETURNING salary", "M"},
     {"COPY people TO STDOUT", "ccMMM"},
     {"COPY people (ssn, id) TO STDOUT WITH (FORMAT csv)", "Mc"},
     {"COPY (SELECT lower(ssn) FROM people) TO STDOUT", "D"},
@@ -121,7 +126,24 @@ static const struct {
     {"EXPLAIN ANALYZE SELECT id FROM people WHERE ssn = '1'", "deny:WHERE"},
     {"CREATE RULE r AS ON INSERT TO orders DO ALSO INSERT INTO orders SELECT salary, 1, 1 "
      "FROM people",
-     "deny:INSERT ... SELECT"},
+     "deny:rule"},
+    {"CREATE TABLE t AS EXECUTE p", "deny:CREATE TABLE AS"},
+    {"ALTER TABLE orders ATTACH PARTITION people DEFAULT", "deny:attach"},
+    {"CREATE INDEX ON people ((ssn::int))", "deny:index"},
+    {"SELECT p.id, count(*) FROM people p, generate_series(1, p.salary) g GROUP BY p.id",
+     "deny:set-returning"},
+    {"SELECT id, generate_series(1, salary) FROM people", "deny:set-returning"},
+    {"SELECT lower(ssn) FROM people INTERSECT SELECT '078'", "deny:INTERSECT"},
+    {"SELECT ssn FROM people UNION SELECT ssn FROM people", "deny:UNION"},
+    {"INSERT INTO people (id, ssn) VALUES (9, '078-05-1120')", "deny:writing a masked"},
+    {"INSERT INTO people (id, name) VALUES (9, 'x') ON CONFLICT (id) DO UPDATE SET salary = 1",
+     "deny:writing a masked"},
+    {"UPDATE people SET ssn = 'x' WHERE id = 1", "deny:writing a masked"},
+    {"UPDATE people SET name = 'x' WHERE id = 1", "-"},
+    {"COPY people TO STDOUT (HEADER 0)", "ccMMM"},
+    {"COPY people TO STDOUT (HEADER 2)", "deny:HEADER"},
+    {"COPY people TO STDOUT (FORMAT 'CSV')", "deny:format"},
+    {"EXPLAIN SELECT * FROM people", "-"},
 };
 
 static void plan_str(const struct pw_mask_plan *p, char *out, size_t cap)
@@ -151,31 +173,34 @@ int main(void)
 	CHECK(cfg->identities[0].policy.has_masks, "an identity with mask rules has masks");
 
 	struct pw_cat_func fs[] = {
-	    {"pg_catalog", "lower", "internal", "postgres", 870, 1, 0, false, false, true, 'i',
-	     'f'},
-	    {"pg_catalog", "upper", "internal", "postgres", 871, 1, 0, false, false, true, 'i',
-	     'f'},
+	    {"pg_catalog", "lower", "internal", "postgres", 870, 1, 0, false, false, true, 'i', 'f',
+	     false},
+	    {"pg_catalog", "upper", "internal", "postgres", 871, 1, 0, false, false, true, 'i', 'f',
+	     false},
 	    {"pg_catalog", "length", "internal", "postgres", 1317, 1, 0, false, false, true, 'i',
-	     'f'},
-	    {"pg_catalog", "max", "internal", "postgres", 2129, 1, 0, false, false, true, 'i', 'a'},
+	     'f', false},
+	    {"pg_catalog", "max", "internal", "postgres", 2129, 1, 0, false, false, true, 'i', 'a',
+	     false},
 	    {"pg_catalog", "count", "internal", "postgres", 2147, 1, 0, false, false, true, 'i',
-	     'a'},
+	     'a', false},
 	    {"pg_catalog", "string_agg", "internal", "postgres", 3538, 2, 0, false, false, true,
-	     'i', 'a'},
+	     'i', 'a', false},
 	    {"pg_catalog", "row_to_json", "internal", "postgres", 3155, 1, 0, false, false, true,
-	     's', 'f'},
+	     's', 'f', false},
 	    {"pg_catalog", "json_build_object", "internal", "postgres", 3200, 1, 0, true, false,
-	     true, 's', 'f'},
-	    {"pg_catalog", "lag", "internal", "postgres", 3106, 1, 0, false, false, true, 'i', 'w'},
-	    {"pg_catalog", "rank", "internal", "postgres", 3101, 0, 0, false, false, true, 'i',
-	     'w'},
+	     true, 's', 'f', false},
+	    {"pg_catalog", "lag", "internal", "postgres", 3106, 1, 0, false, false, true, 'i', 'w',
+	     false},
+	    {"pg_catalog", "rank", "internal", "postgres", 3101, 0, 0, false, false, true, 'i', 'w',
+	     false},
 	    {"pg_catalog", "generate_series", "internal", "postgres", 1067, 2, 0, false, false,
-	     true, 'i', 'f'},
+	     true, 'i', 'f', true},
 	    {"pg_catalog", "pg_notify", "internal", "postgres", 3036, 2, 0, false, false, true, 'v',
-	     'f'},
+	     'f', false},
 	    {"pg_catalog", "set_config", "internal", "postgres", 2078, 3, 0, false, false, true,
-	     'v', 'f'},
-	    {"public", "leak", "plpgsql", "postgres", 20001, 1, 0, false, false, false, 'v', 'f'},
+	     'v', 'f', false},
+	    {"public", "leak", "plpgsql", "postgres", 20001, 1, 0, false, false, false, 'v', 'f',
+	     false},
 	};
 	const char *schemas[] = {"pg_catalog", "public"};
 	struct pw_catalog *cat = pw_catalog_build(fs, sizeof(fs) / sizeof(fs[0]), schemas, 2);
