@@ -6,7 +6,8 @@
 # README blocks: a block that is a whole JSON object is a configuration; a block that starts
 # with `"rules":` is a rules fragment, checked inside the identity of examples/minimal.json.
 # Any other block fails this test (make it one of those two kinds, or teach this script).
-# Files the examples name under /etc/pgward/ (TLS certificate, key and CA, password files)
+# Files the examples name under /etc/pgward/ (TLS certificate, key and CA, password files,
+# the masking key)
 # are made as throwaway files in a temporary directory, and the configuration is pointed
 # there; nothing else is changed in it. Nothing is skipped silently: a check that cannot run
 # here is printed as "ok - ... # SKIP reason".
@@ -33,9 +34,10 @@ make_files() {
 		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
 			-keyout "$T/etc/pgward/server.key" -out "$T/etc/pgward/server.crt" 2>/dev/null &&
 		cp "$T/etc/pgward/server.crt" "$T/etc/pgward/db-ca.crt" &&
-		(umask 077 && printf 'throwaway\n' >"$T/etc/pgward/app.pw")
+		(umask 077 && printf 'throwaway\n' >"$T/etc/pgward/app.pw" &&
+			head -c 32 /dev/urandom >"$T/etc/pgward/mask.key")
 }
-check "throwaway TLS certificate, key, CA and password file made in a temporary directory" make_files
+check "throwaway TLS certificate, key, CA, password file and masking key made in a temporary directory" make_files
 
 # localise FILE OUT: the configuration with /etc/pgward/ pointed at the throwaway files; any
 # other file a configuration names must then exist here, or its check fails and says which

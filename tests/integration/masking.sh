@@ -509,6 +509,29 @@ other_hash() { [[ $1 =~ ^[0-9a-f]{64}$ && $1 != "$2" ]]; }
 check "hash: another key gives another value ($h3)" other_hash "$h3" "$h1"
 stop_pgwardd
 
+# --- clients at once on the masking paths (make check SAN=1 runs pgwardd under ASan and UBSan) ----
+fresh "$W/key1" pgwardd.conc || echo "# pgwardd did not restart for the concurrency checks"
+cat >"$W/conc.sql" <<-'SQL'
+	SELECT * FROM people;
+	SELECT id, lower(ssn), card, salary FROM people WHERE id = 1;
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT p, notes FROM people p;
+	FETCH 2 FROM c;
+	COMMIT;
+	SELECT ssn::int FROM people LIMIT 1;
+SQL
+conc_run() { # protocol: every error but the cast's is a failure, and pgwardd serves on
+	pgbench -n -c 6 -j 3 -T 4 -M "$1" -f "$W/conc.sql" "$(conn masked)" >"$W/conc.$1" 2>&1
+	grep -q "number of transactions actually processed: [1-9]" "$W/conc.$1" &&
+		! grep -v "invalid input syntax\|withheld" "$W/conc.$1" | grep -qi "error\|abort" &&
+		psql -X -At "$(conn masked)" -c "SELECT 1" | grep -qx 1
+}
+for mode in simple extended prepared; do
+	check "concurrency: 6 clients for 4 s ($mode protocol) on masked results, pgwardd serves on" conc_run "$mode"
+done
+check "concurrency: pgwardd's log has no sanitizer report" bash -c '! grep -q "ERROR: AddressSanitizer\|runtime error:" "$1"' _ "$W/pgwardd.conc.log"
+stop_pgwardd
+
 # --- the extended protocol message by message (tests/integration/mask_proto.py) -------------------
 fresh "$W/key1" pgwardd.proto || echo "# pgwardd did not restart for the protocol checks"
 run_tap "$PY" "$here/mask_proto.py" "$PORT" maskdb "$IDENT" "$M/secrets.txt"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pgward/config.h"
+#include "pgward/detect.h"
 #include "pgward/match.h"
 #include "pgward/policy.h"
 #include "pgward/policy_session.h"
@@ -784,6 +785,50 @@ static void test_policy(void)
 	}
 	expect_err("unknown action", jq(BASE("'rules': [{'action': 'permit'}]")),
 	           "$.identities[0].rules[0].action", "expected one of allow, deny, approve, mask");
+	/* masking: mask rules say what is masked, with their own keys only */
+	c = load_ok("mask rules", jq(BASE("'unmask': 'public.t.name', 'rules': ["
+	                                  "{'action': 'mask', 'columns': 'public.t.ssn', "
+	                                  "'strategy': 'partial', 'keep': 2, 'predicates': true},"
+	                                  "{'action': 'mask', 'detectors': ['card', 'jwt'], "
+	                                  "'strategy': 'redact'},{'action': 'allow'}]")));
+	if (c) {
+		const struct pw_policy *p = &c->identities[0].policy;
+		CHECK(p->has_masks && p->n_unmask == 1 && p->rules[0].strategy == PW_MASK_PARTIAL &&
+		          p->rules[0].keep == 2 && p->rules[0].predicates &&
+		          !strcmp(p->rules[0].columns[0], "public.t.ssn") &&
+		          p->rules[1].detectors == (1u << PW_DET_CARD | 1u << PW_DET_JWT),
+		      "mask rules read: columns, strategy, keep, predicates, detectors, unmask");
+		pw_config_unref(c);
+	}
+	expect_err("mask rule deciding",
+	           jq(BASE("'rules': [{'action': 'mask', 'relations': 'public.*', 'strategy': "
+	                   "'redact'}]")),
+	           "$.identities[0].rules[0].relations", "a mask rule does not decide statements");
+	expect_err("mask column not three parts",
+	           jq(BASE("'rules': [{'action': 'mask', 'columns': 'public.t', 'strategy': "
+	                   "'redact'}]")),
+	           "$.identities[0].rules[0].columns[0]", "expected \"schema.table.column\"");
+	expect_err("mask without strategy",
+	           jq(BASE("'rules': [{'action': 'mask', 'columns': 'a.b.c'}]")),
+	           "$.identities[0].rules[0].strategy", "required key is missing");
+	expect_err("mask keep without partial",
+	           jq(BASE("'rules': [{'action': 'mask', 'columns': 'a.b.c', 'strategy': 'null', "
+	                   "'keep': 3}]")),
+	           "$.identities[0].rules[0].keep", "only meaningful with");
+	expect_err("strategy on an allow rule",
+	           jq(BASE("'rules': [{'action': 'allow', 'strategy': 'redact'}]")),
+	           "$.identities[0].rules[0].strategy", "only a rule with \"action\": \"mask\"");
+	expect_err("unknown detector",
+	           jq(BASE("'rules': [{'action': 'mask', 'detectors': 'bogus', 'strategy': "
+	                   "'redact'}]")),
+	           "$.identities[0].rules[0].detectors[0]", "expected \"all\" or a detector");
+	expect_err("hash without a key",
+	           jq(BASE("'rules': [{'action': 'mask', 'columns': 'a.b.c', 'strategy': "
+	                   "'hash'}]")),
+	           "$.identities[0].rules[0].strategy", "the hash strategy needs");
+	expect_err("unmask without masks",
+	           jq(BASE("'unmask': 'a.b.c', 'rules': [{'action': 'allow'}]")),
+	           "$.identities[0].unmask", "only meaningful for an identity with mask rules");
 	expect_err("unknown class", jq(BASE("'rules': [{'action': 'deny', 'class': ['drop']}]")),
 	           "$.identities[0].rules[0].class[0]", "unknown command class \"drop\"");
 	expect_err("unknown fact", jq(BASE("'rules': [{'action': 'deny', 'facts': ['huge']}]")),
