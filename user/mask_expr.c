@@ -418,6 +418,24 @@ const struct rte *mt_find_rte(const struct scope *sc, const char *alias)
 	return NULL;
 }
 
+static bool is_system_column(const char *c)
+{
+	static const char *const names[] = {"ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"};
+	for (size_t i = 0; c && i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(c, names[i]) == 0)
+			return true;
+	return false;
+}
+
+static struct taint every_column(const struct scope *sc)
+{
+	struct taint a = CLEAN;
+	for (; sc; sc = sc->up)
+		for (int i = 0; i < sc->n; i++)
+			a = mt_join(a, sc->rtes[i].s->all);
+	return mt_derive(a);
+}
+
 static struct taint column_ref(const struct scope *sc, const PgQuery__ColumnRef *cr)
 {
 	size_t n = cr->n_fields;
@@ -488,7 +506,9 @@ static struct taint column_ref(const struct scope *sc, const PgQuery__ColumnRef 
 			return unknown ? mt_join(a, mt_anything(s)) : a;
 		}
 	}
-	return mt_anything(sc);
+	/* a name no entry has: a system column, or a column the catalog does not know yet
+	 * (renamed since it was read): then it may be any column of any entry */
+	return is_system_column(last) ? CLEAN : mt_join(mt_anything(sc), every_column(sc));
 }
 
 /* Built-ins that read tables named in text, or values other statements left: refused to an

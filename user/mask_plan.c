@@ -94,6 +94,16 @@ int pw_mask_plan_text(const struct pw_mask_scope *sc, const char *text, size_t l
 		pw_deny_set(d, "0A000", "pgward: masking needs the catalog, which is not loaded");
 		return -1;
 	}
+	/* the catalog is what masks rest on (which column is which): an identity with masks
+	 * does not write it (UPDATE pg_attribute SET attname ...) */
+	for (int i = 0; i < r->nrels; i++)
+		if ((r->rels[i].access & PW_SQL_WRITE) &&
+		    strcmp(r->rels[i].schema, "pg_catalog") == 0)
+			return pw_deny_set(
+			    d, "42501",
+			    "pgward: identity %s may not write pg_catalog.%s: masks rest "
+			    "on what the catalog says (masking)",
+			    sc->id->name, r->rels[i].name);
 	d->sqlstate[0] = 0;
 	int rc = pw_sql_parse_tree(text, len, plan_tree, &j, err, sizeof(err));
 	if (rc < 0) {

@@ -96,7 +96,7 @@ static int scrub_field(uint8_t code, bool tainted, const char *state, const uint
 	} else if (tainted && code != 'M')
 		rc = mw_put(b, PW_MASK_WITHHELD, strlen(PW_MASK_WITHHELD));
 	else {
-		if (tainted && !names_only(state)) {
+		if (tainted) { /* a name in quotes may be made of a value: ('x' || ssn)::regclass */
 			rc = hide_quoted(v, n, a);
 			s = a->data ? a->data : (const uint8_t *)"";
 			sn = a->len;

@@ -111,9 +111,16 @@ struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 	}
 	case PG_QUERY__NODE__NODE_RANGE_SUBSELECT: {
 		const PgQuery__RangeSubselect *rs = n->range_subselect;
-		/* LATERAL sees the entries before it; otherwise only the outer scopes do, but
-		 * seeing more only widens what a name may be */
-		struct shape *s = mt_renamed(t, mt_stmt_shape(t, sc, rs->subquery), rs->alias);
+		/* LATERAL sees the entries before it; otherwise a name in it skips this FROM and
+		 * is looked up in the queries around (the CTEs of this one stay visible) */
+		struct scope *in = sc;
+		if (!rs->lateral) {
+			if (!(in = mt_alloc(t, sizeof(*in))))
+				return NULL;
+			in->up = sc->up;
+			in->ctes = sc->ctes;
+		}
+		struct shape *s = mt_renamed(t, mt_stmt_shape(t, in, rs->subquery), rs->alias);
 		mt_add_rte(t, sc, rs->alias ? mt_nz(rs->alias->aliasname) : NULL, s);
 		return s;
 	}
@@ -180,9 +187,12 @@ struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 		return s;
 	}
 	default: {
-		/* XMLTABLE, TABLESAMPLE and the rest: whatever they read, in unknown columns */
+		/* XMLTABLE, TABLESAMPLE and the rest: whatever they read, in unknown columns; how
+		 * many rows they make is what they read says (an XPath is a predicate) */
 		msg_t *m = n->node_case != PG_QUERY__NODE__NODE__NOT_SET ? (msg_t *)n->alias : NULL;
-		struct shape *s = mt_unknown_shape(t, m ? mt_children(t, sc, m) : CLEAN);
+		struct taint a = m ? mt_children(t, sc, m) : CLEAN;
+		mt_predicate(t, a, "a table function in FROM");
+		struct shape *s = mt_unknown_shape(t, a);
 		if (n->node_case == PG_QUERY__NODE__NODE_RANGE_TABLE_SAMPLE &&
 		    n->range_table_sample->relation &&
 		    n->range_table_sample->relation->node_case == PG_QUERY__NODE__NODE_RANGE_VAR) {
@@ -216,47 +226,70 @@ static const char *figure_name(const node_t *n)
 	return NULL;
 }
 
+/* What a CTE's columns carry, to compare two readings of it. */
+static bool same_shape(const struct shape *a, const struct shape *b)
+{
+	if (!a || !b || a->n != b->n || a->unknown != b->unknown || a->all.kind != b->all.kind ||
+	    a->all.detect != b->all.detect)
+		return false;
+	for (int i = 0; i < a->n; i++)
+		if (a->cols[i].t.kind != b->cols[i].t.kind ||
+		    a->cols[i].t.detect != b->cols[i].t.detect)
+			return false;
+	return true;
+}
+
+static struct shape *cte_body(struct tr *t, struct scope *sc, const PgQuery__CommonTableExpr *c)
+{
+	struct shape *s = mt_stmt_shape(t, sc, c->ctequery);
+	if (s && c->n_aliascolnames) {
+		PgQuery__Alias a = {.n_colnames = c->n_aliascolnames, .colnames = c->aliascolnames};
+		s = mt_renamed(t, s, &a);
+	}
+	return s ? s : mt_unknown_shape(t, CLEAN);
+}
+
+/* WITH: a plain one's CTEs each see the ones before it only (a CTE named like a table reads
+ * the table in its body); a RECURSIVE one's all see each other, read over and over from
+ * nothing carried until no reading changes (at most 8 rounds; unsettled: all masked). */
 void mt_with_clause(struct tr *t, struct scope *sc, const PgQuery__WithClause *w)
 {
 	if (!w)
 		return;
+	struct cte *first = sc->ctes;
 	for (size_t i = 0; i < w->n_ctes && !t->denied; i++) {
-		const node_t *n = w->ctes[i];
-		if (n->node_case != PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR)
+		const node_t *nd = w->ctes[i];
+		if (nd->node_case != PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR)
 			continue;
-		const PgQuery__CommonTableExpr *c = n->common_table_expr;
+		const PgQuery__CommonTableExpr *c = nd->common_table_expr;
 		struct cte *e = mt_alloc(t, sizeof(*e));
 		if (!e)
 			return;
 		e->name = mt_nz(c->ctename) ? c->ctename : "";
-		/* a recursive CTE reads itself: first as unknown carrying nothing, then as what
-		 * its first reading gave, until what it carries no longer grows */
-		e->s = mt_unknown_shape(t, CLEAN);
+		e->s = w->recursive ? mt_unknown_shape(t, CLEAN) : cte_body(t, sc, c);
 		e->next = sc->ctes;
 		sc->ctes = e;
-		struct taint prev = CLEAN;
-		for (int round = 0; round < (w->recursive ? 4 : 1) && e->s; round++) {
-			struct shape *s = mt_stmt_shape(t, sc, c->ctequery);
-			if (!s)
-				break;
-			if (c->n_aliascolnames) {
-				PgQuery__Alias a = {.n_colnames = c->n_aliascolnames,
-				                    .colnames = c->aliascolnames};
-				s = mt_renamed(t, s, &a);
-			}
-			if (w->recursive && round > 0 && s->all.kind == prev.kind &&
-			    s->all.detect == prev.detect) {
-				e->s = s;
-				break;
-			}
-			if (w->recursive && round == 3) /* not settled: all of it masked */
-				s = mt_unknown_shape(
-				    t, mt_derive(mt_join(s->all, (struct taint){PW_MK_DERIVED, true,
-				                                                false, -1, 0})));
-			prev = s ? s->all : prev;
+	}
+	if (!w->recursive || t->denied)
+		return;
+	bool settled = false;
+	for (int round = 0; round < 8 && !settled && !t->denied; round++) {
+		settled = true;
+		struct cte *e = sc->ctes;
+		for (size_t i = w->n_ctes; i-- > 0 && e && e != first;) {
+			const node_t *nd = w->ctes[i];
+			if (nd->node_case != PG_QUERY__NODE__NODE_COMMON_TABLE_EXPR)
+				continue;
+			struct shape *s = cte_body(t, sc, nd->common_table_expr);
+			settled &= same_shape(s, e->s);
 			e->s = s;
+			e = e->next;
 		}
 	}
+	if (!settled) /* what it carries still grew: all of it masked */
+		for (struct cte *e = sc->ctes; e && e != first; e = e->next)
+			e->s =
+			    mt_unknown_shape(t, (struct taint){PW_MK_DERIVED, true, false, -1, 0});
 }
 
 /* ORDER BY / GROUP BY / DISTINCT ON items: a number names an output column. */

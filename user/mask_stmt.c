@@ -161,7 +161,8 @@ static int copy_header(const PgQuery__DefElem *e)
 }
 
 /* COPY's options: the format its rows come in. What masking could misread is refused. */
-static void copy_options(struct tr *t, const PgQuery__CopyStmt *c, struct pw_copy_fmt *f)
+static void copy_options(struct tr *t, const PgQuery__CopyStmt *c, struct pw_copy_fmt *f,
+                         bool masked)
 {
 	pw_copy_fmt_default(f, PW_COPY_TEXT);
 	for (size_t i = 0; i < c->n_options; i++) {
@@ -217,7 +218,10 @@ static void copy_options(struct tr *t, const PgQuery__CopyStmt *c, struct pw_cop
 				continue;
 			}
 		}
-		if (strcmp(e->defname, "null") == 0 && v && strlen(v) < sizeof(f->null_str)) {
+		if (strcmp(e->defname, "null") == 0 && v && strlen(v) < sizeof(f->null_str) &&
+		    (f->kind != PW_COPY_TEXT || !masked)) {
+			/* text format does not quote a value equal to the null string: a guess at
+			 * a masked value would come back as it is */
 			snprintf(f->null_str, sizeof(f->null_str), "%s", v);
 			f->null_len = strlen(v);
 			continue;
@@ -267,8 +271,28 @@ static struct shape *copy_stmt(struct tr *t, struct scope *sc, const PgQuery__Co
 		return NULL;
 	}
 	hint->copy = true;
-	copy_options(t, c, &hint->fmt);
+	copy_options(t, c, &hint->fmt, holds_masks(s) || t->touches);
 	return s;
+}
+
+/* EXPLAIN's ANALYZE option, on (EXPLAIN ANALYZE, (ANALYZE), (ANALYZE true|on|1)). */
+static bool explain_analyze(const PgQuery__ExplainStmt *e)
+{
+	for (size_t i = 0; i < e->n_options; i++) {
+		const node_t *o = e->options[i];
+		if (o->node_case != PG_QUERY__NODE__NODE_DEF_ELEM ||
+		    strcmp(o->def_elem->defname, "analyze") != 0)
+			continue;
+		const node_t *a = o->def_elem->arg;
+		const char *v = a ? mt_str_of(a) : NULL;
+		if (!a || (a->node_case == PG_QUERY__NODE__NODE_INTEGER && a->integer->ival) ||
+		    (a->node_case == PG_QUERY__NODE__NODE_BOOLEAN && a->boolean->boolval) ||
+		    (v && strcasecmp(v, "false") && strcasecmp(v, "off")) ||
+		    (!v && a->node_case != PG_QUERY__NODE__NODE_INTEGER &&
+		     a->node_case != PG_QUERY__NODE__NODE_BOOLEAN))
+			return true; /* on, or what cannot be read as off */
+	}
+	return false;
 }
 
 /* Does any relation m names (anywhere inside it) have masked columns? */
@@ -426,11 +450,18 @@ struct shape *mt_stmt_shape_hint(struct tr *t, struct scope *up, const node_t *n
 			         n->prepare_stmt->name);
 		return s;
 	}
-	case PG_QUERY__NODE__NODE_EXPLAIN_STMT:
+	case PG_QUERY__NODE__NODE_EXPLAIN_STMT: {
+		bool touched = t->touches;
+		t->touches = false;
 		mt_stmt_shape(t, up, n->explain_stmt->query); /* its checks */
+		/* ANALYZE tells rows, memory, loops of what ran: of masked data, that is values */
+		if (t->touches && explain_analyze(n->explain_stmt))
+			mt_refuse(t, "42501", "EXPLAIN ANALYZE a statement that reads masked data");
+		t->touches |= touched;
 		if (hint)
 			hint->rows_clean = true; /* a plan: no stored value */
 		return NULL;
+	}
 	case PG_QUERY__NODE__NODE_FETCH_STMT:
 		if (hint && n->fetch_stmt->portalname && !n->fetch_stmt->ismove)
 			snprintf(hint->fetches, sizeof(hint->fetches), "%s",

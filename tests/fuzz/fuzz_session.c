@@ -28,6 +28,8 @@
  *   w  trust, the same rules without a role, upstream nocat: its set-up query, then it waits
  *      for the catalog until its deadline
  *   o  trust, allow-all, upstream pool (park on Terminate, DISCARD ALL, adoption)
+ *   m  trust, upstream pol, a mask rule (orders.amount) and every detector: its results go
+ *      through masking (plans, the answers owed, rows, COPY, errors rewritten)
  * After the loads, unix sockets are allowed to the harness's thread only.
  *
  * One worker (pw_worker_new: an epoll fd, no listeners, pgwardd's session hooks) is driven
@@ -467,7 +469,12 @@ static const char *make_config(const char *name, const char *pwfile, const char 
 	    "  {\"name\": \"w\", \"match\": {\"user\": \"w\"}, \"auth\": \"trust\", \"upstream\": "
 	    "\"nocat\", %s},"
 	    "  {\"name\": \"o\", \"match\": {\"user\": \"o\"}, \"auth\": \"trust\", \"upstream\": "
-	    "\"pool\", %s}]}",
+	    "\"pool\", %s},"
+	    "  {\"name\": \"m\", \"match\": {\"user\": \"m\"}, \"auth\": \"trust\", \"upstream\": "
+	    "\"pol\", \"rules\": [{\"action\": \"mask\", \"columns\": \"public.orders.amount\","
+	    " \"strategy\": \"redact\"}, {\"action\": \"mask\", \"detectors\": \"all\","
+	    " \"strategy\": \"redact\"}, {\"action\": \"allow\", \"relations\": [\"public.*\","
+	    " \"pg_catalog.*\"]}]}]}",
 	    tls, dir, jwks, dir, pwfile, dir, pwfile, dir, pwfile, dir, pwfile, dir, pwfile,
 	    allow_all, verifier, allow_all, allow_all, allow_all, rules, rules, allow_all);
 	if (n < 0)
@@ -524,25 +531,30 @@ static void fd_write(int fd, const void *buf, size_t n)
  * the catalog's statements, answered with a few functions, schemas and relations. */
 static void serve_catalog(void)
 {
-	static const char *const fcols[11] = {
-	    "oid",       "nspname", "proname", "pronargs", "pronargdefaults", "v", "provolatile",
-	    "prosecdef", "prokind", "lanname", "owner"};
-	static const char *const funcs[][11] = {
+	static const char *const fcols[12] = {
+	    "oid",         "nspname",   "proname", "pronargs", "pronargdefaults", "v",
+	    "provolatile", "prosecdef", "prokind", "lanname",  "owner",           "proretset"};
+	static const char *const funcs[][12] = {
 	    {"2624", "pg_catalog", "pg_read_file", "1", "0", "f", "v", "f", "f", "internal",
-	     "postgres"},
-	    {"1299", "pg_catalog", "now", "0", "0", "f", "s", "f", "f", "internal", "postgres"},
-	    {"870", "pg_catalog", "lower", "1", "0", "f", "i", "f", "f", "internal", "postgres"},
-	    {"2147", "pg_catalog", "count", "1", "0", "f", "i", "f", "a", "internal", "postgres"},
+	     "postgres", "f"},
+	    {"1299", "pg_catalog", "now", "0", "0", "f", "s", "f", "f", "internal", "postgres",
+	     "f"},
+	    {"870", "pg_catalog", "lower", "1", "0", "f", "i", "f", "f", "internal", "postgres",
+	     "f"},
+	    {"2147", "pg_catalog", "count", "1", "0", "f", "i", "f", "a", "internal", "postgres",
+	     "f"},
 	    {"2078", "pg_catalog", "set_config", "3", "0", "f", "v", "f", "f", "internal",
-	     "postgres"},
-	    {"1574", "pg_catalog", "nextval", "1", "0", "f", "v", "f", "f", "internal", "postgres"},
+	     "postgres", "f"},
+	    {"1574", "pg_catalog", "nextval", "1", "0", "f", "v", "f", "f", "internal", "postgres",
+	     "f"},
 	    {"2171", "pg_catalog", "pg_cancel_backend", "1", "0", "f", "v", "f", "f", "internal",
-	     "postgres"},
-	    {"3058", "pg_catalog", "concat", "1", "0", "t", "s", "f", "f", "internal", "postgres"},
-	    {"20001", "public", "my_func", "1", "0", "f", "v", "f", "f", "plpgsql", "app"},
-	    {"20002", "public", "definer", "0", "0", "f", "v", "t", "f", "sql", "app"},
-	    {"20003", "secret", "peek", "0", "0", "f", "s", "f", "f", "sql", "app"},
-	    {"20004", "public", "proc", "0", "0", "f", "v", "f", "p", "plpgsql", "app"},
+	     "postgres", "f"},
+	    {"3058", "pg_catalog", "concat", "1", "0", "t", "s", "f", "f", "internal", "postgres",
+	     "f"},
+	    {"20001", "public", "my_func", "1", "0", "f", "v", "f", "f", "plpgsql", "app", "f"},
+	    {"20002", "public", "definer", "0", "0", "f", "v", "t", "f", "sql", "app", "f"},
+	    {"20003", "secret", "peek", "0", "0", "f", "s", "f", "f", "sql", "app", "f"},
+	    {"20004", "public", "proc", "0", "0", "f", "v", "f", "p", "plpgsql", "app", "f"},
 	};
 	static const char *const schemas[] = {"pg_catalog", "public", "secret",
 	                                      "information_schema", "app"};
@@ -579,24 +591,41 @@ static void serve_catalog(void)
 		if (hdr[0] != 'Q')
 			die("the catalog loader sent message type %c", hdr[0]);
 		if (strstr((char *)body, "pg_proc")) {
-			m_rowdesc(&o, 11, fcols);
+			m_rowdesc(&o, 12, fcols);
 			for (size_t i = 0; i < sizeof funcs / sizeof funcs[0]; i++)
-				m_datarow(&o, 11, funcs[i]);
+				m_datarow(&o, 12, funcs[i]);
 			m_complete(&o, "SELECT 12");
+		} else if (strstr((char *)body, "pg_rewrite")) {
+			/* what the view reads */
+			static const char *const dcols[3] = {"ev_class", "refobjid", "refobjsubid"};
+			static const char *const dep[3] = {"16410", "16390", "1"};
+			m_rowdesc(&o, 3, dcols);
+			m_datarow(&o, 3, dep);
+			m_complete(&o, "SELECT 1");
+		} else if (strstr((char *)body, "pg_get_viewdef")) {
+			static const char *const vcols[2] = {"oid", "pg_get_viewdef"};
+			static const char *const def[2] = {
+			    "16410", "SELECT orders.id AS n FROM public.orders"};
+			m_rowdesc(&o, 2, vcols);
+			m_datarow(&o, 2, def);
+			m_complete(&o, "SELECT 1");
 		} else if (strstr((char *)body, "pg_class")) {
 			/* relations and their columns (one row a column; a dropped one left out) */
-			static const char *const rcols[6] = {"oid",     "nspname", "relname",
-			                                     "relkind", "attnum",  "attname"};
-			static const char *const rels[][6] = {
-			    {"16390", "public", "orders", "r", "1", "id"},
-			    {"16390", "public", "orders", "r", "3", "amount"},
-			    {"16400", "secret", "keys", "r", "1", "k"},
-			    {"16410", "public", "v", "v", "1", "n"},
+			static const char *const rcols[7] = {"oid",     "nspname", "relname",
+			                                     "relkind", "attnum",  "attname",
+			                                     "atttypid"};
+			static const char *const rels[][7] = {
+			    {"16390", "public", "orders", "r", "1", "id", "23"},
+			    {"16390", "public", "orders", "r", "3", "amount", "1700"},
+			    {"16400", "secret", "keys", "r", "1", "k", "25"},
+			    {"16410", "public", "v", "v", "1", "n", "23"},
 			};
-			m_rowdesc(&o, 6, rcols);
+			m_rowdesc(&o, 7, rcols);
 			for (size_t i = 0; i < sizeof rels / sizeof rels[0]; i++)
-				m_datarow(&o, 6, rels[i]);
+				m_datarow(&o, 7, rels[i]);
 			m_complete(&o, "SELECT 4");
+		} else if (strncmp((char *)body, "SET", 3) == 0) {
+			m_complete(&o, "SET");
 		} else if (strstr((char *)body, "pg_namespace")) {
 			const char *n[1] = {"nspname"};
 			m_rowdesc(&o, 1, n);

@@ -144,6 +144,26 @@ static const struct {
     {"COPY people TO STDOUT (HEADER 2)", "deny:HEADER"},
     {"COPY people TO STDOUT (FORMAT 'CSV')", "deny:format"},
     {"EXPLAIN SELECT * FROM people", "-"},
+    /* the second review's */
+    {"WITH people AS (SELECT id, lower(ssn) s FROM people) SELECT * FROM people", "cD"},
+    {"WITH RECURSIVE a AS (SELECT * FROM b), b AS (SELECT ssn, salary FROM people) "
+     "SELECT lower(ssn), salary FROM a",
+     "DM"},
+    {"SELECT (SELECT s.v FROM (SELECT 'clean' AS ssn) c, (SELECT lower(ssn) AS v) s) FROM "
+     "people",
+     "D"},
+    {"UPDATE pg_attribute SET attname = 'zz' WHERE attnum = 3", "deny:pg_catalog"},
+    {"SELECT lower(zz) FROM people", "D"},
+    {"SELECT ctid, id FROM people", "cc"},
+    {"EXPLAIN ANALYZE SELECT lower(ssn) FROM people", "deny:EXPLAIN ANALYZE"},
+    {"EXPLAIN (ANALYZE false) SELECT lower(ssn) FROM people", "-"},
+    {"EXPLAIN ANALYZE SELECT id FROM orders", "-"},
+    {"SELECT p.id FROM people p, XMLTABLE('/r' PASSING xmlelement(name r, p.ssn) COLUMNS a "
+     "int) x",
+     "deny:table function"},
+    {"COPY (SELECT id, salary FROM people) TO STDOUT (NULL '918273')", "deny:null"},
+    {"COPY (SELECT id, salary FROM people) TO STDOUT (FORMAT csv, NULL 'x')", "cM"},
+    {"COPY (SELECT id FROM orders) TO STDOUT (NULL 'x')", "c"},
 };
 
 static void plan_str(const struct pw_mask_plan *p, char *out, size_t cap)
