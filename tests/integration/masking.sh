@@ -518,12 +518,12 @@ cat >"$W/conc.sql" <<-'SQL'
 	DECLARE c CURSOR FOR SELECT p, notes FROM people p;
 	FETCH 2 FROM c;
 	COMMIT;
-	SELECT ssn::int FROM people LIMIT 1;
+	SELECT p.id, (p).ssn, row_to_json(p) FROM people p ORDER BY p.id;
 SQL
-conc_run() { # protocol: every error but the cast's is a failure, and pgwardd serves on
+conc_run() { # protocol: no client aborts (pgbench stops a client at any error), pgwardd serves on
 	pgbench -n -c 6 -j 3 -T 4 -M "$1" -f "$W/conc.sql" "$(conn masked)" >"$W/conc.$1" 2>&1
 	grep -q "number of transactions actually processed: [1-9]" "$W/conc.$1" &&
-		! grep -v "invalid input syntax\|withheld" "$W/conc.$1" | grep -qi "error\|abort" &&
+		! grep -qi "error\|abort" "$W/conc.$1" &&
 		psql -X -At "$(conn masked)" -c "SELECT 1" | grep -qx 1
 }
 for mode in simple extended prepared; do
