@@ -460,6 +460,8 @@ static struct taint column_ref(const struct scope *sc, const PgQuery__ColumnRef 
 			struct taint a = mt_column_in(r->s, last ? last : "", &found);
 			if (found && !r->s->unknown)
 				return a;
+			if (!found && !r->s->unknown && is_system_column(last))
+				return CLEAN; /* p.ctid, p.xmin */
 			return mt_join(a, r->s->all.kind ? mt_derive(r->s->all) : r->s->all);
 		}
 		if (n == 2 && rel) {
@@ -472,7 +474,8 @@ static struct taint column_ref(const struct scope *sc, const PgQuery__ColumnRef 
 						return mt_derive(a);
 				}
 		}
-		return mt_anything(sc);
+		/* a qualifier no entry has: it may be any of them */
+		return mt_join(mt_anything(sc), every_column(sc));
 	}
 	/* one name: a column of the innermost scope that has it, or a whole row */
 	for (const struct scope *s = sc; s; s = s->up) {
@@ -531,6 +534,7 @@ static bool reads_elsewhere(const char *name)
 	                                       "crosstab",
 	                                       "connectby",
 	                                       "ts_rewrite",
+	                                       "pg_logical_slot",
 	                                       "lo_get",
 	                                       "loread",
 	                                       "pg_read"};

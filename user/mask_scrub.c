@@ -66,26 +66,31 @@ static bool scrubbed(uint8_t code)
  * scrubbed of detector matches. Any other error of a statement that read masked data (a data
  * exception, a constraint, a RAISE) may carry a value anywhere in its text, quoted or not:
  * its message is withheld. */
-static bool names_only(const char *state)
+static bool names_only(const char *state, bool positioned)
 {
-	static const char *const classes[] = {"08", "0A", "25", "26", "28", "34", "3D",
-	                                      "3F", "40", "42", "53", "55", "57", "58"};
+	/* never a value: connections, transaction state, serialization, resources, operator
+	 * intervention */
+	static const char *const classes[] = {"08", "25", "40", "53", "57"};
 	for (size_t i = 0; state && i < sizeof(classes) / sizeof(classes[0]); i++)
 		if (strncmp(state, classes[i], 2) == 0)
 			return true;
-	return false;
+	/* syntax, names, features: only when the error points into the statement's text (P),
+	 * as parse analysis reports them, before any row is read; at run time the same classes
+	 * can be made to quote a value (('x' || salary)::regoper) */
+	return positioned && state &&
+	       (strncmp(state, "42", 2) == 0 || strncmp(state, "0A", 2) == 0);
 }
 
 /* Field code's value v (no NUL) scrubbed into b (a: scratch); CELL_SAME when it is as it was.
  * state: the message's SQLSTATE (NULL: none). */
-static int scrub_field(uint8_t code, bool tainted, const char *state, const uint8_t *v, size_t n,
-                       struct pw_mask_out *a, struct pw_mask_out *b)
+static int scrub_field(uint8_t code, bool tainted, const char *state, bool positioned,
+                       const uint8_t *v, size_t n, struct pw_mask_out *a, struct pw_mask_out *b)
 {
 	const uint8_t *s = v;
 	size_t sn = n;
 	int rc = 0;
 	a->len = b->len = 0;
-	if (tainted && code == 'M' && !names_only(state)) {
+	if (tainted && code == 'M' && !names_only(state, positioned)) {
 		char msg[160];
 		int l =
 		    snprintf(msg, sizeof(msg),
@@ -96,7 +101,9 @@ static int scrub_field(uint8_t code, bool tainted, const char *state, const uint
 	} else if (tainted && code != 'M')
 		rc = mw_put(b, PW_MASK_WITHHELD, strlen(PW_MASK_WITHHELD));
 	else {
-		if (tainted) { /* a name in quotes may be made of a value: ('x' || ssn)::regclass */
+		/* what parse analysis quotes is the statement's own text (its position says so);
+		 * anything else in quotes may be made of a value: ('x' || ssn)::regclass */
+		if (tainted && !positioned) {
 			rc = hide_quoted(v, n, a);
 			s = a->data ? a->data : (const uint8_t *)"";
 			sn = a->len;
@@ -122,6 +129,7 @@ int pw_mask_scrub_notice(const uint8_t *msg, size_t len, bool tainted,
 	struct pw_mask_out a = {0}, b = {0};
 	size_t i = PW_HDR;
 	char state[6] = "";
+	bool positioned = false;
 	/* the SQLSTATE first: it says how much of the rest may stay */
 	for (size_t k = PW_HDR; k < len && msg[k];) {
 		const uint8_t *z = memchr(msg + k + 1, 0, len - k - 1);
@@ -130,6 +138,7 @@ int pw_mask_scrub_notice(const uint8_t *msg, size_t len, bool tainted,
 		if (msg[k] == 'C')
 			snprintf(state, sizeof(state), "%.*s", (int)(z - msg - k - 1),
 			         (const char *)msg + k + 1);
+		positioned |= msg[k] == 'P';
 		k = (size_t)(z - msg) + 1;
 	}
 	int rc = 0;
@@ -152,7 +161,8 @@ int pw_mask_scrub_notice(const uint8_t *msg, size_t len, bool tainted,
 		i = ve + 1;
 		if (!scrubbed(code))
 			continue;
-		rc = scrub_field(code, tainted, state[0] ? state : NULL, msg + vs, ve - vs, &a, &b);
+		rc = scrub_field(code, tainted, state[0] ? state : NULL, positioned, msg + vs,
+		                 ve - vs, &a, &b);
 		if (rc == CELL_NEW) {
 			rc = mw_wr_cut(&w, vs, ve);
 			if (!rc)

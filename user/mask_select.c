@@ -180,6 +180,20 @@ struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 			mt_predicate(t, a, "a NATURAL JOIN");
 		}
 		struct shape *s = join_shape(t, l, r, j);
+		if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname) && s &&
+		    !s->unknown) {
+			/* JOIN ... USING (a, b) AS j: j names the merged columns alone */
+			struct shape *u = mt_new_shape(t, (int)j->n_using_clause);
+			for (int i = 0; u && i < u->n && i < s->n; i++)
+				u->cols[i] = s->cols[i];
+			if (u)
+				mt_shape_seal(u);
+			mt_add_rte(t, sc, j->join_using_alias->aliasname, u);
+		} else if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname)) {
+			mt_add_rte(
+			    t, sc, j->join_using_alias->aliasname,
+			    mt_unknown_shape(t, mt_join(l ? l->all : CLEAN, r ? r->all : CLEAN)));
+		}
 		if (j->alias) {
 			s = mt_renamed(t, s, j->alias);
 			mt_add_rte(t, sc, mt_nz(j->alias->aliasname), s);

@@ -149,6 +149,15 @@ static struct named *put(struct names *ns, const char *name, struct pw_mask_plan
 	return o;
 }
 
+/* Does a live statement or portal read masked data? */
+static bool holds_masked(const struct names *ns)
+{
+	for (const struct named *o = ns->head; o; o = o->next)
+		if (!o->plan || o->plan->touches || !o->plan->mapped)
+			return true;
+	return false;
+}
+
 /* A copy of o for an answer still owed (o may be closed or replaced meanwhile). */
 static struct named *snapshot(const struct named *o)
 {
@@ -739,8 +748,11 @@ int pw_mask_upstream(struct pw_mask_session *ms, const uint8_t *msg, size_t len,
 	case 'E':
 	case 'N': {
 		const struct pw_mask_plan *p = current_plan(ms);
-		/* an error of no statement pgward planned (a Parse's, say): scrubbed hard */
-		bool tainted = p->touches || !p->mapped;
+		/* an error of no statement pgward planned (a Parse's, say), or raised while a
+		 * cursor or prepared statement that reads masked data lives (a WITH HOLD cursor
+		 * runs at COMMIT, MOVE runs its cursor): scrubbed hard */
+		bool tainted = p->touches || !p->mapped || holds_masked(&ms->portals) ||
+		               holds_masked(&ms->stmts);
 		int rc = wire(pw_mask_scrub_notice(msg, len, tainted, &ms->ctx, &ms->out), ms, out,
 		              outlen, d, "error message");
 		if (rc >= 0 && msg[0] == 'E')

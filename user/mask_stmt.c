@@ -355,6 +355,23 @@ static struct shape *utility(struct tr *t, struct scope *up, const node_t *n,
 	case PG_QUERY__NODE__NODE_RULE_STMT:
 		mt_refuse(t, "42501", "create a rule: it rewrites what statements read and return");
 		return NULL;
+	case PG_QUERY__NODE__NODE_CREATE_STMT: {
+		/* a foreign key to a masked relation tests a guess against its column, and a
+		 * child of one shares its rows (the new table's own name is not what it reads) */
+		const PgQuery__CreateStmt *c = n->create_stmt;
+		bool m = false;
+		for (size_t i = 0; i < c->n_table_elts && !m; i++)
+			m = mentions_masked(t, (msg_t *)c->table_elts[i]);
+		for (size_t i = 0; i < c->n_inh_relations && !m; i++)
+			m = mentions_masked(t, (msg_t *)c->inh_relations[i]);
+		for (size_t i = 0; i < c->n_constraints && !m; i++)
+			m = mentions_masked(t, (msg_t *)c->constraints[i]);
+		if (m)
+			mt_refuse(t, "42501",
+			          "make a table that references, inherits or copies a "
+			          "relation with masked columns");
+		return NULL;
+	}
 	case PG_QUERY__NODE__NODE_INDEX_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
 	case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
@@ -463,7 +480,8 @@ struct shape *mt_stmt_shape_hint(struct tr *t, struct scope *up, const node_t *n
 		return NULL;
 	}
 	case PG_QUERY__NODE__NODE_FETCH_STMT:
-		if (hint && n->fetch_stmt->portalname && !n->fetch_stmt->ismove)
+		/* MOVE runs the cursor too (its errors are the cursor's), with no rows */
+		if (hint && n->fetch_stmt->portalname)
 			snprintf(hint->fetches, sizeof(hint->fetches), "%s",
 			         n->fetch_stmt->portalname);
 		return NULL;
@@ -473,8 +491,10 @@ struct shape *mt_stmt_shape_hint(struct tr *t, struct scope *up, const node_t *n
 		if (hint && n->execute_stmt->name)
 			snprintf(hint->executes, sizeof(hint->executes), "%s",
 			         n->execute_stmt->name);
-		/* inside another statement (CREATE TABLE AS EXECUTE): what it returns is not
-		 * known here, so it counts as masked data */
+		/* inside another statement (CREATE TABLE AS EXECUTE, EXPLAIN ANALYZE EXECUTE):
+		 * what it reads is not known here, so it counts as masked data */
+		if (!hint)
+			t->touches = true;
 		return hint
 		           ? NULL
 		           : mt_unknown_shape(t, (struct taint){PW_MK_DERIVED, true, false, -1, 0});

@@ -88,6 +88,16 @@ SCENARIOS = [
       ([bind(b"", b"c1"), execute(b""), SYNC], 1)]),
     ("COPY (query) TO STDOUT through a portal",
      [([parse(b"", b"COPY (" + Q + b") TO STDOUT"), bind(b"", b""), execute(b""), SYNC], 1)]),
+    ("a WITH HOLD cursor's error at COMMIT (the cursor runs there)",
+     [([query(b"BEGIN")], 1),
+      ([query(b"DECLARE h CURSOR WITH HOLD FOR SELECT ('x' || translate(ssn, '-', 'q'))::int "
+              b"FROM people")], 1),
+      ([query(b"COMMIT")], 1)]),
+    ("the same COMMIT through the extended protocol",
+     [([query(b"BEGIN")], 1),
+      ([query(b"DECLARE h CURSOR WITH HOLD FOR SELECT ('x' || translate(email, '@', 'q'))::int "
+              b"FROM people")], 1),
+      ([parse(b"", b"COMMIT"), bind(b"", b""), execute(b""), SYNC], 1)]),
     ("three Syncs pipelined, the middle group failing",
      [([parse(b"", Q), bind(b"", b""), execute(b""), SYNC,
         parse(b"", b"SELECT 1/0"), bind(b"", b""), execute(b""), SYNC,
@@ -97,7 +107,7 @@ SCENARIOS = [
 
 def forms(secret):
     out = {secret, secret[::-1], secret.replace("-", "x"), secret.replace("@", "#"),
-           secret.replace("-", "x")[::-1]}
+           secret.replace("-", "x")[::-1], secret.replace("-", "q"), secret.replace("@", "q")}
     digits = "".join(ch for ch in secret if ch.isdigit())
     if len(digits) >= 8:
         out.add(digits)

@@ -164,6 +164,13 @@ static const struct {
     {"COPY (SELECT id, salary FROM people) TO STDOUT (NULL '918273')", "deny:null"},
     {"COPY (SELECT id, salary FROM people) TO STDOUT (FORMAT csv, NULL 'x')", "cM"},
     {"COPY (SELECT id FROM orders) TO STDOUT (NULL 'x')", "c"},
+    /* the third review's */
+    {"SELECT lower(j.email) FROM people p JOIN people q USING (email) AS j", "D"},
+    {"SELECT lower(zz.ssn) FROM people p", "D"},
+    {"SELECT p.ctid, p.xmin FROM people p", "cc"},
+    {"CREATE TABLE probe (s text REFERENCES people (ssn))", "deny:references"},
+    {"CREATE TEMP TABLE people (id int, ssn text)", "-"},
+    {"EXPLAIN ANALYZE EXECUTE s", "deny:EXPLAIN ANALYZE"},
 };
 
 static void plan_str(const struct pw_mask_plan *p, char *out, size_t cap)

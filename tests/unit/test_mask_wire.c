@@ -776,8 +776,14 @@ static void notices(void)
 	static const char *const paren[] = {"SERROR", "MKey (k)=(a) b) already exists.", NULL};
 	static const char *const quiet[] = {"SNOTICE", "Mtable \"t\" does not exist, skipping",
 	                                    NULL};
-	static const char *const named[] = {"SERROR", "C42703", "Mcolumn \"ssn2\" does not exist",
-	                                    "HPerhaps you meant \"ssn\"", NULL};
+	static const char *const named[] = {"SERROR",
+	                                    "C42703",
+	                                    "Mcolumn \"ssn2\" does not exist",
+	                                    "P8",
+	                                    "HPerhaps you meant \"ssn\"",
+	                                    NULL};
+	static const char *const runtime42[] = {"SERROR", "C42883",
+	                                        "Moperator does not exist: x827364", NULL};
 	struct pw_mask_out out = {0};
 	struct msg m;
 	const uint8_t *p;
@@ -804,10 +810,15 @@ static void notices(void)
 	      "error, untainted, nothing a detector finds: unchanged");
 	p = error_msg(&m, 'E', named);
 	CHECK(pw_mask_scrub_notice(p, m.n, true, NULL, &out) == 1 && notice_ok(&out, 'E') &&
-	          !strcmp(field(&out, 'M'), "column \"***\" does not exist") &&
+	          !strcmp(field(&out, 'M'), "column \"ssn2\" does not exist") &&
 	          !strcmp(field(&out, 'H'), PW_MASK_WITHHELD),
-	      "error, tainted, class 42: the message kept, what it quotes hidden (a name can be "
-	      "made of a value)");
+	      "error, tainted, class 42 pointing into the text (parse analysis): the message kept "
+	      "(what it quotes is the statement's own text)");
+	p = error_msg(&m, 'E', runtime42);
+	CHECK(pw_mask_scrub_notice(p, m.n, true, NULL, &out) == 1 &&
+	          strstr(field(&out, 'M'), "withheld (an error of SQLSTATE 42883"),
+	      "error, tainted, class 42 at run time (no position): withheld ('x' || "
+	      "salary)::regoper");
 	p = error_msg(&m, 'E', unique);
 	CHECK(pw_mask_scrub_notice(p, m.n, true, NULL, &out) == 1 && notice_ok(&out, 'E') &&
 	          strstr(field(&out, 'M'), "withheld (an error of SQLSTATE 23505") &&
@@ -838,10 +849,10 @@ static void notices(void)
 	p = m_whole(&m, 'D', "SERROR\0\0", 8);
 	CHECK(pw_mask_scrub_notice(p, m.n, false, NULL, &out) == -1,
 	      "not an error or a notice: -1");
-	p = m_whole(&m, 'E', "C42601\0Mx\"1\0\0", 13);
+	p = m_whole(&m, 'E', "C57014\0Mx\"1\0\0", 13);
 	CHECK(pw_mask_scrub_notice(p, m.n, true, NULL, &out) == 1 &&
 	          !strcmp(field(&out, 'M'), "x\"***"),
-	      "tainted, class 42: an unclosed quote hides the rest");
+	      "tainted, a kept class without a position: an unclosed quote hides the rest");
 	pw_mask_out_free(&out);
 }
 
