@@ -95,6 +95,55 @@ static struct shape *join_shape(struct tr *t, struct shape *l, struct shape *r,
 	return s;
 }
 
+/* A join: both sides' entries, its condition (a predicate), its merged columns. */
+static struct shape *join_item(struct tr *t, struct scope *sc, const PgQuery__JoinExpr *j)
+{
+	struct shape *l = mt_from_item(t, sc, j->larg);
+	struct shape *r = mt_from_item(t, sc, j->rarg);
+	if (j->quals)
+		mt_predicate(t, mt_expr(t, sc, j->quals), "a JOIN condition");
+	for (size_t i = 0; i < j->n_using_clause; i++) {
+		const char *c = mt_str_of(j->using_clause[i]);
+		bool f = false;
+		struct taint a = CLEAN;
+		if (c && l && r)
+			a = mt_join(mt_column_in(l, c, &f), mt_column_in(r, c, &f));
+		mt_predicate(t, a, "JOIN ... USING");
+	}
+	if (j->is_natural && l && r) {
+		/* its condition: every column name both sides have */
+		struct taint a = CLEAN;
+		if (l->unknown || r->unknown)
+			a = mt_join(l->all, r->all);
+		for (int i = 0; !l->unknown && !r->unknown && i < l->n; i++) {
+			bool f = false;
+			struct taint c = l->cols[i].name ? mt_column_in(r, l->cols[i].name, &f)
+			                                 : mt_derive(r->all);
+			if (f || !l->cols[i].name)
+				a = mt_join(a, mt_join(l->cols[i].t, c));
+		}
+		mt_predicate(t, a, "a NATURAL JOIN");
+	}
+	struct shape *s = join_shape(t, l, r, j);
+	if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname) && s && !s->unknown) {
+		/* JOIN ... USING (a, b) AS j: j names the merged columns alone */
+		struct shape *u = mt_new_shape(t, (int)j->n_using_clause);
+		for (int i = 0; u && i < u->n && i < s->n; i++)
+			u->cols[i] = s->cols[i];
+		if (u)
+			mt_shape_seal(u);
+		mt_add_rte(t, sc, j->join_using_alias->aliasname, u);
+	} else if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname)) {
+		mt_add_rte(t, sc, j->join_using_alias->aliasname,
+		           mt_unknown_shape(t, mt_join(l ? l->all : CLEAN, r ? r->all : CLEAN)));
+	}
+	if (j->alias) {
+		s = mt_renamed(t, s, j->alias);
+		mt_add_rte(t, sc, mt_nz(j->alias->aliasname), s);
+	}
+	return s;
+}
+
 struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 {
 	if (!n || t->denied)
@@ -150,56 +199,8 @@ struct shape *mt_from_item(struct tr *t, struct scope *sc, const node_t *n)
 		mt_add_rte(t, sc, rf->alias ? mt_nz(rf->alias->aliasname) : NULL, s);
 		return s;
 	}
-	case PG_QUERY__NODE__NODE_JOIN_EXPR: {
-		const PgQuery__JoinExpr *j = n->join_expr;
-		struct shape *l = mt_from_item(t, sc, j->larg);
-		struct shape *r = mt_from_item(t, sc, j->rarg);
-		if (j->quals)
-			mt_predicate(t, mt_expr(t, sc, j->quals), "a JOIN condition");
-		for (size_t i = 0; i < j->n_using_clause; i++) {
-			const char *c = mt_str_of(j->using_clause[i]);
-			bool f = false;
-			struct taint a = CLEAN;
-			if (c && l && r)
-				a = mt_join(mt_column_in(l, c, &f), mt_column_in(r, c, &f));
-			mt_predicate(t, a, "JOIN ... USING");
-		}
-		if (j->is_natural && l && r) {
-			/* its condition: every column name both sides have */
-			struct taint a = CLEAN;
-			if (l->unknown || r->unknown)
-				a = mt_join(l->all, r->all);
-			for (int i = 0; !l->unknown && !r->unknown && i < l->n; i++) {
-				bool f = false;
-				struct taint c = l->cols[i].name
-				                     ? mt_column_in(r, l->cols[i].name, &f)
-				                     : mt_derive(r->all);
-				if (f || !l->cols[i].name)
-					a = mt_join(a, mt_join(l->cols[i].t, c));
-			}
-			mt_predicate(t, a, "a NATURAL JOIN");
-		}
-		struct shape *s = join_shape(t, l, r, j);
-		if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname) && s &&
-		    !s->unknown) {
-			/* JOIN ... USING (a, b) AS j: j names the merged columns alone */
-			struct shape *u = mt_new_shape(t, (int)j->n_using_clause);
-			for (int i = 0; u && i < u->n && i < s->n; i++)
-				u->cols[i] = s->cols[i];
-			if (u)
-				mt_shape_seal(u);
-			mt_add_rte(t, sc, j->join_using_alias->aliasname, u);
-		} else if (j->join_using_alias && mt_nz(j->join_using_alias->aliasname)) {
-			mt_add_rte(
-			    t, sc, j->join_using_alias->aliasname,
-			    mt_unknown_shape(t, mt_join(l ? l->all : CLEAN, r ? r->all : CLEAN)));
-		}
-		if (j->alias) {
-			s = mt_renamed(t, s, j->alias);
-			mt_add_rte(t, sc, mt_nz(j->alias->aliasname), s);
-		}
-		return s;
-	}
+	case PG_QUERY__NODE__NODE_JOIN_EXPR:
+		return join_item(t, sc, n->join_expr);
 	default: {
 		/* XMLTABLE, TABLESAMPLE and the rest: whatever they read, in unknown columns; how
 		 * many rows they make is what they read says (an XPath is a predicate) */
