@@ -376,6 +376,41 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	return bad ? -1 : 0;
 }
 
+int pw_cfg_read_secret(struct pw_jp *x, const char *jp, const char *file, const char *what,
+                       void *buf, size_t cap, size_t *n, unsigned *mode)
+{
+	char q[PW_JP_QUOTE_MAX];
+	struct stat st;
+	int rc = 0;
+
+	*n = 0;
+	pw_jp_quote(q, file);
+	/* O_NONBLOCK: a FIFO given by mistake must not hang the load */
+	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return pw_jp_fail(x, jp, "cannot read %s %s: %s", what, q, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return pw_jp_fail(x, jp, "%s %s is not a regular file", what, q);
+	}
+	while (*n < cap) {
+		ssize_t r = read(fd, (char *)buf + *n, cap - *n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = pw_jp_fail(x, jp, "cannot read %s %s: %s", what, q, strerror(errno));
+			break;
+		}
+		if (r == 0)
+			break;
+		*n += (size_t)r;
+	}
+	if (mode)
+		*mode = (unsigned)(st.st_mode & 07777);
+	close(fd);
+	return rc;
+}
+
 /* Secrets (upstream passwords, verifiers) are wiped before the memory is returned. */
 static void config_free(struct pw_config *c)
 {

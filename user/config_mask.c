@@ -1,11 +1,7 @@
 /* The masking part of the configuration: mask rules (columns or detectors, a strategy), an
  * identity's unmask list, and the hash strategy's key file. mask.c plans by them. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config_parse.h"
 #include "pgward/detect.h"
@@ -134,44 +130,24 @@ int pw_cfg_mask_policy(struct pw_jp *x, const json_t *e, const char *jp, struct 
 static int read_key(struct pw_jp *x, const char *jp, const char *file, struct pw_mask_key *k)
 {
 	char q[PW_JP_QUOTE_MAX];
-	uint8_t buf[PW_MASK_KEY_MAX + 1];
+	uint8_t buf[PW_MASK_KEY_MAX + 1]; /* one more byte to see it is too long */
 	size_t n = 0;
-	struct stat st;
-	int rc = 0;
+	unsigned mode = 0;
+	int rc = pw_cfg_read_secret(x, jp, file, "key file", buf, sizeof(buf), &n, &mode);
 
 	pw_jp_quote(q, file);
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return pw_jp_fail(x, jp, "cannot read key file %s: %s", q, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return pw_jp_fail(x, jp, "key file %s is not a regular file", q);
-	}
-	while (n < sizeof(buf)) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			if (r < 0)
-				rc = pw_jp_fail(x, jp, "cannot read key file %s: %s", q,
-				                strerror(errno));
-			break;
-		}
-		n += (size_t)r;
-	}
 	if (rc == 0 && (n < 32 || n > PW_MASK_KEY_MAX))
 		rc = pw_jp_fail(x, jp, "key file %s must hold 32 to %d bytes, it has %s%zu", q,
 		                PW_MASK_KEY_MAX, n > PW_MASK_KEY_MAX ? "more than " : "",
 		                n > PW_MASK_KEY_MAX ? (size_t)PW_MASK_KEY_MAX : n);
-	else if (rc == 0 && (st.st_mode & 0077))
+	else if (rc == 0 && (mode & 0077))
 		rc = pw_jp_fail(x, jp, "key file %s is readable by others (mode %04o): chmod 600",
-		                q, (unsigned)(st.st_mode & 07777));
+		                q, mode);
 	if (rc == 0) {
 		memcpy(k->k, buf, n);
 		k->len = n;
 	}
 	explicit_bzero(buf, sizeof(buf));
-	close(fd);
 	return rc;
 }
 

@@ -27,6 +27,11 @@
  * no memory (said through x). */
 void *pw_cfg_section(struct pw_jp *x, const json_t *root, const char *key, bool array,
                      const char *what, size_t elem, json_t **v);
+/* config.c: a secret file (a password, a key) read whole, up to cap bytes into buf (*n of
+ * them; cap reached: more may follow), its mode in *mode (may be NULL); what names it in
+ * messages ("password file"). 0, or -1 said through x. The caller wipes buf. */
+int pw_cfg_read_secret(struct pw_jp *x, const char *jp, const char *file, const char *what,
+                       void *buf, size_t cap, size_t *n, unsigned *mode);
 /* config_upstream.c */
 int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_redirect.c */

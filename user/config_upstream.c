@@ -1,12 +1,8 @@
 /* The "upstreams" section of the configuration: the PostgreSQL servers behind pgwardd, how to
  * reach them and the credentials pgwardd holds for them. */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "config_parse.h"
 
@@ -27,51 +23,27 @@ static int read_password(struct pw_jp *x, const char *jp, const char *file, stru
 	/* room for the longest password plus "\r\n", and one more byte to see it is too long */
 	char buf[sizeof(u->password) + 2];
 	size_t n = 0;
-	struct stat st;
-	int rc = 0;
+	int rc = pw_cfg_read_secret(x, jp, file, "password file", buf, sizeof(buf), &n, NULL);
 
 	pw_jp_quote(q, file);
-	/* O_NONBLOCK: a FIFO given by mistake must not hang the load */
-	int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (fd < 0)
-		return pw_jp_fail(x, jp, "cannot read password file %s: %s", q, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return pw_jp_fail(x, jp, "password file %s is not a regular file", q);
-	}
-	while (n < sizeof(buf)) {
-		ssize_t r = read(fd, buf + n, sizeof(buf) - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = pw_jp_fail(x, jp, "cannot read password file %s: %s", q,
-			                strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
 	if (n > 0 && buf[n - 1] == '\n') {
 		n--;
 		if (n > 0 && buf[n - 1] == '\r')
 			n--;
 	}
-	if (n == 0)
+	if (rc == 0 && n == 0)
 		rc = pw_jp_fail(x, jp, "password file %s is empty", q);
-	else if (n >= sizeof(u->password))
+	else if (rc == 0 && n >= sizeof(u->password))
 		rc = pw_jp_fail(x, jp, "password file %s is too long (at most %zu bytes)", q,
 		                sizeof(u->password) - 1);
-	else if (memchr(buf, '\0', n))
+	else if (rc == 0 && memchr(buf, '\0', n))
 		rc = pw_jp_fail(x, jp, "password file %s contains a NUL byte", q);
 	if (rc == 0) {
 		memcpy(u->password, buf, n);
 		u->password[n] = '\0';
 		u->has_password = true;
 	}
-out:
 	explicit_bzero(buf, sizeof(buf));
-	close(fd);
 	return rc;
 }
 
