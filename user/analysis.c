@@ -51,7 +51,8 @@ static void *analysis_main(void *arg)
 		if (!head)
 			tail = NULL;
 		pthread_mutex_unlock(&mu);
-		j->v = pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable, &j->plans);
+		j->v =
+		    pw_inspect_judge(&j->who, &j->m, &j->d, &j->unreadable, &j->plans, &j->facts);
 		judged++;
 		give_back(j->w, j);
 		pthread_mutex_lock(&mu);

@@ -345,6 +345,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	                                   "client_encodings",
 	                                   "jwt",
 	                                   "mask_key_file",
+	                                   "audit",
 	                                   NULL};
 	bool bad = false;
 	long long n;
@@ -373,6 +374,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	STEP(x, bad, pw_cfg_parse_identities(x, root, c));
 	STEP(x, bad, pw_cfg_mask_key(x, root, c));
 	STEP(x, bad, parse_limits(x, root, c));
+	STEP(x, bad, pw_cfg_parse_audit(x, root, c));
 	return bad ? -1 : 0;
 }
 

@@ -34,6 +34,8 @@ int pw_cfg_read_secret(struct pw_jp *x, const char *jp, const char *file, const 
                        void *buf, size_t cap, size_t *n, unsigned *mode);
 /* config_upstream.c */
 int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_audit.c: the trail (audit.h) */
+int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_redirect.c */
 int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_policy.c: identities with their policies, after upstreams, redirect and jwt */

@@ -12,6 +12,11 @@
 
 static const char *const auth_names[] = {"trust", "password", "jwt"};
 
+const char *pw_client_auth_name(enum pw_client_auth a)
+{
+	return (unsigned)a < N_ELEMS(auth_names) ? auth_names[a] : "?";
+}
+
 /* The one table of statement facts: bit k is PW_SQL_F_* (1u << k) of sql.h; "rule" says a
  * rule's "facts" may name it (the others are what the analysis needs, not policy). */
 static const struct {

@@ -71,18 +71,7 @@ struct explain_info {
 
 static const char *by_name(const struct pw_decision *d)
 {
-	switch (d->by) {
-	case PW_BY_RULE:
-		return "rule";
-	case PW_BY_GUARDRAIL:
-		return "guardrail";
-	case PW_BY_REFUSAL:
-		return "refusal";
-	case PW_BY_WINDOW:
-		return "window";
-	default:
-		return "default";
-	}
+	return pw_decided_by_name(d->by);
 }
 
 /* the client's error text, or why it was allowed */

@@ -136,9 +136,21 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 	return PW_ALLOW;
 }
 
+/* The facts of a judgement, for the trail. */
+static void facts_of(struct pw_inspect_facts *f, const struct pw_judgement *j)
+{
+	if (!f)
+		return;
+	f->d = j->d;
+	f->classes = 0;
+	f->nstmts = j->r && !j->unreadable ? j->r->nstmts : 0;
+	for (int i = 0; i < f->nstmts; i++)
+		f->classes |= 1u << j->r->stmts[i].cls;
+}
+
 enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
                                  struct pw_deny *d, bool *unreadable,
-                                 struct pw_inspect_plans *plans)
+                                 struct pw_inspect_plans *plans, struct pw_inspect_facts *facts)
 {
 	struct pw_judgement j = {.plans = plans};
 
@@ -156,13 +168,17 @@ enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt
 			return PW_DENY;
 		}
 		pw_policy_function_call(c->identity, &j.d);
+		facts_of(facts, &j);
 		return j.d.action != PW_ACT_ALLOW ? deny(&j.d, d) : PW_ALLOW;
 	default:
 		/* a Bind runs a statement judged at its Parse (or the server refuses it) */
+		if (facts)
+			memset(facts, 0, sizeof(*facts));
 		return PW_ALLOW;
 	}
 	enum pw_verdict v = pw_inspect_text(c, m->type, m->sql, m->sql_len, m->name, &j);
 	*unreadable = j.unreadable;
+	facts_of(facts, &j);
 	return v == PW_DENY ? deny(&j.d, d) : PW_ALLOW;
 }
 
@@ -190,10 +206,10 @@ void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable)
 }
 
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d,
-                           struct pw_inspect_plans *plans)
+                           struct pw_inspect_plans *plans, struct pw_inspect_facts *facts)
 {
 	bool unreadable;
-	enum pw_verdict v = pw_inspect_judge(c, m, d, &unreadable, plans);
+	enum pw_verdict v = pw_inspect_judge(c, m, d, &unreadable, plans, facts);
 	pw_inspect_count(m->type, v, unreadable);
 	return v;
 }

@@ -15,7 +15,9 @@
 
 #include <openssl/rand.h>
 
+#include "pgward/audit_events.h"
 #include "pgward/caller.h"
+#include "pgward/jw.h"
 #include "pgward/jit.h"
 #include "pgward/log.h"
 #include "pgward/pgconn.h"
@@ -82,47 +84,12 @@ void pw_jit_role_name(uint64_t serial, char out[PW_NAME_MAX])
 /* ------------------------------------------------------------------------------------ */
 /* the set-up SQL                                                                        */
 
-/* Valid UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool utf8_valid(const char *s)
-{
-	const uint8_t *p = (const uint8_t *)s;
-	while (*p) {
-		uint32_t c = *p;
-		int n;
-		if (c < 0x80) {
-			p++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			c &= 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			c &= 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			c &= 0x07;
-		} else {
-			return false;
-		}
-		p++;
-		for (int i = 0; i < n; i++, p++) {
-			if ((*p & 0xc0) != 0x80)
-				return false; /* also catches the terminating NUL */
-			c = c << 6 | (*p & 0x3f);
-		}
-		if ((n == 2 && c < 0x800) || (n == 3 && (c < 0x10000 || c > 0x10ffff)) ||
-		    (c >= 0xd800 && c <= 0xdfff))
-			return false;
-	}
-	return true;
-}
-
 /* A PostgreSQL name: 1..63 bytes (0 when empty is allowed), NUL-terminated within its
  * PW_NAME_MAX array, valid UTF-8. */
 static bool name_ok(const char *s, bool empty_ok)
 {
 	size_t n = strnlen(s, PW_NAME_MAX);
-	return n < PW_NAME_MAX && (n > 0 || empty_ok) && utf8_valid(s);
+	return n < PW_NAME_MAX && (n > 0 || empty_ok) && pw_utf8_valid(s, strlen(s));
 }
 
 struct sb {
@@ -612,12 +579,13 @@ static int run_sweep(struct job *j, char *err, size_t errlen)
 		} else {
 			r = -1;
 		}
-		if (r == 0)
+		if (r == 0) {
 			pw_info(
 			    "jit: dropped role %s left by a pgwardd that is gone (upstream \"%s\", "
 			    "database %s)",
 			    role, u->name, PW_Q(db));
-		else
+			pw_audit_jit_role("dropped", role, u->name, 0, NULL);
+		} else
 			pw_warn("jit: cannot drop role %s left by a pgwardd that is gone: %s", role,
 			        PW_Q(e));
 		count(r == 0);
@@ -677,6 +645,7 @@ static void *janitor(void *arg)
 			j->attempts++;
 			if (rc == 0) {
 				pw_debug("jit: dropped role %s (upstream \"%s\")", j->role, up);
+				pw_audit_jit_role("dropped", j->role, up, 0, NULL);
 				count(true);
 			} else if (j->attempts < DROP_ATTEMPTS) {
 				pw_info("jit: drop of role %s failed (attempt %d), retrying: %s",
@@ -687,6 +656,7 @@ static void *janitor(void *arg)
 				pw_warn("jit: cannot drop role %s (upstream \"%s\", database %s) "
 				        "after %d attempts; the next start's sweep drops it: %s",
 				        j->role, up, PW_Q(j->database), j->attempts, PW_Q(err));
+				pw_audit_jit_role("drop_failed", j->role, up, 0, err);
 				count(false);
 			}
 		} else if (run_sweep(j, err, sizeof(err)) < 0) {

@@ -1,4 +1,6 @@
 /* Deciding the client's messages, inline or on an analysis thread. See include/pgward/judge.h. */
+#include "pgward/audit.h"
+#include "pgward/audit_session.h"
 #include "pgward/judge.h"
 #include "pgward/log.h"
 #include "pgward/mask_session.h"
@@ -24,6 +26,7 @@ void pw_judge_back(struct pw_judge *jg, struct pw_analysis_job *j)
 	jg->verdict = j->v;
 	jg->d = j->d;
 	jg->plans = j->plans; /* taken */
+	jg->facts = j->facts;
 	j->plans.n = 0;
 	pw_analysis_free(j);
 }
@@ -61,6 +64,7 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, r->stmt.type,
 			        r->fail.sqlstate, PW_Q(r->fail.message));
+			pw_audit_on_oversize(who->audit, r->stmt.type, &r->fail);
 			continue;
 		}
 		if (o == PW_RELAY_FAIL)
@@ -69,6 +73,7 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			if (who->mask &&
 			    pw_mask_on_client(who->mask, pw_buf_at_scan(b), r->total, &r->fail) < 0)
 				return false;
+			pw_audit_on_client(who->audit, pw_buf_at_scan(b), r->total);
 			continue;
 		}
 		if (o != PW_RELAY_JUDGE)
@@ -77,6 +82,8 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 		struct pw_deny d;
 		enum pw_verdict v;
 		struct pw_inspect_plans plans = {.n = 0};
+		struct pw_inspect_facts facts;
+		bool unaudited = false;
 		if (jg->ready) {
 			/* judged by an analysis thread while the session was parked */
 			jg->ready = false;
@@ -84,12 +91,18 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			d = jg->d;
 			plans = jg->plans;
 			jg->plans.n = 0;
+			facts = jg->facts;
+		} else if (pw_audit_refusing(d.sqlstate, d.message, sizeof(d.message))) {
+			/* the trail cannot be written: nothing runs unaudited */
+			v = PW_DENY;
+			unaudited = true;
+			pw_audit_count_refusal();
 		} else if (m->type != 'B' && m->type != 'F' &&
 		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES &&
 		           judge_away(jg, who, m, w, owner)) {
 			return true;
 		} else {
-			v = pw_inspect(who, m, &d, who->mask ? &plans : NULL);
+			v = pw_inspect(who, m, &d, who->mask ? &plans : NULL, &facts);
 		}
 		if (who->mask && mask_follows(who->mask, m, v, &plans, &r->fail) < 0) {
 			pw_inspect_plans_free(&plans);
@@ -100,6 +113,7 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, m->type, d.sqlstate,
 			        PW_Q(d.message));
+		pw_audit_on_statement(who->audit, m, v == PW_DENY, unaudited ? NULL : &d, &facts);
 		if (pw_relay_decide(r, b, v == PW_DENY, &d) == PW_RELAY_FAIL)
 			return false;
 	}

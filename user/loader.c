@@ -29,6 +29,7 @@
 #include <bpf/libbpf.h>
 
 #include "pgward.skel.h"
+#include "pgward/audit_events.h"
 #include "pgward/loader.h"
 #include "pgward/conntrack.h"
 #include "pgward/loader_host.h"
@@ -200,6 +201,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (size < sizeof(struct pw_event))
 		return 0;
 	pw_event_log(data);
+	pw_audit_kernel_event(data);
 	if (pw_loader_on_event)
 		pw_loader_on_event(data);
 	return 0;

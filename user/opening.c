@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "pgward/audit_events.h"
 #include "pgward/admit.h"
 #include "pgward/catalog.h"
 #include "pgward/conntrack.h"
@@ -102,8 +103,10 @@ void pw_opening_start(struct pw_opening *op, const struct pw_opening_io *io,
 	if (pw_conntrack_take_accepted(io->cl->ev.fd, peer, &info) == 0 &&
 	    (op->kf = malloc(sizeof(*op->kf))))
 		pw_caller_from_kernel(&info, op->kf);
-	else
+	else {
 		pw_worker_count(io->w, PW_WC_TUPLE_MISSES);
+		pw_audit_tuple_miss(io->serial, io->peer);
+	}
 }
 
 /* ---- the upstream ---- */
@@ -626,4 +629,26 @@ void pw_opening_free(struct pw_opening *op)
 	if (op->ps_ready)
 		pw_policy_session_free(&op->ps);
 	memset(op, 0, sizeof(*op));
+}
+
+void pw_opening_audit(const struct pw_opening *op, bool tls)
+{
+	struct pw_audit_start st = {
+	    .serial = op->io.serial,
+	    .client = op->io.peer,
+	    .id = op->client.id,
+	    .user = op->client.user,
+	    .database = op->client.database,
+	    .application_name = pw_startup_get(&op->client.st, "application_name"),
+	    .kf = op->kf,
+	    .steered = op->steered,
+	    .claims = op->client.claims,
+	    .ups = op->ups,
+	    .role = op->role,
+	    .jit = op->jit,
+	    .tls = tls,
+	};
+	pw_audit_session_start(&st);
+	if (op->jit)
+		pw_audit_jit_role("created", op->role, op->ups->name, op->io.serial, NULL);
 }

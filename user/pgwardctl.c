@@ -113,6 +113,8 @@ int pw_ctl_run_table(const struct pw_ctl_cmd *t, const char *obj, int argc, char
 }
 
 static const struct pw_ctl_cmd objects[] = {
+    {"audit", pw_ctl_audit, "{ verify | tail | help }",
+     "the audit trail: verify its chain, print its records"},
     {"config", pw_ctl_config, "{ check | help }", "a pgwardd configuration file"},
     {"policy", pw_ctl_policy, "{ check | explain | startup | settings | help }",
      "decisions as pgwardd makes them, without connecting anywhere"},

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pgward/audit.h"
+#include "pgward/audit_events.h"
 #include "pgward/config.h"
 #include "pgward/analysis.h"
 #include "pgward/catalog.h"
@@ -340,8 +342,14 @@ static int start(struct pw_runtime *rt, const char *path)
 	pw_catalog_on_change(pw_loop_nudge);
 	if (rt->cfg->redirect.enabled)
 		pw_loader_preopen(rt->cfg);
+	/* the trail first: nothing is served unaudited when an audit is asked for */
+	if (rt->cfg->audit.enabled && pw_audit_start(&rt->cfg->audit, path, err, sizeof(err)) < 0) {
+		pw_error("audit trail: %s", err);
+		return -1;
+	}
 	if (pw_loop_start(rt->cfg, pw_session_hooks()) < 0) {
 		pw_error("start-up failed");
+		pw_audit_stop("start-up failed");
 		return -1;
 	}
 	if (rt->cfg->redirect.enabled &&
@@ -349,6 +357,7 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_error("eBPF redirect: %s", err);
 		pw_loop_stop(0);
 		pw_loop_join();
+		pw_audit_stop("start-up failed");
 		return -1;
 	}
 	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
@@ -366,20 +375,25 @@ static void reload(const struct args *a, const struct pw_config *running)
 	struct pw_runtime *nrt = pw_runtime_load(a->path, err, sizeof(err));
 	if (!nrt) {
 		pw_error("reload failed, keeping the current configuration: %s", err);
+		pw_audit_policy_reload(a->path, false, err);
 		return;
 	}
+	if (memcmp(&running->audit, &nrt->cfg->audit, sizeof(running->audit)) != 0)
+		pw_warn("reload: the audit section changes only on restart");
 	if (!same_listen(running, nrt->cfg))
 		pw_warn("reload: listeners and workers change only on restart");
 	if (running->redirect.enabled != nrt->cfg->redirect.enabled) {
 		pw_warn("reload: the redirect section changes only on restart");
 	} else if (nrt->cfg->redirect.enabled && pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
 		pw_error("reload failed, keeping the current configuration: %s", err);
+		pw_audit_policy_reload(a->path, false, err);
 		pw_runtime_unref(nrt);
 		return;
 	}
 	pw_log_set_level(a->level_set ? a->forced : nrt->cfg->log_level);
 	pw_runtime_publish(nrt);
 	pw_info("configuration reloaded from %s", a->path);
+	pw_audit_policy_reload(a->path, true, NULL);
 }
 
 /* SIGTERM/SIGINT: stop accepting, keep the kernel side pinned and fail-closed, let the
@@ -431,6 +445,8 @@ int main(int argc, char **argv)
 		return check_only(rt, a.path, note);
 	pw_log_set_level(a.level_set ? a.forced : rt->cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit fails the audit trail's write (EFBIG), it does not kill pgwardd */
+	signal(SIGXFSZ, SIG_IGN);
 	pw_config_warnings(rt->cfg, warn_log, NULL);
 	unix_notes(rt->cfg, warn_log, NULL);
 	if (note[0])
@@ -447,6 +463,7 @@ int main(int argc, char **argv)
 		return 1;
 	struct pw_config *running = pw_config_ref(rt->cfg);
 	pw_runtime_unref(rt);
+	char stop_why[32] = "stopped";
 
 	for (;;) {
 		struct timespec second = {1, 0};
@@ -464,11 +481,13 @@ int main(int argc, char **argv)
 			reload(&a, running);
 			continue;
 		}
+		snprintf(stop_why, sizeof(stop_why), "%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		stop(running, sig, &set);
 		break;
 	}
 	/* the sessions are gone: drop their just-in-time roles before leaving */
 	pw_jit_stop(5000);
+	pw_audit_stop(stop_why);
 	pw_catalog_stop();
 	pw_config_unref(running);
 	pw_runtime_publish(NULL);

@@ -17,6 +17,16 @@ const char *pw_action_name(enum pw_action a)
 	return (unsigned)a < N_ELEMS(names) ? names[a] : "?";
 }
 
+const char *pw_decided_by_name(enum pw_decided_by b)
+{
+	static const char *const names[] = {[PW_BY_DEFAULT] = "default",
+	                                    [PW_BY_RULE] = "rule",
+	                                    [PW_BY_GUARDRAIL] = "guardrail",
+	                                    [PW_BY_REFUSAL] = "refusal",
+	                                    [PW_BY_WINDOW] = "window"};
+	return (unsigned)b < N_ELEMS(names) ? names[b] : "?";
+}
+
 /* ---- matching ------------------------------------------------------------------------ */
 
 /* An unresolved name may live in any schema: only the glob's name part can be compared,
@@ -651,6 +661,15 @@ void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
 		if (!decided && one.action != PW_ACT_ALLOW) {
 			*d = one;
 			decided = true;
+		} else if (!decided && (i == 0 || (d->by == one.by && d->rule == one.rule))) {
+			/* allowed so far by one rule: the text is allowed by it (the trail says so)
+			 */
+			d->by = one.by;
+			d->rule = one.rule;
+			d->guardrail = one.guardrail;
+		} else if (!decided) {
+			d->by = PW_BY_RULE; /* by several rules: none is the text's */
+			d->rule = 0;
 		}
 	}
 	if (decided)

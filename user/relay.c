@@ -5,14 +5,18 @@
 
 #include <openssl/rand.h>
 
+#include "pgward/audit_session.h"
 #include "pgward/proto.h"
 #include "pgward/relay.h"
 
 static const char *const outcome_names[] = {
-    [PW_RELAY_MORE] = "more",       [PW_RELAY_WAIT] = "wait",     [PW_RELAY_JUDGE] = "judge",
-    [PW_RELAY_REFUSED] = "refused", [PW_RELAY_HELD] = "held",     [PW_RELAY_UP_PARAM] = "up-param",
-    [PW_RELAY_UP_KEY] = "up-key",   [PW_RELAY_UP_MSG] = "up-msg", [PW_RELAY_UP_BIG] = "up-big",
-    [PW_RELAY_FAIL] = "fail",       [PW_RELAY_NOTE] = "note",     [PW_RELAY_UP_MASK] = "up-mask",
+    [PW_RELAY_MORE] = "more",       [PW_RELAY_WAIT] = "wait",
+    [PW_RELAY_JUDGE] = "judge",     [PW_RELAY_REFUSED] = "refused",
+    [PW_RELAY_HELD] = "held",       [PW_RELAY_UP_PARAM] = "up-param",
+    [PW_RELAY_UP_KEY] = "up-key",   [PW_RELAY_UP_MSG] = "up-msg",
+    [PW_RELAY_UP_BIG] = "up-big",   [PW_RELAY_FAIL] = "fail",
+    [PW_RELAY_NOTE] = "note",       [PW_RELAY_UP_MASK] = "up-mask",
+    [PW_RELAY_UP_NOTE] = "up-note", [PW_RELAY_UP_REFUSAL] = "up-refusal",
 };
 
 const char *pw_relay_outcome_name(enum pw_relay_outcome o)
@@ -54,6 +58,11 @@ void pw_relay_masking(struct pw_relay *r, bool on)
 	r->masking = on;
 }
 
+void pw_relay_tracking(struct pw_relay *r, bool on)
+{
+	r->tracking = on;
+}
+
 int pw_relay_replace(struct pw_relay *r, struct pw_buf *b, const void *p, size_t n)
 {
 	pw_buf_cut(b, r->total);
@@ -65,7 +74,8 @@ int pw_relay_replace(struct pw_relay *r, struct pw_buf *b, const void *p, size_t
 static enum pw_relay_outcome note(struct pw_relay *r, struct pw_buf *b, size_t total)
 {
 	if (total > PW_RELAY_SMALL_MAX)
-		return fail(r, "54000", "pgward: a %c message of %zu bytes in a masked session",
+		return fail(r, "54000",
+		            "pgward: a %c message of %zu bytes is more than pgward follows",
 		            pw_buf_at_scan(b)[0], total);
 	if (pw_buf_unscanned(b) < total) {
 		if (pw_buf_reserve_at_scan(b, total) < 0)
@@ -303,7 +313,7 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 			/* the Sync that ends the refused group: the server answers it, and the
 			 * refusal's sentinel error (if the group had not failed before) comes
 			 * first */
-			if (r->masking && !r->noted)
+			if ((r->masking || r->tracking) && !r->noted)
 				return note(r, b, total);
 			r->noted = false;
 			r->c_discard = false;
@@ -316,7 +326,7 @@ enum pw_relay_outcome pw_relay_scan_client(struct pw_relay *r, struct pw_buf *b)
 		}
 		if (t == 'Q' || t == 'P' || t == 'B' || t == 'F')
 			return client_statement(r, b, t, len); /* MORE: not whole yet */
-		if (r->masking && noted_type(t) && !r->noted)
+		if ((r->masking || r->tracking) && noted_type(t) && !r->noted)
 			return note(r, b, total);
 		r->noted = false;
 		enum pw_relay_outcome o = client_other(r, b, t, total);
@@ -450,6 +460,8 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 					return PW_RELAY_FAIL;
 				if (rc == 0)
 					return PW_RELAY_MORE;
+				if (rc == 2 && r->tracking)
+					return PW_RELAY_UP_REFUSAL;
 				if (rc == 2)
 					continue; /* replaced by the refusal, already decided */
 			}
@@ -459,6 +471,18 @@ enum pw_relay_outcome pw_relay_scan_upstream(struct pw_relay *r, struct pw_buf *
 			return PW_RELAY_UP_MSG;
 		if (r->masking)
 			return PW_RELAY_UP_MASK;
+		if (r->tracking && pw_audit_tracked(p[0])) {
+			if (total > r->lim.max_message + 1)
+				return fail(r, "54000",
+				            "pgward: upstream message of %zu bytes exceeds "
+				            "limits.max_message_bytes",
+				            total);
+			if (!whole(b, total))
+				return pw_buf_unscanned(b) < total && b->cap - b->scan < total
+				           ? fail(r, "53200", "pgward: out of memory")
+				           : PW_RELAY_MORE;
+			return PW_RELAY_UP_NOTE;
+		}
 		take(b, total, &r->u_remaining);
 	}
 	return PW_RELAY_MORE;

@@ -97,9 +97,10 @@ ssize_t pw_sock_fill_upto(struct pw_sock *k, struct pw_buf *b, size_t max)
 		return PW_IO_WOULDBLOCK;
 	size_t n = pw_buf_space(b) < max ? pw_buf_space(b) : max;
 	ssize_t r = sock_read(k, pw_buf_tail(b), n);
-	if (r > 0)
+	if (r > 0) {
 		pw_buf_filled(b, (size_t)r);
-	else if (r == PW_IO_EOF)
+		k->bytes_in += (uint64_t)r;
+	} else if (r == PW_IO_EOF)
 		k->eof = true;
 	return r;
 }
@@ -110,8 +111,10 @@ ssize_t pw_sock_drain(struct pw_sock *k, struct pw_buf *b)
 	if (!n)
 		return 0;
 	ssize_t r = sock_write(k, pw_buf_head(b), n);
-	if (r > 0)
+	if (r > 0) {
 		pw_buf_written(b, (size_t)r);
+		k->bytes_out += (uint64_t)r;
+	}
 	return r;
 }
 

@@ -30,6 +30,7 @@ struct pw_analysis_job {
 	struct pw_deny d;
 	bool unreadable;
 	struct pw_inspect_plans plans; /* masking's, taken by the session or freed with j */
+	struct pw_inspect_facts facts; /* what decided, for the trail */
 };
 
 /* Start n analysis threads (from the main thread, before the workers run); each judged job is

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <sys/socket.h>
 
+#include "pgward/audit.h"
 #include "pgward/auth.h"
 #include "pgward/jsonpath.h"
 #include "pgward/log.h"
@@ -78,6 +79,8 @@ struct pw_upstream {
 #define PW_AUTH_ANY      15u
 
 enum pw_client_auth { PW_CLIENT_AUTH_TRUST, PW_CLIENT_AUTH_PASSWORD, PW_CLIENT_AUTH_JWT };
+/* "trust", "password", "jwt" */
+const char *pw_client_auth_name(enum pw_client_auth a);
 
 struct pw_jwt_keys;
 struct pw_jwt_claims;
@@ -265,6 +268,7 @@ struct pw_config {
 	char control_socket[108];    /* optional; empty = none */
 	/* the hash strategy's HMAC key (mask_key_file: 32 bytes or more, read at load) */
 	struct pw_mask_key mask_key;
+	struct pw_audit_config audit; /* the trail (audit.h); audit.enabled: a section given */
 
 	struct pw_listen *listen;
 	int n_listen;

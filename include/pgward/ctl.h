@@ -45,6 +45,7 @@ json_t *pw_ctl_json_str(const char *s);
 bool pw_ctl_parse_int(const char *what, const char *s, long long lo, long long hi, long long *out);
 
 /* objects */
+int pw_ctl_audit(int argc, char **argv);
 int pw_ctl_config(int argc, char **argv);
 int pw_ctl_policy(int argc, char **argv);
 int pw_ctl_scram(int argc, char **argv);

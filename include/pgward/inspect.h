@@ -37,16 +37,19 @@ int pw_deny_vset(struct pw_deny *d, const char *sqlstate, const char *fmt, va_li
 enum pw_verdict { PW_ALLOW = 0, PW_DENY = 1 };
 
 struct pw_mask_session;
+struct pw_audit_session;
 /* Who is asking: what the session knows of its client. */
 struct pw_caller {
 	const struct pw_config *cfg;
 	const struct pw_identity *identity;
 	const char *user;
 	const char *database;
-	uint64_t serial;              /* the session, for the log */
-	struct pw_policy_session *ps; /* its search_path, prepared statements */
-	struct pw_mask_session *mask; /* masking's state (mask_session.h), NULL without masks;
-	                               * the session's worker only, never an analysis thread */
+	uint64_t serial;                /* the session, for the log */
+	struct pw_policy_session *ps;   /* its search_path, prepared statements */
+	struct pw_mask_session *mask;   /* masking's state (mask_session.h), NULL without masks;
+	                                 * the session's worker only, never an analysis thread */
+	struct pw_audit_session *audit; /* the trail's (audit_session.h), NULL when off; the
+	                                 * session's worker only */
 };
 
 /* What an allowed text of an identity with masks returns and how it is masked (mask.h): one
@@ -58,14 +61,23 @@ struct pw_inspect_plans {
 };
 void pw_inspect_plans_free(struct pw_inspect_plans *pl);
 
-/* plans (may be NULL): filled for an allowed Query or Parse of an identity with masks. */
+/* What decided a message, for the audit trail (audit_session.h): the policy's decision and
+ * the classes of the statements it read (bit 1u << pw_sql_class). */
+struct pw_inspect_facts {
+	struct pw_decision d;
+	uint32_t classes;
+	int nstmts;
+};
+
+/* plans (may be NULL): filled for an allowed Query or Parse of an identity with masks; facts
+ * (may be NULL): what decided. */
 enum pw_verdict pw_inspect(const struct pw_caller *c, const struct pw_stmt *m, struct pw_deny *d,
-                           struct pw_inspect_plans *plans);
+                           struct pw_inspect_plans *plans, struct pw_inspect_facts *facts);
 /* pw_inspect in two halves, for a message judged on another thread (analysis.h): the judgement
  * (any thread: it counts nothing), then the count, on the session's worker. */
 enum pw_verdict pw_inspect_judge(const struct pw_caller *c, const struct pw_stmt *m,
                                  struct pw_deny *d, bool *unreadable,
-                                 struct pw_inspect_plans *plans);
+                                 struct pw_inspect_plans *plans, struct pw_inspect_facts *facts);
 void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable);
 
 /* What pw_inspect decided of one SQL text, in full (pgwardctl policy explain shows it). */

@@ -20,6 +20,7 @@ struct pw_judge {
 	enum pw_verdict verdict;
 	struct pw_deny d;
 	struct pw_inspect_plans plans; /* with the verdict: masking's plans */
+	struct pw_inspect_facts facts; /* with the verdict: what decided, for the trail */
 };
 
 /* Walk the client's messages in b: each one the relay stops at is judged for who and decided.

@@ -116,6 +116,9 @@ int pw_opening_after(struct pw_opening *op, uint8_t *msg, size_t total, struct p
 void pw_opening_not_reusable(struct pw_opening *op);
 /* Could the upstream connection serve a later client (the opening's side of it)? */
 bool pw_opening_reusable(const struct pw_opening *op);
+/* The trail's session_start (and the just-in-time role it made): what was admitted. tls:
+ * with the client. */
+void pw_opening_audit(const struct pw_opening *op, bool tls);
 /* The client left at a clean boundary: the upstream connection goes to the pool. */
 void pw_opening_park(struct pw_opening *op);
 /* The upstream connection is closed: its slot goes back. */

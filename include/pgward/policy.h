@@ -20,6 +20,8 @@ enum pw_decided_by {
 	PW_BY_REFUSAL,   /* a parser-integrity refusal, not overridable */
 	PW_BY_WINDOW,    /* outside the identity's time windows */
 };
+/* "default", "rule", "guardrail", "refusal", "window" */
+const char *pw_decided_by_name(enum pw_decided_by b);
 
 struct pw_decision {
 	enum pw_action action; /* allow, deny or approve (refused until approvals land) */

@@ -51,6 +51,9 @@ struct pw_relay {
 	/* masking (mask_session.h): every upstream message whole (UP_MASK), and the client's
 	 * Describe, Execute, Sync and Close (NOTE); noted: the one at scan was */
 	bool masking, noted;
+	/* the audit trail (audit_session.h): the client's Describe, Execute, Sync and Close
+	 * (NOTE) and the server's answers to them whole (UP_NOTE, UP_REFUSAL) */
+	bool tracking;
 	uint64_t rfq_owed; /* ReadyForQuery messages the upstream owes us, in total */
 	uint64_t rfq_seen;
 	char tx_status;
@@ -64,22 +67,26 @@ struct pw_relay {
 };
 
 enum pw_relay_outcome {
-	PW_RELAY_MORE,     /* everything here is decided, or a message is not whole yet */
-	PW_RELAY_WAIT,     /* a statement waits for the refusals on their way to come back */
-	PW_RELAY_JUDGE,    /* client: a statement at scan (stmt): call pw_relay_decide */
-	PW_RELAY_REFUSED,  /* client: a statement over its limit was refused in place (its type
-	                    * in stmt.type, why in fail); scan on */
-	PW_RELAY_HELD,     /* client: Terminate cut (hold_terminate): the upstream stays */
-	PW_RELAY_UP_PARAM, /* upstream: a ParameterStatus at scan, whole: pw_relay_pass after */
-	PW_RELAY_UP_KEY,   /* upstream: a BackendKeyData at scan, whole: pw_relay_pass after */
-	PW_RELAY_UP_MSG,   /* upstream (each_upstream): a whole message at scan: pw_relay_pass */
-	PW_RELAY_UP_BIG,   /* upstream (each_upstream): a message too big to keep whole; from
-	                    * here on each_upstream is off and it is passed as any other */
-	PW_RELAY_FAIL,     /* fail the session with fail.sqlstate, fail.message */
-	PW_RELAY_NOTE,     /* client (masking): a Describe, Execute, Sync or Close at scan,
-	                    * whole (total bytes): scan on, and it is passed */
-	PW_RELAY_UP_MASK,  /* upstream (masking): a whole message at scan (total bytes):
-	                    * pw_relay_pass or pw_relay_replace */
+	PW_RELAY_MORE,       /* everything here is decided, or a message is not whole yet */
+	PW_RELAY_WAIT,       /* a statement waits for the refusals on their way to come back */
+	PW_RELAY_JUDGE,      /* client: a statement at scan (stmt): call pw_relay_decide */
+	PW_RELAY_REFUSED,    /* client: a statement over its limit was refused in place (its type
+	                      * in stmt.type, why in fail); scan on */
+	PW_RELAY_HELD,       /* client: Terminate cut (hold_terminate): the upstream stays */
+	PW_RELAY_UP_PARAM,   /* upstream: a ParameterStatus at scan, whole: pw_relay_pass after */
+	PW_RELAY_UP_KEY,     /* upstream: a BackendKeyData at scan, whole: pw_relay_pass after */
+	PW_RELAY_UP_MSG,     /* upstream (each_upstream): a whole message at scan: pw_relay_pass */
+	PW_RELAY_UP_BIG,     /* upstream (each_upstream): a message too big to keep whole; from
+	                      * here on each_upstream is off and it is passed as any other */
+	PW_RELAY_FAIL,       /* fail the session with fail.sqlstate, fail.message */
+	PW_RELAY_NOTE,       /* client (masking): a Describe, Execute, Sync or Close at scan,
+	                      * whole (total bytes): scan on, and it is passed */
+	PW_RELAY_UP_MASK,    /* upstream (masking): a whole message at scan (total bytes):
+	                      * pw_relay_pass or pw_relay_replace */
+	PW_RELAY_UP_NOTE,    /* upstream (tracking): a whole message the trail follows (a command
+	                      * tag, an error, ReadyForQuery...) at scan: pw_relay_pass after */
+	PW_RELAY_UP_REFUSAL, /* upstream (tracking): a refusal came back in its sentinel's
+	                      * error's place (already passed): scan on */
 };
 /* The outcome's name, for logs and tests. */
 const char *pw_relay_outcome_name(enum pw_relay_outcome o);
@@ -93,6 +100,9 @@ void pw_relay_start(struct pw_relay *r, const struct pw_relay_limits *lim, bool 
 void pw_relay_each_upstream(struct pw_relay *r, bool on);
 /* Masking on: UP_MASK for every upstream message, NOTE for the client's that place results. */
 void pw_relay_masking(struct pw_relay *r, bool on);
+/* The audit trail on: NOTE for the client's messages that place answers, UP_NOTE and
+ * UP_REFUSAL for the server's answers (pw_audit_tracked). */
+void pw_relay_tracking(struct pw_relay *r, bool on);
 /* The upstream message of the last UP_MASK replaced by n bytes at p (decided). -1: no
  * memory. */
 int pw_relay_replace(struct pw_relay *r, struct pw_buf *b, const void *p, size_t n);

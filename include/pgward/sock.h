@@ -20,6 +20,7 @@ struct pw_sock {
 	bool rd, wr; /* readiness as last reported (edge-triggered) */
 	bool hup;    /* the peer's end was reported: read on until EOF, whatever a read returns */
 	bool eof;
+	uint64_t bytes_in, bytes_out; /* moved through pw_sock_fill and pw_sock_drain */
 };
 
 /* What pw_sock_fill and pw_sock_drain return besides a byte count. */

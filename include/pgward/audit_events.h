@@ -1,0 +1,54 @@
+/* The records pgwardd writes of connections and of its own life (docs/audit.md): kernel
+ * events from the ring buffer, sessions starting, refused and ending, reloads and
+ * just-in-time roles. Each builds its record and hands it to the trail (audit.h); all are
+ * no-ops when the trail is off. Statements are audit_session.h's. */
+#ifndef PGWARD_AUDIT_EVENTS_H
+#define PGWARD_AUDIT_EVENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "pgward/abi.h"
+#include "pgward/caller.h"
+#include "pgward/jw.h"
+#include "pgward/jwt.h"
+
+/* "kernel": {...} of what the kernel recorded and pgwardd resolved (f NULL: null). */
+void pw_audit_kernel(struct pw_jw *w, const char *key, const struct pw_kernel_facts *f);
+
+/* An event of the eBPF programs (the loader's ring-buffer thread): redirect,
+ * connect_refused, bypass_attempt. */
+void pw_audit_kernel_event(const struct pw_event *ev);
+/* A steered connection came without its kernel record. */
+void pw_audit_tuple_miss(uint64_t serial, const char *client);
+
+/* What a session's start says; pointers are the session's. */
+struct pw_audit_start {
+	uint64_t serial;
+	const char *client; /* peer address */
+	const struct pw_identity *id;
+	const char *user, *database, *application_name;
+	const struct pw_kernel_facts *kf; /* NULL: not steered, or no record */
+	bool steered;
+	const struct pw_jwt_claims *claims; /* NULL: no token */
+	const struct pw_upstream *ups;
+	const char *role;
+	bool jit;
+	bool tls; /* with the client */
+};
+void pw_audit_session_start(const struct pw_audit_start *st);
+/* A client refused before its session started (id NULL: before an identity was chosen). */
+void pw_audit_session_refused(uint64_t serial, const char *client, const struct pw_identity *id,
+                              const struct pw_kernel_facts *kf, const char *sqlstate,
+                              const char *message);
+void pw_audit_session_end(uint64_t serial, const char *identity, const char *reason,
+                          uint64_t statements, uint64_t bytes_in, uint64_t bytes_out,
+                          uint64_t duration_us);
+
+/* A reload: ok, or the error that kept the old configuration. */
+void pw_audit_policy_reload(const char *config, bool ok, const char *error);
+/* A just-in-time role: action "created", "dropped" or "drop_failed". */
+void pw_audit_jit_role(const char *action, const char *role, const char *upstream, uint64_t serial,
+                       const char *error);
+
+#endif
