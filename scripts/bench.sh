@@ -164,10 +164,12 @@ target_pgbouncer() { # NAME
 	T_NOTE[$1]="$(pgbouncer --version | head -n 1), pool_mode=session, client auth trust; single-threaded (one process)"
 }
 
-target_pgwardd() { # NAME [MERGE_JSON]
+target_pgwardd() { # NAME [MERGE_JSON] (@DIR@ in it: a directory of the target's own)
 	local name=$1 merge=${2:-} port conf
 	port=$(pgw_free_port)
 	conf=$WORK/$name.json
+	mkdir -p "$WORK/$name.d"
+	merge=${merge//@DIR@/$WORK/$name.d}
 	pgw_write_config "$conf" "$port" postgres "$PGTMP_DIR/postgres.pw" \
 		'{"name": "bench", "match": {"user": "postgres"}, "auth": "trust", "upstream": "pg", "rules": [{"action": "allow"}], "guardrails": {"all": false}}' \
 		'{"workers": 2, "log_level": "warn"}' ${merge:+"$merge"} ||
@@ -249,6 +251,15 @@ policy_merge() {
 	PY
 }
 
+# The audit trail (default group commit) and every session recorded.
+record_merge() {
+	python3 -c 'import json; print(json.dumps({
+	    "audit": {"file": "@DIR@/audit.jsonl"}, "recording": {"dir": "@DIR@"},
+	    "identities": [{"name": "bench", "match": {"user": "postgres"}, "auth": "trust",
+	                    "upstream": "pg", "rules": [{"action": "allow"}],
+	                    "guardrails": {"all": False}, "record": True}]}))'
+}
+
 # Prints "NAME KIND DEFAULT [ARG]" for every target this run knows about, in run order;
 # DEFAULT 1: run unless BENCH_TARGETS says otherwise.
 candidate_targets() {
@@ -257,6 +268,8 @@ candidate_targets() {
 	printf '%s\n' "direct direct 1" "direct-scram direct_scram 0" "pgbouncer pgbouncer 1" \
 		"pgwardd pgwardd 1" "pgwardd-policy pgwardd 1 $(policy_merge)" \
 		'pgwardd-reuse pgwardd 1 {"upstreams": {"pg": {"reuse_connections": true}}}' \
+		"pgwardd-audit pgwardd 1 {\"audit\": {\"file\": \"@DIR@/audit.jsonl\"}}" \
+		"pgwardd-record pgwardd 1 $(record_merge)" \
 		"steered steered $root off" "steered-fastpath steered $root on"
 	local line name spec
 	while IFS= read -r line; do
@@ -584,6 +597,28 @@ report() {
 }
 
 # The statement analysis of each pgwardd target: stop it and read its workers' summaries.
+# The audit trail and recording against pgwardd without them, per workload: the ratio of
+# transactions per second and pgwardd's CPU per transaction.
+evidence_report() {
+	local wi t base tps cpu bcpu
+	[[ -n ${R_TPS["0|pgwardd"]:-} ]] || return 0
+	echo
+	echo "# evidence: pgwardd with the audit trail (group commit) and with recording, against pgwardd without"
+	printf '%-26s %-16s %8s %14s %14s\n' workload target "tps/off" "CPU µs/txn" "off µs/txn"
+	for wi in "${!W_ARGS[@]}"; do
+		[[ -n ${R_TPS["$wi|pgwardd"]:-} ]] || continue
+		base=$(median ${R_TPS["$wi|pgwardd"]})
+		bcpu=$(median ${R_CPU["$wi|pgwardd"]:-0})
+		for t in pgwardd-audit pgwardd-record; do
+			[[ -n ${R_TPS["$wi|$t"]:-} ]] || continue
+			tps=$(median ${R_TPS["$wi|$t"]})
+			cpu=$(median ${R_CPU["$wi|$t"]:-0})
+			printf '%-26s %-16s %8s %14s %14s\n' "${W_LABEL[$wi]}" "$t" \
+				"$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" "$cpu" "$bcpu"
+		done
+	done
+}
+
 analysis_report() {
 	local t pid log
 	echo
@@ -671,6 +706,7 @@ main() {
 		done
 	done
 	report
+	evidence_report
 	analysis_report
 	[[ ${BENCH_MASK:-1} == 0 ]] || mask_bench
 	return "$FAILED"

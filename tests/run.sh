@@ -69,6 +69,8 @@ run_group integration/masking tests/integration/masking.sh
 run_group integration/ctl tests/integration/ctl.sh
 # the audit trail: records of sessions and statements, the chain, rotation, SIGKILL, disk full
 run_group integration/audit tests/integration/audit.sh
+# session recordings: replay against psql's own output, after masking, max_bytes
+run_group integration/recording tests/integration/recording.sh
 # a daemon that stays up: 20,000 idle connections under a 1,024 start limit, out of descriptors,
 # max_connections, big-statement fairness, escaped logs (about 2 minutes)
 run_group integration/stayup tests/integration/stayup.sh

@@ -9,10 +9,10 @@
  *   frees those nodes, and a ring pushed meanwhile is found at the next pass.
  * - A ring is LIVE, RETIRED (pw_audit_thread_done: the writer frees it once drained) or ORPHAN
  *   (a stop left it to its producer, which frees it); compare-and-swap: one side frees it.
- * - W belongs to the thread that runs the writer: pw_audit_start's caller until
- *   pthread_create, then the writer thread until pw_audit_stop joins it. The rest is atomic,
+ * - W (audit_int.h) belongs to the thread that runs the writer: pw_audit_start's caller until
+ *   pthread_create, then the writer thread until pw_audit_stop joins it; so do the file
+ *   (audit_file.c), the checkpoint key and the syslog sink (audit_sink.c). The rest is atomic,
  *   under reg_mu, or set before `on` is stored and not changed while it is. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -22,20 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "pgward/audit.h"
-#include "pgward/audit_chain.h"
+#include <jansson.h>
+
 #include "pgward/log.h"
+#include "audit_int.h"
 
 #ifndef PGWARD_VERSION
 #define PGWARD_VERSION "0.1.0" /* as pgwardd.c says it */
 #endif
 
-#define TRAIL_NAME  (cfg.file[0] ? cfg.file : "on stdout")
+#define TRAIL_NAME  (cfg.file[0] ? cfg.file : cfg.to_stdout ? "on stdout" : "to syslog")
 #define RING_MIN    1024u
 #define RING_MAX    (1u << 30)
 #define PENDING_CAP (64u << 20) /* lines kept while the trail cannot be written; more: lost */
@@ -58,7 +57,7 @@ static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct ring *rings; /* see the top of the file */
 /* the run's configuration: written by pw_audit_start under reg_mu while no writer runs, read
  * by the writer and, under reg_mu, by a producer making its ring */
-static struct pw_audit_config cfg;
+struct pw_audit_config pw_audit_cfg;
 static atomic_bool on, stopping, wake_flag, big_warned, want_parameters;
 static _Atomic size_t max_field; /* max_field_bytes of the run (0: off) */
 /* made by the first pw_audit_start before `on`, never closed: a producer may write to it
@@ -68,52 +67,16 @@ static int efd = -1;
 static char stop_reason[256];
 static bool running; /* pw_audit_start's and pw_audit_stop's (pgwardd's main thread) */
 
-/* counters of the run (relaxed: figures, no order hangs on them) */
-enum { C_WRITTEN, C_DROPPED, C_WAITS, C_REFUSALS, C_FAILURES, C_FSYNCS, C_LOSS, C_REFUSED, C_N };
-static _Atomic uint64_t ctr[C_N]; /* C_LOSS: since the last audit_loss, C_REFUSED: failing */
-#define cnt_add(c, n) atomic_fetch_add_explicit(&ctr[c], (n), memory_order_relaxed)
-#define cnt(c)        atomic_load_explicit(&ctr[c], memory_order_relaxed)
-static atomic_int failing_errno; /* 0: the trail is written */
-static atomic_int refuse_errno;  /* failing and on_failure "refuse" */
+_Atomic uint64_t pw_audit_ctr[C_N]; /* audit_int.h */
+static atomic_int failing_errno;    /* 0: the trail is written */
+static atomic_int refuse_errno;     /* failing and on_failure "refuse" */
 static _Thread_local struct ring *my_ring;
 static _Thread_local struct pw_jw my_w; /* the thread's builder, kept for its next record */
 
-static struct writer {
-	char host[1600]; /* the host name as a JSON string */
-	long pid;
-	pthread_t thread;
-	int fd;                           /* the file (-1: not open) */
-	off_t size;                       /* its size: where the next batch starts */
-	uint64_t file_first;              /* the seq of its first record (0: empty) */
-	uint64_t file_last;               /* the seq of its last record */
-	int64_t file_born;                /* when its first record was written (s) */
-	bool unsynced;                    /* written since the last fsync */
-	int64_t synced_ms, tried_ms;      /* the last fsync, the last try while failing */
-	uint64_t seq;                     /* the next record's */
-	char prev[PW_AUDIT_HASH_HEX + 1]; /* the last record's hash */
-	struct pw_jw out;                 /* chained lines not yet written everywhere */
-	size_t done_file, done_out;       /* bytes of out the file, stdout have */
-	uint64_t out_records, chained;
-	struct pw_jw rec; /* the writer's own records */
-	char *scratch;    /* a body that wraps around its ring */
-	size_t scratch_cap;
-	bool failing;
-	int fail_err;
-	struct timespec fail_since;
-} W = {.fd = -1};
+struct pw_audit_writer pw_audit_w = {.fd = -1};
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static const char *es(int e)
-{
-	const char *s = strerrordesc_np(e); /* thread-safe, unlike strerror */
-	return s ? s : "unknown error";
-}
+#define now_ms pw_audit_now_ms
+#define es     pw_audit_es
 
 /* Records that will not be in the trail: counted, and told by the next audit_loss. */
 static void lost(uint64_t n)
@@ -300,21 +263,68 @@ void pw_audit_stats(struct pw_audit_stats *st)
 	                              .refusals = cnt(C_REFUSALS),
 	                              .failures = cnt(C_FAILURES),
 	                              .fsyncs = cnt(C_FSYNCS),
-	                              .failing = atomic_load(&failing_errno) != 0};
+	                              .failing = atomic_load(&failing_errno) != 0,
+	                              .checkpoints = cnt(C_CHECKPOINTS),
+	                              .sign_ns = cnt(C_SIGN_NS),
+	                              .syslog_sent = cnt(C_SYS_SENT),
+	                              .syslog_dropped = cnt(C_SYS_DROPPED)};
 }
 
-/* A record's body into the batch, as the chain's next line. */
-static void chain(const char *body, size_t n)
+/* A record's body into the batch, as the chain's next line; false when it is lost. */
+static bool chain_line(const char *body, size_t n)
 {
 	char hash[PW_AUDIT_HASH_HEX + 1];
 	if (pw_audit_line(&W.out, W.seq, W.host, W.pid, body, n, W.prev, hash) < 0) {
 		lost(1);
-		return;
+		return false;
 	}
 	memcpy(W.prev, hash, sizeof(hash));
 	W.seq++;
 	W.out_records++;
 	W.chained++;
+	return true;
+}
+
+/* A checkpoint signing the record before it (the last chained), itself chained; nothing
+ * without a key, before any record, or right after another checkpoint. A signature that
+ * fails (OpenSSL) leaves the records to the next checkpoint. */
+static void checkpoint(void)
+{
+	char sig[PW_AUDIT_SIG_B64 + 1];
+	uint64_t seq = W.seq - 1;
+	if (!W.key || !seq || (W.ckpt_seq && W.ckpt_seq == seq))
+		return;
+	if (pw_audit_sign(seq, W.prev, sig) < 0) {
+		pw_warn("audit: cannot sign a checkpoint of record %llu (OpenSSL)",
+		        (unsigned long long)seq);
+		return;
+	}
+	struct pw_jw *w = record_head(&W.ck, "checkpoint", NULL);
+	pw_jw_uint(w, "signed_seq", seq);
+	pw_jw_str(w, "signed_hash", W.prev);
+	pw_jw_str(w, "key_id", W.key_id);
+	pw_jw_str(w, "alg", "ed25519");
+	pw_jw_str(w, "signature", sig);
+	if (pw_jw_ok(w) ? chain_line(w->p, w->len) : (lost(1), false)) {
+		W.ckpt_seq = seq + 1;
+		W.since_ckpt = 0;
+		cnt_add(C_CHECKPOINTS, 1);
+	}
+}
+
+/* A record's body into the batch. A rotation is decided here, while the file has every line
+ * chained so far: the file being closed ends with a checkpoint of its last record, and the
+ * record goes to the next file. A checkpoint follows every checkpoint_every records. */
+static void chain(const char *body, size_t n)
+{
+	if (cfg.file[0] && !W.rot_pending && W.done_file == W.out.len && pw_audit_rotate_due()) {
+		checkpoint();
+		W.rot_pending = true;
+		W.rot_at = W.out.len;
+		W.rot_last = W.seq - 1;
+	}
+	if (chain_line(body, n) && W.key && ++W.since_ckpt >= (uint64_t)cfg.checkpoint_every)
+		checkpoint();
 }
 
 /* The writer's own records (audit_*, built in W.rec like a producer's) are chained at once. */
@@ -328,151 +338,31 @@ static void wrec_end(void)
 
 static void loss_record(void)
 {
-	uint64_t n = atomic_exchange(&ctr[C_LOSS], 0);
+	uint64_t n = atomic_exchange(&pw_audit_ctr[C_LOSS], 0);
 	if (n) {
 		pw_jw_uint(record_head(&W.rec, "audit_loss", NULL), "dropped", n);
 		wrec_end();
 	}
 }
 
-static const char *dir_of(const char *path, char *dir, size_t cap)
-{
-	const char *slash = strrchr(path, '/');
-	snprintf(dir, cap, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
-	         slash ? path : ".");
-	return slash ? slash + 1 : path;
-}
-
-/* A name made or changed in a directory is on disk once the directory is synced. */
-static int fsync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	dir_of(path, dir, sizeof(dir));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e = fd < 0 ? errno : 0;
-	if (fd >= 0 && fsync(fd) < 0)
-		e = errno;
-	if (fd >= 0)
-		close(fd);
-	return e;
-}
-
-static int open_file(void)
-{
-	struct stat st;
-	int fd = open(cfg.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0 && fstat(fd, &st) == 0) {
-		W.fd = fd;
-		W.size = st.st_size;
-		return 0;
-	}
-	int e = errno;
-	if (fd >= 0)
-		close(fd);
-	return e;
-}
-
-static int sync_file(void)
-{
-	if (fsync(W.fd) < 0)
-		return errno;
-	W.unsynced = false;
-	W.synced_ms = now_ms();
-	cnt_add(C_FSYNCS, 1);
-	return 0;
-}
-
-/* FILE -> FILE.<its first seq>, and a new FILE; the chain runs on (prev is kept). */
-static int rotate(void)
-{
-	char to[PATH_MAX + 32];
-	int e;
-	if (W.unsynced && (e = sync_file()))
-		return e;
-	snprintf(to, sizeof(to), "%s.%016llu", cfg.file, (unsigned long long)W.file_first);
-	/* never over a file of the trail that is there already */
-	if (renameat2(AT_FDCWD, cfg.file, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL && errno != ENOSYS)
-			return errno;
-		if (access(to, F_OK) == 0)
-			return EEXIST;
-		if (rename(cfg.file, to) < 0)
-			return errno;
-	}
-	close(W.fd);
-	W.fd = -1;
-	W.file_first = 0;
-	pw_info("audit: %s rotated to %s", cfg.file, to);
-	return (e = open_file()) ? e : fsync_dir(cfg.file);
-}
-
-/* n bytes to fd, *wrote counting what went; 0 or the errno (no progress at all: EIO). */
-static int write_all(int fd, const char *p, size_t n, size_t *wrote)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? errno : EIO;
-		p += k;
-		n -= (size_t)k;
-		*wrote += (size_t)k;
-	}
-	return 0;
-}
-
-/* The batch into the file (rotating first when due), fsync when due; 0 or the errno. A write
- * that fails or falls short is cut away: the file holds whole lines only. */
-static int file_out(bool sync)
-{
-	int e;
-	if (W.fd < 0 && (e = open_file()))
-		return e;
-	/* a retry first cuts what a failed write may have left (if that cut failed too) */
-	if (W.failing && ftruncate(W.fd, W.size) < 0)
-		return errno;
-	bool rotate_due =
-	    W.file_first &&
-	    ((cfg.rotate_bytes && (uint64_t)W.size >= cfg.rotate_bytes) ||
-	     (cfg.rotate_seconds > 0 && time(NULL) - W.file_born >= cfg.rotate_seconds));
-	if (W.done_file < W.out.len) {
-		if (rotate_due && (e = rotate()))
-			return e;
-		size_t n = W.out.len - W.done_file, wrote = 0;
-		if ((e = write_all(W.fd, W.out.p + W.done_file, n, &wrote))) {
-			if (wrote && ftruncate(W.fd, W.size) < 0)
-				pw_debug("audit: cannot cut a failed write yet: at the retry");
-			return e;
-		}
-		if (!W.file_first) {
-			W.file_first = W.file_last + 1;
-			W.file_born = time(NULL);
-		}
-		W.size += (off_t)n;
-		W.done_file = W.out.len;
-		W.file_last = W.seq - 1;
-		W.unsynced = true;
-	}
-	/* group commit: one fsync for all that was written in fsync_interval_ms */
-	if (W.unsynced && (sync || cfg.fsync == PW_AUDIT_FSYNC_EVERY ||
-	                   now_ms() - W.synced_ms >= cfg.fsync_interval_ms))
-		return sync_file();
-	return 0;
-}
-
-/* The batch to every sink; 0 or the errno. What a sink has is not written to it again. */
+/* The batch to every sink; 0 or the errno. What a sink has is not written to it again. Syslog
+ * first, and whatever happens to the file: it never fails (best effort, never waited for). */
 static int write_out(bool sync)
 {
 	int e;
-	if (cfg.file[0] && (e = file_out(sync)))
+	if (cfg.syslog.proto && W.done_sys < W.out.len) {
+		pw_audit_sink_send(W.out.p + W.done_sys, W.out.len - W.done_sys);
+		W.done_sys = W.out.len;
+	}
+	if (cfg.file[0] && (e = pw_audit_file_out(sync)))
 		return e;
 	if (cfg.to_stdout && W.done_out < W.out.len &&
-	    (e = write_all(STDOUT_FILENO, W.out.p + W.done_out, W.out.len - W.done_out,
-	                   &W.done_out)))
+	    (e = pw_audit_write_all(STDOUT_FILENO, W.out.p + W.done_out, W.out.len - W.done_out,
+	                            &W.done_out)))
 		return e;
 	cnt_add(C_WRITTEN, W.out_records);
 	W.out_records = 0;
-	W.done_file = W.done_out = 0;
+	W.done_file = W.done_out = W.done_sys = 0;
 	if (W.out.cap > OUT_KEEP)
 		pw_jw_free(&W.out); /* a long failure's memory goes back */
 	else
@@ -511,7 +401,7 @@ static void flush(bool sync)
 			set_failing(e);
 		return;
 	}
-	uint64_t refused = atomic_exchange(&ctr[C_REFUSED], 0);
+	uint64_t refused = atomic_exchange(&pw_audit_ctr[C_REFUSED], 0);
 	W.failing = false;
 	atomic_store(&refuse_errno, 0);
 	atomic_store(&failing_errno, 0);
@@ -607,10 +497,12 @@ static void final_pass(void)
 	pw_jw_uint(w, "written", W.chained);
 	pw_jw_uint(w, "dropped", cnt(C_DROPPED));
 	wrec_end();
+	checkpoint(); /* the last record: the whole run, audit_stop with it, signed */
 	flush(true);
 	if (W.failing)
 		pw_warn("audit: stopped with %llu records not written to the trail (%s)",
 		        (unsigned long long)W.out_records, es(W.fail_err));
+	pw_audit_sink_close();
 	pthread_mutex_lock(&reg_mu);
 	for (struct ring *r = rings, *next; r; r = next) {
 		next = r->next; /* read first: once ORPHAN, it may be freed */
@@ -626,14 +518,18 @@ static void *writer_main(void *arg)
 {
 	(void)arg;
 	while (!atomic_load(&stopping)) {
-		struct pollfd p = {.fd = efd, .events = POLLIN};
+		struct pollfd p[2] = {{.fd = efd, .events = POLLIN}, {.fd = -1}};
 		uint64_t v;
-		/* till a retry while failing, a due fsync, or the next look at the rings */
+		/* till a retry while failing, a due fsync, or the next look at the rings; or
+		 * room for syslog messages that wait for it */
 		int64_t t = W.failing ? W.tried_ms : W.unsynced ? W.synced_ms : now_ms();
 		t += cfg.fsync_interval_ms - now_ms();
-		if (poll(&p, 1, t < 1 ? 1 : (int)t) > 0 && read(efd, &v, sizeof(v)) < 0)
+		p[1].fd = pw_audit_sink_pollfd(&p[1].events);
+		if (poll(p, 2, t < 1 ? 1 : (int)t) > 0 && (p[0].revents & POLLIN) &&
+		    read(efd, &v, sizeof(v)) < 0)
 			v = 0; /* EAGAIN: nothing to take */
 		atomic_exchange_explicit(&wake_flag, false, memory_order_acq_rel);
+		pw_audit_sink_pump();
 		drain_all();
 		if (!W.failing)
 			loss_record();
@@ -644,145 +540,13 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
-/* The seq and time of FILE's first record (m: the file's n bytes): its rotated name and its
- * age. Its "ts" is the first `,"ts":"` of the line: a quote inside a string value is escaped. */
-static int first_record(const char *m, size_t n)
-{
-	char b[4096];
-	unsigned long long seq = 0;
-	struct tm tm = {0};
-	snprintf(b, sizeof(b), "%.*s", (int)(n < sizeof(b) ? n : sizeof(b)), m);
-	const char *ts = strstr(b, ",\"ts\":\"");
-	if (sscanf(b, "{\"v\":%*d,\"seq\":%llu,", &seq) != 1 || !seq)
-		return -1;
-	W.file_first = seq;
-	W.file_born = time(NULL);
-	if (ts && sscanf(ts + 7, "%d-%d-%dT%d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-	                 &tm.tm_hour, &tm.tm_min, &tm.tm_sec) == 6) {
-		tm.tm_year -= 1900;
-		tm.tm_mon -= 1;
-		W.file_born = timegm(&tm);
-	}
-	return 0;
-}
-
-/* Take the chain up from the last whole line of path (mapped: the trail's, no one else cuts
- * it), then cut a torn tail (a crash while writing) into *repaired. current: FILE (missing is
- * no error; its first record is read). 1: taken up; 0: no whole line; -1: err filled. */
-static int take_up(const char *path, bool current, uint64_t *repaired, char *err, size_t errlen)
-{
-	struct stat st;
-	char why[256], prev[PW_AUDIT_HASH_HEX + 1], hash[PW_AUDIT_HASH_HEX + 1];
-	const char *m = NULL, *e = NULL, *s;
-	uint64_t seq;
-	int fd = open(path, O_RDWR | O_CLOEXEC), rc = 0;
-	if (fd < 0 && errno == ENOENT && current)
-		return 0;
-	if (fd < 0 || fstat(fd, &st) < 0 ||
-	    (st.st_size &&
-	     (m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)) {
-		pw_errf(err, errlen, "cannot read the audit trail %s: %s", path, es(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	size_t n = (size_t)st.st_size,
-	       end = (e = m ? memrchr(m, '\n', n) : NULL) ? (size_t)(e - m) + 1 : 0;
-	if (e) {
-		s = memrchr(m, '\n', (size_t)(e - m));
-		s = s ? s + 1 : m;
-		rc = 1;
-		if (pw_audit_check_line(s, (size_t)(e - s), &seq, prev, hash, why, sizeof(why)) <
-		    0) {
-			pw_errf(
-			    err, errlen,
-			    "the last record of the audit trail %s does not check (%s): pgwardd "
-			    "does not continue it; run `pgwardctl audit verify` and move it away",
-			    path, why);
-			rc = -1;
-		} else if (current && first_record(m, n) < 0) {
-			pw_errf(err, errlen,
-			        "the first record of %s has no seq: run `pgwardctl "
-			        "audit verify` and move it away",
-			        path);
-			rc = -1;
-		}
-	}
-	if (m)
-		munmap((void *)m, n);
-	if (rc >= 0 && end < n && (ftruncate(fd, (off_t)end) < 0 || fsync(fd) < 0)) {
-		pw_errf(err, errlen, "cannot cut the torn record at the end of %s: %s", path,
-		        es(errno));
-		rc = -1;
-	} else if (rc >= 0 && end < n) {
-		pw_warn("audit: %s ended in a torn record (%zu bytes): cut away", path, n - end);
-		*repaired += n - end;
-	}
-	if (rc == 1) {
-		W.seq = seq + 1;
-		memcpy(W.prev, hash, sizeof(hash));
-	}
-	close(fd);
-	return rc;
-}
-
-/* The newest rotated file of the trail (FILE.<16 digits>, the greatest): 1 and its path, 0
- * none, -1 (errno) when the directory cannot be read. */
-static int newest_rotated(char *out, size_t cap)
-{
-	char dir[PATH_MAX];
-	const char *base = dir_of(cfg.file, dir, sizeof(dir));
-	DIR *d = opendir(dir);
-	size_t bl = strlen(base);
-	unsigned long long best = 0, seq; /* seqs start at 1 */
-	for (struct dirent *e; d && (e = readdir(d));) {
-		const char *n = e->d_name;
-		if (strlen(n) == bl + 17 && strncmp(n, base, bl) == 0 && n[bl] == '.' &&
-		    strspn(n + bl + 1, "0123456789") == 16 &&
-		    (seq = strtoull(n + bl + 1, NULL, 10)) > best)
-			best = seq;
-	}
-	if (!d)
-		return -1;
-	closedir(d);
-	snprintf(out, cap, "%s.%016llu", cfg.file, best);
-	return best > 0;
-}
-
-/* Take the chain up from the file, or from the newest rotated file when the file is missing or
- * empty (no file at all: the trail starts, genesis), then open the file for the batches. */
-static int open_trail(uint64_t *repaired, bool *resumed, char *err, size_t errlen)
-{
-	char rot[PATH_MAX + 32];
-	int rc = take_up(cfg.file, true, repaired, err, errlen), found = 0, e;
-	if (rc == 0 && (found = newest_rotated(rot, sizeof(rot))) < 0) {
-		pw_errf(err, errlen, "cannot read the directory of %s: %s", cfg.file, es(errno));
-		rc = -1;
-	}
-	if (found > 0 && (rc = take_up(rot, false, repaired, err, errlen)) == 0) {
-		pw_errf(err, errlen, "%s (the newest rotated file) holds no record", rot);
-		rc = -1;
-	}
-	if (rc < 0)
-		return -1;
-	if ((e = open_file())) {
-		pw_errf(err, errlen, "cannot open the audit trail %s: %s", cfg.file, es(e));
-		return -1;
-	}
-	*resumed = rc == 1;
-	W.file_last = W.seq - 1;
-	if (W.size == 0 && (e = fsync_dir(cfg.file))) /* a new file: its name on disk too */
-		pw_warn("audit: cannot sync the directory of %s: %s", cfg.file, es(e));
-	return 0;
-}
-
 static void writer_free(void)
 {
-	if (W.fd >= 0)
-		close(W.fd);
-	W.fd = -1;
+	pw_audit_file_close();
+	pw_audit_sink_close();
 	pw_jw_free(&W.out);
 	pw_jw_free(&W.rec);
+	pw_jw_free(&W.ck);
 	free(W.scratch); /* W is set afresh at the next start */
 }
 
@@ -793,8 +557,11 @@ static int writer_init(const struct pw_audit_config *c, char *err, size_t errlen
 	int iv = c->fsync_interval_ms ? c->fsync_interval_ms : 100;
 	char name[256] = "";
 	bool bad = true;
-	if (!c->file[0] && !c->to_stdout)
-		pw_errf(err, errlen, "audit: a file or stdout is needed");
+	if (!c->file[0] && !c->to_stdout && !c->syslog.proto)
+		pw_errf(err, errlen, "audit: a file or stdout (or syslog) is needed");
+	else if (c->checkpoint_every < 0 || c->checkpoint_every > 1000000)
+		pw_errf(err, errlen, "audit: checkpoint every %d out of range",
+		        c->checkpoint_every);
 	else if (ring < RING_MIN || ring > RING_MAX || iv < 1 || iv > 10000)
 		pw_errf(err, errlen, "audit: ring_bytes %zu or fsync_interval_ms %d out of range",
 		        ring, iv);
@@ -814,13 +581,20 @@ static int writer_init(const struct pw_audit_config *c, char *err, size_t errlen
 	pw_jw_str(&W.rec, NULL, name); /* as a JSON string (W.rec is free till then) */
 	snprintf(W.host, sizeof(W.host), "%s", pw_jw_ok(&W.rec) ? W.rec.p : "\"\"");
 	pw_jw_free(&W.rec);
+	/* and as a verifier reads it back: what a checkpoint signs */
+	json_t *h = json_loads(W.host, JSON_DECODE_ANY, NULL);
+	snprintf(W.hostname, sizeof(W.hostname), "%s",
+	         json_string_value(h) ? json_string_value(h) : "");
+	json_decref(h);
 	pthread_mutex_lock(&reg_mu);
 	cfg = *c;
 	cfg.ring_bytes = ring;
 	cfg.fsync_interval_ms = iv;
+	if (!cfg.checkpoint_every)
+		cfg.checkpoint_every = PW_AUDIT_CHECKPOINT_EVERY;
 	pthread_mutex_unlock(&reg_mu);
 	for (int i = 0; i < C_N; i++)
-		atomic_store(&ctr[i], 0);
+		atomic_store(&pw_audit_ctr[i], 0);
 	atomic_store(&failing_errno, 0);
 	atomic_store(&refuse_errno, 0);
 	return 0;
@@ -838,9 +612,13 @@ int pw_audit_start(const struct pw_audit_config *c, const char *config_path, cha
 		pw_errf(err, errlen, "audit: the trail is started already");
 		return -1;
 	}
-	if (writer_init(c, err, errlen) < 0 ||
-	    (cfg.file[0] && open_trail(&repaired, &resumed, err, errlen) < 0))
+	if (writer_init(c, err, errlen) < 0)
 		return -1;
+	if ((cfg.file[0] && pw_audit_open_trail(&repaired, &resumed, err, errlen) < 0) ||
+	    pw_audit_key_open(err, errlen) < 0 || pw_audit_sink_open(err, errlen) < 0) {
+		writer_free();
+		return -1;
+	}
 	struct pw_jw *w = record_head(&W.rec, "audit_start", NULL);
 	pw_jw_str(w, "version", PGWARD_VERSION);
 	pw_jw_str(w, "config", config_path);
@@ -856,9 +634,11 @@ int pw_audit_start(const struct pw_audit_config *c, const char *config_path, cha
 	}
 	if (e)
 		set_failing(e);
-	pw_info("audit: the trail %s%s%s, audit_start at seq %llu (%s)", cfg.file,
+	pw_info("audit: the trail %s%s%s%s, audit_start at seq %llu (%s)%s%s", cfg.file,
 	        cfg.file[0] && cfg.to_stdout ? " and " : "", cfg.to_stdout ? "stdout" : "",
-	        (unsigned long long)(W.seq - 1), resumed ? "taken up" : "a new chain");
+	        cfg.syslog.proto ? " and syslog" : "", (unsigned long long)(W.seq - 1),
+	        resumed ? "taken up" : "a new chain", W.key ? ", signed by key_id " : "",
+	        W.key ? W.key_id : "");
 	atomic_store(&want_parameters, c->parameters);
 	atomic_store(&max_field, c->max_field_bytes);
 	atomic_store(&stopping, false);
@@ -886,7 +666,10 @@ void pw_audit_stop(const char *reason)
 		pw_debug("audit: cannot wake the writer; it stops at its next timeout");
 	pthread_join(W.thread, NULL);
 	running = false;
-	pw_info("audit: stopped (%llu records written, %llu dropped)",
-	        (unsigned long long)cnt(C_WRITTEN), (unsigned long long)cnt(C_DROPPED));
+	pw_info("audit: stopped (%llu records written, %llu dropped, %llu checkpoints; syslog: "
+	        "%llu sent, %llu dropped)",
+	        (unsigned long long)cnt(C_WRITTEN), (unsigned long long)cnt(C_DROPPED),
+	        (unsigned long long)cnt(C_CHECKPOINTS), (unsigned long long)cnt(C_SYS_SENT),
+	        (unsigned long long)cnt(C_SYS_DROPPED));
 	writer_free();
 }

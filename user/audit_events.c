@@ -165,6 +165,16 @@ void pw_audit_session_start(const struct pw_audit_start *st)
 	pw_jw_str(w, "user", st->user);
 	pw_jw_str(w, "database", st->database);
 	pw_jw_str(w, "application_name", st->application_name);
+	/* the settings the start-up made (options, GUCs): the policy judged them, the trail keeps
+	 * them, as [name, value] pairs (the names are the client's: values, never keys) */
+	pw_jw_arr(w, "startup");
+	for (int i = 0; st->startup && i < st->startup->n; i++) {
+		pw_jw_arr(w, NULL);
+		pw_jw_str(w, NULL, st->startup->key[i]);
+		pw_jw_str(w, NULL, st->startup->val[i]);
+		pw_jw_arr_end(w);
+	}
+	pw_jw_arr_end(w);
 	pw_jw_bool(w, "steered", st->steered);
 	pw_audit_kernel(w, "kernel", st->kf);
 	if (st->claims && st->claims->sub[0]) {
@@ -198,20 +208,22 @@ void pw_audit_session_refused(uint64_t serial, const char *client, const struct 
 	pw_audit_end(w);
 }
 
-void pw_audit_session_end(uint64_t serial, const char *identity, const char *reason,
-                          uint64_t statements, uint64_t bytes_in, uint64_t bytes_out,
-                          uint64_t duration_us)
+void pw_audit_session_end(const struct pw_audit_end *e)
 {
 	struct pw_jw *w = pw_audit_begin("session_end");
 	if (!w)
 		return;
-	pw_jw_uint(w, "session", serial);
-	pw_jw_str(w, "identity", identity);
-	pw_jw_str(w, "reason", reason);
-	pw_jw_uint(w, "statements", statements);
-	pw_jw_uint(w, "bytes_in", bytes_in);
-	pw_jw_uint(w, "bytes_out", bytes_out);
-	pw_jw_uint(w, "duration_us", duration_us);
+	pw_jw_uint(w, "session", e->serial);
+	pw_jw_str(w, "identity", e->identity);
+	pw_jw_str(w, "reason", e->reason);
+	pw_jw_uint(w, "statements", e->statements);
+	pw_jw_uint(w, "bytes_in", e->bytes_in);
+	pw_jw_uint(w, "bytes_out", e->bytes_out);
+	pw_jw_uint(w, "duration_us", e->duration_us);
+	pw_jw_str(w, "recording", e->recording);
+	pw_jw_str(w, "recording_sha256", e->recording ? e->recording_sha256 : NULL);
+	if (e->recording)
+		pw_jw_bool(w, "recording_truncated", e->recording_truncated);
 	pw_audit_end(w);
 }
 

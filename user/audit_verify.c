@@ -1,14 +1,22 @@
 /* Verifying the audit trail's chain over its files. See include/pgward/audit_verify.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "pgward/audit_verify.h"
+#include "pgward/log.h"
+
+#define KEY_FILE_MAX 16384 /* a PEM key is some hundred bytes */
 
 /* One file of the trail: its place comes from its first record's seq. */
 struct vfile {
@@ -26,8 +34,10 @@ struct walk {
 	bool have_prev; /* a good record was read: prev_* are its */
 	uint64_t prev_seq;
 	char prev_hash[PW_AUDIT_HASH_HEX + 1];
-	const struct vfile *last_file; /* where the last good record is: is it audit_stop? */
+	/* where the last good record other than a checkpoint is: is it audit_stop? */
+	const struct vfile *last_file;
 	off_t last_off;
+	EVP_PKEY *key; /* checkpoints' signatures checked with it (NULL: not) */
 	/* A seq further on than the next: a deletion, unless the next line is the one skipped
 	 * (then the two were swapped). Decided at the next line. */
 	bool gap;
@@ -251,6 +261,187 @@ static int check_link(struct walk *w, const struct vfile *f, uint64_t lineno, ui
 	return 0;
 }
 
+/* ---- checkpoints ---- */
+
+size_t pw_audit_ckpt_msg(char *out, size_t cap, const char *host, uint64_t seq, const char *hash)
+{
+	int n = snprintf(out, cap, "pgward-audit-checkpoint 1\n%s\n%llu\n%s\n", host,
+	                 (unsigned long long)seq, hash);
+	return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+/* no passphrase is asked for (an encrypted key fails): nothing may wait on a terminal */
+static int no_passphrase(char *buf, int size, int rw, void *u)
+{
+	(void)buf, (void)size, (void)rw, (void)u;
+	return -1;
+}
+
+EVP_PKEY *pw_audit_key_parse(const void *pem, size_t n, bool private_key, char *why, size_t whylen)
+{
+	BIO *b = n < KEY_FILE_MAX ? BIO_new_mem_buf(pem, (int)n) : NULL;
+	EVP_PKEY *k = !b            ? NULL
+	              : private_key ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL)
+	                            : PEM_read_bio_PUBKEY(b, NULL, no_passphrase, NULL);
+	BIO_free(b);
+	ERR_clear_error(); /* this thread's queue: nothing left for the next OpenSSL call */
+	if (!k) {
+		const char *other = private_key ? "PUBLIC KEY-----" : "PRIVATE KEY-----";
+		pw_errf(why, whylen, "not a PEM %s key%s", private_key ? "private" : "public",
+		        memmem(pem, n, "ENCRYPTED", 9) ? " (an encrypted one: give it unencrypted)"
+		        : memmem(pem, n, other, strlen(other))
+		            ? (private_key ? " (a public one)"
+		                           : " (a private one: give its public "
+		                             "key, `openssl pkey -pubout`)")
+		            : "");
+		return NULL;
+	}
+	if (!EVP_PKEY_is_a(k, "ED25519")) {
+		pw_errf(why, whylen, "not an Ed25519 key (%s)", EVP_PKEY_get0_type_name(k));
+		EVP_PKEY_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+EVP_PKEY *pw_audit_key_read(const char *path, bool private_key, char *why, size_t whylen)
+{
+	char buf[KEY_FILE_MAX];
+	struct stat st;
+	ssize_t k = 0;
+	size_t n = 0;
+	EVP_PKEY *key = NULL;
+	/* O_NONBLOCK: a FIFO given by mistake must not hang */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		pw_errf(why, whylen, "cannot read it: %s", strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		pw_errf(why, whylen, "not a regular file");
+	} else if (private_key && (st.st_mode & 0077)) {
+		pw_errf(why, whylen, "readable by others (mode %04o): chmod 600",
+		        (unsigned)(st.st_mode & 07777));
+	} else {
+		while (n < sizeof(buf) &&
+		       ((k = read(fd, buf + n, sizeof(buf) - n)) > 0 || (k < 0 && errno == EINTR)))
+			n += k > 0 ? (size_t)k : 0;
+		if (k < 0)
+			pw_errf(why, whylen, "cannot read it: %s", strerror(errno));
+		else if (n == sizeof(buf))
+			pw_errf(why, whylen, "too large for a key");
+		else
+			key = pw_audit_key_parse(buf, n, private_key, why, whylen);
+	}
+	if (fd >= 0)
+		close(fd);
+	explicit_bzero(buf, sizeof(buf));
+	return key;
+}
+
+int pw_audit_key_id(EVP_PKEY *key, char *hex)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char raw[32], md[32];
+	size_t n = sizeof(raw);
+	unsigned int len = 0;
+	if (EVP_PKEY_get_raw_public_key(key, raw, &n) != 1 || n != 32 ||
+	    EVP_Digest(raw, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32) {
+		ERR_clear_error();
+		return -1;
+	}
+	for (int i = 0; i < PW_AUDIT_KEY_ID_HEX / 2; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[PW_AUDIT_KEY_ID_HEX] = 0;
+	return 0;
+}
+
+/* base64 of 64 bytes, in its one canonical spelling, into sig */
+static bool sig_decode(const char *s, size_t n, unsigned char *sig)
+{
+	unsigned char tmp[66];
+	char again[PW_AUDIT_SIG_B64 + 1];
+	if (n != PW_AUDIT_SIG_B64 || EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)n) != 66)
+		return false;
+	memcpy(sig, tmp, 64);
+	EVP_EncodeBlock((unsigned char *)again, sig, 64);
+	return memcmp(again, s, n) == 0;
+}
+
+/* Does the signature (base64) of a checkpoint verify with key over host, seq, hash? */
+static bool sig_ok(EVP_PKEY *key, const char *b64, size_t n, const char *host, uint64_t seq,
+                   const char *hash)
+{
+	unsigned char sig[64];
+	char msg[PW_AUDIT_CKPT_MSG];
+	size_t ml = pw_audit_ckpt_msg(msg, sizeof(msg), host, seq, hash);
+	EVP_MD_CTX *ctx = ml && sig_decode(b64, n, sig) ? EVP_MD_CTX_new() : NULL;
+	bool ok = ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1 &&
+	          EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)msg, ml) == 1;
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
+}
+
+/* A checkpoint's members, checked against the record it is (seq, prev: it must sign the
+ * record before it) and, with a key, signed by it. 0, or 1 at the first problem. */
+static int check_signed(struct walk *w, const struct vfile *f, uint64_t lineno, json_t *j,
+                        uint64_t seq, const char *prev)
+{
+	json_t *ss = json_object_get(j, "signed_seq"), *sh = json_object_get(j, "signed_hash");
+	const char *kid = json_string_value(json_object_get(j, "key_id")),
+	           *alg = json_string_value(json_object_get(j, "alg")),
+	           *sig = json_string_value(json_object_get(j, "signature")),
+	           *host = json_string_value(json_object_get(j, "host"));
+	unsigned long long s = seq;
+	if (!json_is_integer(ss) || !json_is_string(sh) || !kid || !alg || !sig || !host)
+		return fail(w, seq, f, lineno,
+		            "checkpoint %llu lacks signed_seq, signed_hash, key_id, alg, "
+		            "signature or host",
+		            s);
+	if ((uint64_t)json_integer_value(ss) != seq - 1 || strcmp(json_string_value(sh), prev))
+		return fail(
+		    w, seq, f, lineno,
+		    "checkpoint %llu does not sign the record before it (it names record "
+		    "%lld, hash %.16s...): copied from another trail, or the records before "
+		    "it were changed",
+		    s, (long long)json_integer_value(ss), json_string_value(sh));
+	if (!w->key)
+		return 0;
+	if (strcmp(kid, w->r->key_id) != 0)
+		return fail(
+		    w, seq, f, lineno,
+		    "checkpoint %llu is not signed by this key (key_id %.40s; this key's is "
+		    "%s)",
+		    s, kid, w->r->key_id);
+	if (strcmp(alg, "ed25519") != 0 ||
+	    !sig_ok(w->key, sig, strlen(sig), host, seq - 1, json_string_value(sh)))
+		return fail(w, seq, f, lineno,
+		            "checkpoint %llu: its signature does not verify: the trail was "
+		            "regenerated or edited",
+		            s);
+	return 0;
+}
+
+/* Is the good record in w->buf (len bytes) a checkpoint (*ckpt), and a good one? 0, or 1 at
+ * a bad one. Only a line holding "checkpoint" is parsed again: one missed (spelt with \u
+ * escapes) signs nothing here, so it can only make the result stricter. */
+static int check_checkpoint(struct walk *w, const struct vfile *f, uint64_t lineno, size_t len,
+                            uint64_t seq, const char *prev, bool *ckpt)
+{
+	if (!memmem(w->buf, len, "\"checkpoint\"", 12))
+		return 0;
+	json_t *j = json_loadb(w->buf, len, 0, NULL);
+	const char *type = json_string_value(json_object_get(j, "type"));
+	int rc = 0;
+	if (type && strcmp(type, "checkpoint") == 0) {
+		*ckpt = true;
+		rc = check_signed(w, f, lineno, j, seq, prev);
+	}
+	json_decref(j);
+	return rc;
+}
+
 /* One line of f (w->buf, len bytes): 0 to go on, 1 when a problem was found. */
 static int on_line(struct walk *w, const struct vfile *f, uint64_t lineno, off_t off, size_t len,
                    bool nl)
@@ -271,7 +462,8 @@ static int on_line(struct walk *w, const struct vfile *f, uint64_t lineno, off_t
 		return report_bad(w, f, lineno, len, nl, why);
 	int rc = w->have_prev ? check_link(w, f, lineno, seq, prev)
 	                      : check_start(w, f, lineno, seq, prev);
-	if (rc || w->gap)
+	bool ckpt = false;
+	if (rc || w->gap || (rc = check_checkpoint(w, f, lineno, len, seq, prev, &ckpt)))
 		return rc;
 	struct pw_audit_verify *r = w->r;
 	if (!r->records++)
@@ -279,8 +471,15 @@ static int on_line(struct walk *w, const struct vfile *f, uint64_t lineno, off_t
 	r->last_seq = w->prev_seq = seq;
 	memcpy(w->prev_hash, hash, sizeof(w->prev_hash));
 	w->have_prev = true;
-	w->last_file = f;
-	w->last_off = off;
+	if (ckpt) {
+		r->checkpoints++;
+		r->last_checkpoint = seq;
+		r->uncovered = 0;
+	} else {
+		r->uncovered++;
+		w->last_file = f;
+		w->last_off = off;
+	}
 	return 0;
 }
 
@@ -312,7 +511,7 @@ static int walk_file(struct walk *w, const struct vfile *f)
 	return rc;
 }
 
-/* Is the last good record audit_stop? Read again from where it was. */
+/* Is the last good record (but the checkpoint signing it) audit_stop? Read again. */
 static bool ends_stopped(struct walk *w)
 {
 	FILE *fp = w->last_file ? fopen(w->last_file->path, "re") : NULL;
@@ -359,10 +558,22 @@ static struct vfile *order_files(struct walk *w, const char *const *paths, int n
 
 int pw_audit_verify_files(const char *const *paths, int n, bool partial, struct pw_audit_verify *r)
 {
-	struct walk w = {.r = r, .partial = partial};
+	return pw_audit_verify_signed(paths, n, partial, NULL, r);
+}
+
+int pw_audit_verify_signed(const char *const *paths, int n, bool partial, EVP_PKEY *key,
+                           struct pw_audit_verify *r)
+{
+	struct walk w = {.r = r, .partial = partial, .key = key};
 	int nf, rc = 0;
 	memset(r, 0, sizeof(*r));
 	r->ok = true;
+	if (key && pw_audit_key_id(key, r->key_id) < 0) {
+		snprintf(r->why, sizeof(r->why), "the key's public part cannot be read");
+		r->ok = false;
+		return -1;
+	}
+	r->keyed = key != NULL;
 	struct vfile *fs = order_files(&w, paths, n, &nf);
 	if (!fs) {
 		free(w.buf);
@@ -374,8 +585,12 @@ int pw_audit_verify_files(const char *const *paths, int n, bool partial, struct 
 	if (rc == 0 && w.gap)
 		rc = report_missing(&w);
 	if (rc == 0 && !r->records)
-		fail(&w, partial ? 0 : 1, NULL, 0, "the trail has no records (%s)",
-		     nf ? "every file is empty" : "no file given");
+		rc = fail(&w, partial ? 0 : 1, NULL, 0, "the trail has no records (%s)",
+		          nf ? "every file is empty" : "no file given");
+	if (rc == 0 && key && !r->checkpoints)
+		fail(&w, 0, NULL, 0,
+		     "the trail has no checkpoint: none of its records is signed (is "
+		     "checkpoint.key_file set?)");
 	if (rc >= 0 && w.have_prev)
 		memcpy(r->last_hash, w.prev_hash, sizeof(r->last_hash));
 	if (rc >= 0 && r->ok)

@@ -346,6 +346,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	                                   "jwt",
 	                                   "mask_key_file",
 	                                   "audit",
+	                                   "recording",
 	                                   NULL};
 	bool bad = false;
 	long long n;
@@ -371,6 +372,7 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	STEP(x, bad, pw_cfg_parse_upstreams(x, root, c));
 	STEP(x, bad, pw_cfg_parse_redirect(x, root, c));
 	STEP(x, bad, parse_jwt(x, root, c));
+	STEP(x, bad, pw_cfg_parse_recording(x, root, c));
 	STEP(x, bad, pw_cfg_parse_identities(x, root, c));
 	STEP(x, bad, pw_cfg_mask_key(x, root, c));
 	STEP(x, bad, parse_limits(x, root, c));

@@ -36,6 +36,8 @@ int pw_cfg_read_secret(struct pw_jp *x, const char *jp, const char *file, const 
 int pw_cfg_parse_upstreams(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_audit.c: the trail (audit.h) */
 int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_record.c: where session recordings go (record.h); before the identities */
+int pw_cfg_parse_recording(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_redirect.c */
 int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_policy.c: identities with their policies, after upstreams, redirect and jwt */

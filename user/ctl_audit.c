@@ -1,9 +1,9 @@
-/* pgwardctl audit: verify the trail's chain over its files (audit_verify.h), and print its
- * records readably (tail, with -f to follow it across rotations). A problem verify finds is
- * its result, not an error: "FAILED at record N (FILE:LINE): why" (or {"ok": false, ...})
- * and exit 1. Values an agent or a client controls (statement text, comm, exe, names) are
- * printed escaped as pw_logq does, so that a record can neither move the terminal nor pass
- * for another line or field. */
+/* pgwardctl audit: verify the trail's chain over its files (audit_verify.h), with --key its
+ * signed checkpoints too; print its records readably (tail, with -f to follow it across
+ * rotations); make a checkpoint key (keygen). A problem verify finds is its result, not an
+ * error: "FAILED at record N (FILE:LINE): why" (or {"ok": false, ...}) and exit 1. Values an agent
+ * or a client controls (statement text, comm, exe, names) are printed escaped as pw_logq does, so
+ * that a record can neither move the terminal nor pass for another line or field. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "pgward/audit_verify.h"
 #include "pgward/ctl.h"
@@ -27,15 +30,20 @@
 
 static int do_verify(int argc, char **argv);
 static int do_tail(int argc, char **argv);
+static int do_keygen(int argc, char **argv);
 
 static const struct pw_ctl_cmd audit_cmds[] = {
-    {"verify", do_verify, "[--partial] FILE...",
+    {"verify", do_verify, "[--partial] [--key PUBKEY.pem] FILE...",
      "verify the trail's hash chain over its files (the current one and the rotated\n"
      "    FILE.<seq> ones, in any order): exit 1 at the first edited, deleted, inserted,\n"
-     "    reordered or cut record; --partial: the earliest files are gone, start anywhere"},
+     "    reordered or cut record; --partial: the earliest files are gone, start anywhere;\n"
+     "    --key: every checkpoint must be signed by this public key, and there must be one"},
     {"tail", do_tail, "[-f] [-n N] [--session ID] [--identity NAME] [--type T[,T...]] FILE",
      "print the last N records (10) one a line, or as stored with -j; -f: go on as the\n"
      "    file grows and is rotated, until interrupted; the filters all hold"},
+    {"keygen", do_keygen, "--out FILE",
+     "make an Ed25519 key for signed checkpoints: the private key into FILE (0600, never\n"
+     "    over a file), its public key (for verify --key) on stdout"},
     {NULL, NULL, NULL, NULL}};
 
 int pw_ctl_audit(int argc, char **argv)
@@ -71,6 +79,23 @@ static char **getopt_argv(const char *name, int argc, char **argv)
 
 /* ---- verify ---- */
 
+/* What the checkpoints say: how many, signed by whom, and what no signature covers. */
+static void checkpoints_plain(const struct pw_audit_verify *r)
+{
+	unsigned long long n = r->checkpoints, last = r->last_checkpoint, after = r->uncovered;
+	if (!n) {
+		printf("no checkpoint: no record is signed\n");
+		return;
+	}
+	printf("%llu checkpoint%s, the last at record %llu, %s; ", n, n == 1 ? "" : "s", last,
+	       r->keyed ? "signed by this key" : "signatures not checked (no --key)");
+	if (after)
+		printf("%llu record%s after it not covered by a signature\n", after,
+		       after == 1 ? "" : "s");
+	else
+		printf("every record is covered\n");
+}
+
 static void verify_plain(const struct pw_audit_verify *r, bool partial)
 {
 	unsigned long long first = r->first_seq, last = r->last_seq;
@@ -81,6 +106,9 @@ static void verify_plain(const struct pw_audit_verify *r, bool partial)
 		       r->last_hash,
 		       r->stopped ? "ends with audit_stop (a clean stop)"
 		                  : "no audit_stop at its end (pgwardd running, or killed)");
+		checkpoints_plain(r);
+		if (r->keyed)
+			printf("key_id %s\n", r->key_id);
 		return;
 	}
 	char where[64] = "";
@@ -106,6 +134,14 @@ static void verify_json(const struct pw_audit_verify *r)
 		json_object_set_new(j, "last_seq", json_integer((json_int_t)r->last_seq));
 		json_object_set_new(j, "last_hash", json_string(r->last_hash));
 		json_object_set_new(j, "stopped", json_boolean(r->stopped));
+		json_object_set_new(j, "checkpoints", json_integer((json_int_t)r->checkpoints));
+		json_object_set_new(j, "last_checkpoint",
+		                    r->checkpoints ? json_integer((json_int_t)r->last_checkpoint)
+		                                   : json_null());
+		json_object_set_new(j, "uncovered", json_integer((json_int_t)r->uncovered));
+		json_object_set_new(j, "signatures_checked", json_boolean(r->keyed));
+		if (r->keyed)
+			json_object_set_new(j, "key_id", json_string(r->key_id));
 	} else {
 		json_object_set_new(j, "seq",
 		                    r->seq ? json_integer((json_int_t)r->seq) : json_null());
@@ -117,31 +153,38 @@ static void verify_json(const struct pw_audit_verify *r)
 	pw_ctl_print_json(j);
 }
 
-/* audit verify [--partial] FILE... */
+/* audit verify [--partial] [--key PUBKEY.pem] FILE... */
 static int do_verify(int argc, char **argv)
 {
 	static const struct option opts[] = {{"partial", no_argument, NULL, 'P'},
+	                                     {"key", required_argument, NULL, 'k'},
 	                                     {NULL, 0, NULL, 0}};
 	if (cmd_help("verify", argc, argv))
 		return PW_CTL_OK;
-	char **av = getopt_argv("verify", argc, argv);
+	char **av = getopt_argv("verify", argc, argv), why[512];
 	bool partial = false;
+	const char *keyfile = NULL;
+	EVP_PKEY *key = NULL;
 	int c, rc = 0;
 	if (!av)
 		return pw_ctl_err(PW_CTL_FAILED, "out of memory");
 	while (rc == 0 && (c = getopt_long(argc + 1, av, "", opts, NULL)) != -1) {
 		if (c == 'P')
 			partial = true;
+		else if (c == 'k')
+			keyfile = optarg;
 		else
 			rc = pw_ctl_usage(audit_cmds, "audit", "verify");
 	}
 	if (rc == 0 && optind >= argc + 1)
 		rc = pw_ctl_usage(audit_cmds, "audit", "verify");
+	if (rc == 0 && keyfile && !(key = pw_audit_key_read(keyfile, false, why, sizeof(why))))
+		rc = pw_ctl_err(PW_CTL_FAILED, "--key %s: %s", keyfile, why);
 	struct pw_audit_verify *r = rc ? NULL : malloc(sizeof(*r));
 	if (rc == 0 && !r)
 		rc = pw_ctl_err(PW_CTL_FAILED, "out of memory");
-	if (rc == 0 && pw_audit_verify_files((const char *const *)av + optind, argc + 1 - optind,
-	                                     partial, r) < 0)
+	if (rc == 0 && pw_audit_verify_signed((const char *const *)av + optind, argc + 1 - optind,
+	                                      partial, key, r) < 0)
 		rc = pw_ctl_err(PW_CTL_FAILED, "%s", r->why);
 	if (rc == 0) {
 		if (pw_ctl_json)
@@ -150,8 +193,75 @@ static int do_verify(int argc, char **argv)
 			verify_plain(r, partial);
 		rc = r->ok ? PW_CTL_OK : PW_CTL_FAILED;
 	}
+	EVP_PKEY_free(key);
 	free(r);
 	free(av);
+	return rc;
+}
+
+/* ---- keygen ---- */
+
+/* The private key of k into a new file at path (0600, O_EXCL: never over one); 0 or errno. */
+static int write_private(const char *path, EVP_PKEY *k)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), e = 0;
+	if (fd < 0)
+		return errno;
+	BIO *b = BIO_new_fd(fd, BIO_NOCLOSE);
+	/* 0600 whatever the umask; PKCS#8, unencrypted, as `openssl genpkey` writes it */
+	if (fchmod(fd, 0600) < 0)
+		e = errno;
+	else if (!b || PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1 ||
+	         BIO_flush(b) != 1)
+		e = EIO;
+	else if (fsync(fd) < 0)
+		e = errno;
+	BIO_free(b);
+	if (close(fd) < 0 && !e)
+		e = errno;
+	if (e)
+		unlink(path);
+	return e;
+}
+
+/* audit keygen --out FILE */
+static int do_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+	                                     {NULL, 0, NULL, 0}};
+	if (cmd_help("keygen", argc, argv))
+		return PW_CTL_OK;
+	char **av = getopt_argv("keygen", argc, argv), id[PW_AUDIT_KEY_ID_HEX + 1];
+	const char *out = NULL;
+	int c, rc = 0, e;
+	if (!av)
+		return pw_ctl_err(PW_CTL_FAILED, "out of memory");
+	while (rc == 0 && (c = getopt_long(argc + 1, av, "", opts, NULL)) != -1)
+		if (c == 'o')
+			out = optarg;
+		else
+			rc = pw_ctl_usage(audit_cmds, "audit", "keygen");
+	if (rc == 0 && (!out || optind != argc + 1))
+		rc = pw_ctl_usage(audit_cmds, "audit", "keygen");
+	free(av);
+	if (rc)
+		return rc;
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	BIO *so = BIO_new_fp(stdout, BIO_NOCLOSE);
+	if (!k || !so || pw_audit_key_id(k, id) < 0)
+		rc = pw_ctl_err(PW_CTL_FAILED, "cannot make an Ed25519 key (OpenSSL)");
+	else if ((e = write_private(out, k)))
+		rc = pw_ctl_err(PW_CTL_FAILED, "%s: %s", out,
+		                e == EEXIST ? "exists already: not overwritten" : strerror(e));
+	else if (PEM_write_bio_PUBKEY(so, k) != 1 || BIO_flush(so) != 1)
+		rc = pw_ctl_err(PW_CTL_FAILED, "cannot write the public key");
+	else
+		fprintf(stderr,
+		        "the private key is in %s (0600; \"checkpoint\": {\"key_file\": ...}); "
+		        "the public key above (key_id %s) is for `pgwardctl audit verify --key`\n",
+		        out, id);
+	BIO_free(so);
+	EVP_PKEY_free(k);
 	return rc;
 }
 

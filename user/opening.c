@@ -640,6 +640,7 @@ void pw_opening_audit(const struct pw_opening *op, bool tls)
 	    .user = op->client.user,
 	    .database = op->client.database,
 	    .application_name = pw_startup_get(&op->client.st, "application_name"),
+	    .startup = &op->client.st,
 	    .kf = op->kf,
 	    .steered = op->steered,
 	    .claims = op->client.claims,

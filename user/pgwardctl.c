@@ -119,6 +119,7 @@ static const struct pw_ctl_cmd objects[] = {
     {"policy", pw_ctl_policy, "{ check | explain | startup | settings | help }",
      "decisions as pgwardd makes them, without connecting anywhere"},
     {"scram", pw_ctl_scram, "{ verifier | help }", "SCRAM-SHA-256 verifiers for the config"},
+    {"session", pw_ctl_session, "{ replay | help }", "recorded sessions: replay one"},
     {"version", pw_ctl_version, "", "pgwardctl's version and its libraries'"},
     {NULL, NULL, NULL, NULL}};
 

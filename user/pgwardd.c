@@ -14,6 +14,7 @@
 
 #include "pgward/audit.h"
 #include "pgward/audit_events.h"
+#include "pgward/record.h"
 #include "pgward/config.h"
 #include "pgward/analysis.h"
 #include "pgward/catalog.h"
@@ -347,8 +348,14 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_error("audit trail: %s", err);
 		return -1;
 	}
+	if (pw_record_start(&rt->cfg->recording, err, sizeof(err)) < 0) {
+		pw_error("%s", err);
+		pw_audit_stop("start-up failed");
+		return -1;
+	}
 	if (pw_loop_start(rt->cfg, pw_session_hooks()) < 0) {
 		pw_error("start-up failed");
+		pw_record_stop();
 		pw_audit_stop("start-up failed");
 		return -1;
 	}
@@ -357,6 +364,7 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_error("eBPF redirect: %s", err);
 		pw_loop_stop(0);
 		pw_loop_join();
+		pw_record_stop();
 		pw_audit_stop("start-up failed");
 		return -1;
 	}
@@ -487,6 +495,7 @@ int main(int argc, char **argv)
 	}
 	/* the sessions are gone: drop their just-in-time roles before leaving */
 	pw_jit_stop(5000);
+	pw_record_stop();
 	pw_audit_stop(stop_why);
 	pw_catalog_stop();
 	pw_config_unref(running);

@@ -19,8 +19,8 @@
 
 #include "pgward/analysis.h"
 #include "pgward/audit.h"
-#include "pgward/audit_events.h"
 #include "pgward/audit_session.h"
+#include "pgward/evidence.h"
 #include "pgward/buf.h"
 #include "pgward/cancel.h"
 #include "pgward/inspect.h"
@@ -75,11 +75,7 @@ struct pw_session {
 	bool probe_sent;
 	struct pw_mask_session *mask; /* an identity with masks: its results' masking */
 	struct pw_buf mstage;         /* masking: the batch of messages being rewritten */
-	/* the trail: its statements (NULL when off), and what its session_end says */
-	struct pw_audit_session *audit;
-	bool audited;      /* its session_start is written: a session_end follows */
-	uint64_t ready_ms; /* when it was established */
-	char end_why[160]; /* the first FATAL it got, if any */
+	struct pw_evidence ev;        /* its trail and recording (evidence.h) */
 
 	uint8_t cancel_pkt[16]; /* ST_CANCEL: the CancelRequest to send */
 };
@@ -119,17 +115,7 @@ static void session_close(struct pw_session *s, const char *why)
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
 		         PW_Q(why));
-	if (s->audited) {
-		uint64_t n = pw_audit_session_free(s->audit);
-		s->audit = NULL;
-		pw_audit_session_end(s->serial, s->op.client.id ? s->op.client.id->name : NULL,
-		                     s->end_why[0] ? s->end_why
-		                     : why         ? why
-		                                   : "the client closed",
-		                     n, s->cl.bytes_in, s->cl.bytes_out,
-		                     (pw_worker_now(s->w) - s->ready_ms) * 1000);
-		s->audited = false;
-	}
+	pw_evidence_end(&s->ev, &s->op, &s->cl, why, pw_worker_now(s->w));
 	pw_sock_close(&s->cl, true);
 	pw_sock_close(&s->up, true);
 	pw_opening_end(&s->op);
@@ -161,7 +147,7 @@ static void session_free(struct pw_session *s)
 	pw_opening_free(&s->op);
 	pw_mask_session_free(s->mask);
 	pw_buf_free(&s->mstage);
-	pw_audit_session_free(s->audit);
+	pw_evidence_free(&s->ev);
 	if (s->rt)
 		pw_runtime_unref(s->rt);
 	free(s);
@@ -195,11 +181,7 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	/* the message may hold what the client sent (user, database, settings): one quoted value */
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
 	        pw_logq((char[sizeof(msg) * 4 + 8]){0}, sizeof(msg) * 4 + 8, msg));
-	if (s->state == ST_OPENING)
-		pw_audit_session_refused(s->serial, s->peer, s->op.client.id, s->op.kf, sqlstate,
-		                         msg);
-	else if (!s->end_why[0])
-		snprintf(s->end_why, sizeof(s->end_why), "FATAL %s: %.140s", sqlstate, msg);
+	pw_evidence_fatal(&s->ev, &s->op, s->state == ST_OPENING, sqlstate, msg);
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
 	pw_buf_truncate(&s->ubuf);
@@ -217,20 +199,6 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	else if (!s->deadline_ms)
 		s->deadline_ms = pw_worker_now(s->w) + 10000;
 	s->state = ST_CLOSING;
-}
-
-/* The trail: the session's start, and its statements followed from here on. */
-static void audit_start(struct pw_session *s)
-{
-	const struct pw_opening *op = &s->op;
-	if (!(s->audit = pw_audit_session_new(s->serial, op->client.id->name))) {
-		fatal(s, "53200", "pgward: out of memory");
-		return;
-	}
-	pw_relay_tracking(&s->relay, true);
-	pw_opening_audit(op, s->cl.ssl != NULL);
-	s->audited = true;
-	s->ready_ms = pw_worker_now(s->w);
 }
 
 /* Established: from here the relay walks both directions (relay.h). rfq_pending: the
@@ -257,8 +225,9 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 		 * take it again at every batch */
 		pw_buf_keep(&s->ubuf, 4 * BUF_SIZE);
 	}
-	if (pw_audit_on())
-		audit_start(s);
+	if (pw_evidence_start(&s->ev, &s->op, &s->cl, &s->cbuf, &s->ubuf, &s->relay,
+	                      pw_worker_now(s->w)) < 0)
+		fatal(s, "53200", "pgward: out of memory");
 }
 
 static void session_event(struct pw_ev *ev, uint32_t events);
@@ -422,7 +391,7 @@ static struct pw_caller caller_of(struct pw_session *s)
 	                          .serial = s->serial,
 	                          .ps = &s->op.ps,
 	                          .mask = s->mask,
-	                          .audit = s->audit};
+	                          .audit = s->ev.audit};
 }
 
 /* The client side of the relay (judge.h). False when the session was closed. */
@@ -496,14 +465,14 @@ static bool relay_upstream(struct pw_session *s)
 			pw_opening_not_reusable(&s->op);
 			continue;
 		case PW_RELAY_UP_NOTE:
-			pw_audit_on_upstream(s->audit, p, r->total);
+			pw_audit_on_upstream(s->ev.audit, p, r->total);
 			pw_relay_pass(r, b);
 			continue;
 		case PW_RELAY_UP_REFUSAL:
-			pw_audit_on_refusal_back(s->audit);
+			pw_audit_on_refusal_back(s->ev.audit);
 			continue;
 		case PW_RELAY_UP_MASK:
-			pw_audit_on_upstream(s->audit, p, r->total);
+			pw_audit_on_upstream(s->ev.audit, p, r->total);
 			if (mask_message(s, &mark, &why) < 0) {
 				b->scan = b->start + from;
 				fatal(s, why.sqlstate, "%s", why.message);
@@ -513,7 +482,7 @@ static bool relay_upstream(struct pw_session *s)
 		case PW_RELAY_UP_PARAM:
 		case PW_RELAY_UP_KEY:
 		case PW_RELAY_UP_MSG:
-			pw_audit_on_upstream(s->audit, p, r->total);
+			pw_audit_on_upstream(s->ev.audit, p, r->total);
 			break;
 		default:
 			if (s->mask && pw_buf_redo(b, b->start + from, pw_buf_at_scan(&s->mstage),

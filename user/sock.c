@@ -98,6 +98,8 @@ ssize_t pw_sock_fill_upto(struct pw_sock *k, struct pw_buf *b, size_t max)
 	size_t n = pw_buf_space(b) < max ? pw_buf_space(b) : max;
 	ssize_t r = sock_read(k, pw_buf_tail(b), n);
 	if (r > 0) {
+		if (k->tap)
+			k->tap(k->tap_arg, 'F', pw_buf_tail(b), (size_t)r);
 		pw_buf_filled(b, (size_t)r);
 		k->bytes_in += (uint64_t)r;
 	} else if (r == PW_IO_EOF)
@@ -112,6 +114,8 @@ ssize_t pw_sock_drain(struct pw_sock *k, struct pw_buf *b)
 		return 0;
 	ssize_t r = sock_write(k, pw_buf_head(b), n);
 	if (r > 0) {
+		if (k->tap)
+			k->tap(k->tap_arg, 'B', pw_buf_head(b), (size_t)r);
 		pw_buf_written(b, (size_t)r);
 		k->bytes_out += (uint64_t)r;
 	}

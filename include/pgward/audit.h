@@ -17,7 +17,12 @@
  * A trail that cannot be written (a failed write or fsync: disk full, permissions): the file
  * is cut back to its last whole record, the batch is kept to be written again, and with
  * on_failure "refuse" (the default) pw_audit_refusing says so until a write succeeds, when
- * the writer records audit_recovered. */
+ * the writer records audit_recovered.
+ *
+ * Signed checkpoints (checkpoint.key_file): a "checkpoint" record signs (Ed25519) the record
+ * before it every checkpoint.every records, as the last record of a file being rotated and as
+ * the last record of a clean stop (after audit_stop). Syslog: the same chained lines, one
+ * RFC 5424 message each, best effort (audit_sink.c): never blocking, never a failure. */
 #ifndef PGWARD_AUDIT_H
 #define PGWARD_AUDIT_H
 
@@ -33,6 +38,26 @@ enum pw_audit_fsync { PW_AUDIT_FSYNC_INTERVAL, PW_AUDIT_FSYNC_EVERY };
 /* "interval", "every" */
 const char *pw_audit_fsync_name(enum pw_audit_fsync f);
 
+/* The syslog sink: a unix socket (datagram, or stream with octet counting) or an address
+ * over TCP (octet counting, RFC 6587) or UDP. */
+enum pw_audit_syslog_proto {
+	PW_AUDIT_SYSLOG_OFF,
+	PW_AUDIT_SYSLOG_UNIX,
+	PW_AUDIT_SYSLOG_TCP,
+	PW_AUDIT_SYSLOG_UDP
+};
+struct pw_audit_syslog {
+	enum pw_audit_syslog_proto proto;
+	char socket[108];  /* UNIX: its path */
+	char address[272]; /* TCP, UDP: "host:port" or "[v6]:port", resolved at start */
+	int facility;      /* 0..23, default authpriv (10) */
+};
+#define PW_AUDIT_FACILITY_AUTHPRIV 10
+/* A facility's number from its name ("authpriv", "local0", ...): -1 when none. */
+int pw_audit_facility(const char *name);
+
+#define PW_AUDIT_CHECKPOINT_EVERY 1000
+
 struct pw_audit_config {
 	bool enabled;        /* an "audit" section is present */
 	char file[PATH_MAX]; /* the trail's file ("" : none) */
@@ -46,14 +71,19 @@ struct pw_audit_config {
 	int rotate_seconds;       /* 0: never by age; default 86400 */
 	size_t max_field_bytes;   /* a string value at most, default 1 MiB (statement text) */
 	bool parameters;          /* Bind parameters in statement records (default true) */
+	char key_file[PATH_MAX];  /* checkpoint.key_file: Ed25519 private key, PEM ("": none) */
+	int checkpoint_every;     /* checkpoint.every: 1..1000000 (0: the default, 1000) */
+	struct pw_audit_syslog syslog;
 };
 
 /* Start the writer (pgwardd's main thread, once): open or create the file (0600), take the
  * chain up from it (a torn last line is cut away; a last line that does not check fails the
- * start), write audit_start and fsync it before returning. 0, or -1 with err filled (pgwardd
- * does not start: it does not run unaudited when asked to audit; with on_failure "continue"
- * only an audit_start that cannot be written does not stop it). c->enabled false: 0, and the
- * trail stays off. ring_bytes 0 and fsync_interval_ms 0 take their defaults. */
+ * start), read the checkpoint key, open the syslog sink (an address is resolved here; a
+ * receiver that is not there yet is no error), write audit_start and fsync it before
+ * returning. 0, or -1 with err filled (pgwardd does not start: it does not run unaudited when
+ * asked to audit; with on_failure "continue" only an audit_start that cannot be written does
+ * not stop it). c->enabled false: 0, and the trail stays off. ring_bytes, fsync_interval_ms
+ * and checkpoint_every 0 take their defaults. */
 int pw_audit_start(const struct pw_audit_config *c, const char *config_path, char *err,
                    size_t errlen);
 /* Drain every ring, write audit_stop (reason), fsync, end the writer; nothing when the trail
@@ -92,10 +122,14 @@ void pw_audit_thread_done(void);
 
 /* Counters of this run, for logs and pgwardctl: records written (to every sink), dropped,
  * records that waited for room, refusals counted, failures (each time the trail went from
- * written to failing), fsyncs of the file, and whether the trail is failing now. */
+ * written to failing), fsyncs of the file, and whether the trail is failing now; checkpoints
+ * written and the time spent signing them; syslog messages sent and dropped (not in the
+ * trail's own counts: syslog is best effort). */
 struct pw_audit_stats {
 	uint64_t written, dropped, waits, refusals, failures, fsyncs;
 	bool failing;
+	uint64_t checkpoints, sign_ns;
+	uint64_t syslog_sent, syslog_dropped;
 };
 void pw_audit_stats(struct pw_audit_stats *st);
 

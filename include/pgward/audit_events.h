@@ -12,6 +12,7 @@
 #include "pgward/caller.h"
 #include "pgward/jw.h"
 #include "pgward/jwt.h"
+#include "pgward/proto.h"
 
 /* "kernel": {...} of what the kernel recorded and pgwardd resolved (f NULL: null). */
 void pw_audit_kernel(struct pw_jw *w, const char *key, const struct pw_kernel_facts *f);
@@ -28,6 +29,7 @@ struct pw_audit_start {
 	const char *client; /* peer address */
 	const struct pw_identity *id;
 	const char *user, *database, *application_name;
+	const struct pw_startup *startup; /* every parameter the client's start-up sent */
 	const struct pw_kernel_facts *kf; /* NULL: not steered, or no record */
 	bool steered;
 	const struct pw_jwt_claims *claims; /* NULL: no token */
@@ -41,9 +43,16 @@ void pw_audit_session_start(const struct pw_audit_start *st);
 void pw_audit_session_refused(uint64_t serial, const char *client, const struct pw_identity *id,
                               const struct pw_kernel_facts *kf, const char *sqlstate,
                               const char *message);
-void pw_audit_session_end(uint64_t serial, const char *identity, const char *reason,
-                          uint64_t statements, uint64_t bytes_in, uint64_t bytes_out,
-                          uint64_t duration_us);
+/* What a session's end says. */
+struct pw_audit_end {
+	uint64_t serial;
+	const char *identity, *reason;
+	uint64_t statements, bytes_in, bytes_out, duration_us;
+	const char *recording;        /* its recording's file (NULL: none) */
+	const char *recording_sha256; /* the SHA-256 of that file's bytes */
+	bool recording_truncated;
+};
+void pw_audit_session_end(const struct pw_audit_end *e);
 
 /* A reload: ok, or the error that kept the old configuration. */
 void pw_audit_policy_reload(const char *config, bool ok, const char *error);

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "pgward/audit.h"
+#include "pgward/record.h"
 #include "pgward/auth.h"
 #include "pgward/jsonpath.h"
 #include "pgward/log.h"
@@ -258,6 +259,7 @@ struct pw_identity {
 	int upstream;                      /* index into pw_config.upstreams; -1 = the upstream
 	                                    * matching the steered connection's destination */
 	struct pw_policy policy;
+	bool record; /* its sessions are recorded (record.h) */
 };
 
 struct pw_config {
@@ -269,6 +271,7 @@ struct pw_config {
 	/* the hash strategy's HMAC key (mask_key_file: 32 bytes or more, read at load) */
 	struct pw_mask_key mask_key;
 	struct pw_audit_config audit; /* the trail (audit.h); audit.enabled: a section given */
+	struct pw_recording_config recording; /* session recordings (record.h) */
 
 	struct pw_listen *listen;
 	int n_listen;

@@ -49,6 +49,7 @@ int pw_ctl_audit(int argc, char **argv);
 int pw_ctl_config(int argc, char **argv);
 int pw_ctl_policy(int argc, char **argv);
 int pw_ctl_scram(int argc, char **argv);
+int pw_ctl_session(int argc, char **argv);
 int pw_ctl_version(int argc, char **argv);
 
 /* config check and policy check: one check, one report (ctl_config.c) */

@@ -21,6 +21,9 @@ struct pw_sock {
 	bool hup;    /* the peer's end was reported: read on until EOF, whatever a read returns */
 	bool eof;
 	uint64_t bytes_in, bytes_out; /* moved through pw_sock_fill and pw_sock_drain */
+	/* told of every byte moved (a session recording, record.h): 'F' read, 'B' written */
+	void (*tap)(void *arg, char kind, const void *p, size_t n);
+	void *tap_arg;
 };
 
 /* What pw_sock_fill and pw_sock_drain return besides a byte count. */

@@ -66,16 +66,16 @@ assert eval(assertion), text' "$RC" "$status" "$(cat "$W/out")" "$assertion"
 }
 
 # --- grammar -------------------------------------------------------------------------------------
-expect "help lists every object" 0 out "*OBJECT := { config | policy | scram | version }" -- help
-expect "--help is help" 0 out "*OBJECT := { config | policy | scram | version }" -- --help
-expect "an unknown object: one clean line" 2 err 'Error: unknown command "session" (try "pgwardctl help")' -- session
+expect "help lists every object" 0 out "*OBJECT := { audit | config | policy | scram | session | version }" -- help
+expect "--help is help" 0 out "*OBJECT := { audit | config | policy | scram | session | version }" -- --help
+expect "an unknown object: one clean line" 2 err 'Error: unknown command "frobnicate" (try "pgwardctl help")' -- frobnicate
 expect "an unknown command of an object" 2 err 'Error: unknown command "policy frob" (try "pgwardctl policy help")' -- policy frob
 expect "an ambiguous prefix is refused" 2 err 'Error: ambiguous command "policy s" (try "pgwardctl policy help")' -- policy s
 expect "an unknown option" 2 err 'Error: unknown option "-x" (try "pgwardctl help")' -- -x
 expect "a prefix of an object and of a command (p ch)" 0 out "$W/ok.json: OK" -- p ch "$W/ok.json"
 expect "policy help lists its commands" 0 out "*pgwardctl policy settings" -- policy help
 expect "a usage error names the command's arguments" 2 err "Error: usage: pgwardctl config check FILE" -- config check
-json "under -j an error is {\"error\": ...}" 2 'd == {"error": "unknown command \"session\" (try \"pgwardctl help\")"}' -- -j session
+json "under -j an error is {\"error\": ...}" 2 'd == {"error": "unknown command \"frobnicate\" (try \"pgwardctl help\")"}' -- -j frobnicate
 json "under -j no object at all is an error too" 2 'd == {"error": "no object given (try \"pgwardctl help\")"}' -- -j
 json "under -j a usage error is {\"error\": ...}" 2 'list(d) == ["error"] and d["error"].startswith("usage: pgwardctl config check")' -- -j config check
 

@@ -3,24 +3,44 @@
  * before); group commit and fsync "every"; rotation by size across files; taking the chain up
  * at restart (from the file, from the newest rotated file, past a torn last line) and
  * refusing a corrupt one; on_full drop and audit_loss; a failing trail (RLIMIT_FSIZE) refused,
- * cut back to whole lines, and recovered with audit_recovered; the stdout sink. */
+ * cut back to whole lines, and recovered with audit_recovered; the stdout sink.
+ *
+ * Signed checkpoints: one after every `every` records, one closing each rotated file, one
+ * after audit_stop; each signs the record before it, the trail verifies with the public key
+ * and not with another, and a restart goes on from a signed trail; a key readable by others
+ * is refused. Syslog: receivers on a unix datagram socket, a unix stream socket and TCP on
+ * 127.0.0.1 (an ephemeral port) get every line of the file byte for byte, in RFC 5424
+ * messages with the right PRI (facility and severity), octet-counted on streams; a receiver
+ * that is missing, gone, or never reads does not stall the writer (every record reaches the
+ * file, the stop takes at most about a second) and its drops are counted; a receiver that
+ * comes late or comes back gets the messages. The configuration of both. */
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "pgward/audit.h"
 #include "pgward/audit_chain.h"
+#include "pgward/audit_verify.h"
+#include "pgward/config.h"
 #include "pgward/log.h"
 #include "check.h"
 
@@ -798,6 +818,16 @@ static void test_failure(bool cont)
 	low = old;
 	low.rlim_cur = (rlim_t)sb.st_size + 500; /* one more line fits, the next is cut */
 	fflush(stdout);
+	/* the writer logs the failure on stderr, which may be a file past the limit (the test's
+	 * log): it goes to a fresh file meanwhile, and is copied to stderr after */
+	char errpath[160];
+	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	int saved_err = dup(STDERR_FILENO),
+	    errfd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (errfd >= 0) {
+		dup2(errfd, STDERR_FILENO);
+		close(errfd);
+	}
 	setrlimit(RLIMIT_FSIZE, &low);
 	for (int i = 10; i < 40; i++)
 		rec(0, i);
@@ -816,6 +846,13 @@ static void test_failure(bool cont)
 	bool low_size = (rlim_t)sb.st_size <= low.rlim_cur;
 	setrlimit(RLIMIT_FSIZE, &old);
 	bool back = wait_failing(false, 3000);
+	dup2(saved_err, STDERR_FILENO);
+	close(saved_err);
+	FILE *ef = fopen(errpath, "r");
+	for (int ch; ef && (ch = fgetc(ef)) != EOF;)
+		fputc(ch, stderr);
+	if (ef)
+		fclose(ef);
 
 	const char *mode = cont ? "continue" : "refuse";
 	CHECK(failing, "%s: a write past RLIMIT_FSIZE (EFBIG): the trail fails", mode);
@@ -900,6 +937,633 @@ static void test_stdout(void)
 	trail_free(&t);
 }
 
+/* ---- signed checkpoints ---- */
+
+static EVP_PKEY *key_a, *key_b;
+
+/* key's private PEM (priv) or public PEM into path, mode */
+static void write_key(EVP_PKEY *key, bool priv, const char *path, mode_t mode)
+{
+	FILE *f = fopen(path, "w");
+	if (priv)
+		PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	else
+		PEM_write_PUBKEY(f, key);
+	fclose(f);
+	chmod(path, mode);
+}
+
+/* the rotated files of dir/base and the current one, as verify wants them */
+static int trail_paths(const char *dir, const char *base, char names[][PATH_MAX], int max)
+{
+	int n = rotated(dir, base, names, max - 1);
+	snprintf(names[n], PATH_MAX, "%s/%s", dir, base);
+	return n + 1;
+}
+
+static int verify_dir(const char *dir, const char *base, EVP_PKEY *key, struct pw_audit_verify *r)
+{
+	static char names[64][PATH_MAX];
+	const char *paths[64];
+	int n = trail_paths(dir, base, names, 64);
+	for (int i = 0; i < n; i++)
+		paths[i] = names[i];
+	return pw_audit_verify_signed(paths, n, false, key, r);
+}
+
+/* Checkpoints in t: each signs the record before it with key_id id; never more than every
+ * other records without one, and one right after each run of every; *n of them. */
+static bool checkpoints_ok(const struct trail *t, int every, const char *id, size_t *n, char *why,
+                           size_t whylen)
+{
+	int since = 0;
+	*n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct line *l = &t->l[i];
+		if (strcmp(type_of(l), "checkpoint") != 0) {
+			if (since == every) {
+				snprintf(why, whylen, "no checkpoint after %d records at seq %llu",
+				         every, (unsigned long long)seq_of(l));
+				return false;
+			}
+			since++;
+			continue;
+		}
+		(*n)++;
+		since = 0;
+		if (i == 0 || (uint64_t)int_of(l, "signed_seq") != seq_of(&t->l[i - 1]) ||
+		    strcmp(str_of(l, "signed_hash"), str_of(&t->l[i - 1], "hash")) != 0 ||
+		    strcmp(str_of(l, "signed_hash"), str_of(l, "prev")) != 0 ||
+		    strcmp(str_of(l, "key_id"), id) != 0 ||
+		    strcmp(str_of(l, "alg"), "ed25519") != 0 ||
+		    strlen(str_of(l, "signature")) != PW_AUDIT_SIG_B64) {
+			snprintf(why, whylen, "checkpoint at seq %llu is not as it should be",
+			         (unsigned long long)seq_of(l));
+			return false;
+		}
+	}
+	snprintf(why, whylen, "%zu checkpoints", *n);
+	return true;
+}
+
+/* every rotated file of dir/base ends with a checkpoint */
+static bool files_end_signed(const char *dir, const char *base, int *files)
+{
+	static char names[64][PATH_MAX];
+	int n = rotated(dir, base, names, 64);
+	bool ok = n > 0;
+	for (int i = 0; i < n; i++) {
+		struct trail t;
+		trail_read(&t, names[i]);
+		ok &= t.n > 0 && strcmp(type_of(&t.l[t.n - 1]), "checkpoint") == 0;
+		trail_free(&t);
+	}
+	*files = n;
+	return ok;
+}
+
+static void test_checkpoints(void)
+{
+	char dir[128], why[256], key[PATH_MAX], id_a[PW_AUDIT_KEY_ID_HEX + 1];
+	struct pw_audit_config c;
+	struct pw_audit_stats st;
+	struct pw_audit_verify r;
+	struct trail t;
+	int files;
+	bool names_ok, sizes_ok;
+	size_t nck;
+	subdir(dir, sizeof(dir), "checkpoint");
+	snprintf(key, sizeof(key), "%s/audit.key", dir);
+	write_key(key_a, true, key, 0600);
+	pw_audit_key_id(key_a, id_a);
+	cfg_init(&c, dir, "audit.jsonl");
+	snprintf(c.key_file, sizeof(c.key_file), "%s", key);
+	c.checkpoint_every = 10;
+	c.rotate_bytes = 4096;
+	if (!start(&c)) {
+		CHECK(false, "checkpoints: start");
+		return;
+	}
+	for (int i = 0; i < 200; i++) {
+		rec(0, i);
+		if (i % 25 == 24)
+			nap_ms(25); /* several batches, so several files */
+	}
+	pw_audit_stop("checkpoints");
+	pw_audit_stats(&st);
+	read_all(&t, dir, "audit.jsonl", &files, &names_ok, &sizes_ok, c.rotate_bytes);
+	CHECK(chain_ok(&t, 1, PW_AUDIT_GENESIS, why, sizeof(why)) && ours_in_order(&t, 1, 200),
+	      "checkpoints: one chain, all 200 records (%s)", why);
+	bool every_ok = checkpoints_ok(&t, 10, id_a, &nck, why, sizeof(why));
+	CHECK(every_ok && nck >= 21,
+	      "a checkpoint after every 10 records, each signing the record before it with "
+	      "key_id %s: %s",
+	      id_a, why);
+	CHECK(nck == st.checkpoints, "stats: %llu checkpoints", (unsigned long long)st.checkpoints);
+	printf("# a checkpoint costs %.1f us to sign (Ed25519, %llu of them)\n",
+	       st.checkpoints ? (double)st.sign_ns / (double)st.checkpoints / 1000.0 : 0.0,
+	       (unsigned long long)st.checkpoints);
+	bool ends = files_end_signed(dir, "audit.jsonl", &files);
+	CHECK(files >= 3 && ends, "each of the %d rotated files ends with a checkpoint", files);
+	CHECK(t.n >= 2 && strcmp(type_of(&t.l[t.n - 1]), "checkpoint") == 0 &&
+	          strcmp(type_of(&t.l[t.n - 2]), "audit_stop") == 0,
+	      "the stop: audit_stop, then a checkpoint signing it");
+	trail_free(&t);
+	int rc = verify_dir(dir, "audit.jsonl", key_a, &r);
+	CHECK(rc == 0 && r.ok && r.keyed && r.checkpoints == nck && r.uncovered == 0 && r.stopped,
+	      "verified with the public key: ok, %llu checkpoints, every record covered, "
+	      "stopped (%s)",
+	      (unsigned long long)r.checkpoints, r.ok ? "" : r.why);
+	rc = verify_dir(dir, "audit.jsonl", key_b, &r);
+	CHECK(rc == 0 && !r.ok && r.seq == 11 && strstr(r.why, "checkpoint 11 is not signed"),
+	      "verified with another key: fails at the first checkpoint (seq 11): %s", r.why);
+
+	/* a restart goes on: its records are signed too */
+	c.rotate_bytes = 0;
+	bool ok = start(&c);
+	for (int i = 0; i < 15; i++)
+		rec(0, 200 + i);
+	pw_audit_stop("again");
+	rc = verify_dir(dir, "audit.jsonl", key_a, &r);
+	CHECK(ok && rc == 0 && r.ok && r.uncovered == 0 && r.checkpoints == nck + 2,
+	      "restarted: the chain taken up, 2 checkpoints more (after 10, after audit_stop), "
+	      "ok (%s)",
+	      r.ok ? "" : r.why);
+
+	/* a key file readable by others: the start fails */
+	chmod(key, 0640);
+	char err[1024] = "";
+	CHECK(pw_audit_start(&c, NULL, err, sizeof(err)) < 0 && strstr(err, "readable by others") &&
+	          !pw_audit_on(),
+	      "a key readable by the group: the start fails (%s)", err);
+	pw_audit_stop("not started");
+}
+
+/* ---- syslog ---- */
+
+struct rx {
+	int fd;         /* bound or listening */
+	bool stream;    /* octet counting */
+	bool deaf;      /* never reads */
+	int drop_after; /* stream: close the first connection after this many messages */
+	atomic_bool stop;
+	pthread_t th;
+	char **m;
+	int n, cap;
+	int conns;
+	bool bad_frame;
+	char *buf;
+	size_t len;
+};
+
+static void rx_add(struct rx *x, const char *p, size_t n)
+{
+	if (x->n == x->cap) {
+		x->cap = x->cap ? x->cap * 2 : 256;
+		x->m = realloc(x->m, (size_t)x->cap * sizeof(*x->m));
+	}
+	x->m[x->n++] = strndup(p, n);
+}
+
+/* whole "<len> <msg>" frames of x->buf taken */
+static void rx_frames(struct rx *x)
+{
+	size_t at = 0;
+	for (;;) {
+		char *sp = memchr(x->buf + at, ' ', x->len - at);
+		if (!sp)
+			break;
+		char *end;
+		unsigned long n = strtoul(x->buf + at, &end, 10);
+		if (end != sp || n == 0) {
+			x->bad_frame = true;
+			x->len = 0;
+			return;
+		}
+		size_t start = (size_t)(sp - x->buf) + 1;
+		if (x->len < start + n)
+			break;
+		rx_add(x, x->buf + start, n);
+		at = start + n;
+	}
+	memmove(x->buf, x->buf + at, x->len - at);
+	x->len -= at;
+}
+
+static void *rx_main(void *arg)
+{
+	struct rx *x = arg;
+	int conn = -1, in_conn = 0;
+	char *b = malloc(1 << 18);
+	while (!x->deaf) {
+		struct pollfd p = {.fd = conn >= 0 ? conn : x->fd, .events = POLLIN};
+		if (poll(&p, 1, 50) == 0) {
+			if (atomic_load(&x->stop))
+				break;
+			continue;
+		}
+		if (x->stream && conn < 0) {
+			conn = accept(x->fd, NULL, NULL);
+			x->conns += conn >= 0;
+			in_conn = 0;
+			continue;
+		}
+		ssize_t n = recv(conn >= 0 ? conn : x->fd, b, 1 << 18, 0);
+		if (n <= 0 && x->stream) {
+			close(conn);
+			conn = -1;
+			continue;
+		}
+		if (n <= 0)
+			continue;
+		if (!x->stream) {
+			rx_add(x, b, (size_t)n);
+			continue;
+		}
+		x->buf = realloc(x->buf, x->len + (size_t)n);
+		memcpy(x->buf + x->len, b, (size_t)n);
+		x->len += (size_t)n;
+		int before = x->n;
+		rx_frames(x);
+		in_conn += x->n - before;
+		if (x->drop_after && x->conns == 1 && in_conn >= x->drop_after) {
+			close(conn); /* the receiver goes away: pgwardd connects again */
+			conn = -1;
+			x->len = 0;
+		}
+	}
+	while (x->deaf && !atomic_load(&x->stop))
+		nap_ms(10);
+	if (conn >= 0)
+		close(conn);
+	free(b);
+	return NULL;
+}
+
+/* a receiver at path (unix: dgram or stream), or on 127.0.0.1 (path NULL: *port set) */
+static bool rx_start(struct rx *x, const char *path, int type, int *port)
+{
+	memset(x, 0, sizeof(*x));
+	x->stream = type == SOCK_STREAM;
+	if (path) {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+		unlink(path);
+		x->fd = socket(AF_UNIX, type, 0);
+		if (bind(x->fd, (struct sockaddr *)&un, sizeof(un)) < 0)
+			return false;
+	} else {
+		struct sockaddr_in in = {.sin_family = AF_INET,
+		                         .sin_addr.s_addr = htonl(0x7f000001)};
+		socklen_t l = sizeof(in);
+		x->fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (bind(x->fd, (struct sockaddr *)&in, sizeof(in)) < 0 ||
+		    getsockname(x->fd, (struct sockaddr *)&in, &l) < 0)
+			return false;
+		*port = ntohs(in.sin_port);
+	}
+	if (x->stream && listen(x->fd, 8) < 0)
+		return false;
+	return pthread_create(&x->th, NULL, rx_main, x) == 0;
+}
+
+static void rx_stop(struct rx *x)
+{
+	atomic_store(&x->stop, true);
+	pthread_join(x->th, NULL);
+	close(x->fd);
+}
+
+static void rx_free(struct rx *x)
+{
+	for (int i = 0; i < x->n; i++)
+		free(x->m[i]);
+	free(x->m);
+	free(x->buf);
+}
+
+/* the records a syslog test writes: ours, and some at notice (a refusal, a denied statement) */
+static void syslog_records(int n)
+{
+	for (int i = 0; i < n; i++) {
+		rec(0, i);
+		if (i % 10 == 3) {
+			struct pw_jw *w = pw_audit_begin("connect_refused");
+			pw_jw_str(w, "reason", "enforcer_down");
+			pw_audit_end(w);
+		} else if (i % 10 == 6) {
+			struct pw_jw *w = pw_audit_begin("statement");
+			pw_jw_str(w, "text", "DROP TABLE t; -- ,\"decision\":\"deny\" in a string");
+			pw_jw_str(w, "decision", i % 20 == 6 ? "deny" : "allow");
+			pw_audit_end(w);
+		}
+	}
+}
+
+/* Each message is "<PRI>1 TS HOST pgward PID audit - LINE" with the file's line, in order. */
+static bool messages_match(const struct rx *x, const struct trail *t, int facility, char *why,
+                           size_t whylen)
+{
+	char host[256] = "", head[512];
+	gethostname(host, sizeof(host) - 1);
+	if (x->n != (int)t->n || x->bad_frame) {
+		snprintf(why, whylen, "%d messages for %zu lines%s", x->n, t->n,
+		         x->bad_frame ? ", a bad frame" : "");
+		return false;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct line *l = &t->l[i];
+		const char *type = type_of(l), *d = str_of(l, "decision");
+		bool notice = strcmp(type, "connect_refused") == 0 ||
+		              (strcmp(type, "statement") == 0 && strcmp(d, "deny") == 0);
+		snprintf(head, sizeof(head), "<%d>1 %s %s pgward %ld audit - ",
+		         facility * 8 + (notice ? 5 : 6), str_of(l, "ts"), host, (long)getpid());
+		size_t hl = strlen(head);
+		if (strncmp(x->m[i], head, hl) != 0 || strcmp(x->m[i] + hl, l->p) != 0) {
+			snprintf(why, whylen, "message %zu: %.120s (wanted %.100s...)", i + 1,
+			         x->m[i], head);
+			return false;
+		}
+	}
+	snprintf(why, whylen, "%d messages", x->n);
+	return true;
+}
+
+/* one run to a receiver: records in, the file and the messages compared */
+static void syslog_run(const char *name, struct pw_audit_config *c, struct rx *x)
+{
+	char why[512];
+	struct trail t;
+	struct pw_audit_stats st;
+	if (!start(c)) {
+		CHECK(false, "%s: start", name);
+		return;
+	}
+	syslog_records(50);
+	pw_audit_stop(name);
+	pw_audit_stats(&st);
+	rx_stop(x);
+	trail_read(&t, c->file);
+	CHECK(messages_match(x, &t, c->syslog.facility, why, sizeof(why)) &&
+	          st.syslog_sent == t.n && st.syslog_dropped == 0,
+	      "%s: every line of the file, byte for byte, in an RFC 5424 message with its PRI "
+	      "(%s; %llu sent)",
+	      name, why, (unsigned long long)st.syslog_sent);
+	trail_free(&t);
+	rx_free(x);
+}
+
+static void syslog_cfg(struct pw_audit_config *c, const char *dir, const char *file)
+{
+	cfg_init(c, dir, file);
+	unlink(c->file);
+	c->syslog.facility = PW_AUDIT_FACILITY_AUTHPRIV;
+}
+
+static void test_syslog(void)
+{
+	char dir[128], sock[160];
+	struct pw_audit_config c;
+	struct rx x;
+	int port = 0;
+	subdir(dir, sizeof(dir), "syslog");
+	snprintf(sock, sizeof(sock), "%s/log.sock", dir);
+
+	syslog_cfg(&c, dir, "dgram.jsonl");
+	c.syslog.proto = PW_AUDIT_SYSLOG_UNIX;
+	snprintf(c.syslog.socket, sizeof(c.syslog.socket), "%.100s", sock);
+	if (rx_start(&x, sock, SOCK_DGRAM, NULL))
+		syslog_run("unix datagram, authpriv", &c, &x);
+
+	syslog_cfg(&c, dir, "stream.jsonl");
+	c.syslog.proto = PW_AUDIT_SYSLOG_UNIX;
+	snprintf(c.syslog.socket, sizeof(c.syslog.socket), "%.100s", sock);
+	c.syslog.facility = 16; /* local0 */
+	if (rx_start(&x, sock, SOCK_STREAM, NULL))
+		syslog_run("unix stream (octet counting), local0", &c, &x);
+
+	syslog_cfg(&c, dir, "tcp.jsonl");
+	if (rx_start(&x, NULL, SOCK_STREAM, &port)) {
+		c.syslog.proto = PW_AUDIT_SYSLOG_TCP;
+		c.syslog.facility = 19; /* local3 */
+		snprintf(c.syslog.address, sizeof(c.syslog.address), "127.0.0.1:%d", port);
+		syslog_run("TCP on 127.0.0.1 (octet counting), local3", &c, &x);
+	}
+}
+
+/* records reach the file in time and the stop is quick, whatever syslog does */
+static void unstalled(const char *name, struct pw_audit_config *c, bool want_dropped)
+{
+	struct pw_audit_stats st;
+	struct trail t;
+	if (!start(c)) {
+		CHECK(false, "%s: start", name);
+		return;
+	}
+	double t0 = now_s();
+	for (int i = 0; i < 3000; i++)
+		rec(0, i);
+	bool in_time = wait_written(3001, 3000);
+	double t1 = now_s();
+	pw_audit_stop(name);
+	double t2 = now_s();
+	pw_audit_stats(&st);
+	trail_read(&t, c->file);
+	CHECK(in_time && ours_in_order(&t, 1, 3000) && t2 - t1 < 1.6,
+	      "%s: 3000 records in the file in %.3f s, the stop in %.3f s", name, t1 - t0, t2 - t1);
+	CHECK(!want_dropped || (st.syslog_dropped > 0 && st.written == t.n),
+	      "%s: syslog's drops counted (%llu of %zu, %llu sent), not the trail's", name,
+	      (unsigned long long)st.syslog_dropped, t.n, (unsigned long long)st.syslog_sent);
+	trail_free(&t);
+}
+
+static void test_syslog_trouble(void)
+{
+	char dir[128], sock[160], why[512];
+	struct pw_audit_config c;
+	struct pw_audit_stats st;
+	struct trail t;
+	struct rx x;
+	int port = 0;
+	subdir(dir, sizeof(dir), "syslog_trouble");
+	snprintf(sock, sizeof(sock), "%s/log.sock", dir);
+
+	syslog_cfg(&c, dir, "missing.jsonl");
+	c.syslog.proto = PW_AUDIT_SYSLOG_UNIX;
+	snprintf(c.syslog.socket, sizeof(c.syslog.socket), "%.80s/nobody.sock", dir);
+	unstalled("no receiver at the socket", &c, true);
+
+	/* a port no one listens on: bound, then closed */
+	syslog_cfg(&c, dir, "refused.jsonl");
+	if (rx_start(&x, NULL, SOCK_STREAM, &port)) {
+		x.deaf = true;
+		rx_stop(&x);
+		rx_free(&x);
+	}
+	c.syslog.proto = PW_AUDIT_SYSLOG_TCP;
+	snprintf(c.syslog.address, sizeof(c.syslog.address), "127.0.0.1:%d", port);
+	unstalled("no TCP listener", &c, true);
+
+	/* a receiver that never reads: the socket's queue fills */
+	syslog_cfg(&c, dir, "deaf.jsonl");
+	c.syslog.proto = PW_AUDIT_SYSLOG_UNIX;
+	snprintf(c.syslog.socket, sizeof(c.syslog.socket), "%.100s", sock);
+	if (rx_start(&x, sock, SOCK_DGRAM, NULL)) {
+		x.deaf = true;
+		unstalled("a receiver that never reads", &c, true);
+		rx_stop(&x);
+		rx_free(&x);
+	}
+
+	/* a receiver that comes late: what waited in the queue comes to it */
+	syslog_cfg(&c, dir, "late.jsonl");
+	c.syslog.proto = PW_AUDIT_SYSLOG_UNIX;
+	snprintf(c.syslog.socket, sizeof(c.syslog.socket), "%.100s", sock);
+	unlink(sock);
+	bool ok = start(&c);
+	syslog_records(10);
+	nap_ms(300);
+	ok = ok && rx_start(&x, sock, SOCK_DGRAM, NULL);
+	nap_ms(700); /* past the backoff */
+	syslog_records(10);
+	pw_audit_stop("late");
+	if (ok) {
+		rx_stop(&x);
+		trail_read(&t, c.file);
+		CHECK(messages_match(&x, &t, c.syslog.facility, why, sizeof(why)),
+		      "a receiver that comes late gets what waited for it, then the rest (%s)",
+		      why);
+		trail_free(&t);
+		rx_free(&x);
+	}
+
+	/* a TCP receiver that goes away: pgwardd connects again */
+	syslog_cfg(&c, dir, "gone.jsonl");
+	if (rx_start(&x, NULL, SOCK_STREAM, &port)) {
+		x.drop_after = 5;
+		c.syslog.proto = PW_AUDIT_SYSLOG_TCP;
+		snprintf(c.syslog.address, sizeof(c.syslog.address), "127.0.0.1:%d", port);
+		ok = start(&c);
+		for (int i = 0; i < 40; i++) {
+			rec(0, i);
+			nap_ms(50);
+		}
+		pw_audit_stop("gone");
+		pw_audit_stats(&st);
+		rx_stop(&x);
+		trail_read(&t, c.file);
+		bool last = x.n > 0 && t.n > 0 && strstr(x.m[x.n - 1], t.l[t.n - 1].p);
+		CHECK(ok && x.conns == 2 && last && x.n + (int)st.syslog_dropped >= 5,
+		      "a TCP receiver gone: connected again (%d connections), the last record "
+		      "arrives; %d messages, %llu dropped of %zu",
+		      x.conns, x.n, (unsigned long long)st.syslog_dropped, t.n);
+		trail_free(&t);
+		rx_free(&x);
+	}
+}
+
+/* ---- the configuration ---- */
+
+static char *jq(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *jq(const char *fmt, ...)
+{
+	static char buf[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (char *p = buf; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	return buf;
+}
+
+#define ROOT                                                                                       \
+	"{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "              \
+	"'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "               \
+	"'upstream': 'u'}], 'audit': {%s}}"
+
+static void config_err(const char *what, const char *audit, const char *jp, const char *says)
+{
+	struct pw_config *c = NULL;
+	char err[1024] = "";
+	int rc = pw_config_load_string(jq(ROOT, audit), "t.json", &c, err, sizeof(err));
+	CHECK(rc < 0 && strstr(err, jp) && strstr(err, says), "config, %s: %s", what, err);
+	if (rc == 0)
+		pw_config_unref(c);
+}
+
+static void test_config(void)
+{
+	char dir[128], key[160], pub[160], a[1024], err[1024] = "";
+	struct pw_config *c = NULL;
+	subdir(dir, sizeof(dir), "config");
+	snprintf(key, sizeof(key), "%s/audit.key", dir);
+	snprintf(pub, sizeof(pub), "%s/pub.pem", dir);
+	write_key(key_a, true, key, 0600);
+	write_key(key_a, false, pub, 0644);
+	snprintf(a, sizeof(a),
+	         "'file': '%s/a.jsonl', 'checkpoint': {'key_file': '%s', 'every': 10}, 'syslog': "
+	         "{'address': '127.0.0.1:6514', 'protocol': 'tcp', 'facility': 'local3'}",
+	         dir, key);
+	int rc = pw_config_load_string(jq(ROOT, a), "t.json", &c, err, sizeof(err));
+	CHECK(rc == 0 && c && c->audit.checkpoint_every == 10 &&
+	          strcmp(c->audit.key_file, key) == 0 &&
+	          c->audit.syslog.proto == PW_AUDIT_SYSLOG_TCP && c->audit.syslog.facility == 19 &&
+	          strcmp(c->audit.syslog.address, "127.0.0.1:6514") == 0,
+	      "config: checkpoint key_file and every, syslog address, tcp, local3 (%s)", err);
+	if (c)
+		pw_config_unref(c);
+	c = NULL;
+	rc = pw_config_load_string(
+	    jq(ROOT, "'syslog': {'socket': '/dev/log'}, 'checkpoint': {'key_file': 'KEY'}"),
+	    "t.json", &c, err, sizeof(err));
+	CHECK(rc < 0, "config: a key file that is not there fails");
+	snprintf(a, sizeof(a), "'syslog': {'socket': '/dev/log'}, 'checkpoint': {'key_file': '%s'}",
+	         key);
+	rc = pw_config_load_string(jq(ROOT, a), "t.json", &c, err, sizeof(err));
+	CHECK(rc == 0 && c && c->audit.syslog.proto == PW_AUDIT_SYSLOG_UNIX &&
+	          c->audit.syslog.facility == 10 && c->audit.checkpoint_every == 1000 &&
+	          !c->audit.file[0],
+	      "config: syslog only, on /dev/log, authpriv; checkpoints every 1000 (%s)", err);
+	if (c)
+		pw_config_unref(c);
+	chmod(key, 0644);
+	snprintf(a, sizeof(a), "'stdout': true, 'checkpoint': {'key_file': '%s'}", key);
+	config_err("a key file readable by others", a, "$.audit.checkpoint.key_file",
+	           "is readable by others (mode 0644): chmod 600");
+	chmod(pub, 0600);
+	snprintf(a, sizeof(a), "'stdout': true, 'checkpoint': {'key_file': '%s'}", pub);
+	config_err("a public key as key_file", a, "$.audit.checkpoint.key_file",
+	           "not a PEM private key");
+	chmod(key, 0600);
+	snprintf(a, sizeof(a), "'stdout': true, 'checkpoint': {'key_file': '%s', 'every': 0}", key);
+	config_err("every 0", a, "$.audit.checkpoint.every",
+	           "expected an integer from 1 to 1000000");
+	config_err("no key_file", "'stdout': true, 'checkpoint': {'every': 5}",
+	           "$.audit.checkpoint.key_file", "missing");
+	config_err("both socket and address",
+	           "'syslog': {'socket': '/dev/log', 'address': '127.0.0.1:514'}", "$.audit.syslog",
+	           "not both");
+	config_err("neither", "'syslog': {'facility': 'user'}", "$.audit.syslog",
+	           "expected \"socket\"");
+	config_err("a bad port", "'syslog': {'address': '127.0.0.1:0'}", "$.audit.syslog.address",
+	           "host:port");
+	config_err("no port", "'syslog': {'address': '[::1]'}", "$.audit.syslog.address",
+	           "host:port");
+	config_err("a bad protocol", "'syslog': {'address': 'h:1', 'protocol': 'tls'}",
+	           "$.audit.syslog.protocol", "tcp, udp");
+	config_err("protocol with a socket", "'syslog': {'socket': '/dev/log', 'protocol': 'udp'}",
+	           "$.audit.syslog.protocol", "only with");
+	config_err("a bad facility", "'syslog': {'socket': '/dev/log', 'facility': 'authpriv2'}",
+	           "$.audit.syslog.facility", "expected a syslog facility");
+	config_err("an unknown key", "'syslog': {'socket': '/dev/log', 'port': 1}",
+	           "$.audit.syslog.port", "unknown key");
+	CHECK(pw_audit_facility("kern") == 0 && pw_audit_facility("authpriv") == 10 &&
+	          pw_audit_facility("local7") == 23 && pw_audit_facility("x") == -1,
+	      "facility names");
+}
+
 int main(void)
 {
 	snprintf(top, sizeof(top), "/tmp/pgward-audit-XXXXXX");
@@ -917,6 +1581,18 @@ int main(void)
 	test_failure(false);
 	test_failure(true);
 	test_stdout();
+	key_a = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	key_b = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	if (key_a && key_b) {
+		test_checkpoints();
+		test_config();
+	} else {
+		CHECK_SKIP("no Ed25519 in OpenSSL", "signed checkpoints");
+	}
+	test_syslog();
+	test_syslog_trouble();
+	EVP_PKEY_free(key_a);
+	EVP_PKEY_free(key_b);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", top);
 	if (system(cmd) != 0)

@@ -895,9 +895,72 @@ static void test_policy(void)
 #undef BASE
 }
 
+/* The trail's and the recordings' sections (docs/audit.md, docs/recording.md). */
+static void test_evidence(void)
+{
+#define ROOT(X)                                                                                    \
+	"{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "              \
+	"'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "               \
+	"'upstream': 'u'}], " X "}"
+	struct pw_config *c = load_ok("no audit section", jq(ROOT("'workers': 1")));
+	CHECK(c && !c->audit.enabled && !c->recording.enabled,
+	      "no section: no trail, no recording");
+	pw_config_unref(c);
+	c = load_ok("audit defaults", jq(ROOT("'audit': {'file': '/tmp/pw-audit-test.jsonl'}")));
+	CHECK(c && c->audit.enabled && c->audit.fsync == PW_AUDIT_FSYNC_INTERVAL &&
+	          c->audit.fsync_interval_ms == 100 && !c->audit.drop_when_full &&
+	          !c->audit.continue_on_failure && c->audit.parameters &&
+	          c->audit.rotate_bytes == 256u << 20 && c->audit.rotate_seconds == 86400,
+	      "audit defaults: interval 100 ms, wait, refuse, parameters, 256 MiB, a day");
+	pw_config_unref(c);
+	c = load_ok("audit set",
+	            jq(ROOT("'audit': {'stdout': true, 'fsync': 'every', 'on_full': "
+	                    "'drop', 'on_failure': 'continue', 'parameters': false}")));
+	CHECK(c && c->audit.to_stdout && !c->audit.file[0] &&
+	          c->audit.fsync == PW_AUDIT_FSYNC_EVERY && c->audit.drop_when_full &&
+	          c->audit.continue_on_failure && !c->audit.parameters,
+	      "audit keys read");
+	pw_config_unref(c);
+	expect_err("audit without a sink", jq(ROOT("'audit': {'fsync': 'every'}")), "$.audit",
+	           "expected \"file\" or \"stdout\"");
+	expect_err("audit file in no directory",
+	           jq(ROOT("'audit': {'file': '/nonexistent-pgward/a.jsonl'}")), "$.audit.file",
+	           "does not exist");
+	expect_err("audit fsync misspelt", jq(ROOT("'audit': {'stdout': true, 'fsync': 'evry'}")),
+	           "$.audit.fsync", "expected one of interval, every");
+	expect_err("audit unknown key", jq(ROOT("'audit': {'stdout': true, 'sink': 'x'}")),
+	           "$.audit.sink", "unknown key");
+	expect_err("audit field limit over the ring",
+	           jq(ROOT("'audit': {'stdout': true, 'ring_bytes': 65536, 'max_field_bytes': "
+	                   "65536}")),
+	           "$.audit.max_field_bytes", "a quarter of ring_bytes");
+	c = load_ok("recording", jq(ROOT("'recording': {'dir': '/tmp', 'max_bytes': 4096}")));
+	CHECK(c && c->recording.enabled && c->recording.max_bytes == 4096 &&
+	          strcmp(c->recording.dir, "/tmp") == 0,
+	      "recording read: dir, max_bytes");
+	pw_config_unref(c);
+	expect_err("recording dir missing", jq(ROOT("'recording': {'max_bytes': 4096}")),
+	           "$.recording.dir", "required key is missing");
+	expect_err("recording dir not a directory", jq(ROOT("'recording': {'dir': '/etc/passwd'}")),
+	           "$.recording.dir", "is not a directory");
+	expect_err("a recorded identity without a recording section",
+	           jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
+	              "'127.0.0.1', 'user': 'x'}}, 'identities': [{'name': 'a', 'auth': 'trust', "
+	              "'upstream': 'u', 'record': true}]}"),
+	           "$.identities[0].record", "needs a \"recording\" section");
+	c = load_ok("a recorded identity",
+	            jq("{'listen': [{'host': '127.0.0.1', 'port': 1}], 'upstreams': {'u': {'host': "
+	               "'127.0.0.1', 'user': 'x'}}, 'recording': {'dir': '/tmp'}, 'identities': "
+	               "[{'name': 'a', 'auth': 'trust', 'upstream': 'u', 'record': true}]}"));
+	CHECK(c && c->identities[0].record, "record: true read");
+	pw_config_unref(c);
+#undef ROOT
+}
+
 int main(void)
 {
 	fixtures_start();
+	test_evidence();
 	test_full();
 	test_defaults();
 	test_password_files();
