@@ -234,6 +234,14 @@ bool pw_audit_parameters(void)
 	return atomic_load_explicit(&want_parameters, memory_order_relaxed);
 }
 
+/* set at start, before any producer can see the trail on */
+static _Atomic uint32_t redact_set;
+
+uint32_t pw_audit_redact(void)
+{
+	return atomic_load_explicit(&redact_set, memory_order_relaxed);
+}
+
 bool pw_audit_refusing(char *sqlstate, char *message, size_t msglen)
 {
 	int e = atomic_load_explicit(&refuse_errno, memory_order_relaxed);
@@ -640,6 +648,7 @@ int pw_audit_start(const struct pw_audit_config *c, const char *config_path, cha
 	        resumed ? "taken up" : "a new chain", W.key ? ", signed by key_id " : "",
 	        W.key ? W.key_id : "");
 	atomic_store(&want_parameters, c->parameters);
+	atomic_store(&redact_set, c->redact);
 	atomic_store(&max_field, c->max_field_bytes);
 	atomic_store(&stopping, false);
 	atomic_store(&wake_flag, false);

@@ -4,66 +4,16 @@
 #include <time.h>
 
 #include "pgward/audit.h"
+#include "audit_session_int.h"
 #include "pgward/audit_session.h"
+#include "pgward/detect.h"
 #include "pgward/policy.h"
 #include "pgward/proto.h"
 #include "pgward/sql_class.h"
 #include "pgward/sql_key.h"
 #include "pgward/sql_cache.h"
 
-#define NAME_CAP 64
-
-/* A prepared statement (or the unnamed one), as its Parse said: the record's members for it
- * (statement, text, fingerprint, decision), shared by the portals bound to it. */
-struct prep {
-	struct prep *next; /* in the session's list (or the free list) */
-	int refs;
-	char name[NAME_CAP];
-	struct pw_jw frag;
-};
-
-/* A portal the server holds (Bind confirmed), or one on its way. */
-struct portal {
-	struct portal *next;
-	char name[NAME_CAP];
-	struct prep *prep; /* a reference; NULL: its statement was forgotten */
-	struct pw_jw params;
-};
-
-enum kind { K_QUERY, K_CALL, K_PARSE, K_BIND, K_DESCRIBE, K_EXECUTE, K_CLOSE, K_SYNC };
-
-struct entry {
-	struct entry *next;
-	enum kind kind;
-	bool refused; /* its record is written already; it waits for the sentinel's error */
-	bool failed;  /* the server's error came */
-	bool statement_of_describe; /* K_DESCRIBE of a statement: 't' then 'T' or 'n' */
-	char close_what;            /* K_CLOSE: 'S' or 'P' */
-	char name[NAME_CAP];        /* K_PARSE, K_CLOSE: statement or portal; K_BIND, K_EXECUTE:
-	                             * the portal */
-	char stmt[NAME_CAP];        /* K_BIND: its statement */
-	struct prep *prep;          /* K_PARSE: the statement it makes */
-	struct timespec ts;         /* when the client's message came */
-	uint64_t start_us;
-	uint64_t rows;
-	char sqlstate[6];
-	struct pw_jw body; /* K_QUERY, K_CALL: the record's members known at the start;
-	                    * K_BIND: its parameters */
-	struct pw_jw tags; /* the command tags, as JSON array elements */
-};
-
-struct pw_audit_session {
-	uint64_t serial;
-	const char *identity;
-	uint64_t recorded;
-	struct entry *head, *tail, *free_entries;
-	struct prep *preps, *free_preps;
-	struct portal *portals, *free_portals;
-	int n_preps, n_portals;
-	size_t max_field;
-};
-
-static uint64_t now_us(struct timespec *wall)
+uint64_t pw_as_now_us(struct timespec *wall)
 {
 	struct timespec m;
 	if (wall)
@@ -125,6 +75,7 @@ static void prep_forget(struct pw_audit_session *as, const char *name)
 			struct prep *p = *pp;
 			*pp = p->next;
 			as->n_preps--;
+			as->prep_bytes -= p->frag.len;
 			prep_put(as, p);
 			return;
 		}
@@ -151,17 +102,21 @@ static void portal_forget(struct pw_audit_session *as, const char *name)
 }
 
 /* Keep a list at its cap: the oldest (last) goes. */
-static void prep_trim(struct pw_audit_session *as)
+/* Keep the prepared statements within PW_AUDIT_NAMES and PW_AUDIT_PREP_BYTES of texts:
+ * the oldest go first (a named one's text is in its "prepared" record). */
+static void prep_trim(struct pw_audit_session *as, size_t adding)
 {
-	if (as->n_preps < PW_AUDIT_NAMES)
-		return;
-	struct prep **pp = &as->preps;
-	while ((*pp)->next)
-		pp = &(*pp)->next;
-	struct prep *p = *pp;
-	*pp = NULL;
-	as->n_preps--;
-	prep_put(as, p);
+	while (as->preps &&
+	       (as->n_preps >= PW_AUDIT_NAMES || as->prep_bytes + adding > PW_AUDIT_PREP_BYTES)) {
+		struct prep **pp = &as->preps;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		struct prep *p = *pp;
+		*pp = NULL;
+		as->n_preps--;
+		as->prep_bytes -= p->frag.len;
+		prep_put(as, p);
+	}
 }
 
 static void portal_trim(struct pw_audit_session *as)
@@ -212,12 +167,13 @@ static struct entry *entry_new(struct pw_audit_session *as, enum kind k)
 	pw_jw_reset(&e->body);
 	pw_jw_reset(&e->tags);
 	e->kind = k;
-	e->start_us = now_us(&e->ts);
+	e->start_us = pw_as_now_us(&e->ts);
 	return e;
 }
 
 static void push(struct pw_audit_session *as, struct entry *e)
 {
+	as->n_entries++;
 	e->next = NULL;
 	if (as->tail)
 		as->tail->next = e;
@@ -231,6 +187,7 @@ static void pop(struct pw_audit_session *as)
 	struct entry *e = as->head;
 	if (!e)
 		return;
+	as->n_entries--;
 	as->head = e->next;
 	if (!as->head)
 		as->tail = NULL;
@@ -240,129 +197,10 @@ static void pop(struct pw_audit_session *as)
 	as->free_entries = e;
 }
 
-/* ---- records ---- */
-
-static void fingerprint(struct pw_jw *w, const char *sql, size_t len)
-{
-	/* texts that differ only in their literals share one: the analyser's cache key */
-	char *key = pw_sql_cache_keybuf(len + 2);
-	size_t klen = key ? pw_sql_key(sql, len, key) : 0;
-	const char *s = klen ? key : sql;
-	size_t n = klen ? klen : len;
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(h >> (56 - 8 * i));
-	pw_jw_hex(w, "fingerprint", b, sizeof(b));
-}
-
-/* decision, by, rule, guardrail, classes; and the refusal */
-static void decision(struct pw_jw *w, bool refused, const struct pw_deny *d,
-                     const struct pw_inspect_facts *f)
-{
-	pw_jw_str(w, "decision", refused ? "deny" : "allow");
-	if (f) {
-		pw_jw_str(w, "by", pw_decided_by_name(f->d.by));
-		if (f->d.by == PW_BY_RULE && f->d.rule)
-			pw_jw_int(w, "rule", f->d.rule);
-		else
-			pw_jw_null(w, "rule");
-		if (f->d.by == PW_BY_GUARDRAIL)
-			pw_jw_str(w, "guardrail", pw_guardrail_name(f->d.guardrail));
-		else
-			pw_jw_null(w, "guardrail");
-		pw_jw_arr(w, "classes");
-		for (int c = 0; c < 32; c++)
-			if (f->classes & (1u << c))
-				pw_jw_str(w, NULL, pw_sql_class_name((enum pw_sql_class)c));
-		pw_jw_arr_end(w);
-	} else {
-		pw_jw_str(w, "by", "limit");
-	}
-	if (refused) {
-		pw_jw_str(w, "refusal_sqlstate", d->sqlstate);
-		pw_jw_str(w, "refusal", d->message);
-	}
-}
-
-/* Write the record of e (a Query, FunctionCall or Execute) with its ending. */
-static void emit(struct pw_audit_session *as, struct entry *e, const char *status)
-{
-	struct pw_jw *w = pw_audit_begin_at("statement", &e->ts);
-	if (!w)
-		return;
-	pw_jw_uint(w, "session", as->serial);
-	pw_jw_str(w, "identity", as->identity);
-	if (e->kind == K_EXECUTE) {
-		struct portal *o = portal_find(as, e->name);
-		pw_jw_str(w, "protocol", "extended");
-		pw_jw_str(w, "portal", e->name);
-		if (o && o->prep)
-			pw_jw_raw(w, NULL, o->prep->frag.p, o->prep->frag.len);
-		else
-			pw_jw_null(w, "text");
-		if (o && o->params.len)
-			pw_jw_raw(w, NULL, o->params.p, o->params.len);
-	} else {
-		pw_jw_raw(w, NULL, e->body.p, e->body.len);
-	}
-	pw_jw_str(w, "status", status);
-	pw_jw_arr(w, "commands");
-	if (e->tags.len)
-		pw_jw_raw(w, NULL, e->tags.p, e->tags.len);
-	pw_jw_arr_end(w);
-	pw_jw_uint(w, "rows", e->rows);
-	if (e->sqlstate[0])
-		pw_jw_str(w, "sqlstate", e->sqlstate);
-	else
-		pw_jw_null(w, "sqlstate");
-	pw_jw_uint(w, "duration_us", now_us(NULL) - e->start_us);
-	pw_audit_end(w);
-	as->recorded++;
-}
-
-/* A refused message's record, written at once (nothing of it reaches the server). */
-static void emit_refused(struct pw_audit_session *as, const struct pw_stmt *m,
-                         const struct pw_deny *d, const struct pw_inspect_facts *f)
-{
-	struct pw_jw *w = pw_audit_begin("statement");
-	if (!w)
-		return;
-	static const struct {
-		uint8_t type;
-		const char *name;
-	} protocols[] = {{'Q', "simple"}, {'P', "parse"}, {'B', "bind"}, {'F', "function_call"}};
-	const char *proto = "?";
-	for (size_t i = 0; i < sizeof(protocols) / sizeof(protocols[0]); i++)
-		if (protocols[i].type == m->type)
-			proto = protocols[i].name;
-	pw_jw_uint(w, "session", as->serial);
-	pw_jw_str(w, "identity", as->identity);
-	pw_jw_str(w, "protocol", proto);
-	if (m->type == 'P' || m->type == 'B')
-		pw_jw_str(w, m->type == 'P' ? "statement" : "portal", m->name ? m->name : "");
-	if (m->sql) {
-		pw_jw_strn(w, "text", m->sql, m->sql_len);
-		fingerprint(w, m->sql, m->sql_len);
-	} else {
-		pw_jw_null(w, "text");
-	}
-	decision(w, true, d, f);
-	pw_jw_str(w, "status", "refused");
-	pw_jw_arr(w, "commands");
-	pw_jw_arr_end(w);
-	pw_jw_uint(w, "rows", 0);
-	pw_jw_str(w, "sqlstate", d->sqlstate);
-	pw_jw_uint(w, "duration_us", 0);
-	pw_audit_end(w);
-	as->recorded++;
-}
-
 /* ---- the client's side ---- */
 
-struct pw_audit_session *pw_audit_session_new(uint64_t serial, const char *identity)
+struct pw_audit_session *pw_audit_session_new(uint64_t serial, const char *identity,
+                                              bool rfq_pending)
 {
 	if (!pw_audit_on())
 		return NULL;
@@ -372,6 +210,10 @@ struct pw_audit_session *pw_audit_session_new(uint64_t serial, const char *ident
 	as->serial = serial;
 	as->identity = identity;
 	as->max_field = pw_audit_max_field();
+	pw_jw_init(&as->scratch, 0);
+	struct entry *e;
+	if (rfq_pending && (e = entry_new(as, K_SYNC)))
+		push(as, e); /* the start-up's ReadyForQuery answers it */
 	return as;
 }
 
@@ -394,7 +236,7 @@ uint64_t pw_audit_session_free(struct pw_audit_session *as)
 		struct entry *e = as->head;
 		if (!e->refused &&
 		    (e->kind == K_QUERY || e->kind == K_CALL || e->kind == K_EXECUTE))
-			emit(as, e, "unfinished");
+			pw_as_emit(as, e, "unfinished");
 		pop(as);
 	}
 	while (as->portals) {
@@ -419,134 +261,115 @@ uint64_t pw_audit_session_free(struct pw_audit_session *as)
 		free(o);
 	}
 	uint64_t n = as->recorded;
+	pw_jw_free(&as->scratch);
 	free(as);
 	return n;
 }
 
-static int16_t be16(const uint8_t *p)
-{
-	return (int16_t)(p[0] << 8 | p[1]);
-}
-
-/* A Bind's parameters into w as "parameters":[...]: text ones as strings, binary ones as
- * {"binary":"<hex>"}, NULL as null. False when the message is malformed (the server refuses
- * it then; nothing is recorded of its values). */
-static bool bind_params(struct pw_jw *w, const uint8_t *body, size_t len)
-{
-	const uint8_t *p = body, *end = body + len;
-	const uint8_t *z1 = memchr(p, 0, len),
-	              *z2 = z1 ? memchr(z1 + 1, 0, (size_t)(end - z1 - 1)) : NULL;
-	if (!z2 || end - z2 - 1 < 2)
-		return false;
-	p = z2 + 1;
-	int nf = be16(p);
-	p += 2;
-	if (nf < 0 || end - p < 2 * nf + 2)
-		return false;
-	const uint8_t *fmts = p;
-	p += 2 * nf;
-	int np = be16(p);
-	p += 2;
-	if (np < 0 || (nf > 1 && nf != np))
-		return false;
-	pw_jw_arr(w, "parameters");
-	for (int i = 0; i < np; i++) {
-		if (end - p < 4)
-			return false;
-		int32_t l = (int32_t)pw_be32(p);
-		p += 4;
-		if (l > 0 && end - p < l)
-			return false;
-		int fmt = nf == 0 ? 0 : be16(fmts + 2 * (nf == 1 ? 0 : i));
-		if (l < 0) {
-			pw_jw_null(w, NULL);
-		} else if (fmt == 0) {
-			pw_jw_strn(w, NULL, (const char *)p, (size_t)l);
-		} else {
-			pw_jw_obj(w, NULL);
-			pw_jw_hex(w, "binary", p, (size_t)l);
-			pw_jw_obj_end(w);
-		}
-		if (l > 0)
-			p += l;
-	}
-	pw_jw_arr_end(w);
-	return true;
-}
-
-void pw_audit_on_statement(struct pw_audit_session *as, const struct pw_stmt *m, bool refused,
-                           const struct pw_deny *d, const struct pw_inspect_facts *f)
+int pw_audit_on_statement(struct pw_audit_session *as, const struct pw_stmt *m, bool refused,
+                          const struct pw_deny *d, const struct pw_inspect_facts *f)
 {
 	if (!as)
-		return;
+		return 0;
 	if (refused) {
 		/* the relay sends a sentinel in its place: its error comes back in order */
 		if (d)
-			emit_refused(as, m, d, f);
+			pw_as_emit_refused(as, m, d, f);
 		struct entry *e =
 		    entry_new(as, m->type == 'Q' || m->type == 'F' ? K_QUERY : K_PARSE);
 		if (!e)
-			return;
+			return -1;
 		e->refused = true;
 		push(as, e);
-		return;
+		return as->n_entries > PW_AUDIT_IN_FLIGHT ? -1 : 0;
 	}
 	struct entry *e;
 	switch (m->type) {
 	case 'Q':
 	case 'F':
 		if (!(e = entry_new(as, m->type == 'Q' ? K_QUERY : K_CALL)))
-			return;
+			return -1;
 		pw_jw_str(&e->body, "protocol", m->type == 'Q' ? "simple" : "function_call");
 		if (m->type == 'Q') {
-			pw_jw_strn(&e->body, "text", m->sql, m->sql_len);
-			fingerprint(&e->body, m->sql, m->sql_len);
+			pw_as_text(as, &e->body, "text", m->sql, m->sql_len);
+			pw_as_fingerprint(&e->body, m->sql, m->sql_len);
 		} else {
 			pw_jw_null(&e->body, "text");
 		}
-		decision(&e->body, false, d, f);
+		pw_as_decision(&e->body, false, d, f);
 		break;
 	case 'P':
 		if (!(e = entry_new(as, K_PARSE)))
-			return;
+			return -1;
 		name_key(e->name, m->name ? m->name : "");
 		if (!(e->prep = prep_new(as))) {
 			e->next = as->free_entries; /* never pushed: back to the free list */
 			as->free_entries = e;
-			return;
+			return -1;
 		}
 		memcpy(e->prep->name, e->name, NAME_CAP);
 		pw_jw_str(&e->prep->frag, "statement", m->name ? m->name : "");
-		pw_jw_strn(&e->prep->frag, "text", m->sql, m->sql_len);
-		fingerprint(&e->prep->frag, m->sql, m->sql_len);
-		decision(&e->prep->frag, false, d, f);
+		pw_as_text(as, &e->prep->frag, "text", m->sql, m->sql_len);
+		pw_as_fingerprint(&e->prep->frag, m->sql, m->sql_len);
+		pw_as_decision(&e->prep->frag, false, d, f);
 		break;
 	case 'B':
 		if (!(e = entry_new(as, K_BIND)))
-			return;
+			return -1;
 		name_key(e->name, m->name ? m->name : "");
 		name_key(e->stmt, m->stmt ? m->stmt : "");
-		if (pw_audit_parameters() && !bind_params(&e->body, m->body, m->len))
+		if (pw_audit_parameters() && !pw_as_bind_params(as, &e->body, m->body, m->len))
 			pw_jw_reset(&e->body);
 		break;
 	default:
-		return;
+		return 0;
 	}
 	push(as, e);
+	return as->n_entries > PW_AUDIT_IN_FLIGHT ? -1 : 0;
 }
 
-void pw_audit_on_oversize(struct pw_audit_session *as, uint8_t type, const struct pw_deny *d)
+int pw_audit_on_oversize(struct pw_audit_session *as, uint8_t type, const struct pw_deny *d)
 {
-	if (!as)
-		return;
 	struct pw_stmt m = {.type = type};
-	pw_audit_on_statement(as, &m, true, d, NULL);
+	return pw_audit_on_statement(as, &m, true, d, NULL);
 }
 
-void pw_audit_on_client(struct pw_audit_session *as, const uint8_t *msg, size_t len)
+/* What an Execute runs, taken when it is sent: the latest Bind of its portal still on its way
+ * (and the latest Parse before that Bind of the statement it names), else the portal and
+ * statement the server holds. Its record cannot then depend on what later messages do. */
+static void resolve(struct pw_audit_session *as, struct entry *x)
+{
+	struct entry *b = NULL, *pe = NULL;
+	for (struct entry *e = as->head; e; e = e->next)
+		if (e->kind == K_BIND && !e->refused && strcmp(e->name, x->name) == 0)
+			b = e;
+	struct prep *p = NULL;
+	const struct pw_jw *params = NULL;
+	if (b) {
+		for (struct entry *e = as->head; e && e != b; e = e->next)
+			if (e->kind == K_PARSE && !e->refused && e->prep &&
+			    !strcmp(e->name, b->stmt))
+				pe = e;
+		p = pe ? pe->prep : prep_find(as, b->stmt);
+		params = &b->body;
+		memcpy(x->stmt, b->stmt, NAME_CAP);
+	} else {
+		struct portal *o = portal_find(as, x->name);
+		p = o ? o->prep : NULL;
+		params = o ? &o->params : NULL;
+	}
+	if (p) {
+		p->refs++;
+		x->prep = p;
+	}
+	if (params && params->len)
+		pw_jw_append(&x->body, params->p, params->len);
+}
+
+int pw_audit_on_client(struct pw_audit_session *as, const uint8_t *msg, size_t len)
 {
 	if (!as || len < PW_HDR)
-		return;
+		return 0;
 	const char *body = (const char *)msg + PW_HDR;
 	size_t blen = len - PW_HDR;
 	enum kind k;
@@ -564,19 +387,21 @@ void pw_audit_on_client(struct pw_audit_session *as, const uint8_t *msg, size_t 
 		k = K_SYNC;
 		break;
 	default:
-		return;
+		return 0;
 	}
 	struct entry *e = entry_new(as, k);
 	if (!e)
-		return;
+		return -1;
 	if ((k == K_DESCRIBE || k == K_CLOSE) && blen >= 2 && memchr(body + 1, 0, blen - 1)) {
 		e->statement_of_describe = body[0] == 'S';
 		e->close_what = body[0];
 		name_key(e->name, body + 1);
 	} else if (k == K_EXECUTE && blen >= 1 && memchr(body, 0, blen)) {
 		name_key(e->name, body);
+		resolve(as, e);
 	}
 	push(as, e);
+	return as->n_entries > PW_AUDIT_IN_FLIGHT ? -1 : 0;
 }
 
 /* ---- the server's side ---- */
@@ -600,7 +425,10 @@ static void completed(struct entry *e, const uint8_t *msg, size_t len)
 {
 	const char *tag = (const char *)msg + PW_HDR;
 	size_t n = strnlen(tag, len - PW_HDR);
-	pw_jw_strn(&e->tags, NULL, tag, n);
+	if (e->tags.len > 16384)
+		e->tags_cut++; /* a Query of thousands of statements: the record stays bounded */
+	else
+		pw_jw_strn(&e->tags, NULL, tag, n);
 	e->rows += tag_rows(tag, n);
 }
 
@@ -616,8 +444,9 @@ static void skip_group(struct pw_audit_session *as)
 {
 	while (as->head && as->head->kind != K_SYNC) {
 		struct entry *e = as->head;
-		if (e->kind == K_EXECUTE && !e->refused)
-			emit(as, e, "skipped");
+		if ((e->kind == K_EXECUTE || e->kind == K_QUERY || e->kind == K_CALL) &&
+		    !e->refused)
+			pw_as_emit(as, e, "skipped"); /* the server discards it up to the Sync */
 		pop(as);
 	}
 }
@@ -630,9 +459,9 @@ static void ready(struct pw_audit_session *as, char tx)
 		struct entry *e = as->head;
 		bool last = e->kind == K_SYNC || e->kind == K_QUERY || e->kind == K_CALL;
 		if (!e->refused && (e->kind == K_QUERY || e->kind == K_CALL))
-			emit(as, e, e->failed ? "error" : "done");
+			pw_as_emit(as, e, e->failed ? "error" : "done");
 		else if (!e->refused && e->kind == K_EXECUTE)
-			emit(as, e, "skipped");
+			pw_as_emit(as, e, "skipped");
 		pop(as);
 		if (last)
 			break;
@@ -659,10 +488,14 @@ static void bound(struct pw_audit_session *as, struct entry *e)
 	o->prep = prep_find(as, e->stmt);
 	if (o->prep)
 		o->prep->refs++;
-	/* the parameters move to the portal: the two buffers change places */
+	/* the parameters move to the portal: the two buffers change places (each keeps its
+	 * limit) */
 	struct pw_jw t = o->params;
-	o->params = e->body;
-	e->body = t;
+	o->params.p = e->body.p;
+	o->params.len = e->body.len;
+	o->params.cap = e->body.cap;
+	e->body.p = t.p;
+	e->body.cap = t.cap;
 	pw_jw_reset(&e->body);
 	o->next = as->portals;
 	as->portals = o;
@@ -673,10 +506,13 @@ static void bound(struct pw_audit_session *as, struct entry *e)
 static void parsed(struct pw_audit_session *as, struct entry *e)
 {
 	prep_forget(as, e->name);
-	prep_trim(as);
+	prep_trim(as, e->prep->frag.len);
+	if (e->name[0])
+		pw_as_emit_prepared(as, e->prep); /* the trail keeps what a name stands for */
 	e->prep->next = as->preps;
 	as->preps = e->prep;
 	as->n_preps++;
+	as->prep_bytes += e->prep->frag.len;
 	e->prep = NULL; /* the list holds its reference now */
 }
 
@@ -712,11 +548,11 @@ static void answer(struct pw_audit_session *as, struct entry *e, uint8_t t, cons
 	case K_EXECUTE:
 		if (t == 'C') {
 			completed(e, msg, len);
-			emit(as, e, "done");
+			pw_as_emit(as, e, "done");
 		} else if (t == 'I') {
-			emit(as, e, "done");
+			pw_as_emit(as, e, "done");
 		} else if (t == 's') {
-			emit(as, e, "suspended");
+			pw_as_emit(as, e, "suspended");
 		} else {
 			return; /* rows, COPY: not yet */
 		}
@@ -751,7 +587,7 @@ void pw_audit_on_upstream(struct pw_audit_session *as, const uint8_t *msg, size_
 	if (t == 'E') {
 		if (e->kind == K_EXECUTE && !e->refused) {
 			error_of(e, msg, len);
-			emit(as, e, "error");
+			pw_as_emit(as, e, "error");
 		}
 		pop(as);
 		skip_group(as);
@@ -766,9 +602,54 @@ void pw_audit_on_refusal_back(struct pw_audit_session *as)
 		return;
 	struct entry *e = as->head;
 	if (e->kind == K_QUERY || e->kind == K_CALL) {
+		if (!e->failed)
+			snprintf(e->sqlstate, sizeof(e->sqlstate), "%s",
+			         e->refused ? "42501" : "?????");
 		e->failed = true;
 		return; /* its ReadyForQuery follows */
 	}
+	if (e->kind == K_EXECUTE && !e->refused) {
+		/* the relay took an error of this Execute's for a refusal (its message names the
+		 * sentinel): it is the Execute's error all the same */
+		snprintf(e->sqlstate, sizeof(e->sqlstate), "?????");
+		e->failed = true;
+		pw_as_emit(as, e, "error");
+	}
 	pop(as);
 	skip_group(as);
+}
+
+void pw_audit_on_syncs_ignored(struct pw_audit_session *as, uint64_t n)
+{
+	if (!as || !n)
+		return;
+	/* the Syncs after the last Execute: the server ignored them in COPY IN */
+	struct entry *last_exec = NULL;
+	uint64_t syncs = 0;
+	for (struct entry *e = as->head; e; e = e->next)
+		if (e->kind == K_EXECUTE) {
+			last_exec = e;
+			syncs = 0;
+		} else if (e->kind == K_SYNC) {
+			syncs++;
+		}
+	uint64_t drop_from = syncs > n ? syncs - n : 0, k = 0;
+	struct entry *prev = last_exec;
+	for (struct entry *e = last_exec ? last_exec->next : as->head; e;) {
+		struct entry *next = e->next;
+		if (e->kind == K_SYNC && k++ >= drop_from) {
+			if (prev)
+				prev->next = next;
+			else
+				as->head = next;
+			if (as->tail == e)
+				as->tail = prev;
+			e->next = as->free_entries;
+			as->free_entries = e;
+			as->n_entries--;
+		} else {
+			prev = e;
+		}
+		e = next;
+	}
 }

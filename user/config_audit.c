@@ -194,13 +194,21 @@ static int syslog_section(struct pw_jp *x, const json_t *a, struct pw_audit_sysl
 
 int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *cfg)
 {
-	static const char *const keys[] = {"file",         "stdout",
-	                                   "fsync",        "fsync_interval_ms",
-	                                   "on_full",      "on_failure",
-	                                   "rotate_bytes", "rotate_seconds",
-	                                   "ring_bytes",   "max_field_bytes",
-	                                   "parameters",   "checkpoint",
-	                                   "syslog",       NULL};
+	static const char *const keys[] = {"file",
+	                                   "stdout",
+	                                   "fsync",
+	                                   "fsync_interval_ms",
+	                                   "on_full",
+	                                   "on_failure",
+	                                   "rotate_bytes",
+	                                   "rotate_seconds",
+	                                   "ring_bytes",
+	                                   "max_field_bytes",
+	                                   "parameters",
+	                                   "checkpoint",
+	                                   "syslog",
+	                                   "redact",
+	                                   NULL};
 	static const char *const full_names[] = {"wait", "drop"};
 	static const char *const failure_names[] = {"refuse", "continue"};
 	struct pw_audit_config *c = &cfg->audit;
@@ -211,6 +219,7 @@ int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *cf
 	                              .rotate_seconds = 86400,
 	                              .max_field_bytes = 1u << 20,
 	                              .parameters = true,
+	                              .redact = PW_AUDIT_REDACT_DEFAULT,
 	                              .checkpoint_every = PW_AUDIT_CHECKPOINT_EVERY,
 	                              .syslog.facility = PW_AUDIT_FACILITY_AUTHPRIV};
 	int rc, v;
@@ -239,6 +248,12 @@ int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *cf
 	if (rc > 0)
 		c->continue_on_failure = v == 1;
 	STEP(x, bad, pw_jp_bool(x, a, "$.audit", "parameters", &c->parameters));
+	/* an empty list: nothing is redacted */
+	json_t *r = json_object_get(a, "redact");
+	if (json_is_array(r) && json_array_size(r) == 0)
+		c->redact = 0;
+	else
+		STEP(x, bad, pw_cfg_detector_set(x, a, "$.audit", "redact", &c->redact));
 	STEP(x, bad, sizes(x, a, c));
 	STEP(x, bad, checkpoint(x, a, c));
 	STEP(x, bad, syslog_section(x, a, &c->syslog));

@@ -26,17 +26,19 @@ static int check_columns(struct pw_jp *x, const char *jp, const char *globs, int
 	return 0;
 }
 
-static int rule_detectors(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
+int pw_cfg_detector_set(struct pw_jp *x, const json_t *e, const char *jp, const char *key,
+                        uint32_t *set)
 {
 	char jp2[PW_JP_PATH_MAX], sub[PW_JP_PATH_MAX], q[PW_JP_QUOTE_MAX], *list = NULL;
 	int n, rc = 0;
-	if (!pw_jp_member(e, "detectors"))
+	if (!pw_jp_member(e, key))
 		return 0;
-	if (pw_jp_names(x, e, jp, "detectors", PW_NAME_MAX, PW_DET_N + 1, &list, &n) < 0) {
+	if (pw_jp_names(x, e, jp, key, PW_NAME_MAX, PW_DET_N + 1, &list, &n) < 0) {
 		free(list);
 		return -1;
 	}
-	pw_jp_key(jp2, jp, "detectors");
+	*set = 0;
+	pw_jp_key(jp2, jp, key);
 	for (int i = 0; i < n && rc == 0; i++) {
 		const char *name = list + (size_t)i * PW_NAME_MAX;
 		int d = strcmp(name, "all") == 0 ? PW_DET_N : pw_detector_from_name(name);
@@ -49,11 +51,16 @@ static int rule_detectors(struct pw_jp *x, const json_t *e, const char *jp, stru
 			    "private_key), got %s",
 			    pw_jp_quote(q, name));
 		} else {
-			r->detectors |= d == PW_DET_N ? PW_DET_ALL : 1u << d;
+			*set |= d == PW_DET_N ? PW_DET_ALL : 1u << d;
 		}
 	}
 	free(list);
 	return rc;
+}
+
+static int rule_detectors(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)
+{
+	return pw_cfg_detector_set(x, e, jp, "detectors", &r->detectors);
 }
 
 int pw_cfg_mask_rule(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r)

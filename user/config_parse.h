@@ -48,5 +48,9 @@ void pw_cfg_policy_free(struct pw_policy *p);
 int pw_cfg_mask_rule(struct pw_jp *x, const json_t *e, const char *jp, struct pw_rule *r);
 int pw_cfg_mask_policy(struct pw_jp *x, const json_t *e, const char *jp, struct pw_policy *p);
 int pw_cfg_mask_key(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_mask.c: a list of detector names (or "all") at key of e into *set (a bit per
+ * enum pw_detector); 0 when absent (set untouched), -1 said through x */
+int pw_cfg_detector_set(struct pw_jp *x, const json_t *e, const char *jp, const char *key,
+                        uint32_t *set);
 
 #endif

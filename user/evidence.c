@@ -31,7 +31,8 @@ int pw_evidence_start(struct pw_evidence *ev, const struct pw_opening *op, struc
 {
 	ev->ready_ms = now;
 	if (pw_audit_on()) {
-		if (!(ev->audit = pw_audit_session_new(op->io.serial, op->client.id->name)))
+		if (!(ev->audit = pw_audit_session_new(op->io.serial, op->client.id->name,
+		                                       op->rfq_pending)))
 			return -1;
 		pw_relay_tracking(r, true);
 		pw_opening_audit(op, cl->ssl != NULL);

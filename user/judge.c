@@ -52,6 +52,16 @@ static int mask_follows(struct pw_mask_session *ms, const struct pw_stmt *m, enu
 	return 0;
 }
 
+/* The trail cannot follow the session any more: it ends (nothing runs unaudited). */
+static bool audit_lost(struct pw_relay *r)
+{
+	pw_deny_set(&r->fail, "54000",
+	            "pgward: more than %d messages wait for the server's answers (or memory ran "
+	            "out): the audit trail cannot follow this session",
+	            PW_AUDIT_IN_FLIGHT);
+	return false;
+}
+
 bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
                      const struct pw_caller *who, struct pw_worker *w, void *owner,
                      const char *peer)
@@ -60,11 +70,17 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 		return true; /* parked until the verdict on the message at scan is back */
 	for (;;) {
 		enum pw_relay_outcome o = pw_relay_scan_client(r, b);
+		if (r->syncs_ignored != jg->syncs_ignored) {
+			/* a COPY IN began: the Syncs pipelined after its Execute get no answer */
+			pw_audit_on_syncs_ignored(who->audit, r->syncs_ignored - jg->syncs_ignored);
+			jg->syncs_ignored = r->syncs_ignored;
+		}
 		if (o == PW_RELAY_REFUSED) {
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, r->stmt.type,
 			        r->fail.sqlstate, PW_Q(r->fail.message));
-			pw_audit_on_oversize(who->audit, r->stmt.type, &r->fail);
+			if (pw_audit_on_oversize(who->audit, r->stmt.type, &r->fail) < 0)
+				return audit_lost(r);
 			continue;
 		}
 		if (o == PW_RELAY_FAIL)
@@ -73,7 +89,8 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			if (who->mask &&
 			    pw_mask_on_client(who->mask, pw_buf_at_scan(b), r->total, &r->fail) < 0)
 				return false;
-			pw_audit_on_client(who->audit, pw_buf_at_scan(b), r->total);
+			if (pw_audit_on_client(who->audit, pw_buf_at_scan(b), r->total) < 0)
+				return audit_lost(r);
 			continue;
 		}
 		if (o != PW_RELAY_JUDGE)
@@ -113,7 +130,11 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, m->type, d.sqlstate,
 			        PW_Q(d.message));
-		pw_audit_on_statement(who->audit, m, v == PW_DENY, unaudited ? NULL : &d, &facts);
+		if (pw_audit_on_statement(who->audit, m, v == PW_DENY, unaudited ? NULL : &d,
+		                          &facts) < 0) {
+			pw_inspect_plans_free(&plans);
+			return audit_lost(r);
+		}
 		if (pw_relay_decide(r, b, v == PW_DENY, &d) == PW_RELAY_FAIL)
 			return false;
 	}

@@ -178,6 +178,23 @@ static void base64(struct pw_jw *w, const uint8_t *b, size_t n)
 	w->p[w->len] = '\0';
 }
 
+/* How many of s's n bytes fit max written bytes once escaped (text) or in base64. */
+static size_t fits(const char *s, size_t n, size_t max, bool text)
+{
+	if (!text)
+		return n / 3 * 4 <= max ? n : max / 4 * 3;
+	size_t out = 0, i = 0;
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		out += c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' ? 2
+		       : c < 0x20 || c == 0x7f                                      ? 6
+		                                                                    : 1;
+		if (out > max)
+			break;
+	}
+	return i;
+}
+
 void pw_jw_strn(struct pw_jw *w, const char *key, const char *s, size_t n)
 {
 	if (!s) {
@@ -185,13 +202,13 @@ void pw_jw_strn(struct pw_jw *w, const char *key, const char *s, size_t n)
 		return;
 	}
 	size_t full = n;
-	if (w->max_field && n > w->max_field) {
-		n = w->max_field;
+	bool text = pw_utf8_valid(s, n);
+	/* the limit is on what is written: escaping or base64 cannot grow a value past it */
+	if (w->max_field && (n = fits(s, n, w->max_field, text)) < full) {
 		/* back to a character boundary: never a continuation byte first after the cut */
-		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		while (text && n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
 			n--;
 	}
-	bool text = pw_utf8_valid(s, n);
 	key_of(w, NULL);
 	if (key) {
 		putc1(w, '"');
@@ -199,16 +216,23 @@ void pw_jw_strn(struct pw_jw *w, const char *key, const char *s, size_t n)
 		if (!text)
 			put(w, "_base64", 7);
 		put(w, "\":", 2);
+	} else if (!text || n < full) {
+		/* an element has no key to mark: an object says what it is */
+		put(w, text ? "{\"text\":" : "{\"base64\":", text ? 8 : 10);
 	}
 	if (text)
 		escaped(w, s, n);
 	else
 		base64(w, (const uint8_t *)s, n);
-	if (n < full && key) {
+	if (n < full) {
 		char k[96];
-		snprintf(k, sizeof(k), "%s_bytes", key);
-		pw_jw_uint(w, k, full);
+		snprintf(k, sizeof(k), "%s_bytes", key ? key : "");
+		w->comma = true;
+		pw_jw_uint(w, key ? k : "bytes", full);
 	}
+	if (!key && (!text || n < full))
+		putc1(w, '}');
+	w->comma = true;
 }
 
 void pw_jw_str(struct pw_jw *w, const char *key, const char *s)
@@ -247,6 +271,8 @@ void pw_jw_null(struct pw_jw *w, const char *key)
 void pw_jw_hex(struct pw_jw *w, const char *key, const uint8_t *b, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	if (w->max_field && n * 2 > w->max_field)
+		n = w->max_field / 2; /* cut: the caller's record says how long it was */
 	key_of(w, key);
 	if (!room(w, n * 2 + 2))
 		return;

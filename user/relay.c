@@ -254,6 +254,7 @@ static enum pw_relay_outcome client_other(struct pw_relay *r, struct pw_buf *b, 
 			 * after the Execute that started the COPY get no answer */
 			r->copy_in = true;
 			r->rfq_owed -= r->syncs_since_exec;
+			r->syncs_ignored += r->syncs_since_exec;
 			r->syncs_since_exec = 0;
 		}
 		if (t != 'd')

@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "pgward/detect.h"
 #include "pgward/jw.h"
 
 enum pw_audit_fsync { PW_AUDIT_FSYNC_INTERVAL, PW_AUDIT_FSYNC_EVERY };
@@ -71,8 +72,12 @@ struct pw_audit_config {
 	int rotate_seconds;       /* 0: never by age; default 86400 */
 	size_t max_field_bytes;   /* a string value at most, default 1 MiB (statement text) */
 	bool parameters;          /* Bind parameters in statement records (default true) */
-	char key_file[PATH_MAX];  /* checkpoint.key_file: Ed25519 private key, PEM ("": none) */
-	int checkpoint_every;     /* checkpoint.every: 1..1000000 (0: the default, 1000) */
+	/* what content detectors (detect.h) find in statement texts and parameters is written
+	 * "[redacted:<detector>]" (a bit per enum pw_detector; default PW_AUDIT_REDACT_DEFAULT:
+	 * card numbers and secrets, which PCI DSS and common sense keep out of logs) */
+	uint32_t redact;
+	char key_file[PATH_MAX]; /* checkpoint.key_file: Ed25519 private key, PEM ("": none) */
+	int checkpoint_every;    /* checkpoint.every: 1..1000000 (0: the default, 1000) */
 	struct pw_audit_syslog syslog;
 };
 
@@ -96,6 +101,11 @@ void pw_audit_stop(const char *reason);
 bool pw_audit_on(void);
 /* Bind parameters wanted in statement records? */
 bool pw_audit_parameters(void);
+/* The detectors whose matches statement records redact (audit_config.redact). */
+uint32_t pw_audit_redact(void);
+#define PW_AUDIT_REDACT_DEFAULT                                                                    \
+	((1u << PW_DET_CARD) | (1u << PW_DET_JWT) | (1u << PW_DET_AWS_KEY) |                       \
+	 (1u << PW_DET_GITHUB) | (1u << PW_DET_SLACK) | (1u << PW_DET_PEM_KEY))
 
 /* The trail cannot be written and on_failure is "refuse": true, with the refusal a statement
  * gets in sqlstate (6 bytes) and message. Any thread; a relaxed atomic load when all is well. */

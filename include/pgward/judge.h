@@ -21,6 +21,7 @@ struct pw_judge {
 	struct pw_deny d;
 	struct pw_inspect_plans plans; /* with the verdict: masking's plans */
 	struct pw_inspect_facts facts; /* with the verdict: what decided, for the trail */
+	uint64_t syncs_ignored;        /* the relay's, as the trail was last told */
 };
 
 /* Walk the client's messages in b: each one the relay stops at is judged for who and decided.

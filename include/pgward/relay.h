@@ -44,6 +44,7 @@ struct pw_relay {
 	bool c_terminated;   /* the client sent Terminate */
 	bool hold_terminate; /* the owner keeps the upstream: a Terminate is cut, not passed */
 	uint32_t syncs_since_exec;
+	uint64_t syncs_ignored; /* Syncs the server ignored in COPY IN, in total (the trail) */
 	bool copy_in;
 	/* upstream -> client */
 	size_t u_remaining;

@@ -148,11 +148,12 @@ static void begin(void)
 	                            .fsync_interval_ms = 10,
 	                            .ring_bytes = 1 << 20,
 	                            .max_field_bytes = 4096,
-	                            .parameters = true};
+	                            .parameters = true,
+	                            .redact = PW_AUDIT_REDACT_DEFAULT};
 	snprintf(c.file, sizeof(c.file), "%s", trail);
 	if (pw_audit_start(&c, "test", err, sizeof(err)) < 0)
 		printf("# %s\n", err);
-	as = pw_audit_session_new(7, "agent");
+	as = pw_audit_session_new(7, "agent", false);
 }
 
 /* End both; the statement records. */
@@ -256,7 +257,8 @@ static void test_extended(void)
 	pw_audit_on_refusal_back(as);
 	server(rfq('I'));
 	json_t *a = end();
-	CHECK(json_array_size(a) == 6, "six statement records (%zu)", json_array_size(a));
+	CHECK(json_array_size(a) == 7, "seven records: six statements and one prepared (%zu)",
+	      json_array_size(a));
 	json_t *r = json_array_get(a, 0);
 	json_t *p = r ? json_object_get(r, "parameters") : NULL;
 	CHECK(r && !strcmp(sv(r, "protocol"), "extended") &&
@@ -266,25 +268,138 @@ static void test_extended(void)
 	          json_integer_value(json_object_get(r, "rule")) == 2,
 	      "an Execute: the Parse's text, the Bind's parameter, done, the Parse's rule");
 	r = json_array_get(a, 1);
+	CHECK(r && !strcmp(sv(r, "status"), "prepared") && !strcmp(sv(r, "statement"), "s1"),
+	      "the named statement's prepared record");
+	r = json_array_get(a, 2);
 	CHECK(r && !strcmp(sv(r, "text"), "SELECT * FROM big WHERE a = $1") &&
 	          !strcmp(sv(r, "statement"), "s1") &&
 	          json_integer_value(json_object_get(r, "rows")) == 5,
 	      "a named statement's Execute: its text, 5 rows");
-	r = json_array_get(a, 2);
+	r = json_array_get(a, 3);
 	CHECK(r && !strcmp(sv(r, "status"), "suspended") && !strcmp(sv(r, "portal"), "p2"),
 	      "a row limit reached: suspended, on its portal");
-	r = json_array_get(a, 3);
+	r = json_array_get(a, 4);
 	CHECK(r && !strcmp(sv(r, "status"), "error") && !strcmp(sv(r, "sqlstate"), "22P02"),
 	      "the failing Execute: error");
-	r = json_array_get(a, 4);
-	CHECK(r && !strcmp(sv(r, "status"), "skipped"), "the Execute after it: skipped");
 	r = json_array_get(a, 5);
+	CHECK(r && !strcmp(sv(r, "status"), "skipped"), "the Execute after it: skipped");
+	r = json_array_get(a, 6);
 	CHECK(r && !strcmp(sv(r, "status"), "refused") && !strcmp(sv(r, "protocol"), "parse"),
 	      "a refused Parse: refused");
 	json_decref(a);
 }
 
 /* Random sequences: every kind of message, valid framing, random bodies, any order. */
+/* What the review found: an Execute's text taken when it is sent; the start-up's ReadyForQuery;
+ * Syncs ignored in COPY IN; a refusal that is not one; named statements recorded. */
+static void test_in_step(void)
+{
+	begin();
+	/* the session ends before the server confirmed Parse and Bind: the text is kept */
+	parse("", "DELETE FROM orders", false);
+	bind_one("", "", NULL);
+	client(mk('E', "si", "", 0));
+	client(mk('S', ""));
+	json_t *a = end();
+	json_t *r = json_array_get(a, 0);
+	CHECK(r && !strcmp(sv(r, "status"), "unfinished") &&
+	          !strcmp(sv(r, "text"), "DELETE FROM orders"),
+	      "an Execute cut short before ParseComplete keeps its text (%s)", sv(r, "text"));
+	json_decref(a);
+
+	/* the start-up's ReadyForQuery still to come */
+	begin();
+	pw_audit_session_free(as);
+	as = pw_audit_session_new(8, "agent", true);
+	query("SELECT 1", false);
+	server(rfq('I')); /* the start-up's */
+	server(tag("SELECT 1"));
+	server(rfq('I'));
+	a = end();
+	r = json_array_get(a, 0);
+	CHECK(r && !strcmp(sv(r, "status"), "done") &&
+	          json_integer_value(json_object_get(r, "rows")) == 1,
+	      "the start-up's ReadyForQuery is not taken for the first statement's");
+	json_decref(a);
+
+	/* libpq's COPY FROM STDIN in the extended protocol: P B D E S, data, c S */
+	begin();
+	parse("", "COPY t FROM STDIN", false);
+	bind_one("", "", NULL);
+	client(mk('D', "bs", "P", (size_t)1, ""));
+	client(mk('E', "si", "", 0));
+	client(mk('S', ""));
+	pw_audit_on_syncs_ignored(as, 1); /* the relay saw CopyData */
+	client(mk('S', ""));
+	server(mk('1', ""));
+	server(mk('2', ""));
+	server(mk('n', ""));
+	server(tag("COPY 3"));
+	server(rfq('I'));
+	query("SELECT 2", false);
+	server(tag("SELECT 1"));
+	server(rfq('I'));
+	a = end();
+	r = json_array_get(a, 0);
+	json_t *r2 = json_array_get(a, 1);
+	CHECK(r && !strcmp(sv(r, "text"), "COPY t FROM STDIN") &&
+	          json_integer_value(json_object_get(r, "rows")) == 3 && r2 &&
+	          !strcmp(sv(r2, "text"), "SELECT 2") && !strcmp(sv(r2, "status"), "done"),
+	      "COPY IN: the Sync the server ignored does not shift the answers");
+	json_decref(a);
+
+	/* an Execute's own error that looks like a refusal; a named statement */
+	begin();
+	parse("s9", "SELECT boom()", false);
+	client(mk('S', ""));
+	server(mk('1', ""));
+	server(rfq('I'));
+	bind_one("", "s9", NULL);
+	client(mk('E', "si", "", 0));
+	client(mk('S', ""));
+	server(mk('2', ""));
+	pw_audit_on_refusal_back(as);
+	server(rfq('I'));
+	a = end();
+	r = json_array_get(a, 0);
+	r2 = json_array_get(a, 1);
+	CHECK(r && !strcmp(sv(r, "status"), "prepared") && !strcmp(sv(r, "statement"), "s9"),
+	      "a named statement: a prepared record with its text");
+	CHECK(r2 && !strcmp(sv(r2, "status"), "error") && !strcmp(sv(r2, "text"), "SELECT boom()"),
+	      "an error the relay took for a refusal: the Execute is recorded, status error");
+	json_decref(a);
+}
+
+/* Card numbers and secrets never reach the trail: statement texts and parameters. */
+static void test_redaction(void)
+{
+	begin();
+	query("INSERT INTO pay VALUES ('4111 1111 1111 1111', 'ok')", false);
+	server(tag("INSERT 0 1"));
+	server(rfq('I'));
+	parse("", "UPDATE tok SET v = $1 WHERE id = 5", false);
+	bind_one("", "", "AKIAIOSFODNN7EXAMPLE");
+	client(mk('E', "si", "", 0));
+	client(mk('S', ""));
+	server(mk('1', ""));
+	server(mk('2', ""));
+	server(tag("UPDATE 1"));
+	server(rfq('I'));
+	query("SELECT 4111111111111112", false); /* not a card (Luhn): kept */
+	server(tag("SELECT 1"));
+	server(rfq('I'));
+	json_t *a = end();
+	json_t *r0 = json_array_get(a, 0), *r1 = json_array_get(a, 1), *r2 = json_array_get(a, 2);
+	CHECK(r0 && !strcmp(sv(r0, "text"), "INSERT INTO pay VALUES ('[redacted:card]', 'ok')"),
+	      "a card number in a statement's text is redacted: %s", sv(r0, "text"));
+	json_t *p = r1 ? json_object_get(r1, "parameters") : NULL;
+	CHECK(p && !strcmp(json_string_value(json_array_get(p, 0)), "[redacted:aws_key]"),
+	      "an AWS key in a parameter is redacted");
+	CHECK(r2 && !strcmp(sv(r2, "text"), "SELECT 4111111111111112"),
+	      "a number that fails the Luhn check is not a card: kept");
+	json_decref(a);
+}
+
 static void test_random(void)
 {
 	begin();
@@ -339,6 +454,8 @@ int main(void)
 		return 1;
 	test_simple();
 	test_extended();
+	test_redaction();
+	test_in_step();
 	test_random();
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -921,6 +921,20 @@ static void test_evidence(void)
 	          c->audit.continue_on_failure && !c->audit.parameters,
 	      "audit keys read");
 	pw_config_unref(c);
+	c = load_ok("audit redact",
+	            jq(ROOT("'audit': {'stdout': true, 'redact': ['ssn', 'email']}")));
+	CHECK(c && c->audit.redact == ((1u << PW_DET_SSN) | (1u << PW_DET_EMAIL)),
+	      "redact: the detectors named");
+	pw_config_unref(c);
+	c = load_ok("audit redact none", jq(ROOT("'audit': {'stdout': true, 'redact': []}")));
+	CHECK(c && c->audit.redact == 0, "redact: []: nothing redacted");
+	pw_config_unref(c);
+	c = load_ok("audit redact default", jq(ROOT("'audit': {'stdout': true}")));
+	CHECK(c && c->audit.redact == PW_AUDIT_REDACT_DEFAULT,
+	      "redact: cards and secrets by default");
+	pw_config_unref(c);
+	expect_err("audit redact unknown", jq(ROOT("'audit': {'stdout': true, 'redact': 'pin'}")),
+	           "$.audit.redact[0]", "expected \"all\" or a detector");
 	expect_err("audit without a sink", jq(ROOT("'audit': {'fsync': 'every'}")), "$.audit",
 	           "expected \"file\" or \"stdout\"");
 	expect_err("audit file in no directory",

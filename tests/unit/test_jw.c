@@ -80,6 +80,40 @@ static void test_cut(void)
 	pw_jw_free(&w);
 }
 
+/* The limit is on the bytes written: escaping (6 bytes for a control character) and base64
+ * cannot make a value grow past it; an array element says so in an object of its own. */
+static void test_written_limit(void)
+{
+	char ctl[100];
+	memset(ctl, 1, sizeof(ctl));
+	struct pw_jw w;
+	pw_jw_init(&w, 60);
+	pw_jw_strn(&w, "t", ctl, sizeof(ctl));
+	json_t *j = round_trip(&w);
+	json_t *t = j ? json_object_get(j, "t") : NULL;
+	CHECK(t && json_string_length(t) == 10 &&
+	          json_integer_value(json_object_get(j, "t_bytes")) == 100 && w.len < 60 + 30,
+	      "100 control characters under a 60-byte limit: 10 of them written (%zu bytes)",
+	      w.len);
+	json_decref(j);
+	pw_jw_reset(&w);
+	pw_jw_arr(&w, "a");
+	pw_jw_strn(&w, NULL, "\xff\xfe", 2);
+	pw_jw_strn(&w, NULL, ctl, sizeof(ctl));
+	pw_jw_str(&w, NULL, "plain");
+	pw_jw_arr_end(&w);
+	j = round_trip(&w);
+	json_t *a = j ? json_object_get(j, "a") : NULL;
+	CHECK(a && json_is_string(json_object_get(json_array_get(a, 0), "base64")) &&
+	          json_integer_value(json_object_get(json_array_get(a, 1), "bytes")) == 100 &&
+	          json_is_string(json_object_get(json_array_get(a, 1), "text")) &&
+	          json_is_string(json_array_get(a, 2)),
+	      "elements: not UTF-8 {\"base64\"}, cut {\"text\", \"bytes\"}, else a string: %s",
+	      w.p);
+	json_decref(j);
+	pw_jw_free(&w);
+}
+
 static void test_structure(void)
 {
 	struct pw_jw w;
@@ -119,6 +153,7 @@ int main(void)
 {
 	test_strings();
 	test_cut();
+	test_written_limit();
 	test_structure();
 	return check_done();
 }
