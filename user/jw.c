@@ -240,20 +240,30 @@ void pw_jw_str(struct pw_jw *w, const char *key, const char *s)
 	pw_jw_strn(w, key, s, s ? strlen(s) : 0);
 }
 
+/* v in decimal, ending at end (no snprintf: a few of these per record) */
+static char *digits(char *end, uint64_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
 void pw_jw_int(struct pw_jw *w, const char *key, int64_t v)
 {
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%lld", (long long)v);
+	char b[24], *s = digits(b + sizeof(b), v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+	if (v < 0)
+		*--s = '-';
 	key_of(w, key);
-	put(w, b, (size_t)n);
+	put(w, s, (size_t)(b + sizeof(b) - s));
 }
 
 void pw_jw_uint(struct pw_jw *w, const char *key, uint64_t v)
 {
-	char b[24];
-	int n = snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
+	char b[24], *s = digits(b + sizeof(b), v);
 	key_of(w, key);
-	put(w, b, (size_t)n);
+	put(w, s, (size_t)(b + sizeof(b) - s));
 }
 
 void pw_jw_bool(struct pw_jw *w, const char *key, bool v)
@@ -326,9 +336,27 @@ void pw_jw_raw(struct pw_jw *w, const char *key, const char *json, size_t n)
 
 void pw_jw_time(char *out, size_t cap, int64_t sec, long nsec)
 {
-	struct tm tm;
-	time_t t = (time_t)sec;
-	gmtime_r(&t, &tm);
-	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec / 1000);
+	/* a record per statement: the date and time are formatted once a second per thread
+	 * (gmtime_r takes glibc's time-zone lock), the microseconds each time */
+	static __thread int64_t last_sec = -1;
+	static __thread char head[64]; /* "2026-12-01T07:23:31." */
+	if (sec != last_sec) {
+		struct tm tm;
+		time_t t = (time_t)sec;
+		gmtime_r(&t, &tm);
+		snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last_sec = sec;
+	}
+	if (cap < 28) {
+		if (cap)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, head, 20);
+	long us = nsec / 1000;
+	for (int i = 25; i >= 20; i--, us /= 10)
+		out[i] = (char)('0' + us % 10);
+	out[26] = 'Z';
+	out[27] = '\0';
 }
