@@ -614,7 +614,7 @@ evidence_report() {
 			tps=$(median ${R_TPS["$wi|$t"]})
 			cpu=$(median ${R_CPU["$wi|$t"]:-0})
 			printf '%-26s %-16s %8s %14s %14s\n' "${W_LABEL[$wi]}" "$t" \
-				"$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" "$cpu" "$bcpu"
+				"$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" "$(printf %.1f "$cpu")" "$(printf %.1f "$bcpu")"
 		done
 	done
 }
