@@ -30,9 +30,7 @@ static void name_key(char *out, const char *name)
 		memcpy(out, name, n + 1);
 		return;
 	}
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)name[i]) * 1099511628211ull;
+	uint64_t h = pw_as_fnv1a(name, n);
 	memcpy(out, name, 40);
 	static const char hex[] = "0123456789abcdef";
 	out[40] = '#';

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "pgward/jw.h"
 
 void pw_jw_init(struct pw_jw *w, size_t max_field)
@@ -145,36 +147,14 @@ static void escaped(struct pw_jw *w, const char *s, size_t n)
 	w->p[w->len] = '\0';
 }
 
+/* Standard base64 with padding (OpenSSL's encoder; a value is at most a message, 1 GiB). */
 static void base64(struct pw_jw *w, const uint8_t *b, size_t n)
 {
-	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	if (!room(w, (n + 2) / 3 * 4 + 2))
+	if (!room(w, (n + 2) / 3 * 4 + 3))
 		return;
-	char *o = w->p + w->len;
-	*o++ = '"';
-	size_t i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
-		*o++ = t[v >> 18];
-		*o++ = t[(v >> 12) & 63];
-		*o++ = t[(v >> 6) & 63];
-		*o++ = t[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)b[i] << 16;
-		*o++ = t[v >> 18];
-		*o++ = t[(v >> 12) & 63];
-		*o++ = '=';
-		*o++ = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8;
-		*o++ = t[v >> 18];
-		*o++ = t[(v >> 12) & 63];
-		*o++ = t[(v >> 6) & 63];
-		*o++ = '=';
-	}
-	*o++ = '"';
-	w->len = (size_t)(o - w->p);
+	w->p[w->len++] = '"';
+	w->len += (size_t)EVP_EncodeBlock((unsigned char *)w->p + w->len, b, (int)n);
+	w->p[w->len++] = '"';
 	w->p[w->len] = '\0';
 }
 
