@@ -335,7 +335,9 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	static const char *const keys[] = {"workers",
 	                                   "log_level",
 	                                   "shutdown_grace_seconds",
-	                                   "control_socket",
+	                                   "control",
+	                                   "metrics",
+	                                   "approvals",
 	                                   "listen",
 	                                   "tls",
 	                                   "upstreams",
@@ -363,14 +365,12 @@ static int parse_root(struct pw_jp *x, const json_t *root, struct pw_config *c)
 	STEP(x, bad,
 	     pw_jp_seconds(x, root, "$", "shutdown_grace_seconds", 0, SECONDS_MAX,
 	                   &c->shutdown_grace_ms));
-	STEP(x, bad,
-	     pw_jp_str(x, root, "$", "control_socket", c->control_socket, sizeof(c->control_socket),
-	               0));
 	STEP(x, bad, parse_client_encodings(x, root, c));
 	STEP(x, bad, parse_listen(x, root, c));
 	STEP(x, bad, parse_tls(x, root, c));
 	STEP(x, bad, pw_cfg_parse_upstreams(x, root, c));
 	STEP(x, bad, pw_cfg_parse_redirect(x, root, c));
+	STEP(x, bad, pw_cfg_parse_control(x, root, c));
 	STEP(x, bad, parse_jwt(x, root, c));
 	STEP(x, bad, pw_cfg_parse_recording(x, root, c));
 	STEP(x, bad, pw_cfg_parse_identities(x, root, c));

@@ -40,6 +40,11 @@ int pw_cfg_parse_audit(struct pw_jp *x, const json_t *root, struct pw_config *c)
 int pw_cfg_parse_recording(struct pw_jp *x, const json_t *root, struct pw_config *c);
 /* config_redirect.c */
 int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config *c);
+/* config_control.c: "control", "metrics" and "approvals" (after the upstreams), and an
+ * identity's "approvals" (who decides its held statements) */
+int pw_cfg_parse_control(struct pw_jp *x, const json_t *root, struct pw_config *c);
+int pw_cfg_identity_approvals(struct pw_jp *x, const json_t *e, const char *jp,
+                              struct pw_policy *p);
 /* config_policy.c: identities with their policies, after upstreams, redirect and jwt */
 int pw_cfg_parse_identities(struct pw_jp *x, const json_t *root, struct pw_config *c);
 void pw_cfg_policy_free(struct pw_policy *p);

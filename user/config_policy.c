@@ -721,10 +721,10 @@ static int parse_identity(struct pw_jp *x, const json_t *e, const char *jp, stru
                           struct pw_identity *id)
 {
 	static const char *const keys[] = {
-	    "name",     "match",     "auth",         "scram_verifier",
-	    "upstream", "databases", "upstreams",    "role",
-	    "jit_role", "windows",   "max_sessions", "guardrails",
-	    "rules",    "unmask",    "record",       NULL};
+	    "name",         "match",      "auth",  "scram_verifier", "upstream",
+	    "databases",    "upstreams",  "role",  "jit_role",       "windows",
+	    "max_sessions", "guardrails", "rules", "unmask",         "record",
+	    "approvals",    NULL};
 	char sub[PW_JP_PATH_MAX], q[PW_JP_QUOTE_MAX];
 	bool bad = false;
 
@@ -750,6 +750,7 @@ static int parse_identity(struct pw_jp *x, const json_t *e, const char *jp, stru
 	STEP(x, bad, parse_auth(x, e, jp, c, id));
 	STEP(x, bad, parse_policy(x, e, jp, c, &id->policy));
 	STEP(x, bad, parse_upstream_ref(x, e, jp, c, id));
+	STEP(x, bad, pw_cfg_identity_approvals(x, e, jp, &id->policy));
 	STEP(x, bad, pw_jp_bool(x, e, jp, "record", &id->record));
 	if (id->record && !c->recording.enabled) {
 		pw_jp_key(sub, jp, "record");

@@ -124,6 +124,9 @@ struct pw_redirect {
 	int heartbeat_timeout_ms; /* default 1000 */
 	unsigned mark;            /* SO_MARK of pgwardd's sockets; default 0x70677764 */
 	char pin_path[PATH_MAX];  /* default /sys/fs/bpf/pgward */
+	/* cgroups added and removed at run time (pgwardctl cgroup add|del), applied on top of
+	 * "cgroups" at every start and reload; default /var/lib/pgward/cgroup-overrides.json */
+	char overrides[PATH_MAX];
 	/* where steered connections land: pgwardd's own listeners for them */
 	char listen4[64]; /* default "127.0.0.1" */
 	int listen4_port; /* default 432: below ip_unprivileged_port_start, no agent binds it */
@@ -210,6 +213,8 @@ struct pw_grant {
 	char table[PW_NAME_MAX]; /* "" = ALL TABLES IN SCHEMA */
 };
 
+#define PW_MAX_APPROVERS 16
+
 struct pw_policy {
 	int n_databases;
 	char (*databases)[PW_NAME_MAX]; /* globs; none = any */
@@ -224,6 +229,11 @@ struct pw_policy {
 	int n_windows;
 	struct pw_window *windows; /* none = always */
 	int max_sessions;          /* 0 = unlimited */
+	/* approvals (approval.h): who may decide this identity's held statements (none listed:
+	 * any operator of the control socket), and how long one waits (0: approvals.timeout) */
+	int n_approver_uids, n_approver_gids;
+	unsigned approver_uids[PW_MAX_APPROVERS], approver_gids[PW_MAX_APPROVERS];
+	int approval_timeout_s;
 	bool guardrail_off[PW_GR_COUNT];
 	/* every guardrail off and one unconditional allow rule: no decision depends on the
 	 * analysis, so text the analyser cannot read goes to the server, which answers it */
@@ -262,12 +272,48 @@ struct pw_identity {
 	bool record; /* its sessions are recorded (record.h) */
 };
 
+#define PW_CONTROL_GROUPS 16
+/* The control socket (control.h, docs/control.md). */
+struct pw_control_config {
+	bool enabled;     /* a "control" section */
+	char socket[108]; /* default /run/pgward/control.sock */
+	int mode;         /* permission bits, default 0600 */
+	long long owner;  /* uid; -1: pgwardd's */
+	long long group;  /* gid; -1: pgwardd's */
+	int n_readers, n_operators;
+	unsigned readers[PW_CONTROL_GROUPS];   /* gids whose members may run read-only commands */
+	unsigned operators[PW_CONTROL_GROUPS]; /* and every command */
+};
+
+/* The Prometheus endpoint (metrics.h). */
+struct pw_metrics_config {
+	bool enabled;           /* a "metrics" section */
+	char host[PW_HOST_MAX]; /* default 127.0.0.1 */
+	int port;               /* default 9187 */
+};
+
+#define PW_NOTIFY_ARGS 16
+/* Approvals (approval.h). */
+struct pw_approvals_config {
+	int timeout_s; /* default 300: a held statement is denied after it */
+	int n_notify;  /* the notification command's argv (0: none) */
+	char notify[PW_NOTIFY_ARGS][512];
+	int notify_timeout_s;   /* default 30: the command is killed after it */
+	char node[PW_NAME_MAX]; /* this node's name in requests; default the hostname */
+	/* the control database shared by a fleet (approval_db.c); upstream < 0: none */
+	int db_upstream;               /* the upstream it is reached as (its credentials) */
+	char db_database[PW_NAME_MAX]; /* default the upstream's database, else "postgres" */
+	char db_schema[PW_NAME_MAX];   /* default "pgward" */
+};
+
 struct pw_config {
 	char path[PATH_MAX];
-	int workers;                 /* default: number of online CPUs */
-	enum pw_log_level log_level; /* default info */
-	int shutdown_grace_ms;       /* default 30000 */
-	char control_socket[108];    /* optional; empty = none */
+	int workers;                          /* default: number of online CPUs */
+	enum pw_log_level log_level;          /* default info */
+	int shutdown_grace_ms;                /* default 30000 */
+	struct pw_control_config control;     /* the control socket (control.h) */
+	struct pw_metrics_config metrics;     /* the Prometheus endpoint (metrics.h) */
+	struct pw_approvals_config approvals; /* held statements (approval.h) */
 	/* the hash strategy's HMAC key (mask_key_file: 32 bytes or more, read at load) */
 	struct pw_mask_key mask_key;
 	struct pw_audit_config audit; /* the trail (audit.h); audit.enabled: a section given */

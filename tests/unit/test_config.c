@@ -64,7 +64,7 @@ static void test_full(void)
 	const char *json = jq(
 	    "{\n"
 	    " 'workers': 3, 'log_level': 'debug', 'shutdown_grace_seconds': 2.5,\n"
-	    " 'control_socket': '/run/pgward/control.sock',\n"
+	    " 'control': {'socket': '/run/pgward/control.sock'},\n"
 	    " 'listen': [ {'host': '0.0.0.0', 'port': 6432},\n"
 	    "             {'unix': '/tmp/.s.PGSQL.6432', 'mode': '0770'},\n"
 	    "             {'unix': '/tmp/other.sock', 'mode': 384},\n"
@@ -99,7 +99,9 @@ static void test_full(void)
 	CHECK(c->workers == 3, "full: workers");
 	CHECK(c->log_level == PW_LOG_DEBUG, "full: log_level");
 	CHECK(c->shutdown_grace_ms == 2500, "full: fractional shutdown grace in ms");
-	CHECK(strcmp(c->control_socket, "/run/pgward/control.sock") == 0, "full: control_socket");
+	CHECK(c->control.enabled && strcmp(c->control.socket, "/run/pgward/control.sock") == 0 &&
+	          c->control.mode == 0600,
+	      "full: control socket");
 
 	CHECK(c->n_listen == 4, "full: 4 listeners");
 	CHECK(!c->listen[0].is_unix && strcmp(c->listen[0].host, "0.0.0.0") == 0 &&
@@ -187,7 +189,7 @@ static void test_defaults(void)
 	CHECK(c->workers == want, "defaults: workers = online CPUs (%d)", c->workers);
 	CHECK(c->log_level == PW_LOG_INFO, "defaults: log_level info");
 	CHECK(c->shutdown_grace_ms == 30000, "defaults: shutdown grace 30 s");
-	CHECK(c->control_socket[0] == '\0', "defaults: no control socket");
+	CHECK(!c->control.enabled, "defaults: no control socket");
 	CHECK(c->n_listen == 1 && strcmp(c->listen[0].host, "127.0.0.1") == 0,
 	      "defaults: listen host");
 	CHECK(!c->tls_enabled, "defaults: no tls");
@@ -205,7 +207,7 @@ static void test_defaults(void)
 
 	c = load_ok("unix listener with default mode",
 	            jq("{'listen':[{'unix':'/tmp/x.sock'}]," MIN_UP "," MIN_ID
-	               ",'tls':null,'limits':{},'control_socket':null,'workers':256}"));
+	               ",'tls':null,'limits':{},'control':null,'workers':256}"));
 	if (c) {
 		CHECK(c->listen[0].is_unix && c->listen[0].unix_mode == 0777,
 		      "defaults: unix mode 0777");
@@ -350,9 +352,10 @@ static void test_errors(void)
 	expect_err("grace too large",
 	           jq("{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'shutdown_grace_seconds':1e12}"),
 	           "$.shutdown_grace_seconds", "expected a number of seconds");
-	expect_err("control socket too long",
-	           jq("{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'control_socket':'/%.110s'}", longs),
-	           "$.control_socket", "at most 107 bytes, got 111 bytes");
+	expect_err(
+	    "control socket too long",
+	    jq("{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'control':{'socket':'/%.110s'}}", longs),
+	    "$.control.socket", "at most 107 bytes, got 111 bytes");
 	expect_err("top level not an object", "[1,2]", "$", "expected an object, got array");
 
 	expect_err("missing listen", jq("{" MIN_UP "," MIN_ID "}"), "$.listen",

@@ -1,0 +1,32 @@
+/* What the control socket shows of the kernel side (docs/control.md): pgward's programs and
+ * maps decoded into fields (never hex), the cgroups in scope and their live changes, and the
+ * ring buffer's events as JSON lines for `event pipe`. Called on the control thread while the
+ * loader runs (loader.h); the loader's own lock keeps these apart from its start, update and
+ * stop. Each writer appends the member "result" to w. */
+#ifndef PGWARD_LOADER_SHOW_H
+#define PGWARD_LOADER_SHOW_H
+
+#include <stddef.h>
+
+#include "pgward/abi.h"
+#include "pgward/jw.h"
+
+/* 0, or -1 with err set (the redirect is not running: "no eBPF programs are loaded"). */
+int pw_loader_show_progs(struct pw_jw *w, char *err, size_t errlen);
+int pw_loader_show_maps(struct pw_jw *w, char *err, size_t errlen);
+/* One map's entries, decoded. 0; -1 with err set; -2: no map of that name (err set). */
+int pw_loader_dump_map(const char *name, struct pw_jw *w, char *err, size_t errlen);
+
+/* The cgroups in scope: the configuration's with the runtime overrides applied. */
+int pw_loader_show_cgroups(struct pw_jw *w, char *err, size_t errlen);
+/* Add a cgroup to the scope, or take one out, live; the change is written to the override
+ * file (redirect.overrides) before it is made, and logged naming it. 0, or -1 with err set
+ * (no such cgroup, pgwardd's own, the last one, the file cannot be written). */
+int pw_loader_cgroup_add(const char *path, char *err, size_t errlen);
+int pw_loader_cgroup_del(const char *path, char *err, size_t errlen);
+
+/* One ring-buffer event as the event pipe's JSON object (the whole line, no newline) into w:
+ * {"ts","type","reason","kernel"} with the audit trail's record names and kernel object. */
+void pw_event_json(struct pw_jw *w, const struct pw_event *ev);
+
+#endif
