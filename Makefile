@@ -25,6 +25,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/integration/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+BPF_TOOL_SRCS := $(wildcard tests/bpf/*.c)
+BPF_TOOL_BINS := $(BPF_TOOL_SRCS:tests/bpf/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/pgwardd $(BUILD)/pgwardctl
 
@@ -62,7 +64,12 @@ $(BUILD)/tests/%: tests/integration/%.c
 	$(CC) $(CFLAGS_OURS) $(CFLAGS) -I$(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql) \
 		-o $@ $< $(LDFLAGS_OURS) -lpq
 
-tests: $(UNIT_BINS) $(TOOL_BINS)
+# The eBPF tests' drivers: C programs over the library, run by tests/bpf/*.sh.
+$(BUILD)/tests/%: tests/bpf/%.c $(BUILD)/libpgward.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_OURS) $(CFLAGS) -o $@ $< $(BUILD)/libpgward.a $(LDFLAGS_OURS) $(LIBS)
+
+tests: $(UNIT_BINS) $(TOOL_BINS) $(BPF_TOOL_BINS)
 
 deps:
 	@scripts/deps.sh --if-missing
@@ -78,7 +85,7 @@ demo: deps all
 	BUILD=$(BUILD) scripts/demo.sh
 
 FORMATTED := $(wildcard user/*.c include/pgward/*.h tests/unit/*.c tests/unit/*.h \
-	tests/integration/*.c bpf/*.c bpf/*.h tests/fuzz/*.c tests/fuzz/*.h)
+	tests/integration/*.c tests/bpf/*.c bpf/*.c bpf/*.h tests/fuzz/*.c tests/fuzz/*.h)
 format:
 	clang-format -i $(FORMATTED)
 

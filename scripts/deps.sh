@@ -42,6 +42,9 @@ PACKAGES=(
 	libclang-rt-dev
 	# the format check of make check (tests/run.sh, group format)
 	clang-format
+	# the control plane's tests: the metrics scrape (curl, the Prometheus parser), the man
+	# page's rendering check (man-db, groff)
+	curl python3-prometheus-client man-db groff-base
 )
 
 if [[ -n ${DEPS_PACKAGES:-} ]]; then

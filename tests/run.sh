@@ -67,6 +67,9 @@ run_group integration/policy tests/integration/policy.sh
 # extended protocol message by message, hashes per key, copies left in the database
 run_group integration/masking tests/integration/masking.sh
 run_group integration/ctl tests/integration/ctl.sh
+run_group integration/ctl_docs tests/integration/ctl_docs.sh
+run_group integration/control tests/integration/control.sh
+run_group integration/fleet tests/integration/fleet.sh
 # the audit trail: records of sessions and statements, the chain, rotation, SIGKILL, disk full
 run_group integration/audit tests/integration/audit.sh
 # session recordings: replay against psql's own output, after masking, max_bytes

@@ -65,7 +65,7 @@ void pw_audit_kernel(struct pw_jw *w, const char *key, const struct pw_kernel_fa
 	pw_jw_obj_end(w);
 }
 
-void pw_audit_kernel_event(const struct pw_event *ev)
+bool pw_event_kind(uint32_t type, const char **record, const char **reason)
 {
 	static const struct {
 		uint32_t type;
@@ -78,23 +78,31 @@ void pw_audit_kernel_event(const struct pw_event *ev)
 	    {PW_EV_BIND, "connect_refused", "bind"},
 	    {PW_EV_UNIX_REFUSED, "connect_refused", "unix_socket"},
 	};
-	if (!pw_audit_on())
-		return;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		if (kinds[i].type != ev->type)
-			continue;
-		/* the ring-buffer thread may take its time: paths are resolved here */
-		static __thread struct pw_kernel_facts f;
-		pw_caller_from_kernel(&ev->info, &f);
-		struct pw_jw *w = pw_audit_begin(kinds[i].record);
-		if (!w)
-			return;
-		if (kinds[i].reason)
-			pw_jw_str(w, "reason", kinds[i].reason);
-		pw_audit_kernel(w, "kernel", &f);
-		pw_audit_end(w);
-		return;
+		if (kinds[i].type == type) {
+			*record = kinds[i].record;
+			*reason = kinds[i].reason;
+			return true;
+		}
 	}
+	return false;
+}
+
+void pw_audit_kernel_event(const struct pw_event *ev)
+{
+	const char *record, *reason;
+	if (!pw_audit_on() || !pw_event_kind(ev->type, &record, &reason))
+		return;
+	/* the ring-buffer thread may take its time: paths are resolved here */
+	static __thread struct pw_kernel_facts f;
+	pw_caller_from_kernel(&ev->info, &f);
+	struct pw_jw *w = pw_audit_begin(record);
+	if (!w)
+		return;
+	if (reason)
+		pw_jw_str(w, "reason", reason);
+	pw_audit_kernel(w, "kernel", &f);
+	pw_audit_end(w);
 }
 
 void pw_audit_tuple_miss(uint64_t serial, const char *client)
@@ -109,9 +117,9 @@ void pw_audit_tuple_miss(uint64_t serial, const char *client)
 
 /* What matched: the identity's match keys that are set, with their globs, and how the client
  * proved itself. */
-static void matched(struct pw_jw *w, const struct pw_identity *id)
+void pw_audit_matched(struct pw_jw *w, const char *key, const struct pw_identity *id)
 {
-	pw_jw_obj(w, "matched");
+	pw_jw_obj(w, key);
 	const struct {
 		const char *key, *v;
 	} globs[] = {
@@ -137,7 +145,7 @@ static void matched(struct pw_jw *w, const struct pw_identity *id)
 	pw_jw_obj_end(w);
 }
 
-static void upstream(struct pw_jw *w, const struct pw_upstream *u)
+void pw_audit_upstream(struct pw_jw *w, const struct pw_upstream *u)
 {
 	char addr[PATH_MAX + 32];
 	if (u->unix_dir[0])
@@ -161,7 +169,7 @@ void pw_audit_session_start(const struct pw_audit_start *st)
 	pw_jw_uint(w, "session", st->serial);
 	pw_jw_str(w, "client", st->client);
 	pw_jw_str(w, "identity", st->id->name);
-	matched(w, st->id);
+	pw_audit_matched(w, "matched", st->id);
 	pw_jw_str(w, "user", st->user);
 	pw_jw_str(w, "database", st->database);
 	pw_jw_str(w, "application_name", st->application_name);
@@ -185,7 +193,7 @@ void pw_audit_session_start(const struct pw_audit_start *st)
 	} else {
 		pw_jw_null(w, "token");
 	}
-	upstream(w, st->ups);
+	pw_audit_upstream(w, st->ups);
 	pw_jw_str(w, "role", st->role && st->role[0] ? st->role : NULL);
 	pw_jw_bool(w, "jit_role", st->jit);
 	pw_jw_bool(w, "tls", st->tls);

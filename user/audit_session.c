@@ -30,7 +30,7 @@ static void name_key(char *out, const char *name)
 		memcpy(out, name, n + 1);
 		return;
 	}
-	uint64_t h = pw_as_fnv1a(name, n);
+	uint64_t h = pw_fnv1a(name, n);
 	memcpy(out, name, 40);
 	static const char hex[] = "0123456789abcdef";
 	out[40] = '#';

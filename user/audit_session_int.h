@@ -68,8 +68,6 @@ struct pw_audit_session {
 	int n_entries;        /* in the queue */
 };
 
-/* FNV-1a over n bytes: a statement's fingerprint, a long protocol name's key. */
-uint64_t pw_as_fnv1a(const char *s, size_t n);
 /* CLOCK_MONOTONIC in microseconds, and the wall clock into *wall when given. */
 uint64_t pw_as_now_us(struct timespec *wall);
 

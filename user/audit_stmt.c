@@ -41,22 +41,9 @@ void pw_as_text(struct pw_audit_session *as, struct pw_jw *w, const char *key, c
 		pw_jw_str(w, key, "[redacted]"); /* no memory for the copy: nothing of it */
 }
 
-uint64_t pw_as_fnv1a(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return h;
-}
-
 void pw_as_fingerprint(struct pw_jw *w, const char *sql, size_t len)
 {
-	/* texts that differ only in their literals share one: the analyser's cache key */
-	char *key = pw_sql_cache_keybuf(len + 2);
-	size_t klen = key ? pw_sql_key(sql, len, key) : 0;
-	const char *s = klen ? key : sql;
-	size_t n = klen ? klen : len;
-	uint64_t h = pw_as_fnv1a(s, n);
+	uint64_t h = pw_sql_fingerprint(sql, len);
 	uint8_t b[8];
 	for (int i = 0; i < 8; i++)
 		b[i] = (uint8_t)(h >> (56 - 8 * i));
@@ -67,7 +54,7 @@ void pw_as_fingerprint(struct pw_jw *w, const char *sql, size_t len)
 void pw_as_decision(struct pw_jw *w, bool refused, const struct pw_deny *d,
                     const struct pw_inspect_facts *f)
 {
-	pw_jw_str(w, "decision", refused ? "deny" : "allow");
+	pw_jw_str(w, "decision", refused ? "deny" : f && f->d.approved ? "approved" : "allow");
 	if (f) {
 		pw_jw_str(w, "by", pw_decided_by_name(f->d.by));
 		if (f->d.by == PW_BY_RULE && f->d.rule)

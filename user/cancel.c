@@ -76,6 +76,7 @@ void pw_cancel_key_give(struct pw_cancel_key *k, uint8_t *msg)
 {
 	pw_cancel_key_drop(k);
 	k->pid = k->t.pid;
+	k->t.session = k->session;
 	k->ours = pw_cancel_register(&k->t);
 	k->registered = true;
 	pw_put_be32(msg + 9, k->ours);

@@ -45,6 +45,12 @@ static const struct {
     {"creates_temp", true},
     {"forget_prepared", false},
 };
+
+const char *pw_sql_fact_name(int bit)
+{
+	return bit >= 0 && (size_t)bit < N_ELEMS(facts) ? facts[bit].name : NULL;
+}
+
 _Static_assert(N_ELEMS(facts) == 21 && PW_SQL_F_FORGET_PREPARED == 1u << 20,
                "a PW_SQL_F_* flag without a name");
 

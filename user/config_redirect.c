@@ -141,6 +141,8 @@ static int parse_settings(struct pw_jp *x, const json_t *o, struct pw_redirect *
 	    pw_jp_seconds(x, o, jp, "heartbeat_timeout_seconds", 0.01, SECONDS_MAX,
 	                  &r->heartbeat_timeout_ms) < 0 ||
 	    pw_jp_str(x, o, jp, "pin_path", r->pin_path, sizeof(r->pin_path), PW_JP_NONEMPTY) < 0 ||
+	    pw_jp_str(x, o, jp, "overrides", r->overrides, sizeof(r->overrides), PW_JP_NONEMPTY) <
+	        0 ||
 	    pw_jp_str(x, o, jp, "listen4", r->listen4, sizeof(r->listen4), PW_JP_NONEMPTY) < 0 ||
 	    pw_jp_str(x, o, jp, "listen6", r->listen6, sizeof(r->listen6), 0) < 0)
 		return -1;
@@ -252,6 +254,7 @@ int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config 
 	                                   "listen6_port",
 	                                   "destinations",
 	                                   "unix",
+	                                   "overrides",
 	                                   NULL};
 	struct pw_redirect *r = &c->redirect;
 	bool bad = false;
@@ -269,6 +272,8 @@ int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config 
 	r->fastpath = true;   /* it wins every row of make bench (README) */
 	r->mark = 0x70677764; /* "pgwd" */
 	snprintf(r->pin_path, sizeof(r->pin_path), "/sys/fs/bpf/pgward");
+	/* pgwardctl cgroup add|del write here (loader_show.h) */
+	snprintf(r->overrides, sizeof(r->overrides), "/var/lib/pgward/cgroup-overrides.json");
 	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");
 	snprintf(r->listen6, sizeof(r->listen6), "::1");
 	r->listen4_port = 432;

@@ -20,6 +20,7 @@
 
 #include "pgward/audit_verify.h"
 #include "pgward/ctl.h"
+#include "pgward/ctl_client.h" /* pw_ctl_put_str */
 #include "pgward/log.h"
 
 #define TAIL_MAX_N    100000
@@ -267,26 +268,6 @@ static int do_keygen(int argc, char **argv)
 
 /* ---- tail: printing one record ---- */
 
-/* A value as it is when nothing in it could mislead (a name, a number, a path), else quoted
- * and escaped (pw_logqn: \" \\ and \xNN for every byte outside printable ASCII), cut to cap
- * bytes with "..." after. '@', '=' and blanks are quoted, so user@database and k=v stay
- * unambiguous. */
-static void put_str(const char *s, size_t n, size_t cap)
-{
-	bool bare = n > 0 && n + 10 < cap;
-	for (size_t i = 0; bare && i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bare = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		       (c && strchr("._:/+-[]", c));
-	}
-	if (bare) {
-		fwrite(s, 1, n, stdout);
-		return;
-	}
-	char buf[VALUE_CAP > TEXT_CAP ? VALUE_CAP : TEXT_CAP];
-	fputs(pw_logqn(buf, cap < sizeof(buf) ? cap : sizeof(buf), s, n), stdout);
-}
-
 /* A scalar as k=v; nothing for an absent or null one (or an object, an array). */
 static void put_kv(const char *key, json_t *v, size_t cap)
 {
@@ -294,7 +275,7 @@ static void put_kv(const char *key, json_t *v, size_t cap)
 		return;
 	printf(" %s=", key);
 	if (json_is_string(v))
-		put_str(json_string_value(v), json_string_length(v), cap);
+		pw_ctl_put_str(json_string_value(v), json_string_length(v), cap);
 	else if (json_is_integer(v))
 		printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	else if (json_is_real(v))
@@ -338,7 +319,7 @@ static void show_statement(json_t *o)
 static void put_name(json_t *v)
 {
 	if (json_is_string(v))
-		put_str(json_string_value(v), json_string_length(v), VALUE_CAP);
+		pw_ctl_put_str(json_string_value(v), json_string_length(v), VALUE_CAP);
 	else
 		putchar('-');
 }
@@ -375,9 +356,9 @@ static void show_plain(json_t *o)
 {
 	const char *type = json_string_value(json_object_get(o, "type"));
 	json_t *ts = json_object_get(o, "ts"), *t = json_object_get(o, "type");
-	put_str(json_string_value(ts), json_string_length(ts), VALUE_CAP);
+	pw_ctl_put_str(json_string_value(ts), json_string_length(ts), VALUE_CAP);
 	printf(" #%" JSON_INTEGER_FORMAT " ", json_integer_value(json_object_get(o, "seq")));
-	put_str(type, json_string_length(t), VALUE_CAP);
+	pw_ctl_put_str(type, json_string_length(t), VALUE_CAP);
 	if (strcmp(type, "statement") == 0) {
 		show_statement(o);
 	} else if (strcmp(type, "session_start") == 0) {

@@ -10,6 +10,7 @@
 
 #include "pgward/config.h"
 #include "pgward/ctl.h"
+#include "pgward/ctl_client.h"
 #include "pgward/catalog.h"
 #include "pgward/inspect.h"
 #include "pgward/mask.h"
@@ -43,6 +44,11 @@ static const struct pw_ctl_cmd policy_cmds[] = {
     {"settings", do_settings, "",
      "PostgreSQL 15's settings and their contexts, as the guardrail superuser_settings\n"
      "    knows them (only \"user\" ones may be made)"},
+    {"show", pw_ctl_policy_show, "[identity NAME]",
+     "the running policy: its identities' rules and guardrails (pgwardd)"},
+    {"reload", pw_ctl_policy_reload, "",
+     "read the configuration again; a bad one is refused and the old one stays (pgwardd;\n"
+     "    operators)"},
     {NULL, NULL, NULL, NULL}};
 
 int pw_ctl_policy(int argc, char **argv)

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "pgward/ctl.h"
+#include "pgward/ctl_client.h"
 #include "pgward/log.h"
 #include "pgward/proto.h"
 #include "pgward/record_read.h"
@@ -47,6 +48,11 @@ static const struct pw_ctl_cmd session_cmds[] = {
      "    \"-- \"); --raw: one line per message (-j: a JSON object per message); --speed N:\n"
      "    paced as it happened, N times faster; ID: the newest DIR/*-ID.pgrec (DIR:\n"
      "    " DEFAULT_DIR ")"},
+    {"show", pw_ctl_session_show, "[id N | identity NAME]",
+     "the live sessions: who, from where, to where, doing what (pgwardd)"},
+    {"kill", pw_ctl_session_kill, "id N", "end a live session (pgwardd; operators)"},
+    {"watch", pw_ctl_session_watch, "[id N]",
+     "every statement as it is judged, of all sessions or one, until interrupted (pgwardd)"},
     {NULL, NULL, NULL, NULL}};
 
 int pw_ctl_session(int argc, char **argv)

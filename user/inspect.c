@@ -8,6 +8,7 @@
 #include "pgward/inspect.h"
 #include "pgward/mask.h"
 #include "pgward/log.h"
+#include "pgward/metrics.h"
 #include "pgward/policy_session.h"
 
 /* thread-local: each worker has its own counters and its own analysis result buffer (large:
@@ -119,6 +120,13 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		return PW_DENY;
 	}
 	pw_policy_decide(c->cfg, c->identity, ps, j->r, time(NULL), &j->d, j->per_stmt);
+	if (j->d.action == PW_ACT_APPROVE && c->approved) {
+		/* a person approved this text: deny still wins (pw_policy_decide puts a deny
+		 * before an approve), masking and the session's records go on as for any allow */
+		j->d.action = PW_ACT_ALLOW;
+		j->d.approved = true;
+		j->d.message[0] = j->d.sqlstate[0] = 0;
+	}
 	if (j->d.action != PW_ACT_ALLOW && ps && ps->cat && calls_unknown(ps, j->r))
 		/* a function made since the snapshot (by a DBA, say): read the catalog again,
 		 * so that the next attempt is judged by what the function is */
@@ -199,6 +207,8 @@ void pw_inspect_count(uint8_t type, enum pw_verdict v, bool unreadable)
 		break;
 	}
 	stats.unreadable += unreadable;
+	if (unreadable)
+		pw_metric_add(PW_M_STMT_UNREADABLE, 1);
 	if (v == PW_DENY)
 		stats.denied++;
 	else

@@ -1,9 +1,16 @@
 /* Deciding the client's messages, inline or on an analysis thread. See include/pgward/judge.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "pgward/audit.h"
 #include "pgward/audit_session.h"
 #include "pgward/judge.h"
 #include "pgward/log.h"
 #include "pgward/mask_session.h"
+#include "pgward/metrics.h"
+#include "pgward/sql_cache.h"
+#include "pgward/watch.h"
 
 /* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
  * the same function. False when there is no analysis thread (judge it here). */
@@ -62,11 +69,203 @@ static bool audit_lost(struct pw_relay *r)
 	return false;
 }
 
+/* What the control plane shows of the session: its last text and when it came. */
+static void note_text(struct pw_judge *jg, const struct pw_stmt *m, struct pw_worker *w)
+{
+	jg->judged++;
+	jg->last_ms = pw_worker_now(w);
+	if (m->type != 'Q' && m->type != 'P') {
+		jg->last_len = 0;
+		return;
+	}
+	size_t n = m->sql_len < PW_JUDGE_TEXT_MAX ? m->sql_len : PW_JUDGE_TEXT_MAX;
+	if (n > jg->last_cap) {
+		size_t cap = n < 256 ? 256 : PW_JUDGE_TEXT_MAX;
+		char *p = realloc(jg->last, cap);
+		if (!p) {
+			jg->last_len = 0;
+			return;
+		}
+		jg->last = p;
+		jg->last_cap = cap;
+	}
+	memcpy(jg->last, m->sql, n);
+	jg->last_len = n;
+}
+
+static struct pw_judge_named *named_find(struct pw_judge *jg, const char *name)
+{
+	for (int i = 0; name && name[0] && i < jg->n_named; i++)
+		if (strcmp(jg->named[i].name, name) == 0)
+			return &jg->named[i];
+	return NULL;
+}
+
+static void named_drop(struct pw_judge *jg, const char *name)
+{
+	struct pw_judge_named *e = named_find(jg, name);
+	if (!e)
+		return;
+	free(e->name);
+	free(e->text);
+	*e = jg->named[--jg->n_named];
+}
+
+/* A named Parse allowed because a person approved it: its Binds will ask again. -1: no room
+ * (or memory): the Parse is refused rather than its executions let through unasked. */
+static int named_keep(struct pw_judge *jg, const struct pw_stmt *m,
+                      const struct pw_inspect_facts *f)
+{
+	named_drop(jg, m->name);
+	if (jg->n_named == PW_JUDGE_NAMED_MAX)
+		return -1;
+	struct pw_judge_named *e = &jg->named[jg->n_named];
+	size_t n = m->sql_len < PW_APPROVAL_TEXT_MAX ? m->sql_len : PW_APPROVAL_TEXT_MAX;
+	e->name = strdup(m->name);
+	e->text = malloc(n + 1);
+	if (!e->name || !e->text) {
+		free(e->name);
+		free(e->text);
+		return -1;
+	}
+	memcpy(e->text, m->sql, n);
+	e->text[n] = 0;
+	e->len = n;
+	e->facts = *f;
+	jg->n_named++;
+	return 0;
+}
+
+void pw_judge_free(struct pw_judge *jg)
+{
+	while (jg->n_named)
+		named_drop(jg, jg->named[0].name);
+	free(jg->last);
+	jg->last = NULL;
+	jg->last_cap = jg->last_len = 0;
+}
+
+void pw_judge_decided(struct pw_judge *jg, const struct pw_approval_verdict *v)
+{
+	if (!jg->held || strcmp(jg->approval, v->id) != 0)
+		return; /* not (or no longer) what the session waits for */
+	jg->held = false;
+	if (v->approved) {
+		jg->approved_once = true;
+		if (v->scope == PW_SCOPE_SESSION)
+			jg->approved_session = true;
+		return;
+	}
+	jg->ready = true;
+	jg->by_person = true;
+	jg->verdict = PW_DENY;
+	jg->d = v->d;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A decision "approve": given already (this session's scope, or a grant of the fingerprint)
+ * and judged again as approved; or held for a person (true: the walk parks); or refused when
+ * approvals cannot be asked for (d says why). */
+static bool approve_or_hold(struct pw_judge *jg, const struct pw_caller *who,
+                            const struct pw_stmt *m, enum pw_verdict *v, struct pw_deny *d,
+                            struct pw_inspect_plans *plans, struct pw_inspect_facts *facts)
+{
+	/* a Bind of a named statement approved for one execution: asks with its text */
+	const struct pw_judge_named *nm = m->type == 'B' ? named_find(jg, m->stmt) : NULL;
+	const struct pw_inspect_facts asked = *facts; /* the decision "approve", as it asked */
+	const char *text = nm ? nm->text : m->sql;
+	size_t len = nm ? nm->len : m->sql_len;
+	bool given = jg->approved_once || jg->approved_session;
+	if (!given && (m->type == 'Q' || m->type == 'P' || nm))
+		given = pw_approval_granted(who->identity->name, pw_sql_fingerprint(text, len));
+	if (given) {
+		struct pw_caller ok = *who;
+		ok.approved = true;
+		pw_inspect_plans_free(plans);
+		*v = pw_inspect(&ok, m, d, who->mask ? plans : NULL, facts);
+		if (nm && *v == PW_ALLOW) { /* a Bind is not judged again: its Parse's facts */
+			*facts = nm->facts;
+			facts->d.action = PW_ACT_ALLOW;
+			facts->d.approved = true;
+		}
+		jg->approved_once = false;
+		if (*v == PW_ALLOW && m->type == 'P' && m->name && m->name[0] &&
+		    !jg->approved_session && named_keep(jg, m, &asked) < 0) {
+			*v = PW_DENY;
+			pw_deny_set(
+			    d, "53400",
+			    "pgward: more than %d named prepared statements of this session wait "
+			    "for approval at each execution: deallocate some, or use unnamed ones",
+			    PW_JUDGE_NAMED_MAX);
+		}
+		return false;
+	}
+	if (m->type == 'P' && m->name && m->name[0] && jg->n_named == PW_JUDGE_NAMED_MAX &&
+	    !named_find(jg, m->name)) {
+		pw_deny_set(
+		    d, "53400",
+		    "pgward: more than %d named prepared statements of this session wait for "
+		    "approval at each execution: deallocate some, or use unnamed ones",
+		    PW_JUDGE_NAMED_MAX);
+		return false;
+	}
+	struct pw_approval_ask a = {.session = who->serial,
+	                            .worker = who->worker,
+	                            .cfg = who->cfg,
+	                            .id = who->identity,
+	                            .user = who->user,
+	                            .database = who->database,
+	                            .client = who->client,
+	                            .kf = who->kf,
+	                            .type = m->type,
+	                            .text = text,
+	                            .len = len,
+	                            .facts = facts};
+	if (pw_approval_request(&a, jg->approval, d) < 0)
+		return false; /* refused with d */
+	jg->held = true;
+	jg->facts = *facts;
+	pw_metric_add(PW_M_STMT_HELD, 1);
+	pw_metric_identity(who->identity->name, PW_IM_HELD);
+	pw_watch_statement(who, m, "held", NULL, facts, jg->approval);
+	return true;
+}
+
+/* Counted, watched, and its latency noted: one decided message. */
+static void decided(struct pw_judge *jg, const struct pw_caller *who, const struct pw_stmt *m,
+                    enum pw_verdict v, const struct pw_deny *d, const struct pw_inspect_facts *f,
+                    bool masked)
+{
+	bool approved = v == PW_ALLOW && f && f->d.approved;
+	enum pw_metric k = v == PW_DENY ? PW_M_STMT_DENIED
+	                   : approved   ? PW_M_STMT_APPROVED
+	                   : masked     ? PW_M_STMT_MASKED
+	                                : PW_M_STMT_ALLOWED;
+	pw_metric_add(k, 1);
+	pw_metric_identity(who->identity->name, PW_IM_STATEMENTS);
+	pw_metric_identity(who->identity->name, v == PW_DENY ? PW_IM_DENIED : PW_IM_ALLOWED);
+	if (!jg->by_person && !approved && jg->t0_ns)
+		pw_metric_latency((now_ns() - jg->t0_ns) / 1000);
+	jg->t0_ns = 0;
+	pw_watch_statement(who, m,
+	                   v == PW_DENY ? "deny"
+	                   : approved   ? "approved"
+	                   : masked     ? "mask"
+	                                : "allow",
+	                   v == PW_DENY ? d : NULL, f, approved ? jg->approval : NULL);
+}
+
 bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
                      const struct pw_caller *who, struct pw_worker *w, void *owner,
                      const char *peer)
 {
-	if (jg->away)
+	if (pw_judge_parked(jg))
 		return true; /* parked until the verdict on the message at scan is back */
 	for (;;) {
 		enum pw_relay_outcome o = pw_relay_scan_client(r, b);
@@ -79,6 +278,7 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, r->stmt.type,
 			        r->fail.sqlstate, PW_Q(r->fail.message));
+			pw_metric_add(PW_M_STMT_DENIED, 1);
 			if (pw_audit_on_oversize(who->audit, r->stmt.type, &r->fail) < 0)
 				return audit_lost(r);
 			continue;
@@ -101,8 +301,11 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 		struct pw_inspect_plans plans = {.n = 0};
 		struct pw_inspect_facts facts;
 		bool unaudited = false;
+		if (!jg->t0_ns)
+			jg->t0_ns = now_ns();
 		if (jg->ready) {
-			/* judged by an analysis thread while the session was parked */
+			/* judged by an analysis thread while the session was parked, or refused by
+			 * a person (facts kept from when it was held) */
 			jg->ready = false;
 			v = jg->verdict;
 			d = jg->d;
@@ -114,22 +317,44 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			v = PW_DENY;
 			unaudited = true;
 			pw_audit_count_refusal();
-		} else if (m->type != 'B' && m->type != 'F' &&
+		} else if (!jg->approved_once && m->type != 'B' && m->type != 'F' &&
 		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES &&
 		           judge_away(jg, who, m, w, owner)) {
 			return true;
 		} else {
 			v = pw_inspect(who, m, &d, who->mask ? &plans : NULL, &facts);
 		}
+		if (!jg->by_person && !unaudited && v == PW_ALLOW && m->type == 'B' &&
+		    named_find(jg, m->stmt)) {
+			/* each execution of a statement approved once asks again */
+			facts = named_find(jg, m->stmt)->facts;
+			v = PW_DENY;
+			d = (struct pw_deny){.sqlstate = "42501"};
+			snprintf(d.message, sizeof(d.message), "%s", facts.d.message);
+		}
+		if (v == PW_ALLOW && m->type == 'P' && !facts.d.approved)
+			named_drop(jg,
+			           m->name); /* the name now stands for a text allowed as it is */
+		if (!jg->by_person && !unaudited && v == PW_DENY &&
+		    facts.d.action == PW_ACT_APPROVE &&
+		    approve_or_hold(jg, who, m, &v, &d, &plans, &facts)) {
+			note_text(jg, m, w);
+			return true; /* held: nothing more is read or judged until a decision */
+		}
 		if (who->mask && mask_follows(who->mask, m, v, &plans, &r->fail) < 0) {
 			pw_inspect_plans_free(&plans);
 			return false;
 		}
+		bool masked = plans.n > 0;
 		pw_inspect_plans_free(&plans);
 		if (v == PW_DENY)
 			pw_info("session %llu %s: denied %c: %s %s",
 			        (unsigned long long)who->serial, peer, m->type, d.sqlstate,
 			        PW_Q(d.message));
+		if (!jg->by_person || v != PW_DENY)
+			note_text(jg, m, w);
+		decided(jg, who, m, v, &d, unaudited ? NULL : &facts, masked);
+		jg->by_person = false;
 		if (pw_audit_on_statement(who->audit, m, v == PW_DENY, unaudited ? NULL : &d,
 		                          &facts) < 0) {
 			pw_inspect_plans_free(&plans);

@@ -37,75 +37,24 @@
 #include "pgward/loader_pins.h"
 #include "pgward/loader_events.h"
 #include "pgward/log.h"
+#include "loader_int.h"
 
 #define MIN_HEARTBEAT_PERIOD 10 /* ms */
 
-/* the programs attached per cgroup, and the attach type that identifies a pinned link */
-/* BPF_CGROUP_UNIX_CONNECT (kernel 6.7), newer than the distribution's headers */
-#define PW_ATTACH_UNIX_CONNECT ((enum bpf_attach_type)49)
-
-enum {
-	CG_CONNECT4,
-	CG_CONNECT6,
-	CG_GETPEER4,
-	CG_GETPEER6,
-	CG_SOCKOPS,
-	CG_BIND4,
-	CG_BIND6,
-	CG_CONNECTU,
-	N_CG_PROGS
-};
-static const struct {
-	const char *name;
-	enum bpf_attach_type type;
-} cg_progs[N_CG_PROGS] = {
-    [CG_CONNECT4] = {"pw_connect4", BPF_CGROUP_INET4_CONNECT},
-    [CG_CONNECT6] = {"pw_connect6", BPF_CGROUP_INET6_CONNECT},
-    [CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
-    [CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
-    [CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS},
-    [CG_BIND4] = {"pw_bind4", BPF_CGROUP_INET4_BIND},
-    [CG_BIND6] = {"pw_bind6", BPF_CGROUP_INET6_BIND},
-    [CG_CONNECTU] = {"pw_connect_unix", PW_ATTACH_UNIX_CONNECT},
+const struct pw_cg_prog pw_cg_progs[N_CG_PROGS] = {
+    [CG_CONNECT4] = {"pw_connect4", BPF_CGROUP_INET4_CONNECT, "cgroup/connect4"},
+    [CG_CONNECT6] = {"pw_connect6", BPF_CGROUP_INET6_CONNECT, "cgroup/connect6"},
+    [CG_GETPEER4] = {"pw_getpeername4", BPF_CGROUP_INET4_GETPEERNAME, "cgroup/getpeername4"},
+    [CG_GETPEER6] = {"pw_getpeername6", BPF_CGROUP_INET6_GETPEERNAME, "cgroup/getpeername6"},
+    [CG_SOCKOPS] = {"pw_sockops", BPF_CGROUP_SOCK_OPS, "sockops"},
+    [CG_BIND4] = {"pw_bind4", BPF_CGROUP_INET4_BIND, "cgroup/bind4"},
+    [CG_BIND6] = {"pw_bind6", BPF_CGROUP_INET6_BIND, "cgroup/bind6"},
+    [CG_CONNECTU] = {"pw_connect_unix", PW_ATTACH_UNIX_CONNECT, "cgroup/connect_unix"},
 };
 
-#define MAX_TARGETS PW_MAX_TARGETS
-#define MAX_LINKS   (MAX_TARGETS * N_CG_PROGS)
-
-struct cg_link {
-	struct bpf_link *link;
-	uint64_t cgid;
-	int prog; /* CG_* */
-	char pin[PATH_MAX];
-};
-
-/* The loader is a per-process singleton. Everything in here except the fields marked otherwise
- * is touched only by the thread calling start/update/stop (pgwardd's main thread); the
- * heartbeat thread uses bcfg/stopping under lock, the event thread only rb and rb_stop. */
-static struct {
-	bool running;
-	struct pgward *skel;
-	char pin[PATH_MAX];
-	struct pw_cg_target targets[MAX_TARGETS];
-	int n_targets;
-	struct cg_link links[MAX_LINKS];
-	int n_links;
-	bool sk_msg_attached;
-	int ncpu; /* set before start returns; read by pw_loader_counters from any thread */
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;       /* CLOCK_MONOTONIC; wakes the heartbeat thread to stop */
-	bool stopping;             /* under lock */
-	struct pw_bpf_config bcfg; /* under lock: the config map's value, kept in memory */
-	int config_fd;
-	unsigned period_ms; /* under lock */
-	bool hb_failed;     /* heartbeat thread only: log a failing update once */
-	pthread_t hb_thread;
-
-	struct ring_buffer *rb;
-	atomic_bool rb_stop;
-	pthread_t rb_thread;
-} L = {.lock = PTHREAD_MUTEX_INITIALIZER, .config_fd = -1};
+/* see loader_int.h for who touches what, and under which lock */
+struct pw_loader pw_ld = {
+    .op = PTHREAD_MUTEX_INITIALIZER, .lock = PTHREAD_MUTEX_INITIALIZER, .config_fd = -1};
 
 /* Read with no lock by any thread (pw_loader_counters): set before pw_loader_start returns,
  * reset to -1 first thing in pw_loader_stop. The tuple map's descriptor is registered with
@@ -142,10 +91,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 /* the maps that pw_maps_sync_filters fills, of the loaded skeleton */
 static struct pw_filter_fds filter_fds(void)
 {
-	return (struct pw_filter_fds){.dsts = bpf_map__fd(L.skel->maps.pw_dsts),
-	                              .deny = bpf_map__fd(L.skel->maps.pw_deny),
-	                              .scope_uid = bpf_map__fd(L.skel->maps.pw_scope_uid),
-	                              .unix_own = bpf_map__fd(L.skel->maps.pw_unix_own)};
+	return (struct pw_filter_fds){.dsts = bpf_map__fd(pw_ld.skel->maps.pw_dsts),
+	                              .deny = bpf_map__fd(pw_ld.skel->maps.pw_deny),
+	                              .scope_uid = bpf_map__fd(pw_ld.skel->maps.pw_scope_uid),
+	                              .unix_own = bpf_map__fd(pw_ld.skel->maps.pw_unix_own)};
 }
 
 static uint64_t now_ns(void)
@@ -155,12 +104,12 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* caller holds L.lock */
+/* caller holds pw_ld.lock */
 static int write_config_locked(void)
 {
 	uint32_t zero = 0;
-	L.bcfg.heartbeat_ns = now_ns();
-	if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
+	pw_ld.bcfg.heartbeat_ns = now_ns();
+	if (bpf_map_update_elem(pw_ld.config_fd, &zero, &pw_ld.bcfg, BPF_ANY) < 0)
 		return -errno_or(EIO);
 	return 0;
 }
@@ -176,22 +125,22 @@ static unsigned period_of(const struct pw_bpf_config *c)
 static void *heartbeat_main(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&L.lock);
-	while (!L.stopping) {
+	pthread_mutex_lock(&pw_ld.lock);
+	while (!pw_ld.stopping) {
 		int rc = write_config_locked();
-		if (rc < 0 && !L.hb_failed)
+		if (rc < 0 && !pw_ld.hb_failed)
 			pw_warn("eBPF heartbeat: updating the config map: %s", strerror(-rc));
-		L.hb_failed = rc < 0;
+		pw_ld.hb_failed = rc < 0;
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)L.period_ms * 1000000ull;
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)pw_ld.period_ms * 1000000ull;
 		ts.tv_sec += (time_t)(ns / 1000000000ull);
 		ts.tv_nsec = (long)(ns % 1000000000ull);
 		/* woken early (stop, or a new period from update): just beat again sooner */
-		if (!L.stopping)
-			pthread_cond_timedwait(&L.cond, &L.lock, &ts);
+		if (!pw_ld.stopping)
+			pthread_cond_timedwait(&pw_ld.cond, &pw_ld.lock, &ts);
 	}
-	pthread_mutex_unlock(&L.lock);
+	pthread_mutex_unlock(&pw_ld.lock);
 	return NULL;
 }
 
@@ -210,8 +159,8 @@ static int on_event(void *ctx, void *data, size_t size)
 static void *events_main(void *arg)
 {
 	(void)arg;
-	while (!atomic_load(&L.rb_stop)) {
-		int n = ring_buffer__poll(L.rb, 100);
+	while (!atomic_load(&pw_ld.rb_stop)) {
+		int n = ring_buffer__poll(pw_ld.rb, 100);
 		if (n < 0 && n != -EINTR) {
 			pw_warn("eBPF events: ring buffer poll: %s", strerror(-n));
 			struct timespec ts = {0, 100 * 1000000};
@@ -251,21 +200,21 @@ static struct bpf_program *prog_of(int p)
 {
 	switch (p) {
 	case CG_CONNECT4:
-		return L.skel->progs.pw_connect4;
+		return pw_ld.skel->progs.pw_connect4;
 	case CG_CONNECT6:
-		return L.skel->progs.pw_connect6;
+		return pw_ld.skel->progs.pw_connect6;
 	case CG_GETPEER4:
-		return L.skel->progs.pw_getpeername4;
+		return pw_ld.skel->progs.pw_getpeername4;
 	case CG_GETPEER6:
-		return L.skel->progs.pw_getpeername6;
+		return pw_ld.skel->progs.pw_getpeername6;
 	case CG_BIND4:
-		return L.skel->progs.pw_bind4;
+		return pw_ld.skel->progs.pw_bind4;
 	case CG_BIND6:
-		return L.skel->progs.pw_bind6;
+		return pw_ld.skel->progs.pw_bind6;
 	case CG_CONNECTU:
-		return L.skel->progs.pw_connect_unix;
+		return pw_ld.skel->progs.pw_connect_unix;
 	default:
-		return L.skel->progs.pw_sockops;
+		return pw_ld.skel->progs.pw_sockops;
 	}
 }
 
@@ -286,7 +235,7 @@ static struct bpf_link *attach_one(int p, const struct pw_cg_target *t, char *er
 	int e = errno_or(EINVAL);
 	close(fd);
 	if (!l)
-		pw_errf(err, errlen, "attaching %s to cgroup %s: %s", cg_progs[p].name, t->path,
+		pw_errf(err, errlen, "attaching %s to cgroup %s: %s", pw_cg_progs[p].name, t->path,
 		        strerror(e));
 	return l;
 }
@@ -295,8 +244,8 @@ static struct bpf_link *attach_one(int p, const struct pw_cg_target *t, char *er
  * (fix_names renames it once the old one is gone). */
 static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 {
-	pw_pin_path(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, L.pin,
-	            cg_progs[cl->prog].name, cl->cgid);
+	pw_pin_path(cl->pin, sizeof(cl->pin), "%s/links/%s-%" PRIu64, pw_ld.pin,
+	            pw_cg_progs[cl->prog].name, cl->cgid);
 	if (bpf_link__pin(cl->link, cl->pin) == 0)
 		return 0;
 	size_t len = strlen(cl->pin);
@@ -310,8 +259,8 @@ static int pin_link(struct cg_link *cl, char *err, size_t errlen)
 
 static void fix_names(void)
 {
-	for (int i = 0; i < L.n_links; i++) {
-		struct cg_link *cl = &L.links[i];
+	for (int i = 0; i < pw_ld.n_links; i++) {
+		struct cg_link *cl = &pw_ld.links[i];
 		char *tilde = strrchr(cl->pin, '~');
 		if (!tilde || strchr(tilde, '/'))
 			continue;
@@ -326,21 +275,21 @@ static void fix_names(void)
 /* detach in the kernel (even if someone else holds an fd), unpin, close */
 static void destroy_links_from(int first)
 {
-	for (int i = L.n_links - 1; i >= first; i--)
-		pw_pins_drop_link(L.links[i].link, L.links[i].pin);
-	L.n_links = first;
+	for (int i = pw_ld.n_links - 1; i >= first; i--)
+		pw_pins_drop_link(pw_ld.links[i].link, pw_ld.links[i].pin);
+	pw_ld.n_links = first;
 }
 
 static int attach_sk_msg(char *err, size_t errlen)
 {
-	if (L.sk_msg_attached)
+	if (pw_ld.sk_msg_attached)
 		return 0;
-	if (bpf_prog_attach(bpf_program__fd(L.skel->progs.pw_sk_msg),
-	                    bpf_map__fd(L.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
+	if (bpf_prog_attach(bpf_program__fd(pw_ld.skel->progs.pw_sk_msg),
+	                    bpf_map__fd(pw_ld.skel->maps.pw_sockhash), BPF_SK_MSG_VERDICT, 0) < 0) {
 		pw_errf(err, errlen, "attaching pw_sk_msg to the sockhash: %s", strerror(errno));
 		return -1;
 	}
-	L.sk_msg_attached = true; /* the sockhash pin keeps it; uninstall removes both */
+	pw_ld.sk_msg_attached = true; /* the sockhash pin keeps it; uninstall removes both */
 	return 0;
 }
 
@@ -362,49 +311,49 @@ static bool pinned_owner_alive(const struct pw_bpf_config *c, uint32_t self)
 
 static void stop_threads(void)
 {
-	pthread_mutex_lock(&L.lock);
-	L.stopping = true;
-	pthread_cond_signal(&L.cond);
-	pthread_mutex_unlock(&L.lock);
-	pthread_join(L.hb_thread, NULL);
-	pthread_cond_destroy(&L.cond);
-	if (L.rb) {
-		atomic_store(&L.rb_stop, true);
-		pthread_join(L.rb_thread, NULL);
-		ring_buffer__free(L.rb);
-		L.rb = NULL;
+	pthread_mutex_lock(&pw_ld.lock);
+	pw_ld.stopping = true;
+	pthread_cond_signal(&pw_ld.cond);
+	pthread_mutex_unlock(&pw_ld.lock);
+	pthread_join(pw_ld.hb_thread, NULL);
+	pthread_cond_destroy(&pw_ld.cond);
+	if (pw_ld.rb) {
+		atomic_store(&pw_ld.rb_stop, true);
+		pthread_join(pw_ld.rb_thread, NULL);
+		ring_buffer__free(pw_ld.rb);
+		pw_ld.rb = NULL;
 	}
 }
 
 static int start_threads(char *err, size_t errlen)
 {
 	errno = 0;
-	L.rb = ring_buffer__new(bpf_map__fd(L.skel->maps.pw_events), on_event, NULL, NULL);
-	if (!L.rb)
+	pw_ld.rb = ring_buffer__new(bpf_map__fd(pw_ld.skel->maps.pw_events), on_event, NULL, NULL);
+	if (!pw_ld.rb)
 		pw_warn("eBPF events: ring buffer: %s (events are not logged)",
 		        strerror(errno_or(EINVAL)));
-	atomic_store(&L.rb_stop, false);
-	if (L.rb && spawn(&L.rb_thread, events_main) != 0) {
-		ring_buffer__free(L.rb);
-		L.rb = NULL;
+	atomic_store(&pw_ld.rb_stop, false);
+	if (pw_ld.rb && spawn(&pw_ld.rb_thread, events_main) != 0) {
+		ring_buffer__free(pw_ld.rb);
+		pw_ld.rb = NULL;
 		pw_warn("eBPF events: cannot start the event thread (events are not logged)");
 	}
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&L.cond, &ca);
+	pthread_cond_init(&pw_ld.cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (spawn(&L.hb_thread, heartbeat_main) == 0)
+	if (spawn(&pw_ld.hb_thread, heartbeat_main) == 0)
 		return 0;
 	/* without a heartbeat the programs would refuse within the timeout: do not pretend */
 	pw_errf(err, errlen, "cannot start the heartbeat thread");
-	if (L.rb) {
-		atomic_store(&L.rb_stop, true);
-		pthread_join(L.rb_thread, NULL);
-		ring_buffer__free(L.rb);
-		L.rb = NULL;
+	if (pw_ld.rb) {
+		atomic_store(&pw_ld.rb_stop, true);
+		pthread_join(pw_ld.rb_thread, NULL);
+		ring_buffer__free(pw_ld.rb);
+		pw_ld.rb = NULL;
 	}
-	pthread_cond_destroy(&L.cond);
+	pthread_cond_destroy(&pw_ld.cond);
 	return -1;
 }
 
@@ -412,9 +361,10 @@ static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t err
 
 static void teardown_skel(void)
 {
-	pgward__destroy(L.skel);
-	L.skel = NULL;
-	L.config_fd = -1;
+	pgward__destroy(pw_ld.skel);
+	pw_ld.skel = NULL;
+	pw_ld.obj = NULL;
+	pw_ld.config_fd = -1;
 }
 
 /* Opens the skeleton, adopts the pinned maps when they fit this pgwardd (waiting a little for
@@ -426,13 +376,14 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 	char why[1024];
 
 	errno = 0;
-	L.skel = pgward__open();
-	if (!L.skel) {
+	pw_ld.skel = pgward__open();
+	if (!pw_ld.skel) {
 		pw_errf(err, errlen, "opening the BPF object: %s", strerror(errno_or(EINVAL)));
 		return -1;
 	}
+	pw_ld.obj = pw_ld.skel->obj;
 	struct pw_bpf_config pinned;
-	int state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
+	int state = pw_pins_state(pw_ld.skel->obj, pin, why, sizeof(why), &pinned);
 	/* a restart may start us while the previous pgwardd is still handing over (it marks
 	 * the heartbeat stale when it stops): give it a few seconds before refusing */
 	for (int i = 0; i < 50 && state == 1 && pinned_owner_alive(&pinned, enforcer_tgid); i++) {
@@ -441,7 +392,7 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 			        "to stop",
 			        pin, pinned.enforcer_tgid);
 		usleep(100 * 1000);
-		state = pw_pins_state(L.skel->obj, pin, why, sizeof(why), &pinned);
+		state = pw_pins_state(pw_ld.skel->obj, pin, why, sizeof(why), &pinned);
 	}
 	*adopt = state == 1;
 	if (pinned_owner_alive(&pinned, enforcer_tgid)) {
@@ -454,27 +405,35 @@ static int open_and_load(const char *pin, uint32_t enforcer_tgid, bool *adopt, c
 	if (state < 0)
 		pw_warn("eBPF: the pin set at %s does not fit this pgwardd (%s): replacing it", pin,
 		        why);
-	if (*adopt && pw_pins_reuse_maps(L.skel->obj, pin, err, errlen) < 0) {
+	if (*adopt && pw_pins_reuse_maps(pw_ld.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
 	/* the unix connect program is loaded only where the kernel has its hook */
 	if (pw_loader_unix_hook())
-		bpf_program__set_expected_attach_type(L.skel->progs.pw_connect_unix,
+		bpf_program__set_expected_attach_type(pw_ld.skel->progs.pw_connect_unix,
 		                                      PW_ATTACH_UNIX_CONNECT);
 	else
-		bpf_program__set_autoload(L.skel->progs.pw_connect_unix, false);
-	int rc = pgward__load(L.skel);
+		bpf_program__set_autoload(pw_ld.skel->progs.pw_connect_unix, false);
+	int rc = pgward__load(pw_ld.skel);
 	if (rc < 0) {
 		pw_errf(err, errlen, "loading the BPF programs: %s", strerror(-rc));
 		teardown_skel();
 		return -1;
 	}
-	L.config_fd = bpf_map__fd(L.skel->maps.pw_config);
+	pw_ld.config_fd = bpf_map__fd(pw_ld.skel->maps.pw_config);
 	return 0;
 }
 
-int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen)
+/* under op: what loader_show.c needs of the configuration running */
+static void remember(const struct pw_config *cfg)
+{
+	snprintf(pw_ld.overrides, sizeof(pw_ld.overrides), "%s", cfg->redirect.overrides);
+	pw_ld.n_uids = cfg->redirect.n_uids;
+}
+
+static int start_locked(const struct pw_config *cfg, uint32_t enforcer_tgid,
+                        const struct pw_cg_overrides *ov, char *err, size_t errlen)
 {
 	const char *pin;
 	int hb_ms;
@@ -482,7 +441,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	int n_ports;
 	struct pw_bpf_config bcfg;
 
-	if (L.running) {
+	if (pw_ld.running) {
 		pw_errf(err, errlen, "the eBPF loader is already running");
 		return -1;
 	}
@@ -490,19 +449,19 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 	if (pw_host_check_caps(err, errlen) < 0)
 		return -1;
 	libbpf_set_print(libbpf_print);
-	if (pw_maps_build_targets(cfg, L.targets, &L.n_targets, err, errlen) < 0 ||
+	if (pw_maps_build_targets(cfg, ov, pw_ld.targets, &pw_ld.n_targets, err, errlen) < 0 ||
 	    pw_maps_build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
 	    pw_maps_build_config(cfg, enforcer_tgid, &bcfg, err, errlen) < 0)
 		return -1;
-	if (strlen(pin) + 64 >= sizeof(L.pin)) {
+	if (strlen(pin) + 64 >= sizeof(pw_ld.pin)) {
 		pw_errf(err, errlen, "pin path %s is too long", pin);
 		return -1;
 	}
-	snprintf(L.pin, sizeof(L.pin), "%s", pin);
+	snprintf(pw_ld.pin, sizeof(pw_ld.pin), "%s", pin);
 	if (pw_host_prepare_pin_dir(pin, err, errlen) < 0)
 		return -1;
-	L.ncpu = libbpf_num_possible_cpus();
-	if (L.ncpu <= 0) {
+	pw_ld.ncpu = libbpf_num_possible_cpus();
+	if (pw_ld.ncpu <= 0) {
 		pw_errf(err, errlen, "cannot count the possible CPUs");
 		return -1;
 	}
@@ -512,17 +471,18 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 
 	/* the config (with a fresh heartbeat) goes in before any program is attached */
-	pthread_mutex_lock(&L.lock);
-	L.bcfg = bcfg;
-	L.period_ms = period_of(&bcfg);
-	L.stopping = false;
-	L.hb_failed = false;
+	pthread_mutex_lock(&pw_ld.lock);
+	pw_ld.bcfg = bcfg;
+	pw_ld.period_ms = period_of(&bcfg);
+	pw_ld.stopping = false;
+	pw_ld.hb_failed = false;
 	int rc = write_config_locked();
-	pthread_mutex_unlock(&L.lock);
+	pthread_mutex_unlock(&pw_ld.lock);
 	if (rc == 0)
-		rc = pw_maps_sync_scope(bpf_map__fd(L.skel->maps.pw_scope), L.targets, L.n_targets);
+		rc = pw_maps_sync_scope(bpf_map__fd(pw_ld.skel->maps.pw_scope), pw_ld.targets,
+		                        pw_ld.n_targets);
 	if (rc == 0)
-		rc = pw_maps_sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports,
+		rc = pw_maps_sync_set(bpf_map__fd(pw_ld.skel->maps.pw_ports), ports, n_ports,
 		                      sizeof(ports[0]), PW_MAX_PORTS);
 	if (rc == 0)
 		rc = pw_maps_sync_filters(cfg, filter_fds());
@@ -531,14 +491,14 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	if (!adopt && pw_pins_pin_maps(L.skel->obj, pin, err, errlen) < 0) {
+	if (!adopt && pw_pins_pin_maps(pw_ld.skel->obj, pin, err, errlen) < 0) {
 		teardown_skel();
 		return -1;
 	}
 
 	/* everything that can fail goes before the links are touched: whoever holds the old
 	 * pins keeps them intact until then */
-	L.sk_msg_attached = false;
+	pw_ld.sk_msg_attached = false;
 	if (bcfg.fastpath && attach_sk_msg(err, errlen) < 0) {
 		teardown_skel();
 		return -1;
@@ -555,7 +515,7 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		teardown_skel();
 		return -1;
 	}
-	L.n_links = 0;
+	pw_ld.n_links = 0;
 	rc = apply_links(old, n_old, err, errlen);
 	pw_pins_close_old_links(old, n_old);
 	if (rc < 0) {
@@ -564,18 +524,31 @@ int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *e
 		return -1;
 	}
 
-	atomic_store(&counters_fd, bpf_map__fd(L.skel->maps.pw_counters));
-	pw_conntrack_register(bpf_map__fd(L.skel->maps.pw_conns));
-	L.running = true;
+	atomic_store(&counters_fd, bpf_map__fd(pw_ld.skel->maps.pw_counters));
+	pw_conntrack_register(bpf_map__fd(pw_ld.skel->maps.pw_conns));
+	pw_ld.running = true;
 	int n_scope = 0;
-	for (int i = 0; i < L.n_targets; i++)
-		n_scope += L.targets[i].in_scope;
+	for (int i = 0; i < pw_ld.n_targets; i++)
+		n_scope += pw_ld.targets[i].in_scope;
 	pw_info("eBPF redirect: %d cgroup(s) in scope, %d port(s), fail-%s, fastpath %s, "
 	        "%d link(s) pinned at %s (%s)",
 	        n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
-	        bcfg.fastpath ? "on" : "off", L.n_links, pin,
+	        bcfg.fastpath ? "on" : "off", pw_ld.n_links, pin,
 	        adopt ? "took over the pinned maps" : "fresh maps");
 	return 0;
+}
+
+int pw_loader_start(const struct pw_config *cfg, uint32_t enforcer_tgid, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&pw_ld.op);
+	/* read under op: pw_loader_cgroup_add/del write it under op */
+	struct pw_cg_overrides *ov = pw_maps_overrides_load(cfg);
+	int rc = start_locked(cfg, enforcer_tgid, ov, err, errlen);
+	if (rc == 0)
+		remember(cfg);
+	pthread_mutex_unlock(&pw_ld.op);
+	free(ov);
+	return rc;
 }
 
 /* Give every wanted (cgroup, program) pair a link: switch a matching pinned one to the new
@@ -587,15 +560,15 @@ static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t err
 		int target, prog, old; /* old: index into old[], or -1 */
 	} want[MAX_LINKS];
 	int n_want = 0;
-	for (int t = 0; t < L.n_targets; t++) {
+	for (int t = 0; t < pw_ld.n_targets; t++) {
 		for (int p = 0; p < N_CG_PROGS; p++) {
-			if (!target_wants(&L.targets[t], p))
+			if (!target_wants(&pw_ld.targets[t], p))
 				continue;
 			int match = -1;
 			for (int o = 0; o < n_old && match < 0; o++)
 				if (old[o].link && !old[o].claimed &&
-				    old[o].cgid == L.targets[t].id &&
-				    old[o].type == cg_progs[p].type)
+				    old[o].cgid == pw_ld.targets[t].id &&
+				    old[o].type == pw_cg_progs[p].type)
 					match = o;
 			if (match >= 0)
 				old[match].claimed = true;
@@ -609,14 +582,14 @@ static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t err
 	for (int i = 0; i < n_want; i++) {
 		if (want[i].old >= 0)
 			continue;
-		struct cg_link *cl = &L.links[L.n_links];
+		struct cg_link *cl = &pw_ld.links[pw_ld.n_links];
 		memset(cl, 0, sizeof(*cl));
-		cl->link = attach_one(want[i].prog, &L.targets[want[i].target], err, errlen);
+		cl->link = attach_one(want[i].prog, &pw_ld.targets[want[i].target], err, errlen);
 		if (!cl->link)
 			goto fail;
-		cl->cgid = L.targets[want[i].target].id;
+		cl->cgid = pw_ld.targets[want[i].target].id;
 		cl->prog = want[i].prog;
-		L.n_links++;
+		pw_ld.n_links++;
 		if (pin_link(cl, err, errlen) < 0)
 			goto fail;
 	}
@@ -624,24 +597,24 @@ static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t err
 		int o = want[i].old;
 		if (o < 0)
 			continue;
-		struct cg_link *cl = &L.links[L.n_links];
+		struct cg_link *cl = &pw_ld.links[pw_ld.n_links];
 		memset(cl, 0, sizeof(*cl));
-		cl->cgid = L.targets[want[i].target].id;
+		cl->cgid = pw_ld.targets[want[i].target].id;
 		cl->prog = want[i].prog;
 		int rc = bpf_link__update_program(old[o].link, prog_of(want[i].prog));
 		if (rc == 0) {
 			cl->link = old[o].link;
 			snprintf(cl->pin, sizeof(cl->pin), "%s", old[o].path);
-			L.n_links++;
+			pw_ld.n_links++;
 			continue;
 		}
 		pw_warn("eBPF: switching %s to the new %s: %s; attaching anew", old[o].path,
-		        cg_progs[want[i].prog].name, strerror(-rc));
+		        pw_cg_progs[want[i].prog].name, strerror(-rc));
 		old[o].claimed = false;
-		cl->link = attach_one(want[i].prog, &L.targets[want[i].target], err, errlen);
+		cl->link = attach_one(want[i].prog, &pw_ld.targets[want[i].target], err, errlen);
 		if (!cl->link)
 			goto fail;
-		L.n_links++;
+		pw_ld.n_links++;
 		if (pin_link(cl, err, errlen) < 0)
 			goto fail;
 	}
@@ -655,14 +628,14 @@ static int apply_links(struct pw_old_link *old, int n_old, char *err, size_t err
 	return 0;
 fail:
 	/* links switched in place stay switched (they run the same code); new ones go */
-	for (int i = L.n_links - 1; i >= 0; i--) {
+	for (int i = pw_ld.n_links - 1; i >= 0; i--) {
 		bool adopted = false;
 		for (int o = 0; o < n_old; o++)
-			adopted |= old[o].claimed && old[o].link == L.links[i].link;
+			adopted |= old[o].claimed && old[o].link == pw_ld.links[i].link;
 		if (!adopted)
-			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(pw_ld.links[i].link, pw_ld.links[i].pin);
 	}
-	L.n_links = 0;
+	pw_ld.n_links = 0;
 	for (int o = 0; o < n_old; o++)
 		old[o].claimed = false; /* the caller closes our fds; their pins stay */
 	return -1;
@@ -670,9 +643,10 @@ fail:
 
 /* ---- update ---- */
 
-int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
+static int update_locked(const struct pw_config *cfg, const struct pw_cg_overrides *ov, char *err,
+                         size_t errlen)
 {
-	if (!L.running) {
+	if (!pw_ld.running) {
 		pw_errf(err, errlen, "the eBPF loader is not running");
 		return -1;
 	}
@@ -686,29 +660,30 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 
 	/* everything that can be wrong in the new config is found before anything changes */
 	pw_maps_resolve(cfg, &pin, &hb_ms);
-	if (strcmp(pin, L.pin) != 0)
-		pw_warn("reload: the pin path changes only on restart (keeping %s)", L.pin);
-	pthread_mutex_lock(&L.lock);
-	uint32_t tgid = L.bcfg.enforcer_tgid;
-	pthread_mutex_unlock(&L.lock);
-	if (pw_maps_build_targets(cfg, targets, &n_targets, err, errlen) < 0 ||
+	if (strcmp(pin, pw_ld.pin) != 0)
+		pw_warn("reload: the pin path changes only on restart (keeping %s)", pw_ld.pin);
+	pthread_mutex_lock(&pw_ld.lock);
+	uint32_t tgid = pw_ld.bcfg.enforcer_tgid;
+	pthread_mutex_unlock(&pw_ld.lock);
+	if (pw_maps_build_targets(cfg, ov, targets, &n_targets, err, errlen) < 0 ||
 	    pw_maps_build_ports(cfg, ports, &n_ports, err, errlen) < 0 ||
 	    pw_maps_build_config(cfg, tgid, &bcfg, err, errlen) < 0)
 		return -1;
 
 	/* new cgroups get their links before they enter the scope map; dropped ones leave the
 	 * scope map before their links go */
-	int first_new = L.n_links;
+	int first_new = pw_ld.n_links;
 	for (int t = 0; t < n_targets; t++) {
 		for (int p = 0; p < N_CG_PROGS; p++) {
 			if (!target_wants(&targets[t], p))
 				continue;
 			bool have = false;
-			for (int i = 0; i < L.n_links && !have; i++)
-				have = L.links[i].cgid == targets[t].id && L.links[i].prog == p;
+			for (int i = 0; i < pw_ld.n_links && !have; i++)
+				have = pw_ld.links[i].cgid == targets[t].id &&
+				       pw_ld.links[i].prog == p;
 			if (have)
 				continue;
-			struct cg_link *cl = &L.links[L.n_links];
+			struct cg_link *cl = &pw_ld.links[pw_ld.n_links];
 			memset(cl, 0, sizeof(*cl));
 			cl->link = attach_one(p, &targets[t], err, errlen);
 			if (!cl->link) {
@@ -717,7 +692,7 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 			}
 			cl->cgid = targets[t].id;
 			cl->prog = p;
-			L.n_links++;
+			pw_ld.n_links++;
 			if (pin_link(cl, err, errlen) < 0) {
 				destroy_links_from(first_new);
 				return -1;
@@ -729,17 +704,17 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 
-	pthread_mutex_lock(&L.lock);
-	bcfg.heartbeat_ns = L.bcfg.heartbeat_ns;
-	L.bcfg = bcfg;
-	L.period_ms = period_of(&bcfg);
+	pthread_mutex_lock(&pw_ld.lock);
+	bcfg.heartbeat_ns = pw_ld.bcfg.heartbeat_ns;
+	pw_ld.bcfg = bcfg;
+	pw_ld.period_ms = period_of(&bcfg);
 	int rc = write_config_locked();
-	pthread_cond_signal(&L.cond); /* a shorter period takes effect now */
-	pthread_mutex_unlock(&L.lock);
+	pthread_cond_signal(&pw_ld.cond); /* a shorter period takes effect now */
+	pthread_mutex_unlock(&pw_ld.lock);
 	if (rc == 0)
-		rc = pw_maps_sync_scope(bpf_map__fd(L.skel->maps.pw_scope), targets, n_targets);
+		rc = pw_maps_sync_scope(bpf_map__fd(pw_ld.skel->maps.pw_scope), targets, n_targets);
 	if (rc == 0)
-		rc = pw_maps_sync_set(bpf_map__fd(L.skel->maps.pw_ports), ports, n_ports,
+		rc = pw_maps_sync_set(bpf_map__fd(pw_ld.skel->maps.pw_ports), ports, n_ports,
 		                      sizeof(ports[0]), PW_MAX_PORTS);
 	if (rc == 0)
 		rc = pw_maps_sync_filters(cfg, filter_fds());
@@ -749,20 +724,20 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	}
 
 	int kept = 0;
-	for (int i = 0; i < L.n_links; i++) {
+	for (int i = 0; i < pw_ld.n_links; i++) {
 		bool keep = false;
 		for (int t = 0; t < n_targets && !keep; t++)
-			keep = targets[t].id == L.links[i].cgid &&
-			       target_wants(&targets[t], L.links[i].prog);
+			keep = targets[t].id == pw_ld.links[i].cgid &&
+			       target_wants(&targets[t], pw_ld.links[i].prog);
 		if (keep)
-			L.links[kept++] = L.links[i];
+			pw_ld.links[kept++] = pw_ld.links[i];
 		else
-			pw_pins_drop_link(L.links[i].link, L.links[i].pin);
+			pw_pins_drop_link(pw_ld.links[i].link, pw_ld.links[i].pin);
 	}
-	L.n_links = kept;
+	pw_ld.n_links = kept;
 	fix_names();
-	memcpy(L.targets, targets, sizeof(targets[0]) * (size_t)n_targets);
-	L.n_targets = n_targets;
+	memcpy(pw_ld.targets, targets, sizeof(targets[0]) * (size_t)n_targets);
+	pw_ld.n_targets = n_targets;
 	int n_scope = 0;
 	for (int i = 0; i < n_targets; i++)
 		n_scope += targets[i].in_scope;
@@ -770,6 +745,18 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
 	        n_scope, n_ports, bcfg.fail_mode == PW_FAIL_OPEN ? "open" : "closed",
 	        bcfg.fastpath ? "on" : "off");
 	return 0;
+}
+
+int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&pw_ld.op);
+	struct pw_cg_overrides *ov = pw_ld.running ? pw_maps_overrides_load(cfg) : NULL;
+	int rc = update_locked(cfg, ov, err, errlen);
+	if (rc == 0)
+		remember(cfg);
+	pthread_mutex_unlock(&pw_ld.op);
+	free(ov);
+	return rc;
 }
 
 /* ---- the tuple map before start ---- */
@@ -800,19 +787,33 @@ void pw_loader_preopen(const struct pw_config *cfg)
 	pw_conntrack_register_first(fd);
 }
 
+const char *const pw_counter_names[PW_CNT_MAX] = {
+    [PW_CNT_REDIRECTS] = "redirects",
+    [PW_CNT_SKIPS] = "skips",
+    [PW_CNT_REFUSALS] = "refusals",
+    [PW_CNT_BYPASSES] = "bypasses",
+    [PW_CNT_RB_DROPS] = "ringbuf_drops",
+    [PW_CNT_TUPLE_MISS] = "tuple_misses",
+    [PW_CNT_FASTPATH_REDIRECTS] = "fastpath_redirects",
+    [PW_CNT_FASTPATH_FALLBACKS] = "fastpath_fallbacks",
+    [PW_CNT_DENIED] = "denied",
+    [PW_CNT_BINDS] = "binds",
+    [PW_CNT_UNIX] = "unix",
+};
+
 void pw_loader_counters(uint64_t out[PW_CNT_MAX])
 {
 	memset(out, 0, sizeof(uint64_t) * PW_CNT_MAX);
 	int fd = atomic_load(&counters_fd);
-	if (fd < 0 || L.ncpu <= 0)
+	if (fd < 0 || pw_ld.ncpu <= 0)
 		return;
-	uint64_t *v = calloc((size_t)L.ncpu, sizeof(*v));
+	uint64_t *v = calloc((size_t)pw_ld.ncpu, sizeof(*v));
 	if (!v)
 		return;
 	for (uint32_t i = 0; i < PW_CNT_MAX; i++) {
 		if (bpf_map_lookup_elem(fd, &i, v) < 0)
 			continue;
-		for (int c = 0; c < L.ncpu; c++)
+		for (int c = 0; c < pw_ld.ncpu; c++)
 			out[i] += v[c];
 	}
 	free(v);
@@ -820,78 +821,47 @@ void pw_loader_counters(uint64_t out[PW_CNT_MAX])
 
 bool pw_loader_running(void)
 {
-	return L.running;
+	return pw_ld.running;
 }
 
-/* ---- stop, uninstall ---- */
+/* ---- stop (uninstall: loader_pins.c) ---- */
 
-void pw_loader_stop(void)
+static void stop_locked(void)
 {
-	if (!L.running)
-		return;
 	pw_conntrack_register(-1);
 	atomic_store(&counters_fd, -1);
 	stop_threads();
 
 	/* stale at once rather than after the timeout: this pgwardd accepts no more, and the
 	 * next one can tell that nobody owns the pins */
-	pthread_mutex_lock(&L.lock);
-	L.bcfg.heartbeat_ns = 0;
+	pthread_mutex_lock(&pw_ld.lock);
+	pw_ld.bcfg.heartbeat_ns = 0;
 	uint32_t zero = 0;
-	if (bpf_map_update_elem(L.config_fd, &zero, &L.bcfg, BPF_ANY) < 0)
+	if (bpf_map_update_elem(pw_ld.config_fd, &zero, &pw_ld.bcfg, BPF_ANY) < 0)
 		pw_warn("eBPF: marking the heartbeat stale: %s", strerror(errno));
-	pthread_mutex_unlock(&L.lock);
-	for (int i = 0; i < L.n_links; i++)
-		bpf_link__destroy(L.links[i].link); /* our fd only: the pin stays */
+	pthread_mutex_unlock(&pw_ld.lock);
+	for (int i = 0; i < pw_ld.n_links; i++)
+		bpf_link__destroy(pw_ld.links[i].link); /* our fd only: the pin stays */
 	pw_info("eBPF redirect: left pinned at %s, %s until the next pgwardd takes it over "
 	        "(pgwardd --uninstall removes it)",
-	        L.pin,
-	        L.bcfg.fail_mode == PW_FAIL_OPEN ? "fail-open: agents' connects go direct"
-	                                         : "fail-closed: agents' connects are refused");
-	L.n_links = 0;
-	L.sk_msg_attached = false;
+	        pw_ld.pin,
+	        pw_ld.bcfg.fail_mode == PW_FAIL_OPEN ? "fail-open: agents' connects go direct"
+	                                             : "fail-closed: agents' connects are refused");
+	pw_ld.n_links = 0;
+	pw_ld.sk_msg_attached = false;
 	teardown_skel();
-	L.running = false;
+	pw_ld.running = false;
+}
+
+void pw_loader_stop(void)
+{
+	pthread_mutex_lock(&pw_ld.op);
+	if (pw_ld.running)
+		stop_locked();
+	pthread_mutex_unlock(&pw_ld.op);
 }
 
 int pw_loader_uninstall(const char *pin_path, char *err, size_t errlen)
 {
-	const char *pin = pin_path && pin_path[0] ? pin_path : PW_LOADER_DEFAULT_PIN;
-	struct stat st;
-	if (stat(pin, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		pw_errf(err, errlen, "%s: %s", pin, strerror(errno));
-		return -1;
-	}
-	if (strlen(pin) + 64 >= PATH_MAX) {
-		pw_errf(err, errlen, "pin path %s is too long", pin);
-		return -1;
-	}
-	/* never remove files from anything but bpffs, whatever the config says */
-	if (!S_ISDIR(st.st_mode) || !pw_host_on_bpffs(pin)) {
-		pw_errf(err, errlen, "%s is not a directory on a bpf filesystem", pin);
-		return -1;
-	}
-	char dir[PATH_MAX];
-	int rc = 0;
-	/* links first: once they are gone nothing uses the maps */
-	pw_pin_path(dir, sizeof(dir), "%s/links", pin);
-	rc |= pw_host_clear_pins(dir, true, err, errlen);
-	if (rmdir(dir) < 0 && errno != ENOENT) {
-		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
-		rc = -1;
-	}
-	pw_pin_path(dir, sizeof(dir), "%s/maps", pin);
-	rc |= pw_host_clear_pins(dir, false, err, errlen);
-	if (rmdir(dir) < 0 && errno != ENOENT) {
-		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
-		rc = -1;
-	}
-	/* the pin directory goes too, unless it was configured as bpffs's mount point itself */
-	if (strcmp(pin, PW_BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
-		pw_errf(err, errlen, "removing %s: %s", pin, strerror(errno));
-		rc = -1;
-	}
-	return rc ? -1 : 0;
+	return pw_pins_uninstall(pin_path, err, errlen); /* the pin set's own business */
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 
 #include "pgward/loader_host.h"
 #include "pgward/log.h"
+#include "loader_int.h"
 
 bool pw_pin_path(char *buf, size_t len, const char *fmt, ...)
 {
@@ -216,4 +218,46 @@ int pw_pins_pin_maps(struct bpf_object *obj, const char *pin, char *err, size_t 
 		}
 	}
 	return 0;
+}
+
+int pw_pins_uninstall(const char *pin_path, char *err, size_t errlen)
+{
+	const char *pin = pin_path && pin_path[0] ? pin_path : PW_LOADER_DEFAULT_PIN;
+	struct stat st;
+	if (stat(pin, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		pw_errf(err, errlen, "%s: %s", pin, strerror(errno));
+		return -1;
+	}
+	if (strlen(pin) + 64 >= PATH_MAX) {
+		pw_errf(err, errlen, "pin path %s is too long", pin);
+		return -1;
+	}
+	/* never remove files from anything but bpffs, whatever the config says */
+	if (!S_ISDIR(st.st_mode) || !pw_host_on_bpffs(pin)) {
+		pw_errf(err, errlen, "%s is not a directory on a bpf filesystem", pin);
+		return -1;
+	}
+	char dir[PATH_MAX];
+	int rc = 0;
+	/* links first: once they are gone nothing uses the maps */
+	pw_pin_path(dir, sizeof(dir), "%s/links", pin);
+	rc |= pw_host_clear_pins(dir, true, err, errlen);
+	if (rmdir(dir) < 0 && errno != ENOENT) {
+		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	pw_pin_path(dir, sizeof(dir), "%s/maps", pin);
+	rc |= pw_host_clear_pins(dir, false, err, errlen);
+	if (rmdir(dir) < 0 && errno != ENOENT) {
+		pw_errf(err, errlen, "removing %s: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	/* the pin directory goes too, unless it was configured as bpffs's mount point itself */
+	if (strcmp(pin, PW_BPFFS_ROOT) != 0 && rmdir(pin) < 0 && errno != ENOENT) {
+		pw_errf(err, errlen, "removing %s: %s", pin, strerror(errno));
+		rc = -1;
+	}
+	return rc ? -1 : 0;
 }

@@ -51,8 +51,36 @@ struct pw_worker {
 	int spare_fd; /* kept open to be given up for a moment: accept, refuse, close */
 	/* analysis threads push judged jobs here (a lock-free stack, atomic) and wake the loop */
 	struct pw_analysis_job *analysed;
+	/* messages for the worker's thread (pw_loop_post): a lock-free stack too, atomic */
+	struct pw_loop_msg *posted;
 	int jobs; /* handed to the analysis threads and not back yet (worker thread only) */
 };
+
+/* A message posted to a worker (pw_loop_post). */
+struct pw_loop_msg {
+	struct pw_loop_msg *next;
+	pw_post_fn fn;
+	void *arg;
+};
+
+/* Run the messages of a popped stack in the order they were posted (w NULL: the worker is
+ * gone, they are only released). */
+static void run_posted(struct pw_worker *w, struct pw_loop_msg *m)
+{
+	struct pw_loop_msg *fifo = NULL;
+	while (m) { /* the stack is newest first */
+		struct pw_loop_msg *nx = m->next;
+		m->next = fifo;
+		fifo = m;
+		m = nx;
+	}
+	while (fifo) {
+		struct pw_loop_msg *nx = fifo->next;
+		fifo->fn(w, fifo->arg);
+		free(fifo);
+		fifo = nx;
+	}
+}
 
 /* Owned by the main thread: set before the workers start, read-only while they run. */
 static struct pw_worker *workers;
@@ -334,6 +362,7 @@ static void on_wake(struct pw_ev *ev, uint32_t events)
 		return;
 	if (__atomic_exchange_n(&w->nudged, false, __ATOMIC_ACQ_REL))
 		w->h->nudge(w);
+	run_posted(w, __atomic_exchange_n(&w->posted, NULL, __ATOMIC_ACQ_REL));
 	struct pw_analysis_job *j = __atomic_exchange_n(&w->analysed, NULL, __ATOMIC_ACQ_REL);
 	while (j) {
 		struct pw_analysis_job *nx = j->next;
@@ -534,6 +563,39 @@ void pw_loop_nudge(void)
 	pthread_mutex_unlock(&nudge_mu);
 }
 
+int pw_loop_workers(void)
+{
+	pthread_mutex_lock(&nudge_mu);
+	int n = nudge_ok ? n_workers : 0;
+	pthread_mutex_unlock(&nudge_mu);
+	return n;
+}
+
+int pw_loop_post(int wi, pw_post_fn fn, void *arg)
+{
+	struct pw_loop_msg *m = malloc(sizeof(*m));
+	if (!m)
+		return -1;
+	*m = (struct pw_loop_msg){.fn = fn, .arg = arg};
+	pthread_mutex_lock(&nudge_mu);
+	if (!nudge_ok || wi < 0 || wi >= n_workers) {
+		pthread_mutex_unlock(&nudge_mu);
+		free(m);
+		return -1;
+	}
+	struct pw_worker *w = &workers[wi];
+	struct pw_loop_msg *top = __atomic_load_n(&w->posted, __ATOMIC_RELAXED);
+	do
+		m->next = top;
+	while (!__atomic_compare_exchange_n(&w->posted, &top, m, true, __ATOMIC_RELEASE,
+	                                    __ATOMIC_RELAXED));
+	uint64_t one = 1;
+	if (write(w->wake.fd, &one, sizeof(one)) < 0)
+		pw_warn("cannot wake worker %d", wi);
+	pthread_mutex_unlock(&nudge_mu);
+	return 0;
+}
+
 void pw_loop_stop(int grace_ms)
 {
 	__atomic_store_n(&stop_grace_ms, grace_ms, __ATOMIC_RELEASE);
@@ -561,6 +623,9 @@ void pw_loop_join(void)
 		if (workers[i].wake.fd >= 0)
 			close(workers[i].wake.fd);
 	pthread_mutex_unlock(&nudge_mu);
+	/* messages that came after their worker's last turn: released, not run */
+	for (int i = 0; i < n_workers; i++)
+		run_posted(NULL, __atomic_exchange_n(&workers[i].posted, NULL, __ATOMIC_ACQ_REL));
 	for (int i = 0; i < n_unix; i++) {
 		close(unix_listeners[i].fd);
 		unlink(unix_paths[i]);

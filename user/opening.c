@@ -13,6 +13,7 @@
 #include "pgward/conntrack.h"
 #include "pgward/jit.h"
 #include "pgward/log.h"
+#include "pgward/metrics.h"
 #include "pgward/opening.h"
 #include "pgward/proto.h"
 #include "pgward/upstream_conn.h"
@@ -96,6 +97,7 @@ void pw_opening_start(struct pw_opening *op, const struct pw_opening_io *io,
 	op->local = pw_caller_local(peer);
 	op->deadline_ms = pw_worker_now(io->w) + (uint64_t)io->rt->cfg->auth_timeout_ms;
 	op->steered = steered;
+	op->key.session = io->serial;
 	if (!steered)
 		return;
 	/* find the kernel's record of it by the tuple as this side sees it */
@@ -105,6 +107,7 @@ void pw_opening_start(struct pw_opening *op, const struct pw_opening_io *io,
 		pw_caller_from_kernel(&info, op->kf);
 	else {
 		pw_worker_count(io->w, PW_WC_TUPLE_MISSES);
+		pw_metric_add(PW_M_TUPLE_MISSES, 1);
 		pw_audit_tuple_miss(io->serial, io->peer);
 	}
 }

@@ -39,6 +39,8 @@ struct pw_pgconn {
 	char name[PW_NAME_MAX]; /* the upstream's, for messages */
 	uint8_t *in;            /* received bytes: [in_off, in_len) not yet consumed */
 	size_t in_off, in_len, in_cap;
+	pw_pgconn_notify_fn notify; /* for notifications that come during pw_pgconn_exec */
+	void *notify_arg;
 };
 
 static int64_t now_ms(void)
@@ -94,7 +96,45 @@ static int connect_to(const struct sockaddr *sa, socklen_t len, unsigned mark, i
 
 /* ---- bytes in and out ---- */
 
-/* Read what is there into the buffer (at least one byte). 0, or -1 with err set. */
+/* One read or write of at most len bytes: the bytes moved (> 0), 0 when it would block (*ev: what
+ * to wait for), or -1 with err set. */
+static ssize_t io(struct pw_pgconn *c, bool wr, void *p, size_t len, short *ev, char *err,
+                  size_t errlen)
+{
+	const char *what = wr ? "write failed" : "connection lost";
+	if (c->ssl) {
+		ERR_clear_error();
+		int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
+		int n = wr ? SSL_write(c->ssl, p, chunk) : SSL_read(c->ssl, p, chunk);
+		if (n > 0)
+			return n;
+		int e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			*ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+			return 0;
+		}
+		char b[256] = "closed by the server";
+		if (wr || (e != SSL_ERROR_ZERO_RETURN && ERR_peek_error()))
+			pw_tls_error(b, sizeof(b));
+		pw_errf(err, errlen, "%s (%s)", what, b);
+		return -1;
+	}
+	ssize_t n;
+	do
+		n = wr ? send(c->fd, p, len, MSG_NOSIGNAL) : recv(c->fd, p, len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*ev = wr ? POLLOUT : POLLIN;
+		return 0;
+	}
+	pw_errf(err, errlen, "%s (%s)", what, n == 0 ? "closed by the server" : strerror(errno));
+	return -1;
+}
+
+/* Read what is there into the buffer (at least one byte). 0, or -1 with err set (-2: the
+ * deadline passed, the connection still sound). */
 static int fill(struct pw_pgconn *c, int64_t deadline, char *err, size_t errlen)
 {
 	if (c->in_len == c->in_cap) {
@@ -117,47 +157,17 @@ static int fill(struct pw_pgconn *c, int64_t deadline, char *err, size_t errlen)
 	}
 	for (;;) {
 		short ev;
-		if (c->ssl) {
-			ERR_clear_error();
-			int n = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
-			if (n > 0) {
-				c->in_len += (size_t)n;
-				return 0;
-			}
-			int e = SSL_get_error(c->ssl, n);
-			if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else {
-				char b[256] = "closed by the server";
-				if (e != SSL_ERROR_ZERO_RETURN && ERR_peek_error())
-					pw_tls_error(b, sizeof(b));
-				pw_errf(err, errlen, "connection lost (%s)", b);
-				return -1;
-			}
-		} else {
-			ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-			if (n > 0) {
-				c->in_len += (size_t)n;
-				return 0;
-			}
-			if (n == 0) {
-				pw_errf(err, errlen, "connection lost (closed by the server)");
-				return -1;
-			}
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				pw_errf(err, errlen, "connection lost (%s)", strerror(errno));
-				return -1;
-			}
-			ev = POLLIN;
+		ssize_t n =
+		    io(c, false, c->in + c->in_len, c->in_cap - c->in_len, &ev, err, errlen);
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			return 0;
 		}
-		int r = wait_fd(c->fd, ev, deadline);
+		int r = n < 0 ? -1 : wait_fd(c->fd, ev, deadline);
 		if (r <= 0) {
-			pw_errf(err, errlen, "%s", r == 0 ? "timed out" : strerror(errno));
-			return -1;
+			if (n == 0)
+				pw_errf(err, errlen, "%s", r == 0 ? "timed out" : strerror(errno));
+			return r == 0 ? -2 : -1;
 		}
 	}
 }
@@ -165,47 +175,19 @@ static int fill(struct pw_pgconn *c, int64_t deadline, char *err, size_t errlen)
 static int write_all(struct pw_pgconn *c, const void *buf, size_t len, int64_t deadline, char *err,
                      size_t errlen)
 {
-	const uint8_t *p = buf;
+	uint8_t *p = (uint8_t *)buf;
 	while (len) {
 		short ev;
-		if (c->ssl) {
-			ERR_clear_error();
-			int chunk = len > (1u << 30) ? 1 << 30 : (int)len;
-			int n = SSL_write(c->ssl, p, chunk);
-			if (n > 0) {
-				p += n;
-				len -= (size_t)n;
-				continue;
-			}
-			int e = SSL_get_error(c->ssl, n);
-			if (e == SSL_ERROR_WANT_READ)
-				ev = POLLIN;
-			else if (e == SSL_ERROR_WANT_WRITE)
-				ev = POLLOUT;
-			else {
-				char b[256];
-				pw_errf(err, errlen, "write failed (%s)",
-				        pw_tls_error(b, sizeof(b)));
-				return -1;
-			}
-		} else {
-			ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-			if (n > 0) {
-				p += n;
-				len -= (size_t)n;
-				continue;
-			}
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-				pw_errf(err, errlen, "write failed (%s)", strerror(errno));
-				return -1;
-			}
-			ev = POLLOUT;
+		ssize_t n = io(c, true, p, len, &ev, err, errlen);
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+			continue;
 		}
-		int r = wait_fd(c->fd, ev, deadline);
+		int r = n < 0 ? -1 : wait_fd(c->fd, ev, deadline);
 		if (r <= 0) {
-			pw_errf(err, errlen, "%s", r == 0 ? "timed out" : strerror(errno));
+			if (n == 0)
+				pw_errf(err, errlen, "%s", r == 0 ? "timed out" : strerror(errno));
 			return -1;
 		}
 	}
@@ -433,13 +415,13 @@ static int negotiate_tls(struct pw_pgconn *c, const struct pw_runtime *rt, int u
 }
 
 /* StartupMessage, authentication, and everything up to the first ReadyForQuery. */
-static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *db, int64_t deadline,
-                 char *err, size_t errlen)
+static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *db, const char *app,
+                 int64_t deadline, char *err, size_t errlen)
 {
 	uint8_t pkt[512];
 	size_t off = 8;
-	const char *kv[] = {"user",   u->user,           "database", db, "application_name",
-	                    APP_NAME, "client_encoding", "UTF8"};
+	const char *kv[] = {"user", u->user,           "database", db, "application_name",
+	                    app,    "client_encoding", "UTF8"};
 	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
 		size_t l = strlen(kv[i]) + 1;
 		if (off + l + 1 > sizeof(pkt)) {
@@ -520,6 +502,12 @@ static int login(struct pw_pgconn *c, const struct pw_upstream *u, const char *d
 struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char *db,
                                  int timeout_ms, char *err, size_t errlen)
 {
+	return pw_pgconn_open_app(rt, ui, db, APP_NAME, timeout_ms, err, errlen);
+}
+
+struct pw_pgconn *pw_pgconn_open_app(const struct pw_runtime *rt, int ui, const char *db,
+                                     const char *app, int timeout_ms, char *err, size_t errlen)
+{
 	if (!rt || ui < 0 || ui >= rt->cfg->n_upstreams) {
 		pw_errf(err, errlen, "no upstream %d", ui);
 		return NULL;
@@ -546,7 +534,8 @@ struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char
 	}
 	if (rc == 0) {
 		step = "login";
-		rc = login(c, u, db, now_ms() + c->timeout_ms, e, sizeof(e));
+		rc = login(c, u, db, app && app[0] ? app : APP_NAME, now_ms() + c->timeout_ms, e,
+		           sizeof(e));
 	}
 	if (rc < 0) {
 		pw_errf(err, errlen, "upstream \"%s\" (%s as %s, database %s): %s", u->name, step,
@@ -561,6 +550,11 @@ struct pw_pgconn *pw_pgconn_open(const struct pw_runtime *rt, int ui, const char
 uint32_t pw_pgconn_backend_pid(const struct pw_pgconn *c)
 {
 	return c ? c->pid : 0;
+}
+
+bool pw_pgconn_ok(const struct pw_pgconn *c)
+{
+	return c && !c->broken;
 }
 
 /* A query ran past its time: ask the server to stop it (best effort, plain, as libpq), so
@@ -642,6 +636,7 @@ static int rows_add(struct rows *r, const uint8_t *body, size_t blen)
 
 static int rows_deliver(struct rows *r, pw_pgconn_row_fn fn, void *arg)
 {
+	char *blk = NULL; /* the values, then where each ends */
 	const char **vals = NULL;
 	uint8_t **ends = NULL;
 	int have = 0;
@@ -652,17 +647,14 @@ static int rows_deliver(struct rows *r, pw_pgconn_row_fn fn, void *arg)
 		off += sizeof(size_t) + blen + 1;
 		int n = (int)((uint16_t)(b[0] << 8 | b[1]));
 		if (n > have) {
-			const char **v = realloc(vals, (size_t)n * sizeof(*vals));
-			if (v)
-				vals = v;
-			uint8_t **en = v ? realloc(ends, (size_t)n * sizeof(*ends)) : NULL;
-			if (en)
-				ends = en;
-			if (!v || !en) {
-				free(vals);
-				free(ends);
+			char *nb = realloc(blk, (size_t)n * (sizeof(*vals) + sizeof(*ends)));
+			if (!nb) {
+				free(blk);
 				return -1;
 			}
+			blk = nb; /* malloc'd: no declared type, so both views are fine */
+			vals = (const char **)(void *)blk;
+			ends = (uint8_t **)(void *)(blk + (size_t)n * sizeof(*vals));
 			have = n;
 		}
 		uint8_t *p = b + 2;
@@ -681,9 +673,88 @@ static int rows_deliver(struct rows *r, pw_pgconn_row_fn fn, void *arg)
 				*ends[i] = 0;
 		fn(arg, n, vals);
 	}
-	free(vals);
-	free(ends);
+	free(blk);
 	return 0;
+}
+
+/* ---- notifications (LISTEN) ---- */
+
+/* A NotificationResponse body (pid, channel, payload): the two strings, or -1 when malformed. */
+static int notify_parse(const uint8_t *body, size_t blen, const char **ch, const char **pl)
+{
+	const char *s = (const char *)body + 4, *end = (const char *)body + blen;
+	const char *z = blen > 5 ? memchr(s, 0, (size_t)(end - s)) : NULL;
+	if (!z || z + 1 >= end || memchr(z + 1, 0, (size_t)(end - z - 1)) != end - 1)
+		return -1;
+	*ch = s;
+	*pl = z + 1;
+	return 0;
+}
+
+void pw_pgconn_on_notify(struct pw_pgconn *c, pw_pgconn_notify_fn fn, void *arg)
+{
+	c->notify = fn;
+	c->notify_arg = arg;
+}
+
+/* A whole message (or a header read_msg refuses) is in the buffer: reading it cannot block. */
+static bool have_msg(const struct pw_pgconn *c)
+{
+	size_t have = c->in_len - c->in_off;
+	if (have < PW_HDR)
+		return false;
+	uint32_t len = pw_be32(c->in + c->in_off + 1);
+	return len < 4 || len > PW_PGCONN_MSG_MAX || have >= (size_t)len + 1;
+}
+
+int pw_pgconn_wait(struct pw_pgconn *c, int timeout_ms, pw_pgconn_notify_fn notify, void *arg,
+                   char *err, size_t errlen)
+{
+	char e[512] = "";
+	if (!c || c->broken) {
+		pw_errf(err, errlen, "upstream \"%s\": the connection is broken",
+		        c ? c->name : "?");
+		return -1;
+	}
+	int n = 0;
+	int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+	for (;;) {
+		if (!have_msg(c)) {
+			if (n)
+				return n; /* what has come is delivered: no waiting for more */
+			int r = fill(c, deadline, e, sizeof(e));
+			if (r == -2)
+				return 0;
+			if (r < 0)
+				break;
+			continue;
+		}
+		uint8_t t;
+		const uint8_t *body;
+		size_t blen;
+		const char *ch, *pl;
+		if (read_msg(c, deadline, &t, &body, &blen, e, sizeof(e)) < 0)
+			break;
+		if (t == 'N' || t == 'S')
+			continue;
+		if (t == 'A' && notify_parse(body, blen, &ch, &pl) == 0) {
+			if (notify)
+				notify(arg, ch, pl);
+			n++;
+			continue;
+		}
+		if (t == 'E') /* a FATAL: the server ends the connection (terminated, shut down) */
+			format_error(body, blen, e, sizeof(e));
+		else if (t == 'A')
+			pw_errf(e, sizeof(e), "malformed NotificationResponse");
+		else
+			pw_errf(e, sizeof(e),
+			        "unexpected message type 0x%02x on an idle connection", t);
+		break;
+	}
+	c->broken = true;
+	pw_errf(err, errlen, "upstream \"%s\": %s", c->name, e);
+	return -1;
 }
 
 int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, void *arg, char *err,
@@ -750,10 +821,19 @@ int pw_pgconn_exec(struct pw_pgconn *c, const char *sql, pw_pgconn_row_fn row, v
 			    send_msg(c, 'f', why, sizeof(why), NULL, 0, deadline, ioe, sizeof(ioe));
 			break;
 		}
+		case 'A': { /* NotificationResponse: to the connection's callback */
+			const char *ch, *pl;
+			if (notify_parse(body, blen, &ch, &pl) < 0) {
+				pw_errf(ioe, sizeof(ioe), "malformed NotificationResponse");
+				rc = -1;
+			} else if (c->notify) {
+				c->notify(c->notify_arg, ch, pl);
+			}
+			break;
+		}
 		case 'I': /* EmptyQueryResponse */
 		case 'N': /* NoticeResponse */
 		case 'S': /* ParameterStatus */
-		case 'A': /* NotificationResponse */
 		case 'H': /* CopyOutResponse, then its data: read and dropped */
 		case 'd':
 		case 'c':

@@ -12,7 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pgward/approval.h"
+#include "pgward/approval_db.h"
 #include "pgward/audit.h"
+#include "pgward/control.h"
+#include "pgward/loader_show.h"
+#include "pgward/metrics.h"
+#include "pgward/reload.h"
 #include "pgward/audit_events.h"
 #include "pgward/record.h"
 #include "pgward/config.h"
@@ -138,19 +144,6 @@ static void unix_notes(const struct pw_config *cfg, void (*fn)(void *arg, const 
 		fn(arg, msg);
 	}
 	fclose(f);
-}
-
-static bool same_listen(const struct pw_config *a, const struct pw_config *b)
-{
-	if (a->n_listen != b->n_listen || a->workers != b->workers)
-		return false;
-	for (int i = 0; i < a->n_listen; i++) {
-		const struct pw_listen *x = &a->listen[i], *y = &b->listen[i];
-		if (x->is_unix != y->is_unix || x->port != y->port || strcmp(x->host, y->host) ||
-		    strcmp(x->unix_path, y->unix_path))
-			return false;
-	}
-	return true;
 }
 
 /* Descriptors pgwardd needs besides its sessions: listeners, epoll and wake-up descriptors,
@@ -325,6 +318,26 @@ static int check_only(struct pw_runtime *rt, const char *path, const char *note)
 	return 0;
 }
 
+/* Each ring-buffer event, for `event pipe` (the loader's thread; logged and audited already). */
+static void publish_event(const struct pw_event *ev)
+{
+	static __thread struct pw_jw w;
+	if (!pw_control_watched(PW_TOPIC_EVENTS))
+		return;
+	if (!w.max_field)
+		pw_jw_init(&w, 4096);
+	pw_jw_reset(&w);
+	pw_event_json(&w, ev);
+	if (pw_jw_ok(&w))
+		pw_control_publish(PW_TOPIC_EVENTS, 0, w.p, w.len);
+}
+
+/* The metrics endpoint's scrape and `stats`: one gathering. */
+static void gather_metrics(struct pw_metrics_snapshot *s)
+{
+	pw_control_gather_metrics(s);
+}
+
 /* Workers, the kernel side and the janitor up; the readiness line written. -1 when start-up
  * failed (logged). */
 static int start(struct pw_runtime *rt, const char *path)
@@ -343,6 +356,7 @@ static int start(struct pw_runtime *rt, const char *path)
 	pw_catalog_on_change(pw_loop_nudge);
 	if (rt->cfg->redirect.enabled)
 		pw_loader_preopen(rt->cfg);
+	pw_loader_on_event = publish_event;
 	/* the trail first: nothing is served unaudited when an audit is asked for */
 	if (rt->cfg->audit.enabled && pw_audit_start(&rt->cfg->audit, path, err, sizeof(err)) < 0) {
 		pw_error("audit trail: %s", err);
@@ -368,40 +382,30 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_audit_stop("start-up failed");
 		return -1;
 	}
+	/* the live control plane: approvals, the control socket, the metrics endpoint */
+	if (pw_approval_start(rt->cfg, pw_session_approval, err, sizeof(err)) < 0 ||
+	    pw_approval_db_start(rt, err, sizeof(err)) < 0 ||
+	    pw_control_start(rt->cfg, err, sizeof(err)) < 0 ||
+	    (rt->cfg->metrics.enabled &&
+	     pw_metrics_http_start(&rt->cfg->metrics, gather_metrics, err, sizeof(err)) < 0)) {
+		pw_error("%s", err);
+		pw_control_stop();
+		pw_approval_stop();
+		pw_approval_db_stop();
+		if (rt->cfg->redirect.enabled)
+			pw_loader_stop();
+		pw_loop_stop(0);
+		pw_loop_join();
+		pw_record_stop();
+		pw_audit_stop("start-up failed");
+		return -1;
+	}
 	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
 	if (pw_jit_start(rt) < 0)
 		pw_warn("just-in-time roles: cannot start the janitor thread");
 	/* the readiness line (whatever the log level): listeners open, redirect attached */
 	pw_log_summary("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
 	return 0;
-}
-
-/* SIGHUP: the file again; a bad one keeps the running configuration. */
-static void reload(const struct args *a, const struct pw_config *running)
-{
-	char err[1024];
-	struct pw_runtime *nrt = pw_runtime_load(a->path, err, sizeof(err));
-	if (!nrt) {
-		pw_error("reload failed, keeping the current configuration: %s", err);
-		pw_audit_policy_reload(a->path, false, err);
-		return;
-	}
-	if (memcmp(&running->audit, &nrt->cfg->audit, sizeof(running->audit)) != 0)
-		pw_warn("reload: the audit section changes only on restart");
-	if (!same_listen(running, nrt->cfg))
-		pw_warn("reload: listeners and workers change only on restart");
-	if (running->redirect.enabled != nrt->cfg->redirect.enabled) {
-		pw_warn("reload: the redirect section changes only on restart");
-	} else if (nrt->cfg->redirect.enabled && pw_loader_update(nrt->cfg, err, sizeof(err)) < 0) {
-		pw_error("reload failed, keeping the current configuration: %s", err);
-		pw_audit_policy_reload(a->path, false, err);
-		pw_runtime_unref(nrt);
-		return;
-	}
-	pw_log_set_level(a->level_set ? a->forced : nrt->cfg->log_level);
-	pw_runtime_publish(nrt);
-	pw_info("configuration reloaded from %s", a->path);
-	pw_audit_policy_reload(a->path, true, NULL);
 }
 
 /* SIGTERM/SIGINT: stop accepting, keep the kernel side pinned and fail-closed, let the
@@ -434,6 +438,7 @@ static void stop(const struct pw_config *running, int sig, sigset_t *set)
 
 int main(int argc, char **argv)
 {
+	pw_metrics_start();
 	struct args a;
 	int rc;
 	if (parse_args(argc, argv, &a, &rc) < 0)
@@ -470,6 +475,7 @@ int main(int argc, char **argv)
 	if (start(rt, a.path) < 0)
 		return 1;
 	struct pw_config *running = pw_config_ref(rt->cfg);
+	pw_reload_init(a.path, running, a.level_set, a.forced);
 	pw_runtime_unref(rt);
 	char stop_why[32] = "stopped";
 
@@ -486,13 +492,19 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP) {
-			reload(&a, running);
+			char err[1024];
+			pw_reload(err, sizeof(err), NULL, NULL);
 			continue;
 		}
 		snprintf(stop_why, sizeof(stop_why), "%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 		stop(running, sig, &set);
 		break;
 	}
+	pw_control_stop();
+	pw_metrics_http_stop();
+	pw_approval_stop(); /* its withdrawals of shared requests are the database's last writes */
+	pw_approval_db_stop();
+	pw_reload_done();
 	/* the sessions are gone: drop their just-in-time roles before leaving */
 	pw_jit_stop(5000);
 	pw_record_stop();

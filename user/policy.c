@@ -624,8 +624,6 @@ static void compose(const struct pw_identity *id, const struct pw_policy *p, int
 		snprintf(label, sizeof(label), "no rule allows it");
 		break;
 	}
-	if (d->action == PW_ACT_APPROVE)
-		snprintf(tail, sizeof(tail), "; approvals are not available yet, so it is refused");
 	if (nstmts > 1)
 		snprintf(tail + strlen(tail), sizeof(tail) - strlen(tail),
 		         "; statement %d of %d, none of them ran", d->stmt + 1, nstmts);
@@ -658,7 +656,10 @@ void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
 		compose(id, p, 1, &one);
 		if (per_stmt)
 			per_stmt[i] = one;
-		if (!decided && one.action != PW_ACT_ALLOW) {
+		if (one.action != PW_ACT_ALLOW &&
+		    (!decided || (d->action == PW_ACT_APPROVE && one.action == PW_ACT_DENY))) {
+			/* a deny anywhere in the text wins over an approve before it: approving
+			 * the text must never let a refused statement of it run */
 			*d = one;
 			decided = true;
 		} else if (!decided && (i == 0 || (d->by == one.by && d->rule == one.rule))) {

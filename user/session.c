@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "pgward/analysis.h"
+#include "pgward/approval.h"
+#include "pgward/metrics.h"
 #include "pgward/audit.h"
 #include "pgward/audit_session.h"
 #include "pgward/evidence.h"
@@ -36,49 +38,9 @@
 #include "pgward/sock.h"
 #include "pgward/upstream_conn.h"
 
+#include "session_int.h"
+
 #define BUF_SIZE (64 * 1024)
-
-enum state {
-	ST_OPENING, /* from the client's first packet to the relay (opening.h) */
-	ST_READY,   /* established: pumping */
-	ST_CANCEL,  /* forwarding a CancelRequest to an upstream */
-	ST_CLOSING, /* flushing a last message to the client */
-};
-
-struct pw_session {
-	struct pw_session *prev, *next;
-	struct pw_session *next_ready; /* on the worker's ready list (queued) */
-	bool queued;
-	struct pw_worker *w;
-	struct pw_runtime *rt;
-	uint64_t serial;
-	enum state state;
-	bool closed;
-	uint64_t deadline_ms; /* past the opening */
-	char peer[64];
-
-	struct pw_sock cl, up;
-	struct pw_buf cbuf; /* client -> upstream */
-	struct pw_buf ubuf; /* upstream -> client */
-
-	/* the opening, and what it admitted: identity, upstream, role, keys, policy state */
-	struct pw_opening op;
-
-	/* established. While a message is judged away (judge.away), nothing is read from the
-	 * client and s is freed only once the verdict is back */
-	struct pw_relay relay;
-	struct pw_judge judge;
-	bool orphan;  /* closed while judged away, and off the dead list: the job frees it */
-	bool up_shut; /* the client's end was passed on to the upstream */
-	/* the opening's probe (a ParameterStatus the client already has) was sent again after
-	 * the client's end while a statement runs: a client that is gone answers with a reset */
-	bool probe_sent;
-	struct pw_mask_session *mask; /* an identity with masks: its results' masking */
-	struct pw_buf mstage;         /* masking: the batch of messages being rewritten */
-	struct pw_evidence ev;        /* its trail and recording (evidence.h) */
-
-	uint8_t cancel_pkt[16]; /* ST_CANCEL: the CancelRequest to send */
-};
 
 static uint64_t serial_counter; /* atomic */
 /* sessions freed so far, all workers (atomic): the main thread gives memory back after bursts */
@@ -89,29 +51,26 @@ uint64_t pw_session_freed(void)
 	return __atomic_load_n(&freed_counter, __ATOMIC_RELAXED);
 }
 
-/* A worker's sessions (the loop's per-worker state, pw_worker_state): only session.c walks
- * these lists, and only on the worker's thread. */
-struct session_set {
-	struct pw_session *live;  /* doubly linked */
-	struct pw_session *dead;  /* closed during this epoll batch, freed after it */
-	struct pw_session *ready; /* yielded with work left: run again after the batch */
-	struct pw_pool pool;      /* upstream connections whose clients left (reuse_connections) */
-	int n_live;
-};
-
-static struct session_set *set_of(struct pw_worker *w)
-{
-	return pw_worker_state(w);
-}
-
 /* ------------------------------------------------------------------------------------ */
 /* life cycle                                                                            */
+
+/* The session's client bytes since the last count, into the metrics. */
+static void count_bytes(struct pw_session *s)
+{
+	pw_metric_add(PW_M_BYTES_FROM_CLIENTS, (int64_t)(s->cl.bytes_in - s->told_in));
+	pw_metric_add(PW_M_BYTES_TO_CLIENTS, (int64_t)(s->cl.bytes_out - s->told_out));
+	s->told_in = s->cl.bytes_in;
+	s->told_out = s->cl.bytes_out;
+}
 
 static void session_close(struct pw_session *s, const char *why)
 {
 	if (s->closed)
 		return;
 	s->closed = true;
+	if (s->judge.held) /* its client is gone, or an operator ended it: nobody waits */
+		pw_approval_withdraw(s->judge.approval, false, why ? why : "the session ended");
+	count_bytes(s);
 	if (why)
 		pw_debug("session %llu %s: closed: %s", (unsigned long long)s->serial, s->peer,
 		         PW_Q(why));
@@ -148,6 +107,8 @@ static void session_free(struct pw_session *s)
 	pw_mask_session_free(s->mask);
 	pw_buf_free(&s->mstage);
 	pw_evidence_free(&s->ev);
+	pw_judge_free(&s->judge);
+	pw_metric_add(PW_M_SESSIONS_LIVE, -1);
 	if (s->rt)
 		pw_runtime_unref(s->rt);
 	free(s);
@@ -182,6 +143,8 @@ static void fatal(struct pw_session *s, const char *sqlstate, const char *fmt, .
 	pw_info("session %llu %s: FATAL %s: %s", (unsigned long long)s->serial, s->peer, sqlstate,
 	        pw_logq((char[sizeof(msg) * 4 + 8]){0}, sizeof(msg) * 4 + 8, msg));
 	pw_evidence_fatal(&s->ev, &s->op, s->state == ST_OPENING, sqlstate, msg);
+	if (s->state == ST_OPENING)
+		pw_metric_add(PW_M_SESSIONS_REFUSED, 1);
 	/* drop whatever the client still had to receive that is not yet decided; in the
 	 * middle of a message the client could not read an error any more: just close */
 	pw_buf_truncate(&s->ubuf);
@@ -225,6 +188,7 @@ static void enter_ready(struct pw_session *s, bool rfq_pending, char tx)
 		 * take it again at every batch */
 		pw_buf_keep(&s->ubuf, 4 * BUF_SIZE);
 	}
+	pw_metric_identity(s->op.client.id->name, PW_IM_SESSIONS);
 	if (pw_evidence_start(&s->ev, &s->op, &s->cl, &s->cbuf, &s->ubuf, &s->relay,
 	                      pw_worker_now(s->w)) < 0)
 		fatal(s, "53200", "pgward: out of memory");
@@ -244,6 +208,8 @@ static struct pw_session *session_new(struct pw_worker *w)
 	}
 	s->w = w;
 	s->serial = __atomic_add_fetch(&serial_counter, 1, __ATOMIC_RELAXED);
+	clock_gettime(CLOCK_REALTIME, &s->started);
+	pw_metric_add(PW_M_SESSIONS_LIVE, 1);
 	s->cl.ev = (struct pw_ev){.fd = -1, .fn = session_event, .arg = s};
 	s->up.ev = (struct pw_ev){.fd = -1, .fn = session_event, .arg = s};
 	struct session_set *set = set_of(w);
@@ -283,6 +249,7 @@ void pw_session_accept(struct pw_worker *w, int fd, const struct sockaddr *peer,
 	                           .rt = s->rt,
 	                           .serial = s->serial,
 	                           .peer = s->peer};
+	pw_metric_add(PW_M_SESSIONS_TOTAL, 1);
 	pw_opening_start(&s->op, &io, peer, steered);
 	if (pw_worker_watch(w, &s->cl.ev) < 0) {
 		session_close(s, "epoll");
@@ -321,6 +288,12 @@ static void start_cancel(struct pw_session *s, uint32_t pid, uint32_t key)
 {
 	struct pw_cancel_target t;
 	pw_worker_count(s->w, PW_WC_CANCELS);
+	if (pw_cancel_lookup(pid, key, &t) == 0 && pw_approval_cancel_session(t.session))
+		/* its statement waits for approval: withdrawn, the client gets 57014; the cancel
+		 * still goes on, for what its session may run before that statement */
+		pw_info("session %llu %s: cancel request withdrew the approval request of session "
+		        "%llu",
+		        (unsigned long long)s->serial, s->peer, (unsigned long long)t.session);
 	if (pw_cancel_lookup(pid, key, &t) < 0) {
 		/* as the server does: no answer, just close */
 		pw_info("session %llu %s: cancel request for unknown key (pid %u)",
@@ -356,7 +329,7 @@ static void client_gone(struct pw_session *s)
  * flight either way, outside any transaction, start-up captured. */
 static bool reusable(const struct pw_session *s)
 {
-	return s->state == ST_READY && !s->judge.away && !s->judge.ready &&
+	return s->state == ST_READY && !pw_judge_parked(&s->judge) && !s->judge.ready &&
 	       pw_relay_quiet(&s->relay) && !s->up.eof && s->up.ev.fd >= 0 &&
 	       !pw_buf_pending(&s->cbuf) && !pw_worker_stopping(s->w) &&
 	       pw_opening_reusable(&s->op);
@@ -391,7 +364,10 @@ static struct pw_caller caller_of(struct pw_session *s)
 	                          .serial = s->serial,
 	                          .ps = &s->op.ps,
 	                          .mask = s->mask,
-	                          .audit = s->ev.audit};
+	                          .audit = s->ev.audit,
+	                          .client = s->peer,
+	                          .kf = s->op.kf,
+	                          .worker = pw_worker_index(s->w)};
 }
 
 /* The client side of the relay (judge.h). False when the session was closed. */
@@ -572,7 +548,7 @@ static enum step ready_ends(struct pw_session *s, bool moved)
 {
 	/* after an EOF or Terminate, flush what is decided, then close */
 	if ((s->cl.eof || pw_relay_terminated(&s->relay)) && !pw_buf_pending(&s->cbuf) &&
-	    !s->up_shut && !s->judge.away) {
+	    !s->up_shut && !pw_judge_parked(&s->judge)) {
 		if (reusable(s)) {
 			pw_opening_park(&s->op);
 			session_close(s, "the client left: its upstream connection is parked");
@@ -617,7 +593,13 @@ static enum step step_ready(struct pw_session *s)
 {
 	bool moved = false;
 	ssize_t r;
-	if (s->cl.rd && !s->cl.eof && !pw_relay_terminated(&s->relay) && !s->judge.away) {
+	if (s->judge.held && s->cl.hup) {
+		/* nothing is read from a held client: its end is seen by the event alone */
+		session_close(s, "the client left while its statement waited for approval");
+		return STEP_STOP;
+	}
+	if (s->cl.rd && !s->cl.eof && !pw_relay_terminated(&s->relay) &&
+	    !pw_judge_parked(&s->judge)) {
 		r = pw_sock_fill(&s->cl, &s->cbuf);
 		if (r == PW_IO_ERR) {
 			session_close(s, "client read error");
@@ -625,12 +607,12 @@ static enum step step_ready(struct pw_session *s)
 		}
 		moved |= r > 0;
 	}
-	bool verdict = s->judge.ready;
+	bool verdict = s->judge.ready || s->judge.approved_once;
 	if (pw_buf_unscanned(&s->cbuf) && !relay_client(s))
 		return STEP_MOVED;
-	/* a verdict from an analysis thread came without any I/O: what it decided is to be
-	 * written now */
-	moved |= verdict && !s->judge.ready;
+	/* a verdict from an analysis thread or a person came without any I/O: what it decided
+	 * is to be written now */
+	moved |= verdict && !s->judge.ready && !s->judge.approved_once;
 	/* a masked session reads a buffer's worth once the client has taken the last one:
 	 * its rewritten batch then fits the room kept (pw_buf_keep) without moving or growing
 	 * the buffer, and memory stays bounded however many rows come */
@@ -752,6 +734,7 @@ static void session_tick(struct pw_session *s)
 	if (s->closed)
 		return;
 	uint64_t now = pw_worker_now(s->w);
+	count_bytes(s);
 	if (s->state == ST_READY && s->up_shut && now > s->deadline_ms) {
 		session_close(s, "upstream did not close after the client left");
 		return;
@@ -771,6 +754,20 @@ static void session_tick(struct pw_session *s)
 	}
 	if (!s->closed && pw_worker_stopping(s->w))
 		run(s); /* an idle session ends now */
+}
+
+void pw_session_run(struct pw_session *s)
+{
+	if (!s->closed)
+		run(s);
+}
+
+static void session_terminate(struct pw_session *s, const char *why);
+
+void pw_session_end_now(struct pw_session *s, const char *why)
+{
+	pw_metric_add(PW_M_SESSIONS_KILLED, 1);
+	session_terminate(s, why);
 }
 
 static void session_terminate(struct pw_session *s, const char *why)
@@ -804,6 +801,7 @@ static bool sessions_after_batch(struct pw_worker *w)
 
 static void sessions_tick(struct pw_worker *w, bool terminate)
 {
+	pw_metrics_cache_sync();
 	for (struct pw_session *s = set_of(w)->live, *nx; s; s = nx) {
 		nx = s->next;
 		if (terminate)

@@ -1,6 +1,7 @@
 /* The analyser's per-thread cache: see include/pgward/sql_cache.h. Open hash chains plus an
  * LRU list; an entry is one allocation (the result's arrays, then the key). */
 #include "pgward/sql_cache.h"
+#include "pgward/sql_key.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -38,13 +39,22 @@ static __thread struct cache *cache;
 static __thread char *keybuf;
 static __thread size_t keycap;
 
-static uint64_t hash_text(const char *s, size_t n)
+uint64_t pw_fnv1a(const char *s, size_t n)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-
+	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
 	return h;
+}
+
+#define hash_text pw_fnv1a
+
+uint64_t pw_sql_fingerprint(const char *sql, size_t len)
+{
+	/* texts that differ only in their literals share one: the analyser's cache key */
+	char *key = pw_sql_cache_keybuf(len + 2);
+	size_t klen = key ? pw_sql_key(sql, len, key) : 0;
+	return klen ? pw_fnv1a(key, klen) : pw_fnv1a(sql, len);
 }
 
 static void lru_unlink(struct cache *c, struct centry *e)

@@ -17,6 +17,11 @@
 /* "kernel": {...} of what the kernel recorded and pgwardd resolved (f NULL: null). */
 void pw_audit_kernel(struct pw_jw *w, const char *key, const struct pw_kernel_facts *f);
 
+/* The record an event of the eBPF programs (abi.h's PW_EV_*) makes: its name ("redirect",
+ * "connect_refused", "bypass_attempt") and reason (NULL, "enforcer_down",
+ * "denied_destination", "bind", "unix_socket"); false for a type of no record. The one table
+ * of the trail and the control socket's event pipe (loader_show.h). */
+bool pw_event_kind(uint32_t type, const char **record, const char **reason);
 /* An event of the eBPF programs (the loader's ring-buffer thread): redirect,
  * connect_refused, bypass_attempt. */
 void pw_audit_kernel_event(const struct pw_event *ev);
@@ -39,6 +44,11 @@ struct pw_audit_start {
 	bool tls; /* with the client */
 };
 void pw_audit_session_start(const struct pw_audit_start *st);
+/* Its pieces, shared with the control socket's session and identity show: the identity's match
+ * keys that are set, with their globs, and its auth (under key), and "upstream" (name,
+ * address, login). */
+void pw_audit_matched(struct pw_jw *w, const char *key, const struct pw_identity *id);
+void pw_audit_upstream(struct pw_jw *w, const struct pw_upstream *u);
 /* A client refused before its session started (id NULL: before an identity was chosen). */
 void pw_audit_session_refused(uint64_t serial, const char *client, const struct pw_identity *id,
                               const struct pw_kernel_facts *kf, const char *sqlstate,

@@ -13,6 +13,7 @@ struct pw_cancel_target {
 	socklen_t addrlen;
 	uint32_t pid;
 	uint32_t real_key;
+	uint64_t session; /* the session the client's key belongs to (a held statement's cancel) */
 };
 
 /* Register a session's upstream key; returns the key to give the client. */
@@ -26,6 +27,7 @@ int pw_cancel_lookup(uint32_t pid, uint32_t our_key, struct pw_cancel_target *t)
 struct pw_cancel_key {
 	struct pw_cancel_target t;
 	uint32_t pid, ours;
+	uint64_t session; /* whose key it is: registered with the target */
 	bool registered;
 };
 /* A BackendKeyData (the whole message at msg) as the upstream sent it: t takes its pid and

@@ -377,6 +377,9 @@ int pw_config_upstream_for(const struct pw_config *c, const struct sockaddr *dst
 
 const char *pw_sslmode_name(enum pw_sslmode m);
 const char *pw_guardrail_name(enum pw_guardrail g);
+/* The name of statement fact bit k (PW_SQL_F_* is 1u << k) as rules' "facts" spell it, or
+ * NULL past the last. */
+const char *pw_sql_fact_name(int bit);
 /* The name of one statement fact (a PW_SQL_F_* bit of sql.h), or NULL: the one table of them,
  * which rules' "facts" are read by and pgwardctl prints. */
 const char *pw_fact_name(uint32_t flag);

@@ -34,6 +34,8 @@ struct pw_control_req {
 	json_t *args;                       /* the request's "args" object, never NULL */
 	const struct pw_control_peer *peer; /* who asks */
 	const struct pw_config *cfg;        /* the running configuration (referenced) */
+	const gid_t *groups;                /* the peer's groups (its gid first) */
+	int n_groups;
 };
 
 enum pw_control_access { PW_CTL_READ, PW_CTL_OPERATE };
@@ -76,6 +78,8 @@ struct pw_control_cmd {
 
 /* The command table (control_cmds.c), ended by a NULL name. */
 extern const struct pw_control_cmd pw_control_cmds[];
+/* Once a second on the control thread (control_cmds.c): approvals' timeouts and grants. */
+void pw_control_tick(void);
 
 /* Start the thread and the socket of cfg->control (nothing when it is not enabled). 0 or -1
  * with err set (a socket that cannot be made, an owner or group that does not exist). */
@@ -93,7 +97,15 @@ bool pw_control_watched(enum pw_control_topic t);
  * statement it is (0 for events). Copied; dropped when the backlog is full. Any thread. */
 void pw_control_publish(enum pw_control_topic t, uint64_t session, const char *line, size_t n);
 
+/* `stats` and the metrics endpoint: every counter of the running pgwardd (metrics.h). */
+struct pw_metrics_snapshot;
+void pw_control_gather_metrics(struct pw_metrics_snapshot *s);
+
 /* ---- for handlers ---- */
+
+/* Established sessions per identity of cfg, from every worker: 0, or -1 (a worker did not
+ * answer in time; counts has what came). */
+int pw_control_identity_sessions(const struct pw_config *cfg, int *counts);
 
 /* An integer argument: absent (returns 0, *set false), or a whole number from lo to hi
  * (*set true); else -1 with err set. */

@@ -50,6 +50,13 @@ struct pw_caller {
 	                                 * the session's worker only, never an analysis thread */
 	struct pw_audit_session *audit; /* the trail's (audit_session.h), NULL when off; the
 	                                 * session's worker only */
+	/* the text was approved by a person (approval.h): a decision "approve" allows it (a
+	 * "deny" of any of its statements still refuses it) */
+	bool approved;
+	/* for an approval request: the session's facts */
+	const char *client;
+	const struct pw_kernel_facts *kf;
+	int worker;
 };
 
 /* What an allowed text of an identity with masks returns and how it is masked (mask.h): one

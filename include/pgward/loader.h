@@ -4,8 +4,10 @@
  * window, keeps the heartbeat the programs check, and logs what they report.
  *
  * One loader per process. start/update/stop/uninstall are called from one thread (pgwardd's
- * main thread); counters may be called from any thread while it runs. Sessions read the tuple
- * map through conntrack.h, where the loader registers it. */
+ * main thread); counters and running may be called from any thread. The control socket's
+ * views (loader_show.h) run on its thread: the loader's own lock keeps them from interleaving
+ * with start, update and stop. Sessions read the tuple map through conntrack.h, where the
+ * loader registers it. */
 #ifndef PGWARD_LOADER_H
 #define PGWARD_LOADER_H
 
@@ -32,10 +34,13 @@ int pw_loader_update(const struct pw_config *cfg, char *err, size_t errlen);
 void pw_loader_preopen(const struct pw_config *cfg);
 /* Sum of the per-CPU counters (all zero when not started). */
 void pw_loader_counters(uint64_t out[PW_CNT_MAX]);
+/* The counters' names, indexed by abi.h's enum pw_counter ("redirects", "ringbuf_drops", ...):
+ * the one table of the stats' "bpf" object and of map dump pw_counters. */
+extern const char *const pw_counter_names[PW_CNT_MAX];
 /* Does the kernel have the unix connect hook (cgroup/connect_unix, 6.7+)? Then unix connects
  * from the scope to a PostgreSQL socket of a steered port are refused (redirect.unix). */
 bool pw_loader_unix_hook(void);
-/* Is the loader running (started and not stopped)? */
+/* Is the loader running (started and not stopped)? Any thread. */
 bool pw_loader_running(void);
 /* Stop: the threads stop, the links and maps stay pinned and the heartbeat is marked stale, so
  * the programs (fail-closed) refuse agents' connects until a new pgwardd takes the pins over.

@@ -14,14 +14,18 @@
 /* 0, or -1 with err set (the redirect is not running: "no eBPF programs are loaded"). */
 int pw_loader_show_progs(struct pw_jw *w, char *err, size_t errlen);
 int pw_loader_show_maps(struct pw_jw *w, char *err, size_t errlen);
-/* One map's entries, decoded. 0; -1 with err set; -2: no map of that name (err set). */
+/* One map's entries, decoded (the name with or without its "pw_" prefix). 0; -1 with err set
+ * (also for pw_sk_info and pw_events, which cannot be dumped: err says why); -2: no map of
+ * that name (err lists pgward's maps). */
 int pw_loader_dump_map(const char *name, struct pw_jw *w, char *err, size_t errlen);
 
 /* The cgroups in scope: the configuration's with the runtime overrides applied. */
 int pw_loader_show_cgroups(struct pw_jw *w, char *err, size_t errlen);
 /* Add a cgroup to the scope, or take one out, live; the change is written to the override
- * file (redirect.overrides) before it is made, and logged naming it. 0, or -1 with err set
- * (no such cgroup, pgwardd's own, the last one, the file cannot be written). */
+ * file (redirect.overrides) before it is made, and logged naming it. path: a cgroup v2
+ * directory ("/sys/fs/cgroup/agents/a"), or the same below the cgroup2 mount ("/agents/a").
+ * 0, or -1 with err set (no such cgroup, pgwardd's own or one above it, already in scope or
+ * not in it, the last one while no uids are in scope, the file cannot be read or written). */
 int pw_loader_cgroup_add(const char *path, char *err, size_t errlen);
 int pw_loader_cgroup_del(const char *path, char *err, size_t errlen);
 

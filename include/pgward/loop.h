@@ -53,6 +53,14 @@ struct pw_loop_hooks {
 int pw_loop_start(const struct pw_config *cfg, const struct pw_loop_hooks *hooks);
 /* Wake every worker to run the nudge hook. Any thread. */
 void pw_loop_nudge(void);
+/* A message for worker wi (0 .. pw_loop_workers() - 1): fn(w, arg) runs on its thread at its
+ * next turn, messages in the order posted. When the worker ends before it runs, fn(NULL, arg)
+ * is called from pw_loop_join to release arg. 0, or -1 (no such worker, not running, no
+ * memory: fn is not called). Any thread. */
+typedef void (*pw_post_fn)(struct pw_worker *w, void *arg);
+int pw_loop_post(int wi, pw_post_fn fn, void *arg);
+/* How many workers run (0 before pw_loop_start and after pw_loop_join). Any thread. */
+int pw_loop_workers(void);
 /* Ask every worker to stop accepting and drain within grace_ms. */
 void pw_loop_stop(int grace_ms);
 /* Wait for the workers to end and close the listeners. */

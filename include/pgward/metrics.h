@@ -34,8 +34,10 @@ enum pw_metric {
 	PW_M_TUPLE_MISSES,
 	PW_M_N
 };
-/* The counter's name in JSON and (with pgward_ and _total) in Prometheus. One table, in
- * metrics.c. */
+/* The counter's key in JSON, inside its object ("live" in "sessions", "allowed" in
+ * "statements", "tuple_misses" at the top); the Prometheus names (pgward_sessions_live,
+ * pgward_statements_total{decision="allowed"}) are in the same table, in metrics.c. NULL for
+ * a value out of range. */
 const char *pw_metric_name(enum pw_metric m);
 
 enum pw_id_metric {
@@ -53,7 +55,11 @@ const char *pw_id_metric_name(enum pw_id_metric m);
 #define PW_METRICS_BUCKETS 14
 extern const uint64_t pw_metrics_bucket_us[PW_METRICS_BUCKETS];
 
-/* Count on this thread's block. */
+/* The process's start for uptime_seconds (pgwardd's main calls it first thing); without it,
+ * the first count or collect is the start. Any thread, any number of times: the first wins. */
+void pw_metrics_start(void);
+
+/* Count on this thread's block. NULL identity: counted under "(other)". */
 void pw_metric_add(enum pw_metric m, int64_t n);
 void pw_metric_identity(const char *identity, enum pw_id_metric m);
 /* One statement's added latency, in µs. */
@@ -101,5 +107,7 @@ char *pw_metrics_prometheus(const struct pw_metrics_snapshot *s, size_t *len);
 int pw_metrics_http_start(const struct pw_metrics_config *cfg,
                           void (*gather)(struct pw_metrics_snapshot *s), char *err, size_t errlen);
 void pw_metrics_http_stop(void);
+/* The port the endpoint listens on (cfg->port 0: the one the kernel chose); 0 when stopped. */
+int pw_metrics_http_port(void);
 
 #endif

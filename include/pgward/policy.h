@@ -24,7 +24,8 @@ enum pw_decided_by {
 const char *pw_decided_by_name(enum pw_decided_by b);
 
 struct pw_decision {
-	enum pw_action action; /* allow, deny or approve (refused until approvals land) */
+	enum pw_action action; /* allow, deny or approve (held for a person: approval.h) */
+	bool approved;         /* allow: a person approved what the policy said "approve" to */
 	enum pw_decided_by by;
 	int rule; /* PW_BY_RULE: 1-based index */
 	enum pw_guardrail guardrail;
@@ -34,7 +35,8 @@ struct pw_decision {
 	char message[512]; /* the client's ErrorResponse text (empty when allowed) */
 };
 
-/* Decide every statement of r; d gets the overall decision, per_stmt (NULL or r->nstmts
+/* Decide every statement of r; d gets the overall decision (the first deny; else the first
+ * approve; else allow), per_stmt (NULL or r->nstmts
  * entries) each statement's own. ps may be NULL (explain without a session). */
 void pw_policy_decide(const struct pw_config *cfg, const struct pw_identity *id,
                       const struct pw_policy_session *ps, const struct pw_sql_result *r, time_t now,

@@ -8,8 +8,16 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pgward/sql_types.h"
+
+/* FNV-1a of n bytes (the cache's hash; names and fingerprints elsewhere). */
+uint64_t pw_fnv1a(const char *s, size_t n);
+/* A statement text's fingerprint: texts that differ only in their literals share one (the
+ * hash of the cache key, sql_key.h; of the text itself when it has no key). The audit trail
+ * and approvals give the same value. */
+uint64_t pw_sql_fingerprint(const char *sql, size_t len);
 
 /* Makes this thread's cache: 0, or -1 when out of memory. */
 int pw_sql_cache_open(void);

@@ -66,8 +66,8 @@ assert eval(assertion), text' "$RC" "$status" "$(cat "$W/out")" "$assertion"
 }
 
 # --- grammar -------------------------------------------------------------------------------------
-expect "help lists every object" 0 out "*OBJECT := { audit | config | policy | scram | session | version }" -- help
-expect "--help is help" 0 out "*OBJECT := { audit | config | policy | scram | session | version }" -- --help
+expect "help lists every object" 0 out "*OBJECT := { approval | audit | cgroup | config | event | identity | map | policy | prog | scram | session | stats | version }" -- help
+expect "--help is help" 0 out "*OBJECT := { approval | audit | cgroup | config | event | identity | map | policy | prog | scram | session | stats | version }" -- --help
 expect "an unknown object: one clean line" 2 err 'Error: unknown command "frobnicate" (try "pgwardctl help")' -- frobnicate
 expect "an unknown command of an object" 2 err 'Error: unknown command "policy frob" (try "pgwardctl policy help")' -- policy frob
 expect "an ambiguous prefix is refused" 2 err 'Error: ambiguous command "policy s" (try "pgwardctl policy help")' -- policy s

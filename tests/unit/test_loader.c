@@ -29,10 +29,12 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <jansson.h>
 
 #include "pgward/config.h"
 #include "pgward/conntrack.h"
 #include "pgward/loader.h"
+#include "pgward/loader_show.h"
 #include "check.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -534,6 +536,51 @@ static struct pw_config *make_config(void)
 	return cfg;
 }
 
+/* The control socket's views (loader_show.h): refused cleanly before start, writing nothing;
+ * whole JSON after. And an event as the event pipe writes it (escaped, the trail's names). */
+static void check_views(bool running)
+{
+	struct pw_jw w;
+	char err[256] = "";
+	pw_jw_init(&w, 0);
+	pw_jw_obj(&w, NULL);
+	int rc = pw_loader_show_progs(&w, err, sizeof(err));
+	pw_jw_obj_end(&w);
+	json_t *j = json_loads(w.p, 0, NULL), *res = json_object_get(j, "result");
+	if (!running)
+		CHECK(rc < 0 && strstr(err, "no eBPF programs are loaded") && !strcmp(w.p, "{}"),
+		      "not running: prog show refused, nothing written (%s)", err);
+	else
+		CHECK(rc == 0 && json_array_size(res) >= (size_t)N_PROGS,
+		      "prog show: every program (%zu)", json_array_size(res));
+	json_decref(j);
+	pw_jw_free(&w);
+}
+
+static void check_event_json(void)
+{
+	struct pw_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.type = PW_EV_BYPASS;
+	ev.info.tgid = ev.info.pid = (uint32_t)getpid();
+	ev.info.family = AF_INET;
+	inet_pton(AF_INET, ORIG_ADDR, ev.info.orig_addr);
+	ev.info.orig_port = htons(ORIG_PORT);
+	memcpy(ev.info.comm, "a\"b\n", 5);
+	struct pw_jw w;
+	pw_jw_init(&w, 0);
+	pw_event_json(&w, &ev);
+	json_t *j = json_loads(w.p, 0, NULL), *k = json_object_get(j, "kernel");
+	CHECK(j && !strcmp(json_string_value(json_object_get(j, "type")), "bypass_attempt") &&
+	          !strcmp(json_string_value(json_object_get(j, "reason")), "enforcer_down") &&
+	          json_integer_value(json_object_get(k, "pid")) == getpid() &&
+	          !strcmp(json_string_value(json_object_get(k, "comm")), "a\"b\n") &&
+	          !strcmp(json_string_value(json_object_get(k, "dst")), ORIG_ADDR ":54329"),
+	      "pw_event_json: bypass_attempt, enforcer_down, the comm escaped (%s)", w.p);
+	json_decref(j);
+	pw_jw_free(&w);
+}
+
 static void cleanup(void)
 {
 	if (pw_loader_running())
@@ -600,6 +647,9 @@ int main(void)
 	      "without CAP_BPF and CAP_PERFMON start fails naming exactly those (status %d)",
 	      WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 
+	check_views(false);
+	check_event_json();
+
 	/* a cgroup that does not exist: the error names it */
 	struct pw_config *bad = make_config();
 	char nope[PATH_MAX];
@@ -627,6 +677,7 @@ int main(void)
 	err[0] = '\0';
 	int rc = pw_loader_start(cfg, (uint32_t)getpid(), err, sizeof(err));
 	CHECK(rc == 0, "pw_loader_start (%s)", err);
+	check_views(rc == 0);
 	if (rc < 0) {
 		cleanup();
 		return check_done();

@@ -1,4 +1,5 @@
-/* Tests for user/pgconn.c and the server side of user/jit.c against a live PostgreSQL (and a
+/* Tests for user/pgconn.c (notifications included), the server side of user/jit.c and
+ * user/approval_db.c (the approvals' control database) against a live PostgreSQL (and a
  * scripted fake server in a thread for what a real one never does: a bad SCRAM signature,
  * GSSAPI, broken framing...). Skipped unless PGWARD_PGCONN_PORT is set. Environment:
  *   PGWARD_PGCONN_PORT     TCP port of the server on PGWARD_PGCONN_HOST (default 127.0.0.1)
@@ -26,6 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "../../user/approval_db_int.h"
+#include "pgward/approval_db.h"
 #include "pgward/auth.h"
 #include "pgward/jit.h"
 #include "pgward/log.h"
@@ -42,6 +47,7 @@
 #define READER      "pgw_jit_reader"
 #define FAKE_PW     "pencil"
 #define T_MS        5000
+#define FLEET       "pgw_test_fleet"
 
 static struct pw_runtime *rt;
 static char dir[] = "/tmp/pgward-pgconn-XXXXXX";
@@ -226,6 +232,18 @@ static bool query_loop(int fd)
 			msg(fd, 'T', "\0\1", 2);
 			msg(fd, 'D', bad, sizeof(bad));
 			msg(fd, 'Z', "I", 1);
+		} else if (strcmp(q, "notify") == 0) {
+			/* one during the query, one when idle a moment later */
+			static const char n1[] = "\0\0\0\1ch\0during\0",
+			                  n2[] = "\0\0\0\1ch\0after\0";
+			msg(fd, 'A', n1, sizeof(n1) - 1);
+			msg(fd, 'I', NULL, 0);
+			msg(fd, 'Z', "I", 1);
+			usleep(100000);
+			msg(fd, 'A', n2, sizeof(n2) - 1);
+		} else if (strcmp(q, "badnotify") == 0) {
+			msg(fd, 'A', "\0\0\0\1ch", 6); /* no terminators */
+			msg(fd, 'Z', "I", 1);
 		} else if (strcmp(q, "close") == 0) {
 			return true;
 		} else {
@@ -357,6 +375,7 @@ static int port_of(int fd)
 /* ---- set-up ---- */
 
 static char admin_pw[64];
+static int closed_port;
 
 static const char *file(const char *name, const char *content)
 {
@@ -400,7 +419,8 @@ static void load_runtime(void)
 		sprintf(admin_pw + 2 * i, "%02x", rnd[i]);
 	const char *admin_pwfile = file("admin.pw", admin_pw);
 
-	int closed = listen_local(), closed_port = port_of(closed);
+	int closed = listen_local();
+	closed_port = port_of(closed);
 	close(closed); /* nobody listens there now */
 
 	char *json = NULL;
@@ -474,7 +494,9 @@ static void load_runtime(void)
 	        "\"sslmode\":\"require\"},",
 	        fp);
 	fprintf(j, "\"closed\":{\"host\":\"127.0.0.1\",\"port\":%d,\"user\":\"x\"}", closed_port);
-	fprintf(j, "},\"identities\":[{\"name\":\"pgw_test_jit\",\"auth\":\"trust\","
+	fprintf(j, "},\"approvals\":{\"node\":\"node-t\",\"database\":{\"upstream\":\"su\","
+	           "\"database\":\"postgres\",\"schema\":\"" FLEET "\"}},");
+	fprintf(j, "\"identities\":[{\"name\":\"pgw_test_jit\",\"auth\":\"trust\","
 	           "\"upstream\":\"admin\",\"jit_role\":{\"member_of\":[\"" READER "\"],"
 	           "\"grants\":[{\"privileges\":[\"SELECT\",\"insert\"],"
 	           "\"table\":\"My \\\"Schema\\\".Order Items\"}]}}]}");
@@ -960,6 +982,559 @@ static void test_sweep(struct pw_pgconn *su)
 	CHECK(ok && strcmp(role_count(su, foreign), "0") == 0, "kept roles dropped by the test");
 }
 
+/* ---- notifications ---- */
+
+struct heard {
+	pthread_mutex_t mu;
+	int n;
+	char ch[4][64], pl[4][256];
+	long long sum; /* of the payloads as integers */
+	int in_order;  /* payloads 1, 2, 3... seen in order so far */
+};
+
+static void hear(void *arg, const char *channel, const char *payload)
+{
+	struct heard *h = arg;
+	pthread_mutex_lock(&h->mu);
+	if (h->n < 4) {
+		snprintf(h->ch[h->n], sizeof(h->ch[0]), "%s", channel);
+		snprintf(h->pl[h->n], sizeof(h->pl[0]), "%s", payload);
+	}
+	h->n++;
+	h->sum += atoll(payload);
+	if (atoi(payload) == h->in_order + 1)
+		h->in_order++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits on c until n notifications came in all (or timeout_ms passed). */
+static int wait_for(struct pw_pgconn *c, struct heard *h, int n, int timeout_ms)
+{
+	char err[512];
+	int64_t end = ms() + timeout_ms;
+	while (h->n < n && ms() < end)
+		if (pw_pgconn_wait(c, (int)(end - ms()), hear, h, err, sizeof(err)) < 0)
+			return -1;
+	return h->n;
+}
+
+struct later {
+	int delay_ms;
+	const char *sql;
+};
+
+static void *run_later(void *arg)
+{
+	struct later *l = arg;
+	char err[512];
+	usleep((useconds_t)l->delay_ms * 1000);
+	struct pw_pgconn *c = open_as("su", "postgres", err, sizeof(err));
+	if (c)
+		pw_pgconn_exec(c, l->sql, NULL, NULL, err, sizeof(err));
+	pw_pgconn_close(c);
+	return NULL;
+}
+
+static void test_notify(struct pw_pgconn *su)
+{
+	char err[512] = "";
+	struct heard h = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct pw_pgconn *c = pw_pgconn_open_app(rt, up("su"), "postgres", "pgward-approvals", T_MS,
+	                                         err, sizeof(err));
+	CHECK(c && pw_pgconn_ok(c), "pw_pgconn_open_app %s", err);
+	if (!c)
+		return;
+	CHECK(strcmp(val(c, "SELECT current_setting('application_name')"), "pgward-approvals") == 0,
+	      "application_name as asked: pgward-approvals");
+	pw_pgconn_on_notify(c, hear, &h);
+	CHECK(run(c, "LISTEN pgw_chan"), "LISTEN");
+
+	int64_t t0 = ms();
+	int n = pw_pgconn_wait(c, 300, hear, &h, err, sizeof(err));
+	int64_t took = ms() - t0;
+	CHECK(n == 0 && took >= 250 && took < 1500 && pw_pgconn_ok(c),
+	      "wait with nothing to come: 0 after the timeout (%lld ms), still sound",
+	      (long long)took);
+	CHECK(pw_pgconn_wait(c, 0, hear, &h, err, sizeof(err)) == 0, "wait 0: nothing, at once");
+
+	run(su, "NOTIFY pgw_chan, 'hello ''x'' \\ 🐘'");
+	n = wait_for(c, &h, 1, 3000);
+	CHECK(n == 1 && strcmp(h.ch[0], "pgw_chan") == 0 && strcmp(h.pl[0], "hello 'x' \\ 🐘") == 0,
+	      "another session's NOTIFY: channel and payload (%d: %s)", n, h.pl[0]);
+	CHECK(strcmp(val(c, "SELECT 5"), "5") == 0, "a query after a wait works");
+
+	memset(&h.ch, 0, sizeof(h.ch));
+	h.n = 0, h.sum = 0, h.in_order = 0;
+	run(su, "SELECT pg_notify('pgw_chan', g::text) FROM generate_series(1, 300) g");
+	n = wait_for(c, &h, 300, 5000);
+	CHECK(n == 300 && h.sum == 300 * 301 / 2 && h.in_order == 300,
+	      "300 notifications of one transaction: all, in order (%d)", n);
+
+	/* one that comes while a query runs on the listening connection */
+	h.n = 0, h.sum = 0, h.in_order = 0;
+	struct later l = {200, "NOTIFY pgw_chan, '7'"};
+	pthread_t t;
+	pthread_create(&t, NULL, run_later, &l);
+	CHECK(strcmp(val(c, "SELECT 'slept', pg_sleep(0.6)"), "slept") == 0 && pw_pgconn_ok(c),
+	      "a notification during pw_pgconn_exec does not break it");
+	pthread_join(t, NULL);
+	n = wait_for(c, &h, 1, 3000);
+	CHECK(n == 1 && h.sum == 7, "it is delivered (during the query, or to the next wait) (%d)",
+	      n);
+	h.n = 0, h.sum = 0;
+	CHECK(run(c, "SELECT pg_notify('pgw_chan', '11')") && wait_for(c, &h, 1, 3000) == 1 &&
+	          h.sum == 11,
+	      "the session's own NOTIFY reaches it");
+
+	/* the server ends the connection while it waits */
+	char q[160];
+	snprintf(q, sizeof(q), "SELECT pg_terminate_backend(%u)", pw_pgconn_backend_pid(c));
+	struct later k = {200, q};
+	pthread_create(&t, NULL, run_later, &k);
+	n = pw_pgconn_wait(c, 5000, hear, &h, err, sizeof(err));
+	pthread_join(t, NULL);
+	CHECK(n == -1 && strstr(err, "57P01") && !pw_pgconn_ok(c),
+	      "terminated while waiting: -1, the FATAL in err, broken (%s)", err);
+	CHECK(pw_pgconn_wait(c, 10, hear, &h, err, sizeof(err)) == -1 && strstr(err, "broken"),
+	      "then every wait fails");
+	pw_pgconn_close(c);
+
+	/* the fake server's notifications, malformed ones included */
+	fake_mode = FAKE_TRUST;
+	h.n = 0;
+	c = pw_pgconn_open(rt, up("fake_nopw"), NULL, 1000, err, sizeof(err));
+	if (c)
+		pw_pgconn_on_notify(c, hear, &h);
+	CHECK(c && pw_pgconn_exec(c, "notify", NULL, NULL, err, sizeof(err)) == 0 && h.n == 1 &&
+	          strcmp(h.pl[0], "during") == 0,
+	      "fake: a notification during a query goes to the pw_pgconn_on_notify callback");
+	CHECK(wait_for(c, &h, 2, 2000) == 2 && strcmp(h.ch[1], "ch") == 0 &&
+	          strcmp(h.pl[1], "after") == 0,
+	      "fake: one after it, to pw_pgconn_wait");
+	int rc = c ? pw_pgconn_exec(c, "badnotify", NULL, NULL, err, sizeof(err)) : 0;
+	CHECK(rc == -1 && strstr(err, "malformed NotificationResponse") && !pw_pgconn_ok(c),
+	      "fake: a malformed NotificationResponse breaks the connection (%s)", err);
+	pw_pgconn_close(c);
+}
+
+/* ---- the approvals' control database ---- */
+
+static const char *const nasty[] = {
+    "",
+    "plain",
+    "it's",
+    "''",
+    "'",
+    "back\\slash\\",
+    "\\'",
+    "\\\\''\\",
+    "E'\\x41'",
+    "$$dollar$$ $pgw$",
+    "\"double\" \"\"quotes\"\"",
+    "Zürich 🐘 ✓ 日本語",
+    "'); DROP TABLE x; --",
+    "x'; DELETE FROM " FLEET ".approvals; SELECT '",
+    "line\nbreak\ttab\r",
+    "%s %d %n @S",
+};
+
+static void test_literal(void)
+{
+	char err[512];
+	struct pw_pgconn *c = pw_pgconn_open_app(rt, up("su"), "postgres", "pgward-approvals", T_MS,
+	                                         err, sizeof(err));
+	bool all = c != NULL;
+	run(c, "SET standard_conforming_strings = on");
+	for (size_t i = 0; c && i < sizeof(nasty) / sizeof(nasty[0]); i++) {
+		char *lit = pw_adb_literal(nasty[i], strlen(nasty[i]));
+		char *sql = malloc(strlen(lit ? lit : "") + 16);
+		sprintf(sql, "SELECT %s", lit ? lit : "NULL");
+		const char *v = val(c, sql);
+		bool ok = lit && strcmp(v, nasty[i]) == 0;
+		if (!ok)
+			printf("# literal %zu: %s -> %s\n", i, lit ? lit : "NULL", v);
+		all = all && ok;
+		free(lit);
+		free(sql);
+	}
+	CHECK(all, "pw_adb_literal: %zu nasty strings round-trip through the server unchanged",
+	      sizeof(nasty) / sizeof(nasty[0]));
+	CHECK(pw_adb_literal("a\0b", 3) == NULL, "a NUL byte: no literal");
+	char *l = pw_adb_literal("a'b\\c", 5);
+	CHECK(l && strcmp(l, "'a''b\\c'") == 0, "quotes doubled, backslash kept: %s", l);
+	free(l);
+	pw_pgconn_close(c);
+}
+
+/* What the listener applied (pw_adb_set_apply), from its thread: the last of each id. */
+static struct {
+	pthread_mutex_t mu;
+	int n, calls;
+	struct pw_approval_row rows[64];
+} applied = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void record_apply(const struct pw_approval_row *r)
+{
+	pthread_mutex_lock(&applied.mu);
+	int i = 0;
+	while (i < applied.n && strcmp(applied.rows[i].id, r->id) != 0)
+		i++;
+	if (i < 64) {
+		applied.rows[i] = *r;
+		applied.rows[i].request = NULL;
+		applied.n += i == applied.n;
+	}
+	applied.calls++;
+	pthread_mutex_unlock(&applied.mu);
+}
+
+/* Waits until the listener applied row id (state st); true when it did. */
+static bool was_applied(const char *id, enum pw_approval_state st, int timeout_ms,
+                        struct pw_approval_row *out)
+{
+	int64_t end = ms() + timeout_ms;
+	do {
+		pthread_mutex_lock(&applied.mu);
+		bool yes = false;
+		for (int i = 0; i < applied.n && !yes; i++)
+			if (strcmp(applied.rows[i].id, id) == 0 && applied.rows[i].state == st) {
+				yes = true;
+				if (out)
+					*out = applied.rows[i];
+			}
+		pthread_mutex_unlock(&applied.mu);
+		if (yes)
+			return true;
+		usleep(20000);
+	} while (ms() < end);
+	return false;
+}
+
+static void applied_reset(void)
+{
+	pthread_mutex_lock(&applied.mu);
+	applied.n = applied.calls = 0;
+	pthread_mutex_unlock(&applied.mu);
+}
+
+/* A row as approval.c would queue it; its request's statement text is text. */
+static void insert(const char *id, const char *text, int expires_in_s)
+{
+	struct pw_approval_row r = {.has_agent_uid = true,
+	                            .agent_uid = 1000,
+	                            .n_uids = 2,
+	                            .uids = {2, 1001},
+	                            .n_gids = 1,
+	                            .gids = {27}};
+	char now[40], exp[40];
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	pw_jw_time(now, sizeof(now), ts.tv_sec, ts.tv_nsec);
+	pw_jw_time(exp, sizeof(exp), ts.tv_sec + expires_in_s, ts.tv_nsec);
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.identity, sizeof(r.identity), "writer");
+	struct pw_jw w;
+	pw_jw_init(&w, 0);
+	pw_jw_obj(&w, NULL);
+	pw_jw_str(&w, "id", id);
+	pw_jw_str(&w, "state", "pending");
+	pw_jw_str(&w, "node", "node-t");
+	pw_jw_uint(&w, "session", 12);
+	pw_jw_str(&w, "identity", "writer");
+	pw_jw_obj(&w, "statement");
+	pw_jw_str(&w, "type", "Q");
+	pw_jw_str(&w, "text", text);
+	pw_jw_obj_end(&w);
+	pw_jw_str(&w, "created", now);
+	pw_jw_str(&w, "expires", exp);
+	pw_jw_null(&w, "decided");
+	pw_jw_obj_end(&w);
+	r.request = w.p;
+	pw_approval_db_insert(&r);
+	pw_jw_free(&w);
+}
+
+static bool row_exists(struct pw_pgconn *su, const char *id, const char *state, int timeout_ms)
+{
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT state FROM " FLEET ".approvals WHERE id = '%s'", id);
+	int64_t end = ms() + timeout_ms;
+	do {
+		if (strcmp(val(su, q), state) == 0)
+			return true;
+		usleep(50000);
+	} while (ms() < end);
+	return false;
+}
+
+/* The JSON of approval show's shape: member path a.b of o as a string ("" when none). */
+static const char *jget(json_t *o, const char *a, const char *b)
+{
+	json_t *v = json_object_get(o, a);
+	if (b)
+		v = json_object_get(v, b);
+	static char buf[512];
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v))
+		return snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v)), buf;
+	return json_is_null(v) ? "null" : "";
+}
+
+static void test_approval_db_rows(struct pw_pgconn *su)
+{
+	char err[512] = "", q[512];
+	const char *text = "DELETE FROM t WHERE x = 'a''b' -- \\ Zürich 🐘'); DROP TABLE x; --";
+	insert("node-t-b1-1", text, 300);
+	CHECK(row_exists(su, "node-t-b1-1", "pending", 3000),
+	      "insert: queued, written by the listener (pending)");
+	CHECK(strcmp(val(su, "SELECT request->'statement'->>'text' FROM " FLEET
+	                     ".approvals WHERE id = 'node-t-b1-1'"),
+	             text) == 0,
+	      "the agent's text (quotes, backslashes, unicode, an injection) is stored unchanged");
+	CHECK(strcmp(val(su, "SELECT concat_ws(' ', node, session, identity, agent_uid, "
+	                     "approver_uids, approver_gids, request ? 'state', "
+	                     "expires > created + interval '299 s') FROM " FLEET
+	                     ".approvals WHERE id = 'node-t-b1-1'"),
+	             "node-t 12 writer 1000 {2,1001} {27} f t") == 0,
+	      "its columns: node, session and times from the request, who may approve (%s)",
+	      val(su, "SELECT concat_ws(' ', node, session, identity, agent_uid, approver_uids, "
+	              "approver_gids, request ? 'state') FROM " FLEET
+	              ".approvals WHERE id = 'node-t-b1-1'"));
+	CHECK(strcmp(val(su, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+	                     "'pgward-approvals'"),
+	             "1") == 0,
+	      "the listener's connection says pgward-approvals");
+
+	struct pw_approval_row row = {0};
+	int rc = pw_approval_db_get("node-t-b1-1", &row, err, sizeof(err));
+	json_t *j = row.request ? json_loads(row.request, 0, NULL) : NULL;
+	CHECK(rc == 0 && row.state == PW_AS_PENDING && strcmp(row.node, "node-t") == 0 &&
+	          row.has_agent_uid && row.agent_uid == 1000 && row.n_uids == 2 &&
+	          row.uids[1] == 1001 && row.n_gids == 1 && row.gids[0] == 27 && j &&
+	          strcmp(jget(j, "state", NULL), "pending") == 0 &&
+	          strcmp(jget(j, "decided", NULL), "null") == 0 &&
+	          strcmp(jget(j, "statement", "text"), text) == 0,
+	      "get: the row, its approvers, the request as approval show's object %s", err);
+	json_decref(j);
+
+	/* the control thread's decision */
+	rc = pw_approval_db_decide("node-t-b1-1", PW_AS_APPROVED, "alice", 1000,
+	                           PW_SCOPE_FINGERPRINT, 600, "ok'); --", &row, err, sizeof(err));
+	j = row.request ? json_loads(row.request, 0, NULL) : NULL;
+	CHECK(rc == 0 && row.state == PW_AS_APPROVED && strcmp(row.decided_by, "alice") == 0 &&
+	          row.decided_uid == 1000 && row.scope == PW_SCOPE_FINGERPRINT &&
+	          row.for_s == 600 && strcmp(row.reason, "ok'); --") == 0 && j &&
+	          strcmp(jget(j, "state", NULL), "approved") == 0 &&
+	          strcmp(jget(j, "decided", "by"), "alice") == 0 &&
+	          strcmp(jget(j, "decided", "scope"), "fingerprint") == 0 &&
+	          strcmp(jget(j, "decided", "for_seconds"), "600") == 0 &&
+	          strcmp(jget(j, "decided", "uid"), "1000") == 0 &&
+	          strlen(jget(j, "decided", "at")) == 27,
+	      "decide: approved, the row after it (decided: at, by, uid, scope, for_seconds) %s",
+	      err);
+	json_decref(j);
+	struct pw_approval_row got;
+	CHECK(!was_applied("node-t-b1-1", PW_AS_APPROVED, 1000, NULL),
+	      "the listener leaves a row this node's control thread just decided to its caller");
+	CHECK(was_applied("node-t-b1-1", PW_AS_APPROVED, 5000, &got) &&
+	          strcmp(got.decided_by, "alice") == 0 && got.scope == PW_SCOPE_FINGERPRINT,
+	      "then the poll applies it all the same (the caller may not have)");
+	rc = pw_approval_db_decide("node-t-b1-1", PW_AS_DENIED, "bob", 1001, PW_SCOPE_ONCE, 0, NULL,
+	                           &row, err, sizeof(err));
+	CHECK(rc == 1 && row.state == PW_AS_APPROVED && strcmp(row.decided_by, "alice") == 0,
+	      "deciding it again: 1, and how it was decided");
+	CHECK(pw_approval_db_decide("node-t-nope", PW_AS_DENIED, "bob", 1001, PW_SCOPE_ONCE, 0,
+	                            NULL, &row, err, sizeof(err)) == 2 &&
+	          pw_approval_db_get("node-t-nope", &row, err, sizeof(err)) == 2,
+	      "no such row: 2");
+	pw_approval_row_free(&row);
+
+	/* any tool: a plain UPDATE */
+	insert("node-t-b1-2", "DELETE FROM t", 300);
+	CHECK(row_exists(su, "node-t-b1-2", "pending", 3000), "a second row");
+	CHECK(run(su, "UPDATE " FLEET ".approvals SET state = 'denied', reason = 'by sql' "
+	              "WHERE id = 'node-t-b1-2'"),
+	      "a plain SQL UPDATE decides it");
+	CHECK(was_applied("node-t-b1-2", PW_AS_DENIED, 3000, &got) &&
+	          strcmp(got.decided_by, "postgres") == 0 && strcmp(got.reason, "by sql") == 0,
+	      "applied: the trigger filled decided_by (the database user) and woke the node");
+	rc = pw_pgconn_exec(su,
+	                    "UPDATE " FLEET ".approvals SET state = 'approved' WHERE id = "
+	                    "'node-t-b1-2'",
+	                    NULL, NULL, err, sizeof(err));
+	CHECK(rc == -1 && strstr(err, "55000") && strstr(err, "denied already"),
+	      "a decided row cannot be decided again, by any tool (%s)", err);
+
+	/* the holding node's own writes */
+	insert("node-t-b1-3", "DELETE FROM t", 300);
+	pw_approval_db_withdraw("node-t-b1-3", "the client left");
+	CHECK(
+	    row_exists(su, "node-t-b1-3", "withdrawn", 3000) &&
+	        strcmp(val(su, "SELECT decided_by || ' ' || reason || ' ' || (decided_uid IS NULL) "
+	                       "FROM " FLEET ".approvals WHERE id = 'node-t-b1-3'"),
+	               "pgwardd the client left true") == 0,
+	    "withdraw: the row says withdrawn, by pgwardd, why");
+	insert("node-t-b1-4", "DELETE FROM t", 300);
+	CHECK(row_exists(su, "node-t-b1-4", "pending", 3000), "a fourth row");
+	pw_approval_db_decide("node-t-b1-4", PW_AS_DENIED, "bob", 1001, PW_SCOPE_ONCE, 0, NULL,
+	                      &row, err, sizeof(err));
+	pw_approval_db_settle("node-t-b1-4", PW_AS_TIMED_OUT, "pgwardd", -1, PW_SCOPE_ONCE, 0,
+	                      "late");
+	usleep(500000);
+	CHECK(row_exists(su, "node-t-b1-4", "denied", 100),
+	      "settle after another decision: the first decision stays");
+	pw_approval_row_free(&row);
+
+	/* past its expiry, a person comes too late */
+	insert("node-t-b1-5", "DELETE FROM t", -10);
+	CHECK(row_exists(su, "node-t-b1-5", "pending", 3000), "a row past its expiry");
+	rc = pw_approval_db_decide("node-t-b1-5", PW_AS_APPROVED, "alice", 1000, PW_SCOPE_ONCE, 0,
+	                           NULL, &row, err, sizeof(err));
+	CHECK(rc == 1 && row.state == PW_AS_TIMED_OUT && strcmp(row.decided_by, "pgwardd") == 0,
+	      "approving it: 1, and the row is timed_out (rc %d)", rc);
+	pw_approval_row_free(&row);
+
+	/* decided without a notification (triggers off): the poll finds it */
+	insert("node-t-b1-6", "DELETE FROM t", 300);
+	CHECK(row_exists(su, "node-t-b1-6", "pending", 3000), "a sixth row");
+	snprintf(q, sizeof(q),
+	         "SET session_replication_role = replica; UPDATE " FLEET ".approvals SET state = "
+	         "'approved', decided_at = now(), decided_by = 'quiet' WHERE id = 'node-t-b1-6'; "
+	         "SET session_replication_role = origin");
+	CHECK(run(su, "%s", q) && was_applied("node-t-b1-6", PW_AS_APPROVED, 4000, NULL),
+	      "a decision that notified nobody is applied by the poll (2 s)");
+}
+
+static void test_approval_db_list(struct pw_pgconn *su)
+{
+	char err[512] = "";
+	run(su, "INSERT INTO " FLEET ".approvals (id, node, identity, request, expires) VALUES "
+	        "('other-b-1', 'other', 'writer', '{\"statement\": {\"text\": \"x\"}}', "
+	        "now() + interval '5 minutes'), "
+	        "('other-b-2', 'other', 'writer', '{}', now() - interval '1 minute')");
+	run(su, "UPDATE " FLEET ".approvals SET state = 'denied', decided_by = 'carol', "
+	        "decided_uid = 7 WHERE id = 'other-b-2'");
+	struct pw_jw w;
+	pw_jw_init(&w, 0);
+	pw_jw_arr(&w, NULL);
+	int rc = pw_approval_db_list(&w, false, err, sizeof(err));
+	pw_jw_arr_end(&w);
+	json_t *a = rc == 0 ? json_loadb(w.p, w.len, 0, NULL) : NULL;
+	CHECK(a && json_array_size(a) == 1 &&
+	          strcmp(jget(json_array_get(a, 0), "id", NULL), "other-b-1") == 0 &&
+	          strcmp(jget(json_array_get(a, 0), "node", NULL), "other") == 0 &&
+	          strcmp(jget(json_array_get(a, 0), "state", NULL), "pending") == 0 &&
+	          strcmp(jget(json_array_get(a, 0), "statement", "text"), "x") == 0,
+	      "list: other nodes' pending rows only (not this node's) %s", err);
+	json_decref(a);
+	pw_jw_reset(&w);
+	pw_jw_arr(&w, NULL);
+	rc = pw_approval_db_list(&w, true, err, sizeof(err));
+	pw_jw_arr_end(&w);
+	a = rc == 0 ? json_loadb(w.p, w.len, 0, NULL) : NULL;
+	json_t *d = a ? json_array_get(a, 1) : NULL;
+	CHECK(a && json_array_size(a) == 2 && strcmp(jget(d, "state", NULL), "denied") == 0 &&
+	          strcmp(jget(d, "decided", "by"), "carol") == 0 &&
+	          strcmp(jget(d, "decided", "uid"), "7") == 0 &&
+	          strcmp(jget(d, "decided", "scope"), "null") == 0,
+	      "list all: the decided ones too, oldest first, with their decision");
+	json_decref(a);
+	pw_jw_free(&w);
+}
+
+static void test_approval_db(struct pw_pgconn *su)
+{
+	char err[1024] = "";
+	run(su, "DROP SCHEMA IF EXISTS " FLEET " CASCADE");
+	CHECK(!pw_approval_db_on(), "not on before the start");
+	pw_adb_set_apply(record_apply);
+	int rc = pw_approval_db_start(rt, err, sizeof(err));
+	CHECK(rc == 0 && pw_approval_db_on(), "start: the schema made, the listener up %s", err);
+	if (rc != 0)
+		return;
+	CHECK(strcmp(val(su, "SELECT count(*) FROM pg_trigger WHERE tgrelid = '" FLEET
+	                     ".approvals'::regclass AND NOT tgisinternal"),
+	             "2") == 0 &&
+	          strcmp(val(su, "SELECT count(*) FROM pg_indexes WHERE schemaname = '" FLEET
+	                         "' AND indexname = 'approvals_node_state'"),
+	                 "1") == 0,
+	      "the table, its index and its two triggers");
+	CHECK(pw_approval_db_start(rt, err, sizeof(err)) == -1 && strstr(err, "already"),
+	      "a second start is refused");
+	test_approval_db_rows(su);
+	test_approval_db_list(su);
+
+	/* both connections killed: the listener reconnects, the control calls too */
+	run(su, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+	        "'pgward-approvals'");
+	struct pw_approval_row row = {0};
+	CHECK(pw_approval_db_get("node-t-b1-1", &row, err, sizeof(err)) == 0,
+	      "a control call after its connection was killed: reconnected once %s", err);
+	pw_approval_row_free(&row);
+	insert("node-t-b1-7", "DELETE FROM t", 300);
+	CHECK(row_exists(su, "node-t-b1-7", "pending", 5000),
+	      "the listener reconnected (back-off 1 s) and wrote what was queued");
+	run(su, "UPDATE " FLEET ".approvals SET state = 'approved' WHERE id = 'node-t-b1-7'");
+	CHECK(was_applied("node-t-b1-7", PW_AS_APPROVED, 4000, NULL), "and it listens again");
+
+	/* the writes' queue is bounded: with the listener stuck on a lock, 4100 inserts return at
+	 * once (a worker never waits) and what does not fit is dropped */
+	run(su, "BEGIN; LOCK TABLE " FLEET ".approvals IN ACCESS EXCLUSIVE MODE");
+	usleep(300000);
+	char id[PW_APPROVAL_ID_MAX];
+	int64_t t0 = ms();
+	for (int i = 0; i < 4100; i++) {
+		snprintf(id, sizeof(id), "node-t-bulk-%d", i);
+		insert(id, "x", 300);
+	}
+	int64_t took = ms() - t0;
+	run(su, "COMMIT");
+	const char *bulk = "?";
+	for (int i = 0; i < 300; i++, usleep(100000)) {
+		bulk = val(su, "SELECT count(*) FROM " FLEET
+		               ".approvals WHERE id LIKE 'node-t-bulk-%'");
+		if (atoi(bulk) >= 4096 &&
+		    strcmp(val(su, "SELECT count(*) FROM pg_stat_activity WHERE "
+		                   "wait_event_type = 'Lock'"),
+		           "0") == 0)
+			break;
+	}
+	usleep(500000);
+	bulk = val(su, "SELECT count(*) FROM " FLEET ".approvals WHERE id LIKE 'node-t-bulk-%'");
+	CHECK(took < 2000 && (strcmp(bulk, "4096") == 0 || strcmp(bulk, "4097") == 0),
+	      "the queue holds 4096 writes: 4100 queued in %lld ms, %s written, the rest dropped",
+	      (long long)took, bulk);
+
+	pw_approval_db_stop();
+	const char *left = "?";
+	for (int i = 0; i < 40 && strcmp(left, "0") != 0; i++, usleep(50000))
+		left = val(su, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+		               "'pgward-approvals'");
+	CHECK(!pw_approval_db_on() &&
+	          pw_approval_db_get("node-t-b1-1", &row, err, sizeof(err)) == -1 &&
+	          strcmp(left, "0") == 0,
+	      "stop: off, its connections closed (%s left)", left);
+	insert("node-t-b1-8", "x", 300); /* off: nothing */
+	applied_reset();
+
+	/* a start that cannot reach the database fails: pgwardd would not start */
+	char json[1024];
+	snprintf(json, sizeof(json),
+	         "{\"listen\":[{\"port\":6432}],\"upstreams\":{\"closed\":{\"host\":\"127.0.0.1\","
+	         "\"port\":%d,\"user\":\"x\"}},\"identities\":[{\"name\":\"all\",\"auth\":"
+	         "\"trust\",\"upstream\":\"closed\"}],\"approvals\":{\"database\":{\"upstream\":"
+	         "\"closed\"}}}",
+	         closed_port);
+	struct pw_runtime *bad = pw_runtime_load(file("closed.json", json), err, sizeof(err));
+	rc = bad ? pw_approval_db_start(bad, err, sizeof(err)) : 0;
+	CHECK(rc == -1 && strstr(err, "upstream \"closed\"") && !pw_approval_db_on(),
+	      "an unreachable control database: the start fails, naming it (%s)", err);
+	pw_runtime_unref(bad);
+	pw_adb_set_apply(NULL);
+	run(su, "DROP SCHEMA IF EXISTS " FLEET " CASCADE");
+}
+
 int main(void)
 {
 	const char *port = getenv("PGWARD_PGCONN_PORT");
@@ -1000,6 +1575,9 @@ int main(void)
 	test_timeout();
 	test_logins();
 	test_fake();
+	test_notify(su);
+	test_literal();
+	test_approval_db(su);
 	test_jit(su);
 	test_sweep(su);
 	clean(su);
