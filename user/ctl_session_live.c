@@ -23,8 +23,8 @@ static void put_text(json_t *st)
 	}
 }
 
-/* what the identity was matched by: " (cgroup, user)", from a list of names or the keys of
- * an object of them */
+/* what the identity was matched by: " (cgroup GLOB, user GLOB)", from a list of names or
+ * an object of names and globs */
 static void put_matched(json_t *m)
 {
 	const char *k;
@@ -41,8 +41,12 @@ static void put_matched(json_t *m)
 	i = 0;
 	json_object_foreach(m, k, v)
 	{
+		if (strcmp(k, "auth") == 0)
+			continue; /* said on the next line */
 		fputs(i++ ? ", " : "", stdout);
 		pw_ctl_put_str(k, strlen(k), PW_CTL_VALUE_CAP);
+		putchar(' ');
+		pw_ctl_put_word(v); /* the glob (or number) it matched with */
 	}
 	putchar(')');
 }

@@ -74,11 +74,11 @@ static void note_text(struct pw_judge *jg, const struct pw_stmt *m, struct pw_wo
 {
 	jg->judged++;
 	jg->last_ms = pw_worker_now(w);
-	if (m->type != 'Q' && m->type != 'P') {
+	size_t n = m->sql_len < PW_JUDGE_TEXT_MAX ? m->sql_len : PW_JUDGE_TEXT_MAX;
+	if ((m->type != 'Q' && m->type != 'P') || !n) {
 		jg->last_len = 0;
 		return;
 	}
-	size_t n = m->sql_len < PW_JUDGE_TEXT_MAX ? m->sql_len : PW_JUDGE_TEXT_MAX;
 	if (n > jg->last_cap) {
 		size_t cap = n < 256 ? 256 : PW_JUDGE_TEXT_MAX;
 		char *p = realloc(jg->last, cap);
