@@ -14,6 +14,7 @@
 #include "pgward/loop.h"
 #include "pgward/metrics.h"
 #include "pgward/sql_cache.h"
+#include "pgward/sql_key.h"
 #include "pgward/sql_class.h"
 
 #include "approval_int.h"
@@ -21,44 +22,35 @@
 #define MAX_PENDING  1024
 #define KEEP_DECIDED 256 /* decided requests kept for `approval list --all` and show */
 
-struct req {
-	struct req *next;
-	char id[PW_APPROVAL_ID_MAX];
-	enum pw_approval_state state;
-	bool shared; /* a row of the control database too (approval_db.h) */
-	uint64_t session;
-	int worker;
-	char node[PW_NAME_MAX], identity[PW_NAME_MAX], user[PW_NAME_MAX], database[PW_NAME_MAX];
-	char client[64];
-	char *kernel; /* the kernel-facts object as JSON ("null" when not steered) */
-	bool has_agent_uid;
-	uid_t agent_uid;
-	uint8_t type;
-	char *text;
-	size_t len, text_bytes; /* kept, and as sent */
-	uint64_t fingerprint;
-	uint32_t classes;
-	struct pw_decision d; /* what asked for approval */
-	int n_uids, n_gids;
-	unsigned uids[PW_MAX_APPROVERS], gids[PW_MAX_APPROVERS];
-	struct timespec created;
-	uint64_t deadline_ms; /* monotonic */
-	int timeout_s;
-	/* decided */
-	struct timespec decided_at;
-	char decided_by[64];
-	long long decided_uid; /* -1: pgwardd itself (timeout, withdrawal) */
-	enum pw_approval_scope scope;
-	int for_s;
-	char reason[256];
-};
-
+/* A grant (approve --for): the identity, the statement's shape as the analyser's cache key
+ * spells it (compared whole: a 64-bit hash alone could be made to collide), what asked for
+ * approval (the same rule or guardrail must ask again), and the request that made it. */
 struct grant {
 	struct grant *next;
 	char identity[PW_NAME_MAX];
-	uint64_t fingerprint;
+	char *key;
+	size_t key_len;
+	enum pw_decided_by by;
+	int rule;
+	enum pw_guardrail guardrail;
+	char id[PW_APPROVAL_ID_MAX];
 	uint64_t until_ms; /* monotonic */
 };
+
+/* The shape of a text: its cache key (literals normalised), or the text itself. malloc'd. */
+static char *shape_of(const char *text, size_t len, size_t *n)
+{
+	char *key = pw_sql_cache_keybuf(len + 2);
+	size_t klen = key ? pw_sql_key(text, len, key) : 0;
+	const char *src = klen ? key : text;
+	*n = klen ? klen : len;
+	char *out = malloc(*n + 1);
+	if (out) {
+		memcpy(out, src, *n);
+		out[*n] = 0;
+	}
+	return out;
+}
 
 /* The registry: workers (requests, grants), the control thread (commands, tick) and the
  * notifier share it; requests are rare, so one mutex. */
@@ -102,81 +94,6 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void time_str(char *out, size_t cap, const struct timespec *ts)
-{
-	pw_jw_time(out, cap, ts->tv_sec, ts->tv_nsec);
-}
-
-/* ---- one request as JSON: show, list, decide, the notification, the trail ---- */
-
-static void write_stmt(struct pw_jw *w, const struct req *r)
-{
-	pw_jw_obj(w, "statement");
-	pw_jw_strn(w, "type", (const char *)&r->type, 1);
-	pw_jw_strn(w, "text", r->text, r->len);
-	if (r->text_bytes > r->len)
-		pw_jw_uint(w, "text_bytes", r->text_bytes);
-	uint8_t fp[8];
-	for (int i = 0; i < 8; i++)
-		fp[i] = (uint8_t)(r->fingerprint >> (56 - 8 * i));
-	pw_jw_hex(w, "fingerprint", fp, sizeof(fp));
-	pw_jw_arr(w, "classes");
-	for (int c = 0; c < 32; c++)
-		if (r->classes & (1u << c))
-			pw_jw_str(w, NULL, pw_sql_class_name((enum pw_sql_class)c));
-	pw_jw_arr_end(w);
-	pw_jw_str(w, "reason", r->d.reason);
-	pw_jw_str(w, "by", pw_decided_by_name(r->d.by));
-	if (r->d.by == PW_BY_RULE && r->d.rule)
-		pw_jw_int(w, "rule", r->d.rule);
-	else
-		pw_jw_null(w, "rule");
-	pw_jw_str(w, "guardrail",
-	          r->d.by == PW_BY_GUARDRAIL ? pw_guardrail_name(r->d.guardrail) : NULL);
-	pw_jw_obj_end(w);
-}
-
-/* The request's members into the object open in w. */
-static void write_members(struct pw_jw *w, const struct req *r)
-{
-	char when[40];
-	pw_jw_str(w, "id", r->id);
-	pw_jw_str(w, "state", pw_approval_state_name(r->state));
-	pw_jw_str(w, "node", r->node);
-	pw_jw_uint(w, "session", r->session);
-	pw_jw_str(w, "identity", r->identity);
-	pw_jw_str(w, "user", r->user);
-	pw_jw_str(w, "database", r->database);
-	pw_jw_str(w, "client", r->client);
-	pw_jw_raw(w, "kernel", r->kernel, strlen(r->kernel));
-	write_stmt(w, r);
-	time_str(when, sizeof(when), &r->created);
-	pw_jw_str(w, "created", when);
-	struct timespec exp = r->created;
-	exp.tv_sec += r->timeout_s;
-	time_str(when, sizeof(when), &exp);
-	pw_jw_str(w, "expires", when);
-	if (r->state == PW_AS_PENDING) {
-		pw_jw_null(w, "decided");
-		return;
-	}
-	pw_jw_obj(w, "decided");
-	time_str(when, sizeof(when), &r->decided_at);
-	pw_jw_str(w, "at", when);
-	pw_jw_str(w, "by", r->decided_by);
-	if (r->decided_uid >= 0)
-		pw_jw_int(w, "uid", r->decided_uid);
-	else
-		pw_jw_null(w, "uid");
-	pw_jw_str(w, "scope", r->state == PW_AS_APPROVED ? pw_approval_scope_name(r->scope) : NULL);
-	if (r->state == PW_AS_APPROVED && r->scope == PW_SCOPE_FINGERPRINT)
-		pw_jw_int(w, "for_seconds", r->for_s);
-	else
-		pw_jw_null(w, "for_seconds");
-	pw_jw_str(w, "reason", r->reason[0] ? r->reason : NULL);
-	pw_jw_obj_end(w);
-}
-
 /* The trail's record of a request's step ("requested", "approved", ...). */
 static void audit_req(const struct req *r, const char *event)
 {
@@ -184,7 +101,7 @@ static void audit_req(const struct req *r, const char *event)
 	if (!w)
 		return;
 	pw_jw_str(w, "event", event);
-	write_members(w, r);
+	pw_approval_write(w, r);
 	pw_audit_end(w);
 }
 
@@ -195,11 +112,11 @@ static void announce(const struct req *r, const struct pw_approvals_config *c)
 	struct pw_jw w;
 	pw_jw_init(&w, 0);
 	pw_jw_obj(&w, NULL);
-	write_members(&w, r);
+	pw_approval_write(&w, r);
 	pw_jw_obj_end(&w);
 	pw_jw_append(&w, "\n", 1);
 	if (pw_jw_ok(&w))
-		pw_approval_notify(w.p, w.len, c);
+		pw_approval_notify(r->id, w.p, w.len, c);
 	pw_jw_free(&w);
 }
 
@@ -237,7 +154,7 @@ static void share(struct req *r)
 	memcpy(row.gids, r->gids, sizeof(row.gids));
 	pw_jw_init(&w, 0);
 	pw_jw_obj(&w, NULL);
-	write_members(&w, r);
+	pw_approval_write(&w, r);
 	pw_jw_obj_end(&w);
 	if (pw_jw_ok(&w)) {
 		row.request = w.p;
@@ -245,21 +162,6 @@ static void share(struct req *r)
 		r->shared = true;
 	}
 	pw_jw_free(&w);
-}
-
-static char *kernel_json(const struct pw_kernel_facts *kf)
-{
-	struct pw_jw w;
-	pw_jw_init(&w, 0);
-	pw_jw_obj(&w, NULL);
-	pw_audit_kernel(&w, "k", kf);
-	pw_jw_obj_end(&w);
-	char *out = NULL;
-	/* {"k":VALUE}: the value alone */
-	if (pw_jw_ok(&w) && w.len > 6)
-		out = strndup(w.p + 5, w.len - 6);
-	pw_jw_free(&w);
-	return out;
 }
 
 int pw_approval_request(const struct pw_approval_ask *a, char id_out[PW_APPROVAL_ID_MAX],
@@ -271,12 +173,19 @@ int pw_approval_request(const struct pw_approval_ask *a, char id_out[PW_APPROVAL
 		    d, "42501",
 		    "%s; nobody can approve it here (pgwardd has no \"control\" socket)",
 		    a->facts->d.message);
+	if (a->len > PW_APPROVAL_TEXT_MAX)
+		/* an approver must see all of what would run */
+		return pw_deny_set(
+		    d, "42501",
+		    "%s; a text of %zu bytes is too long to be shown for approval (at "
+		    "most %d)",
+		    a->facts->d.message, a->len, PW_APPROVAL_TEXT_MAX);
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r)
 		return pw_deny_set(d, "53200", "pgward: out of memory");
-	r->len = a->len < PW_APPROVAL_TEXT_MAX ? a->len : PW_APPROVAL_TEXT_MAX;
+	r->len = a->len;
 	r->text = malloc(r->len + 1);
-	r->kernel = kernel_json(a->kf);
+	r->kernel = pw_approval_kernel_json(a->kf);
 	if (!r->text || !r->kernel) {
 		req_free(r);
 		return pw_deny_set(d, "53200", "pgward: out of memory");
@@ -293,11 +202,10 @@ int pw_approval_request(const struct pw_approval_ask *a, char id_out[PW_APPROVAL
 	snprintf(r->user, sizeof(r->user), "%s", a->user ? a->user : "");
 	snprintf(r->database, sizeof(r->database), "%s", a->database ? a->database : "");
 	snprintf(r->client, sizeof(r->client), "%s", a->client ? a->client : "");
-	if (a->kf) {
-		r->has_agent_uid = true;
-		r->agent_uid = a->kf->info.uid;
-	}
+	r->has_agent_uid = a->has_uid;
+	r->agent_uid = a->uid;
 	r->classes = a->facts->classes;
+	r->nstmts = a->facts->nstmts;
 	r->d = a->facts->d;
 	const struct pw_policy *p = &a->id->policy;
 	r->n_uids = p->n_approver_uids;
@@ -379,12 +287,17 @@ static void settle(struct req *r, enum pw_approval_state st, const char *by, lon
 	(*k)++;
 	if (st == PW_AS_APPROVED && scope == PW_SCOPE_FINGERPRINT) {
 		struct grant *g = calloc(1, sizeof(*g));
-		if (g) {
+		if (g && (g->key = shape_of(r->text, r->len, &g->key_len))) {
 			snprintf(g->identity, sizeof(g->identity), "%s", r->identity);
-			g->fingerprint = r->fingerprint;
+			snprintf(g->id, sizeof(g->id), "%s", r->id);
+			g->by = r->d.by;
+			g->rule = r->d.rule;
+			g->guardrail = r->d.guardrail;
 			g->until_ms = mono_ms() + (uint64_t)for_s * 1000;
 			g->next = grants;
 			grants = g;
+		} else {
+			free(g); /* no grant: the next one asks again */
 		}
 	}
 	audit_req(r, pw_approval_state_name(st));
@@ -433,15 +346,33 @@ bool pw_approval_cancel_session(uint64_t session)
 	return id[0] != 0;
 }
 
-bool pw_approval_granted(const char *identity, uint64_t fingerprint)
+bool pw_approval_granted(const struct pw_identity *id, const char *text, size_t len,
+                         const struct pw_inspect_facts *asked, char by[PW_APPROVAL_ID_MAX])
 {
 	bool yes = false;
 	uint64_t now = mono_ms();
+	size_t n;
+	by[0] = 0;
 	pthread_mutex_lock(&mu);
-	for (struct grant *g = grants; g && !yes; g = g->next)
-		yes = g->fingerprint == fingerprint && g->until_ms > now &&
-		      strcmp(g->identity, identity) == 0;
+	if (!grants) {
+		pthread_mutex_unlock(&mu);
+		return false;
+	}
 	pthread_mutex_unlock(&mu);
+	char *shape = shape_of(text, len, &n);
+	if (!shape)
+		return false;
+	pthread_mutex_lock(&mu);
+	for (struct grant *g = grants; g && !yes; g = g->next) {
+		yes = g->until_ms > now && strcmp(g->identity, id->name) == 0 &&
+		      g->by == asked->d.by && g->rule == asked->d.rule &&
+		      g->guardrail == asked->d.guardrail && g->key_len == n &&
+		      memcmp(g->key, shape, n) == 0;
+		if (yes)
+			snprintf(by, PW_APPROVAL_ID_MAX, "%s", g->id);
+	}
+	pthread_mutex_unlock(&mu);
+	free(shape);
 	return yes;
 }
 
@@ -636,7 +567,7 @@ int pw_approval_decide(const char *id, bool approve, enum pw_approval_scope scop
 		if (rc == 0 && r && r->state == st) {
 			/* the listener applied our own decision a moment ago: it is ours */
 			pw_jw_obj(w, "result");
-			write_members(w, r);
+			pw_approval_write(w, r);
 			pw_jw_obj_end(w);
 			pthread_mutex_unlock(&mu);
 			return PW_CS_OK;
@@ -650,7 +581,7 @@ int pw_approval_decide(const char *id, bool approve, enum pw_approval_scope scop
 	}
 	decide_local(r, st, by->user, by->uid, scope, for_s, reason);
 	pw_jw_obj(w, "result");
-	write_members(w, r);
+	pw_approval_write(w, r);
 	pw_jw_obj_end(w);
 	pthread_mutex_unlock(&mu);
 	return PW_CS_OK;
@@ -671,7 +602,7 @@ void pw_approval_list(struct pw_jw *w, bool all)
 		if (!all && r->state != PW_AS_PENDING)
 			continue;
 		pw_jw_obj(w, NULL);
-		write_members(w, r);
+		pw_approval_write(w, r);
 		pw_jw_obj_end(w);
 	}
 	pthread_mutex_unlock(&mu);
@@ -687,7 +618,7 @@ bool pw_approval_show(const char *id, struct pw_jw *w)
 	struct req *r = find(id);
 	if (r) {
 		pw_jw_obj(w, "result");
-		write_members(w, r);
+		pw_approval_write(w, r);
 		pw_jw_obj_end(w);
 	}
 	pthread_mutex_unlock(&mu);
@@ -744,6 +675,7 @@ void pw_approval_tick(void)
 		struct grant *g = *gp;
 		if (g->until_ms <= now) {
 			*gp = g->next;
+			free(g->key);
 			free(g);
 		} else {
 			gp = &g->next;
@@ -777,6 +709,16 @@ void pw_approval_counts(struct pw_approval_counts *c)
 	pthread_mutex_unlock(&mu);
 }
 
+/* Is request id still waiting (the notifier skips the others)? */
+static bool is_pending(const char *id)
+{
+	pthread_mutex_lock(&mu);
+	struct req *r = find(id);
+	bool yes = r && r->state == PW_AS_PENDING;
+	pthread_mutex_unlock(&mu);
+	return yes;
+}
+
 int pw_approval_start(const struct pw_config *cfg, pw_approval_deliver_fn deliver, char *err,
                       size_t errlen)
 {
@@ -792,7 +734,7 @@ int pw_approval_start(const struct pw_config *cfg, pw_approval_deliver_fn delive
 	for (int i = 0; i < n; i++)
 		boot_tag[i] = tmp[n - 1 - i];
 	boot_tag[n] = 0;
-	if (pw_approval_notify_start(err, errlen) < 0)
+	if (pw_approval_notify_start(is_pending, err, errlen) < 0)
 		return -1;
 	pthread_mutex_lock(&mu);
 	started = true;
@@ -833,6 +775,7 @@ void pw_approval_stop(void)
 	while (grants) {
 		struct grant *g = grants;
 		grants = g->next;
+		free(g->key);
 		free(g);
 	}
 	n_pending = n_decided = 0;

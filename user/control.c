@@ -19,12 +19,15 @@
 #include "pgward/control.h"
 #include "pgward/log.h"
 
-#define MAX_CONNS   64
-#define MAX_LINE    (64 * 1024)
-#define REQ_TIMEOUT 10000     /* ms for a request to come whole */
-#define SUB_BACKLOG (1 << 20) /* a subscriber's unread bytes at most */
-#define QUEUE_MAX   (4 << 20) /* published lines waiting for the control thread at most */
-#define MAX_GROUPS  64
+#define MAX_CONNS      64
+#define MAX_LINE       (64 * 1024)
+#define REQ_TIMEOUT    10000     /* ms for a request to come whole */
+#define SUB_BACKLOG    (1 << 20) /* a subscriber's unread bytes at most */
+#define QUEUE_MAX      (4 << 20) /* published lines waiting for the control thread at most */
+#define MAX_GROUPS     64
+#define OPERATOR_SLOTS 8 /* of MAX_CONNS, kept for operators (approvals must get through) */
+#define MAX_STREAMS    8 /* streams a uid may hold at once */
+#define LINES_PER_TURN 8 /* requests handled per readiness event: others get their turn */
 
 struct conn {
 	struct conn *next;
@@ -257,8 +260,11 @@ static int conn_flush(struct conn *c)
 		if (c->closing)
 			return -1;
 	}
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP |
-	                                   (c->out_off < c->out_len ? EPOLLOUT : 0),
+	bool pending = c->out_off < c->out_len;
+	/* a peer with an answer unsent is not read (a subscriber is: its end must be seen) */
+	struct epoll_event ev = {.events = (pending && !c->sub ? 0u : (uint32_t)EPOLLIN) |
+	                                   (uint32_t)EPOLLRDHUP |
+	                                   (pending ? (uint32_t)EPOLLOUT : 0u),
 	                         .data.ptr = c};
 	epoll_ctl(C.epfd, EPOLL_CTL_MOD, c->fd, &ev);
 	return 0;
@@ -270,6 +276,21 @@ static bool in_list(const unsigned *list, int n, gid_t g)
 		if (list[i] == (unsigned)g)
 			return true;
 	return false;
+}
+
+/* What the peer may do under cc: judged again for each request, so that a reload that takes
+ * a group's rights away applies to connections already open. */
+static void rights(struct conn *c, const struct pw_control_config *cc)
+{
+	bool root = c->peer.uid == 0 || c->peer.uid == geteuid();
+	c->peer.operate = root;
+	c->reader = root;
+	for (int i = 0; i < c->n_groups; i++) {
+		if (in_list(cc->operators, cc->n_operators, c->groups[i]))
+			c->peer.operate = c->reader = true;
+		if (in_list(cc->readers, cc->n_readers, c->groups[i]))
+			c->reader = true;
+	}
 }
 
 /* Who the peer is and what it may do, from the kernel's credentials. */
@@ -299,15 +320,17 @@ static void judge_peer(struct conn *c, const struct pw_control_config *cc)
 		c->groups[0] = cr.gid;
 		c->n_groups = 1;
 	}
-	bool root = cr.uid == 0 || cr.uid == geteuid();
-	c->peer.operator= root;
-	c->reader = root;
-	for (int i = 0; i < c->n_groups; i++) {
-		if (in_list(cc->operators, cc->n_operators, c->groups[i]))
-			c->peer.operator= c->reader = true;
-		if (in_list(cc->readers, cc->n_readers, c->groups[i]))
-			c->reader = true;
-	}
+	rights(c, cc);
+}
+
+/* May the peer (probe: its descriptor) connect now: an operator always (within MAX_CONNS), a reader
+ * while the slots kept for operators are free; anybody else never. */
+static bool peer_may_connect(struct conn *probe, const struct pw_control_config *cc)
+{
+	judge_peer(probe, cc);
+	if (probe->peer.operate)
+		return true;
+	return probe->reader && C.n_conns < MAX_CONNS - OPERATOR_SLOTS;
 }
 
 static void on_accept(void)
@@ -319,6 +342,21 @@ static void on_accept(void)
 			break;
 		if (C.n_conns >= MAX_CONNS || !cfg) {
 			close(fd); /* too many at once: dropped, the workers never notice */
+			continue;
+		}
+		struct conn probe = {.fd = fd};
+		if (!peer_may_connect(&probe, &cfg->control)) {
+			/* nobody without rights stays; the last slots are kept for operators */
+			char no[256];
+			int k =
+			    snprintf(no, sizeof(no),
+			             "{\"ok\":false,\"error\":\"uid %u may not use this socket now "
+			             "(in no readers or operators group, or no room)\",\"code\":"
+			             "\"permission\"}\n",
+			             (unsigned)probe.peer.uid);
+			if (send(fd, no, (size_t)k, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				pw_debug("control: a refused peer did not take its answer");
+			close(fd);
 			continue;
 		}
 		struct conn *c = calloc(1, sizeof(*c));
@@ -383,6 +421,14 @@ static bool args_known(const struct pw_control_cmd *cmd, json_t *args, char *err
 	return true;
 }
 
+static int streams_of(uid_t uid)
+{
+	int n = 0;
+	for (struct conn *c = C.conns; c; c = c->next)
+		n += c->sub && c->peer.uid == uid;
+	return n;
+}
+
 static void handle(struct conn *c, const char *line, size_t n)
 {
 	char err[1024] = "";
@@ -408,7 +454,12 @@ static void handle(struct conn *c, const char *line, size_t n)
 		json_decref(root);
 		return;
 	}
-	bool allowed = cmd->access == PW_CTL_OPERATE ? c->peer.operator: c->reader;
+	struct pw_config *now = config_get();
+	if (now) {
+		rights(c, &now->control);
+		pw_config_unref(now);
+	}
+	bool allowed = cmd->access == PW_CTL_OPERATE ? c->peer.operate : c->reader;
 	if (!allowed) {
 		snprintf(err, sizeof(err), "%s (uid %u) may not run \"%s\"", c->peer.user,
 		         (unsigned)c->peer.uid, cmd->name);
@@ -440,6 +491,11 @@ static void handle(struct conn *c, const char *line, size_t n)
 	pw_jw_obj(&w, NULL);
 	pw_jw_bool(&w, "ok", true);
 	enum pw_control_status st = cmd->fn(&rq, &w, &sub, err, sizeof(err));
+	if (st == PW_CS_STREAM && streams_of(c->peer.uid) >= MAX_STREAMS) {
+		snprintf(err, sizeof(err), "uid %u holds %d streams already", (unsigned)c->peer.uid,
+		         MAX_STREAMS);
+		st = PW_CS_BUSY;
+	}
 	if (st == PW_CS_STREAM && sub.topic < PW_TOPIC_N) {
 		pw_jw_bool(&w, "stream", true);
 		c->sub = true;
@@ -460,36 +516,44 @@ static void handle(struct conn *c, const char *line, size_t n)
 	json_decref(root);
 }
 
-/* Read c; every whole line is a request. -1: c is done with. */
+/* Read c and answer what is whole: at most LINES_PER_TURN requests, and none while an answer
+ * is still unsent (the socket is level-triggered: what is left waits for the next turn), so
+ * that one peer neither holds the thread nor makes it queue answers without end. -1: c is
+ * done with. */
 static int conn_read(struct conn *c)
 {
-	for (;;) {
-		if (!c->in && !(c->in = malloc(MAX_LINE)))
-			return -1;
-		ssize_t k = recv(c->fd, c->in + c->in_len, MAX_LINE - c->in_len, MSG_DONTWAIT);
-		if (k == 0)
-			return -1;
-		if (k < 0)
-			return errno == EAGAIN || errno == EINTR ? 0 : -1;
-		c->in_len += (size_t)k;
-		char *nl;
-		while (!c->sub && (nl = memchr(c->in, '\n', c->in_len))) {
-			size_t n = (size_t)(nl - c->in);
-			if (n) /* a blank line is no request */
-				handle(c, c->in, n);
-			memmove(c->in, nl + 1, c->in_len - n - 1);
-			c->in_len -= n + 1;
+	if ((c->out_off < c->out_len && !c->sub) || c->closing)
+		return 0;
+	if (!c->in && !(c->in = malloc(MAX_LINE)))
+		return -1;
+	ssize_t k = recv(c->fd, c->in + c->in_len, MAX_LINE - c->in_len, MSG_DONTWAIT);
+	if (k == 0)
+		return -1;
+	if (k < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	c->in_len += (size_t)k;
+	if (c->sub) {
+		c->in_len = 0; /* a subscriber only reads: what it sends is ignored */
+		return 0;
+	}
+	char *nl;
+	for (int i = 0; i < LINES_PER_TURN && c->out_off == c->out_len &&
+	                (nl = memchr(c->in, '\n', c->in_len));
+	     i++) {
+		size_t n = (size_t)(nl - c->in);
+		if (n) { /* a blank line is no request (and keeps nobody's slot alive) */
+			handle(c, c->in, n);
 			if (!c->sub)
 				c->deadline_ms = mono_ms() + REQ_TIMEOUT;
 		}
-		if (c->sub)
-			c->in_len = 0; /* a subscriber only reads: what it sends is ignored */
-		if (c->in_len == MAX_LINE) {
-			reply_error(c, PW_CS_USAGE, "request longer than 64 KiB");
-			c->closing = true;
-			return 0;
-		}
+		memmove(c->in, nl + 1, c->in_len - n - 1);
+		c->in_len -= n + 1;
 	}
+	if (c->in_len == MAX_LINE) {
+		reply_error(c, PW_CS_USAGE, "request longer than 64 KiB");
+		c->closing = true;
+	}
+	return 0;
 }
 
 /* ---- streams ---- */

@@ -135,7 +135,12 @@ enum pw_verdict pw_inspect_text(const struct pw_caller *c, uint8_t type, const c
 		return PW_DENY;
 	if (c->identity->policy.has_masks && plan_masks(c, sql, len, j) < 0)
 		return PW_DENY;
-	if (ps && pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) < 0)
+	if (ps)
+		ps->sql.approving = j->d.approved;
+	int applied = ps ? pw_policy_session_apply(ps, j->r, type == 'P' ? name : NULL) : 0;
+	if (ps)
+		ps->sql.approving = false;
+	if (applied < 0)
 		pw_warn("session %llu: the prepared-statement store is full; EXECUTE of new names "
 		        "will be refused",
 		        (unsigned long long)c->serial);
@@ -150,6 +155,7 @@ static void facts_of(struct pw_inspect_facts *f, const struct pw_judgement *j)
 	if (!f)
 		return;
 	f->d = j->d;
+	f->approval[0] = 0;
 	f->classes = 0;
 	f->nstmts = j->r && !j->unreadable ? j->r->nstmts : 0;
 	for (int i = 0; i < f->nstmts; i++)

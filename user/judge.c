@@ -1,6 +1,7 @@
 /* Deciding the client's messages, inline or on an analysis thread. See include/pgward/judge.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "pgward/audit.h"
@@ -10,6 +11,7 @@
 #include "pgward/mask_session.h"
 #include "pgward/metrics.h"
 #include "pgward/sql_cache.h"
+#include "pgward/sql_prepared.h"
 #include "pgward/watch.h"
 
 /* A text long enough to stall the loop while it is parsed: judged by an analysis thread with
@@ -95,7 +97,7 @@ static void note_text(struct pw_judge *jg, const struct pw_stmt *m, struct pw_wo
 
 static struct pw_judge_named *named_find(struct pw_judge *jg, const char *name)
 {
-	for (int i = 0; name && name[0] && i < jg->n_named; i++)
+	for (int i = 0; name && i < jg->n_named; i++)
 		if (strcmp(jg->named[i].name, name) == 0)
 			return &jg->named[i];
 	return NULL;
@@ -111,10 +113,11 @@ static void named_drop(struct pw_judge *jg, const char *name)
 	*e = jg->named[--jg->n_named];
 }
 
-/* A named Parse allowed because a person approved it: its Binds will ask again. -1: no room
- * (or memory): the Parse is refused rather than its executions let through unasked. */
+/* A Parse allowed because a person approved it (approval: the request): its first Bind is
+ * covered, later ones ask again. -1: no room (or memory): the Parse is refused rather than its
+ * executions let through unasked. */
 static int named_keep(struct pw_judge *jg, const struct pw_stmt *m,
-                      const struct pw_inspect_facts *f)
+                      const struct pw_inspect_facts *f, const char *approval)
 {
 	named_drop(jg, m->name);
 	if (jg->n_named == PW_JUDGE_NAMED_MAX)
@@ -132,6 +135,8 @@ static int named_keep(struct pw_judge *jg, const struct pw_stmt *m,
 	e->text[n] = 0;
 	e->len = n;
 	e->facts = *f;
+	e->credit = 1;
+	snprintf(e->approval, sizeof(e->approval), "%s", approval);
 	jg->n_named++;
 	return 0;
 }
@@ -152,8 +157,10 @@ void pw_judge_decided(struct pw_judge *jg, const struct pw_approval_verdict *v)
 	jg->held = false;
 	if (v->approved) {
 		jg->approved_once = true;
-		if (v->scope == PW_SCOPE_SESSION)
+		if (v->scope == PW_SCOPE_SESSION) {
 			jg->approved_session = true;
+			snprintf(jg->session_approval, sizeof(jg->session_approval), "%s", v->id);
+		}
 		return;
 	}
 	jg->ready = true;
@@ -169,49 +176,55 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A decision "approve": given already (this session's scope, or a grant of the fingerprint)
- * and judged again as approved; or held for a person (true: the walk parks); or refused when
- * approvals cannot be asked for (d says why). */
+/* A decision "approve": given already (a person's decision on this very message, this
+ * session's scope, a grant of the identity for this statement's shape, the first execution of a
+ * statement approved at its Parse) and judged again as approved; or held for a person (true:
+ * the walk parks); or refused when approvals cannot be asked for (d says why). */
 static bool approve_or_hold(struct pw_judge *jg, const struct pw_caller *who,
-                            const struct pw_stmt *m, enum pw_verdict *v, struct pw_deny *d,
+                            const struct pw_stmt *m, const char *text, size_t len,
+                            bool approved_now, enum pw_verdict *v, struct pw_deny *d,
                             struct pw_inspect_plans *plans, struct pw_inspect_facts *facts)
 {
-	/* a Bind of a named statement approved for one execution: asks with its text */
-	const struct pw_judge_named *nm = m->type == 'B' ? named_find(jg, m->stmt) : NULL;
+	/* a Bind of a statement approved at its Parse: asks with its text */
+	struct pw_judge_named *nm = m->type == 'B' ? named_find(jg, m->stmt) : NULL;
 	const struct pw_inspect_facts asked = *facts; /* the decision "approve", as it asked */
-	const char *text = nm ? nm->text : m->sql;
-	size_t len = nm ? nm->len : m->sql_len;
-	bool given = jg->approved_once || jg->approved_session;
-	if (!given && (m->type == 'Q' || m->type == 'P' || nm))
-		given = pw_approval_granted(who->identity->name, pw_sql_fingerprint(text, len));
-	if (given) {
+	char by[PW_APPROVAL_ID_MAX] = "";
+	if (approved_now)
+		snprintf(by, sizeof(by), "%s", jg->approval);
+	else if (jg->approved_session)
+		snprintf(by, sizeof(by), "%s", jg->session_approval);
+	else if (nm && nm->credit > 0) {
+		nm->credit--; /* the execution its Parse's approval covers */
+		snprintf(by, sizeof(by), "%s", nm->approval);
+	} else if (text)
+		pw_approval_granted(who->identity, text, len, &asked, by);
+	if (by[0]) {
 		struct pw_caller ok = *who;
 		ok.approved = true;
 		pw_inspect_plans_free(plans);
 		*v = pw_inspect(&ok, m, d, who->mask ? plans : NULL, facts);
-		if (nm && *v == PW_ALLOW) { /* a Bind is not judged again: its Parse's facts */
-			*facts = nm->facts;
+		if (m->type == 'B' && *v == PW_ALLOW) { /* a Bind is not judged again */
+			*facts = asked;
 			facts->d.action = PW_ACT_ALLOW;
 			facts->d.approved = true;
 		}
-		jg->approved_once = false;
-		if (*v == PW_ALLOW && m->type == 'P' && m->name && m->name[0] &&
-		    !jg->approved_session && named_keep(jg, m, &asked) < 0) {
+		snprintf(facts->approval, sizeof(facts->approval), "%s", by);
+		if (*v == PW_ALLOW && m->type == 'P' && !jg->approved_session &&
+		    named_keep(jg, m, &asked, by) < 0) {
 			*v = PW_DENY;
 			pw_deny_set(
 			    d, "53400",
-			    "pgward: more than %d named prepared statements of this session wait "
-			    "for approval at each execution: deallocate some, or use unnamed ones",
+			    "pgward: more than %d prepared statements of this session wait for "
+			    "approval at each execution: deallocate some",
 			    PW_JUDGE_NAMED_MAX);
 		}
 		return false;
 	}
-	if (m->type == 'P' && m->name && m->name[0] && jg->n_named == PW_JUDGE_NAMED_MAX &&
-	    !named_find(jg, m->name)) {
+	if (m->type == 'P' && jg->n_named == PW_JUDGE_NAMED_MAX && !named_find(jg, m->name)) {
 		pw_deny_set(
 		    d, "53400",
-		    "pgward: more than %d named prepared statements of this session wait for "
-		    "approval at each execution: deallocate some, or use unnamed ones",
+		    "pgward: more than %d prepared statements of this session wait for approval "
+		    "at each execution: deallocate some",
 		    PW_JUDGE_NAMED_MAX);
 		return false;
 	}
@@ -227,6 +240,18 @@ static bool approve_or_hold(struct pw_judge *jg, const struct pw_caller *who,
 	                            .text = text,
 	                            .len = len,
 	                            .facts = facts};
+	if (who->kf) {
+		a.has_uid = true;
+		a.uid = who->kf->info.uid;
+	} else if (who->client && strcmp(who->client, "unix") == 0) {
+		/* a local client over a unix socket: the kernel says who it is */
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
+		if (getsockopt(who->client_fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0) {
+			a.has_uid = true;
+			a.uid = cr.uid;
+		}
+	}
 	if (pw_approval_request(&a, jg->approval, d) < 0)
 		return false; /* refused with d */
 	jg->held = true;
@@ -235,6 +260,48 @@ static bool approve_or_hold(struct pw_judge *jg, const struct pw_caller *who,
 	pw_metric_identity(who->identity->name, PW_IM_HELD);
 	pw_watch_statement(who, m, "held", NULL, facts, jg->approval);
 	return true;
+}
+
+/* A Bind runs what was prepared before: judged again when a person's approval made it (a
+ * Parse approved, whose credit the first execution takes; a PREPARE in an approved text,
+ * judged as the EXECUTE it amounts to). The decision goes to *v, *d, *f, and the text an
+ * approval request shows to *text. False: the walk goes on. */
+static bool bind_asks(struct pw_judge *jg, const struct pw_caller *who, const struct pw_stmt *m,
+                      const char **text, size_t *len, enum pw_verdict *v, struct pw_deny *d,
+                      struct pw_inspect_facts *f)
+{
+	const struct pw_judge_named *nm = named_find(jg, m->stmt);
+	if (nm) { /* asks as its text did */
+		*f = nm->facts;
+		*text = nm->text;
+		*len = nm->len;
+		*v = PW_DENY;
+		*d = (struct pw_deny){.sqlstate = "42501"};
+		snprintf(d->message, sizeof(d->message), "%s", f->d.message);
+		return false;
+	}
+	const struct pw_sql_prepared *p = m->stmt && m->stmt[0] && who->ps
+	                                      ? pw_sql_prepared_lookup(&who->ps->sql, m->stmt)
+	                                      : NULL;
+	if (!p || !pw_sql_prepared_approved(p))
+		return false;
+	/* the EXECUTE this Bind amounts to, the name quoted as an identifier */
+	size_t o = (size_t)snprintf(jg->exec_text, sizeof(jg->exec_text), "EXECUTE \"");
+	for (const char *c = m->stmt; *c && o + 4 < sizeof(jg->exec_text); c++) {
+		if (*c == '"')
+			jg->exec_text[o++] = '"';
+		jg->exec_text[o++] = *c;
+	}
+	jg->exec_text[o++] = '"';
+	jg->exec_text[o] = 0;
+	struct pw_stmt q = {.type = 'Q', .sql = jg->exec_text, .sql_len = o};
+	struct pw_caller plain = *who;
+	plain.mask = NULL; /* nothing of it runs: masking follows the Bind itself */
+	plain.audit = NULL;
+	*v = pw_inspect(&plain, &q, d, NULL, f);
+	*text = jg->exec_text;
+	*len = o;
+	return false;
 }
 
 /* Counted, watched, and its latency noted: one decided message. */
@@ -258,7 +325,7 @@ static void decided(struct pw_judge *jg, const struct pw_caller *who, const stru
 	                   : approved   ? "approved"
 	                   : masked     ? "mask"
 	                                : "allow",
-	                   v == PW_DENY ? d : NULL, f, approved ? jg->approval : NULL);
+	                   v == PW_DENY ? d : NULL, f, approved ? f->approval : NULL);
 }
 
 bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
@@ -301,6 +368,9 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 		struct pw_inspect_plans plans = {.n = 0};
 		struct pw_inspect_facts facts;
 		bool unaudited = false;
+		/* a person's approval is of this message: used by its judgement, whatever it is */
+		bool approved_now = jg->approved_once;
+		jg->approved_once = false;
 		if (!jg->t0_ns)
 			jg->t0_ns = now_ns();
 		if (jg->ready) {
@@ -317,27 +387,27 @@ bool pw_judge_client(struct pw_judge *jg, struct pw_relay *r, struct pw_buf *b,
 			v = PW_DENY;
 			unaudited = true;
 			pw_audit_count_refusal();
-		} else if (!jg->approved_once && m->type != 'B' && m->type != 'F' &&
+		} else if (!approved_now && m->type != 'B' && m->type != 'F' &&
 		           m->sql_len >= PW_ANALYSIS_AWAY_BYTES &&
 		           judge_away(jg, who, m, w, owner)) {
 			return true;
 		} else {
 			v = pw_inspect(who, m, &d, who->mask ? &plans : NULL, &facts);
 		}
+		const char *text = m->sql;
+		size_t text_len = m->sql_len;
 		if (!jg->by_person && !unaudited && v == PW_ALLOW && m->type == 'B' &&
-		    named_find(jg, m->stmt)) {
-			/* each execution of a statement approved once asks again */
-			facts = named_find(jg, m->stmt)->facts;
-			v = PW_DENY;
-			d = (struct pw_deny){.sqlstate = "42501"};
-			snprintf(d.message, sizeof(d.message), "%s", facts.d.message);
-		}
+		    bind_asks(jg, who, m, &text, &text_len, &v, &d, &facts))
+			return true; /* parked (cannot happen: judged inline) */
 		if (v == PW_ALLOW && m->type == 'P' && !facts.d.approved)
 			named_drop(jg,
-			           m->name); /* the name now stands for a text allowed as it is */
+			           m->name); /* the name stands for a text allowed as it is now */
+		if (m->type == 'Q')
+			named_drop(jg, ""); /* a simple Query drops the unnamed statement */
 		if (!jg->by_person && !unaudited && v == PW_DENY &&
 		    facts.d.action == PW_ACT_APPROVE &&
-		    approve_or_hold(jg, who, m, &v, &d, &plans, &facts)) {
+		    approve_or_hold(jg, who, m, text, text_len, approved_now, &v, &d, &plans,
+		                    &facts)) {
 			note_text(jg, m, w);
 			return true; /* held: nothing more is read or judged until a decision */
 		}

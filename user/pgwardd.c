@@ -465,6 +465,11 @@ int main(int argc, char **argv)
 	if (note[0])
 		pw_warn("%s", note);
 
+	/* before any thread or session: see approval_notify.c */
+	if (pw_approval_notify_fork(err, sizeof(err)) < 0) {
+		pw_error("%s", err);
+		return 1;
+	}
 	/* signals are taken synchronously by this thread; workers never see them */
 	sigset_t set;
 	sigemptyset(&set);

@@ -367,7 +367,8 @@ static struct pw_caller caller_of(struct pw_session *s)
 	                          .audit = s->ev.audit,
 	                          .client = s->peer,
 	                          .kf = s->op.kf,
-	                          .worker = pw_worker_index(s->w)};
+	                          .worker = pw_worker_index(s->w),
+	                          .client_fd = s->cl.ev.fd};
 }
 
 /* The client side of the relay (judge.h). False when the session was closed. */

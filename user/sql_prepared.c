@@ -12,6 +12,7 @@ struct pw_sql_prepared {
 	enum pw_sql_class cls;
 	uint32_t flags, runs;
 	int nrels, nfuncs;
+	bool approved; /* prepared by a text a person approved (pw_sql_session.approving) */
 	struct pw_sql_rel *rels; /* resolved when remembered: the server fixes search_path then */
 	struct pw_sql_func *funcs;
 };
@@ -35,6 +36,11 @@ const struct pw_sql_prepared *pw_sql_prepared_lookup(const struct pw_sql_session
 enum pw_sql_class pw_sql_prepared_class(const struct pw_sql_prepared *p)
 {
 	return p->cls;
+}
+
+bool pw_sql_prepared_approved(const struct pw_sql_prepared *p)
+{
+	return p->approved;
 }
 
 void pw_sql_prepared_forget(struct pw_sql_session *s, const char *name)
@@ -63,25 +69,47 @@ int pw_sql_prepared_remember(struct pw_sql_session *s, const char *name,
 		nrels += r->rels[k].stmt == i;
 	for (int k = 0; k < r->nfuncs; k++)
 		nfuncs += r->funcs[k].stmt == i;
-	pw_sql_prepared_forget(s, name);
-	if (s->n_prepared >= PW_SQL_MAX_PREPARED)
+	/* A name prepared again while the store has it: the server refuses a PREPARE or a named
+	 * Parse of a name it holds (42P05), unless the old one was deallocated in a way the
+	 * store did not see (a protocol Close). Which one runs under the name is not known here:
+	 * the entry becomes both, and EXECUTE is judged as the stricter of the two. The unnamed
+	 * statement ("") is replaced, as the server replaces it. */
+	int at = name[0] ? find_prepared(s, name) : -1;
+	const struct pw_sql_prepared *old = at >= 0 ? s->prepared[at] : NULL;
+	int orels = old ? old->nrels : 0, ofuncs = old ? old->nfuncs : 0;
+	if (!old)
+		pw_sql_prepared_forget(s, name);
+	if (!old && s->n_prepared >= PW_SQL_MAX_PREPARED)
 		return -1;
-	p = calloc(1, sizeof(*p) + sizeof(struct pw_sql_rel) * (size_t)nrels +
-	                  sizeof(struct pw_sql_func) * (size_t)nfuncs);
+	p = calloc(1, sizeof(*p) + sizeof(struct pw_sql_rel) * (size_t)(nrels + orels) +
+	                  sizeof(struct pw_sql_func) * (size_t)(nfuncs + ofuncs));
 	if (!p)
 		return -1;
 	p->rels = (struct pw_sql_rel *)(p + 1);
-	p->funcs = (struct pw_sql_func *)(p->rels + nrels);
+	p->funcs = (struct pw_sql_func *)(p->rels + nrels + orels);
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	p->cls = st->cls == PW_SQL_PREPARE ? st->inner : st->cls;
 	p->flags = st->flags & ~(uint32_t)PW_SQL_F_NOT_EXECUTED;
 	p->runs = (st->runs & ~(1u << PW_SQL_PREPARE)) | (1u << p->cls);
+	p->approved = s->approving;
 	for (int k = 0; k < r->nrels; k++)
 		if (r->rels[k].stmt == i)
 			p->rels[p->nrels++] = r->rels[k];
 	for (int k = 0; k < r->nfuncs; k++)
 		if (r->funcs[k].stmt == i)
 			p->funcs[p->nfuncs++] = r->funcs[k];
+	if (old) {
+		p->approved |= old->approved;
+		p->flags |= old->flags;
+		p->runs |= old->runs;
+		for (int k = 0; k < old->nrels; k++)
+			p->rels[p->nrels++] = old->rels[k];
+		for (int k = 0; k < old->nfuncs; k++)
+			p->funcs[p->nfuncs++] = old->funcs[k];
+		free(s->prepared[at]);
+		s->prepared[at] = p;
+		return 0;
+	}
 	s->prepared[s->n_prepared++] = p;
 	return 0;
 }

@@ -34,6 +34,8 @@ struct pw_approval_ask {
 	const struct pw_identity *id;
 	const char *user, *database, *client;
 	const struct pw_kernel_facts *kf; /* NULL: not steered */
+	bool has_uid;                     /* the agent's uid is known: the kernel's record, or */
+	uid_t uid;                        /* a unix socket's peer credentials */
 	uint8_t type;                     /* 'Q', 'P' */
 	const char *text;
 	size_t len;
@@ -53,6 +55,9 @@ struct pw_approval_verdict {
 struct pw_worker;
 typedef bool (*pw_approval_deliver_fn)(struct pw_worker *w, uint64_t session,
                                        const struct pw_approval_verdict *v);
+/* The notify command's helper process, forked before pgwardd starts any thread or opens any
+ * descriptor of a session (main, once). 0 or -1 with err set. */
+int pw_approval_notify_fork(char *err, size_t errlen);
 /* Start the registry and the notifier thread. 0 or -1 with err set. */
 int pw_approval_start(const struct pw_config *cfg, pw_approval_deliver_fn deliver, char *err,
                       size_t errlen);
@@ -72,9 +77,11 @@ void pw_approval_withdraw(const char *id, bool cancelled, const char *why);
  * True when there was one. */
 bool pw_approval_cancel_session(uint64_t session);
 
-/* Is there a live grant of this identity for this fingerprint (a decision with scope
- * fingerprint, not expired)? Any thread. */
-bool pw_approval_granted(const char *identity, uint64_t fingerprint);
+/* Is there a live grant (a decision with scope fingerprint, not expired) of this identity for
+ * a statement of this shape (the same text up to its literals, compared whole) that the same
+ * rule or guardrail asked approval for? by: the request that made it. Any thread. */
+bool pw_approval_granted(const struct pw_identity *id, const char *text, size_t len,
+                         const struct pw_inspect_facts *asked, char by[PW_APPROVAL_ID_MAX]);
 
 /* ---- the control socket's commands (control thread) ---- */
 

@@ -26,7 +26,7 @@ struct pw_control_peer {
 	gid_t gid;
 	pid_t pid;
 	char user[64]; /* the uid's name, or the number */
-	bool operator; /* may run the commands that change something */
+	bool operate;  /* may run the commands that change something */
 };
 
 struct pw_control_req {

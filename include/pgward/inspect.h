@@ -57,6 +57,7 @@ struct pw_caller {
 	const char *client;
 	const struct pw_kernel_facts *kf;
 	int worker;
+	int client_fd; /* a unix-socket client's uid is asked of it (SO_PEERCRED) */
 };
 
 /* What an allowed text of an identity with masks returns and how it is masked (mask.h): one
@@ -74,6 +75,7 @@ struct pw_inspect_facts {
 	struct pw_decision d;
 	uint32_t classes;
 	int nstmts;
+	char approval[40]; /* d.approved: the request whose decision let it run (approval.h) */
 };
 
 /* plans (may be NULL): filled for an allowed Query or Parse of an identity with masks; facts

@@ -18,12 +18,15 @@
 #define PW_JUDGE_TEXT_MAX  4096 /* the last text kept for session show */
 #define PW_JUDGE_NAMED_MAX 32   /* named statements approved for one execution, at most */
 
-/* A named prepared statement whose Parse a person approved: each of its executions (Bind)
- * needs approval again, as the same text sent unnamed would. */
+/* A prepared statement (named, or the unnamed one: name "") whose Parse a person approved:
+ * the approval covers one execution (its first Bind); each later Bind asks again, as the same
+ * text parsed again would. */
 struct pw_judge_named {
 	char *name, *text;
 	size_t len;
+	int credit;                    /* executions still covered: 1 after the approval */
 	struct pw_inspect_facts facts; /* the decision that asked for approval */
+	char approval[PW_APPROVAL_ID_MAX];
 };
 
 struct pw_judge {
@@ -33,6 +36,7 @@ struct pw_judge {
 	bool by_person; /* ready: the verdict is a person's refusal (or a withdrawal) */
 	bool approved_once;    /* the message at the scan was approved: judged as allowed */
 	bool approved_session; /* scope "session": every approval of this session is given */
+	char session_approval[PW_APPROVAL_ID_MAX]; /* the request that gave it */
 	char approval[PW_APPROVAL_ID_MAX]; /* held: the request; then the last one decided */
 	enum pw_verdict verdict;
 	struct pw_deny d;
@@ -42,6 +46,7 @@ struct pw_judge {
 	uint64_t t0_ns;                /* when the message at the scan came whole (latency) */
 	struct pw_judge_named named[PW_JUDGE_NAMED_MAX];
 	int n_named;
+	char exec_text[160]; /* a Bind judged as the EXECUTE it amounts to: that text */
 	/* for the control plane (session show): the last text judged, when, and how many */
 	char *last;
 	size_t last_len, last_cap;

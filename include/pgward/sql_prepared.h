@@ -24,6 +24,8 @@ void pw_sql_prepared_forget(struct pw_sql_session *s, const char *name); /* NULL
 const struct pw_sql_prepared *pw_sql_prepared_lookup(const struct pw_sql_session *s,
                                                      const char *name);
 enum pw_sql_class pw_sql_prepared_class(const struct pw_sql_prepared *p);
+/* Was it prepared by a text a person approved (its executions ask again)? */
+bool pw_sql_prepared_approved(const struct pw_sql_prepared *p);
 /* After the server ran r successfully: remember PREPAREs, forget DEALLOCATE / DISCARD ALL. */
 int pw_sql_session_apply(struct pw_sql_session *s, const struct pw_sql_result *r);
 void pw_sql_session_free(struct pw_sql_session *s);

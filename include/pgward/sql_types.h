@@ -143,6 +143,9 @@ struct pw_sql_session {
 	const void *schema_arg;
 	struct pw_sql_prepared *prepared[PW_SQL_MAX_PREPARED];
 	size_t n_prepared;
+	/* set while a text a person approved is applied: what it prepares is marked, so that a
+	 * protocol Bind of it is judged again (an approval covers no later execution) */
+	bool approving;
 };
 
 #endif

@@ -94,7 +94,7 @@ write_cfg() { # write_cfg EXTRA_RULE_JSON
     {"name": "writer", "match": {"user": "writer"}, "auth": "trust", "upstream": "main",
      "approvals": {"users": ["bin"]},
      "rules": [{"name": "deletes need a person", "action": "approve", "class": ["delete"],
-                "relations": ["public.orders", "public.pt"]},
+                "relations": ["public.orders", "public.pt", "public.scratch"]},
                {"name": "work", "action": "allow",
                 "class": ["select", "insert", "update", "transaction", "set"],
                 "relations": ["public.*", "pg_catalog.*"], "functions": ["pg_catalog.*"]}]},
@@ -206,7 +206,7 @@ check "the killed session is gone" grep -q "no session $IDLE_ID" "$W/out.json"
 as nobody "$CTL" -s "$SOCK" -j session show >"$W/out.json" 2>&1
 rc=$?
 check "nobody (no group): permission refused, non-zero exit" \
-	bash -c "test $rc != 0 && grep -q '\"permission\"\\|may not run' '$W/out.json'"
+	bash -c "test $rc = 4 && grep -q 'uid 65534 may not use this socket' '$W/out.json'"
 as daemon "$CTL" -s "$SOCK" -j session show >"$W/out.json" 2>&1
 check "a reader (group daemon) may show sessions" pyj 'isinstance(d, list)' <"$W/out.json"
 as daemon "$CTL" -s "$SOCK" -j session kill id 1 >"$W/out.json" 2>&1
@@ -347,24 +347,59 @@ check "pipeline resumes where it stopped: SELECT, DELETE 3, SELECT, ready" \
 check "pipeline: the sequence moved twice, pt is empty" \
 	bash -c "test \"\$(pgtmp_psql -At -d ctldb -c 'SELECT last_value FROM pseq')\" = 2 && test \"\$(rows pt)\" = 0"
 
-# a named statement approved once: each execution asks again (as the same text unnamed would)
+# a statement approved at its Parse is approved for one execution: each later one asks again,
+# named or unnamed; a PREPARE approved in a simple Query leaves no free protocol Bind either
 reset_orders
 $PY "$here/ctlraw.py" "$PORT" named writer ctldb >"$W/named.out" 2>&1 &
 A10=$!
 ID=$(wait_pending 1)
 as bin "$CTL" -s "$SOCK" -j approval approve "$ID" >/dev/null 2>&1
 ID2=$(wait_pending 1)
-check "named statement: its Parse approved, its first execution is held again" \
-	bash -c "test -n '$ID2' && test '$ID2' != '$ID' && test \"\$(rows pt)\" = 3"
+check "named statement: the approved Parse's first execution ran, the second is held" \
+	bash -c "test -n '$ID2' && test '$ID2' != '$ID' && test \"\$(rows pt)\" = 1"
 jq_ approval show "$ID2"
 check "the execution's request carries the statement's text" \
 	pyj 'd["statement"]["type"] == "B" and d["statement"]["text"] == "DELETE FROM pt WHERE id < 3"' <"$W/out.json"
-as bin "$CTL" -s "$SOCK" -j approval approve "$ID2" >/dev/null 2>&1
-ID3=$(wait_pending 1)
-as bin "$CTL" -s "$SOCK" -j approval deny "$ID3" >/dev/null 2>&1
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID2" >/dev/null 2>&1
 wait "$A10"
 check "named statement: parsed, executed once (DELETE 2), the second execution denied" \
-	bash -c "grep -q '^parsed' '$W/named.out' && grep -q '^tag DELETE 2' '$W/named.out' && grep -q '^error 42501 pgward: approval request $ID3 was denied' '$W/named.out' && test \"\$(rows pt)\" = 1"
+	bash -c "grep -q '^parsed' '$W/named.out' && grep -q '^tag DELETE 2' '$W/named.out' && grep -q '^error 42501 pgward: approval request $ID2 was denied' '$W/named.out'"
+reset_orders
+$PY "$here/ctlraw.py" "$PORT" rebind writer ctldb >"$W/rebind.out" 2>&1 &
+A11=$!
+ID=$(wait_pending 1)
+as bin "$CTL" -s "$SOCK" -j approval approve "$ID" >/dev/null 2>&1
+ID2=$(wait_pending 1)
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID2" >/dev/null 2>&1
+ID3=$(wait_pending 1)
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID3" >/dev/null 2>&1
+wait "$A11"
+check "unnamed statement bound again: each later Bind asks (one DELETE, two refusals)" \
+	bash -c "test \"\$(grep -c '^tag DELETE 1' '$W/rebind.out')\" = 1 && test \"\$(grep -c '^error 42501' '$W/rebind.out')\" = 2 && test \"\$(rows pt)\" = 2"
+$PY "$here/ctlraw.py" "$PORT" prepbind writer ctldb >"$W/prepbind.out" 2>&1 &
+A12=$!
+ID=$(wait_pending 1)
+as bin "$CTL" -s "$SOCK" -j approval approve "$ID" >/dev/null 2>&1
+ID2=$(wait_pending 1)
+jq_ approval show "$ID2"
+check "a protocol Bind of an approved PREPARE is held, as EXECUTE would be" \
+	pyj 'd["statement"]["type"] == "B" and d["statement"]["text"] == "EXECUTE \"s2\""' <"$W/out.json"
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID2" >/dev/null 2>&1
+wait "$A12"
+check "... and denied: nothing of it ran" \
+	bash -c "grep -q '^tag PREPARE' '$W/prepbind.out' && grep -q '^error 42501' '$W/prepbind.out' && test \"\$(rows pt)\" = 2"
+# a name prepared again: the store keeps the stricter of both (the server refuses the second)
+"$PSQL" "$(conn writer)" -X -c "PREPARE s3 AS SELECT 1" -c "PREPARE s3 AS DELETE FROM pt" -c "EXECUTE s3" >"$W/p3.out" 2>&1 &
+A13=$!
+ID=$(wait_pending 1)
+check "PREPARE of a name held already is judged (held), and its EXECUTE would be the stricter" test -n "$ID"
+as bin "$CTL" -s "$SOCK" -j approval approve "$ID" >/dev/null 2>&1
+ID2=$(wait_pending 1)
+check "EXECUTE of the name after a second PREPARE asks (judged as the DELETE too)" test -n "$ID2"
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID2" >/dev/null 2>&1
+wait "$A13"
+check "nothing was deleted (the server refused the second PREPARE, the EXECUTE was denied)" \
+	test "$(rows pt)" = 2
 
 # a fingerprint grant (--for): the same statement shape runs without a person while it lasts
 reset_orders
@@ -384,6 +419,19 @@ ID=$(wait_pending 1)
 check "after the grant expired, it is held again" test -n "$ID"
 as bin "$CTL" -s "$SOCK" -j approval deny "$ID" >/dev/null 2>&1
 wait "$A9"
+# a grant covers the same shape only: a text whose 64-bit fingerprint collides is held
+pgtmp_psql -q -d ctldb -c "CREATE TABLE IF NOT EXISTS scratch (id int); INSERT INTO scratch VALUES (1)" >/dev/null
+"$PSQL" "$(conn writer)" -X -c "DELETE FROM scratch /*SdQLAgSHfUF*/" >/dev/null 2>&1 &
+A14=$!
+ID=$(wait_pending 1)
+as bin "$CTL" -s "$SOCK" -j approval approve "$ID" --for 60s >/dev/null 2>&1
+wait "$A14"
+"$PSQL" "$(conn writer)" -X -c "DELETE FROM orders /*q1UKdtO0CpI*/" >/dev/null 2>&1 &
+A15=$!
+ID=$(wait_pending 1)
+check "a colliding fingerprint gets no grant: held (the shape is compared whole)" test -n "$ID"
+as bin "$CTL" -s "$SOCK" -j approval deny "$ID" >/dev/null 2>&1
+wait "$A15"
 
 # the session scope: the rest of this session's approvals are given
 reset_orders

@@ -8,6 +8,8 @@
   ctlraw.py PORT pipeline USER DB      a pipeline whose 2nd statement is held for approval
                                        (see control.sh)
   ctlraw.py PORT named USER DB         a named statement approved once, executed twice
+  ctlraw.py PORT rebind USER DB        the unnamed statement approved once, bound three times
+  ctlraw.py PORT prepbind USER DB      PREPARE (approved), then a protocol Bind of its name
 """
 import json
 import os
@@ -175,6 +177,55 @@ def named(port, user, db):
     return 0
 
 
+def _bind_exec(stmt):
+    return (b"B" + struct.pack("!i", 4 + 1 + len(stmt) + 1 + 6) + b"\0" + stmt + b"\0"
+            + b"\0\0\0\0\0\0" + b"E" + struct.pack("!i", 9) + b"\0\0\0\0\0"
+            + b"S\0\0\0\4")
+
+
+def _answers(c, n):
+    """Print what comes back until n ReadyForQuery."""
+    import pgraw
+
+    done = 0
+    while done < n:
+        t, b = c.msg()
+        if t == b"1":
+            print("parsed", flush=True)
+        elif t == b"C":
+            print("tag", b.rstrip(b"\0").decode(), flush=True)
+        elif t == b"E":
+            f = pgraw._fields(b)
+            print("error", f.get("C"), f.get("M"), flush=True)
+        elif t == b"Z":
+            done += 1
+
+
+def rebind(port, user, db):
+    """The unnamed statement approved once, then bound again twice."""
+    import pgraw
+
+    c = pgraw.Conn("127.0.0.1", int(port), [("user", user), ("database", db)], timeout=120)
+    sql = b"DELETE FROM pt WHERE id = 1"
+    c.s.sendall(b"P" + struct.pack("!i", 4 + 1 + len(sql) + 1 + 2) + b"\0" + sql + b"\0\0\0"
+                + _bind_exec(b"") + _bind_exec(b"") + _bind_exec(b""))
+    _answers(c, 3)
+    return 0
+
+
+def prepbind(port, user, db):
+    """PREPARE in a simple Query (approved), then a protocol Bind of its name."""
+    import pgraw
+
+    c = pgraw.Conn("127.0.0.1", int(port), [("user", user), ("database", db)], timeout=120)
+    q = b"PREPARE s2 AS DELETE FROM pt WHERE id = 2"
+    c.s.sendall(b"Q" + struct.pack("!i", 4 + len(q) + 1) + q + b"\0")
+    _answers(c, 1)
+    c.s.sendall(_bind_exec(b"s2"))
+    _answers(c, 1)
+    return 0
+
+
 def main():
     path, cmd = sys.argv[1], sys.argv[2]
     if cmd == "req":
@@ -188,6 +239,8 @@ def main():
         return pipeline(path, sys.argv[3], sys.argv[4])
     if cmd == "named":
         return named(path, sys.argv[3], sys.argv[4])
+    if cmd in ("rebind", "prepbind"):
+        return globals()[cmd](path, sys.argv[3], sys.argv[4])
     return 2
 
 
