@@ -55,6 +55,8 @@ void pw_as_decision(struct pw_jw *w, bool refused, const struct pw_deny *d,
                     const struct pw_inspect_facts *f)
 {
 	pw_jw_str(w, "decision", refused ? "deny" : f && f->d.approved ? "approved" : "allow");
+	if (!refused && f && f->d.approved)
+		pw_jw_str(w, "approval", f->approval);
 	if (f) {
 		pw_jw_str(w, "by", pw_decided_by_name(f->d.by));
 		if (f->d.by == PW_BY_RULE && f->d.rule)

@@ -447,13 +447,14 @@ sleep 1
 J approval list >"$W/al.json"
 check "the session's next DELETE needs nobody" bash -c "pyj 'd == []' <'$W/al.json' && test \"\$(rows orders)\" = 1"
 exec {SESSFD}>&-
-check "the trail has the requests and their decisions (type approval)" $PY -c '
+check "the trail has the requests, their decisions, and approved statements naming theirs" $PY -c '
 import json,sys
 L=[json.loads(l) for l in open(sys.argv[1])]
 ev=[r["event"] for r in L if r["type"]=="approval"]
 ok=all(e in ev for e in ("requested","approved","denied","timed_out","withdrawn"))
 st=[r for r in L if r["type"]=="statement" and r.get("decision")=="approved"]
-sys.exit(0 if ok and st else 1)' "$W/audit.jsonl"
+ids={r["id"] for r in L if r["type"]=="approval"}
+sys.exit(0 if ok and st and all(r.get("approval") in ids for r in st) else 1)' "$W/audit.jsonl"
 jq_ approval list --all
 check "approval list --all keeps the decided ones" pyj 'len(d) >= 8 and all(r["state"] != "pending" for r in d)' <"$W/out.json"
 
