@@ -171,6 +171,12 @@ static int send_request(struct conn *c, const char *command, json_t *args)
 		ssize_t k = send(c->fd, s + off, n - off, MSG_NOSIGNAL);
 		if (k < 0 && errno == EINTR)
 			continue;
+		if (k < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			/* pgwardd may have answered at once and closed (a peer it turns away): the
+			 * answer is still there to read */
+			free(s);
+			return -EPIPE;
+		}
 		if (k < 0) {
 			int e = errno;
 			free(s);
@@ -225,9 +231,12 @@ static int request(struct conn *c, const char *command, json_t *args, json_t **a
 		rc = send_request(c, command, args);
 	else
 		json_decref(args);
-	if (rc)
+	bool cut = rc == -EPIPE;
+	if (rc && !cut)
 		return rc;
 	int got = read_line(c, now_ms() + ANSWER_WAIT, line, n);
+	if (cut && got <= 0)
+		return unreachable(c, EPIPE);
 	if (got < 0 && errno == ETIMEDOUT)
 		return pw_ctl_err(PW_CTL_FAILED, "pgwardd at %s did not answer within %d s",
 		                  c->path, ANSWER_WAIT / 1000);
