@@ -159,21 +159,8 @@ def named(port, user, db):
     sql = b"DELETE FROM pt WHERE id < 3"
     c.s.sendall(b"P" + struct.pack("!i", 4 + 3 + len(sql) + 1 + 2) + b"s1\0" + sql + b"\0\0\0"
                 + b"S\0\0\0\4")
-    for _ in range(2):
-        c.s.sendall(b"B" + struct.pack("!i", 4 + 1 + 3 + 6) + b"\0s1\0" + b"\0\0\0\0\0\0"
-                    + b"E" + struct.pack("!i", 9) + b"\0\0\0\0\0" + b"S\0\0\0\4")
-    done = 0
-    while done < 3:
-        t, b = c.msg()
-        if t == b"1":
-            print("parsed", flush=True)
-        elif t == b"C":
-            print("tag", b.rstrip(b"\0").decode(), flush=True)
-        elif t == b"E":
-            f = pgraw._fields(b)
-            print("error", f.get("C"), f.get("M"), flush=True)
-        elif t == b"Z":
-            done += 1
+    c.s.sendall(_bind_exec(b"s1") + _bind_exec(b"s1"))
+    _answers(c, 3)
     return 0
 
 
