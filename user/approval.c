@@ -87,13 +87,6 @@ const char *pw_approval_state_name(enum pw_approval_state s)
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* The trail's record of a request's step ("requested", "approved", ...). */
 static void audit_req(const struct req *r, const char *event)
 {
@@ -214,7 +207,7 @@ int pw_approval_request(const struct pw_approval_ask *a, char id_out[PW_APPROVAL
 	memcpy(r->gids, p->approver_gids, sizeof(r->gids));
 	r->timeout_s = p->approval_timeout_s ? p->approval_timeout_s : c->timeout_s;
 	clock_gettime(CLOCK_REALTIME, &r->created);
-	r->deadline_ms = mono_ms() + (uint64_t)r->timeout_s * 1000;
+	r->deadline_ms = pw_now_ms() + (uint64_t)r->timeout_s * 1000;
 	r->decided_uid = -1;
 
 	pthread_mutex_lock(&mu);
@@ -293,7 +286,7 @@ static void settle(struct req *r, enum pw_approval_state st, const char *by, lon
 			g->by = r->d.by;
 			g->rule = r->d.rule;
 			g->guardrail = r->d.guardrail;
-			g->until_ms = mono_ms() + (uint64_t)for_s * 1000;
+			g->until_ms = pw_now_ms() + (uint64_t)for_s * 1000;
 			g->next = grants;
 			grants = g;
 		} else {
@@ -350,7 +343,7 @@ bool pw_approval_granted(const struct pw_identity *id, const char *text, size_t 
                          const struct pw_inspect_facts *asked, char by[PW_APPROVAL_ID_MAX])
 {
 	bool yes = false;
-	uint64_t now = mono_ms();
+	uint64_t now = pw_now_ms();
 	size_t n;
 	by[0] = 0;
 	pthread_mutex_lock(&mu);
@@ -657,7 +650,7 @@ static void time_out_shared(const char *id)
 
 void pw_approval_tick(void)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = pw_now_ms();
 	char shared[16][PW_APPROVAL_ID_MAX];
 	int n_shared = 0;
 	pthread_mutex_lock(&mu);

@@ -15,17 +15,11 @@
 
 #include "pgward/approval.h"
 #include "pgward/log.h"
+#include "pgward/loop.h"
 
 #include "approval_int.h"
 
 extern char **environ;
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* The notifier: requests to announce, queued here (bounded) and handed by the notifier thread
  * to the helper process, which runs the commands one at a time. The helper is forked before
@@ -84,8 +78,8 @@ static void run_note(const struct note *n)
 	/* the command may not read it all: never block on it past the timeout */
 	fcntl(in[1], F_SETFL, O_NONBLOCK);
 	size_t len = n->len, off = 0;
-	uint64_t deadline = mono_ms() + (uint64_t)n->timeout_s * 1000;
-	while (off < len && mono_ms() < deadline) {
+	uint64_t deadline = pw_now_ms() + (uint64_t)n->timeout_s * 1000;
+	while (off < len && pw_now_ms() < deadline) {
 		ssize_t k = write(in[1], n->json + off, len - off);
 		if (k > 0) {
 			off += (size_t)k;
@@ -99,7 +93,7 @@ static void run_note(const struct note *n)
 	close(in[1]);
 	int st = 0;
 	while (waitpid(pid, &st, WNOHANG) == 0) {
-		if (mono_ms() >= deadline) {
+		if (pw_now_ms() >= deadline) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			pw_warn("approvals: notify: %s killed after %d s", PW_Q(argv[0]),

@@ -18,6 +18,7 @@
 
 #include "pgward/control.h"
 #include "pgward/log.h"
+#include "pgward/loop.h"
 
 #define MAX_CONNS      64
 #define MAX_LINE       (64 * 1024)
@@ -85,13 +86,6 @@ const char *pw_control_status_name(enum pw_control_status s)
 	static const char *const names[] = {"ok",        "stream", "usage", "permission",
 	                                    "not_found", "failed", "busy",  "unavailable"};
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "failed";
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 bool pw_control_running(void)
@@ -366,7 +360,7 @@ static void on_accept(void)
 		}
 		c->fd = fd;
 		judge_peer(c, &cfg->control);
-		c->deadline_ms = mono_ms() + REQ_TIMEOUT;
+		c->deadline_ms = pw_now_ms() + REQ_TIMEOUT;
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 		if (epoll_ctl(C.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			close(fd);
@@ -544,7 +538,7 @@ static int conn_read(struct conn *c)
 		if (n) { /* a blank line is no request (and keeps nobody's slot alive) */
 			handle(c, c->in, n);
 			if (!c->sub)
-				c->deadline_ms = mono_ms() + REQ_TIMEOUT;
+				c->deadline_ms = pw_now_ms() + REQ_TIMEOUT;
 		}
 		memmove(c->in, nl + 1, c->in_len - n - 1);
 		c->in_len -= n + 1;
@@ -594,7 +588,7 @@ static void fan_out(void)
 
 static void tick(void)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = pw_now_ms();
 	for (struct conn *c = C.conns, *nx; c; c = nx) {
 		nx = c->next;
 		if (c->deadline_ms && now > c->deadline_ms)
@@ -607,7 +601,7 @@ static void *control_main(void *arg)
 {
 	(void)arg;
 	struct epoll_event evs[32];
-	uint64_t next_tick = mono_ms() + 1000;
+	uint64_t next_tick = pw_now_ms() + 1000;
 	while (!__atomic_load_n(&C.stop, __ATOMIC_ACQUIRE)) {
 		int n = epoll_wait(C.epfd, evs, 32, 250);
 		for (int i = 0; i < n; i++) {
@@ -632,8 +626,8 @@ static void *control_main(void *arg)
 			if (rc < 0)
 				conn_close(c);
 		}
-		if (mono_ms() >= next_tick) {
-			next_tick = mono_ms() + 1000;
+		if (pw_now_ms() >= next_tick) {
+			next_tick = pw_now_ms() + 1000;
 			tick();
 		}
 	}
