@@ -1,6 +1,9 @@
 # pgward build. `make` builds build/pgwardd and build/pgwardctl; `make check` installs what is
 # missing (scripts/deps.sh) and runs every test; `make check SAN=1` does it under ASan+UBSan;
 # `make bench` runs the benchmark; `make demo` shows the main job working.
+# `make install` (PREFIX, DESTDIR) installs pgwardd, pgwardctl, the systemd unit, man pages and
+# completion (scripts/install.sh); `make deb` builds the Debian package from the same tree;
+# `make image` the OCI image (docs/deploy.md).
 
 CC      ?= gcc
 SAN     ?= 0
@@ -84,6 +87,27 @@ bench: deps all
 demo: deps all
 	BUILD=$(BUILD) scripts/demo.sh
 
+PREFIX        ?= /usr/local
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+INSTALL_ENV = BUILD=$(BUILD) DESTDIR=$(DESTDIR) PREFIX=$(PREFIX) SYSCONFDIR=$(SYSCONFDIR) \
+	LOCALSTATEDIR=$(LOCALSTATEDIR)
+install: all
+	$(INSTALL_ENV) scripts/install.sh
+
+# PURGE=1 also removes /etc/pgward, /var/lib/pgward, /var/log/pgward and the group pgward
+uninstall:
+	$(INSTALL_ENV) PURGE=$(PURGE) scripts/install.sh --uninstall
+
+deb: all
+	BUILD=$(BUILD) scripts/deb.sh
+
+# the OCI image localhost/pgward:<version> and $(BUILD)/pgward-image.oci.tar: a debootstrap'd
+# Debian 12 with the .deb installed (root; docs/deploy.md)
+image: deb
+	BUILD=$(BUILD) scripts/image.sh $(BUILD)/pgward_$$($(BUILD)/pgwardd --version | \
+		awk '{print $$2}')_$$(dpkg --print-architecture).deb
+
 FORMATTED := $(wildcard user/*.c include/pgward/*.h tests/unit/*.c tests/unit/*.h \
 	tests/integration/*.c tests/bpf/*.c bpf/*.c bpf/*.h tests/fuzz/*.c tests/fuzz/*.h)
 format:
@@ -147,5 +171,5 @@ fuzz: deps
 clean:
 	rm -rf build
 
-.PHONY: all tests deps check bench demo format format-check clean fuzz fuzz-build
+.PHONY: all tests deps check bench demo install uninstall deb image format format-check clean fuzz fuzz-build
 -include $(wildcard $(BUILD)/obj/*.d $(BUILD)/tests/*.d)

@@ -45,7 +45,16 @@ PACKAGES=(
 	# the control plane's tests: the metrics scrape (curl, the Prometheus parser), the man
 	# page's rendering check (man-db, groff)
 	curl python3-prometheus-client man-db groff-base
+	# shipping and its tests: make deb (dpkg-dev above), the unit's checks (systemd-analyze),
+	# the installed daemon's system calls (strace), the man pages' lint (mandoc), make image
+	# (a Debian root file system, then an OCI image: buildah, podman on runc)
+	systemd strace mandoc debootstrap debian-archive-keyring buildah podman runc
+	# the Kubernetes manifests' offline validation (Node.js; its packages by npm ci), the
+	# sidecar's tools (jq, nsenter)
+	nodejs jq util-linux
 )
+# npm comes with some Node.js builds (NodeSource's) and conflicts there with Debian's npm
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 if [[ -n ${DEPS_PACKAGES:-} ]]; then
 	read -r -a PACKAGES <<<"$DEPS_PACKAGES"

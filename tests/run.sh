@@ -56,7 +56,8 @@ for src in tests/unit/test_*.c; do
 	fi
 	run_group "unit/$t" "$BUILD/tests/$t"
 done
-# every example configuration of README.md and examples/ passes pgwardctl config check
+# every example configuration of README.md, docs/configuration.md, docs/policy.md and examples/
+# passes pgwardctl config check; the docs' links stay inside the repository and resolve
 run_group examples tests/examples.sh
 # the libFuzzer harnesses: their regression inputs, then a bounded run of each (make fuzz runs
 # them for as long as asked)
@@ -68,6 +69,13 @@ run_group integration/policy tests/integration/policy.sh
 run_group integration/masking tests/integration/masking.sh
 run_group integration/ctl tests/integration/ctl.sh
 run_group integration/ctl_docs tests/integration/ctl_docs.sh
+# the man pages: rendered without a warning, and every option and configuration key in them
+run_group integration/man tests/integration/man.sh
+# make install into a DESTDIR, make uninstall, the systemd unit (verify, security, capabilities)
+run_group integration/install tests/integration/install.sh
+# deploy/kubernetes/: every manifest against Kubernetes' own schemas (offline), the DaemonSet's
+# required fields, the embedded policy, the pod-to-cgroup resolution for both cgroup drivers
+run_group integration/k8s tests/integration/k8s.sh
 run_group integration/control tests/integration/control.sh
 run_group integration/fleet tests/integration/fleet.sh
 # the audit trail: records of sessions and statements, the chain, rotation, SIGKILL, disk full

@@ -696,7 +696,8 @@ static void *loader(void *arg)
 				    "or "
 				    "just-in-time role run with superuser rights, and the server "
 				    "ignores its own privilege checks for them; give pgwardd a "
-				    "least-privilege login role: see README, \"A least-privilege "
+				    "least-privilege login role: see docs/configuration.md, \"A "
+				    "least-privilege "
 				    "login role\"",
 				    ups, c->superuser);
 			pthread_mutex_unlock(&reg.mu);

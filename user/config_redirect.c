@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "config_parse.h"
+#include "pgward/loader_host.h"
 
 /* "10.0.0.0/8", "fd00::/8", "10.0.0.5" (a host). An IPv4-mapped IPv6 network is the IPv4
  * network it maps (the programs judge a mapped destination as IPv4); one wider than the
@@ -54,6 +55,33 @@ static int parse_cidr(struct pw_jp *x, const char *jp, const json_t *d, struct p
 	return 0;
 }
 
+/* A cgroup as written: an absolute path, or one relative to the cgroup v2 mount
+ * ("pgward.slice" is /sys/fs/cgroup/pgward.slice on a unified host, .../unified/pgward.slice
+ * on a hybrid one), so one file serves both; "." and ".." are refused in the relative form,
+ * which must stay below the mount. */
+static int cgroup_dir(struct pw_jp *x, const char *sub, const char *v, char *out)
+{
+	if (v[0] == '/') {
+		snprintf(out, PATH_MAX, "%s", v);
+		return 0;
+	}
+	char q[PW_JP_QUOTE_MAX], mnt[PATH_MAX];
+	for (const char *p = v; *p;) {
+		size_t n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return pw_jp_fail(x, sub,
+			                  "cgroup %s: a relative path may not hold \".\" or \"..\"",
+			                  pw_jp_quote(q, v));
+		p += n + (p[n] == '/');
+	}
+	if (pw_host_cgroup_root(mnt, sizeof(mnt)) < 0)
+		return pw_jp_fail(x, sub, "cgroup %s: no cgroup v2 mount to resolve it against",
+		                  pw_jp_quote(q, v));
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", mnt, v) >= PATH_MAX)
+		return pw_jp_fail(x, sub, "cgroup %s: the path is too long", pw_jp_quote(q, v));
+	return 0;
+}
+
 /* who is steered: tasks in these cgroups, tasks of these uids */
 static int parse_scope(struct pw_jp *x, const json_t *o, struct pw_redirect *r)
 {
@@ -91,11 +119,12 @@ static int parse_scope(struct pw_jp *x, const json_t *o, struct pw_redirect *r)
 		if (!json_is_string(v) || json_string_length(v) == 0 ||
 		    json_string_length(v) >= PATH_MAX)
 			return pw_jp_fail(x, sub, "expected a cgroup v2 directory path");
-		snprintf(r->cgroups[r->n_cgroups++], PATH_MAX, "%s", json_string_value(v));
+		char *dst = r->cgroups[r->n_cgroups++];
+		if (cgroup_dir(x, sub, json_string_value(v), dst) < 0)
+			return -1;
 		struct stat st;
-		if (stat(json_string_value(v), &st) != 0 || !S_ISDIR(st.st_mode))
-			return pw_jp_fail(x, sub, "cgroup %s does not exist",
-			                  pw_jp_quote(q, json_string_value(v)));
+		if (stat(dst, &st) != 0 || !S_ISDIR(st.st_mode))
+			return pw_jp_fail(x, sub, "cgroup %s does not exist", pw_jp_quote(q, dst));
 	}
 	return 0;
 }

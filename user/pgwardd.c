@@ -29,6 +29,7 @@
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/runtime.h"
+#include "pgward/sdnotify.h"
 #include "pgward/session.h"
 
 #define PGWARD_VERSION "0.1.0"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 	           "       pgwardd --uninstall [--config FILE]\n"
 	           "       pgwardd --version\n"
 	           "\n"
-	           "  -c, --config FILE     configuration (JSON), see README.md\n"
+	           "  -c, --config FILE     configuration (JSON), see pgward.json(5)\n"
 	           "  -t, --check           validate the configuration and exit\n"
 	           "  -l, --log-level L     debug|info|warn|error (overrides the file)\n"
 	           "  -k, --keep-pinned     accepted for compatibility: a stop always leaves the\n"
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 	           "                        the next pgwardd takes them over)\n"
 	           "  -u, --uninstall       detach and unpin every eBPF object of pgward, exit:\n"
 	           "                        the only way agents' connects go direct again\n"
+	           "  -V, --version         print the version and exit\n"
+	           "  -h, --help            print this help and exit\n"
 	           "\n"
 	           "Signals: SIGHUP reloads the configuration (a bad file keeps the old one),\n"
 	           "SIGTERM/SIGINT stop accepting and let sessions finish within\n"
@@ -405,6 +408,8 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_warn("just-in-time roles: cannot start the janitor thread");
 	/* the readiness line (whatever the log level): listeners open, redirect attached */
 	pw_log_summary("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
+	/* a Type=notify unit: `systemctl start` returns once the redirect is attached */
+	pw_sd_notify("READY=1\nMAINPID=%d\nSTATUS=serving (config %s)", getpid(), path);
 	return 0;
 }
 
@@ -413,6 +418,7 @@ static int start(struct pw_runtime *rt, const char *path)
 static void stop(const struct pw_config *running, int sig, sigset_t *set)
 {
 	pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	pw_sd_notify("STOPPING=1\nSTATUS=stopping; the eBPF programs stay pinned (fail-closed)");
 	pw_loop_stop(running->shutdown_grace_ms);
 	/* nothing is accepted any more: now the kernel side, kept pinned and fail-closed for
 	 * the next pgwardd */
@@ -438,6 +444,7 @@ static void stop(const struct pw_config *running, int sig, sigset_t *set)
 
 int main(int argc, char **argv)
 {
+	pw_sd_init();
 	pw_metrics_start();
 	struct args a;
 	int rc;
@@ -498,7 +505,12 @@ int main(int argc, char **argv)
 		}
 		if (sig == SIGHUP) {
 			char err[1024];
-			pw_reload(err, sizeof(err), NULL, NULL);
+			pw_sd_notify("RELOADING=1\nSTATUS=reloading");
+			int r = pw_reload(err, sizeof(err), NULL, NULL);
+			pw_sd_notify("READY=1\nSTATUS=%s", r < 0
+			                                       ? "serving; the last reload failed, "
+			                                         "the previous configuration stays"
+			                                       : "serving");
 			continue;
 		}
 		snprintf(stop_why, sizeof(stop_why), "%s", sig == SIGINT ? "SIGINT" : "SIGTERM");

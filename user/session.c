@@ -577,7 +577,12 @@ static enum step ready_ends(struct pw_session *s, bool moved)
 		return STEP_STOP;
 	}
 	if (s->up.eof && !pw_buf_pending(&s->ubuf)) {
-		session_close(s, "upstream closed");
+		/* after the client's own end was passed on, the server's close is its answer: the
+		 * reason is the client's (the trail's session_end and the recording say so) */
+		session_close(s, !s->up_shut ? "upstream closed"
+		                 : pw_relay_terminated(&s->relay)
+		                     ? "the client ended the session"
+		                     : "the client closed its connection");
 		return STEP_STOP;
 	}
 	if (pw_worker_stopping(s->w) && pw_relay_tx_status(&s->relay) == 'I' && !running &&

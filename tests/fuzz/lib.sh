@@ -11,7 +11,7 @@
 #                               inputs but those named crash-*, and seeds made from the
 #                               project's files: the policy corpus
 #                               (sql), PGWARD_REGRESS_SQL's .sql files cut at ";\n" (sql, at
-#                               most MAX pieces, evenly spread, default 2000), the README's and
+#                               most MAX pieces, evenly spread, default 2000), the docs' and
 #                               the tests' configurations (config)
 #   fuzz_run NAME SECONDS CORPUS ARTIFACTS LOG [SEED_DIR...]
 #                               a coverage-guided run; sets FUZZ_EXECS, FUZZ_RATE (exec/s),
@@ -49,7 +49,7 @@ fuzz_max_len() {
 	scram) echo 1100 ;;  # two messages of at most 511 bytes
 	startup) echo 4096 ;;
 	jwt) echo 4096 ;;    # RS256 tokens are ~600 bytes; the JWKS of the test keys ~700
-	config) echo 8192 ;; # the README's complete example is ~1.5 KiB
+	config) echo 8192 ;; # the complete example of docs/configuration.md is ~1.5 KiB
 	sql) echo 16384 ;;
 	session) echo 8192 ;; # a session: startup, login, a few statements each way
 	*) echo 4096 ;;
@@ -99,18 +99,21 @@ for i, p in enumerate(pieces):
 PY
 		;;
 	config)
-		# the README's examples, with their paths moved into the harness's directory
-		python3 - "$FUZZ_TOP/README.md" "$FUZZ_TOP/tests/policy/policy.json.in" "$out" <<'PY'
-import re, sys
-readme, policy, out = sys.argv[1:4]
+		# the docs' examples (README.md, docs/configuration.md, docs/policy.md), with their paths moved into the harness's directory
+		python3 - "$FUZZ_TOP/tests/policy/policy.json.in" "$out" "$FUZZ_TOP/README.md" \
+			"$FUZZ_TOP/docs/configuration.md" "$FUZZ_TOP/docs/policy.md" <<'PY'
+import os, re, sys
+policy, out, docs = sys.argv[1], sys.argv[2], sys.argv[3:]
 def fix(t):
     for a, b in (("/etc/pgward/", "@DIR@/"), ("/run/pgward/", "@DIR@/sock/"),
                  ("/var/run/postgresql", "@DIR@/sock")):
         t = t.replace(a, b)
     return t
-blocks = re.findall(r"```json\n(.*?)```", open(readme, encoding="utf-8").read(), re.S)
-for i, b in enumerate(blocks):
-    open("%s/readme-%02d" % (out, i), "w", encoding="utf-8").write(fix(b))
+for doc in docs:
+    name = os.path.basename(doc).rsplit(".", 1)[0].lower()
+    blocks = re.findall(r"```json\n(.*?)```", open(doc, encoding="utf-8").read(), re.S)
+    for i, b in enumerate(blocks):
+        open("%s/%s-%02d" % (out, name, i), "w", encoding="utf-8").write(fix(b))
 t = open(policy, encoding="utf-8").read()
 t = t.replace("@PORT@", "6432").replace("@PGPORT@", "5432").replace("@PWFILE@", "@DIR@/app.pw")
 open("%s/policy-json-in" % out, "w", encoding="utf-8").write(t)

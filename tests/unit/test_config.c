@@ -1,5 +1,6 @@
 /* Unit tests for user/config.c: a full config, defaults, error messages (each must name the
  * offending JSON path), identity matching, and reference counting. */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -695,6 +696,53 @@ static void test_match(void)
 	}
 }
 
+/* redirect.cgroups: a path relative to the cgroup v2 mount is resolved against it, and may not
+ * climb out of it. */
+static void test_redirect_paths(void)
+{
+#define RD(cg) "{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'redirect':{'cgroups':['" cg "']}}"
+	expect_err("relative cgroup with ..", jq(RD("a/../../etc")), "$.redirect.cgroups[0]",
+	           "may not hold \".\" or \"..\"");
+	expect_err("relative cgroup ..", jq(RD("..")), "$.redirect.cgroups[0]", "\"..\"");
+	expect_err("relative cgroup with .", jq(RD("./x")), "$.redirect.cgroups[0]", "\".\"");
+	/* an existing child of the mount (this process's cgroup, or any), relative */
+	char line[512] = "", mnt[256] = "";
+	FILE *m = fopen("/proc/self/mounts", "re");
+	char dev[256], dirn[256], type[64];
+	while (m && fscanf(m, "%255s %255s %63s %*[^\n]\n", dev, dirn, type) == 3)
+		if (strcmp(type, "cgroup2") == 0 && !mnt[0])
+			snprintf(mnt, sizeof(mnt), "%s", dirn);
+	if (m)
+		fclose(m);
+	DIR *d = mnt[0] ? opendir(mnt) : NULL;
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+			snprintf(line, sizeof(line), "%s", e->d_name);
+			break;
+		}
+	if (d)
+		closedir(d);
+	const char *rel = line;
+	if (!mnt[0] || !rel[0]) {
+		CHECK_SKIP("no cgroup v2 mount, or no cgroup below its root",
+		           "relative cgroup resolves against the cgroup2 mount");
+		return;
+	}
+	char json[1024];
+	snprintf(json, sizeof(json), RD("%s"), rel);
+	struct pw_config *c = load_ok("relative cgroup (an existing one)", jq("%s", json));
+	char want[1024];
+	snprintf(want, sizeof(want), "%s/%s", mnt, rel);
+	CHECK(c && c->redirect.n_cgroups == 1 && strcmp(c->redirect.cgroups[0], want) == 0,
+	      "relative cgroup %s resolves to %s (got %s)", rel, want,
+	      c ? c->redirect.cgroups[0] : "-");
+	pw_config_unref(c);
+	expect_err("relative cgroup that does not exist", jq(RD("pgward-no-such-cgroup")),
+	           "$.redirect.cgroups[0]", mnt);
+#undef RD
+}
+
 static void test_refcount(void)
 {
 	struct pw_config *c = load_ok("refcount config", jq(MINIMAL));
@@ -984,6 +1032,7 @@ int main(void)
 	test_errors();
 	test_syntax_and_files();
 	test_match();
+	test_redirect_paths();
 	test_refcount();
 	test_policy();
 	fixtures_end();
