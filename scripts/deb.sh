@@ -91,6 +91,8 @@ set -e
 case "$1" in
 purge)
 	rm -rf /etc/pgward /var/lib/pgward /var/log/pgward /run/pgward
+	# `systemctl enable pgwardd` made this; the unit it names is gone
+	rm -f /etc/systemd/system/multi-user.target.wants/pgwardd.service
 	# the pins, should prerm not have run (pgwardd missing)
 	rm -rf /sys/fs/bpf/pgward
 	if getent group pgward >/dev/null; then

@@ -169,6 +169,9 @@ int pw_approval_notify_fork(char *err, size_t errlen)
 	if (pid == 0) {
 		/* the helper: nothing of pgwardd's but the pipe and the standard descriptors */
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* the programs it runs read agent-controlled text: none of pgwardd's capabilities
+		 * (under the unit's noroot securebits, ambient ones are all an exec keeps) */
+		prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 		signal(SIGPIPE, SIG_IGN);
 		sigset_t all;
 		sigemptyset(&all);

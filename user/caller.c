@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -100,41 +101,35 @@ static bool start_time_matches(int pid, unsigned long long start_ns)
 	return ticks && (ticks == want || ticks + 1 == want || ticks == want + 1); /* rounding */
 }
 
-/* Is path, resolved in pgwardd's own mount namespace, the file the kernel recorded (mount id
- * and inode, as /proc/self/fdinfo shows an open file)? */
-static bool same_file(const char *path, uint32_t mnt, uint64_t ino)
+/* Is path, resolved in pgwardd's own mount namespace, the file process pid runs, and that file
+ * the one the kernel recorded at connect time (its inode)? The running file is compared by
+ * device and inode, which do not depend on the mount namespace (mount ids do: pgwardd in a
+ * systemd sandbox or a container has mounts of its own, with other ids, and would verify
+ * nothing). A bind mount over a trusted path in the agent's own namespace runs another file
+ * than the path names here; an exec since the connect runs another inode. */
+static bool same_file(int pid, const char *path, uint64_t ino)
 {
 	if (!path[0] || !ino)
 		return false;
-	int fd = open(path, O_PATH | O_CLOEXEC);
-	if (fd < 0)
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/exe", pid);
+	struct stat running, named;
+	if (stat(p, &running) != 0 || stat(path, &named) != 0)
 		return false;
-	char p[64], buf[512];
-	snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
-	int in = open(p, O_RDONLY | O_CLOEXEC);
-	ssize_t n = in >= 0 ? read(in, buf, sizeof(buf) - 1) : -1;
-	if (in >= 0)
-		close(in);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	const char *m = strstr(buf, "\nmnt_id:"), *i = strstr(buf, "\nino:");
-	if (!m || !i)
-		return false;
-	return strtoull(m + 8, NULL, 10) == mnt && strtoull(i + 5, NULL, 10) == ino;
+	return (uint64_t)running.st_ino == ino && running.st_dev == named.st_dev &&
+	       running.st_ino == named.st_ino;
 }
 
 /* The executable's path, accepted only when it names, in pgwardd's mount namespace, the file
  * the kernel recorded at connect time: an exec since the connect, a process gone, or a mount
  * namespace of the agent's (a bind mount over a trusted path) all leave it "". */
-static void read_exe(int pid, uint32_t mnt, uint64_t ino, char *out, size_t len)
+static void read_exe(int pid, uint64_t ino, char *out, size_t len)
 {
 	char p[64];
 	snprintf(p, sizeof(p), "/proc/%d/exe", pid);
 	ssize_t n = readlink(p, out, len - 1);
 	out[n > 0 ? n : 0] = 0;
-	if (!same_file(out, mnt, ino))
+	if (!same_file(pid, out, ino))
 		out[0] = 0;
 }
 
@@ -150,8 +145,7 @@ void pw_caller_from_kernel(const struct pw_conn_info *info, struct pw_kernel_fac
 	int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)info->tgid, 0);
 	if (pidfd >= 0) {
 		if (start_time_matches((int)info->tgid, info->task_start_ns)) {
-			read_exe((int)info->tgid, info->exe_mnt, info->exe_ino, f->exe,
-			         sizeof(f->exe));
+			read_exe((int)info->tgid, info->exe_ino, f->exe, sizeof(f->exe));
 			if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0)
 				f->exe_verified = f->exe[0] != 0;
 			else
@@ -165,8 +159,8 @@ void pw_caller_from_kernel(const struct pw_conn_info *info, struct pw_kernel_fac
 		/* an ancestor counts as what it ran at connect time, and only if it already ran
 		 * that when it forked the chain (abi.h, anc_execd); best effort: it may be gone */
 		if (!(info->anc_execd & (1u << i)))
-			read_exe((int)info->anc_pid[i], info->anc_exe_mnt[i], info->anc_exe_ino[i],
-			         f->anc_exe[i], sizeof(f->anc_exe[i]));
+			read_exe((int)info->anc_pid[i], info->anc_exe_ino[i], f->anc_exe[i],
+			         sizeof(f->anc_exe[i]));
 		f->view.anc_comm[i] = f->anc_comm[i];
 		f->view.anc_exe[i] = f->anc_exe[i];
 	}

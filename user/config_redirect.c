@@ -167,6 +167,7 @@ static int parse_settings(struct pw_jp *x, const json_t *o, struct pw_redirect *
 	if (pw_jp_enum(x, o, jp, "fail_mode", fail_names, 2, 0, &fm) < 0 ||
 	    pw_jp_enum(x, o, jp, "unix", unix_names, 2, 0, &um) < 0 ||
 	    pw_jp_bool(x, o, jp, "fastpath", &r->fastpath) < 0 ||
+	    pw_jp_bool(x, o, jp, "netns_listeners", &r->netns_listeners) < 0 ||
 	    pw_jp_seconds(x, o, jp, "heartbeat_timeout_seconds", 0.01, SECONDS_MAX,
 	                  &r->heartbeat_timeout_ms) < 0 ||
 	    pw_jp_str(x, o, jp, "pin_path", r->pin_path, sizeof(r->pin_path), PW_JP_NONEMPTY) < 0 ||
@@ -281,6 +282,7 @@ int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config 
 	                                   "listen4_port",
 	                                   "listen6",
 	                                   "listen6_port",
+	                                   "netns_listeners",
 	                                   "destinations",
 	                                   "unix",
 	                                   "overrides",
@@ -306,6 +308,7 @@ int pw_cfg_parse_redirect(struct pw_jp *x, const json_t *root, struct pw_config 
 	snprintf(r->listen4, sizeof(r->listen4), "127.0.0.1");
 	snprintf(r->listen6, sizeof(r->listen6), "::1");
 	r->listen4_port = 432;
+	r->netns_listeners = true; /* agents in their own network namespaces (pods) */
 
 	STEP(x, bad, parse_scope(x, o, r));
 	STEP(x, bad, parse_ports(x, o, r));

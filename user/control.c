@@ -677,10 +677,12 @@ static int make_socket(const struct pw_control_config *cc, char *err, size_t err
 	mode_t old = umask(0777);
 	int rc = bind(fd, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
-	if (rc != 0 ||
+	/* the mode before the owner: chmod of a file another user owns would need CAP_FOWNER,
+	 * which pgwardd's unit does not grant (nobody can connect before listen() anyway) */
+	if (rc != 0 || chmod(cc->socket, (mode_t)cc->mode) != 0 ||
 	    chown(cc->socket, cc->owner >= 0 ? (uid_t)cc->owner : (uid_t)-1,
 	          cc->group >= 0 ? (gid_t)cc->group : (gid_t)-1) != 0 ||
-	    chmod(cc->socket, (mode_t)cc->mode) != 0 || listen(fd, 64) != 0) {
+	    listen(fd, 64) != 0) {
 		snprintf(err, errlen, "control socket %s: %s", cc->socket, strerror(errno));
 		close(fd);
 		if (rc == 0)

@@ -15,6 +15,7 @@
 #include "pgward/log.h"
 #include "pgward/loop.h"
 #include "pgward/metrics.h"
+#include "pgward/netns_listen.h"
 #include "pgward/reload.h"
 #include "pgward/session.h"
 
@@ -323,6 +324,7 @@ static enum pw_control_status cgroup_change(const struct pw_control_req *rq, str
 		return loader_status(rc, err, errlen);
 	pw_info("control: cgroup %s %s by %s (uid %u)", add ? "added" : "removed", PW_Q(path),
 	        PW_Q(rq->peer->user), (unsigned)rq->peer->uid);
+	pw_netns_listen_kick(); /* the new cgroup's namespaces get their listeners now */
 	return loader_status(pw_loader_show_cgroups(w, err, errlen), err, errlen);
 }
 

@@ -54,6 +54,20 @@ struct pw_worker {
 	/* messages for the worker's thread (pw_loop_post): a lock-free stack too, atomic */
 	struct pw_loop_msg *posted;
 	int jobs; /* handed to the analysis threads and not back yet (worker thread only) */
+	/* shared steered listeners added at run time (pw_loop_steered_add), this worker's copy
+	 * of the list; and those taken out of its epoll in this turn, let go after the batch */
+	struct pw_loop_shared **shared;
+	int n_shared, cap_shared;
+	struct pw_loop_shared **dropped;
+	int n_dropped, cap_dropped;
+};
+
+/* A steered listener shared by every worker (EPOLLEXCLUSIVE), added and removed at run time
+ * by messages to each worker. refs: the workers that still have to let go of it (atomic);
+ * the last one closes the descriptor and frees it. */
+struct pw_loop_shared {
+	struct pw_ev ev;
+	int refs;
 };
 
 /* A message posted to a worker (pw_loop_post). */
@@ -222,6 +236,11 @@ static void listeners_watch(struct pw_worker *w, bool on)
 		                        .data.ptr = &unix_listeners[i]};
 		epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, unix_listeners[i].fd, &e);
 	}
+	for (int i = 0; i < w->n_shared; i++) {
+		struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+		                        .data.ptr = &w->shared[i]->ev};
+		epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->shared[i]->ev.fd, &e);
+	}
 }
 
 /* A connection taken with the spare descriptor: told why, in the protocol, and closed. */
@@ -325,6 +344,9 @@ static void begin_stop(struct pw_worker *w, int grace_ms)
 	w->n_listeners = 0;
 	for (int i = 0; i < n_unix; i++)
 		epoll_ctl(w->epfd, EPOLL_CTL_DEL, unix_listeners[i].fd, NULL);
+	/* the run-time ones stay on the list until their removal comes (pw_loop_steered_del) */
+	for (int i = 0; i < w->n_shared; i++)
+		epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->shared[i]->ev.fd, NULL);
 	pw_info("worker %d: stopping, %d session(s) have %d ms to finish", w->idx, w->h->live(w),
 	        grace_ms);
 }
@@ -351,6 +373,107 @@ static void on_steered_listener(struct pw_ev *ev, uint32_t events)
 {
 	(void)events;
 	accept_some(self, ev->fd, true);
+}
+
+/* ---- shared steered listeners added at run time ---- */
+
+static void shared_put(struct pw_loop_shared *sh)
+{
+	if (__atomic_sub_fetch(&sh->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	close(sh->ev.fd);
+	free(sh);
+}
+
+/* Room for one more on the worker's list, and as much on its dropped list (so that a removal
+ * never needs memory). */
+static bool shared_room(struct pw_worker *w)
+{
+	if (w->n_shared < w->cap_shared)
+		return true;
+	int cap = w->cap_shared ? w->cap_shared * 2 : 8;
+	struct pw_loop_shared **a = realloc(w->shared, sizeof(*a) * (size_t)cap);
+	if (!a)
+		return false;
+	w->shared = a;
+	struct pw_loop_shared **d = realloc(w->dropped, sizeof(*d) * (size_t)cap);
+	if (!d)
+		return false;
+	w->dropped = d;
+	w->cap_shared = w->cap_dropped = cap;
+	return true;
+}
+
+static void on_shared_add(struct pw_worker *w, void *arg)
+{
+	struct pw_loop_shared *sh = arg;
+	if (!w)
+		return; /* the worker is gone: its removal message lets go of it */
+	if (!shared_room(w)) {
+		pw_warn("worker %d: no memory for a steered listener: the other workers serve it",
+		        w->idx);
+		return;
+	}
+	w->shared[w->n_shared++] = sh;
+	if (w->stopping || w->accept_paused)
+		return; /* not polled now; accept_resume adds it with the others */
+	struct epoll_event e = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &sh->ev};
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, sh->ev.fd, &e) < 0)
+		pw_warn("worker %d: cannot watch a steered listener: %s", w->idx, strerror(errno));
+}
+
+static void on_shared_del(struct pw_worker *w, void *arg)
+{
+	struct pw_loop_shared *sh = arg;
+	int i = 0;
+	while (w && i < w->n_shared && w->shared[i] != sh)
+		i++;
+	if (!w || i == w->n_shared) {
+		shared_put(sh); /* never watched here */
+		return;
+	}
+	w->shared[i] = w->shared[--w->n_shared];
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, sh->ev.fd, NULL); /* ENOENT when not polled: fine */
+	/* an event of this turn's batch may still name it: let go after the batch */
+	w->dropped[w->n_dropped++] = sh;
+}
+
+struct pw_loop_shared *pw_loop_steered_add(int fd)
+{
+	struct pw_loop_shared *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	sh->ev = (struct pw_ev){.fd = fd, .fn = on_steered_listener};
+	int n = pw_loop_workers(), posted = 0;
+	for (int wi = 0; wi < n; wi++)
+		posted += pw_loop_post(wi, on_shared_add, sh) == 0;
+	if (posted == 0) {
+		free(sh);
+		return NULL;
+	}
+	return sh;
+}
+
+void pw_loop_steered_del(struct pw_loop_shared *sh)
+{
+	if (!sh)
+		return;
+	int n = pw_loop_workers(), failed = 0;
+	/* one reference per worker, and the caller's until every message is out */
+	__atomic_store_n(&sh->refs, n + 1, __ATOMIC_RELEASE);
+	for (int wi = 0; wi < n; wi++)
+		failed += pw_loop_post(wi, on_shared_del, sh) < 0;
+	if (failed && pw_loop_workers() == 0) {
+		/* the loop ended meanwhile: no epoll watches it any more */
+		__atomic_sub_fetch(&sh->refs, failed, __ATOMIC_ACQ_REL);
+	} else if (failed) {
+		/* a worker that was not told may still watch it: keep it open (leaked) rather
+		 * than close a descriptor a worker may accept on */
+		pw_error("cannot tell %d worker(s) to drop a steered listener (out of memory): it "
+		         "stays open",
+		         failed);
+	}
+	shared_put(sh);
 }
 
 static void on_wake(struct pw_ev *ev, uint32_t events)
@@ -390,6 +513,11 @@ int pw_worker_turn(struct pw_worker *w, int timeout_ms)
 		struct pw_ev *ev = evs[i].data.ptr;
 		ev->fn(ev, evs[i].events);
 	}
+	/* shared listeners removed during the batch: no event of this epoll_wait names them
+	 * any more, and the epoll does not watch them */
+	for (int i = 0; i < w->n_dropped; i++)
+		shared_put(w->dropped[i]);
+	w->n_dropped = 0;
 	w->more = w->h->after_batch(w);
 	return ran + n;
 }
@@ -630,8 +758,11 @@ void pw_loop_join(void)
 		close(unix_listeners[i].fd);
 		unlink(unix_paths[i]);
 	}
-	for (int i = 0; i < n_workers; i++)
+	for (int i = 0; i < n_workers; i++) {
 		free(workers[i].listeners);
+		free(workers[i].shared);
+		free(workers[i].dropped);
+	}
 	free(workers);
 	free(threads);
 	free(unix_listeners);

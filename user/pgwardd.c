@@ -1,5 +1,6 @@
 /* pgwardd: the enforcer daemon. Main thread: configuration, signals, workers. */
 #include <errno.h>
+#include <jansson.h>
 #include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
@@ -28,6 +29,7 @@
 #include "pgward/loader.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
+#include "pgward/netns_listen.h"
 #include "pgward/runtime.h"
 #include "pgward/sdnotify.h"
 #include "pgward/session.h"
@@ -292,10 +294,25 @@ static int parse_args(int argc, char **argv, struct args *a, int *rc)
 static int uninstall(const char *path)
 {
 	char e[512];
-	const char *pin = "/sys/fs/bpf/pgward";
-	struct pw_config *ucfg = NULL;
-	if (path && pw_config_load(path, &ucfg, e, sizeof(e)) == 0 && ucfg->redirect.enabled)
-		pin = ucfg->redirect.pin_path;
+	char pin[PATH_MAX] = "/sys/fs/bpf/pgward";
+	/* only the pin path is read: a configuration that no longer loads as a whole (a cgroup or
+	 * a secret gone) must not send the uninstall to the default path and leave its pins */
+	if (path) {
+		json_error_t je;
+		json_t *root = json_load_file(path, 0, &je);
+		if (!root) {
+			fprintf(stderr,
+			        "pgwardd: uninstall: %s: line %d: %s (the pins' path is read "
+			        "from it; nothing was removed)\n",
+			        path, je.line, je.text);
+			return 1;
+		}
+		json_t *p = json_object_get(json_object_get(root, "redirect"), "pin_path");
+		if (json_is_string(p) && json_string_length(p) > 0 &&
+		    json_string_length(p) < PATH_MAX)
+			snprintf(pin, sizeof(pin), "%s", json_string_value(p));
+		json_decref(root);
+	}
 	int rc = pw_loader_uninstall(pin, e, sizeof(e));
 	if (rc < 0)
 		fprintf(stderr, "pgwardd: uninstall: %s\n", e);
@@ -303,7 +320,6 @@ static int uninstall(const char *path)
 		printf("pgwardd: nothing of pgward left under %s: the eBPF redirect is "
 		       "removed, agents' connects go where they are dialled\n",
 		       pin);
-	pw_config_unref(ucfg);
 	return rc < 0 ? 1 : 0;
 }
 
@@ -403,13 +419,17 @@ static int start(struct pw_runtime *rt, const char *path)
 		pw_audit_stop("start-up failed");
 		return -1;
 	}
+	/* steered listeners in the scope's other network namespaces (pods); failing to start
+	 * leaves agents there refused, as without it */
+	if (rt->cfg->redirect.enabled)
+		pw_netns_listen_start(rt->cfg);
 	/* just-in-time roles: the janitor, and the sweep of roles a dead pgwardd left behind */
 	if (pw_jit_start(rt) < 0)
 		pw_warn("just-in-time roles: cannot start the janitor thread");
 	/* the readiness line (whatever the log level): listeners open, redirect attached */
 	pw_log_summary("pgwardd %s started (pid %d, config %s)", PGWARD_VERSION, getpid(), path);
 	/* a Type=notify unit: `systemctl start` returns once the redirect is attached */
-	pw_sd_notify("READY=1\nMAINPID=%d\nSTATUS=serving (config %s)", getpid(), path);
+	pw_sd_notify("READY=1\nMAINPID=%d\nSTATUS=serving (config %.300s)", getpid(), path);
 	return 0;
 }
 
@@ -420,6 +440,8 @@ static void stop(const struct pw_config *running, int sig, sigset_t *set)
 	pw_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	pw_sd_notify("STOPPING=1\nSTATUS=stopping; the eBPF programs stay pinned (fail-closed)");
 	pw_loop_stop(running->shutdown_grace_ms);
+	/* the namespaces' listeners are closed (the workers accept no more on them) */
+	pw_netns_listen_stop();
 	/* nothing is accepted any more: now the kernel side, kept pinned and fail-closed for
 	 * the next pgwardd */
 	if (running->redirect.enabled)

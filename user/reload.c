@@ -7,6 +7,7 @@
 #include "pgward/audit_events.h"
 #include "pgward/control.h"
 #include "pgward/loader.h"
+#include "pgward/netns_listen.h"
 #include "pgward/reload.h"
 #include "pgward/runtime.h"
 
@@ -79,6 +80,7 @@ static int reload_locked(char *err, size_t errlen, void (*fn)(void *, const char
 	pw_control_config(n);
 	pw_approval_config(n);
 	pw_runtime_publish(nrt);
+	pw_netns_listen_config(n); /* on or off, and the scope may have changed: rescan */
 	return 0;
 }
 

@@ -132,6 +132,9 @@ struct pw_redirect {
 	int listen4_port; /* default 432: below ip_unprivileged_port_start, no agent binds it */
 	char listen6[64]; /* default "::1"; empty = no IPv6 */
 	int listen6_port; /* default: listen4_port */
+	/* the same listeners opened inside every network namespace a task in the scope's
+	 * cgroups is in (netns_listen.h: pods with their own network); default true */
+	bool netns_listeners;
 	/* optional: steer only these destination networks ("10.0.0.0/8", "fd00::/8") */
 	struct pw_cidr destinations[PW_MAX_REDIRECT_DSTS];
 	int n_destinations;

@@ -59,6 +59,17 @@ void pw_loop_nudge(void);
  * memory: fn is not called). Any thread. */
 typedef void (*pw_post_fn)(struct pw_worker *w, void *arg);
 int pw_loop_post(int wi, pw_post_fn fn, void *arg);
+/* A steered listener (a listening TCP socket, non-blocking) served by every worker from now
+ * on, as the unix listeners are (one socket in every worker's epoll, EPOLLEXCLUSIVE; its
+ * connections are accepted as steered): for listeners opened after start, in other network
+ * namespaces (netns_listen.h). The loop owns fd from here on. NULL (fd is still the caller's):
+ * the loop is not running or out of memory. Any thread. */
+struct pw_loop_shared;
+struct pw_loop_shared *pw_loop_steered_add(int fd);
+/* Stop serving it: every worker takes it out of its epoll at its next turn, and the last one
+ * to do so closes the descriptor (never while a worker may still accept on it). Any thread;
+ * s is gone on return (NULL: nothing). */
+void pw_loop_steered_del(struct pw_loop_shared *s);
 /* How many workers run (0 before pw_loop_start and after pw_loop_join). Any thread. */
 int pw_loop_workers(void);
 /* Ask every worker to stop accepting and drain within grace_ms. */

@@ -39,7 +39,8 @@ if dpkg -s pgward >/dev/null 2>&1; then
 		exit 1
 	fi
 fi
-for p in /etc/pgward /var/lib/pgward /var/log/pgward /sys/fs/bpf/pgward; do
+PINP=/sys/fs/bpf/pgward-deb-test # a pin path of the configuration's, not the default
+for p in /etc/pgward /var/lib/pgward /var/log/pgward /sys/fs/bpf/pgward "$PINP"; do
 	if [[ -e $p ]]; then
 		echo "not ok - $p exists before the package is installed: not touching it"
 		echo "1..1"
@@ -67,7 +68,7 @@ cleanup() {
 	if dpkg -s pgward >/dev/null 2>&1; then
 		dpkg --purge pgward >/dev/null 2>&1
 	fi
-	rm -rf /sys/fs/bpf/pgward
+	rm -rf /sys/fs/bpf/pgward "$PINP"
 	for d in "$AGENT_CG" "$SLICE"; do
 		[[ -d $d ]] || continue
 		while read -r p; do echo "$p" >"$CGROOT/cgroup.procs" 2>/dev/null; done <"$d/cgroup.procs"
@@ -153,6 +154,7 @@ $PY - "$PGTMP_PORT" <<-'PY'
 	port = int(sys.argv[1])
 	c["upstreams"]["main"]["port"] = port
 	c["redirect"]["ports"] = [port]
+	c["redirect"]["pin_path"] = "/sys/fs/bpf/pgward-deb-test"
 	json.dump(c, open(p, "w"), indent=2)
 PY
 mkdir -p "$SLICE" && made_slice=1 # what systemd does for pgward.slice
@@ -160,15 +162,22 @@ mkdir -p "$AGENT_CG"
 config_check() { pgwardctl config check /etc/pgward/pgward.json >&2; }
 check "pgwardctl config check passes on the installed example (the slice's cgroup present)" config_check
 
-# the unit's capabilities, for setpriv
-caps=$(sed -n 's/^CapabilityBoundingSet=//p' /usr/lib/systemd/system/pgwardd.service)
+# the unit's capabilities, for setpriv: its bounding set, ambient, with uid 0 granting nothing
+UNIT=/usr/lib/systemd/system/pgwardd.service
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT")
 capset=-all
+ambset=
 mask=0
 for c in $caps; do
 	capset+=",+$(tr 'A-Z' 'a-z' <<<"${c#CAP_}")"
 	n=$(awk -v c="$c" '$1 == "#define" && $2 == c {print $3; exit}' /usr/include/linux/capability.h)
 	mask=$((mask | (1 << n)))
 done
+for c in $(sed -n 's/^AmbientCapabilities=//p' "$UNIT"); do
+	ambset+="${ambset:+,}+$(tr 'A-Z' 'a-z' <<<"${c#CAP_}")"
+done
+securebits=
+grep -qx 'SecureBits=noroot-locked' "$UNIT" && securebits=--securebits=+noroot,+noroot_locked
 NOTIFY=$W/notify.sock
 $PY - "$NOTIFY" "$W/notify.log" <<-'PY' &
 	import socket, sys
@@ -185,8 +194,12 @@ for _ in $(seq 50); do [[ -S $NOTIFY ]] && break; sleep 0.1; done
 start_pgwardd() { # LOG: $TRACER is strace's pid, $PGW_PID pgwardd's (its MAINPID=)
 	local i n0
 	n0=$(grep -c 'READY=1' "$W/notify.log" 2>/dev/null)
+	# the unit's NoNewPrivileges, SecureBits, capabilities, and a mount namespace of its own
+	# (PrivateMounts, ProtectSystem...: the exe check must hold across it)
 	NOTIFY_SOCKET=$NOTIFY strace -f -qq -o "$W/strace.$1" \
-		setpriv --no-new-privs --inh-caps="$capset" --bounding-set="$capset" -- \
+		unshare --mount --propagation slave \
+		setpriv --no-new-privs $securebits --inh-caps="$capset" ${ambset:+--ambient-caps="$ambset"} \
+		--bounding-set="$capset" -- \
 		/usr/sbin/pgwardd --config /etc/pgward/pgward.json --keep-pinned >"$W/$1" 2>&1 &
 	TRACER=$!
 	for ((i = 0; i < 200; i++)); do
@@ -218,7 +231,7 @@ caps_exact() {
 		return 1
 	}
 }
-check "its effective capabilities are exactly the unit's bounding set, NoNewPrivileges on" caps_exact
+check "its effective capabilities are exactly the unit's (ambient, noroot), NoNewPrivileges on" caps_exact
 notify_ready() { grep -q 'READY=1 | MAINPID=[0-9]* | STATUS=serving' "$W/notify.log"; }
 check "sd_notify: READY=1 with MAINPID and STATUS" notify_ready
 
@@ -233,6 +246,8 @@ steered_masked() {
 	[[ $out == pgward_login\|*\|*6789 && $out != *ada@example.com* && $out != *123-45* ]]
 }
 check "an agent in pgward.slice dialling PostgreSQL is steered (runs as pgward_login) and sees PII masked" steered_masked
+exe_verified() { grep -q 'comm "psql" exe "/usr/lib/postgresql/15/bin/psql"' "$W/pgwardd1.log"; }
+check "the agent's executable is verified from pgwardd's own mount namespace (exe match works)" exe_verified
 drop_denied() {
 	local out
 	out=$(PGPASSWORD=agent-direct "$IN" psql -X "$DIRECT" -c 'DROP TABLE orders' 2>&1)
@@ -275,7 +290,7 @@ BGPIDS+=($AGENT)
 sleep 1
 stop_then_notified() { stop_pgwardd && grep -q STOPPING=1 "$W/notify.log"; }
 check "SIGTERM: pgwardd stops cleanly (exit 0) and says STOPPING=1" stop_then_notified
-pins_kept() { [[ -n $(ls /sys/fs/bpf/pgward 2>/dev/null) ]]; }
+pins_kept() { [[ -n $(ls "$PINP" 2>/dev/null) ]]; }
 check "the pins are kept after the stop" pins_kept
 sleep 1.5 # the window: nobody serves
 check "the installed pgwardd starts again and takes the pins over (READY=1)" start_pgwardd pgwardd2.log
@@ -315,7 +330,10 @@ syscalls_allowed() {
 	local f allowed used extra
 	f=$(sed -n 's/^SystemCallFilter=//p' /usr/lib/systemd/system/pgwardd.service)
 	allowed=$(for x in $f; do case $x in @*) expand_filter "$x" ;; *) echo "$x" ;; esac; done | sort -u)
-	used=$(cat "$W"/strace.* | sed -n 's/^[0-9]\+ \+\([a-z0-9_]\+\)(.*/\1/p' | sort -u)
+	# from pgwardd's own execve on (not the calls of unshare and setpriv before it)
+	used=$(for f in "$W"/strace.*; do
+		awk '/execve\("\/usr\/sbin\/pgwardd"/ { on = 1; next } on' "$f"
+	done | sed -n 's/^[0-9]\+ \+\([a-z0-9_]\+\)(.*/\1/p' | sort -u)
 	extra=$(comm -23 <(echo "$used") <(echo "$allowed"))
 	echo "# system calls pgwardd made: $(echo "$used" | wc -l); outside SystemCallFilter: ${extra:-none}"
 	[[ $(echo "$used" | wc -l) -gt 20 && -z $extra ]]
@@ -326,14 +344,24 @@ echo "$sc_out" | grep '^#'
 check "every system call the traced pgwardd made is in the unit's SystemCallFilter" test $rc -eq 0
 
 # ---- purge -------------------------------------------------------------------------------
+# what `systemctl enable pgwardd` leaves (no systemd runs here to do it)
+WANTS=/etc/systemd/system/multi-user.target.wants
+made_wants=
+[[ -d $WANTS ]] || { mkdir -p "$WANTS" && made_wants=1; }
+ln -sf /usr/lib/systemd/system/pgwardd.service "$WANTS/pgwardd.service"
+# and a configuration that no longer loads as a whole (its secret gone): the uninstall must
+# still find the pins at the configuration's pin_path
+rm -f /etc/pgward/upstream.pw
 DEBIAN_FRONTEND=noninteractive dpkg --purge pgward >"$W/purge.out" 2>&1
 check "dpkg --purge removes the package" test $? -eq 0
 nothing_left() {
 	local left=0 p
-	for p in /etc/pgward /var/lib/pgward /var/log/pgward /run/pgward /sys/fs/bpf/pgward \
+	[[ -n $made_wants ]] && rmdir "$WANTS" 2>/dev/null
+	for p in /etc/pgward /var/lib/pgward /var/log/pgward /run/pgward /sys/fs/bpf/pgward "$PINP" \
+		"$WANTS/pgwardd.service" \
 		/usr/sbin/pgwardd /usr/bin/pgwardctl /usr/lib/pgward /usr/lib/systemd/system/pgwardd.service \
 		/usr/share/man/man8/pgwardd.8.gz /usr/share/doc/pgward; do
-		[[ -e $p ]] && {
+		[[ -e $p || -L $p ]] && {
 			echo "left: $p" >&2
 			left=1
 		}

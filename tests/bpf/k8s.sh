@@ -17,7 +17,9 @@
 #   - the ConfigMap's hot reload: the kubelet's ..data symlink swap, emulated exactly; the sync
 #     reloads pgwardd; a bad new file is refused and the old policy stays;
 #   - the DaemonSet's liveness and readiness commands, run as written in daemonset.yaml;
-#   - an agent in its own network namespace (a pod's usual case) is refused, not let through.
+#   - an agent in its own network namespace (a pod's usual case) is served by pgwardd through the
+#     listener pgwardd opens inside that namespace (redirect.netns_listeners), never reaching a
+#     server in the namespace; tests/bpf/netns.sh covers those listeners in depth.
 # "Not steered" shows as ECONNREFUSED: nothing listens on 127.0.0.x:5432.
 #
 # Standalone: BUILD=build-ro bash tests/bpf/k8s.sh
@@ -258,17 +260,21 @@ check "pgwardd saw the steered sessions: its log names the pods' container cgrou
 	bash -c "grep -q '${CA#"$CGROOT"}' '$LOG' && grep -q '${CB#"$CGROOT"}' '$LOG' || { grep -i session '$LOG' | tail -5 >&2; false; }"
 
 # an agent in its own network namespace (as a pod with its own network usually is): the
-# connect is still judged (the cgroup is in scope) and steered to 127.0.0.1:$SPORT of ITS
-# namespace, where pgwardd does not listen: refused, never let through to a server that
-# listens on 5432 inside that namespace
-netns_try() { # netns_try CGDIR: in a new netns with lo up, a listener on 127.0.0.1:5432 that
-	# answers every connection with FATAL "netns listener"; psql from CGDIR dials it
+# connect is judged (the cgroup is in scope) and steered to 127.0.0.1:$SPORT of ITS namespace,
+# where pgwardd opens a listener of its own once a process of the scope is in it: served by
+# pgwardd, never let through to the server that listens on 5432 inside that namespace
+netns_try() { # netns_try CGDIR WAIT: in a new netns with lo up, a listener on 127.0.0.1:5432 that
+	# answers every connection with FATAL "netns listener"; psql from CGDIR dials it (WAIT=1:
+	# once pgwardd listens on 127.0.0.1:$SPORT in the namespace, up to 5 s)
 	OUT=$(timeout 20 unshare -n bash -c 'ip link set lo up || exit 96
 		"$2" "$3" &
 		sleep 0.5
 		echo $$ >"$1/cgroup.procs" || exit 97
+		if [[ $6 == 1 ]]; then
+			for i in $(seq 100); do ss -Hltn "sport = :$5" | grep -q . && break; sleep 0.05; done
+		fi
 		setpriv --reuid=1 --regid=1 --clear-groups "$4" -X -At "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=3" -c "SELECT 1" 2>&1
-		kill %1' _ "$1" "$PY" "$W/netns_listener.py" "$PSQL" 2>&1)
+		kill %1' _ "$1" "$PY" "$W/netns_listener.py" "$PSQL" "$SPORT" "$2" 2>&1)
 }
 cat >"$W/netns_listener.py" <<'EOF'
 import socket, struct, time
@@ -287,12 +293,14 @@ try:
 except OSError:
     pass
 EOF
-netns_try "$CC"
+netns_try "$CC" 0
 check "netns control: from an unlabelled pod in its own network namespace, psql reaches that namespace's listener" \
 	bash -c '[[ $1 == *"netns listener"* ]] || { echo "got: $1" >&2; false; }' _ "$OUT"
-netns_try "$CA"
-check "from a labelled pod in its own network namespace the connect never reaches that listener: refused (pgwardd listens only in the node's namespace)" \
-	bash -c '[[ $1 != *"netns listener"* && $1 == *"Connection refused"* ]] || { echo "got: $1" >&2; false; }' _ "$OUT"
+netns_try "$CA" 1
+check "from a labelled pod in its own network namespace, psql is served by pgwardd through its listener in that namespace, never reaching the namespace's server" \
+	bash -c '[[ $1 != *"netns listener"* && $1 == 1 ]] || { echo "got: $1" >&2; false; }' _ "$OUT"
+check "  ... pgwardd's log names the pod's namespace listener" \
+	pw_wait_log "$LOG" "network namespace net:\\[[0-9]*\\] (pid [0-9]*): listening on 127.0.0.1:$SPORT for steered connections" 3
 
 # --- label removed, pod gone, pod added late --------------------------------------------------------------
 set_pods "$(pod a "$UA" node-a yes)" "$(pod b "$UB" node-a no)" "$(pod c "$UC" node-a no)" \

@@ -50,7 +50,7 @@ check "the installed pgwardd runs (--version)" installed_binary_runs
 man_pages() {
 	local p
 	for p in man8/pgwardd.8.gz man8/pgwardctl.8.gz man5/pgward.json.5.gz; do
-		zcat "$D/usr/share/man/$p" | head -c 200 | grep -q '^\.TH' || {
+		gzip -dc "$D/usr/share/man/$p" >"$T/page" && grep -q '^\.TH' "$T/page" || {
 			echo "$p: not a gzipped man page" >&2
 			return 1
 		}
@@ -98,6 +98,7 @@ check "systemd-analyze security --offline: exposure at most 4.0 (OK)" exposure 3
 hardening() {
 	local k
 	for k in 'ProtectSystem=strict' 'NoNewPrivileges=yes' 'PrivateTmp=yes' 'Type=notify' \
+		'PrivateMounts=yes' 'SecureBits=noroot-locked' 'StartLimitIntervalSec=0' \
 		'ReadWritePaths=/sys/fs/bpf' 'StateDirectory=pgward' 'LogsDirectory=pgward' \
 		'RuntimeDirectory=pgward' 'ConfigurationDirectory=pgward' 'UMask=0077' \
 		'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' 'ProtectControlGroups=yes' \
@@ -137,6 +138,18 @@ caps_justified() {
 	return $bad
 }
 check "every capability of CapabilityBoundingSet is justified in a comment, and only those" caps_justified
+ambient_as_bounding() {
+	# SecureBits=noroot*: uid 0 alone grants nothing, so the capabilities must be ambient ones
+	grep -q '^SecureBits=noroot' "$unit" || return 0
+	[[ $(sed -n 's/^AmbientCapabilities=//p' "$unit") == "$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")" ]]
+}
+check "with SecureBits=noroot, AmbientCapabilities is the bounding set (or pgwardd starts with none)" ambient_as_bounding
+bpffs_writable() {
+	# ProtectKernelTunables lists /sys/fs/bpf read-only, which ReadWritePaths does not undo
+	! grep -qx 'ProtectKernelTunables=yes' "$unit" && grep -qx 'ReadWritePaths=/sys/fs/bpf' "$unit" &&
+		grep -q '^ReadOnlyPaths=/sys ' "$unit"
+}
+check "bpffs stays writable: no ProtectKernelTunables, /sys read-only otherwise" bpffs_writable
 
 make -s uninstall BUILD="$BUILD" DESTDIR="$D" PREFIX=/usr >"$T/uninstall.out" 2>&1
 check "make uninstall DESTDIR=... succeeds" test $? -eq 0

@@ -743,6 +743,21 @@ static void test_redirect_paths(void)
 #undef RD
 }
 
+/* redirect.netns_listeners: on by default with the redirect, false turns it off, a boolean */
+static void test_redirect_netns(void)
+{
+#define RN(extra) "{" MIN_LISTEN "," MIN_UP "," MIN_ID ",'redirect':{'uids':[1000]" extra "}}"
+	struct pw_config *c = load_ok("redirect without netns_listeners", jq(RN("")));
+	CHECK(c && c->redirect.netns_listeners, "netns_listeners defaults to true");
+	pw_config_unref(c);
+	c = load_ok("redirect with netns_listeners false", jq(RN(",'netns_listeners':false")));
+	CHECK(c && !c->redirect.netns_listeners, "netns_listeners false is kept");
+	pw_config_unref(c);
+	expect_err("netns_listeners not a boolean", jq(RN(",'netns_listeners':'yes'")),
+	           "$.redirect.netns_listeners", NULL);
+#undef RN
+}
+
 static void test_refcount(void)
 {
 	struct pw_config *c = load_ok("refcount config", jq(MINIMAL));
@@ -1033,6 +1048,7 @@ int main(void)
 	test_syntax_and_files();
 	test_match();
 	test_redirect_paths();
+	test_redirect_netns();
 	test_refcount();
 	test_policy();
 	fixtures_end();
