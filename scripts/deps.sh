@@ -48,7 +48,8 @@ PACKAGES=(
 	# shipping and its tests: make deb (dpkg-dev above), the unit's checks (systemd-analyze),
 	# the installed daemon's system calls (strace), the man pages' lint (mandoc), make image
 	# (a Debian root file system, then an OCI image: buildah, podman on runc)
-	systemd strace mandoc debootstrap debian-archive-keyring buildah podman runc
+	# (and the unit under a real systemd: a booted Debian root in systemd-nspawn)
+	systemd strace mandoc debootstrap debian-archive-keyring buildah podman runc systemd-container
 	# the Kubernetes manifests' offline validation (Node.js; its packages by npm ci), the
 	# sidecar's tools (jq, nsenter)
 	nodejs jq util-linux

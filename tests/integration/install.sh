@@ -67,7 +67,7 @@ check "bash completion for pgwardctl installed and loadable" completion
 # the unit: paths substituted, verify silent (its binary at the tree's path)
 unit_paths() {
 	grep -qx 'ExecStart=/usr/sbin/pgwardd --config /etc/pgward/pgward.json --keep-pinned' "$unit" &&
-		grep -qx 'ExecReload=/bin/kill -HUP $MAINPID' "$unit" && ! grep -q '@[A-Z]*@' "$unit"
+		grep -qx "ExecReload=/bin/sh -c 'kill -HUP \"\$MAINPID\"'" "$unit" && ! grep -q '@[A-Z]*@' "$unit"
 }
 check "unit: ExecStart with --keep-pinned, ExecReload = SIGHUP, no @VAR@ left" unit_paths
 verify_silent() {
