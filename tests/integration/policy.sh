@@ -163,7 +163,9 @@ out=$(psqlr -Atc "$wide")
 check "a 5,000-term OR is judged and answered by the server" test "$out" = 1
 
 # --- the catalog pgwardd read of policydb ------------------------------------------------------
-cat_line=$(grep -o 'catalog: [0-9]* functions, [0-9]* schemas, [0-9]* relations of [^ ]*|policydb' "$W/pgwardd.log" | tail -1)
+# the fullest read: the catalog is read again every catalog_ttl_seconds, and a read that falls
+# while schema() drops and re-creates the tables counts fewer relations
+cat_line=$(grep -o 'catalog: [0-9]* functions, [0-9]* schemas, [0-9]* relations of [^ ]*|policydb' "$W/pgwardd.log" | sort -t' ' -k6,6n | tail -1)
 check "the catalog of policydb was read: $cat_line" awk '{ exit !($2 > 2000 && $4 >= 3 && $6 >= 5) }' <<<"$cat_line"
 
 # --- a refused Parse followed by Flush is answered at the Flush ---------------------------------
