@@ -174,37 +174,32 @@ check "README.md says its recipes need the files they name under /etc/pgward/" \
 cat >"$T/links.py" <<'PY'
 import os, re, sys
 
-def strip_code(text):
-    """The text with fenced blocks and code spans blanked, newlines kept (line numbers hold)."""
-    out, fence = [], None
+def outside_fences(text):
+    """Each line of text, or None for a line of a fenced block (its fences included)."""
+    fence = None
     for line in text.split("\n"):
         m = re.match(r"^\s{0,3}(`{3,}|~{3,})", line)
         if fence:
             if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
                 fence = None
-            out.append("")
-            continue
-        if m:
+            yield None
+        elif m:
             fence = m.group(1)
-            out.append("")
-            continue
-        out.append(line)
-    text = "\n".join(out)
+            yield None
+        else:
+            yield line
+
+def strip_code(text):
+    """The text with fenced blocks and code spans blanked, newlines kept (line numbers hold)."""
+    text = "\n".join("" if line is None else line for line in outside_fences(text))
     span = re.compile(r"(`+)(?:(?!\n[ \t]*\n)[\s\S])*?(?<!`)\1(?!`)")
     return span.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
 
 def raw_headings(path):
     """Headings read from the raw text (code spans kept as their content), outside fences."""
-    text = open(path, encoding="utf-8").read()
-    out, fence = [], None
-    for line in text.split("\n"):
-        m = re.match(r"^\s{0,3}(`{3,}|~{3,})", line)
-        if fence:
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence):
-                fence = None
-            continue
-        if m:
-            fence = m.group(1)
+    out = []
+    for line in outside_fences(open(path, encoding="utf-8").read()):
+        if line is None:
             continue
         h = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
         if h:

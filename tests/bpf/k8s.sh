@@ -267,32 +267,15 @@ netns_try() { # netns_try CGDIR WAIT: in a new netns with lo up, a listener on 1
 	# answers every connection with FATAL "netns listener"; psql from CGDIR dials it (WAIT=1:
 	# once pgwardd listens on 127.0.0.1:$SPORT in the namespace, up to 5 s)
 	OUT=$(timeout 20 unshare -n bash -c 'ip link set lo up || exit 96
-		"$2" "$3" &
+		"$2" "$3" 5432 "netns listener" 8 &
 		sleep 0.5
 		echo $$ >"$1/cgroup.procs" || exit 97
 		if [[ $6 == 1 ]]; then
 			for i in $(seq 100); do ss -Hltn "sport = :$5" | grep -q . && break; sleep 0.05; done
 		fi
 		setpriv --reuid=1 --regid=1 --clear-groups "$4" -X -At "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable connect_timeout=3" -c "SELECT 1" 2>&1
-		kill %1' _ "$1" "$PY" "$W/netns_listener.py" "$PSQL" "$SPORT" "$2" 2>&1)
+		kill %1' _ "$1" "$PY" "$here/decoy_pg.py" "$PSQL" "$SPORT" "$2" 2>&1)
 }
-cat >"$W/netns_listener.py" <<'EOF'
-import socket, struct, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 5432))
-s.listen()
-s.settimeout(8)
-body = b"SFATAL\0C08P01\0Mnetns listener\0\0"
-try:
-    while True:
-        c, _ = s.accept()
-        c.recv(8192)
-        c.sendall(b"E" + struct.pack("!I", 4 + len(body)) + body)
-        c.close()
-except OSError:
-    pass
-EOF
 netns_try "$CC" 0
 check "netns control: from an unlabelled pod in its own network namespace, psql reaches that namespace's listener" \
 	bash -c '[[ $1 == *"netns listener"* ]] || { echo "got: $1" >&2; false; }' _ "$OUT"

@@ -208,24 +208,7 @@ check "pgwardctl cgroup del: that namespace's listener is closed" wait_closed "$
 sleeper "$NS-2" "$CG"
 check "a second namespace $NS-2 gets its listener" wait_listening "$NS-2" 3
 # a decoy server inside $NS-2 on the dialled port: an unsteered connect would reach it
-cat >"$W/decoy.py" <<'EOF'
-import socket, struct, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen()
-s.settimeout(60)
-body = b"SFATAL\0C08P01\0Mdecoy in the namespace\0\0"
-try:
-    while True:
-        c, _ = s.accept()
-        c.recv(8192)
-        c.sendall(b"E" + struct.pack("!I", 4 + len(body)) + body)
-        c.close()
-except OSError:
-    pass
-EOF
-nsenter --net="/run/netns/$NS-2" python3 "$W/decoy.py" "$DB" &
+nsenter --net="/run/netns/$NS-2" python3 "$here/decoy_pg.py" "$DB" "decoy in the namespace" 60 &
 disown
 SLEEPERS+=($!)
 for _ in $(seq 100); do nsenter --net="/run/netns/$NS-2" ss -Hltn "sport = :$DB" | grep -q . && break; sleep 0.05; done
