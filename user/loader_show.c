@@ -657,6 +657,18 @@ int pw_loader_show_cgroups(struct pw_jw *w, char *err, size_t errlen)
 	return finish(w, &r, err, errlen);
 }
 
+int pw_loader_scope_dirs(char (*dirs)[PATH_MAX], int max, char *err, size_t errlen)
+{
+	if (hold(err, errlen) < 0)
+		return -1;
+	int n = 0;
+	for (int i = 0; i < pw_ld.n_targets && n < max; i++)
+		if (pw_ld.targets[i].in_scope)
+			snprintf(dirs[n++], PATH_MAX, "%s", pw_ld.targets[i].path);
+	release();
+	return n;
+}
+
 static int n_in_scope(void)
 {
 	int n = 0;

@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -18,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pgward/jw.h"
-#include "pgward/loader_host.h"
 #include "pgward/loader_show.h"
 #include "pgward/log.h"
 #include "pgward/loop.h"
@@ -74,39 +71,6 @@ static struct {
 } S = {.mu = PTHREAD_MUTEX_INITIALIZER, .self_fd = -1};
 
 /* ---- the scope's cgroups, as the loader has them ---- */
-
-/* The cgroup directories in scope now (pw_loader_show_cgroups), into dirs: how many, or -1
- * (the loader is not running, or its answer is unreadable: the scan is skipped). */
-static int scope_dirs(char (*dirs)[PATH_MAX], int max)
-{
-	char err[256], mnt[PATH_MAX];
-	if (pw_host_cgroup_root(mnt, sizeof(mnt)) < 0)
-		return -1;
-	struct pw_jw w;
-	pw_jw_init(&w, 0);
-	pw_jw_obj(&w, NULL);
-	int rc = pw_loader_show_cgroups(&w, err, sizeof(err));
-	pw_jw_obj_end(&w);
-	json_t *root = rc == 0 && pw_jw_ok(&w) ? json_loadb(w.p, w.len, 0, NULL) : NULL;
-	pw_jw_free(&w);
-	json_t *arr = json_object_get(root, "result");
-	if (!json_is_array(arr)) {
-		json_decref(root);
-		return -1;
-	}
-	int n = 0;
-	for (size_t i = 0; i < json_array_size(arr) && n < max; i++) {
-		const char *rel =
-		    json_string_value(json_object_get(json_array_get(arr, i), "path"));
-		if (!rel || rel[0] != '/')
-			continue;
-		if ((size_t)snprintf(dirs[n], PATH_MAX, "%s%s", mnt, strcmp(rel, "/") ? rel : "") <
-		    PATH_MAX)
-			n++;
-	}
-	json_decref(root);
-	return n;
-}
 
 /* ---- the scan: which namespaces the scope's processes are in ---- */
 
@@ -163,7 +127,8 @@ static void walk(int dfd, int depth)
 static int scan(void)
 {
 	static char dirs[MAX_SCOPE_CGS][PATH_MAX]; /* the thread's */
-	int n = scope_dirs(dirs, MAX_SCOPE_CGS);
+	char err[256];
+	int n = pw_loader_scope_dirs(dirs, MAX_SCOPE_CGS, err, sizeof(err));
 	if (n < 0)
 		return -1;
 	S.n_hits = 0;

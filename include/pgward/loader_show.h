@@ -6,6 +6,7 @@
 #ifndef PGWARD_LOADER_SHOW_H
 #define PGWARD_LOADER_SHOW_H
 
+#include <limits.h>
 #include <stddef.h>
 
 #include "pgward/abi.h"
@@ -21,6 +22,9 @@ int pw_loader_dump_map(const char *name, struct pw_jw *w, char *err, size_t errl
 
 /* The cgroups in scope: the configuration's with the runtime overrides applied. */
 int pw_loader_show_cgroups(struct pw_jw *w, char *err, size_t errlen);
+/* The same cgroups' directories (absolute paths), into dirs: how many (at most max), or -1
+ * with err set (the loader is not running). */
+int pw_loader_scope_dirs(char (*dirs)[PATH_MAX], int max, char *err, size_t errlen);
 /* Add a cgroup to the scope, or take one out, live; the change is written to the override
  * file (redirect.overrides) before it is made, and logged naming it. path: a cgroup v2
  * directory ("/sys/fs/cgroup/agents/a"), or the same below the cgroup2 mount ("/agents/a").
